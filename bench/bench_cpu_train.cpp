@@ -1,0 +1,71 @@
+// CPU benchmark: network-images/s of one training step (forward, backward,
+// Adadelta) of the seed CNN for P = 1, 4, 16 on random data, and a per-phase
+// breakdown. Figures, not assertions: the machine is shared and noisy.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_backend.hpp"
+#include "engine/network.hpp"
+#include "engine/optimizer.hpp"
+#include "kernels/gemm_cpu.hpp"
+
+using namespace evoplast;
+using Clock = std::chrono::steady_clock;
+
+static double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+int main(int argc, char** argv) {
+  const std::string net_name = argc > 1 ? argv[1] : "cnn";
+  const int batch = 64;
+  kernels::cpu::set_cpu_threads(0);
+  engine::CpuBackend backend;
+  fmt::print("bench_cpu_train: net {}, batch {}, {} threads, {}\n", net_name, batch,
+             kernels::cpu::cpu_threads(), kernels::cpu::blas_description());
+  fmt::print("{:>4} {:>7} {:>10} {:>10} {:>10} {:>22}\n", "P", "steps", "fwd ms", "bwd ms",
+             "opt ms", "network-images/s");
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int P : {1, 4, 16}) {
+    engine::PopulationNet net(backend, engine::NetSpec::parse(net_name), P, batch);
+    net.init_params(1, /*same_for_all=*/false);
+    engine::Optimizer opt(backend, net, {});
+    std::vector<float> xh(std::size_t(batch) * 28 * 28);
+    std::vector<std::int32_t> yh(batch);
+    for (auto& v : xh) v = normal(rng);
+    for (int n = 0; n < batch; ++n) yh[n] = n % 10;
+    engine::Buffer<float> x(backend, xh.size());
+    engine::Buffer<std::int32_t> y(backend, yh.size());
+    x.upload(xh);
+    y.upload(yh);
+    const std::vector<float> lr(P, 1.0f);
+    // Warm-up, then enough steps for about 3 s.
+    net.forward(x.data(), batch, true, 1, 0);
+    net.backward(y.data(), batch);
+    opt.step(lr);
+    const int steps = std::max(2, 48 / P);
+    double tf = 0, tb = 0, to = 0;
+    for (int s = 0; s < steps; ++s) {
+      auto t = Clock::now();
+      net.forward(x.data(), batch, true, 1, s + 1);
+      tf += since(t);
+      t = Clock::now();
+      net.backward(y.data(), batch);
+      tb += since(t);
+      t = Clock::now();
+      opt.step(lr);
+      to += since(t);
+    }
+    const double total = tf + tb + to;
+    fmt::print("{:>4} {:>7} {:>10.2f} {:>10.2f} {:>10.2f} {:>22.0f}\n", P, steps,
+               1e3 * tf / steps, 1e3 * tb / steps, 1e3 * to / steps,
+               double(P) * batch * steps / total);
+  }
+  return 0;
+}

@@ -1,0 +1,120 @@
+// One backend interface, one implementation per device (CPU now, CUDA next).
+// The network and the training loop are written once against it; every
+// pointer an op takes lives in the backend's own memory.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/activation.hpp"
+#include "kernels/common.hpp"
+
+namespace evoplast::engine {
+
+using kernels::ConvShape;
+using kernels::DenseShape;
+using kernels::DropoutParams;
+using kernels::PoolShape;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory.
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void release(void* ptr) noexcept = 0;
+  virtual void to_device(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void to_host(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;  // device to device
+  virtual void synchronize() {}
+
+  // Operations (float32); shapes as in kernels/*.hpp.
+  virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                              float* y) = 0;
+  virtual void conv2d_backward(const ConvShape& s, const float* x, const float* w,
+                               const float* dy, float* dx, float* dw, float* db) = 0;
+  virtual void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b,
+                             float* y) = 0;
+  virtual void dense_backward(const DenseShape& s, const float* x, const float* w,
+                              const float* dy, float* dx, float* dw, float* db) = 0;
+  virtual void maxpool2d_forward(const PoolShape& s, const float* x, float* y,
+                                 std::int32_t* argmax) = 0;
+  virtual void maxpool2d_backward(const PoolShape& s, const float* dy,
+                                  const std::int32_t* argmax, float* dx) = 0;
+  virtual void relu_forward(std::size_t n, const float* x, float* y) = 0;
+  virtual void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) = 0;
+  virtual void dropout_forward(int P, std::size_t per_net, const DropoutParams& d, const float* x,
+                               float* y) = 0;
+  virtual void dropout_backward(int P, std::size_t per_net, const DropoutParams& d,
+                                const float* dy, float* dx) = 0;
+  virtual void log_softmax_nll_forward(int P, int N, int C, const float* logits,
+                                       const std::int32_t* labels, float* logp,
+                                       float* loss) = 0;
+  virtual void log_softmax_nll_backward(int P, int N, int C, const float* logp,
+                                        const std::int32_t* labels, float* dlogits) = 0;
+  virtual void count_correct(int P, int N, int C, const float* scores,
+                             const std::int32_t* labels, std::int64_t* correct) = 0;
+  // lr is a host array of P rates.
+  virtual void sgd_step(int P, std::size_t per_net, const float* lr, float* w,
+                        const float* g) = 0;
+  virtual void adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps,
+                             float* w, const float* g, float* sq_avg, float* acc_delta) = 0;
+};
+
+// "cpu", "cuda" or "auto" (CUDA when built and a device is present). Throws
+// EngineError naming the choice and what to do when it cannot be honoured.
+std::unique_ptr<Backend> make_backend(const std::string& choice);
+
+// An owning, move-only array of T in a backend's memory.
+template <typename T>
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& backend, std::size_t count)
+      : backend_(&backend),
+        data_(count ? static_cast<T*>(backend.allocate(count * sizeof(T))) : nullptr),
+        size_(count) {}
+  ~Buffer() {
+    if (backend_ && data_) backend_->release(data_);
+  }
+  Buffer(Buffer&& o) noexcept
+      : backend_(std::exchange(o.backend_, nullptr)),
+        data_(std::exchange(o.data_, nullptr)),
+        size_(std::exchange(o.size_, 0)) {}
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+      if (backend_ && data_) backend_->release(data_);
+      backend_ = std::exchange(o.backend_, nullptr);
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+  void upload(std::span<const T> host, std::size_t offset = 0) {
+    backend_->to_device(data_ + offset, host.data(), host.size() * sizeof(T));
+  }
+  std::vector<T> download() const {
+    std::vector<T> host(size_);
+    if (size_) backend_->to_host(host.data(), data_, size_ * sizeof(T));
+    return host;
+  }
+
+ private:
+  Backend* backend_ = nullptr;
+  T* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace evoplast::engine

@@ -1,0 +1,94 @@
+#include "engine/cpu_backend.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "kernels/activation.hpp"
+#include "kernels/conv.hpp"
+#include "kernels/dense.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/optim.hpp"
+#include "kernels/pool.hpp"
+
+namespace evoplast::engine {
+
+namespace k = kernels::cpu;
+
+void* CpuBackend::allocate(std::size_t bytes) {
+  // 64-byte alignment for AVX-512 loads; size rounded up as aligned_alloc requires.
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+void CpuBackend::release(void* ptr) noexcept { std::free(ptr); }
+void CpuBackend::to_device(void* dst, const void* src, std::size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+void CpuBackend::to_host(void* dst, const void* src, std::size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+void CpuBackend::copy(void* dst, const void* src, std::size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
+                                const float* b, float* y) {
+  k::conv2d_forward(s, x, w, b, y);
+}
+void CpuBackend::conv2d_backward(const ConvShape& s, const float* x, const float* w,
+                                 const float* dy, float* dx, float* dw, float* db) {
+  k::conv2d_backward(s, x, w, dy, dx, dw, db);
+}
+void CpuBackend::dense_forward(const DenseShape& s, const float* x, const float* w,
+                               const float* b, float* y) {
+  k::dense_forward(s, x, w, b, y);
+}
+void CpuBackend::dense_backward(const DenseShape& s, const float* x, const float* w,
+                                const float* dy, float* dx, float* dw, float* db) {
+  k::dense_backward(s, x, w, dy, dx, dw, db);
+}
+void CpuBackend::maxpool2d_forward(const PoolShape& s, const float* x, float* y,
+                                   std::int32_t* argmax) {
+  k::maxpool2d_forward(s, x, y, argmax);
+}
+void CpuBackend::maxpool2d_backward(const PoolShape& s, const float* dy,
+                                    const std::int32_t* argmax, float* dx) {
+  k::maxpool2d_backward(s, dy, argmax, dx);
+}
+void CpuBackend::relu_forward(std::size_t n, const float* x, float* y) {
+  k::relu_forward(n, x, y);
+}
+void CpuBackend::relu_backward(std::size_t n, const float* y, const float* dy, float* dx) {
+  k::relu_backward(n, y, dy, dx);
+}
+void CpuBackend::dropout_forward(int P, std::size_t per_net, const DropoutParams& d,
+                                 const float* x, float* y) {
+  k::dropout_forward(P, per_net, d, x, y);
+}
+void CpuBackend::dropout_backward(int P, std::size_t per_net, const DropoutParams& d,
+                                  const float* dy, float* dx) {
+  k::dropout_backward(P, per_net, d, dy, dx);
+}
+void CpuBackend::log_softmax_nll_forward(int P, int N, int C, const float* logits,
+                                         const std::int32_t* labels, float* logp, float* loss) {
+  k::log_softmax_nll_forward(P, N, C, logits, labels, logp, loss);
+}
+void CpuBackend::log_softmax_nll_backward(int P, int N, int C, const float* logp,
+                                          const std::int32_t* labels, float* dlogits) {
+  k::log_softmax_nll_backward(P, N, C, logp, labels, dlogits);
+}
+void CpuBackend::count_correct(int P, int N, int C, const float* scores,
+                               const std::int32_t* labels, std::int64_t* correct) {
+  k::count_correct(P, N, C, scores, labels, correct);
+}
+void CpuBackend::sgd_step(int P, std::size_t per_net, const float* lr, float* w,
+                          const float* g) {
+  k::sgd_step(P, per_net, lr, w, g);
+}
+void CpuBackend::adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps,
+                               float* w, const float* g, float* sq_avg, float* acc_delta) {
+  k::adadelta_step(P, per_net, lr, rho, eps, w, g, sq_avg, acc_delta);
+}
+
+}  // namespace evoplast::engine

@@ -1,0 +1,45 @@
+// The CPU backend: host memory and the kernels/*_cpu.cpp implementations.
+#pragma once
+#include "engine/backend.hpp"
+
+namespace evoplast::engine {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  void* allocate(std::size_t bytes) override;
+  void release(void* ptr) noexcept override;
+  void to_device(void* dst, const void* src, std::size_t bytes) override;
+  void to_host(void* dst, const void* src, std::size_t bytes) override;
+  void copy(void* dst, const void* src, std::size_t bytes) override;
+
+  void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                      float* y) override;
+  void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
+                       float* dx, float* dw, float* db) override;
+  void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b,
+                     float* y) override;
+  void dense_backward(const DenseShape& s, const float* x, const float* w, const float* dy,
+                      float* dx, float* dw, float* db) override;
+  void maxpool2d_forward(const PoolShape& s, const float* x, float* y,
+                         std::int32_t* argmax) override;
+  void maxpool2d_backward(const PoolShape& s, const float* dy, const std::int32_t* argmax,
+                          float* dx) override;
+  void relu_forward(std::size_t n, const float* x, float* y) override;
+  void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) override;
+  void dropout_forward(int P, std::size_t per_net, const DropoutParams& d, const float* x,
+                       float* y) override;
+  void dropout_backward(int P, std::size_t per_net, const DropoutParams& d, const float* dy,
+                        float* dx) override;
+  void log_softmax_nll_forward(int P, int N, int C, const float* logits,
+                               const std::int32_t* labels, float* logp, float* loss) override;
+  void log_softmax_nll_backward(int P, int N, int C, const float* logp,
+                                const std::int32_t* labels, float* dlogits) override;
+  void count_correct(int P, int N, int C, const float* scores, const std::int32_t* labels,
+                     std::int64_t* correct) override;
+  void sgd_step(int P, std::size_t per_net, const float* lr, float* w, const float* g) override;
+  void adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps, float* w,
+                     const float* g, float* sq_avg, float* acc_delta) override;
+};
+
+}  // namespace evoplast::engine

@@ -1,0 +1,309 @@
+#include "engine/network.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <random>
+
+#include "engine/errors.hpp"
+
+namespace evoplast::engine {
+
+NetSpec NetSpec::seed_cnn() {
+  NetSpec s;
+  s.name = "cnn";
+  s.layers = {{LayerKind::conv, 32, 3},      {LayerKind::relu},
+              {LayerKind::conv, 64, 3},      {LayerKind::relu},
+              {LayerKind::maxpool, 0, 2},    {LayerKind::dropout, 0, 0, 0.25f},
+              {LayerKind::flatten},          {LayerKind::dense, 128},
+              {LayerKind::relu},             {LayerKind::dropout, 0, 0, 0.5f},
+              {LayerKind::dense, 10}};
+  return s;
+}
+
+NetSpec NetSpec::mlp(const std::vector<int>& hidden) {
+  NetSpec s;
+  s.name = "mlp";
+  s.layers.push_back({LayerKind::flatten});
+  for (int h : hidden) {
+    s.name += fmt::format("-{}", h);
+    s.layers.push_back({LayerKind::dense, h});
+    s.layers.push_back({LayerKind::relu});
+  }
+  s.layers.push_back({LayerKind::dense, s.classes});
+  return s;
+}
+
+NetSpec NetSpec::parse(std::string_view text) {
+  const auto bad = [&] {
+    return EngineError(fmt::format("--net '{}': expected cnn, or mlp with hidden widths such as "
+                                   "mlp400x2, mlp1000x2 or mlp256-128",
+                                   text));
+  };
+  if (text == "cnn") return seed_cnn();
+  if (!text.starts_with("mlp")) throw bad();
+  std::string_view rest = text.substr(3);
+  if (rest.starts_with("-")) rest.remove_prefix(1);
+  const auto number = [&](std::string_view& s) {
+    int v = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || v <= 0 || v > 1 << 16) throw bad();
+    s.remove_prefix(std::size_t(ptr - s.data()));
+    return v;
+  };
+  std::vector<int> hidden;
+  const int first = number(rest);
+  if (rest.starts_with("x")) {  // mlp400x2: width × depth
+    rest.remove_prefix(1);
+    const int depth = number(rest);
+    if (!rest.empty() || depth > 64) throw bad();
+    hidden.assign(std::size_t(depth), first);
+  } else {  // mlp256-128: explicit widths
+    hidden.push_back(first);
+    while (!rest.empty()) {
+      if (!rest.starts_with("-")) throw bad();
+      rest.remove_prefix(1);
+      hidden.push_back(number(rest));
+    }
+  }
+  return mlp(hidden);
+}
+
+std::string NetSpec::describe() const {
+  std::string out = fmt::format("{}: in {}x{}x{}", name, in_c, in_h, in_w);
+  for (const auto& l : layers) switch (l.kind) {
+      case LayerKind::conv: out += fmt::format(" → conv{}k{}", l.units, l.k); break;
+      case LayerKind::dense: out += fmt::format(" → dense{}", l.units); break;
+      case LayerKind::relu: out += " → relu"; break;
+      case LayerKind::maxpool: out += fmt::format(" → maxpool{}", l.k); break;
+      case LayerKind::dropout: out += fmt::format(" → dropout{:g}", l.rate); break;
+      case LayerKind::flatten: out += " → flatten"; break;
+    }
+  return out;
+}
+
+PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch)
+    : backend_(backend), spec_(std::move(spec)), P_(population), max_batch_(max_batch) {
+  if (P_ < 1) throw EngineError(fmt::format("population {}: must be at least 1", P_));
+  if (max_batch_ < 1) throw EngineError(fmt::format("batch {}: must be at least 1", max_batch_));
+  if (spec_.layers.empty() || spec_.layers.back().kind != LayerKind::dense ||
+      spec_.layers.back().units != spec_.classes)
+    throw EngineError(fmt::format("net {}: the last layer must be dense with {} outputs",
+                                  spec_.name, spec_.classes));
+
+  int c = spec_.in_c, h = spec_.in_h, w = spec_.in_w;
+  int slot = 0;  // activation slot 0 is the shared input
+  acts_.emplace_back();
+  grads_.emplace_back();
+  int conv_count = 0, dense_count = 0;
+  const auto new_slot = [&](std::size_t per_image) {
+    acts_.emplace_back(backend_, std::size_t(P_) * max_batch_ * per_image);
+    grads_.emplace_back(backend_, std::size_t(P_) * max_batch_ * per_image);
+    return int(acts_.size()) - 1;
+  };
+  const auto add_param = [&](std::string name, std::size_t per_net, std::size_t fan_in) {
+    params_.push_back(Param{std::move(name), per_net, fan_in,
+                            Buffer<float>(backend_, per_net * P_),
+                            Buffer<float>(backend_, per_net * P_)});
+    return int(params_.size()) - 1;
+  };
+
+  for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+    const LayerSpec& ls = spec_.layers[i];
+    Layer L{ls, c, h, w, c, h, w};
+    L.act_in = slot;
+    switch (ls.kind) {
+      case LayerKind::conv: {
+        if (ls.k < 1 || ls.k > h || ls.k > w || ls.units < 1)
+          throw EngineError(fmt::format("net {}: conv layer {} (k={}) does not fit a {}x{} input",
+                                        spec_.name, i, ls.k, h, w));
+        L.out_c = ls.units;
+        L.out_h = h - ls.k + 1;
+        L.out_w = w - ls.k + 1;
+        ++conv_count;
+        const std::size_t fan_in = std::size_t(c) * ls.k * ls.k;
+        L.w = add_param(fmt::format("conv{}.w", conv_count), std::size_t(ls.units) * fan_in, fan_in);
+        L.b = add_param(fmt::format("conv{}.b", conv_count), std::size_t(ls.units), fan_in);
+        break;
+      }
+      case LayerKind::dense: {
+        const std::size_t fan_in = std::size_t(c) * h * w;  // implicit flatten
+        L.out_c = ls.units;
+        L.out_h = L.out_w = 1;
+        ++dense_count;
+        L.w = add_param(fmt::format("fc{}.w", dense_count), std::size_t(ls.units) * fan_in, fan_in);
+        L.b = add_param(fmt::format("fc{}.b", dense_count), std::size_t(ls.units), fan_in);
+        break;
+      }
+      case LayerKind::maxpool:
+        if (ls.k < 1 || h / ls.k < 1 || w / ls.k < 1)
+          throw EngineError(fmt::format("net {}: maxpool layer {} (k={}) does not fit {}x{}",
+                                        spec_.name, i, ls.k, h, w));
+        L.out_h = h / ls.k;
+        L.out_w = w / ls.k;
+        break;
+      case LayerKind::flatten:
+        L.out_c = c * h * w;
+        L.out_h = L.out_w = 1;
+        break;
+      case LayerKind::relu:
+      case LayerKind::dropout:
+        if (slot == 0)
+          throw EngineError(fmt::format("net {}: layer {} cannot act on the input directly",
+                                        spec_.name, i));
+        if (ls.kind == LayerKind::dropout && !(ls.rate >= 0 && ls.rate < 1))
+          throw EngineError(fmt::format("net {}: dropout rate {} must be in [0, 1)", spec_.name,
+                                        ls.rate));
+        break;
+    }
+    const bool parametric = ls.kind == LayerKind::conv || ls.kind == LayerKind::dense;
+    L.shared_input = parametric && slot == 0;
+    if (parametric || ls.kind == LayerKind::maxpool) {
+      if (slot == 0 && !parametric)
+        throw EngineError(fmt::format("net {}: layer {} cannot act on the input directly",
+                                      spec_.name, i));
+      slot = new_slot(L.out_per_image());
+    }
+    L.act_out = slot;
+    argmax_.emplace_back();
+    if (ls.kind == LayerKind::maxpool)
+      argmax_.back() = Buffer<std::int32_t>(backend_, std::size_t(P_) * max_batch_ *
+                                                          L.out_per_image());
+    layers_.push_back(L);
+    c = L.out_c;
+    h = L.out_h;
+    w = L.out_w;
+  }
+  logp_ = Buffer<float>(backend_, std::size_t(P_) * max_batch_ * spec_.classes);
+  loss_ = Buffer<float>(backend_, P_);
+  correct_ = Buffer<std::int64_t>(backend_, P_);
+}
+
+std::size_t PopulationNet::params_per_net() const {
+  std::size_t n = 0;
+  for (const auto& p : params_) n += p.per_net;
+  return n;
+}
+
+void PopulationNet::init_params(std::uint64_t seed, bool same_for_all) {
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Param& prm = params_[i];
+    std::vector<float> host(prm.per_net * P_);
+    const float bound = 1.0f / std::sqrt(float(prm.fan_in));
+    for (int p = 0; p < P_; ++p) {
+      // One stream per (parameter, net): net p's weights never depend on P.
+      std::mt19937_64 rng(seed * 1000003ull + i * 7919ull + std::uint64_t(same_for_all ? 0 : p));
+      std::uniform_real_distribution<float> u(-bound, bound);
+      for (std::size_t j = 0; j < prm.per_net; ++j) host[p * prm.per_net + j] = u(rng);
+    }
+    prm.value.upload(host);
+  }
+}
+
+const float* PopulationNet::forward(const float* x, int N, bool train, std::uint64_t dropout_seed,
+                                    std::uint64_t step) {
+  if (N < 1 || N > max_batch_)
+    throw EngineError(fmt::format("forward: batch {} outside [1, {}]", N, max_batch_));
+  input_ = x;
+  last_N_ = N;
+  last_train_ = train;
+  last_seed_ = dropout_seed;
+  last_step_ = step;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& L = layers_[i];
+    const float* in = act(L.act_in);
+    float* out = L.act_out == 0 ? nullptr : acts_[L.act_out].data();
+    switch (L.spec.kind) {
+      case LayerKind::conv:
+        backend_.conv2d_forward(
+            ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input}, in,
+            params_[L.w].value.data(), params_[L.b].value.data(), out);
+        break;
+      case LayerKind::dense:
+        backend_.dense_forward(
+            DenseShape{P_, N, int(L.in_per_image()), L.out_c, L.shared_input}, in,
+            params_[L.w].value.data(), params_[L.b].value.data(), out);
+        break;
+      case LayerKind::relu:
+        backend_.relu_forward(std::size_t(P_) * N * L.out_per_image(), in, out);
+        break;
+      case LayerKind::maxpool:
+        backend_.maxpool2d_forward(PoolShape{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w,
+                                             L.spec.k},
+                                   in, out, argmax_[i].data());
+        break;
+      case LayerKind::dropout:
+        if (train && L.spec.rate > 0)
+          backend_.dropout_forward(P_, std::size_t(N) * L.out_per_image(),
+                                   DropoutParams{L.spec.rate, dropout_seed, int(i), step}, in,
+                                   out);
+        break;
+      case LayerKind::flatten: break;
+    }
+  }
+  return act(layers_.back().act_out);
+}
+
+std::vector<float> PopulationNet::backward(const std::int32_t* labels, int N) {
+  if (N != last_N_ || !input_)
+    throw EngineError("backward: call forward with the same batch first");
+  const int C = spec_.classes;
+  const Layer& last = layers_.back();
+  backend_.log_softmax_nll_forward(P_, N, C, act(last.act_out), labels, logp_.data(),
+                                   loss_.data());
+  backend_.log_softmax_nll_backward(P_, N, C, logp_.data(), labels, grads_[last.act_out].data());
+  for (std::size_t i = layers_.size(); i-- > 0;) {
+    const Layer& L = layers_[i];
+    const float* dy = grads_[L.act_out].data();
+    float* dx = L.act_in == 0 ? nullptr : grads_[L.act_in].data();
+    switch (L.spec.kind) {
+      case LayerKind::conv:
+        backend_.conv2d_backward(
+            ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input},
+            act(L.act_in), params_[L.w].value.data(), dy, dx, params_[L.w].grad.data(),
+            params_[L.b].grad.data());
+        break;
+      case LayerKind::dense:
+        backend_.dense_backward(DenseShape{P_, N, int(L.in_per_image()), L.out_c, L.shared_input},
+                                act(L.act_in), params_[L.w].value.data(), dy, dx,
+                                params_[L.w].grad.data(), params_[L.b].grad.data());
+        break;
+      case LayerKind::relu:
+        backend_.relu_backward(std::size_t(P_) * N * L.out_per_image(), act(L.act_out), dy, dx);
+        break;
+      case LayerKind::maxpool:
+        if (dx)
+          backend_.maxpool2d_backward(PoolShape{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w,
+                                                L.spec.k},
+                                      dy, argmax_[i].data(), dx);
+        break;
+      case LayerKind::dropout:
+        if (last_train_ && L.spec.rate > 0)
+          backend_.dropout_backward(P_, std::size_t(N) * L.out_per_image(),
+                                    DropoutParams{L.spec.rate, last_seed_, int(i), last_step_},
+                                    dy, dx);
+        break;
+      case LayerKind::flatten: break;
+    }
+  }
+  return loss_.download();
+}
+
+void PopulationNet::score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,
+                          std::vector<std::int64_t>& correct) {
+  const int C = spec_.classes;
+  const float* logits = act(layers_.back().act_out);
+  backend_.log_softmax_nll_forward(P_, N, C, logits, labels, logp_.data(), loss_.data());
+  backend_.count_correct(P_, N, C, logits, labels, correct_.data());
+  const auto loss = loss_.download();
+  const auto hits = correct_.download();
+  loss_sum.resize(P_, 0.0);
+  correct.resize(P_, 0);
+  for (int p = 0; p < P_; ++p) {
+    loss_sum[p] += double(loss[p]) * N;
+    correct[p] += hits[p];
+  }
+}
+
+}  // namespace evoplast::engine

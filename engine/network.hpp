@@ -1,0 +1,106 @@
+// The population network: P networks of one architecture, trained side by
+// side on one shared minibatch. Parameters and activations are
+// population-major buffers in the backend's memory.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/backend.hpp"
+
+namespace evoplast::engine {
+
+enum class LayerKind { conv, dense, relu, maxpool, dropout, flatten };
+
+struct LayerSpec {
+  LayerKind kind;
+  int units = 0;     // conv: output channels; dense: output features
+  int k = 0;         // conv: kernel size; maxpool: window (= stride)
+  float rate = 0;    // dropout probability
+};
+
+struct NetSpec {
+  std::string name;
+  int in_c = 1, in_h = 28, in_w = 28;
+  int classes = 10;
+  std::vector<LayerSpec> layers;  // the last layer's output are the logits
+
+  // The PyTorch MNIST example: conv 1→32 3×3, ReLU, conv 32→64 3×3, ReLU,
+  // max-pool 2, dropout 0.25, dense 9216→128, ReLU, dropout 0.5, dense 128→10.
+  static NetSpec seed_cnn();
+  // An MLP with the given hidden widths, ReLU between layers (e.g. {400, 400}).
+  static NetSpec mlp(const std::vector<int>& hidden);
+  // "cnn", or "mlp" followed by widths: "mlp400x2", "mlp1000x2", "mlp256-128".
+  static NetSpec parse(std::string_view text);
+  std::string describe() const;
+};
+
+// One parameter tensor of every net: value and gradient, (P, per_net).
+struct Param {
+  std::string name;       // "conv1.w", "fc2.b", …
+  std::size_t per_net;    // elements of one net
+  std::size_t fan_in;     // for initialisation
+  Buffer<float> value, grad;
+};
+
+class PopulationNet {
+ public:
+  // max_batch bounds the N of every forward call.
+  PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch);
+
+  int population() const { return P_; }
+  int max_batch() const { return max_batch_; }
+  const NetSpec& spec() const { return spec_; }
+  std::vector<Param>& params() { return params_; }
+  std::size_t params_per_net() const;
+
+  // PyTorch's default initialisation (U(±1/√fan_in) for weights and biases).
+  // same_for_all: every net starts from the weights of net 0 (common random
+  // numbers); otherwise net p draws its own.
+  void init_params(std::uint64_t seed, bool same_for_all = true);
+
+  // x: (N, C, H, W) in backend memory, shared by all nets. train enables
+  // dropout with masks drawn from (dropout_seed, layer, net, step).
+  // Returns the logits, (P, N, classes), valid until the next forward.
+  const float* forward(const float* x, int N, bool train, std::uint64_t dropout_seed = 0,
+                       std::uint64_t step = 0);
+
+  // After a forward with the same N: log-softmax + NLL against labels (N)
+  // (backend memory), then the backward pass; fills every Param's grad.
+  // Returns the mean loss of each net (host, P).
+  std::vector<float> backward(const std::int32_t* labels, int N);
+
+  // After a forward: per-net summed NLL and correct counts over the N rows.
+  void score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,
+             std::vector<std::int64_t>& correct);
+
+ private:
+  struct Layer {
+    LayerSpec spec;
+    int in_c, in_h, in_w, out_c, out_h, out_w;
+    bool shared_input = false;  // reads the minibatch itself (first parametric layer)
+    int w = -1, b = -1;         // indices into params_
+    int act_in = 0, act_out = 0;  // indices into acts_/grads_ (in-place layers share them)
+    std::size_t in_per_image() const { return std::size_t(in_c) * in_h * in_w; }
+    std::size_t out_per_image() const { return std::size_t(out_c) * out_h * out_w; }
+  };
+
+  Backend& backend_;
+  NetSpec spec_;
+  int P_, max_batch_;
+  std::vector<Param> params_;
+  std::vector<Layer> layers_;
+  std::vector<Buffer<float>> acts_, grads_;  // (P, N, per-image) each; acts_[0] unused (input)
+  std::vector<Buffer<std::int32_t>> argmax_;  // per layer (maxpool only)
+  Buffer<float> logp_, loss_;                 // (P, N, classes), (P)
+  Buffer<std::int64_t> correct_;              // (P)
+  const float* input_ = nullptr;
+  int last_N_ = 0;
+  bool last_train_ = false;
+  std::uint64_t last_seed_ = 0, last_step_ = 0;
+
+  const float* act(int i) const { return i == 0 ? input_ : acts_[i].data(); }
+};
+
+}  // namespace evoplast::engine

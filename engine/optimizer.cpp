@@ -1,0 +1,40 @@
+#include "engine/optimizer.hpp"
+
+#include <fmt/format.h>
+
+#include "engine/errors.hpp"
+
+namespace evoplast::engine {
+
+Optimizer::Optimizer(Backend& backend, PopulationNet& net, OptimizerConfig config)
+    : backend_(backend), net_(net), config_(std::move(config)) {
+  if (config_.kind != "adadelta" && config_.kind != "sgd")
+    throw EngineError(fmt::format("--optimizer '{}': choose adadelta or sgd", config_.kind));
+  if (config_.kind == "adadelta") {
+    for (auto& prm : net_.params()) {
+      const std::vector<float> zeros(prm.value.size(), 0.0f);
+      sq_avg_.emplace_back(backend_, prm.value.size());
+      acc_delta_.emplace_back(backend_, prm.value.size());
+      sq_avg_.back().upload(zeros);
+      acc_delta_.back().upload(zeros);
+    }
+  }
+}
+
+void Optimizer::step(const std::vector<float>& lr) {
+  const int P = net_.population();
+  if (int(lr.size()) != P)
+    throw EngineError(fmt::format("optimizer: {} learning rates for {} nets", lr.size(), P));
+  auto& params = net_.params();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    Param& prm = params[i];
+    if (config_.kind == "sgd")
+      backend_.sgd_step(P, prm.per_net, lr.data(), prm.value.data(), prm.grad.data());
+    else
+      backend_.adadelta_step(P, prm.per_net, lr.data(), config_.rho, config_.eps,
+                             prm.value.data(), prm.grad.data(), sq_avg_[i].data(),
+                             acc_delta_[i].data());
+  }
+}
+
+}  // namespace evoplast::engine

@@ -1,0 +1,65 @@
+// The seed's experiment: every net of the population trained by backprop on
+// the i.i.d. stream of a data set, with per-epoch validation.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/backend.hpp"
+#include "engine/optimizer.hpp"
+#include "io/dataset.hpp"
+
+namespace evoplast::engine {
+
+struct TrainConfig {
+  std::string net = "cnn";
+  int population = 1;
+  int epochs = 14;
+  int batch = 64;
+  float lr = 1.0f;
+  float gamma = 0.7f;
+  OptimizerConfig optimizer;
+  std::uint64_t seed = 1;
+  std::int64_t train_limit = 0;  // 0: every training image not held out
+  std::int64_t validation = 10000;  // the last images of the training split, held out
+  std::int64_t test_limit = 0;      // 0: the whole test split
+  int eval_batch = 256;
+  bool same_init = true;  // every net starts from the same weights
+};
+
+struct EpochRecord {
+  int epoch = 0;                 // 1-based
+  float lr = 0;
+  double train_seconds = 0;      // the training pass alone
+  double seconds = 0;            // training + validation
+  double network_images_per_s = 0;  // P · images / train_seconds
+  std::vector<float> train_loss;  // (P) mean over the epoch's minibatches
+  std::vector<float> val_loss;    // (P)
+  std::vector<float> val_acc;     // (P) in [0, 1]
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> epochs;
+  std::vector<float> test_loss, test_acc;  // (P)
+  std::int64_t train_images = 0, val_images = 0, test_images = 0;
+  double seconds = 0;
+};
+
+struct EvalResult {
+  std::vector<float> loss, acc;  // (P)
+};
+
+// Normalises images (count, H, W) uint8 → float ((x/255 − mean) / std).
+void normalise_images(const std::uint8_t* images, std::size_t pixels, float mean, float stddev,
+                      float* out);
+
+// Mean loss and accuracy of every net on images [first, first + count) of a set.
+EvalResult evaluate(Backend& backend, PopulationNet& net, const io::ImageSet& set,
+                    std::int64_t first, std::int64_t count, float mean, float stddev,
+                    int batch);
+
+TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConfig& config,
+                      const std::function<void(const EpochRecord&)>& on_epoch = {});
+
+}  // namespace evoplast::engine

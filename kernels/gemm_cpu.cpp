@@ -1,0 +1,112 @@
+// OpenBLAS is opened at run time (dlopen), not linked: OpenBLAS 0.3.21 reads
+// OPENBLAS_CORETYPE in its load-time constructor, and on CPUs newer than it
+// knows (seen: a Xeon with AVX-512 BF16) its DYNAMIC_ARCH detection falls back
+// to the SSE3 "Prescott" kernels, a quarter of the speed of its AVX-512 ones.
+// Opening it ourselves lets us name the kernel set from the CPU's features
+// first — only when the user has not set OPENBLAS_CORETYPE. The OpenMP build
+// of OpenBLAS is preferred: it shares libgomp's thread pool with our own
+// OpenMP loops, where the pthread build's pool and libgomp's spinning threads
+// fight over the cores (measured: 1.5-2x slower training steps on 2 cores).
+#include "kernels/gemm_cpu.hpp"
+
+#include <dlfcn.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace evoplast::kernels::cpu {
+namespace {
+
+// CBLAS enums, as cblas.h defines them.
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+using sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*,
+                          int, float, float*, int);
+using dgemm_fn = void (*)(int, int, int, int, int, int, double, const double*, int, const double*,
+                          int, double, double*, int);
+using set_threads_fn = void (*)(int);
+using corename_fn = char* (*)();
+
+struct OpenBlas {
+  sgemm_fn sgemm = nullptr;
+  dgemm_fn dgemm = nullptr;
+  set_threads_fn set_threads = nullptr;
+  corename_fn corename = nullptr;
+  std::string path;             // the library opened
+  std::string coretype_chosen;  // what we set, empty when the user's or OpenBLAS's own choice
+};
+
+const char* core_for_this_cpu() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
+const OpenBlas& openblas() {
+  static OpenBlas lib;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (!std::getenv("OPENBLAS_CORETYPE"))
+      if (const char* core = core_for_this_cpu()) {
+        setenv("OPENBLAS_CORETYPE", core, 0);
+        lib.coretype_chosen = core;
+      }
+    void* h = nullptr;
+    for (const char* name : {EVOPLAST_OPENBLAS_OPENMP_PATH, EVOPLAST_OPENBLAS_PATH, "libopenblas.so.0", "libopenblas.so"})
+      if ((h = dlopen(name, RTLD_NOW | RTLD_LOCAL))) {
+        lib.path = name;
+        break;
+      }
+    if (!h)
+      throw std::runtime_error("cannot load OpenBLAS (libopenblas.so.0): install libopenblas0 "
+                               "(scripts/setup.sh does)");
+    lib.sgemm = reinterpret_cast<sgemm_fn>(dlsym(h, "cblas_sgemm"));
+    lib.dgemm = reinterpret_cast<dgemm_fn>(dlsym(h, "cblas_dgemm"));
+    lib.set_threads = reinterpret_cast<set_threads_fn>(dlsym(h, "openblas_set_num_threads"));
+    lib.corename = reinterpret_cast<corename_fn>(dlsym(h, "openblas_get_corename"));
+    if (!lib.sgemm || !lib.dgemm || !lib.set_threads)
+      throw std::runtime_error("the OpenBLAS found lacks cblas_sgemm, cblas_dgemm or "
+                               "openblas_set_num_threads: install Debian's libopenblas0");
+  });
+  return lib;
+}
+
+}  // namespace
+
+template <>
+void gemm<float>(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+                 const float* B, int ldb, float beta, float* C, int ldc) {
+  openblas().sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, M, N, K, alpha, A,
+                   lda, B, ldb, beta, C, ldc);
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
+                  const double* B, int ldb, double beta, double* C, int ldc) {
+  openblas().dgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, M, N, K, alpha, A,
+                   lda, B, ldb, beta, C, ldc);
+}
+
+void set_cpu_threads(int threads) {
+  if (threads <= 0) threads = omp_get_num_procs();
+  omp_set_num_threads(threads);
+  openblas().set_threads(threads);
+}
+
+int cpu_threads() { return omp_get_max_threads(); }
+
+std::string blas_description() {
+  const OpenBlas& lib = openblas();
+  std::string core = lib.corename ? lib.corename() : "unknown";
+  const bool openmp = lib.path.find("openmp") != std::string::npos;
+  return "OpenBLAS " + std::string(openmp ? "OpenMP" : "pthread") + " build, " + core +
+         " kernels" + (lib.coretype_chosen.empty() ? "" : " (chosen from the CPU's features)");
+}
+
+}  // namespace evoplast::kernels::cpu
