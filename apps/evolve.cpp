@@ -128,12 +128,20 @@ int run_train(const TrainOptions& o) {
 int main(int argc, char** argv) {
   CLI::App app{"evoplast: evolve local plasticity rules for continual learning"};
   app.require_subcommand(1);
+  // A repeated option takes its last value, so flags can override earlier ones.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   TrainOptions train;
   add_train_mode(app, train);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other error (CLI11's own report adds a second).
+    fmt::print(stderr, "evolve: error: {} (see evolve --help)\n", e.what());
+    return 2;
   }
   try {
     if (app.got_subcommand("train")) return run_train(train);

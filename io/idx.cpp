@@ -44,10 +44,11 @@ class GzFile {
       const int got = gzread(file_, out + done, want);
       if (got < 0) {
         int errnum = 0;
-        const char* msg = gzerror(file_, &errnum);
+        std::string msg = gzerror(file_, &errnum);
+        if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);  // zlib names the file too
         throw IdxError(Kind::corrupt, fmt::format("{}: damaged gzip data ({}); delete it and run "
                                                   "scripts/setup.sh again",
-                                                  path_, msg ? msg : "unknown zlib error"));
+                                                  path_, msg));
       }
       if (got == 0) break;
       done += std::size_t(got);
@@ -88,7 +89,7 @@ IdxArray read_idx(const std::filesystem::path& path) {
   if (magic[0] != 0 || magic[1] != 0 || magic[3] == 0 || magic[3] > 4)
     throw IdxError(Kind::bad_magic,
                    fmt::format("{}: wrong magic {:02x}{:02x}{:02x}{:02x}: not an IDX file "
-                               "(expected 0000 08 0d with 1 to 4 dimensions)",
+                               "(an unsigned-byte IDX file starts 00 00 08 0N, N = 1 to 4 dimensions)",
                                name, magic[0], magic[1], magic[2], magic[3]));
   if (magic[2] != 0x08)
     throw IdxError(Kind::unsupported_type,
@@ -116,12 +117,12 @@ IdxArray read_idx(const std::filesystem::path& path) {
     if (n == 0)
       throw IdxError(Kind::bad_dimensions,
                      fmt::format("{}: dimension {} is zero: the file holds no data", name, d));
-    total *= n;
-    if (total > kMaxBytes)
+    if (total > kMaxBytes / n)  // checked before multiplying, so it cannot overflow
       throw IdxError(Kind::bad_dimensions,
                      fmt::format("{}: header dimensions claim more than 2^34 bytes: corrupt "
                                  "header",
                                  name));
+    total *= n;
     out.dims.push_back(n);
   }
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `evolve train` on every bad input: each must end with exactly one line on
+# stderr ("evolve: error: …" naming the file or value) and exit status 1 (2 for a malformed command line) —
+# never a crash (signal), a hang, or a stack trace.
+set -u
+evolve="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+# make_set DIR: a small, well-formed MNIST-like set (raw IDX) in DIR/mnist.
+make_set() {
+  python3 - "$1/mnist" <<'PY'
+import os, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True)
+def idx(path, dims, payload):
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", n) for n in dims) + payload)
+for prefix, n in (("train", 40), ("t10k", 10)):
+    idx(f"{d}/{prefix}-images-idx3-ubyte", [n, 28, 28], bytes((i * 7) % 256 for i in range(n * 784)))
+    idx(f"{d}/{prefix}-labels-idx1-ubyte", [n], bytes(i % 10 for i in range(n)))
+PY
+}
+
+# expect NAME ARGS...: run evolve, check one stderr line and exit 1 or 2.
+expect() {
+  local name="$1"; shift
+  timeout 60 "$evolve" train --epochs 1 --validation 10 --net mlp16x1 "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$? lines
+  lines=$(wc -l <"$tmp/err")
+  if [[ ($rc -eq 1 || $rc -eq 2) && $lines -eq 1 ]] && grep -q '^evolve: error: ' "$tmp/err"; then
+    printf '%-28s %s\n' "$name" "$(cat "$tmp/err")"
+  else
+    printf 'FAIL %-23s exit %s, %s stderr lines:\n' "$name" "$rc" "$lines"; cat "$tmp/err"
+    failures=$((failures + 1))
+  fi
+}
+
+# case NAME PYTHON: a fresh good set, damaged by PYTHON (run in DIR/mnist), then evolve on it.
+case_of() {
+  local name="$1" damage="$2"; shift 2
+  rm -rf "$tmp/d"; make_set "$tmp/d"
+  (cd "$tmp/d/mnist" && python3 -c "$damage")
+  expect "$name" --data-dir "$tmp/d" --no-verify "$@"
+}
+
+rm -rf "$tmp/empty"; mkdir -p "$tmp/empty"
+expect "missing files" --data-dir "$tmp/empty"
+case_of "wrong magic" "f=open('train-images-idx3-ubyte','r+b'); f.write(b'PK\x03\x04')"
+case_of "unsupported type code" "f=open('train-images-idx3-ubyte','r+b'); f.seek(2); f.write(b'\x0d')"
+case_of "truncated data" "import os; p='train-images-idx3-ubyte'; os.truncate(p, os.path.getsize(p) - 100)"
+case_of "truncated gzip" "import gzip,os; d=open('t10k-images-idx3-ubyte','rb').read()[:-50]; os.remove('t10k-images-idx3-ubyte'); open('t10k-images-idx3-ubyte.gz','wb').write(gzip.compress(d))"
+case_of "header the file can't hold" "f=open('train-images-idx3-ubyte','r+b'); f.seek(4); f.write(b'\xff\xff\xff\xff')"
+case_of "header larger than the file" "f=open('train-images-idx3-ubyte','r+b'); f.seek(4); f.write(b'\x00\x01\x86\xa0')"
+case_of "header overflow" "f=open('train-labels-idx1-ubyte','r+b'); f.seek(4); f.write(b'\xff\xff\xff\xff'); f=open('train-images-idx3-ubyte','r+b'); f.seek(8); f.write(b'\xff\xff\xff\xff\xff\xff\xff\xff')"
+case_of "count mismatch" "import struct; d=open('train-labels-idx1-ubyte','rb').read(); open('train-labels-idx1-ubyte','wb').write(d[:4]+struct.pack('>I',39)+d[8:-1])"
+case_of "label out of range" "f=open('train-labels-idx1-ubyte','r+b'); f.seek(8+5); f.write(b'\x0c')"
+case_of "corrupt gzip" "import gzip,os; d=gzip.compress(open('train-labels-idx1-ubyte','rb').read()); os.remove('train-labels-idx1-ubyte'); b=bytearray(d); b[12:-8]=bytes(x^0x5a for x in b[12:-8]); open('train-labels-idx1-ubyte.gz','wb').write(bytes(b))"
+
+rm -rf "$tmp/d"; make_set "$tmp/d"
+expect "checksum (MD5) mismatch" --data-dir "$tmp/d"
+expect "batch 0" --data-dir "$tmp/d" --no-verify --batch 0
+expect "lr nan" --data-dir "$tmp/d" --no-verify --lr nan
+expect "gamma 2" --data-dir "$tmp/d" --no-verify --gamma 2
+expect "population 0" --data-dir "$tmp/d" --no-verify --population 0
+expect "validation too large" --data-dir "$tmp/d" --no-verify --validation 40
+expect "malformed number" --data-dir "$tmp/d" --no-verify --epochs three
+expect "unknown net" --data-dir "$tmp/d" --no-verify --net resnet50
+expect "cuda without kernels" --data-dir "$tmp/d" --no-verify --backend cuda
+
+if ((failures)); then echo "$failures bad input(s) not handled"; exit 1; fi
+echo "every bad input ended in one line and a non-zero exit"

@@ -1,0 +1,297 @@
+// Every CPU kernel against its naive definition (float, odd shapes, outputs
+// poisoned with NaN so an unwritten element fails), and every backward pass
+// against central finite differences in float64.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <random>
+
+#include "check.hpp"
+#include "kernels/activation.hpp"
+#include "kernels/conv.hpp"
+#include "kernels/dense.hpp"
+#include "kernels/loss.hpp"
+#include "kernels/optim.hpp"
+#include "kernels/pool.hpp"
+#include "naive.hpp"
+
+namespace k = evoplast::kernels::cpu;
+using evoplast::kernels::ConvShape;
+using evoplast::kernels::DenseShape;
+using evoplast::kernels::DropoutParams;
+using evoplast::kernels::PoolShape;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+template <typename T>
+std::vector<double> to_double(const std::vector<T>& v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+// ∂/∂θ_i of L(θ) = Σ r ⊙ f(θ), by central differences, for every i.
+std::vector<double> numeric_gradient(std::vector<double>& theta,
+                                     const std::function<double()>& loss, double h = 1e-5) {
+  std::vector<double> g(theta.size());
+  for (std::size_t i = 0; i < theta.size(); ++i) {
+    const double keep = theta[i];
+    theta[i] = keep + h;
+    const double up = loss();
+    theta[i] = keep - h;
+    const double down = loss();
+    theta[i] = keep;
+    g[i] = (up - down) / (2 * h);
+  }
+  return g;
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+const ConvShape kConvShapes[] = {
+    {1, 1, 1, 5, 5, 1, 1, false},  {3, 5, 2, 7, 6, 4, 3, false}, {2, 3, 1, 8, 8, 5, 3, true},
+    {1, 2, 3, 9, 7, 2, 5, false},  {3, 1, 1, 28, 28, 4, 3, true},
+    {2, 40, 8, 28, 28, 3, 5, false},  // 40 images span two im2col chunks
+};
+
+}  // namespace
+
+TEST_CASE("conv2d_forward matches the naive convolution") {
+  std::mt19937 rng(11);
+  for (const ConvShape& s : kConvShapes) {
+    CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K); CAPTURE(s.shared_input);
+    const auto x = check::random_vector<float>(s.x_size(), rng);
+    const auto w = check::random_vector<float>(s.w_size(), rng);
+    const auto b = check::random_vector<float>(s.b_size(), rng);
+    std::vector<float> y(s.y_size(), kNaN);
+    k::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+    const auto ref = naive::conv2d(s, to_double(x), to_double(w), to_double(b));
+    CHECK_CLOSE_VEC(y, ref, 1e-5, 1e-4);
+  }
+}
+
+TEST_CASE("conv2d_backward matches finite differences in float64") {
+  std::mt19937 rng(12);
+  for (ConvShape s : {ConvShape{2, 2, 2, 6, 5, 3, 3, false}, ConvShape{3, 2, 1, 5, 6, 2, 2, true},
+                      ConvShape{1, 3, 2, 4, 4, 2, 1, false}}) {
+    CAPTURE(s.P); CAPTURE(s.shared_input); CAPTURE(s.K);
+    auto x = check::random_vector<double>(s.x_size(), rng);
+    auto w = check::random_vector<double>(s.w_size(), rng);
+    auto b = check::random_vector<double>(s.b_size(), rng);
+    const auto r = check::random_vector<double>(s.y_size(), rng);  // L = Σ r ⊙ y, so dy = r
+    std::vector<double> y(s.y_size());
+    const auto loss = [&] {
+      k::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+      return dot(r, y);
+    };
+    std::vector<double> dx(s.shared_input ? 0 : s.x_size(), NAN), dw(s.w_size(), NAN),
+        db(s.b_size(), NAN);
+    k::conv2d_backward(s, x.data(), w.data(), r.data(), s.shared_input ? nullptr : dx.data(),
+                       dw.data(), db.data());
+    CHECK_CLOSE_VEC(dw, numeric_gradient(w, loss), 1e-7, 1e-6);
+    CHECK_CLOSE_VEC(db, numeric_gradient(b, loss), 1e-7, 1e-6);
+    if (!s.shared_input) CHECK_CLOSE_VEC(dx, numeric_gradient(x, loss), 1e-7, 1e-6);
+  }
+}
+
+TEST_CASE("dense_forward matches the naive product") {
+  std::mt19937 rng(21);
+  for (DenseShape s : {DenseShape{1, 1, 1, 1, false}, DenseShape{3, 5, 7, 4, false},
+                       DenseShape{2, 65, 33, 10, true}, DenseShape{4, 3, 130, 17, false}}) {
+    CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out); CAPTURE(s.shared_input);
+    const auto x = check::random_vector<float>(s.x_size(), rng);
+    const auto w = check::random_vector<float>(s.w_size(), rng);
+    const auto b = check::random_vector<float>(s.b_size(), rng);
+    std::vector<float> y(s.y_size(), kNaN);
+    k::dense_forward(s, x.data(), w.data(), b.data(), y.data());
+    CHECK_CLOSE_VEC(y, naive::dense(s, to_double(x), to_double(w), to_double(b)), 1e-5, 1e-4);
+  }
+}
+
+TEST_CASE("dense_backward matches finite differences in float64") {
+  std::mt19937 rng(22);
+  for (DenseShape s : {DenseShape{3, 4, 6, 5, false}, DenseShape{2, 3, 5, 2, true}}) {
+    CAPTURE(s.shared_input);
+    auto x = check::random_vector<double>(s.x_size(), rng);
+    auto w = check::random_vector<double>(s.w_size(), rng);
+    auto b = check::random_vector<double>(s.b_size(), rng);
+    const auto r = check::random_vector<double>(s.y_size(), rng);
+    std::vector<double> y(s.y_size());
+    const auto loss = [&] {
+      k::dense_forward(s, x.data(), w.data(), b.data(), y.data());
+      return dot(r, y);
+    };
+    std::vector<double> dx(s.shared_input ? 0 : s.x_size(), NAN), dw(s.w_size(), NAN),
+        db(s.b_size(), NAN);
+    k::dense_backward(s, x.data(), w.data(), r.data(), s.shared_input ? nullptr : dx.data(),
+                      dw.data(), db.data());
+    CHECK_CLOSE_VEC(dw, numeric_gradient(w, loss), 1e-7, 1e-6);
+    CHECK_CLOSE_VEC(db, numeric_gradient(b, loss), 1e-7, 1e-6);
+    if (!s.shared_input) CHECK_CLOSE_VEC(dx, numeric_gradient(x, loss), 1e-7, 1e-6);
+  }
+}
+
+TEST_CASE("maxpool2d forward matches the naive maximum; backward matches finite differences") {
+  std::mt19937 rng(31);
+  for (PoolShape s : {PoolShape{1, 2, 2, 2}, PoolShape{6, 7, 5, 2}, PoolShape{4, 9, 9, 3},
+                      PoolShape{3 * 5 * 4, 24, 24, 2}}) {
+    CAPTURE(s.planes); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.k);
+    const auto x = check::random_vector<float>(s.x_size(), rng);
+    std::vector<float> y(s.y_size(), kNaN);
+    std::vector<std::int32_t> arg(s.y_size(), -1);
+    k::maxpool2d_forward(s, x.data(), y.data(), arg.data());
+    CHECK_CLOSE_VEC(y, naive::maxpool2d(s, to_double(x)), 0.0, 0.0);
+  }
+  // Backward, in float64; random inputs have no ties, so the max is differentiable.
+  const PoolShape s{3, 7, 6, 2};
+  auto x = check::random_vector<double>(s.x_size(), rng);
+  const auto r = check::random_vector<double>(s.y_size(), rng);
+  std::vector<double> y(s.y_size());
+  std::vector<std::int32_t> arg(s.y_size());
+  const auto loss = [&] {
+    k::maxpool2d_forward(s, x.data(), y.data(), arg.data());
+    return dot(r, y);
+  };
+  loss();
+  std::vector<double> dx(s.x_size(), NAN);
+  k::maxpool2d_backward(s, r.data(), arg.data(), dx.data());
+  CHECK_CLOSE_VEC(dx, numeric_gradient(x, loss), 1e-7, 1e-6);
+}
+
+TEST_CASE("relu forward, in place too, and backward against finite differences") {
+  std::mt19937 rng(41);
+  auto x = check::random_vector<float>(1001, rng);
+  std::vector<float> y(x.size(), kNaN);
+  k::relu_forward(x.size(), x.data(), y.data());
+  CHECK_CLOSE_VEC(y, naive::relu(to_double(x)), 0.0, 0.0);
+  auto inplace = x;
+  k::relu_forward(inplace.size(), inplace.data(), inplace.data());
+  CHECK_CLOSE_VEC(inplace, y, 0.0, 0.0);
+
+  // Keep inputs away from the kink at 0 so finite differences are exact.
+  auto xd = check::random_vector<double>(200, rng, 0.1, 1.0);
+  for (std::size_t i = 0; i < xd.size(); i += 2) xd[i] = -xd[i];
+  const auto r = check::random_vector<double>(xd.size(), rng);
+  std::vector<double> yd(xd.size());
+  const auto loss = [&] {
+    k::relu_forward(xd.size(), xd.data(), yd.data());
+    return dot(r, yd);
+  };
+  loss();
+  std::vector<double> dx(xd.size(), NAN);
+  k::relu_backward(xd.size(), yd.data(), r.data(), dx.data());
+  CHECK_CLOSE_VEC(dx, numeric_gradient(xd, loss), 1e-8, 1e-7);
+}
+
+TEST_CASE("dropout keeps 1 − rate of each net's elements, scaled, and backward uses the same mask") {
+  const int P = 3;
+  const std::size_t n = 100000;
+  const DropoutParams d{0.25f, 7, 5, 42};
+  std::vector<float> x(P * n, 2.0f), y(P * n, kNaN);
+  k::dropout_forward(P, n, d, x.data(), y.data());
+  std::vector<std::size_t> kept(P, 0);
+  std::size_t same_mask = 0;
+  for (int p = 0; p < P; ++p)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float v = y[p * n + i];
+      REQUIRE((v == 0.0f || v == doctest::Approx(2.0f / 0.75f)));
+      kept[p] += v != 0.0f;
+      if (p > 0) same_mask += (v != 0.0f) == (y[i] != 0.0f);
+    }
+  for (int p = 0; p < P; ++p) CHECK(double(kept[p]) / n == doctest::Approx(0.75).epsilon(0.01));
+  // Nets draw independent masks: agreement ≈ 0.75² + 0.25² = 0.625, not 1.
+  CHECK(double(same_mask) / (2 * n) == doctest::Approx(0.625).epsilon(0.02));
+
+  // Backward: gradient flows exactly where the forward kept the element.
+  std::vector<float> dy(P * n, 1.0f), dx(P * n, kNaN);
+  k::dropout_backward(P, n, d, dy.data(), dx.data());
+  for (std::size_t i = 0; i < P * n; ++i) REQUIRE(dx[i] == y[i] / 2.0f);
+
+  // Another step draws another mask; rate 0 is the identity.
+  std::vector<float> y2(P * n);
+  k::dropout_forward(P, n, DropoutParams{0.25f, 7, 5, 43}, x.data(), y2.data());
+  CHECK(y2 != y);
+  k::dropout_forward(P, n, DropoutParams{0.0f, 7, 5, 42}, x.data(), y2.data());
+  CHECK(y2 == x);
+}
+
+TEST_CASE("log_softmax_nll matches the definition; backward matches finite differences") {
+  std::mt19937 rng(51);
+  const int P = 3, N = 7, C = 10;
+  const auto z = check::random_vector<float>(std::size_t(P) * N * C, rng, -4, 4);
+  std::vector<std::int32_t> labels(N);
+  for (int n = 0; n < N; ++n) labels[n] = (n * 3) % C;
+  std::vector<float> logp(z.size(), kNaN), loss(P, kNaN);
+  k::log_softmax_nll_forward(P, N, C, z.data(), labels.data(), logp.data(), loss.data());
+  std::vector<double> ref_logp, ref_loss;
+  naive::log_softmax_nll(P, N, C, to_double(z), labels, ref_logp, ref_loss);
+  CHECK_CLOSE_VEC(logp, ref_logp, 1e-5, 1e-5);
+  CHECK_CLOSE_VEC(loss, ref_loss, 1e-5, 1e-5);
+
+  // Large logits must not overflow.
+  std::vector<float> big(z.size(), 1000.0f), big_logp(z.size()), big_loss(P);
+  k::log_softmax_nll_forward(P, N, C, big.data(), labels.data(), big_logp.data(), big_loss.data());
+  for (float l : big_loss) CHECK(l == doctest::Approx(std::log(10.0)));
+
+  // Backward in float64: the gradient of Σ_p loss[p] with respect to the logits.
+  auto zd = to_double(z);
+  std::vector<double> lp(zd.size()), ls(P);
+  const auto total = [&] {
+    k::log_softmax_nll_forward(P, N, C, zd.data(), labels.data(), lp.data(), ls.data());
+    double s = 0;
+    for (double v : ls) s += v;
+    return s;
+  };
+  total();
+  std::vector<double> dz(zd.size(), NAN);
+  k::log_softmax_nll_backward(P, N, C, lp.data(), labels.data(), dz.data());
+  CHECK_CLOSE_VEC(dz, numeric_gradient(zd, total), 1e-8, 1e-6);
+}
+
+TEST_CASE("count_correct counts argmax hits per net, first maximum on ties") {
+  const int P = 2, N = 3, C = 3;
+  const std::vector<float> scores = {
+      0, 1, 0,   5, 1, 1,   2, 2, 1,   // net 0: argmax 1, 0, 0 (tie → first)
+      1, 0, 0,   0, 0, 9,   0, 3, 1};  // net 1: argmax 0, 2, 1
+  const std::vector<std::int32_t> labels = {1, 0, 1};
+  std::vector<std::int64_t> correct(P, -1);
+  k::count_correct(P, N, C, scores.data(), labels.data(), correct.data());
+  CHECK(correct[0] == 2);
+  CHECK(correct[1] == 1);
+}
+
+TEST_CASE("Adadelta matches hand-computed steps (torch.optim.Adadelta, ρ 0.9, ε 1e-6)") {
+  // Net 0 follows gradients 0.5, −0.25, 0.1 from w = 1 with lr 1; values
+  // computed by hand from the update rule. Net 1 has lr 0 and must not move.
+  const float lr[2] = {1.0f, 0.0f};
+  std::vector<double> w = {1.0, 1.0}, v = {0, 0}, u = {0, 0};
+  const double want_w[3] = {0.9968377855834876, 0.9989228726112789, 0.9979908309069295};
+  const double want_v[3] = {0.025, 0.02875, 0.026875};
+  const double want_u[3] = {9.99960001599936e-07, 1.3347227927863166e-06, 1.2881206873723343e-06};
+  const double grads[3] = {0.5, -0.25, 0.1};
+  for (int t = 0; t < 3; ++t) {
+    std::vector<double> g = {grads[t], grads[t]};
+    k::adadelta_step(2, 1, lr, 0.9f, 1e-6f, w.data(), g.data(), v.data(), u.data());
+    CHECK(w[0] == doctest::Approx(want_w[t]).epsilon(1e-9));
+    CHECK(v[0] == doctest::Approx(want_v[t]).epsilon(1e-6));
+    CHECK(u[0] == doctest::Approx(want_u[t]).epsilon(1e-6));
+    CHECK(w[1] == 1.0);
+  }
+  // The float version agrees with the double one.
+  std::vector<float> wf = {1.0f}, vf = {0}, uf = {0}, gf = {0.5f};
+  k::adadelta_step(1, 1, lr, 0.9f, 1e-6f, wf.data(), gf.data(), vf.data(), uf.data());
+  CHECK(wf[0] == doctest::Approx(want_w[0]).epsilon(1e-6));
+}
+
+TEST_CASE("SGD applies each net's own learning rate") {
+  const float lr[3] = {0.1f, 0.0f, 2.0f};
+  std::vector<float> w = {1, 2, 1, 2, 1, 2}, g = {1, -1, 1, -1, 1, -1};
+  k::sgd_step(3, 2, lr, w.data(), g.data());
+  CHECK(w == std::vector<float>{0.9f, 2.1f, 1.0f, 2.0f, -1.0f, 4.0f});
+}

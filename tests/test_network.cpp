@@ -1,0 +1,147 @@
+// The population network: architectures, independence of the nets, agreement
+// with a lone net, and learning a fixed batch.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "check.hpp"
+#include "engine/cpu_backend.hpp"
+#include "engine/errors.hpp"
+#include "engine/network.hpp"
+#include "engine/optimizer.hpp"
+
+using namespace evoplast::engine;
+
+namespace {
+
+struct Batch {
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+};
+
+Batch random_batch(int N, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  Batch b{check::random_vector<float>(std::size_t(N) * 28 * 28, rng, -0.5, 2.5), {}};
+  for (int n = 0; n < N; ++n) b.y.push_back(std::int32_t(rng() % 10));
+  return b;
+}
+
+// Everything one forward + backward produces for net p: logits and every gradient.
+std::vector<float> outputs_of(PopulationNet& net, Backend& be, const Batch& b, int p) {
+  const int N = int(b.y.size()), P = net.population();
+  Buffer<float> x(be, b.x.size());
+  Buffer<std::int32_t> y(be, b.y.size());
+  x.upload(b.x);
+  y.upload(b.y);
+  const float* logits = net.forward(x.data(), N, /*train=*/true, 3, 9);
+  std::vector<float> all(std::size_t(P) * N * 10);
+  be.to_host(all.data(), logits, all.size() * sizeof(float));
+  std::vector<float> out(all.begin() + std::size_t(p) * N * 10,
+                         all.begin() + std::size_t(p + 1) * N * 10);
+  const auto loss = net.backward(y.data(), N);
+  out.push_back(loss[p]);
+  for (auto& prm : net.params()) {
+    const auto g = prm.grad.download();
+    out.insert(out.end(), g.begin() + p * prm.per_net, g.begin() + (p + 1) * prm.per_net);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("NetSpec: the seed CNN has the PyTorch example's 1 199 882 parameters") {
+  CpuBackend be;
+  PopulationNet net(be, NetSpec::seed_cnn(), 2, 4);
+  CHECK(net.params_per_net() == 1199882);
+  CHECK(net.params().size() == 8);
+  PopulationNet mlp(be, NetSpec::parse("mlp400x2"), 1, 4);
+  CHECK(mlp.params_per_net() == 784 * 400 + 400 + 400 * 400 + 400 + 400 * 10 + 10);
+  CHECK(NetSpec::parse("mlp256-128").layers.size() == 6);
+  CHECK_THROWS_AS(NetSpec::parse("resnet"), EngineError);
+  CHECK_THROWS_AS(NetSpec::parse("mlp0x2"), EngineError);
+  CHECK_THROWS_AS(NetSpec::parse("mlp400x"), EngineError);
+  CHECK_THROWS_AS(PopulationNet(be, NetSpec::seed_cnn(), 0, 4), EngineError);
+}
+
+TEST_CASE("population independence: changing net q never changes net p") {
+  CpuBackend be;
+  for (const char* arch : {"cnn", "mlp32x2"}) {
+    CAPTURE(arch);
+    PopulationNet net(be, NetSpec::parse(arch), 3, 5);
+    net.init_params(4, /*same_for_all=*/false);
+    const Batch b = random_batch(5, 8);
+    const auto before0 = outputs_of(net, be, b, 0), before2 = outputs_of(net, be, b, 2);
+    const auto before1 = outputs_of(net, be, b, 1);
+    // Overwrite net 1's parameters with large noise.
+    std::mt19937 rng(99);
+    for (auto& prm : net.params()) {
+      auto v = prm.value.download();
+      for (std::size_t j = 0; j < prm.per_net; ++j) v[prm.per_net + j] = float(rng() % 1000) / 100;
+      prm.value.upload(v);
+    }
+    CHECK(outputs_of(net, be, b, 0) == before0);  // bit for bit
+    CHECK(outputs_of(net, be, b, 2) == before2);
+    CHECK(outputs_of(net, be, b, 1) != before1);
+  }
+}
+
+TEST_CASE("a net inside a population computes what it computes alone") {
+  CpuBackend be;
+  const Batch b = random_batch(6, 5);
+  PopulationNet pop(be, NetSpec::seed_cnn(), 3, 6);
+  pop.init_params(7, /*same_for_all=*/false);
+  PopulationNet lone(be, NetSpec::seed_cnn(), 1, 6);
+  // Give the lone net the parameters of population net 2.
+  for (std::size_t i = 0; i < pop.params().size(); ++i) {
+    const auto v = pop.params()[i].value.download();
+    const std::size_t n = pop.params()[i].per_net;
+    lone.params()[i].value.upload(std::vector<float>(v.begin() + 2 * n, v.begin() + 3 * n));
+  }
+  // Dropout masks depend on the net index, so compare in evaluation mode.
+  Buffer<float> x(be, b.x.size());
+  x.upload(b.x);
+  std::vector<float> a(3 * 6 * 10), c(6 * 10);
+  be.to_host(a.data(), pop.forward(x.data(), 6, false), a.size() * 4);
+  be.to_host(c.data(), lone.forward(x.data(), 6, false), c.size() * 4);
+  CHECK_CLOSE_VEC(std::vector<float>(a.begin() + 120, a.end()), c, 1e-6, 1e-5);
+}
+
+TEST_CASE("same_for_all gives every net the same initial weights; otherwise they differ") {
+  CpuBackend be;
+  PopulationNet a(be, NetSpec::parse("mlp16x1"), 3, 2);
+  a.init_params(1, true);
+  const auto v = a.params()[0].value.download();
+  const std::size_t n = a.params()[0].per_net;
+  CHECK(std::vector<float>(v.begin(), v.begin() + n) ==
+        std::vector<float>(v.begin() + 2 * n, v.end()));
+  a.init_params(1, false);
+  const auto w = a.params()[0].value.download();
+  CHECK(std::vector<float>(w.begin(), w.begin() + n) !=
+        std::vector<float>(w.begin() + 2 * n, w.end()));
+  // PyTorch's default bound 1/√fan_in.
+  for (float x : w) CHECK(std::abs(x) <= 1.0f / 28.0f);
+}
+
+TEST_CASE("Adadelta training drives the loss on a fixed batch down for every net") {
+  CpuBackend be;
+  const Batch b = random_batch(16, 3);
+  PopulationNet net(be, NetSpec::seed_cnn(), 2, 16);
+  net.init_params(2, false);
+  Optimizer opt(be, net, {});
+  Buffer<float> x(be, b.x.size());
+  Buffer<std::int32_t> y(be, b.y.size());
+  x.upload(b.x);
+  y.upload(b.y);
+  std::vector<float> first, last;
+  for (int step = 0; step < 30; ++step) {
+    net.forward(x.data(), 16, true, 1, std::uint64_t(step));
+    last = net.backward(y.data(), 16);
+    if (step == 0) first = last;
+    opt.step({1.0f, 1.0f});
+  }
+  for (int p = 0; p < 2; ++p) {
+    CAPTURE(p);
+    CHECK(last[p] < 0.3f * first[p]);
+  }
+  CHECK(step_lr(1.0f, 0.7f, 2) == doctest::Approx(0.49f));
+}
