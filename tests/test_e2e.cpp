@@ -15,7 +15,7 @@ using namespace evoplast;
 
 static std::filesystem::path data_dir() { return io::resolve_data_dir(std::nullopt); }
 
-TEST_CASE("the seed CNN reaches 95% test accuracy after 2 epochs on 6 000 MNIST images") {
+TEST_CASE("the seed CNN reaches 93% test accuracy after 2 epochs on 6 000 MNIST images") {
   const auto data = io::load_dataset("mnist", data_dir(), true);
   engine::TrainConfig c;
   c.epochs = 2;
@@ -31,8 +31,8 @@ TEST_CASE("the seed CNN reaches 95% test accuracy after 2 epochs on 6 000 MNIST 
                p, r.epochs[0].train_loss[p], r.epochs[1].train_loss[p],
                100 * r.epochs[1].val_acc[p], r.test_loss[p], 100 * r.test_acc[p], r.seconds);
     CHECK(r.epochs[1].train_loss[p] < r.epochs[0].train_loss[p]);
-    CHECK(r.test_acc[p] >= 0.95f);
-    CHECK(r.test_loss[p] < 0.2f);
+    CHECK(r.test_acc[p] >= 0.93f);  // seen: 95.1-95.2% (first 2 000 test images)
+    CHECK(r.test_loss[p] < 0.25f);  // seen: 0.15-0.16
   }
 }
 
