@@ -1,137 +1,21 @@
-// evolve: the evoplast command line. Modes: `train` (the seed's baseline, by
-// backprop, for a population of independent nets). Every error ends as one
-// line on stderr and a non-zero exit.
+// evolve: the evoplast command line. Modes: `train` (the seed's baseline by
+// backprop) and `eval` (plasticity rules and baselines on continual-learning
+// protocols). Every error ends as one line on stderr and a non-zero exit.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <cstdio>
 #include <exception>
-#include <optional>
-#include <string>
 
-#include "engine/backend.hpp"
-#include "engine/cuda_device.hpp"
-#include "engine/train.hpp"
-#include "io/dataset.hpp"
-#include "kernels/gemm_cpu.hpp"
-
-namespace {
-
-using namespace evoplast;
-
-struct TrainOptions {
-  engine::TrainConfig config;
-  std::string dataset = "mnist";
-  std::optional<std::string> data_dir;
-  std::string backend = "auto";
-  bool no_verify = false;
-  int threads = 0;
-};
-
-void add_train_mode(CLI::App& app, TrainOptions& o) {
-  auto* cmd = app.add_subcommand(
-      "train",
-      "Train the seed's baseline (backprop + Adadelta, StepLR) on the i.i.d. stream of a data "
-      "set, for a population of P independent nets; prints per epoch train loss, validation "
-      "loss and accuracy, wall time and network-images/s, and test loss and accuracy at the end.");
-  auto& c = o.config;
-  cmd->add_option("--dataset", o.dataset, "Data set: mnist or fashion")
-      ->check(CLI::IsMember({"mnist", "fashion"}))
-      ->capture_default_str();
-  cmd->add_option("--data-dir", o.data_dir,
-                  "Folder holding mnist/ and fashion/ (default: $EVOPLAST_DATA_DIR, else the "
-                  "project's data/)");
-  cmd->add_flag("--no-verify", o.no_verify, "Skip the MD5 check of the data files");
-  cmd->add_option("--net", c.net, "Architecture: cnn (the seed's), or mlpWxD / mlpW1-W2-… "
-                                  "(e.g. mlp400x2)")
-      ->capture_default_str();
-  cmd->add_option("-P,--population", c.population, "Nets trained side by side")
-      ->capture_default_str();
-  cmd->add_option("-e,--epochs", c.epochs, "Epochs")->capture_default_str();
-  cmd->add_option("-b,--batch", c.batch, "Minibatch size, shared by all nets")
-      ->capture_default_str();
-  cmd->add_option("--lr", c.lr, "Learning rate")->capture_default_str();
-  cmd->add_option("--gamma", c.gamma, "StepLR factor per epoch")->capture_default_str();
-  cmd->add_option("--optimizer", c.optimizer.kind, "adadelta or sgd")
-      ->check(CLI::IsMember({"adadelta", "sgd"}))
-      ->capture_default_str();
-  cmd->add_option("--rho", c.optimizer.rho, "Adadelta ρ")->capture_default_str();
-  cmd->add_option("--eps", c.optimizer.eps, "Adadelta ε")->capture_default_str();
-  cmd->add_option("--seed", c.seed, "Seed of initial weights, shuffling and dropout")
-      ->capture_default_str();
-  cmd->add_flag("!--distinct-init", c.same_init,
-                "Give every net its own initial weights (default: all nets start alike)");
-  cmd->add_option("--train-limit", c.train_limit,
-                  "Train on the first N images of the training split (0: all)")
-      ->capture_default_str();
-  cmd->add_option("--validation", c.validation,
-                  "Images held out from the end of the training split for validation")
-      ->capture_default_str();
-  cmd->add_option("--test-limit", c.test_limit, "Test on the first N test images (0: all)")
-      ->capture_default_str();
-  cmd->add_option("--eval-batch", c.eval_batch, "Minibatch size for evaluation")
-      ->capture_default_str();
-  cmd->add_option("--backend", o.backend, "cpu, cuda or auto")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
-}
-
-float mean_of(const std::vector<float>& v) {
-  double s = 0;
-  for (float x : v) s += x;
-  return float(s / double(v.size()));
-}
-
-int run_train(const TrainOptions& o) {
-  kernels::cpu::set_cpu_threads(o.threads);
-  auto backend = engine::make_backend(o.backend);
-  const auto dir = io::resolve_data_dir(o.data_dir);
-  const io::Dataset data = io::load_dataset(o.dataset, dir, !o.no_verify);
-  const auto& c = o.config;
-  fmt::print("evolve train: {} on {} ({}), backend {} ({} threads, {}), P={}, batch {}, {} epochs, "
-             "{} lr {} γ {}\n",
-             c.net, o.dataset, dir.string(), backend->name(), kernels::cpu::cpu_threads(), kernels::cpu::blas_description(),
-             c.population, c.batch, c.epochs, c.optimizer.kind, c.lr, c.gamma);
-  std::fflush(stdout);
-  const int P = c.population;
-  auto on_epoch = [&](const engine::EpochRecord& r) {
-    const auto best = std::max_element(r.val_acc.begin(), r.val_acc.end()) - r.val_acc.begin();
-    fmt::print("epoch {:2d}  lr {:.4f}  train loss {:.4f}  val loss {:.4f}  val acc {:.2f}%  "
-               "time {:.1f}s (train {:.1f}s)  {:.0f} network-images/s{}\n",
-               r.epoch, r.lr, mean_of(r.train_loss), mean_of(r.val_loss),
-               100 * mean_of(r.val_acc), r.seconds, r.train_seconds, r.network_images_per_s,
-               P > 1 ? fmt::format("  (mean of {} nets; best net {} at {:.2f}%)", P, best,
-                                   100 * r.val_acc[best])
-                     : "");
-    if (P > 1)
-      for (int p = 0; p < P; ++p)
-        fmt::print("    net {:3d}  train loss {:.4f}  val loss {:.4f}  val acc {:.2f}%\n", p,
-                   r.train_loss[p], r.val_loss[p], 100 * r.val_acc[p]);
-    std::fflush(stdout);
-  };
-  const auto result = engine::train_iid(*backend, data, c, on_epoch);
-  fmt::print("test  loss {:.4f}  acc {:.2f}%  ({} test images; trained on {}, validated on {}; "
-             "total {:.1f}s)\n",
-             mean_of(result.test_loss), 100 * mean_of(result.test_acc), result.test_images,
-             result.train_images, result.val_images, result.seconds);
-  if (P > 1)
-    for (int p = 0; p < P; ++p)
-      fmt::print("    net {:3d}  test loss {:.4f}  test acc {:.2f}%\n", p, result.test_loss[p],
-                 100 * result.test_acc[p]);
-  return 0;
-}
-
-}  // namespace
+#include "apps/modes.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"evoplast: evolve local plasticity rules for continual learning"};
   app.require_subcommand(1);
   // A repeated option takes its last value, so flags can override earlier ones.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  TrainOptions train;
-  add_train_mode(app, train);
+  auto run_train = evoplast::apps::add_train_mode(app);
+  auto run_eval = evoplast::apps::add_eval_mode(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -144,7 +28,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (app.got_subcommand("train")) return run_train(train);
+    if (app.got_subcommand("train")) return run_train();
+    if (app.got_subcommand("eval")) return run_eval();
   } catch (const std::exception& e) {
     std::fflush(stdout);
     fmt::print(stderr, "evolve: error: {}\n", e.what());

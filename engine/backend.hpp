@@ -12,12 +12,14 @@
 
 #include "kernels/activation.hpp"
 #include "kernels/common.hpp"
+#include "kernels/plasticity.hpp"
 
 namespace evoplast::engine {
 
 using kernels::ConvShape;
 using kernels::DenseShape;
 using kernels::DropoutParams;
+using kernels::PlasticityCoeffs;
 using kernels::PoolShape;
 
 class Backend {
@@ -64,6 +66,29 @@ class Backend {
                         const float* g) = 0;
   virtual void adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps,
                              float* w, const float* g, float* sq_avg, float* acc_delta) = 0;
+  virtual void fill(float* x, std::size_t n, float value) = 0;
+
+  // Plasticity (kernels/plasticity.hpp); coeffs are host arrays of P.
+  virtual void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
+                                    const float* e, const float* y, float* theta, float* z,
+                                    float* mean_y, float* mean_y2) = 0;
+  virtual void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) = 0;
+  virtual void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) = 0;
+  virtual void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs,
+                                 const float* gh, const float* mean_x, const float* mean_y,
+                                 const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
+                                 float* omega) = 0;
+  virtual void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs,
+                                      const float* gb, const float* mean_y, float* b,
+                                      float* sq_avg, float* acc_delta) = 0;
+  virtual void ewc_accumulate_fisher(int P, std::size_t per_net, float scale, const float* g,
+                                     float* fisher) = 0;
+  virtual void ewc_penalty_grad(int P, std::size_t per_net, const float* lambda,
+                                const float* fisher, const float* anchor, const float* w,
+                                float* g) = 0;
+  virtual void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) = 0;
+  virtual void flag_nonfinite(int P, std::size_t per_net, const float* x,
+                              std::uint8_t* flags) = 0;
 };
 
 // "cpu", "cuda" or "auto" (CUDA when built and a device is present). Throws

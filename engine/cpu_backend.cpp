@@ -1,5 +1,6 @@
 #include "engine/cpu_backend.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -9,6 +10,7 @@
 #include "kernels/dense.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optim.hpp"
+#include "kernels/plasticity.hpp"
 #include "kernels/pool.hpp"
 
 namespace evoplast::engine {
@@ -89,6 +91,48 @@ void CpuBackend::sgd_step(int P, std::size_t per_net, const float* lr, float* w,
 void CpuBackend::adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps,
                                float* w, const float* g, float* sq_avg, float* acc_delta) {
   k::adadelta_step(P, per_net, lr, rho, eps, w, g, sq_avg, acc_delta);
+}
+
+void CpuBackend::fill(float* x, std::size_t n, float value) { std::fill(x, x + n, value); }
+void CpuBackend::stack_error_and_hebb(int P, int N, int Out, int S,
+                                      const PlasticityCoeffs* coeffs, const float* e,
+                                      const float* y, float* theta, float* z, float* mean_y,
+                                      float* mean_y2) {
+  k::stack_error_and_hebb(P, N, Out, S, coeffs, e, y, theta, z, mean_y, mean_y2);
+}
+void CpuBackend::pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) {
+  k::pre_mean_dense(s, x, mean_x);
+}
+void CpuBackend::pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) {
+  k::pre_mean_conv(s, x, mean_x);
+}
+void CpuBackend::plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs,
+                                   const float* gh, const float* mean_x, const float* mean_y,
+                                   const float* mean_y2, float* w, float* sq_avg,
+                                   float* acc_delta, float* omega) {
+  k::plasticity_update(P, Out, In, coeffs, gh, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta,
+                       omega);
+}
+void CpuBackend::plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs,
+                                        const float* gb, const float* mean_y, float* b,
+                                        float* sq_avg, float* acc_delta) {
+  k::plasticity_bias_update(P, Out, coeffs, gb, mean_y, b, sq_avg, acc_delta);
+}
+void CpuBackend::ewc_accumulate_fisher(int P, std::size_t per_net, float scale, const float* g,
+                                       float* fisher) {
+  k::ewc_accumulate_fisher(P, per_net, scale, g, fisher);
+}
+void CpuBackend::ewc_penalty_grad(int P, std::size_t per_net, const float* lambda,
+                                  const float* fisher, const float* anchor, const float* w,
+                                  float* g) {
+  k::ewc_penalty_grad(P, per_net, lambda, fisher, anchor, w, g);
+}
+void CpuBackend::mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) {
+  k::mask_logits(P, N, C, allowed, logits);
+}
+void CpuBackend::flag_nonfinite(int P, std::size_t per_net, const float* x,
+                                std::uint8_t* flags) {
+  k::flag_nonfinite(P, per_net, x, flags);
 }
 
 }  // namespace evoplast::engine

@@ -40,6 +40,24 @@ class CpuBackend final : public Backend {
   void sgd_step(int P, std::size_t per_net, const float* lr, float* w, const float* g) override;
   void adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps, float* w,
                      const float* g, float* sq_avg, float* acc_delta) override;
+  void fill(float* x, std::size_t n, float value) override;
+  void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
+                            const float* e, const float* y, float* theta, float* z,
+                            float* mean_y, float* mean_y2) override;
+  void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) override;
+  void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) override;
+  void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+                         const float* mean_x, const float* mean_y, const float* mean_y2,
+                         float* w, float* sq_avg, float* acc_delta, float* omega) override;
+  void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,
+                              const float* mean_y, float* b, float* sq_avg,
+                              float* acc_delta) override;
+  void ewc_accumulate_fisher(int P, std::size_t per_net, float scale, const float* g,
+                             float* fisher) override;
+  void ewc_penalty_grad(int P, std::size_t per_net, const float* lambda, const float* fisher,
+                        const float* anchor, const float* w, float* g) override;
+  void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) override;
+  void flag_nonfinite(int P, std::size_t per_net, const float* x, std::uint8_t* flags) override;
 };
 
 }  // namespace evoplast::engine

@@ -83,6 +83,15 @@ std::string NetSpec::describe() const {
   return out;
 }
 
+NetSpec NetSpec::adapted(int h, int w, int c) const {
+  NetSpec s = *this;
+  s.in_h = h;
+  s.in_w = w;
+  s.classes = c;
+  if (!s.layers.empty() && s.layers.back().kind == LayerKind::dense) s.layers.back().units = c;
+  return s;
+}
+
 PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch)
     : backend_(backend), spec_(std::move(spec)), P_(population), max_batch_(max_batch) {
   if (P_ < 1) throw EngineError(fmt::format("population {}: must be at least 1", P_));
@@ -242,6 +251,8 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
       case LayerKind::flatten: break;
     }
   }
+  if (head_mask_)
+    backend_.mask_logits(P_, N, spec_.classes, head_mask_, acts_[layers_.back().act_out].data());
   return act(layers_.back().act_out);
 }
 
@@ -269,25 +280,35 @@ std::vector<float> PopulationNet::backward(const std::int32_t* labels, int N) {
                                 act(L.act_in), params_[L.w].value.data(), dy, dx,
                                 params_[L.w].grad.data(), params_[L.b].grad.data());
         break;
-      case LayerKind::relu:
-        backend_.relu_backward(std::size_t(P_) * N * L.out_per_image(), act(L.act_out), dy, dx);
-        break;
-      case LayerKind::maxpool:
-        if (dx)
-          backend_.maxpool2d_backward(PoolShape{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w,
-                                                L.spec.k},
-                                      dy, argmax_[i].data(), dx);
-        break;
-      case LayerKind::dropout:
-        if (last_train_ && L.spec.rate > 0)
-          backend_.dropout_backward(P_, std::size_t(N) * L.out_per_image(),
-                                    DropoutParams{L.spec.rate, last_seed_, int(i), last_step_},
-                                    dy, dx);
-        break;
-      case LayerKind::flatten: break;
+      default: backward_nonparametric(int(i), dy, dx); break;
     }
   }
   return loss_.download();
+}
+
+void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
+  const Layer& L = layers_[std::size_t(i)];
+  const int N = last_N_;
+  switch (L.spec.kind) {
+    case LayerKind::relu:
+      backend_.relu_backward(std::size_t(P_) * N * L.out_per_image(), act(L.act_out), dy, dx);
+      break;
+    case LayerKind::maxpool:
+      if (dx)
+        backend_.maxpool2d_backward(PoolShape{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w,
+                                              L.spec.k},
+                                    dy, argmax_[std::size_t(i)].data(), dx);
+      break;
+    case LayerKind::dropout:
+      if (last_train_ && L.spec.rate > 0)
+        backend_.dropout_backward(P_, std::size_t(N) * L.out_per_image(),
+                                  DropoutParams{L.spec.rate, last_seed_, i, last_step_}, dy, dx);
+      break;
+    case LayerKind::flatten: break;
+    case LayerKind::conv:
+    case LayerKind::dense:
+      throw EngineError("backward_nonparametric: layer has parameters");
+  }
 }
 
 void PopulationNet::score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,

@@ -34,6 +34,8 @@ struct NetSpec {
   // "cnn", or "mlp" followed by widths: "mlp400x2", "mlp1000x2", "mlp256-128".
   static NetSpec parse(std::string_view text);
   std::string describe() const;
+  // The same architecture for other inputs and outputs (the readout resized).
+  NetSpec adapted(int in_h, int in_w, int classes) const;
 };
 
 // One parameter tensor of every net: value and gradient, (P, per_net).
@@ -75,7 +77,11 @@ class PopulationNet {
   void score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,
              std::vector<std::int64_t>& correct);
 
- private:
+  // Task-incremental heads: allowed (N, classes) in backend memory, applied to
+  // the logits at the end of every forward until cleared with nullptr.
+  void set_head_mask(const std::uint8_t* allowed) { head_mask_ = allowed; }
+
+  // What the plasticity engine needs to walk the layers itself.
   struct Layer {
     LayerSpec spec;
     int in_c, in_h, in_w, out_c, out_h, out_w;
@@ -85,6 +91,20 @@ class PopulationNet {
     std::size_t in_per_image() const { return std::size_t(in_c) * in_h * in_w; }
     std::size_t out_per_image() const { return std::size_t(out_c) * out_h * out_w; }
   };
+  const std::vector<Layer>& layers() const { return layers_; }
+  const float* activation(int slot) const { return act(slot); }  // slot 0: the input
+  float* gradient(int slot) { return grads_[slot].data(); }
+  float* logp() { return logp_.data(); }
+  // The backward pass of non-parametric layer i (ReLU, max-pool, dropout,
+  // flatten) for the last forward's batch: dx from dy (slots of that layer).
+  void backward_nonparametric(int i, const float* dy, float* dx);
+  float* loss_buffer() { return loss_.data(); }
+  int last_batch() const { return last_N_; }
+  bool last_train() const { return last_train_; }
+  std::uint64_t last_dropout_seed() const { return last_seed_; }
+  std::uint64_t last_step() const { return last_step_; }
+
+ private:
 
   Backend& backend_;
   NetSpec spec_;
@@ -96,6 +116,7 @@ class PopulationNet {
   Buffer<float> logp_, loss_;                 // (P, N, classes), (P)
   Buffer<std::int64_t> correct_;              // (P)
   const float* input_ = nullptr;
+  const std::uint8_t* head_mask_ = nullptr;
   int last_N_ = 0;
   bool last_train_ = false;
   std::uint64_t last_seed_ = 0, last_step_ = 0;

@@ -90,10 +90,7 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
   const std::int64_t n_test =
       c.test_limit > 0 ? std::min<std::int64_t>(c.test_limit, data.test.count) : data.test.count;
 
-  NetSpec spec = NetSpec::parse(c.net);
-  spec.in_h = train.rows;
-  spec.in_w = train.cols;
-  spec.classes = data.info->classes;
+  const NetSpec spec = NetSpec::parse(c.net).adapted(train.rows, train.cols, data.info->classes);
   PopulationNet net(backend, spec, c.population, std::max(c.batch, c.eval_batch));
   net.init_params(c.seed, c.same_init);
   Optimizer opt(backend, net, c.optimizer);

@@ -16,7 +16,8 @@ void conv2d_forward(const ConvShape& s,
 
 // Gradients of a loss L given dy = ∂L/∂y. dw and db are overwritten (not
 // accumulated). dx may be null (no gradient to the input: the first layer);
-// it must be null when the input is shared.
+// it must be null when the input is shared. dw and db may be null (only dx
+// wanted); w is read only for dx, so it may be null when dx is.
 template <typename T>
 void conv2d_backward(const ConvShape& s,
                      const T* x,   // as in forward

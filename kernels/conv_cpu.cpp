@@ -119,7 +119,7 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
   T* dcols = dx ? scratch<T, 2>(std::size_t(KK) * chunk * HW) : nullptr;
   const std::size_t x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   const std::size_t x_img = std::size_t(s.Cin) * s.H * s.W;
-  std::fill(db, db + s.b_size(), T(0));
+  if (db) std::fill(db, db + s.b_size(), T(0));
   for (int n0 = 0; n0 < s.N; n0 += chunk) {
     const int nc = std::min(chunk, s.N - n0);
     const int ld = nc * HW;
@@ -128,7 +128,7 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
       if (!s.shared_input) im2col(s, x + p * x_net + n0 * x_img, nc, cols);
       // dy[p, n0 + n, c, :] → dyc (Cout, nc·HW), and the bias gradient on the way.
       const T* dyp = dy + (std::size_t(p) * s.N + n0) * s.Cout * HW;
-      T* dbp = db + std::size_t(p) * s.Cout;
+      T* dbp = db ? db + std::size_t(p) * s.Cout : nullptr;
 #pragma omp parallel for schedule(static)
       for (int c = 0; c < s.Cout; ++c) {
         T sum = 0;
@@ -140,14 +140,14 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
             sum += src[i];
           }
         }
-        dbp[c] += sum;
+        if (dbp) dbp[c] += sum;
       }
-      const T* wp = w + std::size_t(p) * s.Cout * KK;
-      T* dwp = dw + std::size_t(p) * s.Cout * KK;
       // dw (Cout, KK) (+)= dyc · colsᵀ; the first chunk overwrites.
-      gemm<T>(false, true, s.Cout, KK, ld, T(1), dyc, ld, cols, ld,
-              n0 == 0 ? T(0) : T(1), dwp, KK);
+      if (dw)
+        gemm<T>(false, true, s.Cout, KK, ld, T(1), dyc, ld, cols, ld, n0 == 0 ? T(0) : T(1),
+                dw + std::size_t(p) * s.Cout * KK, KK);
       if (dx) {
+        const T* wp = w + std::size_t(p) * s.Cout * KK;
         // dcols (KK, nc·HW) = wᵀ · dyc, then scattered back onto the images.
         gemm<T>(true, false, KK, ld, s.Cout, T(1), wp, KK, dyc, ld, T(0), dcols,
                 ld);

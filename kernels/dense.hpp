@@ -11,7 +11,8 @@ void dense_forward(const DenseShape& s,
                    const T* b,  // (P, Out)
                    T* y);       // (P, N, Out), overwritten
 
-// dw, db overwritten; dx may be null (and must be when the input is shared).
+// dw, db overwritten; dx may be null (and must be when the input is shared);
+// dw and db may be null (only dx wanted); w is read only for dx.
 template <typename T>
 void dense_backward(const DenseShape& s,
                     const T* x,   // as in forward

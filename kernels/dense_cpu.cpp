@@ -26,15 +26,18 @@ void dense_backward(const DenseShape& s, const T* x, const T* w, const T* dy, T*
     throw std::invalid_argument("dense_backward: no input gradient for a shared input");
   for (int p = 0; p < s.P; ++p) {
     const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.In);
-    const T* wp = w + std::size_t(p) * s.Out * s.In;
+    const T* wp = w ? w + std::size_t(p) * s.Out * s.In : nullptr;
     const T* dyp = dy + std::size_t(p) * s.N * s.Out;
     // dw (Out, In) = dyᵀ · x
-    gemm<T>(true, false, s.Out, s.In, s.N, T(1), dyp, s.Out, xp, s.In, T(0),
-            dw + std::size_t(p) * s.Out * s.In, s.In);
-    T* dbp = db + std::size_t(p) * s.Out;
-    for (int o = 0; o < s.Out; ++o) dbp[o] = 0;
-    for (int n = 0; n < s.N; ++n)
-      for (int o = 0; o < s.Out; ++o) dbp[o] += dyp[std::size_t(n) * s.Out + o];
+    if (dw)
+      gemm<T>(true, false, s.Out, s.In, s.N, T(1), dyp, s.Out, xp, s.In, T(0),
+              dw + std::size_t(p) * s.Out * s.In, s.In);
+    if (db) {
+      T* dbp = db + std::size_t(p) * s.Out;
+      for (int o = 0; o < s.Out; ++o) dbp[o] = 0;
+      for (int n = 0; n < s.N; ++n)
+        for (int o = 0; o < s.Out; ++o) dbp[o] += dyp[std::size_t(n) * s.Out + o];
+    }
     // dx (N, In) = dy · w
     if (dx)
       gemm<T>(false, false, s.N, s.In, s.Out, T(1), dyp, s.Out, wp, s.In, T(0),

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "kernels/optim.hpp"
+#include "kernels/optim_math.hpp"
 
 namespace evoplast::kernels::cpu {
 
@@ -24,11 +25,7 @@ void adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float
     const std::size_t off = std::size_t(p) * per_net;
 #pragma omp parallel for schedule(static) if (per_net > 65536)
     for (std::size_t i = off; i < off + per_net; ++i) {
-      const T gi = g[i];
-      const T v = r * sq_avg[i] + (T(1) - r) * gi * gi;
-      const T delta = std::sqrt(acc_delta[i] + e) / std::sqrt(v + e) * gi;
-      acc_delta[i] = r * acc_delta[i] + (T(1) - r) * delta * delta;
-      sq_avg[i] = v;
+      const T delta = adadelta_delta(g[i], r, e, sq_avg[i], acc_delta[i]);
       w[i] -= rate * delta;
     }
   }

@@ -1,0 +1,299 @@
+// `evolve eval`: runs plasticity rules and the continual-learning baselines
+// side by side (one population, one shared minibatch stream) on a protocol,
+// over several seeds; prints accuracy matrices and ACC/BWT/FWT/forgetting as
+// mean ± std, and writes eval.json plus Avalanche-style CSVs.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apps/modes.hpp"
+#include "engine/backend.hpp"
+#include "engine/continual.hpp"
+#include "engine/errors.hpp"
+#include "engine/rule.hpp"
+#include "io/dataset.hpp"
+#include "kernels/gemm_cpu.hpp"
+
+namespace evoplast::apps {
+namespace {
+
+namespace fs = std::filesystem;
+using engine::Matrix;
+using nlohmann::json;
+
+struct EvalOptions {
+  std::vector<std::string> rules = {"finetune", "ewc", "si", "hebb", "local"};
+  bool joint = true;
+  std::string protocol = "split-domain";
+  std::string dataset = "mnist";
+  int seeds = 3;
+  std::uint64_t seed_base = 1000;  // evaluation seeds; evolution uses seeds below 1000
+  engine::ContinualConfig config;
+  float ewc_lambda = 100.0f;
+  std::int64_t train_per_task = 0, val_per_task = 0, test_per_task = 0;
+  std::int64_t validation = 10000;
+  std::optional<std::string> data_dir;
+  bool no_verify = false;
+  std::string backend = "auto";
+  std::string out = "runs/eval";
+  int threads = 0;
+};
+
+void add_eval_options(CLI::App& app, EvalOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "eval",
+      "Evaluate plasticity rules and continual-learning baselines side by side on a protocol "
+      "over several seeds: accuracy matrices, ACC, BWT, FWT and forgetting (mean ± std), written "
+      "to eval.json and Avalanche-style CSVs.");
+  cmd->add_option("--rule", o.rules,
+                  "Rules, comma-separated: named (baseline, finetune, hebb, oja, bcm, si, local, "
+                  "dfa), the baseline ewc (finetune + EWC), or rule files (JSON)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_flag("--joint,!--no-joint", o.joint,
+                "Also run joint training (all tasks at once: the upper bound)")
+      ->capture_default_str();
+  cmd->add_option("--protocol", o.protocol,
+                  "iid, split-task, split-domain, split-class, permuted (10 tasks) or permutedT "
+                  "(e.g. permuted3), sequence (mnist → fashion)")
+      ->capture_default_str();
+  cmd->add_option("--dataset", o.dataset, "Data set for iid, split and permuted: mnist or fashion")
+      ->check(CLI::IsMember({"mnist", "fashion"}))
+      ->capture_default_str();
+  cmd->add_option("--seeds", o.seeds, "Seeds (class orders / permutations / initial weights)")
+      ->capture_default_str();
+  cmd->add_option("--seed-base", o.seed_base,
+                  "First seed; evaluation uses 1000+ so it never repeats evolution's seeds")
+      ->capture_default_str();
+  cmd->add_option("--net", o.config.net, "Architecture: mlp400x2 (the literature's), cnn, …")
+      ->capture_default_str();
+  cmd->add_option("-e,--epochs", o.config.epochs, "Epochs per task")->capture_default_str();
+  cmd->add_option("-b,--batch", o.config.batch, "Minibatch size")->capture_default_str();
+  cmd->add_option("--lr", o.config.lr, "Base learning rate η (each rule scales it)")
+      ->capture_default_str();
+  cmd->add_option("--ewc-lambda", o.ewc_lambda, "EWC penalty strength λ")->capture_default_str();
+  cmd->add_option("--fisher-samples", o.config.fisher_samples, "EWC: samples per task for the Fisher")
+      ->capture_default_str();
+  cmd->add_option("--train-per-task", o.train_per_task, "Training images per task (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--val-per-task", o.val_per_task, "Validation images per task (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--test-per-task", o.test_per_task, "Test images per task (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--validation", o.validation, "Images held out from each training split")
+      ->capture_default_str();
+  cmd->add_option("--data-dir", o.data_dir, "Folder holding mnist/ and fashion/");
+  cmd->add_flag("--no-verify", o.no_verify, "Skip the MD5 check of the data files");
+  cmd->add_option("--backend", o.backend, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--out", o.out, "Output folder")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
+}
+
+struct Entry {
+  std::string label;  // as printed: "ewc(λ=100)"
+  engine::Rule rule;
+  float lambda = 0;
+};
+
+struct Stat {
+  double mean = 0, std = 0;
+};
+Stat stat(const std::vector<double>& v) {
+  Stat s;
+  for (double x : v) s.mean += x;
+  s.mean /= double(v.size());
+  for (double x : v) s.std += (x - s.mean) * (x - s.mean);
+  s.std = v.size() > 1 ? std::sqrt(s.std / double(v.size() - 1)) : 0.0;
+  return s;
+}
+std::string pct(const std::vector<double>& v) {
+  const Stat s = stat(v);
+  return fmt::format("{:6.2f} ± {:4.2f}", 100 * s.mean, 100 * s.std);
+}
+
+json matrix_json(const Matrix& m) { return json(m); }
+
+// Avalanche's CSVLogger layout: one row per (evaluated experience, training experience).
+void write_avalanche_csv(const fs::path& path, const engine::NetResult& r) {
+  std::ofstream out(path);
+  out << "eval_exp,training_exp,eval_accuracy,eval_loss,forgetting\n";
+  for (std::size_t i = 0; i < r.R_test.size(); ++i)
+    for (std::size_t j = 0; j < r.R_test[i].size(); ++j) {
+      const double forgetting = (j < i && r.R_test.size() > 1) ? r.R_test[j][j] - r.R_test[i][j] : 0.0;
+      out << fmt::format("{},{},{:.6f},{:.6f},{:.6f}\n", j, i, r.R_test[i][j], r.L_test[i][j],
+                         forgetting);
+    }
+  if (!out) throw engine::EngineError(fmt::format("{}: cannot write", path.string()));
+}
+
+int run_eval(const EvalOptions& o) {
+  kernels::cpu::set_cpu_threads(o.threads);
+  if (o.seeds < 1) throw engine::EngineError(fmt::format("--seeds {}: must be at least 1", o.seeds));
+  if (!(o.ewc_lambda >= 0)) throw engine::EngineError("--ewc-lambda: must be ≥ 0");
+  std::vector<Entry> entries;
+  for (const auto& name : o.rules) {
+    if (name == "ewc")
+      entries.push_back({fmt::format("ewc(λ={:g})", o.ewc_lambda), engine::named_rule("finetune"),
+                         o.ewc_lambda});
+    else {
+      engine::Rule r = engine::rule_by_name_or_file(name);
+      entries.push_back({r.name == "custom" ? fs::path(name).stem().string() : r.name, r, 0.0f});
+    }
+  }
+  if (entries.empty() && !o.joint) throw engine::EngineError("--rule: name at least one rule");
+
+  engine::ProtocolConfig pc;
+  engine::parse_protocol_name(o.protocol, pc);
+  pc.dataset = o.dataset;
+  pc.validation = o.validation;
+  pc.train_per_task = o.train_per_task;
+  pc.val_per_task = o.val_per_task;
+  pc.test_per_task = o.test_per_task;
+
+  auto backend = engine::make_backend(o.backend);
+  const auto dir = io::resolve_data_dir(o.data_dir);
+  std::map<std::string, io::Dataset> datasets;
+  if (pc.kind == "sequence") {
+    datasets["mnist"] = io::load_dataset("mnist", dir, !o.no_verify);
+    datasets["fashion"] = io::load_dataset("fashion", dir, !o.no_verify);
+  } else {
+    datasets[o.dataset] = io::load_dataset(o.dataset, dir, !o.no_verify);
+  }
+  fs::create_directories(o.out);
+
+  // results[label][seed]
+  std::vector<std::string> labels;
+  for (const auto& e : entries) labels.push_back(e.label);
+  if (o.joint) labels.push_back("joint");
+  std::map<std::string, std::vector<engine::NetResult>> results;
+  std::string protocol_name;
+  std::vector<std::string> task_names;
+  double seconds = 0;
+  for (int s = 0; s < o.seeds; ++s) {
+    pc.seed = o.seed_base + std::uint64_t(s);
+    const engine::Protocol proto = engine::make_protocol(pc, datasets);
+    protocol_name = proto.name;
+    task_names.clear();
+    for (const auto& t : proto.tasks) task_names.push_back(t.name);
+    engine::ContinualConfig cc = o.config;
+    cc.seed = pc.seed;
+    const auto progress = [](const std::string& line) { fmt::print("  {}\n", line); std::fflush(stdout); };
+    fmt::print("seed {}: {} ({} tasks: {})\n", pc.seed, proto.name, proto.tasks.size(),
+               fmt::join(task_names, " | "));
+    if (!entries.empty()) {
+      std::vector<engine::Rule> rules;
+      std::vector<float> lambdas;
+      for (const auto& e : entries) {
+        rules.push_back(e.rule);
+        lambdas.push_back(e.lambda);
+      }
+      const auto r = engine::run_continual(*backend, proto, rules, lambdas, cc, progress);
+      seconds += r.seconds;
+      for (std::size_t p = 0; p < entries.size(); ++p) results[entries[p].label].push_back(r.nets[p]);
+    }
+    if (o.joint) {
+      const auto r = engine::run_continual(*backend, engine::make_joint(proto),
+                                           {engine::named_rule("finetune")}, {0.0f}, cc, progress);
+      seconds += r.seconds;
+      results["joint"].push_back(r.nets[0]);
+    }
+  }
+
+  // Tables: test accuracy (mean ± std over seeds).
+  fmt::print("\n{} — {}, {} epoch(s)/task, batch {}, {} seed(s) from {}; test accuracy %, mean ± std\n",
+             protocol_name, o.config.net, o.config.epochs, o.config.batch, o.seeds, o.seed_base);
+  fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", "rule", "ACC", "BWT", "FWT", "forgetting",
+             "");
+  json j;
+  j["protocol"] = protocol_name;
+  j["tasks"] = task_names;
+  j["net"] = o.config.net;
+  j["epochs_per_task"] = o.config.epochs;
+  j["batch"] = o.config.batch;
+  j["lr"] = o.config.lr;
+  j["seeds"] = o.seeds;
+  j["seed_base"] = o.seed_base;
+  j["train_per_task"] = o.train_per_task;
+  j["val_per_task"] = o.val_per_task;
+  j["test_per_task"] = o.test_per_task;
+  j["seconds"] = seconds;
+  for (const auto& label : labels) {
+    const auto& runs = results[label];
+    std::vector<double> acc, bwt, fwt, fgt;
+    int diverged = 0;
+    for (const auto& r : runs) {
+      acc.push_back(r.test.acc);
+      bwt.push_back(r.test.bwt);
+      fwt.push_back(r.test.fwt);
+      fgt.push_back(r.test.forgetting);
+      diverged += r.diverged;
+    }
+    const bool joint = label == "joint";
+    fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", label, pct(acc),
+               joint ? "—" : pct(bwt), joint ? "—" : pct(fwt), joint ? "—" : pct(fgt),
+               diverged ? fmt::format("({} diverged)", diverged) : "");
+    json jr;
+    jr["acc"] = acc;
+    jr["bwt"] = bwt;
+    jr["fwt"] = fwt;
+    jr["forgetting"] = fgt;
+    jr["diverged"] = diverged;
+    for (std::size_t s = 0; s < runs.size(); ++s) {
+      const auto& r = runs[s];
+      json js;
+      js["seed"] = o.seed_base + s;
+      js["R_test"] = matrix_json(r.R_test);
+      js["R_val"] = matrix_json(r.R_val);
+      js["loss_test"] = matrix_json(r.L_test);
+      js["initial_acc_test"] = r.b_test;
+      js["train_loss"] = r.train_loss;
+      js["val"] = {{"acc", r.val.acc}, {"bwt", r.val.bwt}, {"fwt", r.val.fwt}, {"forgetting", r.val.forgetting}};
+      js["fitness_continual_val"] = r.fitness;
+      js["diverged"] = r.diverged;
+      jr["runs"].push_back(js);
+      const fs::path d = fs::path(o.out) / label / fmt::format("seed{}", o.seed_base + s);
+      fs::create_directories(d);
+      write_avalanche_csv(d / "eval_results.csv", r);
+    }
+    j["rules"][label] = jr;
+  }
+  // The mean test accuracy matrix of every rule.
+  for (const auto& label : labels) {
+    const auto& runs = results[label];
+    fmt::print("\n{}: R[i][j] = test accuracy % on task j after training {} (mean of {} seeds)\n",
+               label, label == "joint" ? "all tasks" : "task i", runs.size());
+    for (std::size_t i = 0; i < runs[0].R_test.size(); ++i) {
+      std::string row;
+      for (std::size_t jj = 0; jj < runs[0].R_test[i].size(); ++jj) {
+        double m = 0;
+        for (const auto& r : runs) m += r.R_test[i][jj];
+        row += fmt::format(" {:6.2f}", 100 * m / double(runs.size()));
+      }
+      fmt::print("  after {:>2}:{}\n", label == "joint" ? std::string("all") : std::to_string(i), row);
+    }
+  }
+  std::ofstream(fs::path(o.out) / "eval.json") << j.dump(2) << "\n";
+  fmt::print("\nwrote {}/eval.json and {}/<rule>/seed<N>/eval_results.csv ({:.0f}s)\n", o.out, o.out,
+             seconds);
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> add_eval_mode(CLI::App& app) {
+  auto options = std::make_shared<EvalOptions>();
+  add_eval_options(app, *options);
+  return [options] { return run_eval(*options); };
+}
+
+}  // namespace evoplast::apps

@@ -1,0 +1,172 @@
+#include "engine/continual.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "engine/errors.hpp"
+#include "engine/network.hpp"
+#include "engine/plasticity.hpp"
+
+namespace evoplast::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Device-side copies of one minibatch.
+struct BatchDevice {
+  Buffer<float> x;
+  Buffer<std::int32_t> y;
+  Buffer<std::uint8_t> allowed;
+  BatchDevice(Backend& be, int max_batch, std::size_t px, int classes)
+      : x(be, std::size_t(max_batch) * px),
+        y(be, std::size_t(max_batch)),
+        allowed(be, std::size_t(max_batch) * classes) {}
+  void load(PopulationNet& net, const BatchHost& h) {
+    x.upload(h.x);
+    y.upload(h.y);
+    if (h.masked) {
+      allowed.upload(h.allowed);
+      net.set_head_mask(allowed.data());
+    } else {
+      net.set_head_mask(nullptr);
+    }
+  }
+};
+
+// Accuracy and mean loss of every net on task j's validation or test view.
+void evaluate_task(const Protocol& proto, int j, Split split, PopulationNet& net,
+                   BatchDevice& dev, int batch, std::vector<double>& acc,
+                   std::vector<double>& loss) {
+  const TaskView& t = proto.tasks[std::size_t(j)];
+  const auto& idx = split == Split::test ? t.test : t.val;
+  const int P = net.population();
+  std::vector<double> loss_sum(std::size_t(P), 0.0);
+  std::vector<std::int64_t> correct(std::size_t(P), 0);
+  std::vector<Sample> samples;
+  BatchHost host;
+  for (std::size_t n0 = 0; n0 < idx.size(); n0 += std::size_t(batch)) {
+    const int N = int(std::min<std::size_t>(std::size_t(batch), idx.size() - n0));
+    samples.clear();
+    for (int n = 0; n < N; ++n) samples.push_back({j, idx[n0 + std::size_t(n)]});
+    assemble_batch(proto, samples.data(), N, split, host);
+    dev.load(net, host);
+    net.forward(dev.x.data(), N, /*train=*/false);
+    net.score(dev.y.data(), N, loss_sum, correct);
+  }
+  acc.assign(std::size_t(P), 0.0);
+  loss.assign(std::size_t(P), 0.0);
+  for (int p = 0; p < P; ++p) {
+    acc[std::size_t(p)] = double(correct[std::size_t(p)]) / double(idx.size());
+    loss[std::size_t(p)] = loss_sum[std::size_t(p)] / double(idx.size());
+  }
+}
+
+}  // namespace
+
+ContinualResult run_continual(Backend& backend, const Protocol& proto,
+                              const std::vector<Rule>& rules, const std::vector<float>& ewc_lambda,
+                              const ContinualConfig& c,
+                              const std::function<void(const std::string&)>& progress) {
+  const auto t0 = Clock::now();
+  const int P = int(rules.size());
+  if (P < 1) throw EngineError("run_continual: no rules");
+  if (int(ewc_lambda.size()) != P) throw EngineError("run_continual: one EWC λ per rule");
+  if (c.epochs < 1 || c.batch < 1 || c.eval_batch < 1 || !(c.lr > 0))
+    throw EngineError(fmt::format("epochs {}, batch {}, eval batch {}, lr {}: all must be positive",
+                                  c.epochs, c.batch, c.eval_batch, c.lr));
+  const io::ImageSet& first = proto.tasks[0].data->train;
+  const NetSpec spec = NetSpec::parse(c.net).adapted(first.rows, first.cols, proto.classes);
+  PopulationNet net(backend, spec, P, std::max(c.batch, c.eval_batch));
+  net.init_params(c.seed, /*same_for_all=*/true);
+  Plasticity plasticity(backend, net, rules, c.seed);
+  plasticity.set_ewc_lambda(ewc_lambda);
+  BatchDevice dev(backend, net.max_batch(), std::size_t(first.rows) * first.cols, proto.classes);
+
+  const int T = int(proto.tasks.size()), phases = int(proto.phases.size());
+  ContinualResult result;
+  result.nets.resize(std::size_t(P));
+  for (auto& r : result.nets) {
+    r.R_val.assign(std::size_t(phases), std::vector<double>(std::size_t(T)));
+    r.R_test = r.L_val = r.L_test = r.R_val;
+    r.b_val.resize(std::size_t(T));
+    r.b_test.resize(std::size_t(T));
+    r.train_loss.assign(std::size_t(phases), {});
+  }
+  const auto evaluate_all = [&](auto&& store) {
+    std::vector<double> acc, loss;
+    for (int j = 0; j < T; ++j)
+      for (Split split : {Split::val, Split::test}) {
+        evaluate_task(proto, j, split, net, dev, c.eval_batch, acc, loss);
+        for (int p = 0; p < P; ++p) store(result.nets[std::size_t(p)], j, split, acc[std::size_t(p)], loss[std::size_t(p)]);
+      }
+  };
+  evaluate_all([](NetResult& r, int j, Split s, double a, double) {
+    (s == Split::val ? r.b_val : r.b_test)[std::size_t(j)] = a;
+  });
+
+  std::mt19937_64 rng(c.seed ^ 0xC0FFEEull);
+  std::uint64_t step = 0;
+  BatchHost host;
+  double train_seconds = 0;
+  for (int ph = 0; ph < phases; ++ph) {
+    std::vector<Sample> order = proto.phases[std::size_t(ph)];
+    for (int epoch = 0; epoch < c.epochs; ++epoch) {
+      const auto te = Clock::now();
+      std::shuffle(order.begin(), order.end(), rng);
+      std::vector<double> loss_sum(std::size_t(P), 0.0);
+      for (std::size_t n0 = 0; n0 < order.size(); n0 += std::size_t(c.batch)) {
+        const int N = int(std::min<std::size_t>(std::size_t(c.batch), order.size() - n0));
+        assemble_batch(proto, order.data() + n0, N, Split::train, host);
+        dev.load(net, host);
+        net.forward(dev.x.data(), N, /*train=*/true, c.seed, step++);
+        const auto loss = plasticity.step(dev.y.data(), N, c.lr, epoch);
+        for (int p = 0; p < P; ++p) loss_sum[std::size_t(p)] += double(loss[std::size_t(p)]) * N;
+      }
+      plasticity.check_weights();
+      const double secs = since(te);
+      train_seconds += secs;
+      result.images_trained += std::int64_t(order.size());
+      for (int p = 0; p < P; ++p)
+        result.nets[std::size_t(p)].train_loss[std::size_t(ph)].push_back(
+            float(loss_sum[std::size_t(p)] / double(order.size())));
+      if (progress)
+        progress(fmt::format("{}: phase {}/{} epoch {}/{}: {} images, {:.1f}s, {:.0f} "
+                             "network-images/s",
+                             proto.name, ph + 1, phases, epoch + 1, c.epochs, order.size(), secs,
+                             double(P) * double(order.size()) / secs));
+    }
+    // EWC: the diagonal (empirical) Fisher of this phase's data, from per-sample gradients.
+    if (plasticity.ewc_enabled() && ph + 1 < phases) {
+      const int M = int(std::min<std::size_t>(std::size_t(c.fisher_samples), order.size()));
+      for (int m = 0; m < M; ++m) {
+        assemble_batch(proto, order.data() + m, 1, Split::train, host);
+        dev.load(net, host);
+        net.forward(dev.x.data(), 1, /*train=*/false);
+        net.backward(dev.y.data(), 1);
+        plasticity.accumulate_fisher(1.0f / float(M));
+      }
+      plasticity.consolidate_ewc();
+    }
+    evaluate_all([ph](NetResult& r, int j, Split s, double a, double l) {
+      (s == Split::val ? r.R_val : r.R_test)[std::size_t(ph)][std::size_t(j)] = a;
+      (s == Split::val ? r.L_val : r.L_test)[std::size_t(ph)][std::size_t(j)] = l;
+    });
+  }
+  net.set_head_mask(nullptr);
+  for (int p = 0; p < P; ++p) {
+    NetResult& r = result.nets[std::size_t(p)];
+    r.diverged = plasticity.diverged()[std::size_t(p)] != 0;
+    r.val = proto.joint ? joint_metrics(r.R_val) : continual_metrics(r.R_val, r.b_val);
+    r.test = proto.joint ? joint_metrics(r.R_test) : continual_metrics(r.R_test, r.b_test);
+    r.fitness = r.diverged ? kWorstFitness : fitness_continual(r.val);
+  }
+  result.train_seconds = train_seconds;
+  result.seconds = since(t0);
+  return result;
+}
+
+}  // namespace evoplast::engine

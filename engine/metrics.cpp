@@ -1,0 +1,55 @@
+#include "engine/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/errors.hpp"
+
+namespace evoplast::engine {
+
+ContinualMetrics continual_metrics(const Matrix& R, const std::vector<double>& b) {
+  const std::size_t T = R.size();
+  if (T == 0) throw EngineError("continual_metrics: empty accuracy matrix");
+  for (const auto& row : R)
+    if (row.size() != T) throw EngineError("continual_metrics: the accuracy matrix must be T×T");
+  if (b.size() != T) throw EngineError("continual_metrics: one baseline accuracy per task");
+  ContinualMetrics m;
+  for (std::size_t j = 0; j < T; ++j) m.acc += R[T - 1][j];
+  m.acc /= double(T);
+  if (T == 1) return m;
+  for (std::size_t j = 0; j + 1 < T; ++j) {
+    m.bwt += R[T - 1][j] - R[j][j];
+    double best = -INFINITY;
+    for (std::size_t l = 0; l + 1 < T; ++l) best = std::max(best, R[l][j]);
+    m.forgetting += best - R[T - 1][j];
+  }
+  m.bwt /= double(T - 1);
+  m.forgetting /= double(T - 1);
+  for (std::size_t j = 1; j < T; ++j) m.fwt += R[j - 1][j] - b[j];
+  m.fwt /= double(T - 1);
+  return m;
+}
+
+ContinualMetrics joint_metrics(const Matrix& R) {
+  if (R.size() != 1 || R[0].empty()) throw EngineError("joint_metrics: one row expected");
+  ContinualMetrics m;
+  for (double a : R[0]) m.acc += a;
+  m.acc /= double(R[0].size());
+  return m;
+}
+
+double fitness_seed(double best_val_loss, double final_train_loss, double train_seconds,
+                    const SeedFitnessWeights& w) {
+  const double f =
+      -(w.val_loss * best_val_loss + w.train_loss * final_train_loss + w.minutes * train_seconds / 60);
+  return std::isfinite(f) ? f : kWorstFitness;
+}
+
+double fitness_continual(const ContinualMetrics& m, const ContinualFitnessWeights& w) {
+  const double f = w.acc * m.acc + w.bwt * m.bwt;
+  return std::isfinite(f) ? f : kWorstFitness;
+}
+
+}  // namespace evoplast::engine

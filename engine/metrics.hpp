@@ -1,0 +1,41 @@
+// Continual-learning metrics from an accuracy matrix, and the fitness functions.
+// R[i][j] = accuracy on task j after training phase i (T phases, T tasks);
+// b[j] = accuracy on task j of the untrained (initial) net, for FWT.
+#pragma once
+#include <vector>
+
+namespace evoplast::engine {
+
+using Matrix = std::vector<std::vector<double>>;
+
+struct ContinualMetrics {
+  double acc = 0;         // mean_j R[T−1][j]
+  double bwt = 0;         // mean_{j<T−1} (R[T−1][j] − R[j][j])           (Lopez-Paz & Ranzato 2017)
+  double fwt = 0;         // mean_{j≥1} (R[j−1][j] − b[j])                 (GEM)
+  double forgetting = 0;  // mean_{j<T−1} max_{l<T−1} (R[l][j] − R[T−1][j]) (Chaudhry et al. 2018)
+};
+
+// R square (T×T). With one task, bwt = fwt = forgetting = 0.
+ContinualMetrics continual_metrics(const Matrix& R, const std::vector<double>& b);
+
+// Joint training has one phase (1×T): only ACC is defined.
+ContinualMetrics joint_metrics(const Matrix& R);
+
+// Fitness, larger is better. A diverged net gets kWorstFitness (finite, so
+// it never puts NaN or Inf into logs or selection).
+constexpr double kWorstFitness = -1e9;
+
+struct SeedFitnessWeights {
+  double val_loss = 1, train_loss = 1, minutes = 0.01;
+};
+// The seed's: −(w·best validation loss + w·final train loss + w·training minutes).
+double fitness_seed(double best_val_loss, double final_train_loss, double train_seconds,
+                    const SeedFitnessWeights& w = {});
+
+struct ContinualFitnessWeights {
+  double acc = 1, bwt = 1;
+};
+// On validation data only: w·ACC + w·BWT.
+double fitness_continual(const ContinualMetrics& m, const ContinualFitnessWeights& w = {});
+
+}  // namespace evoplast::engine

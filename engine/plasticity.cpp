@@ -1,0 +1,271 @@
+#include "engine/plasticity.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <random>
+
+#include "engine/errors.hpp"
+
+namespace evoplast::engine {
+namespace {
+
+std::vector<float> uniform(std::size_t n, float bound, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> u(-bound, bound);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+}  // namespace
+
+Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> rules,
+                       std::uint64_t feedback_seed, float rho, float eps)
+    : backend_(backend), net_(net), rules_(std::move(rules)), rho_(rho), eps_(eps) {
+  const int P = net_.population();
+  if (int(rules_.size()) != P)
+    throw EngineError(fmt::format("{} rules for a population of {}", rules_.size(), P));
+  for (const Rule& r : rules_) {
+    any_fa_ |= r.feedback == Feedback::fa;
+    any_dfa_ |= r.feedback == Feedback::dfa;
+  }
+  diverged_.assign(std::size_t(P), 0);
+  ewc_lambda_.assign(std::size_t(P), 0.0f);
+  const auto& layers = net_.layers();
+  const int classes = net_.spec().classes;
+  const int max_batch = net_.max_batch();
+  std::mt19937_64 rng(feedback_seed * 0x2545F4914F6CDD1Dull + 3);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& L = layers[i];
+    if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) continue;
+    LayerState s;
+    s.layer = int(i);
+    s.out = L.out_c;
+    s.positions = L.out_h * L.out_w;
+    s.in = L.spec.kind == LayerKind::conv ? L.in_c * L.spec.k * L.spec.k : int(L.in_per_image());
+    s.relu_after = i + 1 < layers.size() && layers[i + 1].spec.kind == LayerKind::relu;
+    const std::size_t w = std::size_t(P) * s.out * s.in, b = std::size_t(P) * s.out;
+    const auto zeros = [&](std::size_t n) {
+      Buffer<float> buf(backend_, n);
+      backend_.fill(buf.data(), n, 0.0f);
+      return buf;
+    };
+    s.z = zeros(std::size_t(P) * max_batch * 2 * s.out * s.positions);
+    s.gh = zeros(2 * w);
+    s.gb = zeros(2 * b);
+    s.mean_x = zeros(std::size_t(P) * s.in);
+    s.mean_y = zeros(b);
+    s.mean_y2 = zeros(b);
+    s.theta = zeros(b);
+    s.sq_w = zeros(w);
+    s.acc_w = zeros(w);
+    s.omega = zeros(w);
+    s.sq_b = zeros(b);
+    s.acc_b = zeros(b);
+    if (any_fa_) {
+      // Fixed random feedback, scaled like the forward weights.
+      s.fa_w = Buffer<float>(backend_, w);
+      s.fa_w.upload(uniform(w, 1.0f / std::sqrt(float(s.in)), rng));
+      s.feedback_w = zeros(w);
+    }
+    if (any_dfa_) {
+      const std::size_t units = std::size_t(s.out) * s.positions;
+      s.dfa_w = Buffer<float>(backend_, std::size_t(P) * units * classes);
+      s.dfa_w.upload(uniform(std::size_t(P) * units * classes, 1.0f / std::sqrt(float(classes)), rng));
+      s.dfa_b = zeros(std::size_t(P) * units);
+      s.dfa_out = zeros(std::size_t(P) * max_batch * units);
+    }
+    layers_.push_back(std::move(s));
+  }
+}
+
+void Plasticity::set_ewc_lambda(std::vector<float> lambda) {
+  if (int(lambda.size()) != net_.population())
+    throw EngineError("set_ewc_lambda: one λ per net");
+  ewc_lambda_ = std::move(lambda);
+  if (ewc_enabled() && fisher_.empty())
+    for (auto& prm : net_.params()) {
+      for (auto* list : {&fisher_, &fisher_task_}) {
+        list->emplace_back(backend_, prm.value.size());
+        backend_.fill(list->back().data(), prm.value.size(), 0.0f);
+      }
+      anchor_.emplace_back(backend_, prm.value.size());
+      backend_.copy(anchor_.back().data(), prm.value.data(), prm.value.size() * sizeof(float));
+    }
+}
+
+bool Plasticity::ewc_enabled() const {
+  for (float l : ewc_lambda_)
+    if (l != 0) return true;
+  return false;
+}
+
+void Plasticity::accumulate_fisher(float scale) {
+  auto& params = net_.params();
+  for (std::size_t i = 0; i < params.size() && i < fisher_task_.size(); ++i)
+    backend_.ewc_accumulate_fisher(net_.population(), params[i].per_net, scale,
+                                   params[i].grad.data(), fisher_task_[i].data());
+}
+
+void Plasticity::consolidate_ewc() {
+  auto& params = net_.params();
+  for (std::size_t i = 0; i < params.size() && i < fisher_.size(); ++i) {
+    const std::size_t n = params[i].value.size();
+    // F += F_task (as a Fisher accumulation with scale 1 of √F_task would not be exact: add directly).
+    std::vector<float> f = fisher_[i].download(), ft = fisher_task_[i].download();
+    for (std::size_t k = 0; k < n; ++k) f[k] += ft[k];
+    fisher_[i].upload(f);
+    backend_.fill(fisher_task_[i].data(), n, 0.0f);
+    backend_.copy(anchor_[i].data(), params[i].value.data(), n * sizeof(float));
+  }
+}
+
+void Plasticity::freeze(int p) {
+  if (diverged_[std::size_t(p)]) return;
+  diverged_[std::size_t(p)] = 1;
+  for (auto& prm : net_.params())
+    backend_.fill(prm.value.data() + std::size_t(p) * prm.per_net, prm.per_net, 0.0f);
+}
+
+void Plasticity::check_weights() {
+  const int P = net_.population();
+  std::vector<std::uint8_t> flags(std::size_t(P), 0);
+  Buffer<std::uint8_t> dflags(backend_, std::size_t(P));
+  backend_.to_device(dflags.data(), flags.data(), flags.size());
+  for (auto& prm : net_.params())
+    backend_.flag_nonfinite(P, prm.per_net, prm.value.data(), dflags.data());
+  flags = dflags.download();
+  for (int p = 0; p < P; ++p)
+    if (flags[std::size_t(p)]) freeze(p);
+}
+
+std::vector<float> Plasticity::step(const std::int32_t* labels, int N, float lr, int epoch) {
+  const int P = net_.population(), C = net_.spec().classes;
+  if (N != net_.last_batch() || !net_.last_train())
+    throw EngineError("Plasticity::step: call net.forward(…, train = true) with this batch first");
+  const auto& layers = net_.layers();
+  const int last_slot = layers.back().act_out;
+
+  // Loss and the output error e_out = ∂L/∂logits (the delta rule at the readout).
+  float* e_out = net_.gradient(last_slot);
+  backend_.log_softmax_nll_forward(P, N, C, net_.activation(last_slot), labels, net_.logp(),
+                                   net_.loss_buffer());
+  backend_.log_softmax_nll_backward(P, N, C, net_.logp(), labels, e_out);
+  std::vector<float> loss(static_cast<std::size_t>(P));
+  backend_.to_host(loss.data(), net_.loss_buffer(), loss.size() * sizeof(float));
+  for (int p = 0; p < P; ++p)
+    if (!std::isfinite(loss[std::size_t(p)])) freeze(p);
+
+  int k = int(layers_.size());  // plastic index, counted down
+  const int plastic_count = int(layers_.size());
+  std::vector<kernels::PlasticityCoeffs> coeffs(static_cast<std::size_t>(P));
+  for (std::size_t i = layers.size(); i-- > 0;) {
+    const auto& L = layers[i];
+    const float* dy = net_.gradient(L.act_out);
+    float* dx = L.act_in == 0 ? nullptr : net_.gradient(L.act_in);
+    if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) {
+      net_.backward_nonparametric(int(i), dy, dx);
+      continue;
+    }
+    LayerState& s = layers_[std::size_t(--k)];
+    const bool is_output = k == plastic_count - 1;
+    const std::size_t units = std::size_t(s.out) * s.positions;
+    float* e = net_.gradient(L.act_out);  // (P, N, Out, S)
+    const float* y = net_.activation(L.act_out);
+    const float* x = net_.activation(L.act_in);
+
+    // The error each hidden layer sees, by the feedback mode of each net.
+    if (!is_output) {
+      if (any_dfa_)  // project e_out through the fixed random matrix: (P, N, Out·S)
+        backend_.dense_forward(DenseShape{P, N, C, int(units), false}, e_out, s.dfa_w.data(),
+                               s.dfa_b.data(), s.dfa_out.data());
+      for (int p = 0; p < P; ++p) {
+        float* ep = e + std::size_t(p) * N * units;
+        switch (rules_[std::size_t(p)].feedback) {
+          case Feedback::backprop:
+          case Feedback::fa: break;
+          case Feedback::none: backend_.fill(ep, std::size_t(N) * units, 0.0f); break;
+          case Feedback::dfa:
+            backend_.copy(ep, s.dfa_out.data() + std::size_t(p) * N * units,
+                          std::size_t(N) * units * sizeof(float));
+            if (s.relu_after)
+              backend_.relu_backward(std::size_t(N) * units, y + std::size_t(p) * N * units, ep, ep);
+            break;
+        }
+      }
+    }
+
+    // Error to the layer below, through W (backprop) or the fixed B (FA), before W changes.
+    const float* w = net_.params()[std::size_t(L.w)].value.data();
+    if (dx) {
+      const float* wfb = w;
+      if (any_fa_) {
+        for (int p = 0; p < P; ++p) {
+          const std::size_t off = std::size_t(p) * s.out * s.in;
+          backend_.copy(s.feedback_w.data() + off,
+                        (rules_[std::size_t(p)].feedback == Feedback::fa ? s.fa_w.data() : w) + off,
+                        std::size_t(s.out) * s.in * sizeof(float));
+        }
+        wfb = s.feedback_w.data();
+      }
+      if (L.spec.kind == LayerKind::conv)
+        backend_.conv2d_backward(ConvShape{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k,
+                                           L.shared_input},
+                                 x, wfb, e, dx, nullptr, nullptr);
+      else
+        backend_.dense_backward(DenseShape{P, N, s.in, s.out, L.shared_input}, x, wfb, e, dx,
+                                nullptr, nullptr);
+    }
+
+    // One pass over x gives g (error rows) and h (Hebbian rows).
+    for (int p = 0; p < P; ++p) {
+      coeffs[std::size_t(p)] = rules_[std::size_t(p)].coeffs(k, plastic_count, lr, epoch, rho_, eps_);
+      coeffs[std::size_t(p)].frozen = diverged_[std::size_t(p)];
+    }
+    backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y, s.theta.data(),
+                                  s.z.data(), s.mean_y.data(), s.mean_y2.data());
+    if (L.spec.kind == LayerKind::conv) {
+      const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, 2 * L.out_c, L.spec.k, L.shared_input};
+      backend_.conv2d_backward(cs, x, nullptr, s.z.data(), nullptr, s.gh.data(), s.gb.data());
+      backend_.pre_mean_conv(ConvShape{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k,
+                                       L.shared_input},
+                             x, s.mean_x.data());
+    } else {
+      const DenseShape ds{P, N, s.in, 2 * s.out, L.shared_input};
+      backend_.dense_backward(ds, x, nullptr, s.z.data(), nullptr, s.gh.data(), s.gb.data());
+      backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
+    }
+
+    // EWC adds λ·F·(w − w*) to the error term g of the nets that use it.
+    if (ewc_enabled()) {
+      Param& pw = net_.params()[std::size_t(L.w)];
+      Param& pb = net_.params()[std::size_t(L.b)];
+      for (int p = 0; p < P; ++p) {
+        if (ewc_lambda_[std::size_t(p)] == 0) continue;
+        const float lam = ewc_lambda_[std::size_t(p)];
+        backend_.ewc_penalty_grad(1, pw.per_net, &lam, fisher_[std::size_t(L.w)].data() + p * pw.per_net,
+                                  anchor_[std::size_t(L.w)].data() + p * pw.per_net,
+                                  pw.value.data() + p * pw.per_net,
+                                  s.gh.data() + std::size_t(p) * 2 * pw.per_net);
+        backend_.ewc_penalty_grad(1, pb.per_net, &lam, fisher_[std::size_t(L.b)].data() + p * pb.per_net,
+                                  anchor_[std::size_t(L.b)].data() + p * pb.per_net,
+                                  pb.value.data() + p * pb.per_net,
+                                  s.gb.data() + std::size_t(p) * 2 * pb.per_net);
+      }
+    }
+
+    // The fused epilogue: every term, the optimiser state, Ω, the clip, once per synapse.
+    Param& pw = net_.params()[std::size_t(L.w)];
+    Param& pb = net_.params()[std::size_t(L.b)];
+    backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.gh.data(), s.mean_x.data(),
+                               s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_w.data(),
+                               s.acc_w.data(), s.omega.data());
+    backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.gb.data(), s.mean_y.data(),
+                                    pb.value.data(), s.sq_b.data(), s.acc_b.data());
+  }
+  for (int p = 0; p < P; ++p)
+    if (diverged_[std::size_t(p)]) loss[std::size_t(p)] = std::log(float(C));
+  return loss;
+}
+
+}  // namespace evoplast::engine

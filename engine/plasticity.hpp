@@ -1,0 +1,66 @@
+// Learning by plasticity rules: after a forward pass, the loss and the error
+// signal of each net's feedback pathway (backprop, feedback alignment, direct
+// feedback alignment, or none), then the fused local update per plastic layer
+// (kernels/plasticity.hpp), each net with its own rule. Also holds the
+// per-synapse state (optimiser, importance Ω, BCM threshold θ), the fixed
+// random feedback weights, EWC's Fisher and anchor, and divergence isolation.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/network.hpp"
+#include "engine/rule.hpp"
+
+namespace evoplast::engine {
+
+class Plasticity {
+ public:
+  // rules: one per net. feedback_seed draws the FA/DFA feedback weights.
+  Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> rules,
+             std::uint64_t feedback_seed, float rho = 0.9f, float eps = 1e-6f);
+
+  // One learning step after net.forward(x, N, train = true, …): returns the
+  // mean loss of each net (host, P). epoch counts within the current task.
+  std::vector<float> step(const std::int32_t* labels, int N, float lr, int epoch);
+
+  const std::vector<Rule>& rules() const { return rules_; }
+
+  // EWC (online: one Fisher summed over tasks, anchored at the latest task's end).
+  void set_ewc_lambda(std::vector<float> lambda);  // (P); 0 disables it for a net
+  bool ewc_enabled() const;
+  // After net.forward + net.backward on one sample: F_task += scale · grad².
+  void accumulate_fisher(float scale);
+  // At a task boundary: F += F_task, w* = w.
+  void consolidate_ewc();
+
+  // Nets found with a non-finite loss or weight are frozen, their weights
+  // zeroed (so they output a finite uniform guess), and reported here.
+  const std::vector<std::uint8_t>& diverged() const { return diverged_; }
+  // Checks every weight (call once in a while, e.g. per epoch).
+  void check_weights();
+
+ private:
+  struct LayerState {
+    int layer = -1;           // index in net.layers()
+    int out = 0, in = 0, positions = 1;
+    bool relu_after = false;
+    Buffer<float> z, gh, gb, mean_x, mean_y, mean_y2, theta;
+    Buffer<float> sq_w, acc_w, omega, sq_b, acc_b;
+    Buffer<float> fa_w, feedback_w;      // FA: random (P, Out, In); the weights dx uses
+    Buffer<float> dfa_w, dfa_b, dfa_out;  // DFA: (P, Out·S, classes), zeros, (P, N, Out·S)
+  };
+
+  void freeze(int p);
+
+  Backend& backend_;
+  PopulationNet& net_;
+  std::vector<Rule> rules_;
+  float rho_, eps_;
+  std::vector<LayerState> layers_;
+  bool any_fa_ = false, any_dfa_ = false, any_local_hidden_ = false;
+  std::vector<float> ewc_lambda_;
+  std::vector<Buffer<float>> fisher_, fisher_task_, anchor_;  // per Param
+  std::vector<std::uint8_t> diverged_;
+};
+
+}  // namespace evoplast::engine

@@ -1,0 +1,67 @@
+// A plasticity rule: the coefficients of DESIGN.md's update, per plastic
+// layer, and the global choices (feedback pathway, learning-rate schedule).
+// Host-only and free of CUDA, so the GA can decode genomes into it.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "kernels/plasticity.hpp"
+
+namespace evoplast::engine {
+
+enum class Feedback { backprop, fa, dfa, none };
+const char* feedback_name(Feedback f);
+Feedback parse_feedback(const std::string& name);  // throws EngineError naming the valid ones
+
+// One plastic layer's coefficients (see kernels/plasticity.hpp for the update).
+struct LayerRule {
+  float alpha = 1;      // error (gradient) term through opt
+  float A = 0;          // Hebbian ⟨ŷ ⊗ x⟩
+  float B = 0;          // presynaptic ⟨x⟩
+  float C = 0;          // postsynaptic ⟨y⟩
+  float D = 0;          // constant drift
+  float omega = 0;      // Oja decay ω·⟨y²⟩·W
+  float lambda = 0;     // weight decay
+  float bcm = 0;        // BCM mix in [0, 1]
+  float kappa = 0;      // consolidation: ΔW / (1 + κ·Ω)
+  float rho_omega = 0;  // importance decay
+  float s_g = 0;        // importance from |g ⊙ ΔW| (SI-like path integral)
+  float s_h = 0;        // importance from |h| (Hebbian, MAS-like)
+  float gamma_h = 0;    // homeostatic bias rate
+  float rho_star = 0;   // target mean activity
+  bool operator==(const LayerRule&) const = default;
+};
+
+struct Rule {
+  std::string name = "custom";
+  Feedback feedback = Feedback::backprop;
+  float lr_scale = 1;     // η = lr · lr_scale · step_gamma^epoch (epoch counted within a task)
+  float step_gamma = 0.7f;
+  float w_max = 0;        // weight clip, 0: none
+  bool adadelta = true;   // opt: Adadelta (true) or SGD
+  std::vector<LayerRule> hidden = {LayerRule{}};  // hidden layer l uses hidden[min(l, size−1)]
+  LayerRule output;                               // the readout layer
+  bool operator==(const Rule&) const = default;
+
+  const LayerRule& layer(int plastic_index, int plastic_count) const;
+  // The coefficients one step applies at one layer.
+  kernels::PlasticityCoeffs coeffs(int plastic_index, int plastic_count, float lr, int epoch,
+                                   float rho, float eps) const;
+};
+
+// The named rules: baseline, finetune (= baseline), hebb, oja, bcm, si, local, dfa.
+std::vector<std::string> named_rules();
+Rule named_rule(const std::string& name);  // throws EngineError naming the valid ones
+
+// JSON round trip (nlohmann); load throws EngineError naming the file and key.
+std::string rule_to_json(const Rule& r);
+Rule rule_from_json(const std::string& text, const std::string& origin);
+void save_rule(const Rule& r, const std::string& path);
+Rule load_rule(const std::string& path);
+// A name from named_rules(), or the path of a rule file.
+Rule rule_by_name_or_file(const std::string& name_or_path);
+
+// The update written out for a person, e.g. "ΔW = η·(−1·opt(g) + 0.001·h) − 0.005·⟨y²⟩⊙W".
+std::string describe(const LayerRule& l);
+
+}  // namespace evoplast::engine

@@ -1,0 +1,105 @@
+// Plasticity family: the statistics a local rule needs and the fused update
+// of ../shared/DESIGN.md, per plastic layer, for P nets each with its own rule.
+//
+// A plastic layer has Out post-synaptic units and In pre-synaptic inputs
+// (dense: In features; conv: In = Cin·K·K patch elements, statistics averaged
+// over the S = Ho·Wo positions too). Per minibatch:
+//   g = ⟨e ⊗ x⟩ (the error term; = the loss gradient under backprop)
+//   h = ⟨ŷ ⊗ x⟩, ŷ = y·((1 − bcm) + bcm·(y − θ)),  θ ← (1 − τ)·θ + τ·⟨y²⟩
+// Both come from ONE weight-gradient pass over x: the error and ŷ/(N·S) are
+// stacked as 2·Out rows (stack_error_and_hebb), and the layer's ordinary
+// weight-gradient kernel (dense/conv backward with dx = null) returns [g; h].
+// Then one epilogue per synapse (plasticity_update):
+//   δ = opt(g)                                         (SGD: g; Adadelta: per-synapse state)
+//   ΔW = η·(−α·δ + A·h + B·⟨x⟩ + C·⟨y⟩ + D) − ω·⟨y²⟩·W − λ·W
+//   ΔW ← ΔW / (1 + κ·Ω)
+//   Ω ← ρ_Ω·Ω + s_g·|g·ΔW| + s_h·|h|
+//   W ← clip(W + ΔW, ±w_max)                           (w_max = 0: no clipping)
+// and for the bias: Δb = η·(−α·opt(⟨e⟩)) − γ_h·(⟨y⟩ − ρ*).
+#pragma once
+#include <cstdint>
+
+#include "kernels/common.hpp"
+
+namespace evoplast::kernels {
+
+// One net's rule at one layer, decoded, with η already scheduled for this step.
+struct PlasticityCoeffs {
+  float eta = 0;
+  float alpha = 0, A = 0, B = 0, C = 0, D = 0, omega = 0, lambda = 0;
+  float bcm = 0, kappa = 0, rho_omega = 0, s_g = 0, s_h = 0, gamma_h = 0, rho_star = 0;
+  float w_max = 0;
+  int adadelta = 1;  // 1: opt = Adadelta (ρ, ε below), 0: SGD
+  float rho = 0.9f, eps = 1e-6f;
+  int frozen = 0;    // 1: a diverged net, left untouched
+};
+
+constexpr float kBcmTau = 0.1f;  // rate of the BCM threshold's running average
+
+}  // namespace evoplast::kernels
+
+namespace evoplast::kernels::cpu {
+
+// z = [e | ŷ/(N·S)] along the unit axis; mean_y = ⟨y⟩, mean_y2 = ⟨y²⟩ over
+// (n, s); θ moves toward ⟨y²⟩ after ŷ used its old value.
+template <typename T>
+void stack_error_and_hebb(int P, int N, int Out, int S,
+                          const PlasticityCoeffs* coeffs,  // (P), host
+                          const T* e,        // (P, N, Out, S)
+                          const T* y,        // (P, N, Out, S) post-synaptic activity
+                          T* theta,          // (P, Out) BCM threshold, updated
+                          T* z,              // (P, N, 2·Out, S), overwritten
+                          T* mean_y,         // (P, Out), overwritten
+                          T* mean_y2);       // (P, Out), overwritten
+
+// ⟨x⟩ over the minibatch (dense).
+template <typename T>
+void pre_mean_dense(const DenseShape& s,
+                    const T* x,        // shared_input ? (N, In) : (P, N, In)
+                    T* mean_x);        // (P, In), overwritten
+
+// ⟨x_patch⟩ over the minibatch and the positions (conv): (P, Cin·K·K).
+template <typename T>
+void pre_mean_conv(const ConvShape& s, const T* x, T* mean_x);
+
+// The fused epilogue over every synapse of every net.
+template <typename T>
+void plasticity_update(int P, int Out, int In,
+                       const PlasticityCoeffs* coeffs,  // (P), host
+                       const T* gh,       // (P, 2·Out, In): g rows then h rows
+                       const T* mean_x,   // (P, In)
+                       const T* mean_y,   // (P, Out)
+                       const T* mean_y2,  // (P, Out)
+                       T* w,              // (P, Out, In)
+                       T* sq_avg,         // (P, Out, In) Adadelta v (unused under SGD)
+                       T* acc_delta,      // (P, Out, In) Adadelta u
+                       T* omega);         // (P, Out, In) importance Ω
+
+template <typename T>
+void plasticity_bias_update(int P, int Out,
+                            const PlasticityCoeffs* coeffs,  // (P), host
+                            const T* gb,       // (P, 2·Out): ⟨e⟩ rows first (the bias gradient)
+                            const T* mean_y,   // (P, Out)
+                            T* b,              // (P, Out)
+                            T* sq_avg,         // (P, Out)
+                            T* acc_delta);     // (P, Out)
+
+// EWC: F += g² (one sample's gradient), and g += λ_p·F·(w − w*).
+template <typename T>
+void ewc_accumulate_fisher(int P, std::size_t per_net, T scale, const T* g, T* fisher);
+template <typename T>
+void ewc_penalty_grad(int P, std::size_t per_net,
+                      const float* lambda,  // (P), host
+                      const T* fisher, const T* anchor, const T* w, T* g);
+
+// Logits of classes outside each row's allowed set (task-incremental heads)
+// become −1e9, so they take no probability mass and receive no gradient.
+template <typename T>
+void mask_logits(int P, int N, int C, const std::uint8_t* allowed /* (N, C) */,
+                 T* logits /* (P, N, C) */);
+
+// flags[p] = 1 where net p's block holds a NaN or ±Inf (flags are OR-ed in).
+template <typename T>
+void flag_nonfinite(int P, std::size_t per_net, const T* x, std::uint8_t* flags /* (P) */);
+
+}  // namespace evoplast::kernels::cpu

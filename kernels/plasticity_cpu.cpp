@@ -1,0 +1,173 @@
+#include <cmath>
+
+#include "kernels/optim_math.hpp"
+#include "kernels/plasticity.hpp"
+
+namespace evoplast::kernels::cpu {
+
+template <typename T>
+void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
+                          const T* e, const T* y, T* theta, T* z, T* mean_y, T* mean_y2) {
+  const T inv = T(1) / (T(N) * T(S));
+  for (int p = 0; p < P; ++p) {
+    const T bcm = coeffs[p].bcm;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < Out; ++o) {
+      const T th = theta[std::size_t(p) * Out + o];
+      T sum = 0, sum2 = 0;
+      for (int n = 0; n < N; ++n) {
+        const std::size_t src = ((std::size_t(p) * N + n) * Out + o) * S;
+        T* ze = z + ((std::size_t(p) * N + n) * 2 * Out + o) * S;
+        T* zh = ze + std::size_t(Out) * S;
+        for (int s = 0; s < S; ++s) {
+          const T yv = y[src + s];
+          ze[s] = e[src + s];
+          zh[s] = yv * ((T(1) - bcm) + bcm * (yv - th)) * inv;
+          sum += yv;
+          sum2 += yv * yv;
+        }
+      }
+      mean_y[std::size_t(p) * Out + o] = sum * inv;
+      mean_y2[std::size_t(p) * Out + o] = sum2 * inv;
+      theta[std::size_t(p) * Out + o] = (T(1) - T(kBcmTau)) * th + T(kBcmTau) * sum2 * inv;
+    }
+  }
+}
+
+template <typename T>
+void pre_mean_dense(const DenseShape& s, const T* x, T* mean_x) {
+  for (int p = 0; p < s.P; ++p) {
+    const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.In);
+    T* m = mean_x + std::size_t(p) * s.In;
+    for (int i = 0; i < s.In; ++i) m[i] = 0;
+    for (int n = 0; n < s.N; ++n)
+      for (int i = 0; i < s.In; ++i) m[i] += xp[std::size_t(n) * s.In + i];
+    for (int i = 0; i < s.In; ++i) m[i] /= T(s.N);
+  }
+}
+
+template <typename T>
+void pre_mean_conv(const ConvShape& s, const T* x, T* mean_x) {
+  const int Ho = s.Ho(), Wo = s.Wo(), KK = s.Cin * s.K * s.K;
+  const T inv = T(1) / (T(s.N) * Ho * Wo);
+  for (int p = 0; p < s.P; ++p) {
+    const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.Cin * s.H * s.W);
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < KK; ++j) {
+      const int ci = j / (s.K * s.K), ky = (j / s.K) % s.K, kx = j % s.K;
+      T sum = 0;
+      for (int n = 0; n < s.N; ++n) {
+        const T* plane = xp + (std::size_t(n) * s.Cin + ci) * s.H * s.W;
+        for (int oy = 0; oy < Ho; ++oy)
+          for (int ox = 0; ox < Wo; ++ox) sum += plane[(oy + ky) * s.W + ox + kx];
+      }
+      mean_x[std::size_t(p) * KK + j] = sum * inv;
+    }
+  }
+}
+
+template <typename T>
+void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const T* gh,
+                       const T* mean_x, const T* mean_y, const T* mean_y2, T* w, T* sq_avg,
+                       T* acc_delta, T* omega) {
+  for (int p = 0; p < P; ++p) {
+    const PlasticityCoeffs& c = coeffs[p];
+    if (c.frozen) continue;
+    const T eta = c.eta, alpha = c.alpha, A = c.A, B = c.B, C = c.C, D = c.D;
+    const T om = c.omega, lam = c.lambda, kappa = c.kappa, rho_o = c.rho_omega;
+    const T s_g = c.s_g, s_h = c.s_h, w_max = c.w_max, r = c.rho, e = c.eps;
+    const T* mx = mean_x + std::size_t(p) * In;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < Out; ++o) {
+      const std::size_t row = (std::size_t(p) * Out + o) * In;
+      const T* g = gh + (std::size_t(p) * 2 * Out + o) * In;
+      const T* h = g + std::size_t(Out) * In;
+      const T my = mean_y[std::size_t(p) * Out + o], my2 = mean_y2[std::size_t(p) * Out + o];
+      for (int i = 0; i < In; ++i) {
+        const std::size_t k = row + i;
+        const T delta = c.adadelta ? adadelta_delta(g[i], r, e, sq_avg[k], acc_delta[k]) : g[i];
+        T dw = eta * (-alpha * delta + A * h[i] + B * mx[i] + C * my + D) - om * my2 * w[k] -
+               lam * w[k];
+        dw = dw / (T(1) + kappa * omega[k]);
+        omega[k] = rho_o * omega[k] + s_g * std::abs(g[i] * dw) + s_h * std::abs(h[i]);
+        T nw = w[k] + dw;
+        if (w_max > 0) nw = nw > w_max ? w_max : (nw < -w_max ? -w_max : nw);
+        w[k] = nw;
+      }
+    }
+  }
+}
+
+template <typename T>
+void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, const T* gb,
+                            const T* mean_y, T* b, T* sq_avg, T* acc_delta) {
+  for (int p = 0; p < P; ++p) {
+    const PlasticityCoeffs& c = coeffs[p];
+    if (c.frozen) continue;
+    const T eta = c.eta, alpha = c.alpha, gamma_h = c.gamma_h, rho_star = c.rho_star;
+    const T r = c.rho, e = c.eps;
+    for (int o = 0; o < Out; ++o) {
+      const std::size_t k = std::size_t(p) * Out + o;
+      const T g = gb[std::size_t(p) * 2 * Out + o];
+      const T delta = c.adadelta ? adadelta_delta(g, r, e, sq_avg[k], acc_delta[k]) : g;
+      b[k] = b[k] + (eta * (-alpha * delta) - gamma_h * (mean_y[k] - rho_star));
+    }
+  }
+}
+
+template <typename T>
+void ewc_accumulate_fisher(int P, std::size_t per_net, T scale, const T* g, T* fisher) {
+  const std::size_t n = std::size_t(P) * per_net;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (std::size_t i = 0; i < n; ++i) fisher[i] += scale * g[i] * g[i];
+}
+
+template <typename T>
+void ewc_penalty_grad(int P, std::size_t per_net, const float* lambda, const T* fisher,
+                      const T* anchor, const T* w, T* g) {
+  for (int p = 0; p < P; ++p) {
+    if (lambda[p] == 0.0f) continue;
+    const T lam = lambda[p];
+    const std::size_t off = std::size_t(p) * per_net;
+#pragma omp parallel for schedule(static) if (per_net > 65536)
+    for (std::size_t i = off; i < off + per_net; ++i) g[i] += lam * fisher[i] * (w[i] - anchor[i]);
+  }
+}
+
+template <typename T>
+void mask_logits(int P, int N, int C, const std::uint8_t* allowed, T* logits) {
+  for (int p = 0; p < P; ++p)
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c)
+        if (!allowed[std::size_t(n) * C + c]) logits[(std::size_t(p) * N + n) * C + c] = T(-1e9);
+}
+
+template <typename T>
+void flag_nonfinite(int P, std::size_t per_net, const T* x, std::uint8_t* flags) {
+  for (int p = 0; p < P; ++p) {
+    const T* xp = x + std::size_t(p) * per_net;
+    bool bad = false;
+#pragma omp parallel for schedule(static) reduction(|| : bad) if (per_net > 65536)
+    for (std::size_t i = 0; i < per_net; ++i) bad = bad || !std::isfinite(xp[i]);
+    if (bad) flags[p] = 1;
+  }
+}
+
+#define EVOPLAST_INSTANTIATE(T)                                                                \
+  template void stack_error_and_hebb<T>(int, int, int, int, const PlasticityCoeffs*, const T*, \
+                                        const T*, T*, T*, T*, T*);                             \
+  template void pre_mean_dense<T>(const DenseShape&, const T*, T*);                            \
+  template void pre_mean_conv<T>(const ConvShape&, const T*, T*);                              \
+  template void plasticity_update<T>(int, int, int, const PlasticityCoeffs*, const T*,         \
+                                     const T*, const T*, const T*, T*, T*, T*, T*);            \
+  template void plasticity_bias_update<T>(int, int, const PlasticityCoeffs*, const T*,         \
+                                          const T*, T*, T*, T*);                               \
+  template void ewc_accumulate_fisher<T>(int, std::size_t, T, const T*, T*);                   \
+  template void ewc_penalty_grad<T>(int, std::size_t, const float*, const T*, const T*,        \
+                                    const T*, T*);                                             \
+  template void mask_logits<T>(int, int, int, const std::uint8_t*, T*);                        \
+  template void flag_nonfinite<T>(int, std::size_t, const T*, std::uint8_t*);
+EVOPLAST_INSTANTIATE(float)
+EVOPLAST_INSTANTIATE(double)
+
+}  // namespace evoplast::kernels::cpu
