@@ -83,9 +83,8 @@ class Backend {
                                       float* sq_avg, float* acc_delta) = 0;
   virtual void ewc_accumulate_fisher(int P, std::size_t per_net, float scale, const float* g,
                                      float* fisher) = 0;
-  virtual void ewc_penalty_grad(int P, std::size_t per_net, const float* lambda,
-                                const float* fisher, const float* anchor, const float* w,
-                                float* g) = 0;
+  virtual void ewc_proximal_step(int P, std::size_t per_net, const float* strength,
+                                 const float* fisher, const float* anchor, float* w) = 0;
   virtual void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) = 0;
   virtual void flag_nonfinite(int P, std::size_t per_net, const float* x,
                               std::uint8_t* flags) = 0;

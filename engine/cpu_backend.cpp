@@ -122,10 +122,9 @@ void CpuBackend::ewc_accumulate_fisher(int P, std::size_t per_net, float scale, 
                                        float* fisher) {
   k::ewc_accumulate_fisher(P, per_net, scale, g, fisher);
 }
-void CpuBackend::ewc_penalty_grad(int P, std::size_t per_net, const float* lambda,
-                                  const float* fisher, const float* anchor, const float* w,
-                                  float* g) {
-  k::ewc_penalty_grad(P, per_net, lambda, fisher, anchor, w, g);
+void CpuBackend::ewc_proximal_step(int P, std::size_t per_net, const float* strength,
+                                   const float* fisher, const float* anchor, float* w) {
+  k::ewc_proximal_step(P, per_net, strength, fisher, anchor, w);
 }
 void CpuBackend::mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) {
   k::mask_logits(P, N, C, allowed, logits);

@@ -54,8 +54,8 @@ class CpuBackend final : public Backend {
                               float* acc_delta) override;
   void ewc_accumulate_fisher(int P, std::size_t per_net, float scale, const float* g,
                              float* fisher) override;
-  void ewc_penalty_grad(int P, std::size_t per_net, const float* lambda, const float* fisher,
-                        const float* anchor, const float* w, float* g) override;
+  void ewc_proximal_step(int P, std::size_t per_net, const float* strength, const float* fisher,
+                         const float* anchor, float* w) override;
   void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) override;
   void flag_nonfinite(int P, std::size_t per_net, const float* x, std::uint8_t* flags) override;
 };

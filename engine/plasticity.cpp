@@ -120,6 +120,8 @@ void Plasticity::consolidate_ewc() {
   }
 }
 
+float* Plasticity::params_value(std::size_t i) { return net_.params()[i].value.data(); }
+
 void Plasticity::freeze(int p) {
   if (diverged_[std::size_t(p)]) return;
   diverged_[std::size_t(p)] = 1;
@@ -236,24 +238,6 @@ std::vector<float> Plasticity::step(const std::int32_t* labels, int N, float lr,
       backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
     }
 
-    // EWC adds λ·F·(w − w*) to the error term g of the nets that use it.
-    if (ewc_enabled()) {
-      Param& pw = net_.params()[std::size_t(L.w)];
-      Param& pb = net_.params()[std::size_t(L.b)];
-      for (int p = 0; p < P; ++p) {
-        if (ewc_lambda_[std::size_t(p)] == 0) continue;
-        const float lam = ewc_lambda_[std::size_t(p)];
-        backend_.ewc_penalty_grad(1, pw.per_net, &lam, fisher_[std::size_t(L.w)].data() + p * pw.per_net,
-                                  anchor_[std::size_t(L.w)].data() + p * pw.per_net,
-                                  pw.value.data() + p * pw.per_net,
-                                  s.gh.data() + std::size_t(p) * 2 * pw.per_net);
-        backend_.ewc_penalty_grad(1, pb.per_net, &lam, fisher_[std::size_t(L.b)].data() + p * pb.per_net,
-                                  anchor_[std::size_t(L.b)].data() + p * pb.per_net,
-                                  pb.value.data() + p * pb.per_net,
-                                  s.gb.data() + std::size_t(p) * 2 * pb.per_net);
-      }
-    }
-
     // The fused epilogue: every term, the optimiser state, Ω, the clip, once per synapse.
     Param& pw = net_.params()[std::size_t(L.w)];
     Param& pb = net_.params()[std::size_t(L.b)];
@@ -262,6 +246,18 @@ std::vector<float> Plasticity::step(const std::int32_t* labels, int N, float lr,
                                s.acc_w.data(), s.omega.data());
     backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.gb.data(), s.mean_y.data(),
                                     pb.value.data(), s.sq_b.data(), s.acc_b.data());
+
+    // EWC pulls the nets that use it back toward the last task's weights.
+    if (ewc_enabled()) {
+      std::vector<float> strength(static_cast<std::size_t>(P));
+      for (int p = 0; p < P; ++p)
+        strength[std::size_t(p)] = diverged_[std::size_t(p)] ? 0.0f : coeffs[std::size_t(p)].eta * ewc_lambda_[std::size_t(p)];
+      for (const Param* prm : {&pw, &pb}) {
+        const std::size_t i = std::size_t(prm == &pw ? L.w : L.b);
+        backend_.ewc_proximal_step(P, prm->per_net, strength.data(), fisher_[i].data(),
+                                   anchor_[i].data(), params_value(i));
+      }
+    }
   }
   for (int p = 0; p < P; ++p)
     if (diverged_[std::size_t(p)]) loss[std::size_t(p)] = std::log(float(C));

@@ -51,6 +51,7 @@ class Plasticity {
   };
 
   void freeze(int p);
+  float* params_value(std::size_t i);
 
   Backend& backend_;
   PopulationNet& net_;

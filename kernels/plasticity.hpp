@@ -84,13 +84,20 @@ void plasticity_bias_update(int P, int Out,
                             T* sq_avg,         // (P, Out)
                             T* acc_delta);     // (P, Out)
 
-// EWC: F += g² (one sample's gradient), and g += λ_p·F·(w − w*).
+// EWC: F += scale·g² (one sample's gradient); and the penalty ½λ·F·(w − w*)²
+// applied as a proximal (implicit) step after the rule's update:
+//   w ← (w + c·F·w*) / (1 + c·F),  c = η·λ
+// which is stable for any λ whatever the optimiser (an explicit gradient
+// through Adadelta turns a stiff penalty into sign-like oscillation, seen
+// forgetting *more* as λ grew), and freezes w at w* as λ → ∞.
 template <typename T>
 void ewc_accumulate_fisher(int P, std::size_t per_net, T scale, const T* g, T* fisher);
 template <typename T>
-void ewc_penalty_grad(int P, std::size_t per_net,
-                      const float* lambda,  // (P), host
-                      const T* fisher, const T* anchor, const T* w, T* g);
+void ewc_proximal_step(int P, std::size_t per_net,
+                       const float* strength,  // c = η·λ per net: (P), host
+                       const T* fisher,        // (P, per_net)
+                       const T* anchor,        // (P, per_net)
+                       T* w);                  // (P, per_net)
 
 // Logits of classes outside each row's allowed set (task-incremental heads)
 // become −1e9, so they take no probability mass and receive no gradient.

@@ -123,14 +123,17 @@ void ewc_accumulate_fisher(int P, std::size_t per_net, T scale, const T* g, T* f
 }
 
 template <typename T>
-void ewc_penalty_grad(int P, std::size_t per_net, const float* lambda, const T* fisher,
-                      const T* anchor, const T* w, T* g) {
+void ewc_proximal_step(int P, std::size_t per_net, const float* strength, const T* fisher,
+                       const T* anchor, T* w) {
   for (int p = 0; p < P; ++p) {
-    if (lambda[p] == 0.0f) continue;
-    const T lam = lambda[p];
+    if (strength[p] == 0.0f) continue;
+    const T c = strength[p];
     const std::size_t off = std::size_t(p) * per_net;
 #pragma omp parallel for schedule(static) if (per_net > 65536)
-    for (std::size_t i = off; i < off + per_net; ++i) g[i] += lam * fisher[i] * (w[i] - anchor[i]);
+    for (std::size_t i = off; i < off + per_net; ++i) {
+      const T cf = c * fisher[i];
+      w[i] = (w[i] + cf * anchor[i]) / (T(1) + cf);
+    }
   }
 }
 
@@ -163,8 +166,7 @@ void flag_nonfinite(int P, std::size_t per_net, const T* x, std::uint8_t* flags)
   template void plasticity_bias_update<T>(int, int, const PlasticityCoeffs*, const T*,         \
                                           const T*, T*, T*, T*);                               \
   template void ewc_accumulate_fisher<T>(int, std::size_t, T, const T*, T*);                   \
-  template void ewc_penalty_grad<T>(int, std::size_t, const float*, const T*, const T*,        \
-                                    const T*, T*);                                             \
+  template void ewc_proximal_step<T>(int, std::size_t, const float*, const T*, const T*, T*); \
   template void mask_logits<T>(int, int, int, const std::uint8_t*, T*);                        \
   template void flag_nonfinite<T>(int, std::size_t, const T*, std::uint8_t*);
 EVOPLAST_INSTANTIATE(float)
