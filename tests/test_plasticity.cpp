@@ -1,0 +1,332 @@
+// The rule family's special cases (DESIGN.md), feedback modes, divergence
+// isolation, and the fused kernels against their definitions.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+
+#include "check.hpp"
+#include "engine/continual.hpp"
+#include "engine/cpu_backend.hpp"
+#include "engine/network.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/plasticity.hpp"
+#include "kernels/dense.hpp"
+#include "kernels/optim.hpp"
+#include "kernels/plasticity.hpp"
+#include "synthetic.hpp"
+
+using namespace evoplast;
+using namespace evoplast::engine;
+namespace k = evoplast::kernels::cpu;
+using kernels::PlasticityCoeffs;
+
+namespace {
+
+struct Batch {
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+};
+
+// A linear teacher over `in` inputs: label = argmax of T·x (4 classes).
+Batch teacher_batch(int N, int in, std::mt19937& rng, const std::vector<float>& T) {
+  std::normal_distribution<float> normal(0, 1);
+  Batch b;
+  for (int n = 0; n < N; ++n) {
+    std::vector<float> x(static_cast<std::size_t>(in));
+    for (auto& v : x) v = normal(rng);
+    int best = 0;
+    float best_v = -1e30f;
+    for (int c = 0; c < 4; ++c) {
+      float s = 0;
+      for (int i = 0; i < in; ++i) s += T[std::size_t(c * in + i)] * x[std::size_t(i)];
+      if (s > best_v) best_v = s, best = c;
+    }
+    b.x.insert(b.x.end(), x.begin(), x.end());
+    b.y.push_back(best);
+  }
+  return b;
+}
+
+std::vector<float> all_params(PopulationNet& net) {
+  std::vector<float> out;
+  for (auto& p : net.params()) {
+    auto v = p.value.download();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("fused epilogue with α = 1 and every other term 0 is the Adadelta step bit for bit") {
+  std::mt19937 rng(1);
+  const int Out = 7, In = 13;
+  const auto g = check::random_vector<float>(Out * In, rng, -1, 1);
+  auto h = check::random_vector<float>(Out * In, rng, -1, 1);
+  std::vector<float> gh(g);
+  gh.insert(gh.end(), h.begin(), h.end());
+  auto w0 = check::random_vector<float>(Out * In, rng);
+  const auto mx = check::random_vector<float>(In, rng), my = check::random_vector<float>(Out, rng);
+  const auto my2 = check::random_vector<float>(Out, rng, 0, 1);
+  std::vector<float> w_rule = w0, w_plain = w0;
+  std::vector<float> v1(Out * In, 0), u1(Out * In, 0), v2(Out * In, 0), u2(Out * In, 0), om(Out * In, 0);
+  PlasticityCoeffs c;
+  c.eta = 0.7f;
+  c.alpha = 1;
+  const float lr = 0.7f;
+  for (int step = 0; step < 5; ++step) {
+    k::plasticity_update(1, Out, In, &c, gh.data(), mx.data(), my.data(), my2.data(), w_rule.data(),
+                         v1.data(), u1.data(), om.data());
+    k::adadelta_step(1, std::size_t(Out) * In, &lr, 0.9f, 1e-6f, w_plain.data(), g.data(), v2.data(),
+                     u2.data());
+  }
+  CHECK(w_rule == w_plain);
+  CHECK(v1 == v2);
+  CHECK(u1 == u2);
+}
+
+TEST_CASE("the baseline rule trains a population exactly like backprop + Adadelta") {
+  for (const char* arch : {"mlp24x2", "cnn"}) {
+    CAPTURE(arch);
+    CpuBackend be;
+    const NetSpec spec = NetSpec::parse(arch).adapted(arch[0] == 'c' ? 12 : 6, arch[0] == 'c' ? 12 : 6, 10);
+    PopulationNet a(be, spec, 2, 8), b(be, spec, 2, 8);
+    a.init_params(5, false);
+    b.init_params(5, false);
+    Optimizer opt(be, a, {});
+    Plasticity plastic(be, b, {named_rule("baseline"), named_rule("baseline")}, 1);
+    std::mt19937 rng(3);
+    const int px = spec.in_h * spec.in_w;
+    for (int step = 0; step < 4; ++step) {
+      const auto x = check::random_vector<float>(std::size_t(8) * px, rng, -1, 2);
+      std::vector<std::int32_t> y(8);
+      for (auto& v : y) v = std::int32_t(rng() % 10);
+      Buffer<float> xb(be, x.size());
+      Buffer<std::int32_t> yb(be, y.size());
+      xb.upload(x);
+      yb.upload(y);
+      a.forward(xb.data(), 8, true, 9, std::uint64_t(step));
+      const auto la = a.backward(yb.data(), 8);
+      opt.step({1.0f, 1.0f});
+      b.forward(xb.data(), 8, true, 9, std::uint64_t(step));
+      const auto lb = plastic.step(yb.data(), 8, 1.0f, 0);
+      CHECK(la == lb);
+    }
+    // g comes from a stacked [e | ŷ] GEMM, so agreement to rounding is what
+    // the network level promises; the epilogue itself is exact (test above).
+    CHECK_CLOSE_VEC(all_params(b), all_params(a), 1e-6, 1e-5);
+  }
+}
+
+TEST_CASE("Oja's rule (A = 1, ω = η, no error) converges to the leading principal direction") {
+  // x = (3·s1, 1·s2, 0.5·s3, 0.2·s4) with s ~ N(0, 1): the principal direction is e1.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0, 1);
+  const int N = 16, In = 4;
+  const float scale[In] = {3.0f, 1.0f, 0.5f, 0.2f};
+  std::vector<float> w = {0.3f, 0.5f, -0.4f, 0.2f}, b = {0}, v(4, 0), u(4, 0), om(4, 0);
+  std::vector<float> x(N * In), y(N), z(N * 2), gh(2 * In), gb(2), mx(In), my(1), my2(1), th(1, 0);
+  PlasticityCoeffs c;
+  c.eta = 0.005f;
+  c.alpha = 0;
+  c.A = 1;
+  c.omega = c.eta;
+  c.adadelta = 0;
+  const std::vector<float> e(N, 0.0f);
+  for (int step = 0; step < 3000; ++step) {
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < In; ++i) x[std::size_t(n * In + i)] = scale[i] * normal(rng);
+    k::dense_forward(kernels::DenseShape{1, N, In, 1, true}, x.data(), w.data(), b.data(), y.data());
+    k::stack_error_and_hebb(1, N, 1, 1, &c, e.data(), y.data(), th.data(), z.data(), my.data(), my2.data());
+    k::dense_backward(kernels::DenseShape{1, N, In, 2, true}, x.data(), static_cast<const float*>(nullptr),
+                      z.data(), static_cast<float*>(nullptr), gh.data(), gb.data());
+    k::pre_mean_dense(kernels::DenseShape{1, N, In, 1, true}, x.data(), mx.data());
+    k::plasticity_update(1, 1, In, &c, gh.data(), mx.data(), my.data(), my2.data(), w.data(), v.data(),
+                         u.data(), om.data());
+  }
+  const float norm = std::sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2] + w[3] * w[3]);
+  CHECK(norm == doctest::Approx(1.0).epsilon(0.05));
+  CHECK(std::abs(w[0]) / norm > 0.99f);
+}
+
+TEST_CASE("homeostasis drives mean hidden activity to its target ρ*") {
+  CpuBackend be;
+  const NetSpec spec = NetSpec::parse("mlp16x1").adapted(4, 4, 10);
+  PopulationNet net(be, spec, 2, 32);
+  net.init_params(2, true);
+  Rule r;
+  r.feedback = Feedback::none;
+  r.hidden[0].alpha = 0;
+  r.hidden[0].gamma_h = 0.05f;
+  r.hidden[0].rho_star = 0.3f;
+  r.output.alpha = 0;
+  Rule idle = r;
+  idle.hidden[0].gamma_h = 0;  // the same net without homeostasis, for contrast
+  Plasticity plastic(be, net, {r, idle}, 1);
+  std::mt19937 rng(4);
+  Buffer<float> xb(be, 32 * 16);
+  Buffer<std::int32_t> yb(be, 32);
+  yb.upload(std::vector<std::int32_t>(32, 1));
+  std::vector<float> hidden(2 * 32 * 16);
+  for (int step = 0; step < 400; ++step) {
+    xb.upload(check::random_vector<float>(32 * 16, rng, -1, 1));
+    net.forward(xb.data(), 32, true, 1, std::uint64_t(step));
+    be.to_host(hidden.data(), net.activation(net.layers()[1].act_out), hidden.size() * 4);
+    plastic.step(yb.data(), 32, 1.0f, 0);
+  }
+  double m0 = 0, m1 = 0;
+  for (int i = 0; i < 32 * 16; ++i) {
+    m0 += hidden[std::size_t(i)];
+    m1 += hidden[std::size_t(32 * 16 + i)];
+  }
+  m0 /= 32 * 16;
+  m1 /= 32 * 16;
+  CHECK(m0 == doctest::Approx(0.3).epsilon(0.1));
+  CHECK(std::abs(m1 - 0.3) > 0.05);  // without γ_h the activity stays where it was
+}
+
+TEST_CASE("consolidation: κ > 0 moves important weights less than κ = 0") {
+  CpuBackend be;
+  const NetSpec spec = NetSpec::parse("mlp16x1").adapted(4, 4, 10);
+  PopulationNet net(be, spec, 2, 16);
+  net.init_params(3, true);
+  Rule free_rule = named_rule("baseline"), si = free_rule;
+  for (LayerRule* l : {&free_rule.hidden[0], &free_rule.output, &si.hidden[0], &si.output}) {
+    l->s_g = 1;
+    l->rho_omega = 1;
+  }
+  si.hidden[0].kappa = si.output.kappa = 1e4f;
+  Plasticity plastic(be, net, {free_rule, si}, 1);
+  std::mt19937 rng(5);
+  Buffer<float> xb(be, 16 * 16);
+  Buffer<std::int32_t> yb(be, 16);
+  const auto train = [&](int steps, int label_shift) {
+    for (int s = 0; s < steps; ++s) {
+      xb.upload(check::random_vector<float>(16 * 16, rng, -1, 1));
+      std::vector<std::int32_t> y(16);
+      for (int n = 0; n < 16; ++n) y[std::size_t(n)] = (n + label_shift) % 10;
+      yb.upload(y);
+      net.forward(xb.data(), 16, true, 1, std::uint64_t(s));
+      plastic.step(yb.data(), 16, 1.0f, 0);
+    }
+  };
+  train(100, 0);  // task A: both nets learn alike until Ω grows
+  const auto wA = all_params(net);
+  train(100, 5);  // task B
+  const auto wB = all_params(net);
+  const std::size_t half = wA.size() / 2;  // not exact per net: compute per net from params
+  double move[2] = {0, 0};
+  std::size_t off = 0;
+  for (auto& prm : net.params()) {
+    for (int p = 0; p < 2; ++p)
+      for (std::size_t j = 0; j < prm.per_net; ++j) {
+        const std::size_t i = off + std::size_t(p) * prm.per_net + j;
+        move[p] += std::abs(wB[i] - wA[i]);
+      }
+    off += prm.value.size();
+  }
+  (void)half;
+  CHECK(move[1] < 0.5 * move[0]);
+}
+
+TEST_CASE("feedback alignment and direct feedback alignment learn a teacher task; none leaves hidden weights") {
+  CpuBackend be;
+  const int in = 20;
+  NetSpec spec = NetSpec::parse("mlp32x1").adapted(4, 5, 10);
+  spec.classes = 4;
+  spec.layers.back().units = 4;
+  PopulationNet net(be, spec, 4, 32);
+  net.init_params(6, true);
+  std::vector<Rule> rules = {named_rule("baseline"), named_rule("baseline"), named_rule("dfa"),
+                             named_rule("baseline")};
+  rules[1].feedback = Feedback::fa;
+  rules[3].feedback = Feedback::none;
+  Plasticity plastic(be, net, rules, 2);
+  std::mt19937 rng(8);
+  const auto T = check::random_vector<float>(4 * in, rng, -1, 1);
+  Buffer<float> xb(be, 32 * in);
+  Buffer<std::int32_t> yb(be, 32);
+  const auto hidden_w0 = net.params()[0].value.download();
+  for (int step = 0; step < 600; ++step) {
+    const Batch b = teacher_batch(32, in, rng, T);
+    xb.upload(b.x);
+    yb.upload(b.y);
+    net.forward(xb.data(), 32, true, 1, std::uint64_t(step));
+    plastic.step(yb.data(), 32, 1.0f, 0);
+  }
+  const Batch test = teacher_batch(256, in, rng, T);
+  Buffer<float> xt(be, test.x.size());
+  Buffer<std::int32_t> yt(be, test.y.size());
+  PopulationNet eval(be, spec, 4, 256);
+  for (std::size_t i = 0; i < net.params().size(); ++i)
+    eval.params()[i].value.upload(net.params()[i].value.download());
+  xt.upload(test.x);
+  yt.upload(test.y);
+  eval.forward(xt.data(), 256, false);
+  std::vector<double> loss;
+  std::vector<std::int64_t> correct;
+  eval.score(yt.data(), 256, loss, correct);
+  const std::string names[] = {"backprop", "fa", "dfa", "none"};
+  for (int p = 0; p < 4; ++p) {
+    INFO(names[p] << " accuracy " << correct[std::size_t(p)] / 256.0);
+    // Chance is 25%; `none` trains only the readout on random features.
+    CHECK(correct[std::size_t(p)] > (p == 3 ? 0.6 : 0.8) * 256);
+  }
+  // Under `none` the hidden layer gets no error: its weights are untouched.
+  const auto hidden_w = net.params()[0].value.download();
+  const std::size_t per = net.params()[0].per_net;
+  for (int p = 0; p < 4; ++p) {
+    bool same = true;
+    for (std::size_t j = 0; j < per; ++j) same &= hidden_w[p * per + j] == hidden_w0[p * per + j];
+    CHECK(same == (p == 3));
+  }
+}
+
+TEST_CASE("a diverging rule marks only its own net; the others' results are unchanged") {
+  const io::Dataset data = synthetic::make();
+  std::map<std::string, io::Dataset> ds;
+  ds.emplace("mnist", data);
+  ProtocolConfig pc;
+  parse_protocol_name("split-class", pc);
+  pc.validation = 100;
+  const Protocol proto = make_protocol(pc, ds);
+  ContinualConfig cc;
+  cc.net = "mlp16x1";
+  cc.batch = 16;
+  Rule explode = named_rule("baseline");
+  explode.adadelta = false;
+  explode.lr_scale = 1e9f;
+  CpuBackend be;
+  const auto calm = run_continual(be, proto, {named_rule("baseline"), named_rule("hebb"), named_rule("si")},
+                                  {0, 0, 0}, cc);
+  const auto mixed = run_continual(be, proto, {named_rule("baseline"), explode, named_rule("si")},
+                                   {0, 0, 0}, cc);
+  CHECK_FALSE(mixed.nets[0].diverged);
+  CHECK(mixed.nets[1].diverged);
+  CHECK_FALSE(mixed.nets[2].diverged);
+  CHECK(mixed.nets[1].fitness == kWorstFitness);
+  for (int p : {0, 2}) {
+    CHECK(mixed.nets[std::size_t(p)].R_test == calm.nets[std::size_t(p)].R_test);
+    CHECK(mixed.nets[std::size_t(p)].fitness == calm.nets[std::size_t(p)].fitness);
+  }
+  for (const auto& row : mixed.nets[1].R_test)
+    for (double a : row) CHECK(std::isfinite(a));
+  for (const auto& row : mixed.nets[1].L_test)
+    for (double l : row) CHECK(std::isfinite(l));
+  CHECK(std::isfinite(mixed.nets[1].test.acc));
+  CHECK(calm.nets[0].test.acc > 0.15);  // the synthetic task is learnable
+}
+
+TEST_CASE("EWC: with λ → ∞ the proximal step keeps the weights at the anchor") {
+  std::vector<float> w = {1, 2, 3}, f = {1, 0, 1e-3f}, a = {0, 0, 0};
+  const float huge = 1e12f;
+  k::ewc_proximal_step(1, 3, &huge, f.data(), a.data(), w.data());
+  CHECK(std::abs(w[0]) < 1e-9f);
+  CHECK(w[1] == 2.0f);  // no importance, no pull
+  CHECK(std::abs(w[2]) < 1e-6f);
+  std::vector<float> w2 = {1}, f2 = {1}, a2 = {0};
+  const float one = 1.0f;
+  k::ewc_proximal_step(1, 1, &one, f2.data(), a2.data(), w2.data());
+  CHECK(w2[0] == doctest::Approx(0.5));  // (1 + 0) / (1 + 1)
+}
