@@ -37,7 +37,7 @@ struct EvalOptions {
   int seeds = 3;
   std::uint64_t seed_base = 1000;  // evaluation seeds; evolution uses seeds below 1000
   engine::ContinualConfig config;
-  float ewc_lambda = 100.0f;
+  float ewc_lambda = 100.0f;  // best ACC of 1e2, 1e4, 1e6 on Permuted MNIST (3 tasks, 5 000 images each)
   std::int64_t train_per_task = 0, val_per_task = 0, test_per_task = 0;
   std::int64_t validation = 10000;
   std::optional<std::string> data_dir;

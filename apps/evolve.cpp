@@ -1,6 +1,6 @@
-// evolve: the evoplast command line. Modes: `train` (the seed's baseline by
-// backprop) and `eval` (plasticity rules and baselines on continual-learning
-// protocols). Every error ends as one line on stderr and a non-zero exit.
+// evolve: the evoplast command line. Modes: `run` (evolve rules with the GA),
+// `eval` (rules and baselines on continual-learning protocols), `train` (the
+// seed's baseline by backprop), `report` (redo a run's report). Every error ends as one line on stderr and a non-zero exit.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   auto run_train = evoplast::apps::add_train_mode(app);
   auto run_eval = evoplast::apps::add_eval_mode(app);
+  auto run_run = evoplast::apps::add_run_mode(app);
+  auto run_report = evoplast::apps::add_report_mode(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -30,6 +32,8 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) return run_train();
     if (app.got_subcommand("eval")) return run_eval();
+    if (app.got_subcommand("run")) return run_run();
+    if (app.got_subcommand("report")) return run_report();
   } catch (const std::exception& e) {
     std::fflush(stdout);
     fmt::print(stderr, "evolve: error: {}\n", e.what());

@@ -9,5 +9,7 @@ namespace evoplast::apps {
 // Adds the mode; returns the function that runs it after parsing.
 std::function<int()> add_train_mode(CLI::App& app);
 std::function<int()> add_eval_mode(CLI::App& app);
+std::function<int()> add_run_mode(CLI::App& app);
+std::function<int()> add_report_mode(CLI::App& app);
 
 }  // namespace evoplast::apps

@@ -128,6 +128,21 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
       }
       plasticity.check_weights();
       const double secs = since(te);
+      if (c.eval_every_epoch) {
+        const int seen = proto.joint ? T : ph + 1;
+        std::vector<double> acc, loss, acc_sum(std::size_t(P), 0.0), loss_sum2(std::size_t(P), 0.0);
+        for (int j = 0; j < seen; ++j) {
+          evaluate_task(proto, j, Split::val, net, dev, c.eval_batch, acc, loss);
+          for (int p = 0; p < P; ++p) {
+            acc_sum[std::size_t(p)] += acc[std::size_t(p)] / seen;
+            loss_sum2[std::size_t(p)] += loss[std::size_t(p)] / seen;
+          }
+        }
+        for (int p = 0; p < P; ++p) {
+          result.nets[std::size_t(p)].epoch_val_loss.push_back(float(loss_sum2[std::size_t(p)]));
+          result.nets[std::size_t(p)].epoch_val_acc.push_back(float(acc_sum[std::size_t(p)]));
+        }
+      }
       train_seconds += secs;
       result.images_trained += std::int64_t(order.size());
       for (int p = 0; p < P; ++p)

@@ -22,12 +22,16 @@ struct ContinualConfig {
   int eval_batch = 256;
   std::uint64_t seed = 1;      // initial weights, shuffling, dropout, feedback weights
   int fisher_samples = 200;    // EWC: samples per task for the diagonal Fisher
+  bool eval_every_epoch = false;  // validation curves (the seed's fitness and Figure 1)
 };
 
 struct NetResult {
   Matrix R_val, R_test, L_val, L_test;   // (phases × tasks) accuracy in [0, 1], mean loss
   std::vector<double> b_val, b_test;     // (tasks) accuracy before any training (for FWT)
   std::vector<std::vector<float>> train_loss;  // (phases × epochs)
+  // With eval_every_epoch: after every epoch, mean validation loss and
+  // accuracy over the tasks trained so far (all tasks when joint).
+  std::vector<float> epoch_val_loss, epoch_val_acc;
   ContinualMetrics val, test;
   bool diverged = false;
   double fitness = 0;          // fitness_continual on validation, or kWorstFitness

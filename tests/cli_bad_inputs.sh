@@ -68,5 +68,43 @@ expect "malformed number" --data-dir "$tmp/d" --no-verify --epochs three
 expect "unknown net" --data-dir "$tmp/d" --no-verify --net resnet50
 expect "cuda without kernels" --data-dir "$tmp/d" --no-verify --backend cuda
 
+# `evolve run`: config keys and values, run directories, checkpoints.
+expect_run() {
+  local name="$1"; shift
+  timeout 60 "$evolve" run --quiet "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$? lines
+  lines=$(wc -l <"$tmp/err")
+  if [[ ($rc -eq 1 || $rc -eq 2) && $lines -eq 1 ]] && grep -q '^evolve: error: ' "$tmp/err"; then
+    printf '%-28s %s\n' "$name" "$(cat "$tmp/err")"
+  else
+    printf 'FAIL %-23s exit %s, %s stderr lines:\n' "$name" "$rc" "$lines"; cat "$tmp/err"
+    failures=$((failures + 1))
+  fi
+}
+printf '[ga]\npopulaton = 4\n' >"$tmp/typo.toml"
+expect_run "unknown config key" --config "$tmp/typo.toml" --out "$tmp/r1"
+expect_run "unknown --set key" --set mutation=0.3 --out "$tmp/r1"
+expect_run "population < 2" --set ga.population=1 --out "$tmp/r1"
+expect_run "tournament > population" --set ga.tournament=9 --set ga.population=4 --out "$tmp/r1"
+expect_run "rate outside [0, 1]" --set ga.crossover_rate=1.5 --out "$tmp/r1"
+expect_run "broken TOML" --config <(printf '[ga\n') --out "$tmp/r1"
+expect_run "unwritable run directory" --out /proc/evoplast-run
+rm -rf "$tmp/d"; make_set "$tmp/d"
+small=(-P 2 -g 1 --data-dir "$tmp/d" --no-verify --set train.validation=10 --set train.train_per_task=20
+       --set train.val_per_task=5 --set train.test_per_task=5 --set ga.seed_rules=baseline
+       --set train.net=mlp8x1 --set ga.tournament=1)
+"$evolve" run --quiet "${small[@]}" --out "$tmp/r2" >/dev/null 2>&1 || true
+"$evolve" run --quiet "${small[@]}" --out "$tmp/r3" >/dev/null 2>&1 || true
+if [[ -f $tmp/r2/checkpoint.json && -f $tmp/r3/checkpoint.json ]]; then
+  printf '{"ga": [' >"$tmp/r2/checkpoint.json"
+  expect_run "corrupt checkpoint" --resume "$tmp/r2" --no-verify
+  sed -i 's/population = 2/population = 3/' "$tmp/r3/config.toml"
+  expect_run "mismatched checkpoint" --resume "$tmp/r3" --no-verify
+  expect_run "run directory in use" "${small[@]}" --out "$tmp/r2"
+else
+  echo "FAIL could not make a small run for the checkpoint cases"; failures=$((failures + 1))
+fi
+expect_run "no checkpoint to resume" --resume "$tmp/empty"
+
 if ((failures)); then echo "$failures bad input(s) not handled"; exit 1; fi
 echo "every bad input ended in one line and a non-zero exit"

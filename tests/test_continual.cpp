@@ -16,7 +16,7 @@
 using namespace evoplast;
 using namespace evoplast::engine;
 
-TEST_CASE("metrics: ACC, BWT, FWT and forgetting of a hand-computed matrix") {
+TEST_CASE("metrics: ACC · BWT · FWT and forgetting of a hand-computed matrix") {
   // R[i][j]: accuracy on task j after training task i; b: before training.
   const Matrix R = {{0.9, 0.2, 0.1},  //
                     {0.6, 0.8, 0.3},  //
@@ -37,7 +37,7 @@ TEST_CASE("metrics: ACC, BWT, FWT and forgetting of a hand-computed matrix") {
   CHECK_THROWS_AS(continual_metrics({{0.1, 0.2}}, {0, 0}), EngineError);
 }
 
-TEST_CASE("fitness: larger is better, never NaN") {
+TEST_CASE("fitness: larger is better · never NaN") {
   CHECK(fitness_seed(0.03, 0.02, 60) == doctest::Approx(-(0.03 + 0.02 + 0.01)));
   CHECK(fitness_seed(NAN, 0.02, 60) == kWorstFitness);
   ContinualMetrics m;
@@ -48,7 +48,7 @@ TEST_CASE("fitness: larger is better, never NaN") {
   CHECK(fitness_continual(m) == kWorstFitness);
 }
 
-TEST_CASE("split protocols: 5 disjoint class pairs from the seed, per scenario") {
+TEST_CASE("split protocols: 5 disjoint class pairs from the seed · per scenario") {
   const io::Dataset data = synthetic::make(2000, 300);
   std::map<std::string, io::Dataset> ds;
   ds.emplace("mnist", data);
@@ -93,7 +93,7 @@ TEST_CASE("split protocols: 5 disjoint class pairs from the seed, per scenario")
   }
 }
 
-TEST_CASE("permuted: views apply seeded permutations on the fly; joint holds every sample") {
+TEST_CASE("permuted: views apply seeded permutations on the fly — joint holds every sample") {
   const io::Dataset data = synthetic::make(300, 100);
   std::map<std::string, io::Dataset> ds;
   ds.emplace("mnist", data);
@@ -123,7 +123,7 @@ TEST_CASE("permuted: views apply seeded permutations on the fly; joint holds eve
   CHECK_THROWS_AS(parse_protocol_name("rotated", pc), EngineError);
 }
 
-TEST_CASE("rules: every named rule survives a JSON round trip; bad files say what is wrong") {
+TEST_CASE("rules: every named rule survives a JSON round trip — bad files say what is wrong") {
   for (const auto& name : named_rules()) {
     CAPTURE(name);
     const Rule r = named_rule(name);
@@ -141,7 +141,7 @@ TEST_CASE("rules: every named rule survives a JSON round trip; bad files say wha
   std::filesystem::remove(path);
 }
 
-TEST_CASE("genome: the baseline decodes exactly; named rules survive encode/decode") {
+TEST_CASE("genome: the baseline decodes exactly — named rules survive encode/decode") {
   const ga::GenomeSchema schema(2);
   CHECK(schema.size() == 4 + 3 * 14);
   CHECK(schema.segments().size() == 4);

@@ -182,7 +182,7 @@ TEST_CASE("read_image_set checks counts and labels") {
   }
 }
 
-TEST_CASE("load_dataset finds raw or .gz files, checks MD5, and says where files go") {
+TEST_CASE("load_dataset finds raw or .gz files · checks MD5 · and says where files go") {
   TempDir tmp;
   fs::create_directories(tmp.path / "mnist");
   idx_files::write_set(tmp.path / "mnist", "train", 20, 28, 28, 10, true);

@@ -137,7 +137,7 @@ TEST_CASE("dense_backward matches finite differences in float64") {
   }
 }
 
-TEST_CASE("maxpool2d forward matches the naive maximum; backward matches finite differences") {
+TEST_CASE("maxpool2d forward matches the naive maximum — backward matches finite differences") {
   std::mt19937 rng(31);
   for (PoolShape s : {PoolShape{1, 2, 2, 2}, PoolShape{6, 7, 5, 2}, PoolShape{4, 9, 9, 3},
                       PoolShape{3 * 5 * 4, 24, 24, 2}}) {
@@ -164,7 +164,7 @@ TEST_CASE("maxpool2d forward matches the naive maximum; backward matches finite 
   CHECK_CLOSE_VEC(dx, numeric_gradient(x, loss), 1e-7, 1e-6);
 }
 
-TEST_CASE("relu forward, in place too, and backward against finite differences") {
+TEST_CASE("relu forward · in place too · and backward against finite differences") {
   std::mt19937 rng(41);
   auto x = check::random_vector<float>(1001, rng);
   std::vector<float> y(x.size(), kNaN);
@@ -189,7 +189,7 @@ TEST_CASE("relu forward, in place too, and backward against finite differences")
   CHECK_CLOSE_VEC(dx, numeric_gradient(xd, loss), 1e-8, 1e-7);
 }
 
-TEST_CASE("dropout keeps 1 − rate of each net's elements, scaled, and backward uses the same mask") {
+TEST_CASE("dropout keeps 1 − rate of each net's elements · scaled · and backward uses the same mask") {
   const int P = 3;
   const std::size_t n = 100000;
   const DropoutParams d{0.25f, 7, 5, 42};
@@ -221,7 +221,7 @@ TEST_CASE("dropout keeps 1 − rate of each net's elements, scaled, and backward
   CHECK(y2 == x);
 }
 
-TEST_CASE("log_softmax_nll matches the definition; backward matches finite differences") {
+TEST_CASE("log_softmax_nll matches the definition — backward matches finite differences") {
   std::mt19937 rng(51);
   const int P = 3, N = 7, C = 10;
   const auto z = check::random_vector<float>(std::size_t(P) * N * C, rng, -4, 4);
@@ -254,7 +254,7 @@ TEST_CASE("log_softmax_nll matches the definition; backward matches finite diffe
   CHECK_CLOSE_VEC(dz, numeric_gradient(zd, total), 1e-8, 1e-6);
 }
 
-TEST_CASE("count_correct counts argmax hits per net, first maximum on ties") {
+TEST_CASE("count_correct counts argmax hits per net · first maximum on ties") {
   const int P = 2, N = 3, C = 3;
   const std::vector<float> scores = {
       0, 1, 0,   5, 1, 1,   2, 2, 1,   // net 0: argmax 1, 0, 0 (tie → first)
@@ -266,7 +266,7 @@ TEST_CASE("count_correct counts argmax hits per net, first maximum on ties") {
   CHECK(correct[1] == 1);
 }
 
-TEST_CASE("Adadelta matches hand-computed steps (torch.optim.Adadelta, ρ 0.9, ε 1e-6)") {
+TEST_CASE("Adadelta matches hand-computed steps (torch.optim.Adadelta · ρ 0.9 · ε 1e-6)") {
   // Net 0 follows gradients 0.5, −0.25, 0.1 from w = 1 with lr 1; values
   // computed by hand from the update rule. Net 1 has lr 0 and must not move.
   const float lr[2] = {1.0f, 0.0f};

@@ -106,7 +106,7 @@ TEST_CASE("a net inside a population computes what it computes alone") {
   CHECK_CLOSE_VEC(std::vector<float>(a.begin() + 120, a.end()), c, 1e-6, 1e-5);
 }
 
-TEST_CASE("same_for_all gives every net the same initial weights; otherwise they differ") {
+TEST_CASE("same_for_all gives every net the same initial weights — otherwise they differ") {
   CpuBackend be;
   PopulationNet a(be, NetSpec::parse("mlp16x1"), 3, 2);
   a.init_params(1, true);

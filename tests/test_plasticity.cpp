@@ -119,7 +119,7 @@ TEST_CASE("the baseline rule trains a population exactly like backprop + Adadelt
   }
 }
 
-TEST_CASE("Oja's rule (A = 1, ω = η, no error) converges to the leading principal direction") {
+TEST_CASE("Oja's rule (A = 1 · ω = η · no error) converges to the leading principal direction") {
   // x = (3·s1, 1·s2, 0.5·s3, 0.2·s4) with s ~ N(0, 1): the principal direction is e1.
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0, 1);
@@ -150,7 +150,7 @@ TEST_CASE("Oja's rule (A = 1, ω = η, no error) converges to the leading princi
   CHECK(std::abs(w[0]) / norm > 0.99f);
 }
 
-TEST_CASE("homeostasis drives mean hidden activity to its target ρ*") {
+TEST_CASE("homeostasis drives mean hidden activity to its target rho_star") {
   CpuBackend be;
   const NetSpec spec = NetSpec::parse("mlp16x1").adapted(4, 4, 10);
   PopulationNet net(be, spec, 2, 32);
@@ -230,7 +230,7 @@ TEST_CASE("consolidation: κ > 0 moves important weights less than κ = 0") {
   CHECK(move[1] < 0.5 * move[0]);
 }
 
-TEST_CASE("feedback alignment and direct feedback alignment learn a teacher task; none leaves hidden weights") {
+TEST_CASE("feedback alignment and direct feedback alignment learn a teacher task — none leaves hidden weights") {
   CpuBackend be;
   const int in = 20;
   NetSpec spec = NetSpec::parse("mlp32x1").adapted(4, 5, 10);
@@ -283,7 +283,7 @@ TEST_CASE("feedback alignment and direct feedback alignment learn a teacher task
   }
 }
 
-TEST_CASE("a diverging rule marks only its own net; the others' results are unchanged") {
+TEST_CASE("a diverging rule marks only its own net — the others' results are unchanged") {
   const io::Dataset data = synthetic::make();
   std::map<std::string, io::Dataset> ds;
   ds.emplace("mnist", data);

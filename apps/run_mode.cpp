@@ -1,0 +1,351 @@
+// `evolve run`: evolves plasticity rules. Each generation trains the whole
+// population side by side (one PopulationNet, one shared minibatch stream, a
+// per-generation seed), scores it, and tells the GA. The run directory keeps
+// the resolved config, generations.jsonl, best_rule.json, a checkpoint after
+// every generation (so --resume continues a killed run to exactly the
+// uninterrupted result) and the report. `evolve report DIR` redoes the report.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apps/modes.hpp"
+#include "engine/backend.hpp"
+#include "engine/continual.hpp"
+#include "engine/errors.hpp"
+#include "engine/network.hpp"
+#include "engine/rule.hpp"
+#include "ga/ga.hpp"
+#include "ga/genome.hpp"
+#include "io/config.hpp"
+#include "io/dataset.hpp"
+#include "io/report.hpp"
+#include "io/run_dir.hpp"
+#include "kernels/gemm_cpu.hpp"
+
+namespace evoplast::apps {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct RunOptions {
+  std::string preset;
+  std::string config_file;
+  std::vector<std::string> settings;
+  std::optional<int> population, generations, epochs;
+  std::optional<std::uint64_t> seed;
+  std::optional<std::string> data_dir, backend;
+  std::string out;
+  std::string resume;
+  bool quiet = false;
+  bool no_verify = false;
+};
+
+// Evolution draws generation seeds from [1, 999]; `evolve eval` uses 1000 and up.
+std::uint64_t generation_seed(std::uint64_t run_seed, int g) {
+  std::uint64_t z = run_seed * 0x9E3779B97F4A7C15ull + std::uint64_t(g) * 0xBF58476D1CE4E5B9ull;
+  z ^= z >> 31;
+  z *= 0x94D049BB133111EBull;
+  z ^= z >> 29;
+  return 1 + z % 999;
+}
+
+int hidden_plastic_layers(const std::string& net) {
+  int n = 0;
+  for (const auto& l : engine::NetSpec::parse(net).layers)
+    n += l.kind == engine::LayerKind::conv || l.kind == engine::LayerKind::dense;
+  return n - 1;
+}
+
+// Terminal progress: one line rewritten in place on a terminal, plain lines
+// otherwise, nothing with --quiet.
+class Progress {
+ public:
+  explicit Progress(bool quiet) : quiet_(quiet), tty_(isatty(fileno(stdout)) != 0) {}
+  void status(const std::string& line) {
+    if (quiet_) return;
+    if (tty_) fmt::print("\r\033[K{}", line);
+    else fmt::print("{}\n", line);
+    std::fflush(stdout);
+  }
+  void line(const std::string& text) {
+    if (quiet_) return;
+    if (tty_) fmt::print("\r\033[K");
+    fmt::print("{}\n", text);
+    std::fflush(stdout);
+  }
+
+ private:
+  bool quiet_, tty_;
+};
+
+std::string duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int t = int(s + 0.5);
+  return t >= 3600 ? fmt::format("{}h{:02d}m", t / 3600, t / 60 % 60)
+                   : t >= 60 ? fmt::format("{}m{:02d}s", t / 60, t % 60) : fmt::format("{}s", t);
+}
+
+json metrics_json(const engine::ContinualMetrics& m) {
+  return {{"acc", m.acc}, {"bwt", m.bwt}, {"fwt", m.fwt}, {"forgetting", m.forgetting}};
+}
+
+int run_evolution(const RunOptions& o) {
+  io::RunConfig cfg;
+  fs::path dir;
+  const bool resuming = !o.resume.empty();
+  if (resuming) {
+    dir = o.resume;
+    if (!fs::exists(dir / "checkpoint.json"))
+      throw io::IoError(fmt::format("--resume {}: no checkpoint.json there (not a run directory, or "
+                                    "no generation finished)",
+                                    dir.string()));
+    io::apply_toml(cfg, io::read_text(dir / "config.toml"), (dir / "config.toml").string());
+  } else {
+    cfg = io::preset(o.preset.empty() ? "smoke" : o.preset);
+    if (!o.config_file.empty()) io::apply_toml(cfg, io::read_text(o.config_file), o.config_file);
+    for (const auto& s : o.settings) io::apply_setting(cfg, s);
+    if (o.population) cfg.population = *o.population;
+    if (o.generations) cfg.generations = *o.generations;
+    if (o.epochs) cfg.epochs = *o.epochs;
+    if (o.seed) cfg.seed = *o.seed;
+    if (o.data_dir) cfg.data_dir = *o.data_dir;
+    if (o.backend) cfg.backend = *o.backend;
+    dir = o.out.empty() ? fs::path("runs") / fmt::format("{}-seed{}", cfg.preset, cfg.seed) : fs::path(o.out);
+  }
+  io::validate(cfg);
+  engine::ProtocolConfig pc;
+  engine::parse_protocol_name(cfg.protocol, pc);
+  (void)engine::NetSpec::parse(cfg.net);  // a bad net name fails before any work
+  for (const auto& r : cfg.seed_rules) (void)engine::named_rule(r);
+  ga::GaConfig gc{cfg.population, cfg.tournament, cfg.crossover_rate, cfg.crossover,
+                  cfg.mutation_rate, cfg.mutation_sigma, cfg.elites};
+  ga::validate(gc);
+
+  io::prepare_run_dir(dir);
+  const std::string config_text = io::to_toml(cfg);
+  if (resuming && io::read_text(dir / "config.toml") != config_text)
+    throw io::IoError(fmt::format("{}: config.toml was edited after the run started; resume needs "
+                                  "the original",
+                                  (dir / "config.toml").string()));
+  if (!resuming) {
+    if (fs::exists(dir / "checkpoint.json"))
+      throw io::IoError(fmt::format("{} already holds a run; continue it with --resume {} or choose "
+                                    "another --out",
+                                    dir.string(), dir.string()));
+    io::write_atomically(dir / "config.toml", config_text);
+    std::error_code ec;
+    fs::remove(dir / "generations.jsonl", ec);
+    fs::remove(dir / "best_rule.json", ec);
+  }
+
+  const ga::GenomeSchema schema(hidden_plastic_layers(cfg.net));
+  std::optional<ga::GeneticAlgorithm> ga;
+  if (resuming) {
+    json ck;
+    try {
+      ck = json::parse(io::read_text(dir / "checkpoint.json"));
+      if (ck.at("config") != config_text)
+        throw io::IoError(fmt::format("{}: written by another configuration", (dir / "checkpoint.json").string()));
+      ga.emplace(ga::GeneticAlgorithm::load(schema, ck.at("ga").dump()));
+      io::truncate_to(dir / "generations.jsonl", ck.at("jsonl_bytes").get<std::uint64_t>());
+    } catch (const json::exception& e) {
+      throw io::IoError(fmt::format("{}: damaged checkpoint ({}); start a new run", (dir / "checkpoint.json").string(),
+                                    e.what()));
+    } catch (const std::invalid_argument& e) {
+      throw io::IoError(fmt::format("{}: does not match this run ({})", (dir / "checkpoint.json").string(), e.what()));
+    }
+  } else {
+    std::vector<std::pair<std::string, std::vector<float>>> seeds;
+    for (const auto& name : cfg.seed_rules) {
+      engine::Rule r = engine::named_rule(name);
+      seeds.push_back({name, schema.encode(r)});
+    }
+    ga.emplace(schema, gc, cfg.seed, seeds);
+  }
+
+  kernels::cpu::set_cpu_threads(cfg.threads);
+  auto backend = engine::make_backend(cfg.backend);
+  const auto data_dir = io::resolve_data_dir(cfg.data_dir.empty() ? std::nullopt : std::optional(cfg.data_dir));
+  std::map<std::string, io::Dataset> datasets;
+  if (pc.kind == "sequence") {
+    datasets["mnist"] = io::load_dataset("mnist", data_dir, !o.no_verify);
+    datasets["fashion"] = io::load_dataset("fashion", data_dir, !o.no_verify);
+  } else {
+    datasets[cfg.dataset] = io::load_dataset(cfg.dataset, data_dir, !o.no_verify);
+  }
+  pc.dataset = cfg.dataset;
+  pc.validation = cfg.validation;
+  pc.train_per_task = cfg.train_per_task;
+  pc.val_per_task = cfg.val_per_task;
+  pc.test_per_task = cfg.test_per_task;
+
+  Progress progress(o.quiet);
+  progress.line(fmt::format("evolve run: preset {}, {} on {} ({}), P={}, {} generations, backend {}, "
+                            "run directory {}{}",
+                            cfg.preset, cfg.net, cfg.protocol, cfg.dataset, cfg.population, cfg.generations,
+                            backend->name(), dir.string(),
+                            resuming ? fmt::format(" (resuming at generation {})", ga->generation()) : ""));
+  const auto t_start = Clock::now();
+  double best_fitness = ga->best_generation() >= 0 ? ga->best().fitness : -INFINITY;
+  const int first_generation = ga->generation();
+  for (int g = ga->generation(); g < cfg.generations; ++g) {
+    pc.seed = generation_seed(cfg.seed, g);
+    const engine::Protocol proto = engine::make_protocol(pc, datasets);
+    const auto& pop = ga->ask();
+    std::vector<engine::Rule> rules;
+    for (std::size_t i = 0; i < pop.size(); ++i)
+      rules.push_back(schema.decode(pop[i].genome, fmt::format("g{}i{}", g, i)));
+    engine::ContinualConfig cc;
+    cc.net = cfg.net;
+    cc.epochs = cfg.epochs;
+    cc.batch = cfg.batch;
+    cc.lr = float(cfg.lr);
+    cc.eval_batch = cfg.eval_batch;
+    cc.seed = pc.seed;
+    cc.eval_every_epoch = true;
+    const int units = int(proto.phases.size()) * cfg.epochs;
+    int done = 0;
+    const auto t_gen = Clock::now();
+    const auto on_epoch = [&](const std::string& what) {
+      ++done;
+      const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+      const double gens_done = double(g - first_generation) + double(done) / units;
+      const double eta = elapsed / gens_done * (cfg.generations - first_generation - gens_done);
+      progress.status(fmt::format("gen {}/{} · {} · best {} · ETA {}", g + 1, cfg.generations, what,
+                                  std::isfinite(best_fitness) ? fmt::format("{:.4f}", best_fitness) : "—",
+                                  duration(eta)));
+    };
+    const auto result = engine::run_continual(*backend, proto, rules, std::vector<float>(pop.size(), 0.0f), cc, on_epoch);
+
+    std::vector<double> fitness;
+    std::uint64_t bytes = 0;
+    std::vector<std::string> task_names;
+    for (const auto& t : proto.tasks) task_names.push_back(t.name);
+    int best_i = 0;
+    for (std::size_t i = 0; i < pop.size(); ++i) {
+      const auto& r = result.nets[i];
+      double f = r.fitness;
+      if (cfg.fitness == "seed") {
+        double best_val = INFINITY;
+        for (float v : r.epoch_val_loss) best_val = std::min(best_val, double(v));
+        const double final_train = r.train_loss.back().back();
+        f = r.diverged ? engine::kWorstFitness
+                       : engine::fitness_seed(best_val, final_train, result.train_seconds,
+                                              {cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes});
+      } else if (!r.diverged) {
+        f = engine::fitness_continual(r.val, {cfg.w_acc, cfg.w_bwt});
+      }
+      fitness.push_back(f);
+      if (f > fitness[std::size_t(best_i)]) best_i = int(i);
+      json line = {{"generation", g},
+                   {"individual", i},
+                   {"origin", pop[i].origin},
+                   {"genome", pop[i].genome},
+                   {"rule", json::parse(engine::rule_to_json(rules[i]))},
+                   {"fitness", f},
+                   {"diverged", r.diverged},
+                   {"val", metrics_json(r.val)},
+                   {"test", metrics_json(r.test)},
+                   {"R_val", r.R_val},
+                   {"R_test", r.R_test},
+                   {"train_loss", r.train_loss},
+                   {"epoch_val_loss", r.epoch_val_loss},
+                   {"epoch_val_acc", r.epoch_val_acc},
+                   {"seed", pc.seed},
+                   {"seconds", result.seconds / double(pop.size())}};
+      bytes = io::append_line(dir / "generations.jsonl", line.dump());
+    }
+    if (fitness[std::size_t(best_i)] > best_fitness) {
+      best_fitness = fitness[std::size_t(best_i)];
+      const auto& r = result.nets[std::size_t(best_i)];
+      json best = {{"generation", g},
+                   {"individual", best_i},
+                   {"fitness", best_fitness},
+                   {"genome", pop[std::size_t(best_i)].genome},
+                   {"rule", json::parse(engine::rule_to_json(rules[std::size_t(best_i)]))},
+                   {"protocol", proto.name},
+                   {"tasks", task_names},
+                   {"R_val", r.R_val},
+                   {"R_test", r.R_test},
+                   {"val", metrics_json(r.val)},
+                   {"test", metrics_json(r.test)}};
+      io::write_atomically(dir / "best_rule.json", best.dump(2) + "\n");
+    }
+    ga->tell(fitness);
+    const json ck = {{"config", config_text}, {"ga", json::parse(ga->save())}, {"jsonl_bytes", bytes},
+                     {"generations_done", g + 1}};
+    io::write_atomically(dir / "checkpoint.json", ck.dump());
+    double mean = 0;
+    int counted = 0;
+    for (double f : fitness)
+      if (f > engine::kWorstFitness) mean += f, ++counted;
+    progress.line(fmt::format("generation {}/{}: best {:.4f} (individual {}), mean {:.4f}, {} "
+                              "network-images/s, {}",
+                              g + 1, cfg.generations, fitness[std::size_t(best_i)], best_i,
+                              counted ? mean / counted : 0.0,
+                              fmt::format("{:.0f}", double(pop.size()) * double(result.images_trained) /
+                                                        std::max(result.train_seconds, 1e-9)),
+                              duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));
+  }
+  const auto report = io::write_report(dir);
+  fmt::print("best fitness {:.4f} (generation {}); best rule in {}, report in {}\n", ga->best().fitness,
+             ga->best_generation(), (dir / "best_rule.json").string(), report.string());
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> add_run_mode(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  auto* cmd = app.add_subcommand(
+      "run",
+      "Evolve plasticity rules with the genetic algorithm. Presets: smoke (under 2 minutes on 2 CPU "
+      "cores), seed (the seed's experiment: P=10, 5 generations, the CNN, 14 epochs, fitness seed), "
+      "continual (Split MNIST, MLP 2x400, fitness continual). Config keys: " +
+          [] {
+            std::string k;
+            for (const auto& s : io::config_keys()) k += (k.empty() ? "" : ", ") + s;
+            return k;
+          }());
+  cmd->add_option("--preset", o->preset, "smoke (default), seed or continual")
+      ->check(CLI::IsMember(io::preset_names()));
+  cmd->add_option("--config", o->config_file, "TOML file of config keys (over the preset)");
+  cmd->add_option("--set", o->settings, "key=value over the config, e.g. --set ga.population=20 (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("-P,--population", o->population, "= ga.population");
+  cmd->add_option("-g,--generations", o->generations, "= ga.generations");
+  cmd->add_option("-e,--epochs", o->epochs, "= train.epochs (per task)");
+  cmd->add_option("--seed", o->seed, "Run seed: initial population, GA draws, generation seeds");
+  cmd->add_option("--data-dir", o->data_dir, "= data_dir");
+  cmd->add_option("--backend", o->backend, "= backend: cpu, cuda or auto");
+  cmd->add_option("-o,--out", o->out, "Run directory (default runs/<preset>-seed<seed>)");
+  cmd->add_option("--resume", o->resume, "Continue the run in this directory with its own config");
+  cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
+  cmd->add_flag("--no-verify", o->no_verify, "Skip the MD5 check of the data files");
+  return [o] { return run_evolution(*o); };
+}
+
+std::function<int()> add_report_mode(CLI::App& app) {
+  auto dir = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("report", "Write (again) the report of a run directory: report.html and its SVG charts");
+  cmd->add_option("dir", *dir, "Run directory")->required();
+  return [dir] {
+    const auto path = io::write_report(*dir);
+    fmt::print("wrote {}\n", path.string());
+    return 0;
+  };
+}
+
+}  // namespace evoplast::apps

@@ -1,0 +1,355 @@
+#include "io/report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "io/errors.hpp"
+#include "io/run_dir.hpp"
+
+namespace evoplast::io {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+// A colour from a viridis-like ramp (purple → teal → yellow), t ∈ [0, 1].
+std::string ramp(double t) {
+  t = std::clamp(t, 0.0, 1.0);
+  const double stops[3][3] = {{68, 1, 84}, {33, 145, 140}, {253, 231, 37}};
+  const int k = t < 0.5 ? 0 : 1;
+  const double u = t < 0.5 ? t * 2 : (t - 0.5) * 2;
+  int c[3];
+  for (int i = 0; i < 3; ++i) c[i] = int(stops[k][i] + u * (stops[k + 1][i] - stops[k][i]));
+  return fmt::format("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+}
+
+// A chart: data coordinates mapped into a plot area with axes, ticks and labels.
+class Chart {
+ public:
+  Chart(int w, int h, std::string title, double x0, double x1, double y0, double y1)
+      : w_(w), h_(h), x0_(x0), x1_(x1 > x0 ? x1 : x0 + 1), y0_(y0), y1_(y1 > y0 ? y1 : y0 + 1) {
+    body_ += fmt::format(R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">{}</text>)",
+                         w / 2, esc(title));
+  }
+  double X(double x) const { return L + (x - x0_) / (x1_ - x0_) * (w_ - L - R); }
+  double Y(double y) const { return h_ - B - (y - y0_) / (y1_ - y0_) * (h_ - T - B); }
+  void axes(const std::string& xlabel, const std::string& ylabel, bool integer_x) {
+    body_ += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#444"/>)", L, T,
+                         w_ - L - R, h_ - T - B);
+    for (int i = 0; i <= 4; ++i) {
+      const double y = y0_ + (y1_ - y0_) * i / 4;
+      body_ += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#ddd"/>)", L, w_ - R, Y(y), Y(y));
+      body_ += fmt::format(R"(<text x="{}" y="{:.1f}" font-size="11" text-anchor="end">{:.3g}</text>)", L - 4,
+                           Y(y) + 4, y);
+    }
+    const int nx = integer_x ? int(std::min(10.0, x1_ - x0_)) : 5;
+    for (int i = 0; i <= nx; ++i) {
+      const double x = x0_ + (x1_ - x0_) * i / std::max(nx, 1);
+      body_ += fmt::format(R"(<text x="{:.1f}" y="{}" font-size="11" text-anchor="middle">{}</text>)", X(x),
+                           h_ - B + 15, integer_x ? fmt::format("{}", int(std::lround(x))) : fmt::format("{:.3g}", x));
+    }
+    body_ += fmt::format(R"(<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>)", (L + w_ - R) / 2,
+                         h_ - 6, esc(xlabel));
+    body_ += fmt::format(R"~(<text x="14" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>)~",
+                         (T + h_ - B) / 2, (T + h_ - B) / 2, esc(ylabel));
+  }
+  void polyline(const std::vector<std::pair<double, double>>& pts, const std::string& colour, double width,
+                bool dots) {
+    std::string p;
+    for (auto [x, y] : pts) p += fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
+    body_ += fmt::format(R"(<polyline points="{}" fill="none" stroke="{}" stroke-width="{}" stroke-opacity="0.85"/>)",
+                         p, colour, width);
+    if (dots)
+      for (auto [x, y] : pts)
+        body_ += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"/>)", X(x), Y(y), colour);
+  }
+  void legend(int row, const std::string& colour, const std::string& label) {
+    const int x = w_ - R - 175, y = T + 14 + 16 * row;
+    body_ += fmt::format(R"(<rect x="{}" y="{}" width="12" height="4" fill="{}"/><text x="{}" y="{}" font-size="11">{}</text>)",
+                         x, y - 4, colour, x + 18, y + 1, esc(label));
+  }
+  std::string svg() const {
+    return fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>{}</svg>)",
+                       w_, h_, w_, h_, body_);
+  }
+  std::string& body() { return body_; }
+
+ private:
+  static constexpr int L = 60, R = 20, T = 30, B = 40;
+  int w_, h_;
+  double x0_, x1_, y0_, y1_;
+  std::string body_;
+};
+
+std::string empty_svg(const std::string& title, const std::string& why) {
+  Chart c(640, 120, title, 0, 1, 0, 1);
+  c.body() += fmt::format(R"(<text x="320" y="70" font-size="13" text-anchor="middle">{}</text>)", esc(why));
+  return c.svg();
+}
+
+std::string fitness_svg(const std::vector<json>& rows) {
+  std::map<int, std::vector<double>> by_gen;
+  int diverged = 0;
+  for (const auto& r : rows) {
+    if (r.value("diverged", false)) {
+      ++diverged;
+      continue;
+    }
+    by_gen[r.at("generation").get<int>()].push_back(r.at("fitness").get<double>());
+  }
+  if (by_gen.empty()) return empty_svg("Fitness per generation", "no evaluated individuals yet");
+  std::vector<std::pair<double, double>> best, mean, so_far;
+  double lo = 1e300, hi = -1e300, running = -1e300;
+  for (const auto& [g, f] : by_gen) {
+    const double b = *std::max_element(f.begin(), f.end());
+    double m = 0;
+    for (double v : f) m += v;
+    m /= double(f.size());
+    running = std::max(running, b);
+    best.push_back({g, b});
+    mean.push_back({g, m});
+    so_far.push_back({g, running});
+    lo = std::min({lo, m, *std::min_element(f.begin(), f.end())});
+    hi = std::max(hi, b);
+  }
+  const double pad = (hi - lo) * 0.08 + 1e-9;
+  Chart c(640, 340, "Fitness per generation", best.front().first, std::max(best.back().first, best.front().first + 1.0),
+          lo - pad, hi + pad);
+  c.axes("generation", "fitness (larger is better)", true);
+  for (const auto& [g, f] : by_gen)
+    for (double v : f)
+      c.body() += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="#999"/>)", c.X(g), c.Y(v));
+  c.polyline(mean, "#1f77b4", 2, true);
+  c.polyline(best, "#d62728", 2, true);
+  c.polyline(so_far, "#2ca02c", 1.5, false);
+  c.legend(0, "#d62728", "best of generation");
+  c.legend(1, "#1f77b4", "mean of generation");
+  c.legend(2, "#2ca02c", "best so far");
+  c.legend(3, "#999", "individuals");
+  if (diverged) c.legend(4, "white", fmt::format("{} diverged (not drawn)", diverged));
+  return c.svg();
+}
+
+std::string val_loss_svg(const std::vector<json>& rows, int generations) {
+  std::vector<double> all;
+  std::size_t longest = 0;
+  for (const auto& r : rows) {
+    if (r.value("diverged", false) || !r.contains("epoch_val_loss")) continue;
+    for (double v : r["epoch_val_loss"]) all.push_back(v);
+    longest = std::max(longest, r["epoch_val_loss"].size());
+  }
+  if (longest == 0) return empty_svg("Validation loss during training", "no validation curves recorded");
+  // The scale follows the bulk of the curves: a rule that nearly diverges
+  // would otherwise flatten every other curve; its points are clipped.
+  std::sort(all.begin(), all.end());
+  const double p90 = all[std::size_t(0.9 * double(all.size() - 1))];
+  const double hi = std::min(all.back(), 1.5 * p90) * 1.05;
+  Chart c(640, 360, "Validation loss of every individual during training", 1, std::max<double>(double(longest), 2), 0,
+          hi);
+  c.axes("epoch (over all tasks)", "validation loss", true);
+  int clipped = 0;
+  for (const auto& r : rows) {
+    if (r.value("diverged", false) || !r.contains("epoch_val_loss")) continue;
+    std::vector<std::pair<double, double>> pts;
+    int e = 1;
+    bool over = false;
+    for (double v : r["epoch_val_loss"]) {
+      over |= v > hi;
+      pts.push_back({e++, std::min(v, hi)});
+    }
+    clipped += over;
+    const int g = r.at("generation").get<int>();
+    c.polyline(pts, ramp(generations > 1 ? double(g) / (generations - 1) : 0.0), 1.2, longest <= 20);
+  }
+  int row = 0;
+  for (int g = 0; g < generations; ++g)
+    if (generations <= 10 || g % std::max(1, generations / 8) == 0)
+      c.legend(row++, ramp(generations > 1 ? double(g) / (generations - 1) : 0.0), fmt::format("generation {}", g));
+  if (clipped) c.legend(row, "white", fmt::format("{} clipped at the top", clipped));
+  return c.svg();
+}
+
+std::string matrix_svg(const json& best) {
+  if (!best.contains("R_test") || best["R_test"].empty())
+    return empty_svg("Accuracy matrix of the best rule", "no accuracy matrix recorded");
+  const auto R = best["R_test"].get<std::vector<std::vector<double>>>();
+  const int rows = int(R.size()), cols = int(R[0].size());
+  const int cell = std::clamp(420 / std::max(cols, 1), 28, 80), L = 120, T = 56;
+  const int w = L + cols * cell + 30, h = T + rows * cell + 50;
+  std::string body = fmt::format(
+      R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">Best rule: test accuracy R[i][j] (%)</text>)",
+      w / 2);
+  const auto tasks = best.value("tasks", std::vector<std::string>{});
+  for (int j = 0; j < cols; ++j)
+    body += fmt::format(R"(<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>)", L + j * cell + cell / 2,
+                        T - 8, esc(j < int(tasks.size()) ? tasks[std::size_t(j)] : fmt::format("task {}", j)));
+  for (int i = 0; i < rows; ++i) {
+    body += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>)", L - 6,
+                        T + i * cell + cell / 2 + 4, rows == 1 ? std::string("after all") : fmt::format("after task {}", i));
+    for (int j = 0; j < cols; ++j) {
+      const double a = R[std::size_t(i)][std::size_t(j)];
+      body += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="white"/>)", L + j * cell,
+                          T + i * cell, cell, cell, ramp(a));
+      body += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle" fill="{}">{:.1f}</text>)",
+                          L + j * cell + cell / 2, T + i * cell + cell / 2 + 4, a > 0.6 ? "black" : "white", 100 * a);
+    }
+  }
+  body += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">task evaluated (j) → ; rows: after training task i ↓</text>)",
+                      L + cols * cell / 2, h - 16);
+  return fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>{}</svg>)",
+                     w, h, w, h, body);
+}
+
+const char* kCoefficients[] = {"alpha", "A", "B", "C", "D", "omega", "lambda", "bcm", "kappa",
+                               "rho_omega", "s_g", "s_h", "gamma_h", "rho_star"};
+
+std::vector<std::pair<std::string, json>> layers_of(const json& rule) {
+  std::vector<std::pair<std::string, json>> out;
+  if (rule.contains("hidden"))
+    for (std::size_t i = 0; i < rule["hidden"].size(); ++i) out.push_back({fmt::format("hidden{}", i), rule["hidden"][i]});
+  if (rule.contains("output")) out.push_back({"output", rule["output"]});
+  return out;
+}
+
+// sign(v)·(log10|v| + 8), so values from 1e-8 to 1e6 read on one axis and 0 is 0.
+double signed_log(double v) { return v == 0 ? 0 : std::copysign(std::max(0.0, std::log10(std::abs(v)) + 8), v); }
+
+std::string coefficients_svg(const json& best) {
+  if (!best.contains("rule")) return empty_svg("Coefficients of the best rule", "no best rule yet");
+  const auto layers = layers_of(best["rule"]);
+  const int n = int(std::size(kCoefficients)), rows = int(layers.size());
+  const int bw = 14, gw = n * bw + 40, L = 60, T = 40, H = 220;
+  const int w = L + rows * gw + 20, h = T + H + 90;
+  std::string body = fmt::format(
+      R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">Coefficients of the best rule per layer: sign·(log10|c| + 8), 0 = off</text>)",
+      w / 2);
+  const double ymax = 15;  // up to 1e7
+  const auto Y = [&](double v) { return T + H / 2 - v / ymax * (H / 2); };
+  body += fmt::format(R"(<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#444"/>)", L, w - 20, Y(0), Y(0));
+  for (int t : {-12, -8, -4, 4, 8, 12})
+    body += fmt::format(R"(<text x="{}" y="{:.1f}" font-size="10" text-anchor="end">{}1e{}</text>)", L - 4, Y(t) + 3,
+                        t < 0 ? "−" : "", std::abs(t) - 8);
+  for (int li = 0; li < rows; ++li) {
+    const int x0 = L + li * gw + 20;
+    body += fmt::format(R"(<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>)", x0 + n * bw / 2, T + H + 62,
+                        esc(layers[std::size_t(li)].first));
+    for (int k = 0; k < n; ++k) {
+      const double v = layers[std::size_t(li)].second.value(kCoefficients[k], 0.0);
+      const double s = signed_log(v);
+      const double y = Y(std::max(s, 0.0)), hgt = std::abs(Y(s) - Y(0));
+      body += fmt::format(R"(<rect x="{}" y="{:.1f}" width="{}" height="{:.1f}" fill="{}"><title>{} = {:.4g}</title></rect>)",
+                          x0 + k * bw, y, bw - 2, hgt, v < 0 ? "#d62728" : "#1f77b4", kCoefficients[k], v);
+      body += fmt::format(R"~(<text x="{}" y="{}" font-size="9" text-anchor="end" transform="rotate(-60 {} {})">{}</text>)~",
+                          x0 + k * bw + 6, T + H + 8, x0 + k * bw + 6, T + H + 8, kCoefficients[k]);
+    }
+  }
+  return fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>{}</svg>)",
+                     w, h, w, h, body);
+}
+
+std::string coefficient_table(const json& rule) {
+  const auto layers = layers_of(rule);
+  std::string t = "<table><tr><th>coefficient</th>";
+  for (const auto& [name, _] : layers) t += "<th>" + esc(name) + "</th>";
+  t += "</tr>";
+  for (const char* k : kCoefficients) {
+    t += fmt::format("<tr><td>{}</td>", k);
+    for (const auto& [_, l] : layers) t += fmt::format("<td>{:.4g}</td>", l.value(k, 0.0));
+    t += "</tr>";
+  }
+  return t + "</table>";
+}
+
+}  // namespace
+
+fs::path write_report(const fs::path& dir) {
+  const std::string config = fs::exists(dir / "config.toml") ? read_text(dir / "config.toml") : "";
+  std::vector<json> rows;
+  if (fs::exists(dir / "generations.jsonl")) {
+    std::istringstream in(read_text(dir / "generations.jsonl"));
+    int line_no = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++line_no;
+      if (line.empty()) continue;
+      try {
+        rows.push_back(json::parse(line));
+      } catch (const json::exception&) {
+        throw IoError(fmt::format("{}:{}: not a JSON line; the file is damaged",
+                                  (dir / "generations.jsonl").string(), line_no));
+      }
+    }
+  }
+  json best;
+  if (fs::exists(dir / "best_rule.json")) {
+    try {
+      best = json::parse(read_text(dir / "best_rule.json"));
+    } catch (const json::exception&) {
+      throw IoError(fmt::format("{}: not valid JSON", (dir / "best_rule.json").string()));
+    }
+  }
+  if (rows.empty() && best.is_null())
+    throw IoError(fmt::format("{}: no generations.jsonl or best_rule.json — not a run directory, or "
+                              "no generation finished yet",
+                              dir.string()));
+  int generations = 0;
+  for (const auto& r : rows) generations = std::max(generations, r.at("generation").get<int>() + 1);
+
+  const std::string svgs[4][2] = {{"fitness.svg", fitness_svg(rows)},
+                                  {"val_loss.svg", val_loss_svg(rows, generations)},
+                                  {"matrix.svg", matrix_svg(best)},
+                                  {"coefficients.svg", coefficients_svg(best)}};
+  for (const auto& [name, svg] : svgs) write_atomically(dir / name, svg);
+
+  std::string html = R"(<!doctype html><html><head><meta charset="utf-8"><title>evoplast run report</title>
+<style>body{font-family:sans-serif;max-width:1100px;margin:24px auto;color:#222}h1{font-size:22px}
+h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-family:monospace;font-size:13px}</style></head><body>)";
+  html += fmt::format("<h1>evoplast run: {}</h1>", esc(dir.filename().string()));
+  if (!best.is_null()) {
+    html += fmt::format("<p>Best rule: generation {}, individual {}, fitness <b>{:.4f}</b>; protocol {}.</p>",
+                        best.value("generation", -1), best.value("individual", -1), best.value("fitness", 0.0),
+                        esc(best.value("protocol", std::string("?"))));
+    if (best.contains("test"))
+      html += fmt::format("<p>Test: ACC {:.2f}%, BWT {:.2f}%, FWT {:.2f}%, forgetting {:.2f}%.</p>",
+                          100 * best["test"].value("acc", 0.0), 100 * best["test"].value("bwt", 0.0),
+                          100 * best["test"].value("fwt", 0.0), 100 * best["test"].value("forgetting", 0.0));
+  }
+  html += "<h2>Fitness per generation</h2>" + svgs[0][1];
+  html += "<h2>Validation loss during training</h2>" + svgs[1][1];
+  html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2][1];
+  html += "<h2>The best rule</h2>" + svgs[3][1];
+  if (best.contains("rule")) {
+    const json& r = best["rule"];
+    html += fmt::format("<p>feedback <b>{}</b>, optimiser {}, lr scale {:.4g}, step γ {:.3g}, w_max {:.3g}</p>",
+                        esc(r.value("feedback", std::string("?"))), esc(r.value("optimizer", std::string("?"))),
+                        r.value("lr_scale", 0.0), r.value("step_gamma", 0.0), r.value("w_max", 0.0));
+    if (r.contains("formula"))
+      for (auto it = r["formula"].begin(); it != r["formula"].end(); ++it)
+        html += fmt::format("<p class=formula>{}: {}</p>", esc(it.key()), esc(it.value().get<std::string>()));
+    html += coefficient_table(r);
+  }
+  html += "<h2>Configuration</h2><pre>" + esc(config) + "</pre></body></html>\n";
+  write_atomically(dir / "report.html", html);
+  return dir / "report.html";
+}
+
+}  // namespace evoplast::io
