@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -122,7 +123,15 @@ int run_evolution(const RunOptions& o) {
     if (o.seed) cfg.seed = *o.seed;
     if (o.data_dir) cfg.data_dir = *o.data_dir;
     if (o.backend) cfg.backend = *o.backend;
-    dir = o.out.empty() ? fs::path("runs") / fmt::format("{}-seed{}", cfg.preset, cfg.seed) : fs::path(o.out);
+    if (o.out.empty()) {
+      // A new folder per run, so the same command can be run again.
+      const std::time_t now = std::time(nullptr);
+      char stamp[32];
+      std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+      dir = fs::path("runs") / fmt::format("{}-seed{}-{}", cfg.preset, cfg.seed, stamp);
+    } else {
+      dir = o.out;
+    }
   }
   io::validate(cfg);
   engine::ProtocolConfig pc;
@@ -330,7 +339,7 @@ std::function<int()> add_run_mode(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Run seed: initial population, GA draws, generation seeds");
   cmd->add_option("--data-dir", o->data_dir, "= data_dir");
   cmd->add_option("--backend", o->backend, "= backend: cpu, cuda or auto");
-  cmd->add_option("-o,--out", o->out, "Run directory (default runs/<preset>-seed<seed>)");
+  cmd->add_option("-o,--out", o->out, "Run directory (default: a new runs/<preset>-seed<seed>-<time>)");
   cmd->add_option("--resume", o->resume, "Continue the run in this directory with its own config");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   cmd->add_flag("--no-verify", o->no_verify, "Skip the MD5 check of the data files");
