@@ -4,7 +4,7 @@
 
 namespace evoplast::engine {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   void* allocate(std::size_t bytes) override;

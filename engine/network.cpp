@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <random>
 
+#include "engine/cpu_backend.hpp"
 #include "engine/errors.hpp"
 
 namespace evoplast::engine {
@@ -94,6 +97,37 @@ NetSpec NetSpec::adapted(int h, int w, int c) const {
 
 PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch)
     : backend_(backend), spec_(std::move(spec)), P_(population), max_batch_(max_batch) {
+  try {
+    allocate();
+  } catch (const OutOfDeviceMemory& e) {
+    // Measure one net's need exactly by building it on a backend that only counts.
+    struct Counting : CpuBackend {
+      std::size_t bytes = 0;
+      void* allocate(std::size_t n) override {
+        bytes += n;
+        return reinterpret_cast<void*>(std::uintptr_t(64));  // never dereferenced: nothing is written
+      }
+      void release(void*) noexcept override {}
+    } counting;
+    { PopulationNet one(counting, spec_, 1, max_batch_); }
+    const double per_net = double(counting.bytes);
+    // What this net already holds is given back as the exception unwinds.
+    std::size_t held = 0;
+    for (const auto& b : acts_) held += b.size() * sizeof(float);
+    for (const auto& b : grads_) held += b.size() * sizeof(float);
+    for (const auto& b : argmax_) held += b.size() * sizeof(std::int32_t);
+    for (const auto& p : params_) held += (p.value.size() + p.grad.size()) * sizeof(float);
+    const double free_before = double(e.free) + double(held);
+    const long fits = long(free_before / per_net);
+    throw EngineError(fmt::format("out of device memory for a population of {} at batch {}: {:.0f} MiB per net, "
+                                  "{:.0f} MiB free; {}",
+                                  P_, max_batch_, per_net / (1 << 20), free_before / (1 << 20),
+                                  fits >= 1 ? fmt::format("a population of {} would fit (--population {})", fits, fits)
+                                            : std::string("not even one net fits: reduce --batch")));
+  }
+}
+
+void PopulationNet::allocate() {
   if (P_ < 1) throw EngineError(fmt::format("population {}: must be at least 1", P_));
   if (max_batch_ < 1) throw EngineError(fmt::format("batch {}: must be at least 1", max_batch_));
   if (spec_.layers.empty() || spec_.layers.back().kind != LayerKind::dense ||

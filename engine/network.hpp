@@ -106,6 +106,8 @@ class PopulationNet {
 
  private:
 
+  void allocate();
+
   Backend& backend_;
   NetSpec spec_;
   int P_, max_batch_;

@@ -20,22 +20,22 @@ struct ConvShape {
   int Cin = 1, H = 1, W = 1;
   int Cout = 1, K = 1;
   bool shared_input = false;  // input is (N, Cin, H, W), the same for every net (first layer)
-  int Ho() const { return H - K + 1; }
-  int Wo() const { return W - K + 1; }
-  std::size_t x_size() const { return std::size_t(shared_input ? 1 : P) * N * Cin * H * W; }
-  std::size_t w_size() const { return std::size_t(P) * Cout * Cin * K * K; }
-  std::size_t b_size() const { return std::size_t(P) * Cout; }
-  std::size_t y_size() const { return std::size_t(P) * N * Cout * Ho() * Wo(); }
+  EVOPLAST_HD int Ho() const { return H - K + 1; }
+  EVOPLAST_HD int Wo() const { return W - K + 1; }
+  EVOPLAST_HD std::size_t x_size() const { return std::size_t(shared_input ? 1 : P) * N * Cin * H * W; }
+  EVOPLAST_HD std::size_t w_size() const { return std::size_t(P) * Cout * Cin * K * K; }
+  EVOPLAST_HD std::size_t b_size() const { return std::size_t(P) * Cout; }
+  EVOPLAST_HD std::size_t y_size() const { return std::size_t(P) * N * Cout * Ho() * Wo(); }
 };
 
 // A dense layer y = x·Wᵀ + b for each of P networks over a shared minibatch of N rows.
 struct DenseShape {
   int P = 1, N = 1, In = 1, Out = 1;
   bool shared_input = false;  // x is (N, In) for every net
-  std::size_t x_size() const { return std::size_t(shared_input ? 1 : P) * N * In; }
-  std::size_t w_size() const { return std::size_t(P) * Out * In; }
-  std::size_t b_size() const { return std::size_t(P) * Out; }
-  std::size_t y_size() const { return std::size_t(P) * N * Out; }
+  EVOPLAST_HD std::size_t x_size() const { return std::size_t(shared_input ? 1 : P) * N * In; }
+  EVOPLAST_HD std::size_t w_size() const { return std::size_t(P) * Out * In; }
+  EVOPLAST_HD std::size_t b_size() const { return std::size_t(P) * Out; }
+  EVOPLAST_HD std::size_t y_size() const { return std::size_t(P) * N * Out; }
 };
 
 // Max-pooling with a k×k window and stride k (floor), over `planes` independent
@@ -43,10 +43,10 @@ struct DenseShape {
 struct PoolShape {
   std::int64_t planes = 1;
   int H = 2, W = 2, k = 2;
-  int Ho() const { return H / k; }
-  int Wo() const { return W / k; }
-  std::size_t x_size() const { return std::size_t(planes) * H * W; }
-  std::size_t y_size() const { return std::size_t(planes) * Ho() * Wo(); }
+  EVOPLAST_HD int Ho() const { return H / k; }
+  EVOPLAST_HD int Wo() const { return W / k; }
+  EVOPLAST_HD std::size_t x_size() const { return std::size_t(planes) * H * W; }
+  EVOPLAST_HD std::size_t y_size() const { return std::size_t(planes) * Ho() * Wo(); }
 };
 
 // Inverted dropout for P nets of `per_net` elements each: an element of net p

@@ -145,3 +145,34 @@ TEST_CASE("Adadelta training drives the loss on a fixed batch down for every net
   }
   CHECK(step_lr(1.0f, 0.7f, 2) == doctest::Approx(0.49f));
 }
+
+namespace {
+// A CPU backend with a small "device memory", to see out-of-memory advice.
+class TinyMemoryBackend : public CpuBackend {
+ public:
+  explicit TinyMemoryBackend(std::size_t limit) : limit_(limit) {}
+  void* allocate(std::size_t bytes) override {
+    if (used_ + bytes > limit_) throw OutOfDeviceMemory(bytes, limit_ - used_);
+    used_ += bytes;
+    return CpuBackend::allocate(bytes);
+  }
+
+ private:
+  std::size_t limit_, used_ = 0;
+};
+}  // namespace
+
+TEST_CASE("out of device memory ends with the population size that would fit") {
+  TinyMemoryBackend be(std::size_t(64) << 20);  // 64 MiB
+  try {
+    PopulationNet net(be, NetSpec::seed_cnn(), 64, 64);
+    FAIL("no error");
+  } catch (const EngineError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find("population of 64") != std::string::npos);
+    // The seed CNN at batch 64 needs ~45 MiB per net: one fits in 64 MiB, two do not.
+    CHECK(msg.find("a population of 1 would fit (--population 1)") != std::string::npos);
+    CHECK(msg.find('\n') == std::string::npos);
+  }
+}

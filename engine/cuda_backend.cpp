@@ -1,0 +1,203 @@
+// The CUDA backend: device memory (checked cudaMalloc, one grow-only scratch
+// arena, so no allocation happens in a training step once warm), one stream,
+// one cuBLAS handle, and the launchers of kernels/*_cuda.cu. Small host arrays
+// (learning rates, rule coefficients) travel to device staging buffers on the
+// same stream, so stream order keeps them valid for the kernels that read them.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "engine/cuda_backend.hpp"
+#include "engine/cuda_check.hpp"
+#include "engine/cuda_device.hpp"
+#include "kernels/cuda.hpp"
+
+namespace evoplast::engine {
+namespace {
+
+namespace kc = kernels::cuda;
+
+class Arena final : public kc::Scratch {
+ public:
+  ~Arena() override {
+    for (auto& s : slots_)
+      if (s.ptr) CUDA_CHECK_PRINT(cudaFree(s.ptr));
+  }
+  float* floats(int slot, std::size_t n) override { return static_cast<float*>(bytes(slot, n * sizeof(float))); }
+  void* bytes(int slot, std::size_t n) {
+    if (slot >= int(slots_.size())) slots_.resize(std::size_t(slot) + 1);
+    Slot& s = slots_[std::size_t(slot)];
+    if (s.size < n) {
+      if (s.ptr) CUDA_CHECK(cudaFree(s.ptr));
+      s.ptr = nullptr;
+      if (cudaMalloc(&s.ptr, n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        throw EngineError(fmt::format("out of device memory for {:.0f} MiB of scratch: reduce --population or "
+                                      "--batch",
+                                      double(n) / (1 << 20)));
+      }
+      s.size = n;
+    }
+    return s.ptr;
+  }
+
+ private:
+  struct Slot {
+    void* ptr = nullptr;
+    std::size_t size = 0;
+  };
+  std::vector<Slot> slots_;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) {
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaStreamCreate(&stream_));
+    if (cublasCreate(&blas_) != CUBLAS_STATUS_SUCCESS) throw EngineError("cublasCreate failed");
+    if (cublasSetStream(blas_, stream_) != CUBLAS_STATUS_SUCCESS) throw EngineError("cublasSetStream failed");
+    // Plain fp32 (no TF32), so the CPU reference and the GPU agree to fp32 rounding.
+    if (cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS)
+      throw EngineError("cublasSetMathMode failed");
+    name_ = "cuda (" + cuda_device_name(device) + ")";
+  }
+  ~CudaBackend() override {
+    if (blas_) cublasDestroy(blas_);
+    if (stream_) CUDA_CHECK_PRINT(cudaStreamDestroy(stream_));
+  }
+  std::string name() const override { return name_; }
+
+  void* allocate(std::size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      std::size_t free = 0, total = 0;
+      cudaMemGetInfo(&free, &total);
+      throw OutOfDeviceMemory(bytes, free);
+    }
+    CUDA_CHECK(e);
+    return p;
+  }
+  void release(void* ptr) noexcept override { CUDA_CHECK_PRINT(cudaFree(ptr)); }
+  void to_device(void* dst, const void* src, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void to_host(void* dst, const void* src, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy(void* dst, const void* src, std::size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
+    kc::conv2d_forward(stream_, blas_, arena_, s, x, w, b, y);
+  }
+  void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                       float* db) override {
+    kc::conv2d_backward(stream_, blas_, arena_, s, x, w, dy, dx, dw, db);
+  }
+  void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) override {
+    kc::dense_forward(stream_, blas_, s, x, w, b, y);
+  }
+  void dense_backward(const DenseShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                      float* db) override {
+    kc::dense_backward(stream_, blas_, s, x, w, dy, dx, dw, db);
+  }
+  void maxpool2d_forward(const PoolShape& s, const float* x, float* y, std::int32_t* argmax) override {
+    kc::maxpool2d_forward(stream_, s, x, y, argmax);
+  }
+  void maxpool2d_backward(const PoolShape& s, const float* dy, const std::int32_t* argmax, float* dx) override {
+    kc::maxpool2d_backward(stream_, s, dy, argmax, dx);
+  }
+  void relu_forward(std::size_t n, const float* x, float* y) override { kc::relu_forward(stream_, n, x, y); }
+  void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) override {
+    kc::relu_backward(stream_, n, y, dy, dx);
+  }
+  void dropout_forward(int P, std::size_t per_net, const DropoutParams& d, const float* x, float* y) override {
+    kc::dropout_forward(stream_, P, per_net, d, x, y);
+  }
+  void dropout_backward(int P, std::size_t per_net, const DropoutParams& d, const float* dy, float* dx) override {
+    kc::dropout_backward(stream_, P, per_net, d, dy, dx);
+  }
+  void log_softmax_nll_forward(int P, int N, int C, const float* logits, const std::int32_t* labels, float* logp,
+                               float* loss) override {
+    kc::log_softmax_nll_forward(stream_, arena_, P, N, C, logits, labels, logp, loss);
+  }
+  void log_softmax_nll_backward(int P, int N, int C, const float* logp, const std::int32_t* labels,
+                                float* dlogits) override {
+    kc::log_softmax_nll_backward(stream_, P, N, C, logp, labels, dlogits);
+  }
+  void count_correct(int P, int N, int C, const float* scores, const std::int32_t* labels,
+                     std::int64_t* correct) override {
+    kc::count_correct(stream_, P, N, C, scores, labels, correct);
+  }
+  void sgd_step(int P, std::size_t per_net, const float* lr, float* w, const float* g) override {
+    kc::sgd_step(stream_, P, per_net, stage(lr, P, 0), w, g);
+  }
+  void adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps, float* w, const float* g,
+                     float* sq_avg, float* acc_delta) override {
+    kc::adadelta_step(stream_, P, per_net, stage(lr, P, 0), rho, eps, w, g, sq_avg, acc_delta);
+  }
+  void fill(float* x, std::size_t n, float value) override { kc::fill(stream_, x, n, value); }
+  void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
+                            const float* y, float* theta, float* z, float* mean_y, float* mean_y2) override {
+    kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, theta, z, mean_y, mean_y2);
+  }
+  void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) override {
+    kc::pre_mean_dense(stream_, s, x, mean_x);
+  }
+  void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) override {
+    kc::pre_mean_conv(stream_, s, x, mean_x);
+  }
+  void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+                         const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
+                         float* acc_delta, float* omega) override {
+    kc::plasticity_update(stream_, P, Out, In, stage(coeffs, P, 1), gh, mean_x, mean_y, mean_y2, w, sq_avg,
+                          acc_delta, omega);
+  }
+  void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, const float* gb, const float* mean_y,
+                              float* b, float* sq_avg, float* acc_delta) override {
+    kc::plasticity_bias_update(stream_, P, Out, stage(coeffs, P, 1), gb, mean_y, b, sq_avg, acc_delta);
+  }
+  void ewc_accumulate_fisher(int P, std::size_t per_net, float scale, const float* g, float* fisher) override {
+    kc::ewc_accumulate_fisher(stream_, P, per_net, scale, g, fisher);
+  }
+  void ewc_proximal_step(int P, std::size_t per_net, const float* strength, const float* fisher,
+                         const float* anchor, float* w) override {
+    kc::ewc_proximal_step(stream_, P, per_net, stage(strength, P, 0), fisher, anchor, w);
+  }
+  void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) override {
+    kc::mask_logits(stream_, P, N, C, allowed, logits);
+  }
+  void flag_nonfinite(int P, std::size_t per_net, const float* x, std::uint8_t* flags) override {
+    kc::flag_nonfinite(stream_, P, per_net, x, flags);
+  }
+
+ private:
+  // Copies a small host array to a device staging slot (slots 16+ of the arena).
+  template <typename T>
+  const T* stage(const T* host, int n, int slot) {
+    void* d = arena_.bytes(16 + slot, std::size_t(n) * sizeof(T));
+    CUDA_CHECK(cudaMemcpyAsync(d, host, std::size_t(n) * sizeof(T), cudaMemcpyHostToDevice, stream_));
+    return static_cast<const T*>(d);
+  }
+
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  Arena arena_;
+  std::string name_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  if (cuda_device_count() == 0) throw EngineError("--backend cuda: no CUDA device is visible; use --backend cpu");
+  return std::make_unique<CudaBackend>(device);
+}
+
+}  // namespace evoplast::engine

@@ -1,0 +1,49 @@
+#include "kernels/cuda_util.cuh"
+
+namespace evoplast::kernels::cuda {
+namespace {
+
+__global__ void relu_forward_kernel(std::size_t n, const float* x, float* y) {
+  EVOPLAST_GRID_STRIDE(i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+__global__ void relu_backward_kernel(std::size_t n, const float* y, const float* dy, float* dx) {
+  EVOPLAST_GRID_STRIDE(i, n) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+// The same counter-based mask as the CPU (kernels/common.hpp), redrawn in backward.
+__global__ void dropout_kernel(int P, std::size_t per_net, DropoutParams d, const float* in, float* out) {
+  const float scale = d.rate < 1.0f ? 1.0f / (1.0f - d.rate) : 0.0f;
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) {
+    const int p = int(i / per_net);
+    const std::uint64_t key = dropout_key(d.seed, d.layer, p, d.step);
+    out[i] = uniform01(key, i % per_net) >= d.rate ? in[i] * scale : 0.0f;
+  }
+}
+__global__ void fill_kernel(float* x, std::size_t n, float v) {
+  EVOPLAST_GRID_STRIDE(i, n) x[i] = v;
+}
+
+}  // namespace
+
+void relu_forward(Stream st, std::size_t n, const float* x, float* y) {
+  relu_forward_kernel<<<blocks_for(n), kThreads, 0, st>>>(n, x, y);
+  EVOPLAST_LAUNCHED(relu_forward_kernel);
+}
+void relu_backward(Stream st, std::size_t n, const float* y, const float* dy, float* dx) {
+  relu_backward_kernel<<<blocks_for(n), kThreads, 0, st>>>(n, y, dy, dx);
+  EVOPLAST_LAUNCHED(relu_backward_kernel);
+}
+void dropout_forward(Stream st, int P, std::size_t per_net, const DropoutParams& d, const float* x, float* y) {
+  dropout_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, d, x, y);
+  EVOPLAST_LAUNCHED(dropout_kernel);
+}
+void dropout_backward(Stream st, int P, std::size_t per_net, const DropoutParams& d, const float* dy, float* dx) {
+  dropout_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, d, dy, dx);
+  EVOPLAST_LAUNCHED(dropout_kernel);
+}
+void fill(Stream st, float* x, std::size_t n, float value) {
+  if (n == 0) return;
+  fill_kernel<<<blocks_for(n), kThreads, 0, st>>>(x, n, value);
+  EVOPLAST_LAUNCHED(fill_kernel);
+}
+
+}  // namespace evoplast::kernels::cuda

@@ -1,0 +1,131 @@
+// Convolution on the GPU: an im2col kernel builds the patch matrix of all P
+// nets (once when the input is shared: conv1 is then one wide GEMM over P·Cout
+// rows), cuBLAS multiplies (strided-batched over the population), and small
+// kernels scatter with the bias, gather the error, and fold columns back.
+#include "kernels/cuda_util.cuh"
+
+namespace evoplast::kernels::cuda {
+namespace {
+
+// cols (B, Cin·K·K, N·Ho·Wo) from x (B, N, Cin, H, W); B = P, or 1 when shared.
+__global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, float* __restrict__ cols) {
+  const int Ho = s.Ho(), Wo = s.Wo(), HW = Ho * Wo, KK = s.Cin * s.K * s.K;
+  const std::size_t ld = std::size_t(s.N) * HW, total = std::size_t(B) * KK * ld;
+  EVOPLAST_GRID_STRIDE(i, total) {
+    const std::size_t col = i % ld, row = (i / ld) % KK, b = i / (ld * KK);
+    const int n = int(col / HW), pos = int(col % HW), oy = pos / Wo, ox = pos % Wo;
+    const int ci = int(row) / (s.K * s.K), ky = int(row) / s.K % s.K, kx = int(row) % s.K;
+    cols[i] = x[((b * s.N + n) * s.Cin + ci) * std::size_t(s.H) * s.W + (oy + ky) * s.W + ox + kx];
+  }
+}
+
+// y (P, N, Cout, HW) = out (P, Cout, N·HW) + b.
+__global__ void scatter_bias_kernel(ConvShape s, const float* __restrict__ out, const float* __restrict__ b,
+                                    float* __restrict__ y) {
+  const int HW = s.Ho() * s.Wo();
+  const std::size_t total = std::size_t(s.P) * s.N * s.Cout * HW;
+  EVOPLAST_GRID_STRIDE(i, total) {
+    const int pos = int(i % HW), c = int(i / HW % s.Cout), n = int(i / (std::size_t(HW) * s.Cout) % s.N);
+    const std::size_t p = i / (std::size_t(HW) * s.Cout * s.N);
+    y[i] = out[(p * s.Cout + c) * std::size_t(s.N) * HW + std::size_t(n) * HW + pos] + b[p * s.Cout + c];
+  }
+}
+
+// dyc (P, Cout, N·HW) from dy (P, N, Cout, HW).
+__global__ void gather_dy_kernel(ConvShape s, const float* __restrict__ dy, float* __restrict__ dyc) {
+  const int HW = s.Ho() * s.Wo();
+  const std::size_t ld = std::size_t(s.N) * HW, total = std::size_t(s.P) * s.Cout * ld;
+  EVOPLAST_GRID_STRIDE(i, total) {
+    const std::size_t col = i % ld, c = i / ld % s.Cout, p = i / (ld * s.Cout);
+    const int n = int(col / HW), pos = int(col % HW);
+    dyc[i] = dy[((p * s.N + n) * s.Cout + c) * HW + pos];
+  }
+}
+
+// db[p, c] = Σ over the row of dyc: one block per (p, c), a tree reduction.
+__global__ void row_sum_kernel(int rows, std::size_t len, const float* __restrict__ m, float* __restrict__ out) {
+  __shared__ float part[kThreads];
+  const int r = blockIdx.x;
+  float acc = 0;
+  for (std::size_t j = threadIdx.x; j < len; j += blockDim.x) acc += m[std::size_t(r) * len + j];
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0 && r < rows) out[r] = part[0];
+}
+
+// dx (P, N, Cin, H, W) = col2im(dcols (P, KK, N·HW)): each input pixel gathers
+// from the patches that cover it (no atomics).
+__global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, float* __restrict__ dx) {
+  const int Ho = s.Ho(), Wo = s.Wo(), HW = Ho * Wo, KK = s.Cin * s.K * s.K;
+  const std::size_t ld = std::size_t(s.N) * HW, total = std::size_t(s.P) * s.N * s.Cin * s.H * s.W;
+  EVOPLAST_GRID_STRIDE(i, total) {
+    const int xx = int(i % s.W), yy = int(i / s.W % s.H), ci = int(i / (std::size_t(s.W) * s.H) % s.Cin);
+    const int n = int(i / (std::size_t(s.W) * s.H * s.Cin) % s.N);
+    const std::size_t p = i / (std::size_t(s.W) * s.H * s.Cin * s.N);
+    float acc = 0;
+    for (int ky = 0; ky < s.K; ++ky)
+      for (int kx = 0; kx < s.K; ++kx) {
+        const int oy = yy - ky, ox = xx - kx;
+        if (oy < 0 || ox < 0 || oy >= Ho || ox >= Wo) continue;
+        const int row = (ci * s.K + ky) * s.K + kx;
+        acc += dcols[(p * KK + row) * ld + std::size_t(n) * HW + oy * Wo + ox];
+      }
+    dx[i] = acc;
+  }
+}
+
+}  // namespace
+
+void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                    const float* b, float* y) {
+  const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
+  const std::size_t ld = std::size_t(s.N) * HW;
+  const int B = s.shared_input ? 1 : s.P;
+  float* cols = ws.floats(0, std::size_t(B) * KK * ld);
+  float* out = ws.floats(1, std::size_t(s.P) * s.Cout * ld);
+  im2col_kernel<<<blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st>>>(s, B, x, cols);
+  EVOPLAST_LAUNCHED(im2col_kernel);
+  if (s.shared_input)  // one wide GEMM: (P·Cout, KK) × (KK, N·HW)
+    gemm(h, false, false, s.P * s.Cout, int(ld), KK, 1.0f, w, KK, 0, cols, int(ld), 0, 0.0f, out, int(ld), 0, 1);
+  else
+    gemm(h, false, false, s.Cout, int(ld), KK, 1.0f, w, KK, (long long)s.Cout * KK, cols, int(ld),
+         (long long)KK * ld, 0.0f, out, int(ld), (long long)s.Cout * ld, s.P);
+  scatter_bias_kernel<<<blocks_for(s.y_size()), kThreads, 0, st>>>(s, out, b, y);
+  EVOPLAST_LAUNCHED(scatter_bias_kernel);
+}
+
+void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                     const float* dy, float* dx, float* dw, float* db) {
+  if (s.shared_input && dx) throw std::invalid_argument("conv2d_backward: no input gradient for a shared input");
+  const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
+  const std::size_t ld = std::size_t(s.N) * HW;
+  const int B = s.shared_input ? 1 : s.P;
+  float* dyc = ws.floats(1, std::size_t(s.P) * s.Cout * ld);
+  gather_dy_kernel<<<blocks_for(std::size_t(s.P) * s.Cout * ld), kThreads, 0, st>>>(s, dy, dyc);
+  EVOPLAST_LAUNCHED(gather_dy_kernel);
+  if (db) {
+    row_sum_kernel<<<unsigned(s.P * s.Cout), kThreads, 0, st>>>(s.P * s.Cout, ld, dyc, db);
+    EVOPLAST_LAUNCHED(row_sum_kernel);
+  }
+  if (dw) {
+    float* cols = ws.floats(0, std::size_t(B) * KK * ld);
+    im2col_kernel<<<blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st>>>(s, B, x, cols);
+    EVOPLAST_LAUNCHED(im2col_kernel);
+    // dw_p (Cout, KK) = dyc_p (Cout, N·HW) · cols_pᵀ; a shared input has stride 0.
+    gemm(h, false, true, s.Cout, KK, int(ld), 1.0f, dyc, int(ld), (long long)s.Cout * ld, cols, int(ld),
+         s.shared_input ? 0 : (long long)KK * ld, 0.0f, dw, KK, (long long)s.Cout * KK, s.P);
+  }
+  if (dx) {
+    float* dcols = ws.floats(2, std::size_t(s.P) * KK * ld);
+    gemm(h, true, false, KK, int(ld), s.Cout, 1.0f, w, KK, (long long)s.Cout * KK, dyc, int(ld),
+         (long long)s.Cout * ld, 0.0f, dcols, int(ld), (long long)KK * ld, s.P);
+    col2im_kernel<<<blocks_for(s.x_size()), kThreads, 0, st>>>(s, dcols, dx);
+    EVOPLAST_LAUNCHED(col2im_kernel);
+  }
+}
+
+}  // namespace evoplast::kernels::cuda

@@ -1,0 +1,73 @@
+// The CUDA implementations of every kernel family, as launchers on a stream.
+// Same shapes and population-major layouts as the CPU versions in
+// kernels/*.hpp (float32 only); every pointer is device memory unless the
+// comment says host. No CUDA header is needed to include this file.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/common.hpp"
+#include "kernels/plasticity.hpp"
+
+struct CUstream_st;
+struct cublasContext;
+
+namespace evoplast::kernels::cuda {
+
+using Stream = CUstream_st*;
+using Blas = cublasContext*;
+
+// Grow-only device scratch owned by the caller (the backend's arena).
+struct Scratch {
+  virtual ~Scratch() = default;
+  virtual float* floats(int slot, std::size_t n) = 0;  // slot: independent regions
+};
+
+// Row-major strided-batched GEMM on cuBLAS: C_b = α·op(A_b)·op(B_b) + β·C_b.
+void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+          long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
+          long long strideC, int batch);
+
+void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                    const float* b, float* y);
+void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                     const float* dy, float* dx, float* dw, float* db);
+void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
+                   float* y);
+void dense_backward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* dy,
+                    float* dx, float* dw, float* db);
+void maxpool2d_forward(Stream st, const PoolShape& s, const float* x, float* y, std::int32_t* argmax);
+void maxpool2d_backward(Stream st, const PoolShape& s, const float* dy, const std::int32_t* argmax, float* dx);
+void relu_forward(Stream st, std::size_t n, const float* x, float* y);
+void relu_backward(Stream st, std::size_t n, const float* y, const float* dy, float* dx);
+void dropout_forward(Stream st, int P, std::size_t per_net, const DropoutParams& d, const float* x, float* y);
+void dropout_backward(Stream st, int P, std::size_t per_net, const DropoutParams& d, const float* dy, float* dx);
+void log_softmax_nll_forward(Stream st, Scratch& ws, int P, int N, int C, const float* logits,
+                             const std::int32_t* labels, float* logp, float* loss);
+void log_softmax_nll_backward(Stream st, int P, int N, int C, const float* logp, const std::int32_t* labels,
+                              float* dlogits);
+void count_correct(Stream st, int P, int N, int C, const float* scores, const std::int32_t* labels,
+                   std::int64_t* correct);
+// lr: device (P).
+void sgd_step(Stream st, int P, std::size_t per_net, const float* lr, float* w, const float* g);
+void adadelta_step(Stream st, int P, std::size_t per_net, const float* lr, float rho, float eps, float* w,
+                   const float* g, float* sq_avg, float* acc_delta);
+void fill(Stream st, float* x, std::size_t n, float value);
+
+// Plasticity (kernels/plasticity.hpp); coeffs and strength are device arrays of P.
+void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
+                          const float* e, const float* y, float* theta, float* z, float* mean_y, float* mean_y2);
+void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x);
+void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x);
+void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+                       const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
+                       float* acc_delta, float* omega);
+void plasticity_bias_update(Stream st, int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,
+                            const float* mean_y, float* b, float* sq_avg, float* acc_delta);
+void ewc_accumulate_fisher(Stream st, int P, std::size_t per_net, float scale, const float* g, float* fisher);
+void ewc_proximal_step(Stream st, int P, std::size_t per_net, const float* strength, const float* fisher,
+                       const float* anchor, float* w);
+void mask_logits(Stream st, int P, int N, int C, const std::uint8_t* allowed, float* logits);
+void flag_nonfinite(Stream st, int P, std::size_t per_net, const float* x, std::uint8_t* flags);
+
+}  // namespace evoplast::kernels::cuda

@@ -1,0 +1,186 @@
+// The fused plasticity update on the GPU: one kernel per plastic layer for
+// all P nets, each with its own rule; it reads g, h, the statistics, W and its
+// state once and writes W, the optimiser state and Ω once.
+#include "kernels/cuda_util.cuh"
+#include "kernels/optim_math.hpp"
+
+namespace evoplast::kernels::cuda {
+namespace {
+
+// One thread per (p, o): loops over (n, s) in the CPU's order.
+__global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeffs* __restrict__ coeffs,
+                             const float* __restrict__ e, const float* __restrict__ y, float* __restrict__ theta,
+                             float* __restrict__ z, float* __restrict__ mean_y, float* __restrict__ mean_y2) {
+  const float inv = 1.0f / (float(N) * float(S));
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * Out) {
+    const std::size_t p = i / Out, o = i % Out;
+    const float bcm = coeffs[p].bcm, th = theta[i];
+    float sum = 0, sum2 = 0;
+    for (int n = 0; n < N; ++n) {
+      const std::size_t src = ((p * N + n) * Out + o) * S;
+      float* ze = z + ((p * N + n) * 2 * Out + o) * S;
+      float* zh = ze + std::size_t(Out) * S;
+      for (int s = 0; s < S; ++s) {
+        const float yv = y[src + s];
+        ze[s] = e[src + s];
+        zh[s] = yv * ((1.0f - bcm) + bcm * (yv - th)) * inv;
+        sum += yv;
+        sum2 += yv * yv;
+      }
+    }
+    mean_y[i] = sum * inv;
+    mean_y2[i] = sum2 * inv;
+    theta[i] = (1.0f - kBcmTau) * th + kBcmTau * sum2 * inv;
+  }
+}
+
+__global__ void pre_mean_dense_kernel(DenseShape s, const float* __restrict__ x, float* __restrict__ m) {
+  EVOPLAST_GRID_STRIDE(i, std::size_t(s.P) * s.In) {
+    const std::size_t p = i / s.In, j = i % s.In;
+    const float* xp = x + (s.shared_input ? 0 : p * s.N * s.In);
+    float acc = 0;
+    for (int n = 0; n < s.N; ++n) acc += xp[std::size_t(n) * s.In + j];
+    m[i] = acc / float(s.N);
+  }
+}
+
+__global__ void pre_mean_conv_kernel(ConvShape s, const float* __restrict__ x, float* __restrict__ m) {
+  const int Ho = s.Ho(), Wo = s.Wo(), KK = s.Cin * s.K * s.K;
+  const float inv = 1.0f / (float(s.N) * Ho * Wo);
+  EVOPLAST_GRID_STRIDE(i, std::size_t(s.P) * KK) {
+    const std::size_t p = i / KK;
+    const int j = int(i % KK), ci = j / (s.K * s.K), ky = j / s.K % s.K, kx = j % s.K;
+    const float* xp = x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W);
+    float acc = 0;
+    for (int n = 0; n < s.N; ++n) {
+      const float* plane = xp + (std::size_t(n) * s.Cin + ci) * s.H * s.W;
+      for (int oy = 0; oy < Ho; ++oy)
+        for (int ox = 0; ox < Wo; ++ox) acc += plane[(oy + ky) * s.W + ox + kx];
+    }
+    m[i] = acc * inv;
+  }
+}
+
+__global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs* __restrict__ coeffs,
+                                  const float* __restrict__ gh, const float* __restrict__ mean_x,
+                                  const float* __restrict__ mean_y, const float* __restrict__ mean_y2,
+                                  float* __restrict__ w, float* __restrict__ sq, float* __restrict__ acc,
+                                  float* __restrict__ omega) {
+  EVOPLAST_GRID_STRIDE(k, std::size_t(P) * Out * In) {
+    const std::size_t p = k / (std::size_t(Out) * In), o = k / In % Out, i = k % In;
+    const PlasticityCoeffs c = coeffs[p];
+    if (c.frozen) continue;
+    const float g = gh[(p * 2 * Out + o) * In + i], h = gh[(p * 2 * Out + Out + o) * In + i];
+    float delta = g;
+    if (c.adadelta) {
+      float v = sq[k], u = acc[k];
+      delta = adadelta_delta(g, c.rho, c.eps, v, u);
+      sq[k] = v;
+      acc[k] = u;
+    }
+    const float wk = w[k], my = mean_y[p * Out + o], my2 = mean_y2[p * Out + o];
+    // Written as on the CPU, term by term, and compiled without FMA
+    // contraction (see CMakeLists.txt) so both backends round alike.
+    float dw = c.eta * (-c.alpha * delta + c.A * h + c.B * mean_x[p * In + i] + c.C * my + c.D) -
+               c.omega * my2 * wk - c.lambda * wk;
+    dw = dw / (1.0f + c.kappa * omega[k]);
+    omega[k] = c.rho_omega * omega[k] + c.s_g * fabsf(g * dw) + c.s_h * fabsf(h);
+    float nw = wk + dw;
+    if (c.w_max > 0) nw = fminf(fmaxf(nw, -c.w_max), c.w_max);
+    w[k] = nw;
+  }
+}
+
+__global__ void plasticity_bias_kernel(int P, int Out, const PlasticityCoeffs* __restrict__ coeffs,
+                                       const float* __restrict__ gb, const float* __restrict__ mean_y,
+                                       float* __restrict__ b, float* __restrict__ sq, float* __restrict__ acc) {
+  EVOPLAST_GRID_STRIDE(k, std::size_t(P) * Out) {
+    const std::size_t p = k / Out, o = k % Out;
+    const PlasticityCoeffs c = coeffs[p];
+    if (c.frozen) continue;
+    const float g = gb[p * 2 * Out + o];
+    float delta = g;
+    if (c.adadelta) {
+      float v = sq[k], u = acc[k];
+      delta = adadelta_delta(g, c.rho, c.eps, v, u);
+      sq[k] = v;
+      acc[k] = u;
+    }
+    b[k] = b[k] + (c.eta * (-c.alpha * delta) - c.gamma_h * (mean_y[k] - c.rho_star));
+  }
+}
+
+__global__ void fisher_kernel(std::size_t n, float scale, const float* g, float* f) {
+  EVOPLAST_GRID_STRIDE(i, n) f[i] += scale * g[i] * g[i];
+}
+__global__ void proximal_kernel(int P, std::size_t per_net, const float* strength, const float* f,
+                                const float* anchor, float* w) {
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) {
+    const float c = strength[i / per_net];
+    if (c == 0.0f) continue;
+    const float cf = c * f[i];
+    w[i] = (w[i] + cf * anchor[i]) / (1.0f + cf);
+  }
+}
+__global__ void mask_kernel(int P, int N, int C, const std::uint8_t* allowed, float* z) {
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * N * C) {
+    const std::size_t nc = i % (std::size_t(N) * C);
+    if (!allowed[nc]) z[i] = -1e9f;
+  }
+}
+__global__ void nonfinite_kernel(int P, std::size_t per_net, const float* x, std::uint8_t* flags) {
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) {
+    if (!isfinite(x[i])) flags[i / per_net] = 1;  // every writer writes 1: a benign race
+  }
+}
+
+}  // namespace
+
+void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
+                          const float* y, float* theta, float* z, float* mean_y, float* mean_y2) {
+  stack_kernel<<<blocks_for(std::size_t(P) * Out), kThreads, 0, st>>>(P, N, Out, S, coeffs, e, y, theta, z, mean_y,
+                                                                       mean_y2);
+  EVOPLAST_LAUNCHED(stack_kernel);
+}
+void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x) {
+  pre_mean_dense_kernel<<<blocks_for(std::size_t(s.P) * s.In), kThreads, 0, st>>>(s, x, mean_x);
+  EVOPLAST_LAUNCHED(pre_mean_dense_kernel);
+}
+void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x) {
+  pre_mean_conv_kernel<<<blocks_for(std::size_t(s.P) * s.Cin * s.K * s.K), kThreads, 0, st>>>(s, x, mean_x);
+  EVOPLAST_LAUNCHED(pre_mean_conv_kernel);
+}
+void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+                       const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
+                       float* acc_delta, float* omega) {
+  plasticity_kernel<<<blocks_for(std::size_t(P) * Out * In), kThreads, 0, st>>>(
+      P, Out, In, coeffs, gh, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+  EVOPLAST_LAUNCHED(plasticity_kernel);
+}
+void plasticity_bias_update(Stream st, int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,
+                            const float* mean_y, float* b, float* sq_avg, float* acc_delta) {
+  plasticity_bias_kernel<<<blocks_for(std::size_t(P) * Out), kThreads, 0, st>>>(P, Out, coeffs, gb, mean_y, b,
+                                                                                 sq_avg, acc_delta);
+  EVOPLAST_LAUNCHED(plasticity_bias_kernel);
+}
+void ewc_accumulate_fisher(Stream st, int P, std::size_t per_net, float scale, const float* g, float* fisher) {
+  fisher_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(std::size_t(P) * per_net, scale, g,
+                                                                             fisher);
+  EVOPLAST_LAUNCHED(fisher_kernel);
+}
+void ewc_proximal_step(Stream st, int P, std::size_t per_net, const float* strength, const float* fisher,
+                       const float* anchor, float* w) {
+  proximal_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, strength, fisher, anchor,
+                                                                               w);
+  EVOPLAST_LAUNCHED(proximal_kernel);
+}
+void mask_logits(Stream st, int P, int N, int C, const std::uint8_t* allowed, float* logits) {
+  mask_kernel<<<blocks_for(std::size_t(P) * N * C), kThreads, 0, st>>>(P, N, C, allowed, logits);
+  EVOPLAST_LAUNCHED(mask_kernel);
+}
+void flag_nonfinite(Stream st, int P, std::size_t per_net, const float* x, std::uint8_t* flags) {
+  nonfinite_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, x, flags);
+  EVOPLAST_LAUNCHED(nonfinite_kernel);
+}
+
+}  // namespace evoplast::kernels::cuda

@@ -1,0 +1,338 @@
+// Every CUDA kernel against the CPU backend on fresh random inputs, at several
+// shapes (odd ones included: P = 1 and 3, batches that are no multiple of any
+// tile). Outputs start poisoned (NaN, or −7 for integers) so an unwritten
+// element fails; guard regions around every buffer catch out-of-bounds
+// writes; NaN never passes. Then short end-to-end runs on both backends.
+// Reported as skipped (exit 77) where there is no device.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "check.hpp"
+#include "engine/backend.hpp"
+#include "engine/continual.hpp"
+#include "engine/cpu_backend.hpp"
+#include "engine/network.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/plasticity.hpp"
+#include "synthetic.hpp"
+
+using namespace evoplast;
+using namespace evoplast::engine;
+
+namespace {
+
+constexpr std::size_t kGuard = 64;
+
+// A buffer with sentinel guards on both sides of its body.
+template <typename T>
+struct Guarded {
+  Backend* be;
+  Buffer<T> buf;
+  std::size_t n;
+  Guarded(Backend& b, const std::vector<T>& body) : be(&b), buf(b, body.size() + 2 * kGuard), n(body.size()) {
+    std::vector<T> host(body.size() + 2 * kGuard, sentinel());
+    std::copy(body.begin(), body.end(), host.begin() + kGuard);
+    buf.upload(host);
+  }
+  static T sentinel() { return T(12345); }
+  T* ptr() { return buf.data() + kGuard; }
+  std::vector<T> body() {
+    const auto all = buf.download();
+    for (std::size_t i = 0; i < kGuard; ++i) {
+      REQUIRE_MESSAGE(all[i] == sentinel(), "write before the buffer at " << i);
+      REQUIRE_MESSAGE(all[kGuard + n + i] == sentinel(), "write past the buffer at " << i);
+    }
+    return {all.begin() + kGuard, all.begin() + kGuard + n};
+  }
+};
+
+template <typename T>
+T poison() {
+  if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::quiet_NaN();
+  else return T(-7);
+}
+
+// The same data on the CPU (reference) and the GPU.
+template <typename T>
+struct Pair {
+  Guarded<T> c, g;
+  Pair(Backend& cpu, Backend& gpu, const std::vector<T>& v) : c(cpu, v), g(gpu, v) {}
+};
+
+struct Harness {
+  CpuBackend cpu;
+  std::unique_ptr<Backend> gpu = make_backend("cuda");
+  std::mt19937 rng{2024};
+
+  Pair<float> in(std::size_t n, double lo = -1, double hi = 1) {
+    return Pair<float>(cpu, *gpu, check::random_vector<float>(n, rng, lo, hi));
+  }
+  template <typename T = float>
+  Pair<T> out(std::size_t n) {
+    return Pair<T>(cpu, *gpu, std::vector<T>(n, poison<T>()));
+  }
+  template <typename T>
+  Pair<T> from(const std::vector<T>& v) {
+    return Pair<T>(cpu, *gpu, v);
+  }
+  template <typename T>
+  void same(Pair<T>& p, double atol, double rtol, const char* what) {
+    INFO(what);
+    CHECK_CLOSE_VEC(p.g.body(), p.c.body(), atol, rtol);
+  }
+};
+
+const ConvShape kConv[] = {{1, 1, 1, 5, 5, 1, 1, false},  {3, 5, 2, 7, 6, 4, 3, false},
+                           {3, 7, 1, 28, 28, 32, 3, true}, {2, 3, 3, 9, 7, 2, 5, false},
+                           {3, 70, 4, 12, 12, 8, 3, false}};
+
+}  // namespace
+
+TEST_CASE("cuda: conv2d forward and backward match the CPU") {
+  Harness h;
+  for (const ConvShape& s : kConv) {
+    CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K); CAPTURE(s.shared_input);
+    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+    h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+    h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+    h.same(y, 1e-4, 1e-4, "y");
+    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
+    auto dx = h.out(s.shared_input ? 1 : s.x_size());
+    float* dxc = s.shared_input ? nullptr : dx.c.ptr();
+    float* dxg = s.shared_input ? nullptr : dx.g.ptr();
+    h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), dxc, dw.c.ptr(), db.c.ptr());
+    h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dxg, dw.g.ptr(), db.g.ptr());
+    h.same(dw, 1e-3, 1e-4, "dw");
+    h.same(db, 1e-3, 1e-4, "db");
+    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+  }
+}
+
+TEST_CASE("cuda: dense forward and backward match the CPU") {
+  Harness h;
+  for (DenseShape s : {DenseShape{1, 1, 1, 1, false}, DenseShape{3, 65, 33, 10, false},
+                       DenseShape{3, 7, 784, 40, true}, DenseShape{2, 129, 130, 17, false}}) {
+    CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out); CAPTURE(s.shared_input);
+    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+    h.cpu.dense_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+    h.gpu->dense_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+    h.same(y, 1e-4, 1e-4, "y");
+    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
+    auto dx = h.out(s.shared_input ? 1 : s.x_size());
+    h.cpu.dense_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
+                         db.c.ptr());
+    h.gpu->dense_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                          db.g.ptr());
+    h.same(dw, 1e-4, 1e-4, "dw");
+    h.same(db, 1e-4, 1e-4, "db");
+    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+  }
+}
+
+TEST_CASE("cuda: max-pool, ReLU, dropout and fill match the CPU") {
+  Harness h;
+  for (PoolShape s : {PoolShape{1, 2, 2, 2}, PoolShape{3 * 5 * 4, 24, 24, 2}, PoolShape{7, 9, 7, 3}}) {
+    CAPTURE(s.planes);
+    auto x = h.in(s.x_size()), y = h.out(s.y_size());
+    auto arg = h.out<std::int32_t>(s.y_size());
+    h.cpu.maxpool2d_forward(s, x.c.ptr(), y.c.ptr(), arg.c.ptr());
+    h.gpu->maxpool2d_forward(s, x.g.ptr(), y.g.ptr(), arg.g.ptr());
+    h.same(y, 0, 0, "y");
+    h.same(arg, 0, 0, "argmax");
+    auto dy = h.in(s.y_size()), dx = h.out(s.x_size());
+    h.cpu.maxpool2d_backward(s, dy.c.ptr(), arg.c.ptr(), dx.c.ptr());
+    h.gpu->maxpool2d_backward(s, dy.g.ptr(), arg.g.ptr(), dx.g.ptr());
+    h.same(dx, 0, 0, "dx");
+  }
+  const std::size_t n = 100003;
+  auto x = h.in(n), y = h.out(n), dy = h.in(n), dx = h.out(n);
+  h.cpu.relu_forward(n, x.c.ptr(), y.c.ptr());
+  h.gpu->relu_forward(n, x.g.ptr(), y.g.ptr());
+  h.same(y, 0, 0, "relu y");
+  h.cpu.relu_backward(n, y.c.ptr(), dy.c.ptr(), dx.c.ptr());
+  h.gpu->relu_backward(n, y.g.ptr(), dy.g.ptr(), dx.g.ptr());
+  h.same(dx, 0, 0, "relu dx");
+  const DropoutParams d{0.3f, 11, 4, 77};
+  auto dy2 = h.out(n - 1), dx2 = h.out(n - 1);
+  h.cpu.dropout_forward(3, (n - 1) / 3, d, x.c.ptr(), dy2.c.ptr());
+  h.gpu->dropout_forward(3, (n - 1) / 3, d, x.g.ptr(), dy2.g.ptr());
+  h.same(dy2, 1e-7, 1e-6, "dropout forward (same counter-based mask)");
+  h.cpu.dropout_backward(3, (n - 1) / 3, d, dy.c.ptr(), dx2.c.ptr());
+  h.gpu->dropout_backward(3, (n - 1) / 3, d, dy.g.ptr(), dx2.g.ptr());
+  h.same(dx2, 1e-7, 1e-6, "dropout backward");
+  auto f = h.out(1001);
+  h.cpu.fill(f.c.ptr(), 1001, 0.25f);
+  h.gpu->fill(f.g.ptr(), 1001, 0.25f);
+  h.same(f, 0, 0, "fill");
+}
+
+TEST_CASE("cuda: loss, accuracy counts and optimisers match the CPU") {
+  Harness h;
+  for (auto [P, N, C] : {std::tuple{1, 1, 10}, std::tuple{3, 65, 10}, std::tuple{2, 300, 2}}) {
+    CAPTURE(P); CAPTURE(N);
+    std::vector<std::int32_t> lab(static_cast<std::size_t>(N));
+    for (auto& l : lab) l = std::int32_t(h.rng() % unsigned(C));
+    auto labels = h.from(lab);
+    auto z = h.in(std::size_t(P) * N * C, -5, 5), logp = h.out(std::size_t(P) * N * C), loss = h.out(std::size_t(P));
+    h.cpu.log_softmax_nll_forward(P, N, C, z.c.ptr(), labels.c.ptr(), logp.c.ptr(), loss.c.ptr());
+    h.gpu->log_softmax_nll_forward(P, N, C, z.g.ptr(), labels.g.ptr(), logp.g.ptr(), loss.g.ptr());
+    h.same(logp, 1e-5, 1e-5, "logp");
+    h.same(loss, 1e-5, 1e-5, "loss");
+    auto dz = h.out(std::size_t(P) * N * C);
+    h.cpu.log_softmax_nll_backward(P, N, C, logp.c.ptr(), labels.c.ptr(), dz.c.ptr());
+    h.gpu->log_softmax_nll_backward(P, N, C, logp.g.ptr(), labels.g.ptr(), dz.g.ptr());
+    h.same(dz, 1e-7, 1e-5, "dlogits");
+    auto hits = h.out<std::int64_t>(std::size_t(P));
+    h.cpu.count_correct(P, N, C, z.c.ptr(), labels.c.ptr(), hits.c.ptr());
+    h.gpu->count_correct(P, N, C, z.g.ptr(), labels.g.ptr(), hits.g.ptr());
+    h.same(hits, 0, 0, "correct");
+  }
+  const int P = 3;
+  const std::size_t per = 5001;
+  const float lr[P] = {1.0f, 0.5f, 0.0f};
+  auto w = h.in(P * per), g = h.in(P * per), v = h.in(P * per, 0, 1), u = h.in(P * per, 0, 1e-3);
+  h.cpu.adadelta_step(P, per, lr, 0.9f, 1e-6f, w.c.ptr(), g.c.ptr(), v.c.ptr(), u.c.ptr());
+  h.gpu->adadelta_step(P, per, lr, 0.9f, 1e-6f, w.g.ptr(), g.g.ptr(), v.g.ptr(), u.g.ptr());
+  h.same(w, 1e-7, 1e-6, "adadelta w");
+  h.same(v, 1e-7, 1e-6, "adadelta v");
+  h.same(u, 1e-9, 1e-5, "adadelta u");
+  h.cpu.sgd_step(P, per, lr, w.c.ptr(), g.c.ptr());
+  h.gpu->sgd_step(P, per, lr, w.g.ptr(), g.g.ptr());
+  h.same(w, 1e-7, 1e-6, "sgd w");
+}
+
+TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
+  Harness h;
+  const int P = 8, N = 37, Out = 19, In = 23, S = 1;
+  std::vector<PlasticityCoeffs> coeffs;
+  for (const auto& name : named_rules()) {
+    PlasticityCoeffs c = named_rule(name).coeffs(0, 2, 1.0f, 1, 0.9f, 1e-6f);
+    c.omega = c.omega == 0 ? 0.001f : c.omega;  // exercise every term
+    coeffs.push_back(c);
+  }
+  coeffs[3].w_max = 0.3f;
+  coeffs[5].frozen = 1;
+  REQUIRE(int(coeffs.size()) == P);
+  auto e = h.in(std::size_t(P) * N * Out * S), y = h.in(std::size_t(P) * N * Out * S, 0, 2);
+  auto theta = h.in(std::size_t(P) * Out, 0, 1), z = h.out(std::size_t(P) * N * 2 * Out * S);
+  auto my = h.out(std::size_t(P) * Out), my2 = h.out(std::size_t(P) * Out);
+  h.cpu.stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.c.ptr(), y.c.ptr(), theta.c.ptr(), z.c.ptr(), my.c.ptr(),
+                             my2.c.ptr());
+  h.gpu->stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.g.ptr(), y.g.ptr(), theta.g.ptr(), z.g.ptr(),
+                              my.g.ptr(), my2.g.ptr());
+  h.same(z, 1e-6, 1e-5, "z");
+  h.same(my, 1e-6, 1e-5, "mean y");
+  h.same(my2, 1e-6, 1e-5, "mean y²");
+  h.same(theta, 1e-6, 1e-5, "θ");
+  const DenseShape ds{P, N, In, Out, false};
+  auto x = h.in(ds.x_size()), mx = h.out(std::size_t(P) * In);
+  h.cpu.pre_mean_dense(ds, x.c.ptr(), mx.c.ptr());
+  h.gpu->pre_mean_dense(ds, x.g.ptr(), mx.g.ptr());
+  h.same(mx, 1e-6, 1e-5, "mean x (dense)");
+  const ConvShape cs{3, 5, 2, 9, 8, 4, 3, false};
+  auto xc = h.in(cs.x_size()), mxc = h.out(std::size_t(3) * 2 * 9);
+  h.cpu.pre_mean_conv(cs, xc.c.ptr(), mxc.c.ptr());
+  h.gpu->pre_mean_conv(cs, xc.g.ptr(), mxc.g.ptr());
+  h.same(mxc, 1e-6, 1e-5, "mean x (conv)");
+  auto gh = h.in(std::size_t(P) * 2 * Out * In), w = h.in(std::size_t(P) * Out * In);
+  auto sq = h.in(std::size_t(P) * Out * In, 0, 1), acc = h.in(std::size_t(P) * Out * In, 0, 1e-3);
+  auto om = h.in(std::size_t(P) * Out * In, 0, 1e-3);
+  h.cpu.plasticity_update(P, Out, In, coeffs.data(), gh.c.ptr(), mx.c.ptr(), my.c.ptr(), my2.c.ptr(), w.c.ptr(),
+                          sq.c.ptr(), acc.c.ptr(), om.c.ptr());
+  h.gpu->plasticity_update(P, Out, In, coeffs.data(), gh.g.ptr(), mx.g.ptr(), my.g.ptr(), my2.g.ptr(), w.g.ptr(),
+                           sq.g.ptr(), acc.g.ptr(), om.g.ptr());
+  h.same(w, 1e-6, 1e-5, "W");
+  h.same(sq, 1e-7, 1e-5, "Adadelta v");
+  h.same(acc, 1e-9, 1e-5, "Adadelta u");
+  h.same(om, 1e-7, 1e-5, "Ω");
+  auto gb = h.in(std::size_t(P) * 2 * Out), b = h.in(std::size_t(P) * Out);
+  auto sqb = h.in(std::size_t(P) * Out, 0, 1), accb = h.in(std::size_t(P) * Out, 0, 1e-3);
+  h.cpu.plasticity_bias_update(P, Out, coeffs.data(), gb.c.ptr(), my.c.ptr(), b.c.ptr(), sqb.c.ptr(), accb.c.ptr());
+  h.gpu->plasticity_bias_update(P, Out, coeffs.data(), gb.g.ptr(), my.g.ptr(), b.g.ptr(), sqb.g.ptr(), accb.g.ptr());
+  h.same(b, 1e-6, 1e-5, "b");
+  // EWC, head masks, divergence flags.
+  const float strength[P] = {0, 1, 10, 0, 1e6f, 0.5f, 0, 2};
+  auto f = h.in(std::size_t(P) * In, 0, 1), anchor = h.in(std::size_t(P) * In), wv = h.in(std::size_t(P) * In);
+  auto gsq = h.in(std::size_t(P) * In);
+  h.cpu.ewc_accumulate_fisher(P, In, 0.5f, gsq.c.ptr(), f.c.ptr());
+  h.gpu->ewc_accumulate_fisher(P, In, 0.5f, gsq.g.ptr(), f.g.ptr());
+  h.same(f, 1e-7, 1e-6, "Fisher");
+  h.cpu.ewc_proximal_step(P, In, strength, f.c.ptr(), anchor.c.ptr(), wv.c.ptr());
+  h.gpu->ewc_proximal_step(P, In, strength, f.g.ptr(), anchor.g.ptr(), wv.g.ptr());
+  h.same(wv, 1e-6, 1e-5, "EWC proximal");
+  std::vector<std::uint8_t> allowed(std::size_t(N) * 10);
+  for (auto& a : allowed) a = std::uint8_t(h.rng() % 2);
+  auto mask = h.from(allowed);
+  auto logits = h.in(std::size_t(P) * N * 10);
+  h.cpu.mask_logits(P, N, 10, mask.c.ptr(), logits.c.ptr());
+  h.gpu->mask_logits(P, N, 10, mask.g.ptr(), logits.g.ptr());
+  h.same(logits, 0, 0, "masked logits");
+  std::vector<float> vals(std::size_t(P) * 100, 1.0f);
+  vals[250] = NAN;
+  vals[777] = INFINITY;
+  auto v = h.from(vals);
+  auto flags = h.from(std::vector<std::uint8_t>(std::size_t(P), 0));
+  h.cpu.flag_nonfinite(P, 100, v.c.ptr(), flags.c.ptr());
+  h.gpu->flag_nonfinite(P, 100, v.g.ptr(), flags.g.ptr());
+  const auto fg = flags.g.body();
+  CHECK(fg == flags.c.body());
+  CHECK(fg == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1});
+}
+
+TEST_CASE("cuda: a short backprop training on the GPU follows the CPU's loss curve") {
+  CpuBackend cpu;
+  auto gpu = make_backend("cuda");
+  const NetSpec spec = NetSpec::parse("cnn").adapted(16, 16, 10);
+  std::vector<std::vector<float>> curves;
+  for (Backend* be : {static_cast<Backend*>(&cpu), gpu.get()}) {
+    PopulationNet net(*be, spec, 3, 32);
+    net.init_params(4, false);
+    Optimizer opt(*be, net, {});
+    std::mt19937 rng(6);
+    Buffer<float> x(*be, 32 * 256);
+    Buffer<std::int32_t> y(*be, 32);
+    std::vector<float> curve;
+    for (int step = 0; step < 20; ++step) {
+      x.upload(check::random_vector<float>(32 * 256, rng, -1, 2));
+      std::vector<std::int32_t> yl(32);
+      for (int n = 0; n < 32; ++n) yl[std::size_t(n)] = n % 10;
+      y.upload(yl);
+      net.forward(x.data(), 32, true, 1, std::uint64_t(step));
+      const auto loss = net.backward(y.data(), 32);
+      opt.step({1.0f, 1.0f, 1.0f});
+      curve.insert(curve.end(), loss.begin(), loss.end());
+    }
+    curves.push_back(curve);
+  }
+  // Stated tolerance: 1e-3 absolute + 1e-2 relative over 20 steps (fp32 sums in another order).
+  CHECK_CLOSE_VEC(curves[1], curves[0], 1e-3, 1e-2);
+}
+
+TEST_CASE("cuda: evolve eval's accuracy matrix on a small protocol matches the CPU's") {
+  const io::Dataset data = synthetic::make(1200, 300);
+  std::map<std::string, io::Dataset> ds;
+  ds.emplace("mnist", data);
+  ProtocolConfig pc;
+  parse_protocol_name("split-class", pc);
+  pc.validation = 200;
+  const Protocol proto = make_protocol(pc, ds);
+  ContinualConfig cc;
+  cc.net = "mlp32x1";
+  cc.batch = 16;
+  const std::vector<Rule> rules = {named_rule("finetune"), named_rule("hebb"), named_rule("local"), named_rule("si"),
+                                   named_rule("dfa")};
+  CpuBackend cpu;
+  auto gpu = make_backend("cuda");
+  const auto a = run_continual(cpu, proto, rules, {0, 0, 0, 0, 0}, cc);
+  const auto b = run_continual(*gpu, proto, rules, {0, 0, 0, 0, 0}, cc);
+  for (std::size_t p = 0; p < rules.size(); ++p) {
+    CAPTURE(rules[p].name);
+    // Stated tolerance: 2 percentage points per entry.
+    for (std::size_t i = 0; i < a.nets[p].R_test.size(); ++i)
+      CHECK_CLOSE_VEC(b.nets[p].R_test[i], a.nets[p].R_test[i], 0.02, 0.0);
+  }
+}
