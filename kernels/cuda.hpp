@@ -23,7 +23,12 @@ struct Scratch {
   virtual float* floats(int slot, std::size_t n) = 0;  // slot: independent regions
 };
 
-// Row-major strided-batched GEMM on cuBLAS: C_b = α·op(A_b)·op(B_b) + β·C_b.
+// Row-major strided-batched GEMM: C_b = α·op(A_b)·op(B_b) + β·C_b, by cuBLAS
+// (the vendor yardstick, default) or our tiled kernel; $EVOPLAST_GEMM=tiled
+// or set_gemm_impl chooses. Every conv and dense layer goes through it.
+enum class GemmImpl { cublas, tiled };
+void set_gemm_impl(GemmImpl impl);
+GemmImpl gemm_impl();
 void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
           long long strideC, int batch);

@@ -1,0 +1,97 @@
+// network-images/s of a full training step of the seed CNN (or another net)
+// for a population of P nets on one shared minibatch: forward, backward and
+// the update — Adadelta for `--rule backprop`, or the fused plasticity update
+// of a named rule. NVTX ranges name each phase for Nsight Systems. Figures,
+// not assertions; compare only with a reference timed in the same run.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <optional>
+#include <random>
+
+#include "bench/nvtx.hpp"
+#include "engine/backend.hpp"
+#include "engine/network.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/plasticity.hpp"
+#include "kernels/gemm_cpu.hpp"
+
+using namespace evoplast;
+using Clock = std::chrono::steady_clock;
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_population: network-images/s of a training step for populations of P nets"};
+  std::vector<int> populations = {1, 10, 64, 256};
+  std::string net_name = "cnn", rule = "backprop", backend_name = "auto";
+  int batch = 64, steps = 20, warmup = 3;
+  app.add_option("-P,--population", populations, "Population sizes")->delimiter(',')->capture_default_str();
+  app.add_option("--net", net_name, "Architecture")->capture_default_str();
+  app.add_option("--rule", rule, "backprop (plain Adadelta step) or a named rule through the plasticity path")
+      ->capture_default_str();
+  app.add_option("--backend", backend_name, "cpu, cuda or auto")->capture_default_str();
+  app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();
+  app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    kernels::cpu::set_cpu_threads(0);
+    auto backend = engine::make_backend(backend_name);
+    fmt::print("bench_population: {} on {}, batch {}, rule {}, {} timed steps\n", net_name, backend->name(), batch,
+               rule, steps);
+    fmt::print("{:>5} {:>10} {:>10} {:>10} {:>12} {:>20}\n", "P", "fwd ms", "bwd+upd ms", "step ms", "images/s",
+               "network-images/s");
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(-0.4f, 2.8f);
+    const engine::NetSpec spec = engine::NetSpec::parse(net_name);
+    for (int P : populations) {
+      engine::PopulationNet net(*backend, spec, P, batch);
+      net.init_params(1, false);
+      std::optional<engine::Optimizer> opt;
+      std::optional<engine::Plasticity> plastic;
+      if (rule == "backprop") opt.emplace(*backend, net, engine::OptimizerConfig{});
+      else plastic.emplace(*backend, net, std::vector<engine::Rule>(std::size_t(P), engine::named_rule(rule)), 1);
+      std::vector<float> xh(std::size_t(batch) * spec.in_c * spec.in_h * spec.in_w);
+      for (auto& v : xh) v = u(rng);
+      std::vector<std::int32_t> yh(static_cast<std::size_t>(batch));
+      for (int n = 0; n < batch; ++n) yh[std::size_t(n)] = n % spec.classes;
+      engine::Buffer<float> x(*backend, xh.size());
+      engine::Buffer<std::int32_t> y(*backend, yh.size());
+      x.upload(xh);
+      y.upload(yh);
+      const std::vector<float> lr(std::size_t(P), 1.0f);
+      double t_fwd = 0, t_bwd = 0;
+      for (int s = 0; s < warmup + steps; ++s) {
+        auto t0 = Clock::now();
+        {
+          NvtxRange r("forward");
+          net.forward(x.data(), batch, true, 1, std::uint64_t(s));
+          backend->synchronize();
+        }
+        auto t1 = Clock::now();
+        {
+          NvtxRange r(rule == "backprop" ? "backward+adadelta" : "plasticity");
+          if (opt) {
+            net.backward(y.data(), batch);
+            opt->step(lr);
+          } else {
+            plastic->step(y.data(), batch, 1.0f, 0);
+          }
+          backend->synchronize();
+        }
+        auto t2 = Clock::now();
+        if (s >= warmup) {
+          t_fwd += std::chrono::duration<double>(t1 - t0).count();
+          t_bwd += std::chrono::duration<double>(t2 - t1).count();
+        }
+      }
+      const double step = (t_fwd + t_bwd) / steps;
+      fmt::print("{:>5} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.0f} {:>20.0f}\n", P, 1e3 * t_fwd / steps,
+                 1e3 * t_bwd / steps, 1e3 * step, batch / step, double(P) * batch / step);
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench_population: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

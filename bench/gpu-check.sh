@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The GPU check, run on the device machine from the repository root with a
+# build carried in build-gpu/ (see ../shared/GPU.md):
+#   1. every test executable, the CUDA tests with cuBLAS and with our tiled GEMM,
+#   2. bench_population (backprop and the hebb rule) beside torch_reference.py
+#      in the same call, on the same card,
+#   3. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1).
+# Full logs go to $OUT (or ./gpu-check-out); a short table is printed last.
+set -uo pipefail
+build="${BUILD:-build-gpu}"
+out="${OUT:-gpu-check-out}"
+mkdir -p "$out"
+# Libraries and data carried from the build machine (bench/pack-gpu-build.sh).
+export LD_LIBRARY_PATH="$PWD/$build/lib:${LD_LIBRARY_PATH:-}"
+[[ -d data-gpu ]] && export EVOPLAST_DATA_DIR="$PWD/data-gpu"
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "card: ${card:-unknown}" | tee "$out/card.txt"
+
+# The test executables directly: ctest's files hold the build machine's absolute paths.
+"$build/tests/test_cpu" >"$out/test_cpu.log" 2>&1
+cpu_rc=$?
+"$build/tests/test_cuda" >"$out/test_cuda.log" 2>&1
+cuda_rc=$?
+EVOPLAST_GEMM=tiled "$build/tests/test_cuda" >"$out/test_cuda_tiled.log" 2>&1
+tiled_rc=$?
+"$build/tests/test_e2e" >"$out/test_e2e.log" 2>&1
+e2e_rc=$?
+bash tests/cli_bad_inputs.sh "$build/evolve" >"$out/cli.log" 2>&1
+cli_rc=$?
+bash tests/resume_after_kill.sh "$build/evolve" "${EVOPLAST_DATA_DIR:-data}" >"$out/resume.log" 2>&1
+resume_rc=$?
+# A short train on each backend, side by side.
+"$build/evolve" train --backend cuda --epochs 1 --train-limit 20000 --validation 2000 >"$out/train_cuda.log" 2>&1
+"$build/evolve" train --backend cpu --epochs 1 --train-limit 20000 --validation 2000 --threads 16 >"$out/train_cpu.log" 2>&1
+
+"$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_backprop.log" 2>&1
+"$build/bench_population" -P 1,10,64,256 --steps 20 --rule hebb >"$out/bench_hebb.log" 2>&1
+python3 bench/torch_reference.py --population 1,10,64,256 --steps 20 >"$out/torch.log" 2>&1
+
+if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
+  start=$(date +%s.%N)
+  "$build/evolve" run --preset seed --quiet --out "$out/seed-run" >"$out/seed_run.log" 2>&1
+  seed_rc=$?
+  seed_s=$(echo "$(date +%s.%N) - $start" | bc)
+fi
+
+echo
+echo "=== summary (${card:-unknown}) ==="
+cases() { grep -E '^\[doctest\] test cases' "$1" | tail -1; }
+echo "test_cpu:          exit $cpu_rc — $(cases "$out/test_cpu.log")"
+echo "test_cuda (cuBLAS): exit $cuda_rc — $(cases "$out/test_cuda.log")"
+echo "test_cuda (tiled):  exit $tiled_rc — $(cases "$out/test_cuda_tiled.log")"
+echo "test_e2e: exit $e2e_rc; cli bad inputs: exit $cli_rc; resume after SIGKILL: exit $resume_rc"
+echo "train 1 epoch (20k images), cuda: $(grep -E '^epoch|^test' "$out/train_cuda.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
+echo "train 1 epoch (20k images), cpu:  $(grep -E '^epoch|^test' "$out/train_cpu.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
+python3 - "$out" <<'PY'
+import sys, re
+d = sys.argv[1]
+def table(path):
+    rows = {}
+    for line in open(path, errors="replace"):
+        f = line.split()
+        if len(f) >= 3 and f[0].isdigit():
+            rows[int(f[0])] = float(f[-1])
+    return rows
+try:
+    ours, hebb, torch = table(f"{d}/bench_backprop.log"), table(f"{d}/bench_hebb.log"), table(f"{d}/torch.log")
+except FileNotFoundError as e:
+    print("missing log:", e); sys.exit(0)
+print(f"{'P':>5} {'evoplast backprop':>18} {'evoplast hebb':>14} {'PyTorch':>10} {'ratio bp':>9} {'ratio hebb':>11}")
+for P in sorted(set(ours) | set(torch)):
+    o, h, t = ours.get(P), hebb.get(P), torch.get(P)
+    r = lambda a: f"{a / t:.2f}x" if a and t else "—"
+    print(f"{P:>5} {o or 0:>18.0f} {h or 0:>14.0f} {t or 0:>10.0f} {r(o):>9} {r(h):>11}")
+PY
+if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: exit $seed_rc, ${seed_s}s"; fi

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepares what the device machine needs (../shared/GPU.md): a build for sm_90
+# in build-gpu/ with the shared libraries that machine may lack in
+# build-gpu/lib (OpenBLAS's OpenMP build, fmt, …; CUDA's own libraries are
+# there already), object files dropped, and MNIST gzipped in data-gpu/ — all
+# under the 64 MiB that travels. Then, on the device:
+#   run(command="bash bench/gpu-check.sh", carry=["build-gpu", "data-gpu"])
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DEVOPLAST_NATIVE_CPU=OFF >/dev/null
+cmake --build build-gpu
+# Only what runs travels: binaries, ctest files, libraries (64 MiB in all).
+rm -rf build-gpu/CMakeFiles build-gpu/*.a build-gpu/tests/CMakeFiles
+mkdir -p build-gpu/lib
+blas=/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0
+cp -L "$blas" build-gpu/lib/libopenblas.so.0
+for bin in build-gpu/evolve build-gpu/tests/test_cpu build-gpu/tests/test_cuda build-gpu/bench_population "$blas"; do
+  ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
+    case "$(basename "$lib")" in
+      libc.so*|libm.so*|ld-linux*|libpthread*|libdl.so*|librt.so*|libcuda*|libcublas*|libcudart*) ;;
+      libstdc++*|libgcc_s*|libz.so*) ;;  # present wherever PyTorch runs
+      *) cp -Lu "$lib" build-gpu/lib/ ;;
+    esac
+  done
+done
+mkdir -p data-gpu/mnist
+for f in data/mnist/*-ubyte; do gzip -9 -c "$f" >"data-gpu/mnist/$(basename "$f").gz"; done
+du -sh build-gpu data-gpu
+du -sc build-gpu data-gpu | tail -1
