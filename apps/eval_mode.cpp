@@ -162,13 +162,7 @@ int run_eval(const EvalOptions& o) {
 
   auto backend = engine::make_backend(o.backend);
   const auto dir = io::resolve_data_dir(o.data_dir);
-  std::map<std::string, io::Dataset> datasets;
-  if (pc.kind == "sequence") {
-    datasets["mnist"] = io::load_dataset("mnist", dir, !o.no_verify);
-    datasets["fashion"] = io::load_dataset("fashion", dir, !o.no_verify);
-  } else {
-    datasets[o.dataset] = io::load_dataset(o.dataset, dir, !o.no_verify);
-  }
+  const auto datasets = engine::load_protocol_datasets(pc, dir, !o.no_verify);
   fs::create_directories(o.out);
 
   // results[label][seed]

@@ -187,18 +187,12 @@ int run_evolution(const RunOptions& o) {
   kernels::cpu::set_cpu_threads(cfg.threads);
   auto backend = engine::make_backend(cfg.backend);
   const auto data_dir = io::resolve_data_dir(cfg.data_dir.empty() ? std::nullopt : std::optional(cfg.data_dir));
-  std::map<std::string, io::Dataset> datasets;
-  if (pc.kind == "sequence") {
-    datasets["mnist"] = io::load_dataset("mnist", data_dir, !o.no_verify);
-    datasets["fashion"] = io::load_dataset("fashion", data_dir, !o.no_verify);
-  } else {
-    datasets[cfg.dataset] = io::load_dataset(cfg.dataset, data_dir, !o.no_verify);
-  }
   pc.dataset = cfg.dataset;
   pc.validation = cfg.validation;
   pc.train_per_task = cfg.train_per_task;
   pc.val_per_task = cfg.val_per_task;
   pc.test_per_task = cfg.test_per_task;
+  const auto datasets = engine::load_protocol_datasets(pc, data_dir, !o.no_verify);
 
   Progress progress(o.quiet);
   progress.line(fmt::format("evolve run: preset {}, {} on {} ({}), P={}, {} generations, backend {}, "

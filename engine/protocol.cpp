@@ -77,6 +77,16 @@ void parse_protocol_name(const std::string& name, ProtocolConfig& c) {
   }
 }
 
+std::map<std::string, io::Dataset> load_protocol_datasets(const ProtocolConfig& c,
+                                                          const std::filesystem::path& data_dir, bool verify) {
+  std::map<std::string, io::Dataset> d;
+  if (c.kind == "sequence")
+    for (const char* name : {"mnist", "fashion"}) d[name] = io::load_dataset(name, data_dir, verify);
+  else
+    d[c.dataset] = io::load_dataset(c.dataset, data_dir, verify);
+  return d;
+}
+
 Protocol make_protocol(const ProtocolConfig& c, const std::map<std::string, io::Dataset>& ds) {
   Protocol p;
   std::mt19937_64 rng(c.seed * 0x9E3779B97F4A7C15ull + 17);

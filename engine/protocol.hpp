@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,6 +47,10 @@ struct ProtocolConfig {
   std::int64_t test_per_task = 0;
   std::uint64_t seed = 1;          // class order (split), permutations (permuted)
 };
+
+// Loads the data sets a protocol needs (sequence: mnist and fashion; else c.dataset).
+std::map<std::string, io::Dataset> load_protocol_datasets(const ProtocolConfig& c,
+                                                          const std::filesystem::path& data_dir, bool verify);
 
 // datasets: name → loaded data set ("sequence" needs mnist and fashion).
 Protocol make_protocol(const ProtocolConfig& c, const std::map<std::string, io::Dataset>& datasets);

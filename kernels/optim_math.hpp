@@ -17,4 +17,10 @@ EVOPLAST_HD T adadelta_delta(T g, T r, T e, T& sq_avg, T& acc_delta) {
   return delta;
 }
 
+// opt(g) of a rule: Adadelta with per-synapse state, or plain SGD (δ = g).
+template <typename T>
+EVOPLAST_HD T rule_opt(bool adadelta, T g, T r, T e, T& sq_avg, T& acc_delta) {
+  return adadelta ? adadelta_delta(g, r, e, sq_avg, acc_delta) : g;
+}
+
 }  // namespace evoplast::kernels

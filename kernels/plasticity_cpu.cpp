@@ -85,7 +85,7 @@ void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, c
       const T my = mean_y[std::size_t(p) * Out + o], my2 = mean_y2[std::size_t(p) * Out + o];
       for (int i = 0; i < In; ++i) {
         const std::size_t k = row + i;
-        const T delta = c.adadelta ? adadelta_delta(g[i], r, e, sq_avg[k], acc_delta[k]) : g[i];
+        const T delta = rule_opt(c.adadelta != 0, g[i], r, e, sq_avg[k], acc_delta[k]);
         T dw = eta * (-alpha * delta + A * h[i] + B * mx[i] + C * my + D) - om * my2 * w[k] -
                lam * w[k];
         dw = dw / (T(1) + kappa * omega[k]);
@@ -109,7 +109,7 @@ void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, cons
     for (int o = 0; o < Out; ++o) {
       const std::size_t k = std::size_t(p) * Out + o;
       const T g = gb[std::size_t(p) * 2 * Out + o];
-      const T delta = c.adadelta ? adadelta_delta(g, r, e, sq_avg[k], acc_delta[k]) : g;
+      const T delta = rule_opt(c.adadelta != 0, g, r, e, sq_avg[k], acc_delta[k]);
       b[k] = b[k] + (eta * (-alpha * delta) - gamma_h * (mean_y[k] - rho_star));
     }
   }

@@ -71,13 +71,10 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
     const PlasticityCoeffs c = coeffs[p];
     if (c.frozen) continue;
     const float g = gh[(p * 2 * Out + o) * In + i], h = gh[(p * 2 * Out + Out + o) * In + i];
-    float delta = g;
-    if (c.adadelta) {
-      float v = sq[k], u = acc[k];
-      delta = adadelta_delta(g, c.rho, c.eps, v, u);
-      sq[k] = v;
-      acc[k] = u;
-    }
+    float v = sq[k], u = acc[k];
+    const float delta = rule_opt(c.adadelta != 0, g, c.rho, c.eps, v, u);
+    sq[k] = v;
+    acc[k] = u;
     const float wk = w[k], my = mean_y[p * Out + o], my2 = mean_y2[p * Out + o];
     // Written as on the CPU, term by term, and compiled without FMA
     // contraction (see CMakeLists.txt) so both backends round alike.
@@ -98,14 +95,10 @@ __global__ void plasticity_bias_kernel(int P, int Out, const PlasticityCoeffs* _
     const std::size_t p = k / Out, o = k % Out;
     const PlasticityCoeffs c = coeffs[p];
     if (c.frozen) continue;
-    const float g = gb[p * 2 * Out + o];
-    float delta = g;
-    if (c.adadelta) {
-      float v = sq[k], u = acc[k];
-      delta = adadelta_delta(g, c.rho, c.eps, v, u);
-      sq[k] = v;
-      acc[k] = u;
-    }
+    float v = sq[k], u = acc[k];
+    const float delta = rule_opt(c.adadelta != 0, gb[p * 2 * Out + o], c.rho, c.eps, v, u);
+    sq[k] = v;
+    acc[k] = u;
     b[k] = b[k] + (c.eta * (-c.alpha * delta) - c.gamma_h * (mean_y[k] - c.rho_star));
   }
 }

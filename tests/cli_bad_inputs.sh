@@ -22,11 +22,9 @@ for prefix, n in (("train", 40), ("t10k", 10)):
 PY
 }
 
-# expect NAME ARGS...: run evolve, check one stderr line and exit 1 or 2.
-expect() {
-  local name="$1"; shift
-  timeout 60 "$evolve" train --epochs 1 --validation 10 --net mlp16x1 "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
+# check NAME: the last run must have ended with one "evolve: error:" line and exit 1 or 2.
+check() {
+  local name="$1" rc="$2" lines
   lines=$(wc -l <"$tmp/err")
   if [[ ($rc -eq 1 || $rc -eq 2) && $lines -eq 1 ]] && grep -q '^evolve: error: ' "$tmp/err"; then
     printf '%-28s %s\n' "$name" "$(cat "$tmp/err")"
@@ -34,6 +32,13 @@ expect() {
     printf 'FAIL %-23s exit %s, %s stderr lines:\n' "$name" "$rc" "$lines"; cat "$tmp/err"
     failures=$((failures + 1))
   fi
+}
+
+# expect NAME ARGS...: `evolve train` on a tiny MLP with ARGS.
+expect() {
+  local name="$1"; shift
+  timeout 60 "$evolve" train --epochs 1 --validation 10 --net mlp16x1 "$@" >"$tmp/out" 2>"$tmp/err"
+  check "$name" $?
 }
 
 # case NAME PYTHON: a fresh good set, damaged by PYTHON (run in DIR/mnist), then evolve on it.
@@ -72,14 +77,7 @@ expect "cuda without kernels" --data-dir "$tmp/d" --no-verify --backend cuda
 expect_run() {
   local name="$1"; shift
   timeout 60 "$evolve" run --quiet "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [[ ($rc -eq 1 || $rc -eq 2) && $lines -eq 1 ]] && grep -q '^evolve: error: ' "$tmp/err"; then
-    printf '%-28s %s\n' "$name" "$(cat "$tmp/err")"
-  else
-    printf 'FAIL %-23s exit %s, %s stderr lines:\n' "$name" "$rc" "$lines"; cat "$tmp/err"
-    failures=$((failures + 1))
-  fi
+  check "$name" $?
 }
 printf '[ga]\npopulaton = 4\n' >"$tmp/typo.toml"
 expect_run "unknown config key" --config "$tmp/typo.toml" --out "$tmp/r1"
