@@ -23,6 +23,8 @@ cpu_rc=$?
 cuda_rc=$?
 EVOPLAST_GEMM=tiled "$build/tests/test_cuda" >"$out/test_cuda_tiled.log" 2>&1
 tiled_rc=$?
+EVOPLAST_CONV=cudnn "$build/tests/test_cuda" >"$out/test_cuda_cudnn.log" 2>&1
+cudnn_rc=$?
 "$build/tests/test_e2e" >"$out/test_e2e.log" 2>&1
 e2e_rc=$?
 bash tests/cli_bad_inputs.sh "$build/evolve" >"$out/cli.log" 2>&1
@@ -35,6 +37,8 @@ resume_rc=$?
 
 "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_backprop.log" 2>&1
 "$build/bench_population" -P 1,10,64,256 --steps 20 --rule hebb >"$out/bench_hebb.log" 2>&1
+EVOPLAST_CONV=cudnn "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_cudnn.log" 2>&1
+EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_tiled.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256 --steps 20 >"$out/torch.log" 2>&1
 
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
@@ -50,6 +54,7 @@ cases() { grep -E '^\[doctest\] test cases' "$1" | tail -1; }
 echo "test_cpu:          exit $cpu_rc — $(cases "$out/test_cpu.log")"
 echo "test_cuda (cuBLAS): exit $cuda_rc — $(cases "$out/test_cuda.log")"
 echo "test_cuda (tiled):  exit $tiled_rc — $(cases "$out/test_cuda_tiled.log")"
+echo "test_cuda (cuDNN):  exit $cudnn_rc — $(cases "$out/test_cuda_cudnn.log")"
 echo "test_e2e: exit $e2e_rc; cli bad inputs: exit $cli_rc; resume after SIGKILL: exit $resume_rc"
 echo "train 1 epoch (20k images), cuda: $(grep -E '^epoch|^test' "$out/train_cuda.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
 echo "train 1 epoch (20k images), cpu:  $(grep -E '^epoch|^test' "$out/train_cpu.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
@@ -65,12 +70,14 @@ def table(path):
     return rows
 try:
     ours, hebb, torch = table(f"{d}/bench_backprop.log"), table(f"{d}/bench_hebb.log"), table(f"{d}/torch.log")
+    dnn, tiled = table(f"{d}/bench_cudnn.log"), table(f"{d}/bench_tiled.log")
 except FileNotFoundError as e:
     print("missing log:", e); sys.exit(0)
-print(f"{'P':>5} {'evoplast backprop':>18} {'evoplast hebb':>14} {'PyTorch':>10} {'ratio bp':>9} {'ratio hebb':>11}")
+print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
+print(f"{'P':>5} {'backprop':>10} {'hebb':>10} {'cuDNN conv':>11} {'tiled GEMM':>11} {'PyTorch':>10} {'bp/PyTorch':>11} {'hebb/PyTorch':>13}")
 for P in sorted(set(ours) | set(torch)):
     o, h, t = ours.get(P), hebb.get(P), torch.get(P)
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
-    print(f"{P:>5} {o or 0:>18.0f} {h or 0:>14.0f} {t or 0:>10.0f} {r(o):>9} {r(h):>11}")
+    print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
 PY
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: exit $seed_rc, ${seed_s}s"; fi

@@ -4,6 +4,9 @@
 // (learning rates, rule coefficients) travel to device staging buffers on the
 // same stream, so stream order keeps them valid for the kernels that read them.
 #include <cublas_v2.h>
+#ifdef EVOPLAST_HAVE_CUDNN
+#include <cudnn.h>
+#endif
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
@@ -61,9 +64,14 @@ class CudaBackend final : public Backend {
     // Plain fp32 (no TF32), so the CPU reference and the GPU agree to fp32 rounding.
     if (cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS)
       throw EngineError("cublasSetMathMode failed");
-    name_ = "cuda (" + cuda_device_name(device) + ")";
+    name_ = "cuda (" + cuda_device_name(device) + "; GEMM " +
+            (kc::gemm_impl() == kc::GemmImpl::tiled ? "tiled" : "cuBLAS") + ", conv " +
+            (kc::conv_impl() == kc::ConvImpl::cudnn ? "cuDNN" : "im2col") + ")";
   }
   ~CudaBackend() override {
+#ifdef EVOPLAST_HAVE_CUDNN
+    if (dnn_) cudnnDestroy(dnn_);
+#endif
     if (blas_) cublasDestroy(blas_);
     if (stream_) CUDA_CHECK_PRINT(cudaStreamDestroy(stream_));
   }
@@ -95,10 +103,13 @@ class CudaBackend final : public Backend {
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
+    if (kc::conv_impl() == kc::ConvImpl::cudnn) return kc::conv2d_forward_cudnn(stream_, dnn(), arena_, s, x, w, b, y);
     kc::conv2d_forward(stream_, blas_, arena_, s, x, w, b, y);
   }
   void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                        float* db) override {
+    if (kc::conv_impl() == kc::ConvImpl::cudnn)
+      return kc::conv2d_backward_cudnn(stream_, dnn(), arena_, s, x, w, dy, dx, dw, db);
     kc::conv2d_backward(stream_, blas_, arena_, s, x, w, dy, dx, dw, db);
   }
   void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) override {
@@ -187,8 +198,21 @@ class CudaBackend final : public Backend {
     return static_cast<const T*>(d);
   }
 
+  // cuDNN, created on first use (only the vendor convolution needs it).
+  void* dnn() {
+#ifdef EVOPLAST_HAVE_CUDNN
+    if (!dnn_ && cudnnCreate(&dnn_) != CUDNN_STATUS_SUCCESS) throw EngineError("cudnnCreate failed");
+    return dnn_;
+#else
+    throw EngineError("EVOPLAST_CONV=cudnn: this build has no cuDNN; unset it to use our convolution");
+#endif
+  }
+
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
+#ifdef EVOPLAST_HAVE_CUDNN
+  cudnnHandle_t dnn_ = nullptr;
+#endif
   Arena arena_;
   std::string name_;
 };

@@ -33,6 +33,18 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
           long long strideC, int batch);
 
+// Convolution: ours (im2col + the GEMM above) or cuDNN's grouped convolution
+// (the vendor yardstick, in builds that found cuDNN); $EVOPLAST_CONV=cudnn or
+// set_conv_impl chooses. The cudnn entry points take the handle as Dnn.
+enum class ConvImpl { im2col, cudnn };
+void set_conv_impl(ConvImpl impl);
+ConvImpl conv_impl();
+using Dnn = void*;
+void conv2d_forward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                          const float* b, float* y);
+void conv2d_backward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                           const float* dy, float* dx, float* dw, float* db);
+
 void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                     const float* b, float* y);
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
