@@ -39,6 +39,7 @@ resume_rc=$?
 "$build/bench_population" -P 1,10,64,256 --steps 20 --rule hebb >"$out/bench_hebb.log" 2>&1
 EVOPLAST_CONV=cudnn "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_cudnn.log" 2>&1
 EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_tiled.log" 2>&1
+"$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256 --steps 20 >"$out/torch.log" 2>&1
 
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
@@ -80,4 +81,5 @@ for P in sorted(set(ours) | set(torch)):
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
     print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
 PY
+echo; cat "$out/bench_kernels.log"
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: exit $seed_rc, ${seed_s}s"; fi

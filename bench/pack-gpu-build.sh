@@ -15,7 +15,7 @@ rm -rf build-gpu/CMakeFiles build-gpu/*.a build-gpu/tests/CMakeFiles
 mkdir -p build-gpu/lib
 blas=/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0
 cp -L "$blas" build-gpu/lib/libopenblas.so.0
-for bin in build-gpu/evolve build-gpu/tests/test_cpu build-gpu/tests/test_cuda build-gpu/bench_population "$blas"; do
+for bin in build-gpu/evolve build-gpu/tests/test_cpu build-gpu/tests/test_cuda build-gpu/bench_population build-gpu/bench_kernels "$blas"; do
   ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|ld-linux*|libpthread*|libdl.so*|librt.so*|libcuda*|libcublas*|libcudart*|libcudnn*) ;;

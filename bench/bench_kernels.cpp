@@ -1,0 +1,137 @@
+// Each kernel beside its vendor counterpart on the population's real shapes
+// (seed CNN, P = 64, batch 64): time, TFLOP/s or GB/s, and the share of this
+// card's ceilings measured in the same run (a large cuBLAS SGEMM, a device
+// copy). Figures, not assertions. NVTX ranges name every measurement.
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <functional>
+#include <random>
+
+#include "bench/nvtx.hpp"
+#include "engine/backend.hpp"
+#include "engine/cuda_backend.hpp"
+#include "engine/rule.hpp"
+#include "kernels/cuda.hpp"
+
+using namespace evoplast;
+namespace kc = evoplast::kernels::cuda;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+engine::Buffer<float> random_buffer(engine::Backend& be, std::size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> h(n);
+  for (auto& v : h) v = u(rng);
+  engine::Buffer<float> b(be, n);
+  b.upload(h);
+  return b;
+}
+
+// Mean seconds of fn over `reps` runs after `warm` warm-up runs.
+double time_it(engine::Backend& be, const char* name, const std::function<void()>& fn, int warm = 3, int reps = 20) {
+  for (int i = 0; i < warm; ++i) fn();
+  be.synchronize();
+  NvtxRange r(name);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) fn();
+  be.synchronize();
+  return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
+}
+
+}  // namespace
+
+int main() {
+  try {
+    auto be = engine::make_cuda_backend();
+    std::mt19937 rng(1);
+    fmt::print("bench_kernels on {}\n", be->name());
+
+    // Ceilings of this card, measured now.
+    const int G = 8192;
+    auto a = random_buffer(*be, std::size_t(G) * G, rng), b = random_buffer(*be, std::size_t(G) * G, rng);
+    engine::Buffer<float> c(*be, std::size_t(G) * G);
+    auto bias = random_buffer(*be, std::size_t(G), rng);
+    kc::set_gemm_impl(kc::GemmImpl::cublas);
+    const engine::DenseShape big{1, G, G, G, false};
+    const double t_peak = time_it(*be, "ceiling sgemm", [&] { be->dense_forward(big, a.data(), b.data(), bias.data(), c.data()); }, 1, 5);
+    const double peak_tflops = 2.0 * G * G * double(G) / t_peak / 1e12;
+    const double t_copy = time_it(*be, "ceiling copy", [&] { be->copy(c.data(), a.data(), std::size_t(G) * G * 4); });
+    const double peak_gbs = 2.0 * G * G * 4.0 / t_copy / 1e9;
+    fmt::print("ceilings: fp32 SGEMM {:.1f} TFLOP/s (cuBLAS, 8192³), device copy {:.0f} GB/s (read + write)\n\n",
+               peak_tflops, peak_gbs);
+    fmt::print("{:<34} {:<8} {:>9} {:>10} {:>9} {:>8}\n", "kernel (P = 64, batch 64)", "impl", "ms", "TFLOP/s", "GB/s",
+               "% ceil");
+
+    const int P = 64, N = 64;
+    const engine::ConvShape conv1{P, N, 1, 28, 28, 32, 3, true}, conv2{P, N, 32, 26, 26, 64, 3, false};
+    const engine::DenseShape fc1{P, N, 9216, 128, false};
+    auto x1 = random_buffer(*be, conv1.x_size(), rng), w1 = random_buffer(*be, conv1.w_size(), rng);
+    auto b1 = random_buffer(*be, conv1.b_size(), rng), y1 = random_buffer(*be, conv1.y_size(), rng);
+    auto w2 = random_buffer(*be, conv2.w_size(), rng), b2 = random_buffer(*be, conv2.b_size(), rng);
+    auto y2 = random_buffer(*be, conv2.y_size(), rng), dy2 = random_buffer(*be, conv2.y_size(), rng);
+    auto dx2 = random_buffer(*be, conv2.x_size(), rng), dw2 = random_buffer(*be, conv2.w_size(), rng);
+    auto db2 = random_buffer(*be, conv2.b_size(), rng);
+    auto xf = random_buffer(*be, fc1.x_size(), rng), wf = random_buffer(*be, fc1.w_size(), rng);
+    auto bf = random_buffer(*be, fc1.b_size(), rng), yf = random_buffer(*be, fc1.y_size(), rng);
+
+    const auto flops_conv = [](const engine::ConvShape& s) {
+      return 2.0 * s.P * s.N * s.Cout * s.Ho() * s.Wo() * double(s.Cin) * s.K * s.K;
+    };
+    const auto row = [&](const std::string& name, const char* impl, double t, double flops, double bytes) {
+      const double tf = flops / t / 1e12, gbs = bytes / t / 1e9;
+      const double pct = flops > 0 ? 100 * tf / peak_tflops : 100 * gbs / peak_gbs;
+      fmt::print("{:<34} {:<8} {:>9.3f} {:>10.2f} {:>9.0f} {:>7.1f}%\n", name, impl, 1e3 * t, tf, gbs, pct);
+      std::fflush(stdout);
+    };
+    struct Impl {
+      const char* name;
+      kc::GemmImpl gemm;
+      kc::ConvImpl conv;
+    };
+    std::vector<Impl> impls = {{"ours", kc::GemmImpl::tiled, kc::ConvImpl::im2col},
+                               {"im2col+cuBLAS", kc::GemmImpl::cublas, kc::ConvImpl::im2col}};
+    try {
+      kc::set_conv_impl(kc::ConvImpl::cudnn);
+      impls.push_back({"cuDNN", kc::GemmImpl::cublas, kc::ConvImpl::cudnn});
+    } catch (const std::exception&) {
+      fmt::print("(no cuDNN in this build: its rows are left out)\n");
+    }
+    for (const Impl& im : impls) {
+      kc::set_gemm_impl(im.gemm);
+      kc::set_conv_impl(im.conv);
+      row("conv1 fwd 1→32 3×3 (shared input)", im.name,
+          time_it(*be, "conv1 fwd", [&] { be->conv2d_forward(conv1, x1.data(), w1.data(), b1.data(), y1.data()); }),
+          flops_conv(conv1), 0);
+      row("conv2 fwd 32→64 3×3 (grouped)", im.name,
+          time_it(*be, "conv2 fwd", [&] { be->conv2d_forward(conv2, y1.data(), w2.data(), b2.data(), y2.data()); }),
+          flops_conv(conv2), 0);
+      row("conv2 bwd (dx, dw, db)", im.name, time_it(*be, "conv2 bwd", [&] {
+            be->conv2d_backward(conv2, y1.data(), w2.data(), dy2.data(), dx2.data(), dw2.data(), db2.data());
+          }),
+          2 * flops_conv(conv2), 0);
+      row("fc1 fwd 9216→128 (batched GEMM)", im.name,
+          time_it(*be, "fc1 fwd", [&] { be->dense_forward(fc1, xf.data(), wf.data(), bf.data(), yf.data()); }),
+          2.0 * P * N * 9216.0 * 128, 0);
+    }
+    // The fused plasticity update of fc1: bandwidth-bound.
+    const int Out = 128, In = 9216;
+    const std::size_t n = std::size_t(P) * Out * In;
+    auto gh = random_buffer(*be, 2 * n, rng), w = random_buffer(*be, n, rng), sq = random_buffer(*be, n, rng);
+    auto acc = random_buffer(*be, n, rng), om = random_buffer(*be, n, rng);
+    auto mx = random_buffer(*be, std::size_t(P) * In, rng), my = random_buffer(*be, std::size_t(P) * Out, rng);
+    auto my2 = random_buffer(*be, std::size_t(P) * Out, rng);
+    std::vector<kernels::PlasticityCoeffs> coeffs(std::size_t(P), engine::named_rule("hebb").coeffs(0, 2, 1e-3f, 0, 0.9f, 1e-6f));
+    row("plasticity update fc1 (fused)", "ours", time_it(*be, "plasticity", [&] {
+          be->plasticity_update(P, Out, In, coeffs.data(), gh.data(), mx.data(), my.data(), my2.data(), w.data(),
+                                sq.data(), acc.data(), om.data());
+        }),
+        0, double(n) * 4 * (2 + 4 + 4));  // reads g, h, W, v, u, Ω; writes W, v, u, Ω
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench_kernels: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
