@@ -12,6 +12,7 @@
 
 #include "kernels/activation.hpp"
 #include "kernels/common.hpp"
+#include "kernels/data.hpp"
 #include "kernels/plasticity.hpp"
 
 namespace evoplast::engine {
@@ -19,6 +20,7 @@ namespace evoplast::engine {
 using kernels::ConvShape;
 using kernels::DenseShape;
 using kernels::DropoutParams;
+using kernels::GatherShape;
 using kernels::PlasticityCoeffs;
 using kernels::PoolShape;
 
@@ -88,6 +90,13 @@ class Backend {
   virtual void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) = 0;
   virtual void flag_nonfinite(int P, std::size_t per_net, const float* x,
                               std::uint8_t* flags) = 0;
+
+  // Data (kernels/data.hpp): minibatches from data sets in the backend's memory.
+  virtual void gather_batch(const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
+                            const std::int32_t* index, const std::int32_t* task, const float* mean,
+                            const float* stddev, const std::uint16_t* perm, const std::int8_t* label_map,
+                            const std::uint8_t* head, float* x, std::int32_t* y, std::uint8_t* allowed) = 0;
+  virtual void add_scaled(int P, float scale, const float* x, float* acc) = 0;
 };
 
 // "cpu", "cuda" or "auto" (CUDA when built and a device is present). Throws

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <random>
 
+#include "engine/device_data.hpp"
 #include "engine/errors.hpp"
 #include "engine/network.hpp"
 #include "engine/plasticity.hpp"
@@ -16,46 +18,23 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Device-side copies of one minibatch.
-struct BatchDevice {
-  Buffer<float> x;
-  Buffer<std::int32_t> y;
-  Buffer<std::uint8_t> allowed;
-  BatchDevice(Backend& be, int max_batch, std::size_t px, int classes)
-      : x(be, std::size_t(max_batch) * px),
-        y(be, std::size_t(max_batch)),
-        allowed(be, std::size_t(max_batch) * classes) {}
-  void load(PopulationNet& net, const BatchHost& h) {
-    x.upload(h.x);
-    y.upload(h.y);
-    if (h.masked) {
-      allowed.upload(h.allowed);
-      net.set_head_mask(allowed.data());
-    } else {
-      net.set_head_mask(nullptr);
-    }
-  }
-};
-
 // Accuracy and mean loss of every net on task j's validation or test view.
-void evaluate_task(const Protocol& proto, int j, Split split, PopulationNet& net,
-                   BatchDevice& dev, int batch, std::vector<double>& acc,
-                   std::vector<double>& loss) {
+void evaluate_task(const Protocol& proto, int j, Split split, PopulationNet& net, DeviceData& data, int batch,
+                   std::vector<double>& acc, std::vector<double>& loss) {
   const TaskView& t = proto.tasks[std::size_t(j)];
   const auto& idx = split == Split::test ? t.test : t.val;
   const int P = net.population();
   std::vector<double> loss_sum(std::size_t(P), 0.0);
   std::vector<std::int64_t> correct(std::size_t(P), 0);
   std::vector<Sample> samples;
-  BatchHost host;
   for (std::size_t n0 = 0; n0 < idx.size(); n0 += std::size_t(batch)) {
     const int N = int(std::min<std::size_t>(std::size_t(batch), idx.size() - n0));
     samples.clear();
     for (int n = 0; n < N; ++n) samples.push_back({j, idx[n0 + std::size_t(n)]});
-    assemble_batch(proto, samples.data(), N, split, host);
-    dev.load(net, host);
-    net.forward(dev.x.data(), N, /*train=*/false);
-    net.score(dev.y.data(), N, loss_sum, correct);
+    data.load(samples.data(), N, split);
+    net.set_head_mask(data.head_mask());
+    net.forward(data.x(), N, /*train=*/false);
+    net.score(data.y(), N, loss_sum, correct);
   }
   acc.assign(std::size_t(P), 0.0);
   loss.assign(std::size_t(P), 0.0);
@@ -84,7 +63,7 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
   net.init_params(c.seed, /*same_for_all=*/true);
   Plasticity plasticity(backend, net, rules, c.seed);
   plasticity.set_ewc_lambda(ewc_lambda);
-  BatchDevice dev(backend, net.max_batch(), std::size_t(first.rows) * first.cols, proto.classes);
+  DeviceData data(backend, proto, net.max_batch());
 
   const int T = int(proto.tasks.size()), phases = int(proto.phases.size());
   ContinualResult result;
@@ -100,7 +79,7 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
     std::vector<double> acc, loss;
     for (int j = 0; j < T; ++j)
       for (Split split : {Split::val, Split::test}) {
-        evaluate_task(proto, j, split, net, dev, c.eval_batch, acc, loss);
+        evaluate_task(proto, j, split, net, data, c.eval_batch, acc, loss);
         for (int p = 0; p < P; ++p) store(result.nets[std::size_t(p)], j, split, acc[std::size_t(p)], loss[std::size_t(p)]);
       }
   };
@@ -110,29 +89,28 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
 
   std::mt19937_64 rng(c.seed ^ 0xC0FFEEull);
   std::uint64_t step = 0;
-  BatchHost host;
   double train_seconds = 0;
   for (int ph = 0; ph < phases; ++ph) {
     std::vector<Sample> order = proto.phases[std::size_t(ph)];
     for (int epoch = 0; epoch < c.epochs; ++epoch) {
       const auto te = Clock::now();
       std::shuffle(order.begin(), order.end(), rng);
-      std::vector<double> loss_sum(std::size_t(P), 0.0);
+      // No host round trip inside the epoch: indices go up, nothing comes down.
       for (std::size_t n0 = 0; n0 < order.size(); n0 += std::size_t(c.batch)) {
         const int N = int(std::min<std::size_t>(std::size_t(c.batch), order.size() - n0));
-        assemble_batch(proto, order.data() + n0, N, Split::train, host);
-        dev.load(net, host);
-        net.forward(dev.x.data(), N, /*train=*/true, c.seed, step++);
-        const auto loss = plasticity.step(dev.y.data(), N, c.lr, epoch);
-        for (int p = 0; p < P; ++p) loss_sum[std::size_t(p)] += double(loss[std::size_t(p)]) * N;
+        data.load(order.data() + n0, N, Split::train);
+        net.set_head_mask(data.head_mask());
+        net.forward(data.x(), N, /*train=*/true, c.seed, step++);
+        plasticity.step_async(data.y(), N, c.lr, epoch);
       }
+      const std::vector<double> loss_sum = plasticity.take_loss_sums();
       plasticity.check_weights();
       const double secs = since(te);
       if (c.eval_every_epoch) {
         const int seen = proto.joint ? T : ph + 1;
         std::vector<double> acc, loss, acc_sum(std::size_t(P), 0.0), loss_sum2(std::size_t(P), 0.0);
         for (int j = 0; j < seen; ++j) {
-          evaluate_task(proto, j, Split::val, net, dev, c.eval_batch, acc, loss);
+          evaluate_task(proto, j, Split::val, net, data, c.eval_batch, acc, loss);
           for (int p = 0; p < P; ++p) {
             acc_sum[std::size_t(p)] += acc[std::size_t(p)] / seen;
             loss_sum2[std::size_t(p)] += loss[std::size_t(p)] / seen;
@@ -145,9 +123,12 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
       }
       train_seconds += secs;
       result.images_trained += std::int64_t(order.size());
-      for (int p = 0; p < P; ++p)
+      for (int p = 0; p < P; ++p) {
+        // A diverged net reports the loss of the uniform guess it now makes.
+        const double mean = loss_sum[std::size_t(p)] / double(order.size());
         result.nets[std::size_t(p)].train_loss[std::size_t(ph)].push_back(
-            float(loss_sum[std::size_t(p)] / double(order.size())));
+            plasticity.diverged()[std::size_t(p)] || !std::isfinite(mean) ? std::log(float(proto.classes)) : float(mean));
+      }
       if (progress)
         progress(fmt::format("{}: phase {}/{} epoch {}/{}: {} images, {:.1f}s, {:.0f} "
                              "network-images/s",
@@ -158,10 +139,10 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
     if (plasticity.ewc_enabled() && ph + 1 < phases) {
       const int M = int(std::min<std::size_t>(std::size_t(c.fisher_samples), order.size()));
       for (int m = 0; m < M; ++m) {
-        assemble_batch(proto, order.data() + m, 1, Split::train, host);
-        dev.load(net, host);
-        net.forward(dev.x.data(), 1, /*train=*/false);
-        net.backward(dev.y.data(), 1);
+        data.load(order.data() + m, 1, Split::train);
+        net.set_head_mask(data.head_mask());
+        net.forward(data.x(), 1, /*train=*/false);
+        net.backward(data.y(), 1);
         plasticity.accumulate_fisher(1.0f / float(M));
       }
       plasticity.consolidate_ewc();

@@ -7,6 +7,7 @@
 
 #include "kernels/activation.hpp"
 #include "kernels/conv.hpp"
+#include "kernels/data.hpp"
 #include "kernels/dense.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optim.hpp"
@@ -133,5 +134,13 @@ void CpuBackend::flag_nonfinite(int P, std::size_t per_net, const float* x,
                                 std::uint8_t* flags) {
   k::flag_nonfinite(P, per_net, x, flags);
 }
+
+void CpuBackend::gather_batch(const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
+                              const std::int32_t* index, const std::int32_t* task, const float* mean,
+                              const float* stddev, const std::uint16_t* perm, const std::int8_t* label_map,
+                              const std::uint8_t* head, float* x, std::int32_t* y, std::uint8_t* allowed) {
+  k::gather_batch(s, images, labels, index, task, mean, stddev, perm, label_map, head, x, y, allowed);
+}
+void CpuBackend::add_scaled(int P, float scale, const float* x, float* acc) { k::add_scaled(P, scale, x, acc); }
 
 }  // namespace evoplast::engine

@@ -58,6 +58,11 @@ class CpuBackend : public Backend {
                          const float* anchor, float* w) override;
   void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) override;
   void flag_nonfinite(int P, std::size_t per_net, const float* x, std::uint8_t* flags) override;
+  void gather_batch(const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
+                    const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
+                    const std::uint16_t* perm, const std::int8_t* label_map, const std::uint8_t* head, float* x,
+                    std::int32_t* y, std::uint8_t* allowed) override;
+  void add_scaled(int P, float scale, const float* x, float* acc) override;
 };
 
 }  // namespace evoplast::engine

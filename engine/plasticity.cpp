@@ -31,6 +31,10 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
   }
   diverged_.assign(std::size_t(P), 0);
   ewc_lambda_.assign(std::size_t(P), 0.0f);
+  loss_sum_ = Buffer<float>(backend_, std::size_t(P));
+  backend_.fill(loss_sum_.data(), std::size_t(P), 0.0f);
+  loss_flags_ = Buffer<std::uint8_t>(backend_, std::size_t(P));
+  loss_flags_.upload(std::vector<std::uint8_t>(std::size_t(P), 0));
   const auto& layers = net_.layers();
   const int classes = net_.spec().classes;
   const int max_batch = net_.max_batch();
@@ -131,17 +135,33 @@ void Plasticity::freeze(int p) {
 
 void Plasticity::check_weights() {
   const int P = net_.population();
-  std::vector<std::uint8_t> flags(std::size_t(P), 0);
-  Buffer<std::uint8_t> dflags(backend_, std::size_t(P));
-  backend_.to_device(dflags.data(), flags.data(), flags.size());
   for (auto& prm : net_.params())
-    backend_.flag_nonfinite(P, prm.per_net, prm.value.data(), dflags.data());
-  flags = dflags.download();
+    backend_.flag_nonfinite(P, prm.per_net, prm.value.data(), loss_flags_.data());
+  const auto flags = loss_flags_.download();
   for (int p = 0; p < P; ++p)
     if (flags[std::size_t(p)]) freeze(p);
+  loss_flags_.upload(std::vector<std::uint8_t>(std::size_t(P), 0));
+}
+
+std::vector<double> Plasticity::take_loss_sums() {
+  const auto sums = loss_sum_.download();
+  backend_.fill(loss_sum_.data(), sums.size(), 0.0f);
+  return {sums.begin(), sums.end()};
 }
 
 std::vector<float> Plasticity::step(const std::int32_t* labels, int N, float lr, int epoch) {
+  step_async(labels, N, lr, epoch);
+  const int P = net_.population(), C = net_.spec().classes;
+  std::vector<float> loss(static_cast<std::size_t>(P));
+  backend_.to_host(loss.data(), net_.loss_buffer(), loss.size() * sizeof(float));
+  for (int p = 0; p < P; ++p) {
+    if (!std::isfinite(loss[std::size_t(p)])) freeze(p);
+    if (diverged_[std::size_t(p)]) loss[std::size_t(p)] = std::log(float(C));
+  }
+  return loss;
+}
+
+void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epoch) {
   const int P = net_.population(), C = net_.spec().classes;
   if (N != net_.last_batch() || !net_.last_train())
     throw EngineError("Plasticity::step: call net.forward(…, train = true) with this batch first");
@@ -153,10 +173,8 @@ std::vector<float> Plasticity::step(const std::int32_t* labels, int N, float lr,
   backend_.log_softmax_nll_forward(P, N, C, net_.activation(last_slot), labels, net_.logp(),
                                    net_.loss_buffer());
   backend_.log_softmax_nll_backward(P, N, C, net_.logp(), labels, e_out);
-  std::vector<float> loss(static_cast<std::size_t>(P));
-  backend_.to_host(loss.data(), net_.loss_buffer(), loss.size() * sizeof(float));
-  for (int p = 0; p < P; ++p)
-    if (!std::isfinite(loss[std::size_t(p)])) freeze(p);
+  backend_.flag_nonfinite(P, 1, net_.loss_buffer(), loss_flags_.data());
+  backend_.add_scaled(P, float(N), net_.loss_buffer(), loss_sum_.data());
 
   int k = int(layers_.size());  // plastic index, counted down
   const int plastic_count = int(layers_.size());
@@ -259,9 +277,6 @@ std::vector<float> Plasticity::step(const std::int32_t* labels, int N, float lr,
       }
     }
   }
-  for (int p = 0; p < P; ++p)
-    if (diverged_[std::size_t(p)]) loss[std::size_t(p)] = std::log(float(C));
-  return loss;
 }
 
 }  // namespace evoplast::engine

@@ -19,9 +19,15 @@ class Plasticity {
   Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> rules,
              std::uint64_t feedback_seed, float rho = 0.9f, float eps = 1e-6f);
 
-  // One learning step after net.forward(x, N, train = true, …): returns the
-  // mean loss of each net (host, P). epoch counts within the current task.
+  // One learning step after net.forward(x, N, train = true, …). epoch counts
+  // within the current task. step_async leaves everything on the device: the
+  // loss is summed (× N) for take_loss_sums() and non-finite losses flagged
+  // for check_weights(); step also reads the mean loss of each net back
+  // (host, P) and isolates a diverged net at once.
+  void step_async(const std::int32_t* labels, int N, float lr, int epoch);
   std::vector<float> step(const std::int32_t* labels, int N, float lr, int epoch);
+  // Σ over steps of N · loss per net since the last call (host, P); the sum restarts.
+  std::vector<double> take_loss_sums();
 
   const std::vector<Rule>& rules() const { return rules_; }
 
@@ -36,7 +42,8 @@ class Plasticity {
   // Nets found with a non-finite loss or weight are frozen, their weights
   // zeroed (so they output a finite uniform guess), and reported here.
   const std::vector<std::uint8_t>& diverged() const { return diverged_; }
-  // Checks every weight (call once in a while, e.g. per epoch).
+  // Checks every weight and the losses flagged since the last check (call
+  // once in a while, e.g. per epoch: it reads from the device).
   void check_weights();
 
  private:
@@ -62,6 +69,8 @@ class Plasticity {
   std::vector<float> ewc_lambda_;
   std::vector<Buffer<float>> fisher_, fisher_task_, anchor_;  // per Param
   std::vector<std::uint8_t> diverged_;
+  Buffer<float> loss_sum_;            // (P)
+  Buffer<std::uint8_t> loss_flags_;   // (P) a non-finite loss was seen
 };
 
 }  // namespace evoplast::engine

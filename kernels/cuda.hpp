@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/common.hpp"
+#include "kernels/data.hpp"
 #include "kernels/plasticity.hpp"
 
 struct CUstream_st;
@@ -86,5 +87,12 @@ void ewc_proximal_step(Stream st, int P, std::size_t per_net, const float* stren
                        const float* anchor, float* w);
 void mask_logits(Stream st, int P, int N, int C, const std::uint8_t* allowed, float* logits);
 void flag_nonfinite(Stream st, int P, std::size_t per_net, const float* x, std::uint8_t* flags);
+
+// Data (kernels/data.hpp).
+void gather_batch(Stream st, const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
+                  const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
+                  const std::uint16_t* perm, const std::int8_t* label_map, const std::uint8_t* head, float* x,
+                  std::int32_t* y, std::uint8_t* allowed);
+void add_scaled(Stream st, int P, float scale, const float* x, float* acc);
 
 }  // namespace evoplast::kernels::cuda

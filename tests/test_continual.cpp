@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <set>
 
+#include "engine/cpu_backend.hpp"
+#include "engine/device_data.hpp"
 #include "engine/errors.hpp"
 #include "engine/metrics.hpp"
 #include "engine/protocol.hpp"
@@ -165,4 +167,42 @@ TEST_CASE("genome: the baseline decodes exactly — named rules survive encode/d
     for (double g = -1; g <= 1; g += 0.01) CHECK(std::isfinite(schema.decode_gene(i, g)));
   CHECK(schema.decode_gene(schema.index("hidden0.A"), 0.01) == 0.0);  // the dead zone
   CHECK(schema.decode_gene(schema.index("hidden0.A"), -1) == doctest::Approx(-10.0));
+}
+
+TEST_CASE("device-resident data: gather_batch assembles what assemble_batch defines") {
+  const io::Dataset data = synthetic::make(400, 120);
+  std::map<std::string, io::Dataset> ds;
+  ds.emplace("mnist", data);
+  for (const char* name : {"split-task", "permuted3", "split-domain"}) {
+    CAPTURE(name);
+    ProtocolConfig pc;
+    parse_protocol_name(name, pc);
+    pc.validation = 100;
+    const Protocol p = make_protocol(pc, ds);
+    CpuBackend be;
+    DeviceData dev(be, p, 32);
+    for (Split split : {Split::train, Split::val, Split::test}) {
+      std::vector<Sample> samples;
+      for (std::size_t t = 0; t < p.tasks.size(); ++t) {
+        const auto& idx = split == Split::test ? p.tasks[t].test : split == Split::val ? p.tasks[t].val : p.tasks[t].train;
+        for (std::size_t i = 0; i < 4 && i < idx.size(); ++i) samples.push_back({std::int32_t(t), idx[i]});
+      }
+      const int N = int(samples.size());
+      BatchHost want;
+      assemble_batch(p, samples.data(), N, split, want);
+      dev.load(samples.data(), N, split);
+      std::vector<float> x(want.x.size());
+      std::vector<std::int32_t> y(want.y.size());
+      be.to_host(x.data(), dev.x(), x.size() * sizeof(float));
+      be.to_host(y.data(), dev.y(), y.size() * sizeof(std::int32_t));
+      CHECK(x == want.x);
+      CHECK(y == want.y);
+      CHECK((dev.head_mask() != nullptr) == want.masked);
+      if (dev.head_mask()) {
+        std::vector<std::uint8_t> a(want.allowed.size());
+        be.to_host(a.data(), dev.head_mask(), a.size());
+        CHECK(a == want.allowed);
+      }
+    }
+  }
 }

@@ -15,6 +15,7 @@
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/cpu_backend.hpp"
+#include "engine/device_data.hpp"
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
@@ -283,6 +284,51 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   CHECK(fg == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1});
 }
 
+TEST_CASE("cuda: the stacking statistics of a conv layer (S > 1 positions) match the CPU") {
+  Harness h;
+  const int P = 3, N = 5, Out = 4, S = 36;
+  std::vector<PlasticityCoeffs> coeffs(P, named_rule("bcm").coeffs(0, 2, 1.0f, 0, 0.9f, 1e-6f));
+  auto e = h.in(std::size_t(P) * N * Out * S), y = h.in(std::size_t(P) * N * Out * S, 0, 2);
+  auto theta = h.in(std::size_t(P) * Out, 0, 1), z = h.out(std::size_t(P) * N * 2 * Out * S);
+  auto my = h.out(std::size_t(P) * Out), my2 = h.out(std::size_t(P) * Out);
+  h.cpu.stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.c.ptr(), y.c.ptr(), theta.c.ptr(), z.c.ptr(), my.c.ptr(),
+                             my2.c.ptr());
+  h.gpu->stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.g.ptr(), y.g.ptr(), theta.g.ptr(), z.g.ptr(),
+                              my.g.ptr(), my2.g.ptr());
+  h.same(z, 1e-6, 1e-5, "z");
+  h.same(my2, 1e-6, 1e-5, "mean y²");
+}
+
+TEST_CASE("cuda: device-resident minibatches match the CPU's for every protocol") {
+  const io::Dataset data = synthetic::make(400, 120);
+  std::map<std::string, io::Dataset> ds;
+  ds.emplace("mnist", data);
+  CpuBackend cpu;
+  auto gpu = make_backend("cuda");
+  for (const char* name : {"split-task", "permuted3", "split-domain"}) {
+    CAPTURE(name);
+    ProtocolConfig pc;
+    parse_protocol_name(name, pc);
+    pc.validation = 100;
+    const Protocol p = make_protocol(pc, ds);
+    DeviceData a(cpu, p, 64), b(*gpu, p, 64);
+    std::vector<Sample> samples;
+    for (std::size_t t = 0; t < p.tasks.size(); ++t)
+      for (std::size_t i = 0; i < 5; ++i) samples.push_back({std::int32_t(t), p.tasks[t].train[i]});
+    const int N = int(samples.size());
+    a.load(samples.data(), N, Split::train);
+    b.load(samples.data(), N, Split::train);
+    std::vector<float> xa(std::size_t(N) * a.pixels()), xb(xa.size());
+    cpu.to_host(xa.data(), a.x(), xa.size() * 4);
+    gpu->to_host(xb.data(), b.x(), xb.size() * 4);
+    CHECK(xa == xb);
+    std::vector<std::int32_t> ya(static_cast<std::size_t>(N)), yb(ya.size());
+    cpu.to_host(ya.data(), a.y(), ya.size() * 4);
+    gpu->to_host(yb.data(), b.y(), yb.size() * 4);
+    CHECK(ya == yb);
+  }
+}
+
 TEST_CASE("cuda: a short backprop training on the GPU follows the CPU's loss curve") {
   CpuBackend cpu;
   auto gpu = make_backend("cuda");
@@ -323,12 +369,14 @@ TEST_CASE("cuda: evolve eval's accuracy matrix on a small protocol matches the C
   ContinualConfig cc;
   cc.net = "mlp32x1";
   cc.batch = 16;
+  Rule fa = named_rule("finetune");
+  fa.feedback = Feedback::fa;
   const std::vector<Rule> rules = {named_rule("finetune"), named_rule("hebb"), named_rule("local"), named_rule("si"),
-                                   named_rule("dfa")};
+                                   named_rule("dfa"), fa};
   CpuBackend cpu;
   auto gpu = make_backend("cuda");
-  const auto a = run_continual(cpu, proto, rules, {0, 0, 0, 0, 0}, cc);
-  const auto b = run_continual(*gpu, proto, rules, {0, 0, 0, 0, 0}, cc);
+  const auto a = run_continual(cpu, proto, rules, {0, 0, 0, 0, 0, 0}, cc);
+  const auto b = run_continual(*gpu, proto, rules, {0, 0, 0, 0, 0, 0}, cc);
   for (std::size_t p = 0; p < rules.size(); ++p) {
     CAPTURE(rules[p].name);
     // Stated tolerance: 2 percentage points per entry.

@@ -1,0 +1,42 @@
+// Data family: minibatch assembly from data sets resident in the backend's
+// memory. Images of every data set and split are one uint8 array; a sample
+// names its image and its task, and the task's tables say how to see it
+// (normalisation, pixel permutation, label map, allowed outputs).
+#pragma once
+#include <cstdint>
+
+#include "kernels/common.hpp"
+
+namespace evoplast::kernels {
+
+struct GatherShape {
+  int N = 1;        // samples in the batch
+  int pixels = 1;   // per image
+  int classes = 10; // outputs of the network
+};
+
+}  // namespace evoplast::kernels
+
+namespace evoplast::kernels::cpu {
+
+// x[n] = (images[index[n]] / 255 − mean[t]) / std[t], permuted by perm[t]
+// (out pixel i = in pixel perm[t][i]); y[n] = label_map[t][labels[index[n]]];
+// allowed[n] = head[t] — with t = task[n].
+void gather_batch(const GatherShape& s,
+                  const std::uint8_t* images,     // (images, pixels)
+                  const std::uint8_t* labels,     // (images)
+                  const std::int32_t* index,      // (N)
+                  const std::int32_t* task,       // (N)
+                  const float* mean,              // (T)
+                  const float* stddev,            // (T)
+                  const std::uint16_t* perm,      // (T, pixels)
+                  const std::int8_t* label_map,   // (T, 10)
+                  const std::uint8_t* head,       // (T, classes)
+                  float* x,                       // (N, pixels), overwritten
+                  std::int32_t* y,                // (N), overwritten
+                  std::uint8_t* allowed);         // (N, classes), overwritten
+
+// acc[p] += scale · x[p]
+void add_scaled(int P, float scale, const float* x, float* acc);
+
+}  // namespace evoplast::kernels::cpu
