@@ -316,12 +316,12 @@ std::function<int()> add_run_mode(CLI::App& app) {
       "run",
       "Evolve plasticity rules with the genetic algorithm. Presets: smoke (under 2 minutes on 2 CPU "
       "cores), seed (the seed's experiment: P=10, 5 generations, the CNN, 14 epochs, fitness seed), "
-      "continual (Split MNIST, MLP 2x400, fitness continual). Config keys: " +
-          [] {
-            std::string k;
-            for (const auto& s : io::config_keys()) k += (k.empty() ? "" : ", ") + s;
-            return k;
-          }());
+      "continual (Split MNIST, MLP 2x400, fitness continual).");
+  cmd->footer("Config keys (TOML sections [ga], [train], [fitness]; --set section.key=value): " + [] {
+    std::string k;
+    for (const auto& s : io::config_keys()) k += (k.empty() ? "" : ", ") + s;
+    return k;
+  }());
   cmd->add_option("--preset", o->preset, "smoke (default), seed or continual")
       ->check(CLI::IsMember(io::preset_names()));
   cmd->add_option("--config", o->config_file, "TOML file of config keys (over the preset)");
