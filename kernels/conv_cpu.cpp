@@ -123,9 +123,10 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
   for (int n0 = 0; n0 < s.N; n0 += chunk) {
     const int nc = std::min(chunk, s.N - n0);
     const int ld = nc * HW;
-    if (s.shared_input) im2col(s, x + n0 * x_img, nc, cols);
+    // The columns serve the weight gradient only; a dx-only call skips them.
+    if (dw && s.shared_input) im2col(s, x + n0 * x_img, nc, cols);
     for (int p = 0; p < s.P; ++p) {
-      if (!s.shared_input) im2col(s, x + p * x_net + n0 * x_img, nc, cols);
+      if (dw && !s.shared_input) im2col(s, x + p * x_net + n0 * x_img, nc, cols);
       // dy[p, n0 + n, c, :] → dyc (Cout, nc·HW), and the bias gradient on the way.
       const T* dyp = dy + (std::size_t(p) * s.N + n0) * s.Cout * HW;
       T* dbp = db ? db + std::size_t(p) * s.Cout : nullptr;

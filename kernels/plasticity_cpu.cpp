@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/optim_math.hpp"
 #include "kernels/plasticity.hpp"
@@ -48,20 +50,30 @@ void pre_mean_dense(const DenseShape& s, const T* x, T* mean_x) {
 
 template <typename T>
 void pre_mean_conv(const ConvShape& s, const T* x, T* mean_x) {
+  // Σ over images first (one pass over x), then each patch element is a
+  // Ho×Wo window sum of that plane: O(N·Cin·H·W + Cin·K²·Ho·Wo), not O(N·Cin·K²·Ho·Wo).
   const int Ho = s.Ho(), Wo = s.Wo(), KK = s.Cin * s.K * s.K;
   const T inv = T(1) / (T(s.N) * Ho * Wo);
+  const std::size_t plane = std::size_t(s.H) * s.W;
+  std::vector<T> sum(std::size_t(s.Cin) * plane);
   for (int p = 0; p < s.P; ++p) {
-    const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.Cin * s.H * s.W);
+    const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.Cin * plane);
+    std::fill(sum.begin(), sum.end(), T(0));
+#pragma omp parallel for schedule(static)
+    for (int ci = 0; ci < s.Cin; ++ci)
+      for (int n = 0; n < s.N; ++n) {
+        const T* src = xp + (std::size_t(n) * s.Cin + ci) * plane;
+        T* dst = sum.data() + std::size_t(ci) * plane;
+        for (std::size_t i = 0; i < plane; ++i) dst[i] += src[i];
+      }
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < KK; ++j) {
       const int ci = j / (s.K * s.K), ky = (j / s.K) % s.K, kx = j % s.K;
-      T sum = 0;
-      for (int n = 0; n < s.N; ++n) {
-        const T* plane = xp + (std::size_t(n) * s.Cin + ci) * s.H * s.W;
-        for (int oy = 0; oy < Ho; ++oy)
-          for (int ox = 0; ox < Wo; ++ox) sum += plane[(oy + ky) * s.W + ox + kx];
-      }
-      mean_x[std::size_t(p) * KK + j] = sum * inv;
+      const T* sp = sum.data() + std::size_t(ci) * plane;
+      T acc = 0;
+      for (int oy = 0; oy < Ho; ++oy)
+        for (int ox = 0; ox < Wo; ++ox) acc += sp[(oy + ky) * s.W + ox + kx];
+      mean_x[std::size_t(p) * KK + j] = acc * inv;
     }
   }
 }

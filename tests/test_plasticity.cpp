@@ -330,3 +330,62 @@ TEST_CASE("EWC: with λ → ∞ the proximal step keeps the weights at the ancho
   k::ewc_proximal_step(1, 1, &one, f2.data(), a2.data(), w2.data());
   CHECK(w2[0] == doctest::Approx(0.5));  // (1 + 0) / (1 + 1)
 }
+
+TEST_CASE("plasticity statistics match their definitions: ⟨x⟩ (dense and conv patches) and the stacked [e | ŷ]") {
+  std::mt19937 rng(21);
+  // ⟨x_patch⟩ of a conv layer: mean over images and positions of x[n, ci, oy+ky, ox+kx].
+  for (kernels::ConvShape s : {kernels::ConvShape{2, 3, 2, 7, 6, 4, 3, false}, kernels::ConvShape{3, 2, 1, 5, 5, 2, 2, true}}) {
+    const auto x = check::random_vector<double>(s.x_size(), rng);
+    const int KK = s.Cin * s.K * s.K;
+    std::vector<double> got(std::size_t(s.P) * KK, NAN), want(got.size(), 0.0);
+    k::pre_mean_conv(s, x.data(), got.data());
+    for (int p = 0; p < s.P; ++p)
+      for (int ci = 0; ci < s.Cin; ++ci)
+        for (int ky = 0; ky < s.K; ++ky)
+          for (int kx = 0; kx < s.K; ++kx) {
+            double acc = 0;
+            for (int n = 0; n < s.N; ++n)
+              for (int oy = 0; oy < s.Ho(); ++oy)
+                for (int ox = 0; ox < s.Wo(); ++ox)
+                  acc += x[((std::size_t(s.shared_input ? 0 : p) * s.N + n) * s.Cin + ci) * s.H * s.W +
+                           (oy + ky) * s.W + ox + kx];
+            want[std::size_t(p) * KK + (ci * s.K + ky) * s.K + kx] = acc / (s.N * s.Ho() * s.Wo());
+          }
+    CHECK_CLOSE_VEC(got, want, 1e-12, 1e-12);
+  }
+  const kernels::DenseShape d{3, 5, 7, 2, false};
+  const auto xd = check::random_vector<double>(d.x_size(), rng);
+  std::vector<double> md(std::size_t(d.P) * d.In, NAN), wd(md.size(), 0.0);
+  k::pre_mean_dense(d, xd.data(), md.data());
+  for (int p = 0; p < d.P; ++p)
+    for (int n = 0; n < d.N; ++n)
+      for (int i = 0; i < d.In; ++i) wd[std::size_t(p) * d.In + i] += xd[(std::size_t(p) * d.N + n) * d.In + i] / d.N;
+  CHECK_CLOSE_VEC(md, wd, 1e-12, 1e-12);
+  // z = [e | ŷ/(N·S)], ŷ = y·((1 − bcm) + bcm·(y − θ)); ⟨y⟩, ⟨y²⟩; θ moves a tenth toward ⟨y²⟩.
+  const int P = 2, N = 3, Out = 2, S = 4;
+  std::vector<PlasticityCoeffs> c(P);
+  c[0].bcm = 0;
+  c[1].bcm = 0.5f;
+  const auto e = check::random_vector<double>(std::size_t(P) * N * Out * S, rng);
+  const auto y = check::random_vector<double>(e.size(), rng, 0, 2);
+  std::vector<double> theta = {0.1, 0.2, 0.3, 0.4}, theta0 = theta;
+  std::vector<double> z(2 * e.size(), NAN), my(4, NAN), my2(4, NAN);
+  k::stack_error_and_hebb(P, N, Out, S, c.data(), e.data(), y.data(), theta.data(), z.data(), my.data(), my2.data());
+  for (int p = 0; p < P; ++p)
+    for (int o = 0; o < Out; ++o) {
+      double s1 = 0, s2 = 0;
+      for (int n = 0; n < N; ++n)
+        for (int q = 0; q < S; ++q) {
+          const std::size_t src = ((std::size_t(p) * N + n) * Out + o) * S + q;
+          const double yv = y[src], b = c[std::size_t(p)].bcm, th = theta0[std::size_t(p * Out + o)];
+          CHECK(z[((std::size_t(p) * N + n) * 2 * Out + o) * S + q] == e[src]);
+          CHECK(z[((std::size_t(p) * N + n) * 2 * Out + Out + o) * S + q] ==
+                doctest::Approx(yv * ((1 - b) + b * (yv - th)) / (N * S)));
+          s1 += yv;
+          s2 += yv * yv;
+        }
+      CHECK(my[std::size_t(p * Out + o)] == doctest::Approx(s1 / (N * S)));
+      CHECK(my2[std::size_t(p * Out + o)] == doctest::Approx(s2 / (N * S)));
+      CHECK(theta[std::size_t(p * Out + o)] == doctest::Approx(0.9 * theta0[std::size_t(p * Out + o)] + 0.1 * s2 / (N * S)));
+    }
+}
