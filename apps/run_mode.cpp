@@ -16,6 +16,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -134,8 +135,19 @@ int run_evolution(const RunOptions& o) {
     }
   }
   io::validate(cfg);
-  engine::ProtocolConfig pc;
-  engine::parse_protocol_name(cfg.protocol, pc);
+  // train.protocol may name several, comma-separated (continual: Split and Permuted
+  // MNIST): every individual is trained on each, and its fitness is the mean.
+  std::vector<engine::ProtocolConfig> pcs;
+  {
+    std::stringstream list(cfg.protocol);
+    for (std::string name; std::getline(list, name, ',');) {
+      if (name.empty()) continue;
+      engine::ProtocolConfig pc;
+      engine::parse_protocol_name(name, pc);
+      pcs.push_back(pc);
+    }
+    if (pcs.empty()) throw io::ConfigError("config key 'train.protocol': name at least one protocol");
+  }
   (void)engine::NetSpec::parse(cfg.net);  // a bad net name fails before any work
   for (const auto& r : cfg.seed_rules) (void)engine::named_rule(r);
   ga::GaConfig gc{cfg.population, cfg.tournament, cfg.crossover_rate, cfg.crossover,
@@ -187,12 +199,16 @@ int run_evolution(const RunOptions& o) {
   kernels::cpu::set_cpu_threads(cfg.threads);
   auto backend = engine::make_backend(cfg.backend);
   const auto data_dir = io::resolve_data_dir(cfg.data_dir.empty() ? std::nullopt : std::optional(cfg.data_dir));
-  pc.dataset = cfg.dataset;
-  pc.validation = cfg.validation;
-  pc.train_per_task = cfg.train_per_task;
-  pc.val_per_task = cfg.val_per_task;
-  pc.test_per_task = cfg.test_per_task;
-  const auto datasets = engine::load_protocol_datasets(pc, data_dir, !o.no_verify);
+  std::map<std::string, io::Dataset> datasets;
+  for (auto& pc : pcs) {
+    pc.dataset = cfg.dataset;
+    pc.validation = cfg.validation;
+    pc.train_per_task = cfg.train_per_task;
+    pc.val_per_task = cfg.val_per_task;
+    pc.test_per_task = cfg.test_per_task;
+    for (auto& [name, d] : engine::load_protocol_datasets(pc, data_dir, !o.no_verify))
+      if (!datasets.count(name)) datasets.emplace(name, std::move(d));
+  }
 
   Progress progress(o.quiet);
   progress.line(fmt::format("evolve run: preset {}, {} on {} ({}), P={}, {} generations, backend {}, "
@@ -204,8 +220,7 @@ int run_evolution(const RunOptions& o) {
   double best_fitness = ga->best_generation() >= 0 ? ga->best().fitness : -INFINITY;
   const int first_generation = ga->generation();
   for (int g = ga->generation(); g < cfg.generations; ++g) {
-    pc.seed = generation_seed(cfg.seed, g);
-    const engine::Protocol proto = engine::make_protocol(pc, datasets);
+    const std::uint64_t gen_seed = generation_seed(cfg.seed, g);
     const auto& pop = ga->ask();
     std::vector<engine::Rule> rules;
     for (std::size_t i = 0; i < pop.size(); ++i)
@@ -216,10 +231,16 @@ int run_evolution(const RunOptions& o) {
     cc.batch = cfg.batch;
     cc.lr = float(cfg.lr);
     cc.eval_batch = cfg.eval_batch;
-    cc.seed = pc.seed;
+    cc.seed = gen_seed;
     cc.eval_every_epoch = true;
-    const int units = int(proto.phases.size()) * cfg.epochs;
-    int done = 0;
+    // Every protocol of the generation, its results for every individual.
+    std::vector<engine::Protocol> protos;
+    for (auto pc : pcs) {
+      pc.seed = gen_seed;
+      protos.push_back(engine::make_protocol(pc, datasets));
+    }
+    int units = 0, done = 0;
+    for (const auto& pr : protos) units += int(pr.phases.size()) * cfg.epochs;
     const auto t_gen = Clock::now();
     const auto on_epoch = [&](const std::string& what) {
       ++done;
@@ -230,60 +251,73 @@ int run_evolution(const RunOptions& o) {
                                   std::isfinite(best_fitness) ? fmt::format("{:.4f}", best_fitness) : "—",
                                   duration(eta)));
     };
-    const auto result = engine::run_continual(*backend, proto, rules, std::vector<float>(pop.size(), 0.0f), cc, on_epoch);
+    std::vector<engine::ContinualResult> results;
+    double train_seconds = 0, seconds = 0, images = 0;
+    for (const auto& pr : protos) {
+      results.push_back(engine::run_continual(*backend, pr, rules, std::vector<float>(pop.size(), 0.0f), cc, on_epoch));
+      train_seconds += results.back().train_seconds;
+      seconds += results.back().seconds;
+      images += double(results.back().images_trained);
+    }
 
+    const auto protocol_json = [&](std::size_t q, std::size_t i, bool full) {
+      const auto& r = results[q].nets[i];
+      std::vector<std::string> tasks;
+      for (const auto& t : protos[q].tasks) tasks.push_back(t.name);
+      json j = {{"protocol", protos[q].name}, {"tasks", tasks},       {"val", metrics_json(r.val)},
+                {"test", metrics_json(r.test)},  {"R_val", r.R_val}, {"R_test", r.R_test}};
+      if (full) {
+        j["train_loss"] = r.train_loss;
+        j["epoch_val_loss"] = r.epoch_val_loss;
+        j["epoch_val_acc"] = r.epoch_val_acc;
+      }
+      return j;
+    };
     std::vector<double> fitness;
     std::uint64_t bytes = 0;
-    std::vector<std::string> task_names;
-    for (const auto& t : proto.tasks) task_names.push_back(t.name);
     int best_i = 0;
     for (std::size_t i = 0; i < pop.size(); ++i) {
-      const auto& r = result.nets[i];
-      double f = r.fitness;
-      if (cfg.fitness == "seed") {
-        double best_val = INFINITY;
-        for (float v : r.epoch_val_loss) best_val = std::min(best_val, double(v));
-        const double final_train = r.train_loss.back().back();
-        f = r.diverged ? engine::kWorstFitness
-                       : engine::fitness_seed(best_val, final_train, result.train_seconds,
-                                              {cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes});
-      } else if (!r.diverged) {
-        f = engine::fitness_continual(r.val, {cfg.w_acc, cfg.w_bwt});
+      double f = 0;
+      bool diverged = false;
+      for (std::size_t q = 0; q < protos.size(); ++q) {
+        const auto& r = results[q].nets[i];
+        diverged |= r.diverged;
+        if (cfg.fitness == "seed") {
+          double best_val = INFINITY;
+          for (float v : r.epoch_val_loss) best_val = std::min(best_val, double(v));
+          f += engine::fitness_seed(best_val, r.train_loss.back().back(), results[q].train_seconds,
+                                    {cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes});
+        } else {
+          f += engine::fitness_continual(r.val, {cfg.w_acc, cfg.w_bwt});
+        }
       }
+      f = diverged || !std::isfinite(f) ? engine::kWorstFitness : f / double(protos.size());
       fitness.push_back(f);
       if (f > fitness[std::size_t(best_i)]) best_i = int(i);
-      json line = {{"generation", g},
-                   {"individual", i},
-                   {"origin", pop[i].origin},
-                   {"genome", pop[i].genome},
-                   {"rule", json::parse(engine::rule_to_json(rules[i]))},
-                   {"fitness", f},
-                   {"diverged", r.diverged},
-                   {"val", metrics_json(r.val)},
-                   {"test", metrics_json(r.test)},
-                   {"R_val", r.R_val},
-                   {"R_test", r.R_test},
-                   {"train_loss", r.train_loss},
-                   {"epoch_val_loss", r.epoch_val_loss},
-                   {"epoch_val_acc", r.epoch_val_acc},
-                   {"seed", pc.seed},
-                   {"seconds", result.seconds / double(pop.size())}};
+      // The first protocol's fields at the top (what the report draws), every protocol below.
+      json line = protocol_json(0, i, true);
+      line.update(json{{"generation", g},
+                       {"individual", i},
+                       {"origin", pop[i].origin},
+                       {"genome", pop[i].genome},
+                       {"rule", json::parse(engine::rule_to_json(rules[i]))},
+                       {"fitness", f},
+                       {"diverged", diverged},
+                       {"seed", gen_seed},
+                       {"seconds", seconds / double(pop.size())}});
+      for (std::size_t q = 0; q < protos.size(); ++q) line["protocols"].push_back(protocol_json(q, i, false));
       bytes = io::append_line(dir / "generations.jsonl", line.dump());
     }
     if (fitness[std::size_t(best_i)] > best_fitness) {
       best_fitness = fitness[std::size_t(best_i)];
-      const auto& r = result.nets[std::size_t(best_i)];
-      json best = {{"generation", g},
-                   {"individual", best_i},
-                   {"fitness", best_fitness},
-                   {"genome", pop[std::size_t(best_i)].genome},
-                   {"rule", json::parse(engine::rule_to_json(rules[std::size_t(best_i)]))},
-                   {"protocol", proto.name},
-                   {"tasks", task_names},
-                   {"R_val", r.R_val},
-                   {"R_test", r.R_test},
-                   {"val", metrics_json(r.val)},
-                   {"test", metrics_json(r.test)}};
+      const std::size_t bi = std::size_t(best_i);
+      json best = protocol_json(0, bi, false);
+      best.update(json{{"generation", g},
+                       {"individual", best_i},
+                       {"fitness", best_fitness},
+                       {"genome", pop[bi].genome},
+                       {"rule", json::parse(engine::rule_to_json(rules[bi]))}});
+      for (std::size_t q = 0; q < protos.size(); ++q) best["protocols"].push_back(protocol_json(q, bi, false));
       io::write_atomically(dir / "best_rule.json", best.dump(2) + "\n");
     }
     ga->tell(fitness);
@@ -298,8 +332,7 @@ int run_evolution(const RunOptions& o) {
                               "network-images/s, {}",
                               g + 1, cfg.generations, fitness[std::size_t(best_i)], best_i,
                               counted ? mean / counted : 0.0,
-                              fmt::format("{:.0f}", double(pop.size()) * double(result.images_trained) /
-                                                        std::max(result.train_seconds, 1e-9)),
+                              fmt::format("{:.0f}", double(pop.size()) * images / std::max(train_seconds, 1e-9)),
                               duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));
   }
   const auto report = io::write_report(dir);
@@ -316,7 +349,7 @@ std::function<int()> add_run_mode(CLI::App& app) {
       "run",
       "Evolve plasticity rules with the genetic algorithm. Presets: smoke (under 2 minutes on 2 CPU "
       "cores), seed (the seed's experiment: P=10, 5 generations, the CNN, 14 epochs, fitness seed), "
-      "continual (Split MNIST, MLP 2x400, fitness continual).");
+      "continual (Split MNIST domain-IL and Permuted MNIST, MLP 2x400, fitness continual averaged over both).");
   cmd->footer("Config keys (TOML sections [ga], [train], [fitness]; --set section.key=value): " + [] {
     std::string k;
     for (const auto& s : io::config_keys()) k += (k.empty() ? "" : ", ") + s;

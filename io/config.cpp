@@ -194,7 +194,7 @@ RunConfig preset(const std::string& name) {
     c.population = 10;
     c.generations = 5;
     c.tournament = 3;
-    c.protocol = "split-domain";
+    c.protocol = "split-domain,permuted";  // fitness: the mean over both
     c.net = "mlp400x2";
     c.epochs = 1;
     c.train_per_task = 0;

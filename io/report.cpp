@@ -188,16 +188,16 @@ std::string val_loss_svg(const std::vector<json>& rows, int generations) {
   return c.svg();
 }
 
-std::string matrix_svg(const json& best) {
+std::string matrix_svg(const json& best, const std::string& title = "Best rule: test accuracy R[i][j] (%)") {
   if (!best.contains("R_test") || best["R_test"].empty())
     return empty_svg("Accuracy matrix of the best rule", "no accuracy matrix recorded");
   const auto R = best["R_test"].get<std::vector<std::vector<double>>>();
   const int rows = int(R.size()), cols = int(R[0].size());
   const int cell = std::clamp(420 / std::max(cols, 1), 28, 80), L = 120, T = 56;
-  const int w = L + cols * cell + 30, h = T + rows * cell + 50;
+  // Wide enough for the title too (about 8 px a character at 14 px bold).
+  const int w = std::max(L + cols * cell + 30, int(title.size()) * 8 + 20), h = T + rows * cell + 50;
   std::string body = fmt::format(
-      R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">Best rule: test accuracy R[i][j] (%)</text>)",
-      w / 2);
+      R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">{}</text>)", w / 2, esc(title));
   const auto tasks = best.value("tasks", std::vector<std::string>{});
   for (int j = 0; j < cols; ++j)
     body += fmt::format(R"(<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>)", L + j * cell + cell / 2,
@@ -313,9 +313,12 @@ fs::path write_report(const fs::path& dir) {
   int generations = 0;
   for (const auto& r : rows) generations = std::max(generations, r.at("generation").get<int>() + 1);
 
+  const std::string first_title =
+      "Best rule" + (best.contains("protocol") ? " on " + best["protocol"].get<std::string>() : std::string()) +
+      ": test accuracy R[i][j] (%)";
   const std::string svgs[4][2] = {{"fitness.svg", fitness_svg(rows)},
                                   {"val_loss.svg", val_loss_svg(rows, generations)},
-                                  {"matrix.svg", matrix_svg(best)},
+                                  {"matrix.svg", matrix_svg(best, first_title)},
                                   {"coefficients.svg", coefficients_svg(best)}};
   for (const auto& [name, svg] : svgs) write_atomically(dir / name, svg);
 
@@ -336,6 +339,15 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
   html += "<h2>Fitness per generation</h2>" + svgs[0][1];
   html += "<h2>Validation loss during training</h2>" + svgs[1][1];
   html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2][1];
+  // Runs over several protocols: one matrix each (the first is above).
+  if (best.contains("protocols") && best["protocols"].size() > 1)
+    for (std::size_t q = 1; q < best["protocols"].size(); ++q) {
+      const json& pq = best["protocols"][q];
+      const std::string svg =
+          matrix_svg(pq, "Best rule on " + pq.value("protocol", std::string("?")) + ": test accuracy R[i][j] (%)");
+      write_atomically(dir / fmt::format("matrix_{}.svg", q + 1), svg);
+      html += svg;
+    }
   html += "<h2>The best rule</h2>" + svgs[3][1];
   if (best.contains("rule")) {
     const json& r = best["rule"];
