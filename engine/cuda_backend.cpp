@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <cstring>
 #include <vector>
 
 #include "engine/cuda_backend.hpp"
@@ -54,6 +55,35 @@ class Arena final : public kc::Scratch {
   std::vector<Slot> slots_;
 };
 
+// Pinned host memory for the small uploads of every step (minibatch indices,
+// learning rates, rule coefficients). A cudaMemcpyAsync from pageable memory
+// waits for the stream to drain first — a host sync per call — so these go
+// through this ring instead; the stream is synchronised only when it wraps.
+class PinnedRing {
+ public:
+  explicit PinnedRing(std::size_t bytes) : size_(bytes) { CUDA_CHECK(cudaMallocHost(&base_, bytes)); }
+  ~PinnedRing() { CUDA_CHECK_PRINT(cudaFreeHost(base_)); }
+  PinnedRing(const PinnedRing&) = delete;
+  PinnedRing& operator=(const PinnedRing&) = delete;
+  // A pinned copy of src, valid until the ring wraps (which first waits for the stream).
+  const void* put(const void* src, std::size_t bytes, cudaStream_t stream) {
+    const std::size_t need = (bytes + 255) / 256 * 256;
+    if (head_ + need > size_) {
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      head_ = 0;
+    }
+    char* p = static_cast<char*>(base_) + head_;
+    std::memcpy(p, src, bytes);
+    head_ += need;
+    return p;
+  }
+  std::size_t capacity() const { return size_; }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t size_, head_ = 0;
+};
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) {
@@ -91,6 +121,7 @@ class CudaBackend final : public Backend {
   }
   void release(void* ptr) noexcept override { CUDA_CHECK_PRINT(cudaFree(ptr)); }
   void to_device(void* dst, const void* src, std::size_t bytes) override {
+    if (bytes <= kSmallUpload) src = ring_.put(src, bytes, stream_);  // stays asynchronous
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void to_host(void* dst, const void* src, std::size_t bytes) override {
@@ -201,7 +232,7 @@ class CudaBackend final : public Backend {
   template <typename T>
   const T* stage(const T* host, int n, int slot) {
     void* d = arena_.bytes(16 + slot, std::size_t(n) * sizeof(T));
-    CUDA_CHECK(cudaMemcpyAsync(d, host, std::size_t(n) * sizeof(T), cudaMemcpyHostToDevice, stream_));
+    to_device(d, host, std::size_t(n) * sizeof(T));
     return static_cast<const T*>(d);
   }
 
@@ -215,8 +246,10 @@ class CudaBackend final : public Backend {
 #endif
   }
 
+  static constexpr std::size_t kSmallUpload = 64 << 10;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
+  PinnedRing ring_{std::size_t(8) << 20};
 #ifdef EVOPLAST_HAVE_CUDNN
   cudnnHandle_t dnn_ = nullptr;
 #endif
