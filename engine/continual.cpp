@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <random>
 
 #include "engine/device_data.hpp"
 #include "engine/errors.hpp"
@@ -87,18 +86,19 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
     (s == Split::val ? r.b_val : r.b_test)[std::size_t(j)] = a;
   });
 
-  std::mt19937_64 rng(c.seed ^ 0xC0FFEEull);
   std::uint64_t step = 0;
   double train_seconds = 0;
   for (int ph = 0; ph < phases; ++ph) {
-    std::vector<Sample> order = proto.phases[std::size_t(ph)];
+    const std::vector<Sample>& samples = proto.phases[std::size_t(ph)];
+    data.set_phase(samples);
     for (int epoch = 0; epoch < c.epochs; ++epoch) {
       const auto te = Clock::now();
-      std::shuffle(order.begin(), order.end(), rng);
-      // No host round trip inside the epoch: indices go up, nothing comes down.
-      for (std::size_t n0 = 0; n0 < order.size(); n0 += std::size_t(c.batch)) {
-        const int N = int(std::min<std::size_t>(std::size_t(c.batch), order.size() - n0));
-        data.load(order.data() + n0, N, Split::train);
+      // The epoch's order is drawn on the device; no index crosses from the host.
+      data.shuffle(kernels::mix64(c.seed ^ 0xC0FFEEull) ^ kernels::mix64(std::uint64_t(ph) * 1000003u + std::uint64_t(epoch)));
+      // Nothing crosses between host and device inside the epoch but the rule coefficients.
+      for (std::size_t n0 = 0; n0 < samples.size(); n0 += std::size_t(c.batch)) {
+        const int N = int(std::min<std::size_t>(std::size_t(c.batch), samples.size() - n0));
+        data.load_shuffled(n0, N);
         net.set_head_mask(data.head_mask());
         net.forward(data.x(), N, /*train=*/true, c.seed, step++);
         plasticity.step_async(data.y(), N, c.lr, epoch);
@@ -122,24 +122,25 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
         }
       }
       train_seconds += secs;
-      result.images_trained += std::int64_t(order.size());
+      result.images_trained += std::int64_t(samples.size());
       for (int p = 0; p < P; ++p) {
         // A diverged net reports the loss of the uniform guess it now makes.
-        const double mean = loss_sum[std::size_t(p)] / double(order.size());
+        const double mean = loss_sum[std::size_t(p)] / double(samples.size());
         result.nets[std::size_t(p)].train_loss[std::size_t(ph)].push_back(
             plasticity.diverged()[std::size_t(p)] || !std::isfinite(mean) ? std::log(float(proto.classes)) : float(mean));
       }
       if (progress)
         progress(fmt::format("{}: phase {}/{} epoch {}/{}: {} images, {:.1f}s, {:.0f} "
                              "network-images/s",
-                             proto.name, ph + 1, phases, epoch + 1, c.epochs, order.size(), secs,
-                             double(P) * double(order.size()) / secs));
+                             proto.name, ph + 1, phases, epoch + 1, c.epochs, samples.size(), secs,
+                             double(P) * double(samples.size()) / secs));
     }
     // EWC: the diagonal (empirical) Fisher of this phase's data, from per-sample gradients.
     if (plasticity.ewc_enabled() && ph + 1 < phases) {
-      const int M = int(std::min<std::size_t>(std::size_t(c.fisher_samples), order.size()));
+      const std::vector<Sample> fisher = data.shuffled_samples(std::size_t(c.fisher_samples));
+      const int M = int(fisher.size());
       for (int m = 0; m < M; ++m) {
-        data.load(order.data() + m, 1, Split::train);
+        data.load(fisher.data() + m, 1, Split::train);
         net.set_head_mask(data.head_mask());
         net.forward(data.x(), 1, /*train=*/false);
         net.backward(data.y(), 1);

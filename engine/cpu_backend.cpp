@@ -136,11 +136,14 @@ void CpuBackend::flag_nonfinite(int P, std::size_t per_net, const float* x,
 }
 
 void CpuBackend::gather_batch(const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
-                              const std::int32_t* index, const std::int32_t* task, const float* mean,
+                              const std::int32_t* order, const std::int32_t* index, const std::int32_t* task, const float* mean,
                               const float* stddev, const std::uint16_t* perm, const std::int8_t* label_map,
                               const std::uint8_t* head, float* x, std::int32_t* y, std::uint8_t* allowed) {
-  k::gather_batch(s, images, labels, index, task, mean, stddev, perm, label_map, head, x, y, allowed);
+  k::gather_batch(s, images, labels, order, index, task, mean, stddev, perm, label_map, head, x, y, allowed);
 }
 void CpuBackend::add_scaled(int P, float scale, const float* x, float* acc) { k::add_scaled(P, scale, x, acc); }
+void CpuBackend::shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) {
+  k::shuffle_order(n, seed, order);
+}
 
 }  // namespace evoplast::engine

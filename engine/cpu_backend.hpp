@@ -59,10 +59,11 @@ class CpuBackend : public Backend {
   void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) override;
   void flag_nonfinite(int P, std::size_t per_net, const float* x, std::uint8_t* flags) override;
   void gather_batch(const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
-                    const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
+                    const std::int32_t* order, const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
                     const std::uint16_t* perm, const std::int8_t* label_map, const std::uint8_t* head, float* x,
                     std::int32_t* y, std::uint8_t* allowed) override;
   void add_scaled(int P, float scale, const float* x, float* acc) override;
+  void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) override;
 };
 
 }  // namespace evoplast::engine

@@ -220,12 +220,15 @@ class CudaBackend final : public Backend {
     kc::flag_nonfinite(stream_, P, per_net, x, flags);
   }
   void gather_batch(const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
-                    const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
+                    const std::int32_t* order, const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
                     const std::uint16_t* perm, const std::int8_t* label_map, const std::uint8_t* head, float* x,
                     std::int32_t* y, std::uint8_t* allowed) override {
-    kc::gather_batch(stream_, s, images, labels, index, task, mean, stddev, perm, label_map, head, x, y, allowed);
+    kc::gather_batch(stream_, s, images, labels, order, index, task, mean, stddev, perm, label_map, head, x, y, allowed);
   }
   void add_scaled(int P, float scale, const float* x, float* acc) override { kc::add_scaled(stream_, P, scale, x, acc); }
+  void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) override {
+    kc::shuffle_order(stream_, arena_, n, seed, order);
+  }
 
  private:
   // Copies a small host array to a device staging slot (slots 16+ of the arena).

@@ -1,5 +1,6 @@
 #include "engine/device_data.hpp"
 
+#include <algorithm>
 #include <numeric>
 
 #include "engine/errors.hpp"
@@ -84,9 +85,43 @@ void DeviceData::load(const Sample* samples, int count, Split split) {
   }
   index_.upload(std::span<const std::int32_t>(index_host_.data(), std::size_t(count)));
   task_.upload(std::span<const std::int32_t>(task_host_.data(), std::size_t(count)));
-  backend_.gather_batch(GatherShape{count, pixels_, classes_}, images_.data(), labels_.data(), index_.data(),
-                        task_.data(), mean_.data(), stddev_.data(), perm_.data(), label_map_.data(), head_.data(),
+  backend_.gather_batch(GatherShape{count, pixels_, classes_}, images_.data(), labels_.data(), nullptr,
+                        index_.data(), task_.data(), mean_.data(), stddev_.data(), perm_.data(), label_map_.data(), head_.data(),
                         x_.data(), y_.data(), allowed_.data());
+}
+
+void DeviceData::set_phase(const std::vector<Sample>& samples) {
+  phase_ = samples;
+  std::vector<std::int32_t> index(samples.size()), task(samples.size());
+  const auto& bases = task_base_[int(Split::train)];
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    task[i] = samples[i].task;
+    index[i] = bases[std::size_t(samples[i].task)] + samples[i].index;
+  }
+  phase_index_ = Buffer<std::int32_t>(backend_, samples.size());
+  phase_task_ = Buffer<std::int32_t>(backend_, samples.size());
+  order_ = Buffer<std::int32_t>(backend_, samples.size());
+  phase_index_.upload(index);
+  phase_task_.upload(task);
+}
+
+void DeviceData::shuffle(std::uint64_t seed) { backend_.shuffle_order(phase_.size(), seed, order_.data()); }
+
+void DeviceData::load_shuffled(std::size_t offset, int count) {
+  if (count < 1 || count > max_batch_ || offset + std::size_t(count) > phase_.size())
+    throw EngineError("DeviceData::load_shuffled: batch outside the phase");
+  backend_.gather_batch(GatherShape{count, pixels_, classes_}, images_.data(), labels_.data(),
+                        order_.data() + offset, phase_index_.data(), phase_task_.data(), mean_.data(), stddev_.data(),
+                        perm_.data(), label_map_.data(), head_.data(), x_.data(), y_.data(), allowed_.data());
+}
+
+std::vector<Sample> DeviceData::shuffled_samples(std::size_t count) {
+  count = std::min(count, phase_.size());
+  std::vector<std::int32_t> order(count);
+  if (count) backend_.to_host(order.data(), order_.data(), count * sizeof(std::int32_t));
+  std::vector<Sample> out;
+  for (std::int32_t i : order) out.push_back(phase_[std::size_t(i)]);
+  return out;
 }
 
 }  // namespace evoplast::engine

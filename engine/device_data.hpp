@@ -19,8 +19,17 @@ class DeviceData {
   DeviceData(Backend& backend, const Protocol& protocol, int max_batch);
 
   // Fills x (N, pixels), y (N) and, where the protocol has per-task heads,
-  // allowed (N, classes) for `count` samples of one split.
+  // allowed (N, classes) for `count` samples of one split (indices uploaded).
   void load(const Sample* samples, int count, Split split);
+
+  // Training without host traffic: a phase's samples go up once; each epoch
+  // is shuffled on the device (Backend::shuffle_order: the same order on CPU
+  // and GPU); batches are then slices of that order.
+  void set_phase(const std::vector<Sample>& samples);
+  void shuffle(std::uint64_t seed);
+  void load_shuffled(std::size_t offset, int count);
+  // The first `count` samples of the current shuffled order (host; reads the device).
+  std::vector<Sample> shuffled_samples(std::size_t count);
 
   const float* x() const { return x_.data(); }
   const std::int32_t* y() const { return y_.data(); }
@@ -40,6 +49,8 @@ class DeviceData {
   Buffer<std::uint16_t> perm_;
   Buffer<std::int8_t> label_map_;
   Buffer<std::int32_t> index_, task_;
+  std::vector<Sample> phase_;
+  Buffer<std::int32_t> phase_index_, phase_task_, order_;
   Buffer<float> x_;
   Buffer<std::int32_t> y_;
   Buffer<std::uint8_t> allowed_;

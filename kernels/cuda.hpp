@@ -90,9 +90,10 @@ void flag_nonfinite(Stream st, int P, std::size_t per_net, const float* x, std::
 
 // Data (kernels/data.hpp).
 void gather_batch(Stream st, const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,
-                  const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
+                  const std::int32_t* order, const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
                   const std::uint16_t* perm, const std::int8_t* label_map, const std::uint8_t* head, float* x,
                   std::int32_t* y, std::uint8_t* allowed);
 void add_scaled(Stream st, int P, float scale, const float* x, float* acc);
+void shuffle_order(Stream st, Scratch& ws, std::size_t n, std::uint64_t seed, std::int32_t* order);
 
 }  // namespace evoplast::kernels::cuda

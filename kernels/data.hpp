@@ -19,14 +19,16 @@ struct GatherShape {
 
 namespace evoplast::kernels::cpu {
 
-// x[n] = (images[index[n]] / 255 − mean[t]) / std[t], permuted by perm[t]
-// (out pixel i = in pixel perm[t][i]); y[n] = label_map[t][labels[index[n]]];
-// allowed[n] = head[t] — with t = task[n].
+// With m = order ? order[n] : n, t = task[m], img = index[m]:
+// x[n] = (images[img] / 255 − mean[t]) / std[t], permuted by perm[t]
+// (out pixel i = in pixel perm[t][i]); y[n] = label_map[t][labels[img]];
+// allowed[n] = head[t].
 void gather_batch(const GatherShape& s,
                   const std::uint8_t* images,     // (images, pixels)
                   const std::uint8_t* labels,     // (images)
-                  const std::int32_t* index,      // (N)
-                  const std::int32_t* task,       // (N)
+                  const std::int32_t* order,      // (N) into index/task, or null: identity
+                  const std::int32_t* index,      // (M) global image index of each sample
+                  const std::int32_t* task,       // (M)
                   const float* mean,              // (T)
                   const float* stddev,            // (T)
                   const std::uint16_t* perm,      // (T, pixels)
@@ -38,5 +40,9 @@ void gather_batch(const GatherShape& s,
 
 // acc[p] += scale · x[p]
 void add_scaled(int P, float scale, const float* x, float* acc);
+
+// order (n) = the permutation of [0, n) that sorts mix64(seed ^ mix64(i))
+// (stable): a shuffle that the CPU and the GPU draw identically.
+void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order);
 
 }  // namespace evoplast::kernels::cpu

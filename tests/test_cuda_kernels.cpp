@@ -329,6 +329,18 @@ TEST_CASE("cuda: device-resident minibatches match the CPU's for every protocol"
   }
 }
 
+TEST_CASE("cuda: the device shuffle draws the CPU's order") {
+  CpuBackend cpu;
+  auto gpu = make_backend("cuda");
+  for (std::size_t n : {std::size_t(1), std::size_t(1000), std::size_t(60000)}) {
+    std::vector<std::int32_t> a(n);
+    Buffer<std::int32_t> d(*gpu, n);
+    cpu.shuffle_order(n, 12345, a.data());
+    gpu->shuffle_order(n, 12345, d.data());
+    CHECK(d.download() == a);
+  }
+}
+
 TEST_CASE("cuda: a short backprop training on the GPU follows the CPU's loss curve") {
   CpuBackend cpu;
   auto gpu = make_backend("cuda");
