@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
             net.backward(y.data(), batch);
             opt->step(lr);
           } else {
-            plastic->step(y.data(), batch, 1.0f, 0);
+            plastic->step_async(y.data(), batch, 1.0f, 0);
           }
           backend->synchronize();
         }
