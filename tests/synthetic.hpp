@@ -3,6 +3,10 @@
 #pragma once
 #include <random>
 
+#include <map>
+#include <string>
+
+#include "engine/protocol.hpp"
 #include "io/dataset.hpp"
 
 namespace synthetic {
@@ -35,5 +39,21 @@ inline evoplast::io::Dataset make(int train = 600, int test = 200, int side = 6)
   d.test = make_set(test, side, 2);
   return d;
 }
+
+// A protocol over a synthetic "mnist". Its tasks point into `datasets`, so
+// the object stays where it was made.
+struct Protocol {
+  std::map<std::string, evoplast::io::Dataset> datasets;
+  evoplast::engine::Protocol protocol;
+  explicit Protocol(const std::string& name, int train = 400, int test = 120, std::int64_t validation = 100) {
+    datasets.emplace("mnist", make(train, test));
+    evoplast::engine::ProtocolConfig pc;
+    evoplast::engine::parse_protocol_name(name, pc);
+    pc.validation = validation;
+    protocol = evoplast::engine::make_protocol(pc, datasets);
+  }
+  Protocol(const Protocol&) = delete;
+  Protocol& operator=(const Protocol&) = delete;
+};
 
 }  // namespace synthetic

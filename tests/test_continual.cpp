@@ -170,15 +170,10 @@ TEST_CASE("genome: the baseline decodes exactly — named rules survive encode/d
 }
 
 TEST_CASE("device-resident data: gather_batch assembles what assemble_batch defines") {
-  const io::Dataset data = synthetic::make(400, 120);
-  std::map<std::string, io::Dataset> ds;
-  ds.emplace("mnist", data);
   for (const char* name : {"split-task", "permuted3", "split-domain"}) {
     CAPTURE(name);
-    ProtocolConfig pc;
-    parse_protocol_name(name, pc);
-    pc.validation = 100;
-    const Protocol p = make_protocol(pc, ds);
+    const synthetic::Protocol sp(name);
+    const Protocol& p = sp.protocol;
     CpuBackend be;
     DeviceData dev(be, p, 32);
     for (Split split : {Split::train, Split::val, Split::test}) {
@@ -219,13 +214,8 @@ TEST_CASE("device shuffles: a seeded permutation, and load_shuffled serves the s
   std::sort(sorted.begin(), sorted.end());
   for (std::size_t i = 0; i < sorted.size(); ++i) CHECK(sorted[i] == std::int32_t(i));
 
-  const io::Dataset data = synthetic::make(300, 100);
-  std::map<std::string, io::Dataset> ds;
-  ds.emplace("mnist", data);
-  ProtocolConfig pc;
-  parse_protocol_name("permuted3", pc);
-  pc.validation = 100;
-  const Protocol p = make_joint(make_protocol(pc, ds));
+  const synthetic::Protocol sp("permuted3", 300, 100);
+  const Protocol p = make_joint(sp.protocol);
   DeviceData dev(be, p, 16);
   dev.set_phase(p.phases[0]);
   dev.shuffle(99);

@@ -300,17 +300,12 @@ TEST_CASE("cuda: the stacking statistics of a conv layer (S > 1 positions) match
 }
 
 TEST_CASE("cuda: device-resident minibatches match the CPU's for every protocol") {
-  const io::Dataset data = synthetic::make(400, 120);
-  std::map<std::string, io::Dataset> ds;
-  ds.emplace("mnist", data);
   CpuBackend cpu;
   auto gpu = make_backend("cuda");
   for (const char* name : {"split-task", "permuted3", "split-domain"}) {
     CAPTURE(name);
-    ProtocolConfig pc;
-    parse_protocol_name(name, pc);
-    pc.validation = 100;
-    const Protocol p = make_protocol(pc, ds);
+    const synthetic::Protocol sp(name);
+    const Protocol& p = sp.protocol;
     DeviceData a(cpu, p, 64), b(*gpu, p, 64);
     std::vector<Sample> samples;
     for (std::size_t t = 0; t < p.tasks.size(); ++t)
@@ -371,13 +366,8 @@ TEST_CASE("cuda: a short backprop training on the GPU follows the CPU's loss cur
 }
 
 TEST_CASE("cuda: evolve eval's accuracy matrix on a small protocol matches the CPU's") {
-  const io::Dataset data = synthetic::make(1200, 300);
-  std::map<std::string, io::Dataset> ds;
-  ds.emplace("mnist", data);
-  ProtocolConfig pc;
-  parse_protocol_name("split-class", pc);
-  pc.validation = 200;
-  const Protocol proto = make_protocol(pc, ds);
+  const synthetic::Protocol sp("split-class", 1200, 300, 200);
+  const Protocol& proto = sp.protocol;
   ContinualConfig cc;
   cc.net = "mlp32x1";
   cc.batch = 16;

@@ -284,13 +284,8 @@ TEST_CASE("feedback alignment and direct feedback alignment learn a teacher task
 }
 
 TEST_CASE("a diverging rule marks only its own net — the others' results are unchanged") {
-  const io::Dataset data = synthetic::make();
-  std::map<std::string, io::Dataset> ds;
-  ds.emplace("mnist", data);
-  ProtocolConfig pc;
-  parse_protocol_name("split-class", pc);
-  pc.validation = 100;
-  const Protocol proto = make_protocol(pc, ds);
+  const synthetic::Protocol sp("split-class", 600, 200);
+  const Protocol& proto = sp.protocol;
   ContinualConfig cc;
   cc.net = "mlp16x1";
   cc.batch = 16;
