@@ -96,7 +96,7 @@ class Backend {
                             const std::int32_t* order, const std::int32_t* index, const std::int32_t* task, const float* mean,
                             const float* stddev, const std::uint16_t* perm, const std::int8_t* label_map,
                             const std::uint8_t* head, float* x, std::int32_t* y, std::uint8_t* allowed) = 0;
-  virtual void add_scaled(int P, float scale, const float* x, float* acc) = 0;
+  virtual void add_scaled(std::size_t n, float scale, const float* x, float* acc) = 0;
   virtual void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) = 0;
 };
 

@@ -21,26 +21,9 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 void evaluate_task(const Protocol& proto, int j, Split split, PopulationNet& net, DeviceData& data, int batch,
                    std::vector<double>& acc, std::vector<double>& loss) {
   const TaskView& t = proto.tasks[std::size_t(j)];
-  const auto& idx = split == Split::test ? t.test : t.val;
-  const int P = net.population();
-  std::vector<double> loss_sum(std::size_t(P), 0.0);
-  std::vector<std::int64_t> correct(std::size_t(P), 0);
-  std::vector<Sample> samples;
-  for (std::size_t n0 = 0; n0 < idx.size(); n0 += std::size_t(batch)) {
-    const int N = int(std::min<std::size_t>(std::size_t(batch), idx.size() - n0));
-    samples.clear();
-    for (int n = 0; n < N; ++n) samples.push_back({j, idx[n0 + std::size_t(n)]});
-    data.load(samples.data(), N, split);
-    net.set_head_mask(data.head_mask());
-    net.forward(data.x(), N, /*train=*/false);
-    net.score(data.y(), N, loss_sum, correct);
-  }
-  acc.assign(std::size_t(P), 0.0);
-  loss.assign(std::size_t(P), 0.0);
-  for (int p = 0; p < P; ++p) {
-    acc[std::size_t(p)] = double(correct[std::size_t(p)]) / double(idx.size());
-    loss[std::size_t(p)] = loss_sum[std::size_t(p)] / double(idx.size());
-  }
+  EvalResult r = evaluate(net, data, j, split == Split::test ? t.test : t.val, split, batch);
+  acc = std::move(r.acc);
+  loss = std::move(r.loss);
 }
 
 }  // namespace

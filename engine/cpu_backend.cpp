@@ -141,7 +141,7 @@ void CpuBackend::gather_batch(const GatherShape& s, const std::uint8_t* images, 
                               const std::uint8_t* head, float* x, std::int32_t* y, std::uint8_t* allowed) {
   k::gather_batch(s, images, labels, order, index, task, mean, stddev, perm, label_map, head, x, y, allowed);
 }
-void CpuBackend::add_scaled(int P, float scale, const float* x, float* acc) { k::add_scaled(P, scale, x, acc); }
+void CpuBackend::add_scaled(std::size_t n, float scale, const float* x, float* acc) { k::add_scaled(n, scale, x, acc); }
 void CpuBackend::shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) {
   k::shuffle_order(n, seed, order);
 }

@@ -225,7 +225,7 @@ class CudaBackend final : public Backend {
                     std::int32_t* y, std::uint8_t* allowed) override {
     kc::gather_batch(stream_, s, images, labels, order, index, task, mean, stddev, perm, label_map, head, x, y, allowed);
   }
-  void add_scaled(int P, float scale, const float* x, float* acc) override { kc::add_scaled(stream_, P, scale, x, acc); }
+  void add_scaled(std::size_t n, float scale, const float* x, float* acc) override { kc::add_scaled(stream_, n, scale, x, acc); }
   void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) override {
     kc::shuffle_order(stream_, arena_, n, seed, order);
   }

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "engine/errors.hpp"
+#include "engine/network.hpp"
 
 namespace evoplast::engine {
 
@@ -127,6 +128,31 @@ std::vector<Sample> DeviceData::shuffled_samples(std::size_t count) {
   std::vector<Sample> out;
   for (std::int32_t i : order) out.push_back(phase_[std::size_t(i)]);
   return out;
+}
+
+EvalResult evaluate(PopulationNet& net, DeviceData& data, int task, const std::vector<std::int32_t>& indices,
+                    Split split, int batch) {
+  const int P = net.population();
+  batch = std::min(batch, net.max_batch());
+  std::vector<double> loss_sum(std::size_t(P), 0.0);
+  std::vector<std::int64_t> correct(std::size_t(P), 0);
+  std::vector<Sample> samples;
+  for (std::size_t n0 = 0; n0 < indices.size(); n0 += std::size_t(batch)) {
+    const int N = int(std::min<std::size_t>(std::size_t(batch), indices.size() - n0));
+    samples.clear();
+    for (int n = 0; n < N; ++n) samples.push_back({task, indices[n0 + std::size_t(n)]});
+    data.load(samples.data(), N, split);
+    net.set_head_mask(data.head_mask());
+    net.forward(data.x(), N, /*train=*/false);
+    net.score(data.y(), N, loss_sum, correct);
+  }
+  net.set_head_mask(nullptr);
+  EvalResult r;
+  for (int p = 0; p < P; ++p) {
+    r.loss.push_back(loss_sum[std::size_t(p)] / double(indices.size()));
+    r.acc.push_back(double(correct[std::size_t(p)]) / double(indices.size()));
+  }
+  return r;
 }
 
 }  // namespace evoplast::engine

@@ -59,4 +59,14 @@ class DeviceData {
   std::vector<std::int32_t> index_host_, task_host_;
 };
 
+class PopulationNet;
+
+// Mean loss and accuracy (in [0, 1]) of every net on the given images of one
+// task's split, read through `data` with the task's head mask; (P) each.
+struct EvalResult {
+  std::vector<double> loss, acc;
+};
+EvalResult evaluate(PopulationNet& net, DeviceData& data, int task, const std::vector<std::int32_t>& indices,
+                    Split split, int batch);
+
 }  // namespace evoplast::engine

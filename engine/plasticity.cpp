@@ -115,10 +115,7 @@ void Plasticity::consolidate_ewc() {
   auto& params = net_.params();
   for (std::size_t i = 0; i < params.size() && i < fisher_.size(); ++i) {
     const std::size_t n = params[i].value.size();
-    // F += F_task (as a Fisher accumulation with scale 1 of √F_task would not be exact: add directly).
-    std::vector<float> f = fisher_[i].download(), ft = fisher_task_[i].download();
-    for (std::size_t k = 0; k < n; ++k) f[k] += ft[k];
-    fisher_[i].upload(f);
+    backend_.add_scaled(n, 1.0f, fisher_task_[i].data(), fisher_[i].data());  // F += F_task, in the backend
     backend_.fill(fisher_task_[i].data(), n, 0.0f);
     backend_.copy(anchor_[i].data(), params[i].value.data(), n * sizeof(float));
   }

@@ -7,7 +7,6 @@
 #include <random>
 
 #include "engine/errors.hpp"
-#include "engine/train.hpp"
 
 namespace evoplast::engine {
 namespace {
@@ -152,6 +151,12 @@ Protocol make_joint(const Protocol& p) {
   j.phases.assign(1, {});
   for (const auto& phase : p.phases) j.phases[0].insert(j.phases[0].end(), phase.begin(), phase.end());
   return j;
+}
+
+void normalise_images(const std::uint8_t* images, std::size_t pixels, float mean, float stddev,
+                      float* out) {
+  const float scale = 1.0f / (255.0f * stddev), shift = mean / stddev;
+  for (std::size_t i = 0; i < pixels; ++i) out[i] = float(images[i]) * scale - shift;
 }
 
 void assemble_batch(const Protocol& p, const Sample* samples, int count, Split split,

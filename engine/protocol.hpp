@@ -62,6 +62,9 @@ Protocol make_joint(const Protocol& p);
 // "sequence", "iid" into kind/scenario/tasks; throws EngineError otherwise.
 void parse_protocol_name(const std::string& name, ProtocolConfig& c);
 
+// Normalises images (count, H, W) uint8 → float ((x/255 − mean) / std).
+void normalise_images(const std::uint8_t* images, std::size_t pixels, float mean, float stddev, float* out);
+
 // Assembles a minibatch from `count` samples: images normalised with their
 // data set's constants and permuted, labels mapped, head masks per row.
 struct BatchHost {

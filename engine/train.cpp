@@ -45,34 +45,6 @@ void validate(const TrainConfig& c, const io::Dataset& data) {
 
 }  // namespace
 
-void normalise_images(const std::uint8_t* images, std::size_t pixels, float mean, float stddev,
-                      float* out) {
-  const float scale = 1.0f / (255.0f * stddev), shift = mean / stddev;
-  for (std::size_t i = 0; i < pixels; ++i) out[i] = float(images[i]) * scale - shift;
-}
-
-EvalResult evaluate(PopulationNet& net, DeviceData& batches, const std::vector<std::int32_t>& indices,
-                    Split split, int batch) {
-  const int P = net.population();
-  batch = std::min(batch, net.max_batch());
-  std::vector<double> loss_sum(std::size_t(P), 0.0);
-  std::vector<std::int64_t> correct(std::size_t(P), 0);
-  std::vector<Sample> samples;
-  for (std::size_t n0 = 0; n0 < indices.size(); n0 += std::size_t(batch)) {
-    const int N = int(std::min<std::size_t>(std::size_t(batch), indices.size() - n0));
-    samples.clear();
-    for (int n = 0; n < N; ++n) samples.push_back({0, indices[n0 + std::size_t(n)]});
-    batches.load(samples.data(), N, split);
-    net.forward(batches.x(), N, /*train=*/false);
-    net.score(batches.y(), N, loss_sum, correct);
-  }
-  EvalResult r;
-  for (int p = 0; p < P; ++p) {
-    r.loss.push_back(float(loss_sum[std::size_t(p)] / double(indices.size())));
-    r.acc.push_back(float(double(correct[std::size_t(p)]) / double(indices.size())));
-  }
-  return r;
-}
 
 TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConfig& c,
                       const std::function<void(const EpochRecord&)>& on_epoch) {
@@ -143,16 +115,16 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
     rec.train_seconds = seconds_since(t_epoch);
     rec.network_images_per_s = double(c.population) * double(n_train) / rec.train_seconds;
     for (int p = 0; p < c.population; ++p) rec.train_loss.push_back(float(double(sums[std::size_t(p)]) / n_train));
-    const EvalResult val = evaluate(net, batches, proto.tasks[0].val, Split::val, c.eval_batch);
-    rec.val_loss = val.loss;
-    rec.val_acc = val.acc;
+    const EvalResult val = evaluate(net, batches, 0, proto.tasks[0].val, Split::val, c.eval_batch);
+    rec.val_loss.assign(val.loss.begin(), val.loss.end());
+    rec.val_acc.assign(val.acc.begin(), val.acc.end());
     rec.seconds = seconds_since(t_epoch);
     result.epochs.push_back(rec);
     if (on_epoch) on_epoch(rec);
   }
-  const EvalResult test = evaluate(net, batches, proto.tasks[0].test, Split::test, c.eval_batch);
-  result.test_loss = test.loss;
-  result.test_acc = test.acc;
+  const EvalResult test = evaluate(net, batches, 0, proto.tasks[0].test, Split::test, c.eval_batch);
+  result.test_loss.assign(test.loss.begin(), test.loss.end());
+  result.test_acc.assign(test.acc.begin(), test.acc.end());
   result.seconds = seconds_since(t_start);
   return result;
 }

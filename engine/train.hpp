@@ -46,21 +46,6 @@ struct TrainResult {
   double seconds = 0;
 };
 
-struct EvalResult {
-  std::vector<float> loss, acc;  // (P)
-};
-
-class DeviceData;
-class PopulationNet;
-enum class Split;
-// Mean loss and accuracy of every net on the given images of a one-task protocol's split.
-EvalResult evaluate(PopulationNet& net, DeviceData& batches, const std::vector<std::int32_t>& indices,
-                    Split split, int batch);
-
-// Normalises images (count, H, W) uint8 → float ((x/255 − mean) / std).
-void normalise_images(const std::uint8_t* images, std::size_t pixels, float mean, float stddev,
-                      float* out);
-
 TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConfig& config,
                       const std::function<void(const EpochRecord&)>& on_epoch = {});
 

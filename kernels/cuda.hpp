@@ -93,7 +93,7 @@ void gather_batch(Stream st, const GatherShape& s, const std::uint8_t* images, c
                   const std::int32_t* order, const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
                   const std::uint16_t* perm, const std::int8_t* label_map, const std::uint8_t* head, float* x,
                   std::int32_t* y, std::uint8_t* allowed);
-void add_scaled(Stream st, int P, float scale, const float* x, float* acc);
+void add_scaled(Stream st, std::size_t n, float scale, const float* x, float* acc);
 void shuffle_order(Stream st, Scratch& ws, std::size_t n, std::uint64_t seed, std::int32_t* order);
 
 }  // namespace evoplast::kernels::cuda

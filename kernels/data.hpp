@@ -38,8 +38,8 @@ void gather_batch(const GatherShape& s,
                   std::int32_t* y,                // (N), overwritten
                   std::uint8_t* allowed);         // (N, classes), overwritten
 
-// acc[p] += scale · x[p]
-void add_scaled(int P, float scale, const float* x, float* acc);
+// acc[i] += scale · x[i], i < n
+void add_scaled(std::size_t n, float scale, const float* x, float* acc);
 
 // order (n) = the permutation of [0, n) that sorts mix64(seed ^ mix64(i))
 // (stable): a shuffle that the CPU and the GPU draw identically.

@@ -24,8 +24,8 @@ void gather_batch(const GatherShape& s, const std::uint8_t* images, const std::u
   }
 }
 
-void add_scaled(int P, float scale, const float* x, float* acc) {
-  for (int p = 0; p < P; ++p) acc[p] += scale * x[p];
+void add_scaled(std::size_t n, float scale, const float* x, float* acc) {
+  for (std::size_t i = 0; i < n; ++i) acc[i] += scale * x[i];
 }
 
 void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) {

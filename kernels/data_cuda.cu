@@ -30,8 +30,8 @@ __global__ void shuffle_keys_kernel(std::size_t n, std::uint64_t seed, std::uint
   }
 }
 
-__global__ void add_scaled_kernel(int P, float scale, const float* x, float* acc) {
-  EVOPLAST_GRID_STRIDE(p, std::size_t(P)) acc[p] += scale * x[p];
+__global__ void add_scaled_kernel(std::size_t n, float scale, const float* x, float* acc) {
+  EVOPLAST_GRID_STRIDE(i, n) acc[i] += scale * x[i];
 }
 
 }  // namespace
@@ -53,8 +53,8 @@ void shuffle_order(Stream st, Scratch& ws, std::size_t n, std::uint64_t seed, st
   thrust::stable_sort_by_key(thrust::cuda::par.on(st), key, key + n, order);
 }
 
-void add_scaled(Stream st, int P, float scale, const float* x, float* acc) {
-  add_scaled_kernel<<<blocks_for(std::size_t(P)), kThreads, 0, st>>>(P, scale, x, acc);
+void add_scaled(Stream st, std::size_t n, float scale, const float* x, float* acc) {
+  add_scaled_kernel<<<blocks_for(n), kThreads, 0, st>>>(n, scale, x, acc);
   EVOPLAST_LAUNCHED(add_scaled_kernel);
 }
 
