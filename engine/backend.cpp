@@ -9,15 +9,6 @@
 
 namespace evoplast::engine {
 
-#ifndef EVOPLAST_HAVE_CUDA
-std::unique_ptr<Backend> make_cuda_backend(int) {
-  throw EngineError("--backend cuda: this build has no CUDA backend; use --backend cpu");
-}
-bool cuda_built() { return false; }
-int cuda_device_count() { return 0; }
-std::string cuda_device_name(int) { return "none"; }
-#endif
-
 std::unique_ptr<Backend> make_backend(const std::string& choice) {
   if (choice == "cpu") return std::make_unique<CpuBackend>();
   if (choice == "auto") {

@@ -11,11 +11,13 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "engine/cuda_backend.hpp"
-#include "engine/cuda_check.hpp"
+#include "kernels/cuda_check.hpp"
 #include "engine/cuda_device.hpp"
+#include "engine/errors.hpp"
 #include "kernels/cuda.hpp"
 
 namespace evoplast::engine {
@@ -23,28 +25,48 @@ namespace {
 
 namespace kc = kernels::cuda;
 
+// Scratch regions that grow and never shrink, so a warm training step
+// allocates nothing. Stream-ordered: a grown region's old buffer is freed in
+// stream order (cudaFreeAsync), after the kernels queued before that still
+// read it, and the new one is allocated in stream order too.
 class Arena final : public kc::Scratch {
  public:
+  explicit Arena(cudaStream_t stream) : stream_(stream) {}
   ~Arena() override {
     for (auto& s : slots_)
-      if (s.ptr) CUDA_CHECK_PRINT(cudaFree(s.ptr));
+      if (s.ptr) EVOPLAST_CUDA_PRINT(cudaFreeAsync(s.ptr, stream_));
+    EVOPLAST_CUDA_PRINT(cudaStreamSynchronize(stream_));
   }
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
   float* floats(int slot, std::size_t n) override { return static_cast<float*>(bytes(slot, n * sizeof(float))); }
   void* bytes(int slot, std::size_t n) {
     if (slot >= int(slots_.size())) slots_.resize(std::size_t(slot) + 1);
     Slot& s = slots_[std::size_t(slot)];
     if (s.size < n) {
-      if (s.ptr) CUDA_CHECK(cudaFree(s.ptr));
-      s.ptr = nullptr;
-      if (cudaMalloc(&s.ptr, n) != cudaSuccess) {
+      // Forget the old buffer before anything can throw: it is never freed twice.
+      void* old = std::exchange(s.ptr, nullptr);
+      s.size = 0;
+      if (old) EVOPLAST_CUDA(cudaFreeAsync(old, stream_));
+      void* p = nullptr;
+      const cudaError_t e = cudaMallocAsync(&p, n, stream_);
+      if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
-        throw EngineError(fmt::format("out of device memory for {:.0f} MiB of scratch: reduce --population or "
-                                      "--batch",
-                                      double(n) / (1 << 20)));
+        std::size_t free = 0, total = 0;
+        (void)cudaMemGetInfo(&free, &total);
+        throw OutOfDeviceMemory(n, free);
       }
+      EVOPLAST_CUDA(e);
+      s.ptr = p;
       s.size = n;
     }
     return s.ptr;
+  }
+  // Bytes held now, for the memory plan's accounting.
+  std::size_t held() const {
+    std::size_t total = 0;
+    for (const auto& s : slots_) total += s.size;
+    return total;
   }
 
  private:
@@ -52,6 +74,7 @@ class Arena final : public kc::Scratch {
     void* ptr = nullptr;
     std::size_t size = 0;
   };
+  cudaStream_t stream_;
   std::vector<Slot> slots_;
 };
 
@@ -61,15 +84,15 @@ class Arena final : public kc::Scratch {
 // through this ring instead; the stream is synchronised only when it wraps.
 class PinnedRing {
  public:
-  explicit PinnedRing(std::size_t bytes) : size_(bytes) { CUDA_CHECK(cudaMallocHost(&base_, bytes)); }
-  ~PinnedRing() { CUDA_CHECK_PRINT(cudaFreeHost(base_)); }
+  explicit PinnedRing(std::size_t bytes) : size_(bytes) { EVOPLAST_CUDA(cudaMallocHost(&base_, bytes)); }
+  ~PinnedRing() { EVOPLAST_CUDA_PRINT(cudaFreeHost(base_)); }
   PinnedRing(const PinnedRing&) = delete;
   PinnedRing& operator=(const PinnedRing&) = delete;
   // A pinned copy of src, valid until the ring wraps (which first waits for the stream).
   const void* put(const void* src, std::size_t bytes, cudaStream_t stream) {
     const std::size_t need = (bytes + 255) / 256 * 256;
     if (head_ + need > size_) {
-      CUDA_CHECK(cudaStreamSynchronize(stream));
+      EVOPLAST_CUDA(cudaStreamSynchronize(stream));
       head_ = 0;
     }
     char* p = static_cast<char*>(base_) + head_;
@@ -87,13 +110,13 @@ class PinnedRing {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) {
-    CUDA_CHECK(cudaSetDevice(device));
-    CUDA_CHECK(cudaStreamCreate(&stream_));
-    if (cublasCreate(&blas_) != CUBLAS_STATUS_SUCCESS) throw EngineError("cublasCreate failed");
-    if (cublasSetStream(blas_, stream_) != CUBLAS_STATUS_SUCCESS) throw EngineError("cublasSetStream failed");
+    EVOPLAST_CUDA(cudaSetDevice(device));
+    EVOPLAST_CUDA(cudaStreamCreate(&stream_));
+    EVOPLAST_CUBLAS(cublasCreate(&blas_));
+    EVOPLAST_CUBLAS(cublasSetStream(blas_, stream_));
     // Plain fp32 (no TF32), so the CPU reference and the GPU agree to fp32 rounding.
-    if (cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS)
-      throw EngineError("cublasSetMathMode failed");
+    EVOPLAST_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    arena_ = std::make_unique<Arena>(stream_);
     name_ = "cuda (" + cuda_device_name(device) + "; GEMM " +
             (kc::gemm_impl() == kc::GemmImpl::tiled ? "tiled" : "cuBLAS") + ", conv " +
             (kc::conv_impl() == kc::ConvImpl::cudnn ? "cuDNN" : "im2col") + ")";
@@ -103,7 +126,8 @@ class CudaBackend final : public Backend {
     if (dnn_) cudnnDestroy(dnn_);
 #endif
     if (blas_) cublasDestroy(blas_);
-    if (stream_) CUDA_CHECK_PRINT(cudaStreamDestroy(stream_));
+    arena_.reset();
+    if (stream_) EVOPLAST_CUDA_PRINT(cudaStreamDestroy(stream_));
   }
   std::string name() const override { return name_; }
 
@@ -116,32 +140,32 @@ class CudaBackend final : public Backend {
       cudaMemGetInfo(&free, &total);
       throw OutOfDeviceMemory(bytes, free);
     }
-    CUDA_CHECK(e);
+    EVOPLAST_CUDA(e);
     return p;
   }
-  void release(void* ptr) noexcept override { CUDA_CHECK_PRINT(cudaFree(ptr)); }
+  void release(void* ptr) noexcept override { EVOPLAST_CUDA_PRINT(cudaFree(ptr)); }
   void to_device(void* dst, const void* src, std::size_t bytes) override {
     if (bytes <= kSmallUpload) src = ring_.put(src, bytes, stream_);  // stays asynchronous
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    EVOPLAST_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void to_host(void* dst, const void* src, std::size_t bytes) override {
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    EVOPLAST_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    EVOPLAST_CUDA(cudaStreamSynchronize(stream_));
   }
   void copy(void* dst, const void* src, std::size_t bytes) override {
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+    EVOPLAST_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
-  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void synchronize() override { EVOPLAST_CUDA(cudaStreamSynchronize(stream_)); }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
-    if (kc::conv_impl() == kc::ConvImpl::cudnn) return kc::conv2d_forward_cudnn(stream_, dnn(), arena_, s, x, w, b, y);
-    kc::conv2d_forward(stream_, blas_, arena_, s, x, w, b, y);
+    if (kc::conv_impl() == kc::ConvImpl::cudnn) return kc::conv2d_forward_cudnn(stream_, dnn(), *arena_, s, x, w, b, y);
+    kc::conv2d_forward(stream_, blas_, *arena_, s, x, w, b, y);
   }
   void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                        float* db) override {
     if (kc::conv_impl() == kc::ConvImpl::cudnn)
-      return kc::conv2d_backward_cudnn(stream_, dnn(), arena_, s, x, w, dy, dx, dw, db);
-    kc::conv2d_backward(stream_, blas_, arena_, s, x, w, dy, dx, dw, db);
+      return kc::conv2d_backward_cudnn(stream_, dnn(), *arena_, s, x, w, dy, dx, dw, db);
+    kc::conv2d_backward(stream_, blas_, *arena_, s, x, w, dy, dx, dw, db);
   }
   void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) override {
     kc::dense_forward(stream_, blas_, s, x, w, b, y);
@@ -168,7 +192,7 @@ class CudaBackend final : public Backend {
   }
   void log_softmax_nll_forward(int P, int N, int C, const float* logits, const std::int32_t* labels, float* logp,
                                float* loss) override {
-    kc::log_softmax_nll_forward(stream_, arena_, P, N, C, logits, labels, logp, loss);
+    kc::log_softmax_nll_forward(stream_, *arena_, P, N, C, logits, labels, logp, loss);
   }
   void log_softmax_nll_backward(int P, int N, int C, const float* logp, const std::int32_t* labels,
                                 float* dlogits) override {
@@ -227,14 +251,14 @@ class CudaBackend final : public Backend {
   }
   void add_scaled(std::size_t n, float scale, const float* x, float* acc) override { kc::add_scaled(stream_, n, scale, x, acc); }
   void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) override {
-    kc::shuffle_order(stream_, arena_, n, seed, order);
+    kc::shuffle_order(stream_, *arena_, n, seed, order);
   }
 
  private:
   // Copies a small host array to a device staging slot (slots 16+ of the arena).
   template <typename T>
   const T* stage(const T* host, int n, int slot) {
-    void* d = arena_.bytes(16 + slot, std::size_t(n) * sizeof(T));
+    void* d = arena_->bytes(16 + slot, std::size_t(n) * sizeof(T));
     to_device(d, host, std::size_t(n) * sizeof(T));
     return static_cast<const T*>(d);
   }
@@ -256,7 +280,7 @@ class CudaBackend final : public Backend {
 #ifdef EVOPLAST_HAVE_CUDNN
   cudnnHandle_t dnn_ = nullptr;
 #endif
-  Arena arena_;
+  std::unique_ptr<Arena> arena_;  // created once the stream exists, destroyed before it
   std::string name_;
 };
 

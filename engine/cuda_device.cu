@@ -1,5 +1,6 @@
-#include "engine/cuda_check.hpp"
+#include "kernels/cuda_check.hpp"
 #include "engine/cuda_device.hpp"
+#include "engine/errors.hpp"
 
 namespace evoplast::engine {
 
@@ -17,7 +18,7 @@ int cuda_device_count() {
 
 std::string cuda_device_name(int device) {
   cudaDeviceProp prop{};
-  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  EVOPLAST_CUDA(cudaGetDeviceProperties(&prop, device));
   return prop.name;
 }
 

@@ -25,25 +25,20 @@ __global__ void fill_kernel(float* x, std::size_t n, float v) {
 }  // namespace
 
 void relu_forward(Stream st, std::size_t n, const float* x, float* y) {
-  relu_forward_kernel<<<blocks_for(n), kThreads, 0, st>>>(n, x, y);
-  EVOPLAST_LAUNCHED(relu_forward_kernel);
+  EVOPLAST_LAUNCH(relu_forward_kernel, blocks_for(n), kThreads, 0, st, n, x, y);
 }
 void relu_backward(Stream st, std::size_t n, const float* y, const float* dy, float* dx) {
-  relu_backward_kernel<<<blocks_for(n), kThreads, 0, st>>>(n, y, dy, dx);
-  EVOPLAST_LAUNCHED(relu_backward_kernel);
+  EVOPLAST_LAUNCH(relu_backward_kernel, blocks_for(n), kThreads, 0, st, n, y, dy, dx);
 }
 void dropout_forward(Stream st, int P, std::size_t per_net, const DropoutParams& d, const float* x, float* y) {
-  dropout_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, d, x, y);
-  EVOPLAST_LAUNCHED(dropout_kernel);
+  EVOPLAST_LAUNCH(dropout_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, d, x, y);
 }
 void dropout_backward(Stream st, int P, std::size_t per_net, const DropoutParams& d, const float* dy, float* dx) {
-  dropout_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, d, dy, dx);
-  EVOPLAST_LAUNCHED(dropout_kernel);
+  EVOPLAST_LAUNCH(dropout_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, d, dy, dx);
 }
 void fill(Stream st, float* x, std::size_t n, float value) {
   if (n == 0) return;
-  fill_kernel<<<blocks_for(n), kThreads, 0, st>>>(x, n, value);
-  EVOPLAST_LAUNCHED(fill_kernel);
+  EVOPLAST_LAUNCH(fill_kernel, blocks_for(n), kThreads, 0, st, x, n, value);
 }
 
 }  // namespace evoplast::kernels::cuda

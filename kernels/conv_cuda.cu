@@ -87,15 +87,13 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
   const int B = s.shared_input ? 1 : s.P;
   float* cols = ws.floats(0, std::size_t(B) * KK * ld);
   float* out = ws.floats(1, std::size_t(s.P) * s.Cout * ld);
-  im2col_kernel<<<blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st>>>(s, B, x, cols);
-  EVOPLAST_LAUNCHED(im2col_kernel);
+  EVOPLAST_LAUNCH(im2col_kernel, blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st, s, B, x, cols);
   if (s.shared_input)  // one wide GEMM: (P·Cout, KK) × (KK, N·HW)
     gemm(h, false, false, s.P * s.Cout, int(ld), KK, 1.0f, w, KK, 0, cols, int(ld), 0, 0.0f, out, int(ld), 0, 1);
   else
     gemm(h, false, false, s.Cout, int(ld), KK, 1.0f, w, KK, (long long)s.Cout * KK, cols, int(ld),
          (long long)KK * ld, 0.0f, out, int(ld), (long long)s.Cout * ld, s.P);
-  scatter_bias_kernel<<<blocks_for(s.y_size()), kThreads, 0, st>>>(s, out, b, y);
-  EVOPLAST_LAUNCHED(scatter_bias_kernel);
+  EVOPLAST_LAUNCH(scatter_bias_kernel, blocks_for(s.y_size()), kThreads, 0, st, s, out, b, y);
 }
 
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
@@ -105,16 +103,13 @@ void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const f
   const std::size_t ld = std::size_t(s.N) * HW;
   const int B = s.shared_input ? 1 : s.P;
   float* dyc = ws.floats(1, std::size_t(s.P) * s.Cout * ld);
-  gather_dy_kernel<<<blocks_for(std::size_t(s.P) * s.Cout * ld), kThreads, 0, st>>>(s, dy, dyc);
-  EVOPLAST_LAUNCHED(gather_dy_kernel);
+  EVOPLAST_LAUNCH(gather_dy_kernel, blocks_for(std::size_t(s.P) * s.Cout * ld), kThreads, 0, st, s, dy, dyc);
   if (db) {
-    row_sum_kernel<<<unsigned(s.P * s.Cout), kThreads, 0, st>>>(s.P * s.Cout, ld, dyc, db);
-    EVOPLAST_LAUNCHED(row_sum_kernel);
+    EVOPLAST_LAUNCH(row_sum_kernel, unsigned(s.P * s.Cout), kThreads, 0, st, s.P * s.Cout, ld, dyc, db);
   }
   if (dw) {
     float* cols = ws.floats(0, std::size_t(B) * KK * ld);
-    im2col_kernel<<<blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st>>>(s, B, x, cols);
-    EVOPLAST_LAUNCHED(im2col_kernel);
+    EVOPLAST_LAUNCH(im2col_kernel, blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st, s, B, x, cols);
     // dw_p (Cout, KK) = dyc_p (Cout, N·HW) · cols_pᵀ; a shared input has stride 0.
     gemm(h, false, true, s.Cout, KK, int(ld), 1.0f, dyc, int(ld), (long long)s.Cout * ld, cols, int(ld),
          s.shared_input ? 0 : (long long)KK * ld, 0.0f, dw, KK, (long long)s.Cout * KK, s.P);
@@ -123,8 +118,7 @@ void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const f
     float* dcols = ws.floats(2, std::size_t(s.P) * KK * ld);
     gemm(h, true, false, KK, int(ld), s.Cout, 1.0f, w, KK, (long long)s.Cout * KK, dyc, int(ld),
          (long long)s.Cout * ld, 0.0f, dcols, int(ld), (long long)KK * ld, s.P);
-    col2im_kernel<<<blocks_for(s.x_size()), kThreads, 0, st>>>(s, dcols, dx);
-    EVOPLAST_LAUNCHED(col2im_kernel);
+    EVOPLAST_LAUNCH(col2im_kernel, blocks_for(s.x_size()), kThreads, 0, st, s, dcols, dx);
   }
 }
 

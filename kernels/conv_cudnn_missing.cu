@@ -3,6 +3,7 @@
 
 namespace evoplast::kernels::cuda {
 
+bool cudnn_built() { return false; }
 void set_conv_impl(ConvImpl impl) {
   if (impl == ConvImpl::cudnn) throw std::runtime_error("this build has no cuDNN");
 }

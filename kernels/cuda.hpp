@@ -18,6 +18,11 @@ namespace evoplast::kernels::cuda {
 using Stream = CUstream_st*;
 using Blas = cublasContext*;
 
+// The most blocks an elementwise kernel is launched with (65 535 · 32);
+// grid-stride loops cover the rest. Tests lower it to exercise those loops.
+unsigned max_blocks();
+void set_max_blocks(unsigned blocks);
+
 // Grow-only device scratch owned by the caller (the backend's arena).
 struct Scratch {
   virtual ~Scratch() = default;
@@ -38,6 +43,7 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
 // (the vendor yardstick, in builds that found cuDNN); $EVOPLAST_CONV=cudnn or
 // set_conv_impl chooses. The cudnn entry points take the handle as Dnn.
 enum class ConvImpl { im2col, cudnn };
+bool cudnn_built();  // false where cuDNN was not found at build time (and in the simulator)
 void set_conv_impl(ConvImpl impl);
 ConvImpl conv_impl();
 using Dnn = void*;

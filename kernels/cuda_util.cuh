@@ -1,40 +1,40 @@
-// Shared by the .cu kernel files: checked launches and grid sizing.
+// Shared by the .cu kernel files: checked launches (cuda_check.hpp), grid
+// sizing, grid-stride loops, and the Thrust execution policy.
 #pragma once
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-
-#include <stdexcept>
-#include <string>
-
 #include "kernels/cuda.hpp"
+#include "kernels/cuda_check.hpp"
+
+#if defined(EVOPLAST_SIMT)
+#include <thrust/system/cpp/execution_policy.h>
+#else
+#include <thrust/execution_policy.h>
+#endif
 
 namespace evoplast::kernels::cuda {
 
-// Every launch is followed by this: launch errors now, with the kernel's name.
-inline void check_launch(const char* kernel, const char* file, int line) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": launch of " + kernel +
-                             ": " + cudaGetErrorString(e));
-}
-#define EVOPLAST_LAUNCHED(kernel) ::evoplast::kernels::cuda::check_launch(#kernel, __FILE__, __LINE__)
-
-inline void check_blas(cublasStatus_t s, const char* what, const char* file, int line) {
-  if (s != CUBLAS_STATUS_SUCCESS)
-    throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": cuBLAS status " +
-                             std::to_string(int(s)));
-}
-#define EVOPLAST_CUBLAS(call) ::evoplast::kernels::cuda::check_blas((call), #call, __FILE__, __LINE__)
-
 constexpr int kThreads = 256;
+// Blocks for n elements at kThreads each, capped at max_blocks() (cuda.hpp);
+// grid-stride loops cover the rest.
 inline unsigned blocks_for(std::size_t n) {
-  const std::size_t b = (n + kThreads - 1) / kThreads;
-  return unsigned(b < 65535u * 32u ? (b ? b : 1) : 65535u * 32u);  // grid-stride loops cover the rest
+  const std::size_t b = (n + kThreads - 1) / kThreads, cap = max_blocks();
+  return unsigned(b < cap ? (b ? b : 1) : cap);
 }
 
 // for (i = global thread; i < n; i += grid size)
 #define EVOPLAST_GRID_STRIDE(i, n)                                                     \
   for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += std::size_t(gridDim.x) * blockDim.x)
+
+// Thrust algorithms on a stream. In the simulator they run on the host, after
+// everything queued before them (stream order).
+inline auto thrust_on(cudaStream_t stream) {
+#if defined(EVOPLAST_SIMT)
+  (void)stream;
+  ::simt::drain();
+  return thrust::cpp::par;
+#else
+  return thrust::cuda::par.on(stream);
+#endif
+}
 
 }  // namespace evoplast::kernels::cuda

@@ -1,4 +1,3 @@
-#include <thrust/execution_policy.h>
 #include <thrust/sort.h>
 
 #include "kernels/cuda_util.cuh"
@@ -40,22 +39,19 @@ void gather_batch(Stream st, const GatherShape& s, const std::uint8_t* images, c
                   const std::int32_t* order, const std::int32_t* index, const std::int32_t* task, const float* mean, const float* stddev,
                   const std::uint16_t* perm, const std::int8_t* label_map, const std::uint8_t* head, float* x,
                   std::int32_t* y, std::uint8_t* allowed) {
-  gather_kernel<<<blocks_for(std::size_t(s.N) * s.pixels), kThreads, 0, st>>>(s, images, labels, order, index, task, mean,
+  EVOPLAST_LAUNCH(gather_kernel, blocks_for(std::size_t(s.N) * s.pixels), kThreads, 0, st, s, images, labels, order, index, task, mean,
                                                                                 stddev, perm, label_map, head, x, y,
                                                                                 allowed);
-  EVOPLAST_LAUNCHED(gather_kernel);
 }
 void shuffle_order(Stream st, Scratch& ws, std::size_t n, std::uint64_t seed, std::int32_t* order) {
   auto* key = reinterpret_cast<std::uint64_t*>(ws.floats(7, 2 * n));
-  shuffle_keys_kernel<<<blocks_for(n), kThreads, 0, st>>>(n, seed, key, order);
-  EVOPLAST_LAUNCHED(shuffle_keys_kernel);
+  EVOPLAST_LAUNCH(shuffle_keys_kernel, blocks_for(n), kThreads, 0, st, n, seed, key, order);
   // Stable, like the CPU's std::stable_sort, so both draw the same order.
-  thrust::stable_sort_by_key(thrust::cuda::par.on(st), key, key + n, order);
+  thrust::stable_sort_by_key(thrust_on(st), key, key + n, order);
 }
 
 void add_scaled(Stream st, std::size_t n, float scale, const float* x, float* acc) {
-  add_scaled_kernel<<<blocks_for(n), kThreads, 0, st>>>(n, scale, x, acc);
-  EVOPLAST_LAUNCHED(add_scaled_kernel);
+  EVOPLAST_LAUNCH(add_scaled_kernel, blocks_for(n), kThreads, 0, st, n, scale, x, acc);
 }
 
 }  // namespace evoplast::kernels::cuda

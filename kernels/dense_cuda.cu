@@ -26,8 +26,7 @@ __global__ void column_sum_kernel(int P, int N, int Out, const float* __restrict
 
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
                    float* y) {
-  broadcast_bias_kernel<<<blocks_for(s.y_size()), kThreads, 0, st>>>(s.P, s.N, s.Out, b, y);
-  EVOPLAST_LAUNCHED(broadcast_bias_kernel);
+  EVOPLAST_LAUNCH(broadcast_bias_kernel, blocks_for(s.y_size()), kThreads, 0, st, s.P, s.N, s.Out, b, y);
   // y_p (N, Out) += x_p (N, In) · w_pᵀ
   gemm(h, false, true, s.N, s.Out, s.In, 1.0f, x, s.In, s.shared_input ? 0 : (long long)s.N * s.In, w, s.In,
        (long long)s.Out * s.In, 1.0f, y, s.Out, (long long)s.N * s.Out, s.P);
@@ -40,8 +39,7 @@ void dense_backward(Stream st, Blas h, const DenseShape& s, const float* x, cons
     gemm(h, true, false, s.Out, s.In, s.N, 1.0f, dy, s.Out, (long long)s.N * s.Out, x, s.In,
          s.shared_input ? 0 : (long long)s.N * s.In, 0.0f, dw, s.In, (long long)s.Out * s.In, s.P);
   if (db) {
-    column_sum_kernel<<<blocks_for(std::size_t(s.P) * s.Out), kThreads, 0, st>>>(s.P, s.N, s.Out, dy, db);
-    EVOPLAST_LAUNCHED(column_sum_kernel);
+    EVOPLAST_LAUNCH(column_sum_kernel, blocks_for(std::size_t(s.P) * s.Out), kThreads, 0, st, s.P, s.N, s.Out, dy, db);
   }
   if (dx)  // dx_p (N, In) = dy_p · w_p
     gemm(h, false, false, s.N, s.In, s.Out, 1.0f, dy, s.Out, (long long)s.N * s.Out, w, s.In,

@@ -82,9 +82,8 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
     cudaStream_t st = nullptr;
     EVOPLAST_CUBLAS(cublasGetStream(h, &st));
     const dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM, batch);
-    sgemm_tiled<<<grid, kGemmThreads, 0, st>>>(ta, tb, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
+    EVOPLAST_LAUNCH(sgemm_tiled, grid, kGemmThreads, 0, st, ta, tb, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
                                                ldc, strideC);
-    EVOPLAST_LAUNCHED(sgemm_tiled);
     return;
   }
   const cublasOperation_t opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N;

@@ -69,22 +69,18 @@ void log_softmax_nll_forward(Stream st, Scratch& ws, int P, int N, int C, const 
                              const std::int32_t* labels, float* logp, float* loss) {
   const std::size_t need = std::size_t(P) * N;
   float* rows = ws.floats(3, need);  // per-row losses, reduced per net below
-  log_softmax_kernel<<<blocks_for(need), kThreads, 0, st>>>(P, N, C, logits, logp, rows, labels);
-  EVOPLAST_LAUNCHED(log_softmax_kernel);
-  mean_rows_kernel<<<unsigned(P), kThreads, 0, st>>>(N, rows, loss);
-  EVOPLAST_LAUNCHED(mean_rows_kernel);
+  EVOPLAST_LAUNCH(log_softmax_kernel, blocks_for(need), kThreads, 0, st, P, N, C, logits, logp, rows, labels);
+  EVOPLAST_LAUNCH(mean_rows_kernel, unsigned(P), kThreads, 0, st, N, rows, loss);
 }
 
 void log_softmax_nll_backward(Stream st, int P, int N, int C, const float* logp, const std::int32_t* labels,
                               float* dlogits) {
-  nll_backward_kernel<<<blocks_for(std::size_t(P) * N * C), kThreads, 0, st>>>(P, N, C, logp, labels, dlogits);
-  EVOPLAST_LAUNCHED(nll_backward_kernel);
+  EVOPLAST_LAUNCH(nll_backward_kernel, blocks_for(std::size_t(P) * N * C), kThreads, 0, st, P, N, C, logp, labels, dlogits);
 }
 
 void count_correct(Stream st, int P, int N, int C, const float* scores, const std::int32_t* labels,
                    std::int64_t* correct) {
-  correct_kernel<<<unsigned(P), kThreads, 0, st>>>(N, C, scores, labels, correct);
-  EVOPLAST_LAUNCHED(correct_kernel);
+  EVOPLAST_LAUNCH(correct_kernel, unsigned(P), kThreads, 0, st, N, C, scores, labels, correct);
 }
 
 }  // namespace evoplast::kernels::cuda

@@ -21,14 +21,12 @@ __global__ void adadelta_kernel(int P, std::size_t per_net, const float* lr, flo
 }  // namespace
 
 void sgd_step(Stream st, int P, std::size_t per_net, const float* lr, float* w, const float* g) {
-  sgd_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, lr, w, g);
-  EVOPLAST_LAUNCHED(sgd_kernel);
+  EVOPLAST_LAUNCH(sgd_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, lr, w, g);
 }
 void adadelta_step(Stream st, int P, std::size_t per_net, const float* lr, float rho, float eps, float* w,
                    const float* g, float* sq_avg, float* acc_delta) {
-  adadelta_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, lr, rho, eps, w, g,
+  EVOPLAST_LAUNCH(adadelta_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, lr, rho, eps, w, g,
                                                                                 sq_avg, acc_delta);
-  EVOPLAST_LAUNCHED(adadelta_kernel);
 }
 
 }  // namespace evoplast::kernels::cuda

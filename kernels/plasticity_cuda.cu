@@ -131,49 +131,40 @@ __global__ void nonfinite_kernel(int P, std::size_t per_net, const float* x, std
 
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
                           const float* y, float* theta, float* z, float* mean_y, float* mean_y2) {
-  stack_kernel<<<blocks_for(std::size_t(P) * Out), kThreads, 0, st>>>(P, N, Out, S, coeffs, e, y, theta, z, mean_y,
+  EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * Out), kThreads, 0, st, P, N, Out, S, coeffs, e, y, theta, z, mean_y,
                                                                        mean_y2);
-  EVOPLAST_LAUNCHED(stack_kernel);
 }
 void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x) {
-  pre_mean_dense_kernel<<<blocks_for(std::size_t(s.P) * s.In), kThreads, 0, st>>>(s, x, mean_x);
-  EVOPLAST_LAUNCHED(pre_mean_dense_kernel);
+  EVOPLAST_LAUNCH(pre_mean_dense_kernel, blocks_for(std::size_t(s.P) * s.In), kThreads, 0, st, s, x, mean_x);
 }
 void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x) {
-  pre_mean_conv_kernel<<<blocks_for(std::size_t(s.P) * s.Cin * s.K * s.K), kThreads, 0, st>>>(s, x, mean_x);
-  EVOPLAST_LAUNCHED(pre_mean_conv_kernel);
+  EVOPLAST_LAUNCH(pre_mean_conv_kernel, blocks_for(std::size_t(s.P) * s.Cin * s.K * s.K), kThreads, 0, st, s, x, mean_x);
 }
 void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
                        const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
                        float* acc_delta, float* omega) {
-  plasticity_kernel<<<blocks_for(std::size_t(P) * Out * In), kThreads, 0, st>>>(
+  EVOPLAST_LAUNCH(plasticity_kernel, blocks_for(std::size_t(P) * Out * In), kThreads, 0, st, 
       P, Out, In, coeffs, gh, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
-  EVOPLAST_LAUNCHED(plasticity_kernel);
 }
 void plasticity_bias_update(Stream st, int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,
                             const float* mean_y, float* b, float* sq_avg, float* acc_delta) {
-  plasticity_bias_kernel<<<blocks_for(std::size_t(P) * Out), kThreads, 0, st>>>(P, Out, coeffs, gb, mean_y, b,
+  EVOPLAST_LAUNCH(plasticity_bias_kernel, blocks_for(std::size_t(P) * Out), kThreads, 0, st, P, Out, coeffs, gb, mean_y, b,
                                                                                  sq_avg, acc_delta);
-  EVOPLAST_LAUNCHED(plasticity_bias_kernel);
 }
 void ewc_accumulate_fisher(Stream st, int P, std::size_t per_net, float scale, const float* g, float* fisher) {
-  fisher_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(std::size_t(P) * per_net, scale, g,
+  EVOPLAST_LAUNCH(fisher_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, std::size_t(P) * per_net, scale, g,
                                                                              fisher);
-  EVOPLAST_LAUNCHED(fisher_kernel);
 }
 void ewc_proximal_step(Stream st, int P, std::size_t per_net, const float* strength, const float* fisher,
                        const float* anchor, float* w) {
-  proximal_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, strength, fisher, anchor,
+  EVOPLAST_LAUNCH(proximal_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, strength, fisher, anchor,
                                                                                w);
-  EVOPLAST_LAUNCHED(proximal_kernel);
 }
 void mask_logits(Stream st, int P, int N, int C, const std::uint8_t* allowed, float* logits) {
-  mask_kernel<<<blocks_for(std::size_t(P) * N * C), kThreads, 0, st>>>(P, N, C, allowed, logits);
-  EVOPLAST_LAUNCHED(mask_kernel);
+  EVOPLAST_LAUNCH(mask_kernel, blocks_for(std::size_t(P) * N * C), kThreads, 0, st, P, N, C, allowed, logits);
 }
 void flag_nonfinite(Stream st, int P, std::size_t per_net, const float* x, std::uint8_t* flags) {
-  nonfinite_kernel<<<blocks_for(std::size_t(P) * per_net), kThreads, 0, st>>>(P, per_net, x, flags);
-  EVOPLAST_LAUNCHED(nonfinite_kernel);
+  EVOPLAST_LAUNCH(nonfinite_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, x, flags);
 }
 
 }  // namespace evoplast::kernels::cuda

@@ -41,13 +41,11 @@ __global__ void maxpool_backward_kernel(PoolShape s, const float* __restrict__ d
 }  // namespace
 
 void maxpool2d_forward(Stream st, const PoolShape& s, const float* x, float* y, std::int32_t* argmax) {
-  maxpool_forward_kernel<<<blocks_for(s.y_size()), kThreads, 0, st>>>(s, x, y, argmax);
-  EVOPLAST_LAUNCHED(maxpool_forward_kernel);
+  EVOPLAST_LAUNCH(maxpool_forward_kernel, blocks_for(s.y_size()), kThreads, 0, st, s, x, y, argmax);
 }
 
 void maxpool2d_backward(Stream st, const PoolShape& s, const float* dy, const std::int32_t* argmax, float* dx) {
-  maxpool_backward_kernel<<<blocks_for(s.x_size()), kThreads, 0, st>>>(s, dy, argmax, dx);
-  EVOPLAST_LAUNCHED(maxpool_backward_kernel);
+  EVOPLAST_LAUNCH(maxpool_backward_kernel, blocks_for(s.x_size()), kThreads, 0, st, s, dy, argmax, dx);
 }
 
 }  // namespace evoplast::kernels::cuda

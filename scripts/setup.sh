@@ -23,7 +23,8 @@ say() { printf 'setup: %s\n' "$*"; }
 # ---- Debian packages ----
 packages=(cmake ninja-build g++ pkg-config python3
   libopenblas-dev libopenblas0-openmp libfmt-dev libcli11-dev doctest-dev
-  nlohmann-json3-dev libtomlplusplus-dev zlib1g-dev libssl-dev dataset-fashion-mnist)
+  nlohmann-json3-dev libtomlplusplus-dev zlib1g-dev libssl-dev dataset-fashion-mnist
+  libboost-context-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,34 @@
+// Inside the SIMT simulator: what the runtime (runtime.cpp), the block
+// scheduler (scheduler.cpp) and the cuBLAS stand-in (cublas.cpp) share.
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "cuda_runtime.h"
+
+namespace simt::device {
+
+// Queues work in stream order (one queue: every stream is serialised, which
+// is one of the orders a GPU may run them in); drain() runs it.
+void enqueue(std::function<void()> work);
+
+// The sticky error of a failed execution: printed once, returned by every
+// later call, and the queue is dropped (as a GPU context is lost).
+void fail(cudaError_t code, const std::string& message);
+// The error of one call (not sticky): what cudaGetLastError reports next.
+cudaError_t refuse(cudaError_t code, const std::string& message);
+cudaError_t sticky();
+
+// [p, p + bytes) inside one live device allocation (p one past its end is
+// inside when bytes is 0).
+bool is_device_range(const void* p, std::size_t bytes);
+
+// Runs every block of a grid; false with `error` set when the kernel broke a
+// rule (a barrier not reached by every thread of a block).
+// Kernels that never reached a barrier in their first launch run later
+// launches without fibers ($EVOPLAST_SIMT_FIBERS=always: never).
+bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const ThreadBody& body,
+              std::string& error);
+
+}  // namespace simt::device

@@ -1,0 +1,128 @@
+// The SIMT simulator: g++ compiles the unchanged kernels/*_cuda.cu and the
+// CUDA backend against this header (through the cuda_runtime.h and
+// cublas_v2.h beside it), so every kernel runs on the CPU in CI.
+//
+// The model, and what it checks:
+// - a launch is queued on one device queue (stream order, asynchronous like a
+//   GPU) and runs at the next synchronising call;
+// - each block runs on one host thread, each GPU thread of it as a fiber
+//   (Boost.Context); __syncthreads is a real barrier: every fiber runs to it
+//   before any passes, and one that is not reached by every thread of the
+//   block (or reached at different places) is an error naming the kernel.
+//   A kernel whose first launch reached no barrier runs its later launches
+//   without fibers (the same execution, minus the switches; a barrier reached
+//   there after all is an error; EVOPLAST_SIMT_FIBERS=always turns this off);
+// - between barriers the fibers run in the order EVOPLAST_SIMT_ORDER names
+//   (forward, reverse or shuffle), so a missing barrier or a race changes the
+//   result in one of the orders;
+// - __shared__ variables are per block (thread_local to the host thread
+//   that runs the block; not poisoned between blocks: a read of shared
+//   memory no thread wrote sees what an earlier block left);
+// - launch limits are an H100's: ≤ 1 024 threads per block, grid y and z
+//   ≤ 65 535, dynamic shared memory ≤ 48 KiB unless opted in;
+// - device allocations are filled with 0xFF bytes (NaN floats, −1 integers)
+//   so reads of unwritten memory show; every pointer argument of a launch
+//   must lie in a live device allocation (a host pointer is an error);
+// - an execution error is sticky, as on a GPU: every later call returns it.
+#pragma once
+#define EVOPLAST_SIMT 1
+
+#include <math.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <source_location>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+struct uint3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
+};
+
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+
+enum cudaError {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidDevicePointer = 17,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorLaunchFailure = 719,
+};
+using cudaError_t = cudaError;
+
+namespace simt {
+
+// The built-in variables of the GPU thread now running (set by the scheduler).
+struct Registers {
+  uint3 thread_idx, block_idx;
+  dim3 block_dim, grid_dim;
+};
+extern thread_local Registers regs;
+
+// One GPU thread's run of a kernel: the kernel called with its arguments.
+using ThreadBody = std::function<void()>;
+
+// Queues a launch (after checking its configuration; a bad one is the
+// launch's error, as cudaGetLastError reports it).
+void launch_body(const char* kernel, const void* fn, dim3 grid, dim3 block, std::size_t smem,
+                 cudaStream_t stream, ThreadBody body);
+// A pointer argument of a launch: null, or inside a live device allocation.
+bool device_pointer_ok(const char* kernel, int index, const void* p);
+// Runs everything queued so far (what a synchronising call does).
+void drain();
+// The barrier; the site names it in errors.
+void barrier(std::source_location site);
+
+template <typename T>
+bool argument_ok(const char* kernel, int index, const T& v) {
+  if constexpr (std::is_pointer_v<T>) return device_pointer_ok(kernel, index, static_cast<const void*>(v));
+  else return true;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args…): the arguments are converted
+// to the kernel's parameter types and copied, as a launch does.
+template <typename... Params, typename... Args>
+void launch(const char* kernel, void (*fn)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
+            Args&&... args) {
+  std::tuple<std::decay_t<Params>...> values(std::forward<Args>(args)...);
+  bool ok = true;
+  int index = 0;
+  std::apply([&](const auto&... v) { ((ok = argument_ok(kernel, index++, v) && ok), ...); }, values);
+  if (!ok) return;
+  launch_body(kernel, reinterpret_cast<const void*>(fn), grid, block, smem, stream,
+              [fn, values] { std::apply(fn, values); });
+}
+
+// Test controls.
+enum class Order { forward, reverse, shuffle };
+void set_order(Order order);              // default: $EVOPLAST_SIMT_ORDER or forward
+void set_device_memory(std::size_t bytes);  // the card's size (default 80 GiB, an H100's)
+std::size_t launches();                   // kernels launched so far
+void clear_error();                       // forget a sticky error (a new context, for tests)
+
+}  // namespace simt
+
+// The kernel language.
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static thread_local
+#define threadIdx (::simt::regs.thread_idx)
+#define blockIdx (::simt::regs.block_idx)
+#define blockDim (::simt::regs.block_dim)
+#define gridDim (::simt::regs.grid_dim)
+inline void __syncthreads(std::source_location site = std::source_location::current()) { ::simt::barrier(site); }

@@ -1,0 +1,306 @@
+// The block scheduler of the SIMT simulator: the blocks of a grid one after
+// another, the threads of a block as fibers (Boost.Context) on the host
+// thread that runs the block. A fiber runs until it reaches __syncthreads or
+// ends; when every fiber has stopped, the barrier opens if every thread of
+// the block is waiting at the same __syncthreads, and the block ends if none
+// is; anything else is an error naming the kernel, the barrier and the block.
+// Under AddressSanitizer every switch is announced to it, so the fibers'
+// stacks are checked like any other.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/context/fiber.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "device.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define SIMT_ASAN 1
+#endif
+
+namespace simt {
+
+thread_local Registers regs;
+
+namespace {
+
+namespace bc = boost::context;
+
+// ---- order between barriers ----
+
+Order order_from_env() {
+  const char* e = std::getenv("EVOPLAST_SIMT_ORDER");
+  if (!e || !*e || std::strcmp(e, "forward") == 0) return Order::forward;
+  if (std::strcmp(e, "reverse") == 0) return Order::reverse;
+  if (std::strcmp(e, "shuffle") == 0) return Order::shuffle;
+  std::fprintf(stderr, "simt: EVOPLAST_SIMT_ORDER=%s: use forward, reverse or shuffle\n", e);
+  std::exit(2);
+}
+Order g_order = order_from_env();
+
+// ---- fiber stacks: mmap'ed with a guard page below (an overflow faults), reused ----
+
+constexpr std::size_t kStackBytes = 256 << 10;
+std::size_t page() {
+  static const std::size_t p = std::size_t(sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+class StackPool {
+ public:
+  ~StackPool() {
+    for (void* base : free_) munmap(base, kStackBytes + page());
+  }
+  bc::stack_context take() {
+    void* base;
+    if (free_.empty()) {
+      base = mmap(nullptr, kStackBytes + page(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (base == MAP_FAILED) throw std::bad_alloc();
+      mprotect(base, page(), PROT_NONE);
+    } else {
+      base = free_.back();
+      free_.pop_back();
+    }
+    bc::stack_context sc;
+    sc.size = kStackBytes;
+    sc.sp = static_cast<char*>(base) + page() + kStackBytes;
+    return sc;
+  }
+  // A thread's frames are unpoisoned as they return (or unwind), so the stack comes back clean.
+  void give(const bc::stack_context& sc) {
+    free_.push_back(static_cast<char*>(sc.sp) - sc.size - page());
+  }
+
+ private:
+  std::vector<void*> free_;
+};
+thread_local StackPool t_stacks;
+
+// ---- one GPU thread ----
+
+struct Fiber {
+  enum State { ready, waiting, done };
+  bc::fiber self;       // resumes this thread
+  bc::fiber scheduler;  // inside the thread: resumes the scheduler
+  uint3 tid{};
+  State state = ready;
+  std::source_location site;  // the barrier it waits at
+  const void* stack_bottom = nullptr;
+  std::size_t stack_size = 0;
+  void* fake_stack = nullptr;  // ASan's, while switched out
+};
+
+// Boost's StackAllocator: a pooled stack, whose bounds the fiber keeps for ASan.
+struct PooledStack {
+  Fiber* owner;
+  bc::stack_context allocate() {
+    bc::stack_context sc = t_stacks.take();
+    owner->stack_bottom = static_cast<char*>(sc.sp) - sc.size;
+    owner->stack_size = sc.size;
+    return sc;
+  }
+  void deallocate(bc::stack_context& sc) noexcept { t_stacks.give(sc); }
+};
+
+thread_local Fiber* t_running = nullptr;
+// Threads of a kernel that has never reached a barrier run without fibers, one
+// after another in the same order (the same execution, minus the switches).
+thread_local bool t_direct = false;
+thread_local bool t_reached_barrier = false;  // in this launch
+thread_local std::source_location t_direct_site;
+thread_local bool t_abort = false;  // the block failed: waiting threads end at their barrier
+thread_local const void* t_host_bottom = nullptr;  // the scheduler's stack, for ASan
+thread_local std::size_t t_host_size = 0;
+struct AbortThread {};
+
+void asan_start(void** fake_stack, const void* bottom, std::size_t size) {
+#ifdef SIMT_ASAN
+  __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack, (void)bottom, (void)size;
+#endif
+}
+void asan_finish(void* fake_stack, const void** bottom, std::size_t* size) {
+#ifdef SIMT_ASAN
+  __sanitizer_finish_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack, (void)bottom, (void)size;
+#endif
+}
+
+bc::fiber start(Fiber& f, const ThreadBody& body) {
+  return bc::fiber(std::allocator_arg, PooledStack{&f}, [&f, &body](bc::fiber&& sched) {
+    f.scheduler = std::move(sched);
+    asan_finish(nullptr, &t_host_bottom, &t_host_size);
+    try {
+      body();
+    } catch (const AbortThread&) {
+    }
+    f.state = Fiber::done;
+    asan_start(nullptr, t_host_bottom, t_host_size);  // null: this stack is going away
+    return std::move(f.scheduler);
+  });
+}
+
+void resume(Fiber& f) {
+  t_running = &f;
+  regs.thread_idx = f.tid;
+  void* fake = nullptr;
+  asan_start(&fake, f.stack_bottom, f.stack_size);
+  f.self = std::move(f.self).resume();
+  asan_finish(fake, nullptr, nullptr);
+  t_running = nullptr;
+}
+
+std::string site_name(const std::source_location& s) {
+  const char* slash = std::strrchr(s.file_name(), '/');
+  return std::string(slash ? slash + 1 : s.file_name()) + ":" + std::to_string(s.line());
+}
+std::string triple(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+
+std::vector<unsigned> thread_order(unsigned n, std::mt19937& rng) {
+  std::vector<unsigned> seq(n);
+  std::iota(seq.begin(), seq.end(), 0u);
+  if (g_order == Order::reverse) std::reverse(seq.begin(), seq.end());
+  if (g_order == Order::shuffle) std::shuffle(seq.begin(), seq.end(), rng);
+  return seq;
+}
+
+// Every thread of one block of a kernel with no barrier, without fibers.
+bool run_block_direct(const char* kernel, dim3 grid, dim3 block, uint3 bid, const ThreadBody& body,
+                      std::mt19937& rng, std::string& error) {
+  regs.block_idx = bid;
+  regs.block_dim = block;
+  regs.grid_dim = grid;
+  t_direct = true;
+  bool ok = true;
+  for (unsigned i : thread_order(block.x * block.y * block.z, rng)) {
+    regs.thread_idx = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+    try {
+      body();
+    } catch (const AbortThread&) {
+      error = "kernel " + std::string(kernel) + " reached __syncthreads at " + site_name(t_direct_site) +
+              " in a launch run without fibers (its first launch never reached a barrier); "
+              "run with EVOPLAST_SIMT_FIBERS=always";
+      ok = false;
+      break;
+    }
+  }
+  t_direct = false;
+  return ok;
+}
+
+// Every thread of one block; false with `error` set when a barrier is broken.
+bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const ThreadBody& body, std::mt19937& rng,
+               std::string& error) {
+  const unsigned n = block.x * block.y * block.z;
+  std::vector<Fiber> fibers(n);
+  for (unsigned i = 0; i < n; ++i) {
+    fibers[i].tid = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+    fibers[i].self = start(fibers[i], body);
+  }
+  regs.block_idx = bid;
+  regs.block_dim = block;
+  regs.grid_dim = grid;
+  std::vector<unsigned> seq = thread_order(n, rng);
+  for (;;) {
+    if (g_order == Order::shuffle) std::shuffle(seq.begin(), seq.end(), rng);
+    for (unsigned i : seq)
+      if (fibers[i].state == Fiber::ready) resume(fibers[i]);
+    const Fiber* first_waiting = nullptr;
+    const Fiber* first_done = nullptr;
+    const Fiber* elsewhere = nullptr;
+    unsigned waiting = 0;
+    for (const Fiber& f : fibers) {
+      if (f.state == Fiber::done) {
+        if (!first_done) first_done = &f;
+        continue;
+      }
+      ++waiting;
+      if (!first_waiting) first_waiting = &f;
+      else if (!elsewhere && (f.site.line() != first_waiting->site.line() ||
+                              std::strcmp(f.site.file_name(), first_waiting->site.file_name()) != 0))
+        elsewhere = &f;
+    }
+    if (waiting == 0) return true;
+    if (first_done || elsewhere) {
+      const std::string where = "kernel " + std::string(kernel) + ", block " + triple(bid) + ": ";
+      if (elsewhere)
+        error = where + "threads wait at different __syncthreads: " + site_name(first_waiting->site) + " (thread " +
+                triple(first_waiting->tid) + ") and " + site_name(elsewhere->site) + " (thread " +
+                triple(elsewhere->tid) + ")";
+      else
+        error = where + "__syncthreads at " + site_name(first_waiting->site) + " not reached by every thread: " +
+                std::to_string(n - waiting) + " of " + std::to_string(n) + " threads ended without it (first: " +
+                triple(first_done->tid) + ")";
+      t_abort = true;  // let the waiting threads end, so their stacks unwind
+      for (Fiber& f : fibers)
+        if (f.state == Fiber::waiting) resume(f);
+      t_abort = false;
+      return false;
+    }
+    for (Fiber& f : fibers) f.state = Fiber::ready;
+  }
+}
+
+}  // namespace
+
+void barrier(std::source_location site) {
+  Fiber* f = t_running;
+  if (!f && t_direct) {
+    t_direct_site = site;
+    throw AbortThread{};
+  }
+  if (!f) {
+    std::fprintf(stderr, "simt: __syncthreads at %s outside a kernel\n", site_name(site).c_str());
+    std::abort();
+  }
+  t_reached_barrier = true;
+  f->state = Fiber::waiting;
+  f->site = site;
+  asan_start(&f->fake_stack, t_host_bottom, t_host_size);
+  f->scheduler = std::move(f->scheduler).resume();
+  asan_finish(f->fake_stack, &t_host_bottom, &t_host_size);
+  if (t_abort) throw AbortThread{};
+}
+
+void set_order(Order order) { g_order = order; }
+
+namespace device {
+
+bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const ThreadBody& body,
+              std::string& error) {
+  // Fibers for a kernel's first launch, and for every launch of one that reached a barrier.
+  static std::unordered_map<const void*, bool> reaches_barrier;
+  static const bool always_fibers = [] {
+    const char* e = std::getenv("EVOPLAST_SIMT_FIBERS");
+    return e && std::strcmp(e, "always") == 0;
+  }();
+  const auto known = reaches_barrier.find(fn);
+  const bool direct = !always_fibers && known != reaches_barrier.end() && !known->second;
+  std::mt19937 rng(12345);
+  t_reached_barrier = false;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        const bool ok = direct ? run_block_direct(kernel, grid, block, {x, y, z}, body, rng, error)
+                               : run_block(kernel, grid, block, {x, y, z}, body, rng, error);
+        if (!ok) return false;
+      }
+  if (!direct) reaches_barrier[fn] = t_reached_barrier;
+  return true;
+}
+
+}  // namespace device
+}  // namespace simt
