@@ -60,6 +60,7 @@ class Arena final : public kc::Scratch {
       s.ptr = p;
       s.size = n;
     }
+    if (kc::poison_scratch() && n) EVOPLAST_CUDA(cudaMemsetAsync(s.ptr, 0xFF, n, stream_));
     return s.ptr;
   }
   // Bytes held now, for the memory plan's accounting.

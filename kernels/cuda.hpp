@@ -23,6 +23,13 @@ using Blas = cublasContext*;
 unsigned max_blocks();
 void set_max_blocks(unsigned blocks);
 
+// Poison scratch: every region the arena hands out is first filled with 0xFF
+// bytes (NaN) in stream order, so a kernel that reads scratch it did not
+// write shows. Off by default (it costs a memset per use); on where
+// $EVOPLAST_POISON_SCRATCH=1, and in the simulator's tests.
+bool poison_scratch();
+void set_poison_scratch(bool on);
+
 // Grow-only device scratch owned by the caller (the backend's arena).
 struct Scratch {
   virtual ~Scratch() = default;

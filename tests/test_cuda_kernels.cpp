@@ -6,6 +6,7 @@
 // Reported as skipped (exit 77) where there is no device.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -19,6 +20,7 @@
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
+#include "kernels/cuda.hpp"
 #include "synthetic.hpp"
 
 using namespace evoplast;
@@ -82,7 +84,7 @@ struct Harness {
   }
   template <typename T>
   void same(Pair<T>& p, double atol, double rtol, const char* what) {
-    INFO(what);
+    INFO(std::string(what));
     CHECK_CLOSE_VEC(p.g.body(), p.c.body(), atol, rtol);
   }
 };
@@ -296,7 +298,9 @@ TEST_CASE("cuda: the stacking statistics of a conv layer (S > 1 positions) match
   h.gpu->stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.g.ptr(), y.g.ptr(), theta.g.ptr(), z.g.ptr(),
                               my.g.ptr(), my2.g.ptr());
   h.same(z, 1e-6, 1e-5, "z");
+  h.same(my, 1e-6, 1e-5, "mean y");
   h.same(my2, 1e-6, 1e-5, "mean y²");
+  h.same(theta, 1e-6, 1e-5, "θ");
 }
 
 TEST_CASE("cuda: device-resident minibatches match the CPU's for every protocol") {
@@ -384,5 +388,148 @@ TEST_CASE("cuda: evolve eval's accuracy matrix on a small protocol matches the C
     // Stated tolerance: 2 percentage points per entry.
     for (std::size_t i = 0; i < a.nets[p].R_test.size(); ++i)
       CHECK_CLOSE_VEC(b.nets[p].R_test[i], a.nets[p].R_test[i], 0.02, 0.0);
+  }
+}
+
+TEST_CASE("cuda: shuffled device minibatches, with their allowed outputs, match the CPU's") {
+  CpuBackend cpu;
+  auto gpu = make_backend("cuda");
+  const synthetic::Protocol sp("split-task");  // per-task heads: an allowed mask per sample
+  const Protocol& p = sp.protocol;
+  DeviceData a(cpu, p, 32), b(*gpu, p, 32);
+  std::vector<Sample> phase;
+  for (std::size_t t = 0; t < p.tasks.size(); ++t)
+    for (std::size_t i = 0; i < 9; ++i) phase.push_back({std::int32_t(t), p.tasks[t].train[i]});
+  a.set_phase(phase);
+  b.set_phase(phase);
+  a.shuffle(99);
+  b.shuffle(99);
+  const int N = 20;
+  a.load_shuffled(7, N);  // a slice of the order, not its start
+  b.load_shuffled(7, N);
+  std::vector<float> xa(std::size_t(N) * a.pixels()), xb(xa.size());
+  cpu.to_host(xa.data(), a.x(), xa.size() * 4);
+  gpu->to_host(xb.data(), b.x(), xb.size() * 4);
+  CHECK(xa == xb);
+  std::vector<std::int32_t> ya(N), yb(N);
+  cpu.to_host(ya.data(), a.y(), ya.size() * 4);
+  gpu->to_host(yb.data(), b.y(), yb.size() * 4);
+  CHECK(ya == yb);
+  REQUIRE(a.head_mask() != nullptr);
+  REQUIRE(b.head_mask() != nullptr);
+  std::vector<std::uint8_t> ma(std::size_t(N) * 10), mb(ma.size());
+  cpu.to_host(ma.data(), a.head_mask(), ma.size());
+  gpu->to_host(mb.data(), b.head_mask(), mb.size());
+  CHECK(ma == mb);
+  CHECK(std::count(ma.begin(), ma.end(), 1) == 2 * N);  // two classes per task
+  const auto sa = a.shuffled_samples(std::size_t(N)), sb = b.shuffled_samples(std::size_t(N));
+  REQUIRE(sa.size() == sb.size());
+  for (std::size_t i = 0; i < sa.size(); ++i) {
+    CHECK(sa[i].task == sb[i].task);
+    CHECK(sa[i].index == sb[i].index);
+  }
+}
+
+TEST_CASE("cuda: add_scaled matches the CPU") {
+  Harness h;
+  const std::size_t n = 7777;
+  auto x = h.in(n), acc = h.in(n);
+  h.cpu.add_scaled(n, -0.37f, x.c.ptr(), acc.c.ptr());
+  h.gpu->add_scaled(n, -0.37f, x.g.ptr(), acc.g.ptr());
+  h.same(acc, 1e-7, 1e-6, "acc += scale · x");
+}
+
+TEST_CASE("cuda: with the block cap at 2, grid-stride loops still cover every element") {
+  Harness h;
+  kernels::cuda::set_max_blocks(2);  // 512 threads for every elementwise launch
+  const std::size_t n = 5003;
+  auto x = h.in(n), y = h.out(n);
+  h.cpu.relu_forward(n, x.c.ptr(), y.c.ptr());
+  h.gpu->relu_forward(n, x.g.ptr(), y.g.ptr());
+  h.same(y, 0, 0, "relu");
+  const ConvShape s{2, 3, 2, 9, 8, 4, 3, false};
+  auto cx = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), cy = h.out(s.y_size());
+  h.cpu.conv2d_forward(s, cx.c.ptr(), w.c.ptr(), b.c.ptr(), cy.c.ptr());
+  h.gpu->conv2d_forward(s, cx.g.ptr(), w.g.ptr(), b.g.ptr(), cy.g.ptr());
+  h.same(cy, 1e-4, 1e-4, "conv y (im2col and scatter, capped)");
+  const int P = 3;
+  const std::size_t per = 2001;
+  const float lr[P] = {1.0f, 0.5f, 0.25f};
+  auto pw = h.in(P * per), g = h.in(P * per), v = h.in(P * per, 0, 1), u = h.in(P * per, 0, 1e-3);
+  h.cpu.adadelta_step(P, per, lr, 0.9f, 1e-6f, pw.c.ptr(), g.c.ptr(), v.c.ptr(), u.c.ptr());
+  h.gpu->adadelta_step(P, per, lr, 0.9f, 1e-6f, pw.g.ptr(), g.g.ptr(), v.g.ptr(), u.g.ptr());
+  h.same(pw, 1e-7, 1e-6, "adadelta w");
+  kernels::cuda::set_max_blocks(65535u * 32u);
+}
+
+TEST_CASE("cuda: with scratch poisoned at every use, no kernel reads scratch it did not write") {
+  Harness h;
+  kernels::cuda::set_poison_scratch(true);
+  for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 4, 1, 10, 10, 3, 3, true}}) {
+    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+    h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+    h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+    h.same(y, 1e-4, 1e-4, "conv y");
+    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size()), dx = h.out(s.x_size());
+    h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
+                          db.c.ptr());
+    h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                           db.g.ptr());
+    h.same(dw, 1e-3, 1e-4, "conv dw");
+    h.same(db, 1e-3, 1e-4, "conv db");
+    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "conv dx");
+  }
+  std::vector<std::int32_t> lab(33);
+  for (auto& l : lab) l = std::int32_t(h.rng() % 10u);
+  auto labels = h.from(lab);
+  auto z = h.in(2 * 33 * 10, -4, 4), logp = h.out(2 * 33 * 10), loss = h.out(2);
+  h.cpu.log_softmax_nll_forward(2, 33, 10, z.c.ptr(), labels.c.ptr(), logp.c.ptr(), loss.c.ptr());
+  h.gpu->log_softmax_nll_forward(2, 33, 10, z.g.ptr(), labels.g.ptr(), logp.g.ptr(), loss.g.ptr());
+  h.same(loss, 1e-5, 1e-5, "loss");
+  kernels::cuda::set_poison_scratch(false);
+}
+
+TEST_CASE("cuda: populations of 4 learning by backprop, hebb and feedback alignment follow the CPU") {
+  // Per net: backprop (Adadelta), the hebb rule, hebb with feedback alignment,
+  // and the local rule: every path of the plasticity engine, dense and conv.
+  Rule fa = named_rule("hebb");
+  fa.feedback = Feedback::fa;
+  const std::vector<Rule> rules = {named_rule("finetune"), named_rule("hebb"), fa, named_rule("local")};
+  for (const char* name : {"mlp48x1", "cnn"}) {
+    CAPTURE(name);
+    const NetSpec spec = NetSpec::parse(name).adapted(12, 12, 10);
+    CpuBackend cpu;
+    auto gpu = make_backend("cuda");
+    std::vector<std::vector<float>> curves, weights;
+    for (Backend* be : {static_cast<Backend*>(&cpu), gpu.get()}) {
+      const int N = 16;
+      PopulationNet net(*be, spec, 4, N);
+      net.init_params(9, false);
+      Plasticity learn(*be, net, rules, 5);
+      std::mt19937 rng(8);
+      Buffer<float> x(*be, std::size_t(N) * 144);
+      Buffer<std::int32_t> y(*be, N);
+      std::vector<float> curve;
+      for (int step = 0; step < 6; ++step) {
+        x.upload(check::random_vector<float>(std::size_t(N) * 144, rng, -1, 2));
+        std::vector<std::int32_t> yl(N);
+        for (int n = 0; n < N; ++n) yl[std::size_t(n)] = (n * 3 + step) % 10;
+        y.upload(yl);
+        net.forward(x.data(), N, true, 1, std::uint64_t(step));
+        const auto loss = learn.step(y.data(), N, 1.0f, 0);
+        curve.insert(curve.end(), loss.begin(), loss.end());
+      }
+      CHECK(std::all_of(learn.diverged().begin(), learn.diverged().end(), [](auto d) { return d == 0; }));
+      curves.push_back(curve);
+      std::vector<float> all;
+      for (auto& prm : net.params()) {
+        const auto v = prm.value.download();
+        all.insert(all.end(), v.begin(), v.end());
+      }
+      weights.push_back(all);
+    }
+    // Stated tolerance, as for the backprop curve: 1e-3 absolute + 1e-2 relative (fp32 sums in another order).
+    CHECK_CLOSE_VEC(curves[1], curves[0], 1e-3, 1e-2);
+    CHECK_CLOSE_VEC(weights[1], weights[0], 1e-4, 1e-3);
   }
 }
