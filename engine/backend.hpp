@@ -36,6 +36,11 @@ class Backend {
   virtual void to_host(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;  // device to device
   virtual void synchronize() {}
+  // Bytes this backend could still allocate (the card's free memory; the
+  // machine's available RAM), for admission before anything is allocated.
+  virtual std::size_t memory_available() const = 0;
+  // Whether ops draw on a grow-only scratch arena (MemoryPlan::scratch).
+  virtual bool has_scratch_arena() const { return false; }
 
   // Operations (float32); shapes as in kernels/*.hpp.
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,

@@ -1,3 +1,4 @@
+#include "engine/memory_plan.hpp"
 #include "engine/continual.hpp"
 
 #include <fmt/format.h>
@@ -41,9 +42,11 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
                                   c.epochs, c.batch, c.eval_batch, c.lr));
   const io::ImageSet& first = proto.tasks[0].data->train;
   const NetSpec spec = NetSpec::parse(c.net).adapted(first.rows, first.cols, proto.classes);
+  admit_population(backend, MemoryPlan(spec, std::max(c.batch, c.eval_batch), c.batch, true), P,
+                   std::max(c.batch, c.eval_batch));
   PopulationNet net(backend, spec, P, std::max(c.batch, c.eval_batch));
   net.init_params(c.seed, /*same_for_all=*/true);
-  Plasticity plasticity(backend, net, rules, c.seed);
+  Plasticity plasticity(backend, net, rules, c.seed, 0.9f, 1e-6f, c.batch);
   plasticity.set_ewc_lambda(ewc_lambda);
   DeviceData data(backend, proto, net.max_batch());
 

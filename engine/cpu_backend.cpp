@@ -1,6 +1,8 @@
 #include "engine/cpu_backend.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -144,6 +146,21 @@ void CpuBackend::gather_batch(const GatherShape& s, const std::uint8_t* images, 
 void CpuBackend::add_scaled(std::size_t n, float scale, const float* x, float* acc) { k::add_scaled(n, scale, x, acc); }
 void CpuBackend::shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) {
   k::shuffle_order(n, seed, order);
+}
+
+}  // namespace evoplast::engine
+
+namespace evoplast::engine {
+
+std::size_t CpuBackend::memory_available() const {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return SIZE_MAX;  // unknown: admit, and let the allocation speak
+  char line[256];
+  std::size_t kib = 0;
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, f)) found = std::sscanf(line, "MemAvailable: %zu kB", &kib) == 1;
+  std::fclose(f);
+  return found ? kib * 1024 : SIZE_MAX;
 }
 
 }  // namespace evoplast::engine

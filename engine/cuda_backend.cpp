@@ -157,6 +157,12 @@ class CudaBackend final : public Backend {
     EVOPLAST_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
   }
   void synchronize() override { EVOPLAST_CUDA(cudaStreamSynchronize(stream_)); }
+  std::size_t memory_available() const override {
+    std::size_t free = 0, total = 0;
+    EVOPLAST_CUDA(cudaMemGetInfo(&free, &total));
+    return free;
+  }
+  bool has_scratch_arena() const override { return true; }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
     if (kc::conv_impl() == kc::ConvImpl::cudnn) return kc::conv2d_forward_cudnn(stream_, dnn(), *arena_, s, x, w, b, y);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -20,8 +21,13 @@ std::vector<float> uniform(std::size_t n, float bound, std::mt19937_64& rng) {
 }  // namespace
 
 Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> rules,
-                       std::uint64_t feedback_seed, float rho, float eps)
-    : backend_(backend), net_(net), rules_(std::move(rules)), rho_(rho), eps_(eps) {
+                       std::uint64_t feedback_seed, float rho, float eps, int train_batch)
+    : backend_(backend),
+      net_(net),
+      rules_(std::move(rules)),
+      rho_(rho),
+      eps_(eps),
+      train_batch_(train_batch > 0 ? std::min(train_batch, net.max_batch()) : net.max_batch()) {
   const int P = net_.population();
   if (int(rules_.size()) != P)
     throw EngineError(fmt::format("{} rules for a population of {}", rules_.size(), P));
@@ -37,7 +43,7 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
   loss_flags_.upload(std::vector<std::uint8_t>(std::size_t(P), 0));
   const auto& layers = net_.layers();
   const int classes = net_.spec().classes;
-  const int max_batch = net_.max_batch();
+  const int max_batch = train_batch_;
   std::mt19937_64 rng(feedback_seed * 0x2545F4914F6CDD1Dull + 3);
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const auto& L = layers[i];
@@ -162,6 +168,9 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
   const int P = net_.population(), C = net_.spec().classes;
   if (N != net_.last_batch() || !net_.last_train())
     throw EngineError("Plasticity::step: call net.forward(…, train = true) with this batch first");
+  if (N > train_batch_)
+    throw EngineError(fmt::format("Plasticity::step: batch {} is larger than the training batch {} it was made for",
+                                  N, train_batch_));
   const auto& layers = net_.layers();
   const int last_slot = layers.back().act_out;
 

@@ -16,8 +16,10 @@ namespace evoplast::engine {
 class Plasticity {
  public:
   // rules: one per net. feedback_seed draws the FA/DFA feedback weights.
+  // train_batch: the largest N a step takes (0: the net's max batch); the
+  // per-sample buffers are sized by it, not by the (larger) evaluation batch.
   Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> rules,
-             std::uint64_t feedback_seed, float rho = 0.9f, float eps = 1e-6f);
+             std::uint64_t feedback_seed, float rho = 0.9f, float eps = 1e-6f, int train_batch = 0);
 
   // One learning step after net.forward(x, N, train = true, …). epoch counts
   // within the current task. step_async leaves everything on the device: the
@@ -64,6 +66,7 @@ class Plasticity {
   PopulationNet& net_;
   std::vector<Rule> rules_;
   float rho_, eps_;
+  int train_batch_;
   std::vector<LayerState> layers_;
   bool any_fa_ = false, any_dfa_ = false, any_local_hidden_ = false;
   std::vector<float> ewc_lambda_;

@@ -1,3 +1,4 @@
+#include "engine/memory_plan.hpp"
 #include "engine/train.hpp"
 
 #include <fmt/format.h>
@@ -57,6 +58,8 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
       c.test_limit > 0 ? std::min<std::int64_t>(c.test_limit, data.test.count) : data.test.count;
 
   const NetSpec spec = NetSpec::parse(c.net).adapted(train.rows, train.cols, data.info->classes);
+  admit_population(backend, MemoryPlan(spec, std::max(c.batch, c.eval_batch), c.batch, false), c.population,
+                   std::max(c.batch, c.eval_batch));
   PopulationNet net(backend, spec, c.population, std::max(c.batch, c.eval_batch));
   net.init_params(c.seed, c.same_init);
   Optimizer opt(backend, net, c.optimizer);

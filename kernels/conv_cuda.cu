@@ -1,7 +1,8 @@
-// Convolution on the GPU: an im2col kernel builds the patch matrix of all P
-// nets (once when the input is shared: conv1 is then one wide GEMM over P·Cout
+// Convolution on the GPU: an im2col kernel builds the patch matrix of a chunk
+// of nets (once when the input is shared: conv1 is then one wide GEMM over P·Cout
 // rows), cuBLAS multiplies (strided-batched over the population), and small
 // kernels scatter with the bias, gather the error, and fold columns back.
+#include "kernels/conv_plan.hpp"
 #include "kernels/cuda_util.cuh"
 
 namespace evoplast::kernels::cuda {
@@ -80,20 +81,40 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, floa
 
 }  // namespace
 
+// The population is split into chunks of nets (kernels/conv_plan.hpp) so the
+// scratch stays within its budget for any P; a shared input's columns are
+// built once for every chunk.
 void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                     const float* b, float* y) {
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
   const std::size_t ld = std::size_t(s.N) * HW;
-  const int B = s.shared_input ? 1 : s.P;
-  float* cols = ws.floats(0, std::size_t(B) * KK * ld);
-  float* out = ws.floats(1, std::size_t(s.P) * s.Cout * ld);
-  EVOPLAST_LAUNCH(im2col_kernel, blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st, s, B, x, cols);
-  if (s.shared_input)  // one wide GEMM: (P·Cout, KK) × (KK, N·HW)
-    gemm(h, false, false, s.P * s.Cout, int(ld), KK, 1.0f, w, KK, 0, cols, int(ld), 0, 0.0f, out, int(ld), 0, 1);
-  else
-    gemm(h, false, false, s.Cout, int(ld), KK, 1.0f, w, KK, (long long)s.Cout * KK, cols, int(ld),
-         (long long)KK * ld, 0.0f, out, int(ld), (long long)s.Cout * ld, s.P);
-  EVOPLAST_LAUNCH(scatter_bias_kernel, blocks_for(s.y_size()), kThreads, 0, st, s, out, b, y);
+  const std::size_t x_net = std::size_t(s.N) * s.Cin * s.H * s.W, w_net = std::size_t(s.Cout) * KK;
+  const std::size_t y_net = std::size_t(s.N) * s.Cout * HW;
+  const ConvScratch plan = conv_scratch(s, true, false, false);
+  float* shared_cols = nullptr;
+  if (s.shared_input) {
+    shared_cols = ws.floats(0, plan.cols);
+    EVOPLAST_LAUNCH(im2col_kernel, blocks_for(plan.cols), kThreads, 0, st, s, 1, x, shared_cols);
+  }
+  for (int p0 = 0; p0 < s.P; p0 += plan.nets_per_chunk) {
+    ConvShape c = s;
+    c.P = std::min(plan.nets_per_chunk, s.P - p0);
+    float* cols = shared_cols;
+    if (!s.shared_input) {
+      cols = ws.floats(0, std::size_t(c.P) * KK * ld);
+      EVOPLAST_LAUNCH(im2col_kernel, blocks_for(std::size_t(c.P) * KK * ld), kThreads, 0, st, c, c.P, x + p0 * x_net,
+                      cols);
+    }
+    float* out = ws.floats(1, std::size_t(c.P) * s.Cout * ld);
+    const float* wc = w + p0 * w_net;
+    if (s.shared_input)  // one wide GEMM: (chunk·Cout, KK) × (KK, N·HW)
+      gemm(h, false, false, c.P * s.Cout, int(ld), KK, 1.0f, wc, KK, 0, cols, int(ld), 0, 0.0f, out, int(ld), 0, 1);
+    else
+      gemm(h, false, false, s.Cout, int(ld), KK, 1.0f, wc, KK, (long long)w_net, cols, int(ld), (long long)KK * ld,
+           0.0f, out, int(ld), (long long)s.Cout * ld, c.P);
+    EVOPLAST_LAUNCH(scatter_bias_kernel, blocks_for(c.y_size()), kThreads, 0, st, c, out, b + std::size_t(p0) * s.Cout,
+                    y + p0 * y_net);
+  }
 }
 
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
@@ -101,24 +122,40 @@ void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const f
   if (s.shared_input && dx) throw std::invalid_argument("conv2d_backward: no input gradient for a shared input");
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
   const std::size_t ld = std::size_t(s.N) * HW;
-  const int B = s.shared_input ? 1 : s.P;
-  float* dyc = ws.floats(1, std::size_t(s.P) * s.Cout * ld);
-  EVOPLAST_LAUNCH(gather_dy_kernel, blocks_for(std::size_t(s.P) * s.Cout * ld), kThreads, 0, st, s, dy, dyc);
-  if (db) {
-    EVOPLAST_LAUNCH(row_sum_kernel, unsigned(s.P * s.Cout), kThreads, 0, st, s.P * s.Cout, ld, dyc, db);
+  const std::size_t x_net = std::size_t(s.N) * s.Cin * s.H * s.W, w_net = std::size_t(s.Cout) * KK;
+  const std::size_t y_net = std::size_t(s.N) * s.Cout * HW;
+  const ConvScratch plan = conv_scratch(s, false, dw != nullptr, dx != nullptr);
+  float* shared_cols = nullptr;
+  if (dw && s.shared_input) {
+    shared_cols = ws.floats(0, plan.cols);
+    EVOPLAST_LAUNCH(im2col_kernel, blocks_for(plan.cols), kThreads, 0, st, s, 1, x, shared_cols);
   }
-  if (dw) {
-    float* cols = ws.floats(0, std::size_t(B) * KK * ld);
-    EVOPLAST_LAUNCH(im2col_kernel, blocks_for(std::size_t(B) * KK * ld), kThreads, 0, st, s, B, x, cols);
-    // dw_p (Cout, KK) = dyc_p (Cout, N·HW) · cols_pᵀ; a shared input has stride 0.
-    gemm(h, false, true, s.Cout, KK, int(ld), 1.0f, dyc, int(ld), (long long)s.Cout * ld, cols, int(ld),
-         s.shared_input ? 0 : (long long)KK * ld, 0.0f, dw, KK, (long long)s.Cout * KK, s.P);
-  }
-  if (dx) {
-    float* dcols = ws.floats(2, std::size_t(s.P) * KK * ld);
-    gemm(h, true, false, KK, int(ld), s.Cout, 1.0f, w, KK, (long long)s.Cout * KK, dyc, int(ld),
-         (long long)s.Cout * ld, 0.0f, dcols, int(ld), (long long)KK * ld, s.P);
-    EVOPLAST_LAUNCH(col2im_kernel, blocks_for(s.x_size()), kThreads, 0, st, s, dcols, dx);
+  for (int p0 = 0; p0 < s.P; p0 += plan.nets_per_chunk) {
+    ConvShape c = s;
+    c.P = std::min(plan.nets_per_chunk, s.P - p0);
+    float* dyc = ws.floats(1, std::size_t(c.P) * s.Cout * ld);
+    EVOPLAST_LAUNCH(gather_dy_kernel, blocks_for(std::size_t(c.P) * s.Cout * ld), kThreads, 0, st, c, dy + p0 * y_net,
+                    dyc);
+    if (db)
+      EVOPLAST_LAUNCH(row_sum_kernel, unsigned(c.P * s.Cout), kThreads, 0, st, c.P * s.Cout, ld, dyc,
+                      db + std::size_t(p0) * s.Cout);
+    if (dw) {
+      float* cols = shared_cols;
+      if (!s.shared_input) {
+        cols = ws.floats(0, std::size_t(c.P) * KK * ld);
+        EVOPLAST_LAUNCH(im2col_kernel, blocks_for(std::size_t(c.P) * KK * ld), kThreads, 0, st, c, c.P,
+                        x + p0 * x_net, cols);
+      }
+      // dw_p (Cout, KK) = dyc_p (Cout, N·HW) · cols_pᵀ; a shared input has stride 0.
+      gemm(h, false, true, s.Cout, KK, int(ld), 1.0f, dyc, int(ld), (long long)s.Cout * ld, cols, int(ld),
+           s.shared_input ? 0 : (long long)KK * ld, 0.0f, dw + p0 * w_net, KK, (long long)w_net, c.P);
+    }
+    if (dx) {
+      float* dcols = ws.floats(2, std::size_t(c.P) * KK * ld);
+      gemm(h, true, false, KK, int(ld), s.Cout, 1.0f, w + p0 * w_net, KK, (long long)w_net, dyc, int(ld),
+           (long long)s.Cout * ld, 0.0f, dcols, int(ld), (long long)KK * ld, c.P);
+      EVOPLAST_LAUNCH(col2im_kernel, blocks_for(c.x_size()), kThreads, 0, st, c, dcols, dx + p0 * x_net);
+    }
   }
 }
 

@@ -20,6 +20,7 @@
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
+#include "kernels/conv_plan.hpp"
 #include "kernels/cuda.hpp"
 #include "synthetic.hpp"
 
@@ -532,4 +533,27 @@ TEST_CASE("cuda: populations of 4 learning by backprop, hebb and feedback alignm
     CHECK_CLOSE_VEC(curves[1], curves[0], 1e-3, 1e-2);
     CHECK_CLOSE_VEC(weights[1], weights[0], 1e-4, 1e-3);
   }
+}
+
+TEST_CASE("cuda: a convolution split into chunks of nets matches the CPU") {
+  Harness h;
+  const std::size_t saved = kernels::conv_scratch_budget();
+  kernels::set_conv_scratch_budget(16 << 10);  // 16 KiB: one or two nets per chunk
+  for (const ConvShape& s : {ConvShape{5, 3, 2, 9, 8, 3, 3, false}, ConvShape{5, 4, 1, 10, 10, 3, 3, true}}) {
+    CAPTURE(s.shared_input);
+    CHECK(kernels::conv_scratch(s, true, false, false).nets_per_chunk < s.P);
+    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+    h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+    h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+    h.same(y, 1e-4, 1e-4, "y");
+    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size()), dx = h.out(s.x_size());
+    h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
+                          db.c.ptr());
+    h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                           db.g.ptr());
+    h.same(dw, 1e-3, 1e-4, "dw");
+    h.same(db, 1e-3, 1e-4, "db");
+    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+  }
+  kernels::set_conv_scratch_budget(saved);
 }

@@ -7,7 +7,9 @@
 #include "check.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/errors.hpp"
+#include "engine/memory_plan.hpp"
 #include "engine/network.hpp"
+#include "kernels/conv_plan.hpp"
 #include "engine/optimizer.hpp"
 
 using namespace evoplast::engine;
@@ -156,6 +158,7 @@ class TinyMemoryBackend : public CpuBackend {
     used_ += bytes;
     return CpuBackend::allocate(bytes);
   }
+  std::size_t memory_available() const override { return limit_ - used_; }
 
  private:
   std::size_t limit_, used_ = 0;
@@ -164,8 +167,10 @@ class TinyMemoryBackend : public CpuBackend {
 
 TEST_CASE("out of device memory ends with the population size that would fit") {
   TinyMemoryBackend be(std::size_t(64) << 20);  // 64 MiB
+  // Refused before anything is allocated, by the memory plan.
+  const MemoryPlan plan(NetSpec::seed_cnn(), 64, 64, false);
   try {
-    PopulationNet net(be, NetSpec::seed_cnn(), 64, 64);
+    admit_population(be, plan, 64, 64);
     FAIL("no error");
   } catch (const EngineError& e) {
     const std::string msg = e.what();
@@ -175,4 +180,50 @@ TEST_CASE("out of device memory ends with the population size that would fit") {
     CHECK(msg.find("a population of 1 would fit (--population 1)") != std::string::npos);
     CHECK(msg.find('\n') == std::string::npos);
   }
+  CHECK_NOTHROW(admit_population(be, plan, 1, 64));
+  // And where an allocation fails after all, the network's own advice.
+  try {
+    PopulationNet net(be, NetSpec::seed_cnn(), 64, 64);
+    FAIL("no error");
+  } catch (const EngineError& e) {
+    CHECK(std::string(e.what()).find("a population of 1 would fit (--population 1)") != std::string::npos);
+  }
+}
+
+TEST_CASE("memory plan: 1 024 MLP nets and 256 CNN nets fit an H100's 80 GB, scratch arena counted") {
+  const std::size_t h100 = std::size_t(80) << 30;
+  // Training batch 64, evaluation batch 256, as the presets run.
+  const MemoryPlan mlp(NetSpec::parse("mlp400x2").adapted(28, 28, 10), 256, 64, true);
+  const MemoryPlan cnn(NetSpec::seed_cnn(), 256, 64, true);
+  CAPTURE(mlp.per_net());
+  CAPTURE(cnn.per_net());
+  CAPTURE(cnn.scratch(256));
+  CHECK(mlp.bytes(1024, true) <= h100);
+  CHECK(cnn.bytes(256, true) <= h100);
+  // The convolutions are chunked: their scratch stays near the 1 GiB budget per region, whatever P.
+  CHECK(cnn.scratch(256) < std::size_t(4) << 30);
+  CHECK(cnn.scratch(1024) - cnn.scratch(256) == std::size_t(1024 - 256) * 256 * sizeof(float));  // loss rows only
+  // Without chunking conv2's columns alone would be 256 × 288 × 256·576 floats = 43.5 GB.
+  // The advice is exact: the largest population that fits, and one more that does not.
+  for (const std::size_t card : {std::size_t(8) << 30, h100}) {
+    const long fits = cnn.largest_population(card, true);
+    CAPTURE(fits);
+    CHECK(fits >= 1);
+    CHECK(cnn.bytes(int(fits), true) <= card);
+    CHECK(cnn.bytes(int(fits) + 1, true) > card);
+  }
+}
+
+TEST_CASE("chunked convolution plan: chunks within the budget, at least one net") {
+  const std::size_t saved = evoplast::kernels::conv_scratch_budget();
+  evoplast::kernels::set_conv_scratch_budget(std::size_t(64) << 20);
+  const evoplast::kernels::ConvShape s{64, 256, 32, 26, 26, 64, 3, false};
+  const auto f = evoplast::kernels::conv_scratch(s, true, false, false), b = evoplast::kernels::conv_scratch(s, false, true, true);
+  CHECK(f.nets_per_chunk >= 1);
+  CHECK(f.nets_per_chunk < 64);
+  CHECK((f.bytes() <= (std::size_t(64) << 20) || f.nets_per_chunk == 1));
+  CHECK(b.nets_per_chunk <= f.nets_per_chunk);  // backward also holds the column gradients
+  evoplast::kernels::set_conv_scratch_budget(1);
+  CHECK(evoplast::kernels::conv_scratch(s, true, false, false).nets_per_chunk == 1);
+  evoplast::kernels::set_conv_scratch_budget(saved);
 }

@@ -1,0 +1,113 @@
+#include "engine/memory_plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "engine/cpu_backend.hpp"
+#include "engine/errors.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/plasticity.hpp"
+#include "engine/rule.hpp"
+#include "kernels/conv_plan.hpp"
+
+namespace evoplast::engine {
+namespace {
+
+// A CPU backend that counts what it is asked to allocate.
+class CountingBackend final : public CpuBackend {
+ public:
+  void* allocate(std::size_t n) override {
+    bytes += n;
+    return CpuBackend::allocate(n);
+  }
+  std::size_t bytes = 0;
+};
+
+// Bytes P nets hold: the net and what learns in it. For plastic nets, the
+// larger of feedback alignment (a random matrix per layer) and direct feedback
+// alignment (one per layer to the classes).
+std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bool plastic) {
+  std::size_t most = 0;
+  for (Feedback fb : plastic ? std::vector<Feedback>{Feedback::fa, Feedback::dfa} : std::vector<Feedback>{Feedback::backprop}) {
+    CountingBackend be;
+    {
+      PopulationNet net(be, spec, P, max_batch);
+      if (plastic) {
+        Rule r = named_rule("hebb");
+        r.feedback = fb;
+        Plasticity learn(be, net, std::vector<Rule>(std::size_t(P), r), 1, 0.9f, 1e-6f, train_batch);
+      } else {
+        Optimizer opt(be, net, {});
+      }
+      most = std::max(most, be.bytes);
+    }
+  }
+  return most;
+}
+
+}  // namespace
+
+MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic)
+    : spec_(spec), max_batch_(max_batch) {
+  const std::size_t one = count(spec, 1, max_batch, train_batch, plastic);
+  const std::size_t two = count(spec, 2, max_batch, train_batch, plastic);
+  per_net_ = two > one ? two - one : one;
+  fixed_ = one > per_net_ ? one - per_net_ : 0;
+}
+
+std::size_t MemoryPlan::scratch(int P) const {
+  // The arena's regions persist, each at the largest request it has seen:
+  // slots 0–2 are the convolutions', 3 the loss rows; plus staging and the
+  // epoch shuffle's keys (two floats per sample of a 70 000-image phase).
+  std::size_t cols = 0, out = 0, dcols = 0;
+  CpuBackend probe;
+  PopulationNet one(probe, spec_, 1, max_batch_);
+  for (const auto& l : one.layers()) {
+    if (l.spec.kind != LayerKind::conv) continue;
+    kernels::ConvShape s{P, max_batch_, l.in_c, l.in_h, l.in_w, l.out_c, l.spec.k, l.shared_input};
+    for (const auto& c : {kernels::conv_scratch(s, true, false, false),
+                          kernels::conv_scratch(s, false, true, !l.shared_input)}) {
+      cols = std::max(cols, c.cols);
+      out = std::max(out, c.out);
+      dcols = std::max(dcols, c.dcols);
+    }
+  }
+  const std::size_t loss_rows = std::size_t(P) * max_batch_;
+  const std::size_t staging = std::size_t(1) << 20, shuffle = 2 * 70000;
+  return (cols + out + dcols + loss_rows + shuffle) * sizeof(float) + staging;
+}
+
+std::size_t MemoryPlan::bytes(int P, bool with_scratch) const {
+  return fixed_ + per_net_ * std::size_t(P) + (with_scratch ? scratch(P) : 0);
+}
+
+long MemoryPlan::largest_population(std::size_t available, bool with_scratch) const {
+  if (bytes(1, with_scratch) > available) return 0;
+  long lo = 1, hi = 1;
+  while (hi < (1L << 30) && bytes(int(std::min(hi * 2, 1L << 30)), with_scratch) <= available) hi *= 2;
+  hi = std::min(hi * 2, 1L << 30);  // bytes(hi) > available (or the cap)
+  while (hi - lo > 1) {
+    const long mid = lo + (hi - lo) / 2;
+    (bytes(int(mid), with_scratch) <= available ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+void admit_population(Backend& backend, const MemoryPlan& plan, int P, int max_batch) {
+  const bool arena = backend.has_scratch_arena();
+  const std::size_t need = plan.bytes(P, arena), free = backend.memory_available();
+  if (need <= free) return;
+  const long fits = plan.largest_population(free, arena);
+  throw EngineError(fmt::format(
+      "out of {} memory for a population of {} at batch {}: {:.0f} MiB needed ({:.1f} MiB per net{}), {:.0f} MiB "
+      "free; {}",
+      backend.name(), P, max_batch, double(need) / (1 << 20), double(plan.per_net()) / (1 << 20),
+      arena ? fmt::format(", {:.0f} MiB scratch", double(plan.scratch(P)) / (1 << 20)) : std::string(),
+      double(free) / (1 << 20),
+      fits >= 1 ? fmt::format("a population of {} would fit (--population {})", fits, fits)
+                : std::string("not even one net fits: reduce --batch")));
+}
+
+}  // namespace evoplast::engine
