@@ -4,7 +4,9 @@
 #   1. every test executable, the CUDA tests with cuBLAS and with our tiled GEMM,
 #   2. bench_population (backprop and the hebb rule) beside torch_reference.py
 #      in the same call, on the same card,
-#   3. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1).
+#   3. compute-sanitizer (memcheck, racecheck, synccheck) over the CUDA kernel
+#      tests (the trainings left out: minutes under the sanitizer),
+#   4. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1).
 # Full logs go to $OUT (or ./gpu-check-out); a short table is printed last.
 set -uo pipefail
 build="${BUILD:-build-gpu}"
@@ -27,6 +29,17 @@ EVOPLAST_CONV=cudnn "$build/tests/test_cuda" >"$out/test_cuda_cudnn.log" 2>&1
 cudnn_rc=$?
 "$build/tests/test_e2e" >"$out/test_e2e.log" 2>&1
 e2e_rc=$?
+# The kernels under compute-sanitizer; EVOPLAST_CUDA_SYNC=1 makes a fault name its launch.
+sanitize_rc=""
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck synccheck; do
+    EVOPLAST_CUDA_SYNC=1 timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/test_cuda" \
+      "--test-case-exclude=*training*,*populations of 4*,*accuracy matrix*" >"$out/sanitizer_$tool.log" 2>&1
+    sanitize_rc+="$tool: exit $? ($(grep -E 'ERROR SUMMARY' "$out/sanitizer_$tool.log" | tail -1)); "
+  done
+else
+  sanitize_rc="compute-sanitizer not on the PATH"
+fi
 bash tests/cli_bad_inputs.sh "$build/evolve" >"$out/cli.log" 2>&1
 cli_rc=$?
 bash tests/resume_after_kill.sh "$build/evolve" "${EVOPLAST_DATA_DIR:-data}" >"$out/resume.log" 2>&1
@@ -57,6 +70,7 @@ echo "test_cuda (cuBLAS): exit $cuda_rc — $(cases "$out/test_cuda.log")"
 echo "test_cuda (tiled):  exit $tiled_rc — $(cases "$out/test_cuda_tiled.log")"
 echo "test_cuda (cuDNN):  exit $cudnn_rc — $(cases "$out/test_cuda_cudnn.log")"
 echo "test_e2e: exit $e2e_rc; cli bad inputs: exit $cli_rc; resume after SIGKILL: exit $resume_rc"
+echo "compute-sanitizer: $sanitize_rc"
 echo "train 1 epoch (20k images), cuda: $(grep -E '^epoch|^test' "$out/train_cuda.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
 echo "train 1 epoch (20k images), cpu:  $(grep -E '^epoch|^test' "$out/train_cpu.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
 python3 - "$out" <<'PY'

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DEVOPLAST_NATIVE_CPU=OFF >/dev/null
+  -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF >/dev/null
 cmake --build build-gpu
 # Only what runs travels: binaries, ctest files, libraries (64 MiB in all).
 rm -rf build-gpu/CMakeFiles build-gpu/*.a build-gpu/tests/CMakeFiles

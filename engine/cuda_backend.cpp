@@ -4,9 +4,6 @@
 // (learning rates, rule coefficients) travel to device staging buffers on the
 // same stream, so stream order keeps them valid for the kernels that read them.
 #include <cublas_v2.h>
-#ifdef EVOPLAST_HAVE_CUDNN
-#include <cudnn.h>
-#endif
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
@@ -123,9 +120,7 @@ class CudaBackend final : public Backend {
             (kc::conv_impl() == kc::ConvImpl::cudnn ? "cuDNN" : "im2col") + ")";
   }
   ~CudaBackend() override {
-#ifdef EVOPLAST_HAVE_CUDNN
-    if (dnn_) cudnnDestroy(dnn_);
-#endif
+    kc::destroy_cudnn(dnn_);
     if (blas_) cublasDestroy(blas_);
     arena_.reset();
     if (stream_) EVOPLAST_CUDA_PRINT(cudaStreamDestroy(stream_));
@@ -271,22 +266,16 @@ class CudaBackend final : public Backend {
   }
 
   // cuDNN, created on first use (only the vendor convolution needs it).
-  void* dnn() {
-#ifdef EVOPLAST_HAVE_CUDNN
-    if (!dnn_ && cudnnCreate(&dnn_) != CUDNN_STATUS_SUCCESS) throw EngineError("cudnnCreate failed");
+  kc::Dnn dnn() {
+    if (!dnn_) dnn_ = kc::create_cudnn(stream_);
     return dnn_;
-#else
-    throw EngineError("EVOPLAST_CONV=cudnn: this build has no cuDNN; unset it to use our convolution");
-#endif
   }
 
   static constexpr std::size_t kSmallUpload = 64 << 10;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   PinnedRing ring_{std::size_t(8) << 20};
-#ifdef EVOPLAST_HAVE_CUDNN
-  cudnnHandle_t dnn_ = nullptr;
-#endif
+  kc::Dnn dnn_ = nullptr;
   std::unique_ptr<Arena> arena_;  // created once the stream exists, destroyed before it
   std::string name_;
 };

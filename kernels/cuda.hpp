@@ -54,6 +54,10 @@ bool cudnn_built();  // false where cuDNN was not found at build time (and in th
 void set_conv_impl(ConvImpl impl);
 ConvImpl conv_impl();
 using Dnn = void*;
+// A cuDNN handle on a stream (opens libcudnn at first use; throws CudaError
+// naming what to do where it is missing), and its release.
+Dnn create_cudnn(Stream st);
+void destroy_cudnn(Dnn dnn) noexcept;
 void conv2d_forward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                           const float* b, float* y);
 void conv2d_backward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, const float* x, const float* w,
