@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check, run on the device machine from the repository root with a
-# build carried in build-gpu/ (see ../shared/GPU.md):
+# build carried in build-gpu/ (see the README, "Checking on a GPU"):
 #   1. every test executable, the CUDA tests with cuBLAS and with our tiled GEMM,
 #   2. bench_population (backprop and the hebb rule) beside torch_reference.py
 #      in the same call, on the same card,

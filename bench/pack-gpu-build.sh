@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares what the device machine needs (../shared/GPU.md): a build for sm_90
+# Prepares what the device machine needs (README, "Checking on a GPU"): a build for sm_90
 # in build-gpu/ with the shared libraries that machine may lack in
 # build-gpu/lib (OpenBLAS's OpenMP build, fmt, …; CUDA's own libraries are
 # there already), object files dropped, and MNIST gzipped in data-gpu/ — all

@@ -1,4 +1,4 @@
-// A plasticity rule: the coefficients of DESIGN.md's update, per plastic
+// A plasticity rule: the coefficients of the update in docs/design.md, per plastic
 // layer, and the global choices (feedback pathway, learning-rate schedule).
 // Host-only and free of CUDA, so the GA can decode genomes into it.
 #pragma once

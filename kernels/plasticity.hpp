@@ -1,5 +1,5 @@
 // Plasticity family: the statistics a local rule needs and the fused update
-// of ../shared/DESIGN.md, per plastic layer, for P nets each with its own rule.
+// of docs/design.md, per plastic layer, for P nets each with its own rule.
 //
 // A plastic layer has Out post-synaptic units and In pre-synaptic inputs
 // (dense: In features; conv: In = Cin·K·K patch elements, statistics averaged

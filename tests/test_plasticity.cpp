@@ -1,4 +1,4 @@
-// The rule family's special cases (DESIGN.md), feedback modes, divergence
+// The rule family's special cases (docs/design.md), feedback modes, divergence
 // isolation, and the fused kernels against their definitions.
 #include <doctest/doctest.h>
 
