@@ -124,15 +124,7 @@ int run_evolution(const RunOptions& o) {
     if (o.seed) cfg.seed = *o.seed;
     if (o.data_dir) cfg.data_dir = *o.data_dir;
     if (o.backend) cfg.backend = *o.backend;
-    if (o.out.empty()) {
-      // A new folder per run, so the same command can be run again.
-      const std::time_t now = std::time(nullptr);
-      char stamp[32];
-      std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-      dir = fs::path("runs") / fmt::format("{}-seed{}-{}", cfg.preset, cfg.seed, stamp);
-    } else {
-      dir = o.out;
-    }
+    dir = o.out;
   }
   io::validate(cfg);
   // train.protocol may name several, comma-separated (continual: Split and Permuted
@@ -154,22 +146,48 @@ int run_evolution(const RunOptions& o) {
                   cfg.mutation_rate, cfg.mutation_sigma, cfg.elites};
   ga::validate(gc);
 
+  // The run directory: a new one per run unless --out names one (which must
+  // be empty, or hold this very run for --resume); one writer at a time, and
+  // nothing left behind by a run that fails before its first generation.
+  bool created_here = false;
+  if (!resuming && dir.empty()) {
+    const std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    dir = io::create_new_run_dir(fs::path("runs") / fmt::format("{}-seed{}-{}", cfg.preset, cfg.seed, stamp));
+    created_here = true;
+  } else if (!resuming) {
+    if (fs::exists(dir / "checkpoint.json"))
+      throw io::IoError(fmt::format("{} already holds a run; continue it with --resume {} or choose "
+                                    "another --out",
+                                    dir.string(), dir.string()));
+    if (fs::exists(dir) && !fs::is_directory(dir))
+      throw io::IoError(fmt::format("--out {}: a file, not a folder; choose another --out", dir.string()));
+    if (!io::is_empty_dir(dir))
+      throw io::IoError(fmt::format("--out {}: the folder is not empty and holds no run of evoplast; choose an "
+                                    "empty or new folder",
+                                    dir.string()));
+    created_here = !fs::exists(dir);
+  }
   io::prepare_run_dir(dir);
+  const io::RunLock lock(dir);
+  struct Cleanup {  // until the first generation is recorded
+    fs::path dir;
+    bool created, armed;
+    ~Cleanup() {
+      if (!armed) return;
+      std::error_code ec;
+      if (created) fs::remove_all(dir, ec);
+      else
+        for (const char* f : {"config.toml", ".lock", "generations.jsonl", "best_rule.json"}) fs::remove(dir / f, ec);
+    }
+  } cleanup{dir, created_here, !resuming};
   const std::string config_text = io::to_toml(cfg);
   if (resuming && io::read_text(dir / "config.toml") != config_text)
     throw io::IoError(fmt::format("{}: config.toml was edited after the run started; resume needs "
                                   "the original",
                                   (dir / "config.toml").string()));
-  if (!resuming) {
-    if (fs::exists(dir / "checkpoint.json"))
-      throw io::IoError(fmt::format("{} already holds a run; continue it with --resume {} or choose "
-                                    "another --out",
-                                    dir.string(), dir.string()));
-    io::write_atomically(dir / "config.toml", config_text);
-    std::error_code ec;
-    fs::remove(dir / "generations.jsonl", ec);
-    fs::remove(dir / "best_rule.json", ec);
-  }
+  if (!resuming) io::write_atomically(dir / "config.toml", config_text);
 
   const ga::GenomeSchema schema(hidden_plastic_layers(cfg.net));
   std::optional<ga::GeneticAlgorithm> ga;
@@ -324,6 +342,7 @@ int run_evolution(const RunOptions& o) {
     const json ck = {{"config", config_text}, {"ga", json::parse(ga->save())}, {"jsonl_bytes", bytes},
                      {"generations_done", g + 1}};
     io::write_atomically(dir / "checkpoint.json", ck.dump());
+    cleanup.armed = false;
     double mean = 0;
     int counted = 0;
     for (double f : fitness)

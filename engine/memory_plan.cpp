@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "engine/cpu_backend.hpp"
+#include "engine/counting_backend.hpp"
 #include "engine/errors.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
@@ -14,16 +14,6 @@
 
 namespace evoplast::engine {
 namespace {
-
-// A CPU backend that counts what it is asked to allocate.
-class CountingBackend final : public CpuBackend {
- public:
-  void* allocate(std::size_t n) override {
-    bytes += n;
-    return CpuBackend::allocate(n);
-  }
-  std::size_t bytes = 0;
-};
 
 // Bytes P nets hold: the net and what learns in it. For plastic nets, the
 // larger of feedback alignment (a random matrix per layer) and direct feedback
@@ -62,7 +52,7 @@ std::size_t MemoryPlan::scratch(int P) const {
   // slots 0–2 are the convolutions', 3 the loss rows; plus staging and the
   // epoch shuffle's keys (two floats per sample of a 70 000-image phase).
   std::size_t cols = 0, out = 0, dcols = 0;
-  CpuBackend probe;
+  CountingBackend probe;
   PopulationNet one(probe, spec_, 1, max_batch_);
   for (const auto& l : one.layers()) {
     if (l.spec.kind != LayerKind::conv) continue;

@@ -3,7 +3,8 @@
 // gradients at the largest batch), bytes that do not grow with P, and the
 // CUDA backend's scratch arena (the convolutions' chunked columns, the loss
 // rows, staging). The facts come from building one and two nets on a
-// counting CPU backend, so the plan follows the network code as it changes.
+// backend that only counts (engine/counting_backend.hpp), so the plan follows
+// the network code as it changes and costs no memory, whatever the net.
 #pragma once
 #include <cstddef>
 #include <string>

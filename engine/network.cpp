@@ -8,7 +8,7 @@
 #include <cmath>
 #include <random>
 
-#include "engine/cpu_backend.hpp"
+#include "engine/counting_backend.hpp"
 #include "engine/errors.hpp"
 
 namespace evoplast::engine {
@@ -101,14 +101,7 @@ PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int
     allocate();
   } catch (const OutOfDeviceMemory& e) {
     // Measure one net's need exactly by building it on a backend that only counts.
-    struct Counting : CpuBackend {
-      std::size_t bytes = 0;
-      void* allocate(std::size_t n) override {
-        bytes += n;
-        return reinterpret_cast<void*>(std::uintptr_t(64));  // never dereferenced: nothing is written
-      }
-      void release(void*) noexcept override {}
-    } counting;
+    CountingBackend counting;
     { PopulationNet one(counting, spec_, 1, max_batch_); }
     const double per_net = double(counting.bytes);
     // What this net already holds is given back as the exception unwinds.

@@ -1,7 +1,12 @@
 #include "io/run_dir.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <system_error>
@@ -24,6 +29,51 @@ void prepare_run_dir(const fs::path& dir) {
       throw IoError(fmt::format("run directory {}: not writable; choose another with --out", dir.string()));
   }
   fs::remove(probe, ec);
+}
+
+fs::path create_new_run_dir(const fs::path& base) {
+  std::error_code ec;
+  if (base.has_parent_path()) fs::create_directories(base.parent_path(), ec);
+  for (int i = 1; i < 10000; ++i) {
+    const fs::path dir = i == 1 ? base : fs::path(base.string() + "-" + std::to_string(i));
+    if (fs::create_directory(dir, ec)) return dir;
+    if (ec)
+      throw IoError(fmt::format("run directory {}: cannot create it ({}); choose another with --out", dir.string(),
+                                ec.message()));
+  }
+  throw IoError(fmt::format("run directory {}: 9 999 runs of that name exist; choose another with --out",
+                            base.string()));
+}
+
+bool is_empty_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return true;
+  return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) == fs::directory_iterator();
+}
+
+RunLock::RunLock(const fs::path& dir) {
+  const fs::path path = dir / ".lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw IoError(fmt::format("run directory {}: cannot open its lock ({}); choose another with --out", dir.string(),
+                              std::strerror(errno)));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    throw IoError(fmt::format("run directory {} is in use by another evolve (pid {}): wait for it to finish, or "
+                              "stop it before --resume",
+                              dir.string(), n > 0 ? std::string(pid, std::size_t(n)) : std::string("unknown")));
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != ssize_t(me.size())) {
+    // The lock holds all the same; only the pid shown to a second writer is missing.
+  }
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 void write_atomically(const fs::path& path, const std::string& text) {

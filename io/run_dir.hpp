@@ -12,6 +12,28 @@ namespace evoplast::io {
 // Creates dir (and parents) and proves it writable; throws IoError naming it.
 void prepare_run_dir(const std::filesystem::path& dir);
 
+// Creates a new run directory: `base` itself, or base-2, base-3, … where it
+// exists (mkdir is atomic: two runs started in the same second get two).
+std::filesystem::path create_new_run_dir(const std::filesystem::path& base);
+
+// True when dir does not exist or holds nothing.
+bool is_empty_dir(const std::filesystem::path& dir);
+
+// The one writer of a run directory: an OS lock (flock on DIR/.lock) held
+// until this object is destroyed or the process ends, however it ends. A
+// second writer — another run, or a --resume of a live run — is refused
+// with an IoError naming the process that holds it.
+class RunLock {
+ public:
+  explicit RunLock(const std::filesystem::path& dir);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 void write_atomically(const std::filesystem::path& path, const std::string& text);
 std::string read_text(const std::filesystem::path& path);  // throws IoError naming the file
 
