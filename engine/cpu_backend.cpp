@@ -7,6 +7,9 @@
 #include <cstring>
 #include <new>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "kernels/activation.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/data.hpp"
@@ -153,14 +156,30 @@ void CpuBackend::shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* 
 namespace evoplast::engine {
 
 std::size_t CpuBackend::memory_available() const {
-  std::FILE* f = std::fopen("/proc/meminfo", "r");
-  if (!f) return SIZE_MAX;  // unknown: admit, and let the allocation speak
-  char line[256];
-  std::size_t kib = 0;
-  bool found = false;
-  while (!found && std::fgets(line, sizeof line, f)) found = std::sscanf(line, "MemAvailable: %zu kB", &kib) == 1;
-  std::fclose(f);
-  return found ? kib * 1024 : SIZE_MAX;
+  // The machine's available RAM…
+  std::size_t available = SIZE_MAX;  // unknown: admit, and let the allocation speak
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    std::size_t kib = 0;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %zu kB", &kib) == 1) {
+        available = kib * 1024;
+        break;
+      }
+    std::fclose(f);
+  }
+  // …and what an address-space limit (ulimit -v) leaves this process.
+  rlimit lim{};
+  if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    std::size_t pages = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%zu", &pages) != 1) pages = 0;
+      std::fclose(f);
+    }
+    const std::size_t used = pages * std::size_t(sysconf(_SC_PAGESIZE));
+    available = std::min(available, lim.rlim_cur > used ? std::size_t(lim.rlim_cur) - used : std::size_t(0));
+  }
+  return available;
 }
 
 }  // namespace evoplast::engine

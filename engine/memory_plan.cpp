@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <new>
 #include <vector>
 
 #include "engine/counting_backend.hpp"
@@ -41,8 +42,17 @@ std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bo
 
 MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic)
     : spec_(spec), max_batch_(max_batch) {
-  const std::size_t one = count(spec, 1, max_batch, train_batch, plastic);
-  const std::size_t two = count(spec, 2, max_batch, train_batch, plastic);
+  std::size_t one = 0, two = 0;
+  try {
+    one = count(spec, 1, max_batch, train_batch, plastic);
+    two = count(spec, 2, max_batch, train_batch, plastic);
+  } catch (const std::bad_alloc&) {
+    // Only host-side initial values are made while counting: they alone did not fit.
+    const std::string name = spec.name.size() > 40 ? spec.name.substr(0, 40) + "…" : spec.name;
+    throw EngineError(fmt::format("net {}: one net is larger than this machine's memory (its initial values "
+                                  "alone do not fit); choose a smaller net",
+                                  name));
+  }
   per_net_ = two > one ? two - one : one;
   fixed_ = one > per_net_ ? one - per_net_ : 0;
 }
@@ -96,8 +106,9 @@ void admit_population(Backend& backend, const MemoryPlan& plan, int P, int max_b
       backend.name(), P, max_batch, double(need) / (1 << 20), double(plan.per_net()) / (1 << 20),
       arena ? fmt::format(", {:.0f} MiB scratch", double(plan.scratch(P)) / (1 << 20)) : std::string(),
       double(free) / (1 << 20),
-      fits >= 1 ? fmt::format("a population of {} would fit (--population {})", fits, fits)
-                : std::string("not even one net fits: reduce --batch")));
+      fits >= 1                     ? fmt::format("a population of {} would fit (--population {})", fits, fits)
+      : plan.per_net() > free ? std::string("one net alone does not fit: choose a smaller net")
+                              : std::string("not even one net fits: reduce --batch")));
 }
 
 }  // namespace evoplast::engine

@@ -12,11 +12,10 @@ Optimizer::Optimizer(Backend& backend, PopulationNet& net, OptimizerConfig confi
     throw EngineError(fmt::format("--optimizer '{}': choose adadelta or sgd", config_.kind));
   if (config_.kind == "adadelta") {
     for (auto& prm : net_.params()) {
-      const std::vector<float> zeros(prm.value.size(), 0.0f);
       sq_avg_.emplace_back(backend_, prm.value.size());
       acc_delta_.emplace_back(backend_, prm.value.size());
-      sq_avg_.back().upload(zeros);
-      acc_delta_.back().upload(zeros);
+      backend_.fill(sq_avg_.back().data(), prm.value.size(), 0.0f);  // on the device: no host copy
+      backend_.fill(acc_delta_.back().data(), prm.value.size(), 0.0f);
     }
   }
 }

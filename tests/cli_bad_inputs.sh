@@ -71,7 +71,15 @@ expect "population 0" --data-dir "$tmp/d" --no-verify --population 0
 expect "validation too large" --data-dir "$tmp/d" --no-verify --validation 40
 expect "malformed number" --data-dir "$tmp/d" --no-verify --epochs three
 expect "unknown net" --data-dir "$tmp/d" --no-verify --net resnet50
-expect "cuda without kernels" --data-dir "$tmp/d" --no-verify --backend cuda
+expect "cuda without kernels" --data-dir "$tmp/d" --no-verify --backend cuda --population 1
+# Sizes the machine cannot hold: refused before anything is allocated, under an address-space limit too.
+expect "population 10^9" --data-dir "$tmp/d" --no-verify --population 1000000000
+expect_limited() {
+  local name="$1"; shift
+  (ulimit -v 4000000; timeout 60 "$evolve" "$@" >"$tmp/out" 2>"$tmp/err"); check "$name" $?
+}
+expect_limited "net beyond the RAM" train --epochs 1 --validation 10 --data-dir "$tmp/d" --no-verify --net mlp65536x64
+expect_limited "population beyond ulimit -v" train --epochs 1 --validation 10 --data-dir "$tmp/d" --no-verify --population 2000
 
 # `evolve run`: config keys and values, run directories, checkpoints.
 expect_run() {
@@ -103,6 +111,8 @@ else
   echo "FAIL could not make a small run for the checkpoint cases"; failures=$((failures + 1))
 fi
 expect_run "no checkpoint to resume" --resume "$tmp/empty"
+expect_limited "run population 5000 (ulimit)" run --quiet "${small[@]}" -P 5000 --set ga.tournament=3 --set train.net=mlp1000x2 --out "$tmp/r5"
+[[ -e $tmp/r5 ]] && { echo "FAIL a refused run left $tmp/r5 behind"; failures=$((failures + 1)); }
 
 if ((failures)); then echo "$failures bad input(s) not handled"; exit 1; fi
 echo "every bad input ended in one line and a non-zero exit"
