@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cmath>
@@ -101,6 +102,40 @@ std::string duration(double s) {
 
 json metrics_json(const engine::ContinualMetrics& m) {
   return {{"acc", m.acc}, {"bwt", m.bwt}, {"fwt", m.fwt}, {"forgetting", m.forgetting}};
+}
+
+// A checkpoint is used whole or not at all: every field must fit the run's
+// configuration and the generations file it points into (throws
+// std::invalid_argument naming the first field that does not).
+void check_checkpoint(const ga::GeneticAlgorithm& ga, const ga::GaConfig& gc, const io::RunConfig& cfg,
+                      const json& ck, const fs::path& jsonl) {
+  const auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
+  const ga::GaConfig& c = ga.config();
+  if (c.population != gc.population || c.tournament != gc.tournament || c.elites != gc.elites ||
+      c.crossover != gc.crossover || c.crossover_rate != gc.crossover_rate || c.mutation_rate != gc.mutation_rate ||
+      c.mutation_sigma != gc.mutation_sigma)
+    bad(fmt::format("its GA settings (population {}) are not the configuration's (population {})", c.population,
+                    gc.population));
+  const int g = ga.generation();
+  if (g > cfg.generations) bad(fmt::format("generation {} is beyond the run's {} generations", g, cfg.generations));
+  if (ck.at("generations_done").get<int>() != g)
+    bad(fmt::format("generations_done {} disagrees with the GA's generation {}", ck.at("generations_done").get<int>(),
+                    g));
+  const auto bytes = ck.at("jsonl_bytes").get<std::uint64_t>();
+  std::error_code ec;
+  const std::uint64_t size = fs::exists(jsonl) ? fs::file_size(jsonl, ec) : 0;
+  if (bytes > size) bad(fmt::format("jsonl_bytes {} is past the end of generations.jsonl ({} bytes)", bytes, size));
+  // The records it keeps: exactly one line per individual of every finished generation.
+  std::uint64_t lines = 0;
+  if (bytes > 0) {
+    const std::string text = io::read_text(jsonl).substr(0, bytes);
+    lines = std::uint64_t(std::count(text.begin(), text.end(), '\n'));
+    if (text.back() != '\n') bad(fmt::format("jsonl_bytes {} cuts generations.jsonl inside a line", bytes));
+  }
+  const std::uint64_t want = std::uint64_t(g) * std::uint64_t(gc.population);
+  if (lines != want)
+    bad(fmt::format("jsonl_bytes {} keeps {} records of generations.jsonl, but {} generations of {} make {}", bytes,
+                    lines, g, gc.population, want));
 }
 
 int run_evolution(const RunOptions& o) {
@@ -198,6 +233,7 @@ int run_evolution(const RunOptions& o) {
       if (ck.at("config") != config_text)
         throw io::IoError(fmt::format("{}: written by another configuration", (dir / "checkpoint.json").string()));
       ga.emplace(ga::GeneticAlgorithm::load(schema, ck.at("ga").dump()));
+      check_checkpoint(*ga, gc, cfg, ck, dir / "generations.jsonl");
       io::truncate_to(dir / "generations.jsonl", ck.at("jsonl_bytes").get<std::uint64_t>());
     } catch (const json::exception& e) {
       throw io::IoError(fmt::format("{}: damaged checkpoint ({}); start a new run", (dir / "checkpoint.json").string(),

@@ -162,8 +162,10 @@ GeneticAlgorithm GeneticAlgorithm::load(const GenomeSchema& schema, const std::s
   if (j.at("genes").get<int>() != schema.size())
     throw std::invalid_argument(fmt::format("the checkpoint's genomes have {} genes, this run's schema {}",
                                             j.at("genes").get<int>(), schema.size()));
+  validate(c);  // a damaged configuration fails here, with the field's name
   GeneticAlgorithm ga(schema, c);
   ga.generation_ = j.at("generation");
+  if (ga.generation_ < 0) throw std::invalid_argument(fmt::format("generation {} is negative", ga.generation_));
   std::istringstream rng(j.at("rng").get<std::string>());
   rng >> ga.rng_;
   if (!rng) throw std::invalid_argument("the checkpoint's generator state is damaged");
@@ -171,12 +173,19 @@ GeneticAlgorithm GeneticAlgorithm::load(const GenomeSchema& schema, const std::s
     Individual i{x.at("genome").get<std::vector<float>>(), x.at("fitness"), x.at("evaluated"),
                  x.at("origin")};
     if (int(i.genome.size()) != schema.size()) throw std::invalid_argument("a genome of the wrong size");
+    for (float v : i.genome)
+      if (!std::isfinite(v)) throw std::invalid_argument("a genome holds a non-finite gene");
     return i;
   };
   for (const auto& x : j.at("population")) ga.population_.push_back(ind(x));
   if (int(ga.population_.size()) != c.population)
     throw std::invalid_argument("the checkpoint's population does not match its size");
   ga.best_generation_ = j.at("best_generation");
+  // -1: nothing evaluated yet; otherwise an earlier generation.
+  if (ga.best_generation_ < -1 || ga.best_generation_ >= ga.generation_)
+    if (ga.best_generation_ != -1)
+      throw std::invalid_argument(fmt::format("best generation {} is not before generation {}", ga.best_generation_,
+                                              ga.generation_));
   if (ga.best_generation_ >= 0) ga.best_ = ind(j.at("best"));
   return ga;
 }

@@ -107,6 +107,23 @@ if [[ -f $tmp/r2/checkpoint.json && -f $tmp/r3/checkpoint.json ]]; then
   sed -i 's/population = 2/population = 3/' "$tmp/r3/config.toml"
   expect_run "mismatched checkpoint" --resume "$tmp/r3" --no-verify
   expect_run "run directory in use" "${small[@]}" --out "$tmp/r2"
+  # Checkpoint fields that do not fit the run: refused whole, never half-used.
+  "$evolve" run --quiet "${small[@]}" -g 2 --out "$tmp/r4" >/dev/null 2>&1 || true
+  cp "$tmp/r4/checkpoint.json" "$tmp/good-checkpoint.json"
+  edit_checkpoint() {  # NAME PYTHON-ON-ck
+    cp "$tmp/good-checkpoint.json" "$tmp/r4/checkpoint.json"
+    python3 - "$tmp/r4/checkpoint.json" "$2" <<'PY'
+import json, sys
+p = sys.argv[1]; ck = json.load(open(p)); exec(sys.argv[2]); json.dump(ck, open(p, "w"))
+PY
+    expect_run "$1" --resume "$tmp/r4" --no-verify
+  }
+  edit_checkpoint "checkpoint generation > run's" "ck['ga']['generation'] = 7; ck['generations_done'] = 7"
+  edit_checkpoint "checkpoint generation < 0" "ck['ga']['generation'] = -1; ck['generations_done'] = -1"
+  edit_checkpoint "checkpoint population ≠ config" "ck['ga']['config']['population'] = 3; ck['ga']['population'].append(ck['ga']['population'][0])"
+  edit_checkpoint "checkpoint jsonl_bytes 0" "ck['jsonl_bytes'] = 0"
+  edit_checkpoint "checkpoint jsonl_bytes mid-line" "ck['jsonl_bytes'] -= 3"
+  edit_checkpoint "checkpoint NaN gene" "ck['ga']['population'][0]['genome'][0] = float('nan')"
 else
   echo "FAIL could not make a small run for the checkpoint cases"; failures=$((failures + 1))
 fi
