@@ -5,6 +5,7 @@
 // every generation (so --resume continues a killed run to exactly the
 // uninterrupted result) and the report. `evolve report DIR` redoes the report.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -143,6 +144,23 @@ int run_evolution(const RunOptions& o) {
   fs::path dir;
   const bool resuming = !o.resume.empty();
   if (resuming) {
+    // --resume continues a run as it was configured: options that would change
+    // it are refused; where the data is, the backend and the output are not
+    // part of the result and may change.
+    std::vector<std::string> changing;
+    if (!o.preset.empty()) changing.push_back("--preset");
+    if (!o.config_file.empty()) changing.push_back("--config");
+    if (!o.settings.empty()) changing.push_back("--set");
+    if (o.population) changing.push_back("--population");
+    if (o.generations) changing.push_back("--generations");
+    if (o.epochs) changing.push_back("--epochs");
+    if (o.seed) changing.push_back("--seed");
+    if (!o.out.empty()) changing.push_back("--out");
+    if (!changing.empty())
+      throw io::ConfigError(fmt::format("--resume continues a run with its own configuration, so {} cannot be "
+                                        "given with it (it takes --data-dir, --backend, --quiet, --no-verify); "
+                                        "start a new run to change the run",
+                                        fmt::join(changing, ", ")));
     dir = o.resume;
     if (!fs::exists(dir / "checkpoint.json"))
       throw io::IoError(fmt::format("--resume {}: no checkpoint.json there (not a run directory, or "
@@ -223,6 +241,10 @@ int run_evolution(const RunOptions& o) {
                                   "the original",
                                   (dir / "config.toml").string()));
   if (!resuming) io::write_atomically(dir / "config.toml", config_text);
+  if (resuming) {  // after the config check: these do not change the result
+    if (o.data_dir) cfg.data_dir = *o.data_dir;
+    if (o.backend) cfg.backend = *o.backend;
+  }
 
   const ga::GenomeSchema schema(hidden_plastic_layers(cfg.net));
   std::optional<ga::GeneticAlgorithm> ga;
@@ -422,7 +444,9 @@ std::function<int()> add_run_mode(CLI::App& app) {
   cmd->add_option("--data-dir", o->data_dir, "= data_dir");
   cmd->add_option("--backend", o->backend, "= backend: cpu, cuda or auto");
   cmd->add_option("-o,--out", o->out, "Run directory (default: a new runs/<preset>-seed<seed>-<time>)");
-  cmd->add_option("--resume", o->resume, "Continue the run in this directory with its own config");
+  cmd->add_option("--resume", o->resume,
+                  "Continue the run in this directory with its own config (only --data-dir, --backend, --quiet "
+                  "and --no-verify may be given with it)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   cmd->add_flag("--no-verify", o->no_verify, "Skip the MD5 check of the data files");
   return [o] { return run_evolution(*o); };

@@ -124,6 +124,20 @@ PY
   edit_checkpoint "checkpoint jsonl_bytes 0" "ck['jsonl_bytes'] = 0"
   edit_checkpoint "checkpoint jsonl_bytes mid-line" "ck['jsonl_bytes'] -= 3"
   edit_checkpoint "checkpoint NaN gene" "ck['ga']['population'][0]['genome'][0] = float('nan')"
+  cp "$tmp/good-checkpoint.json" "$tmp/r4/checkpoint.json"
+  # --resume keeps the run's configuration: options that would change it are refused…
+  expect_run "resume with --set" --resume "$tmp/r4" --set ga.population=5
+  expect_run "resume with --seed and -g" --resume "$tmp/r4" --seed 9 -g 7
+  expect_run "resume with --config" --resume "$tmp/r4" --config "$tmp/typo.toml"
+  # …and the data may move: the run resumes from its new place with --data-dir.
+  mv "$tmp/d" "$tmp/moved"
+  expect_run "resume, data moved" --resume "$tmp/r4" --no-verify
+  if "$evolve" run --quiet --resume "$tmp/r4" --data-dir "$tmp/moved" --no-verify >"$tmp/out" 2>"$tmp/err"; then
+    printf '%-28s %s\n' "resume --data-dir (moved)" "accepted: $(tail -1 "$tmp/out")"
+  else
+    echo "FAIL resume --data-dir (moved): $(cat "$tmp/err")"; failures=$((failures + 1))
+  fi
+  mv "$tmp/moved" "$tmp/d"
 else
   echo "FAIL could not make a small run for the checkpoint cases"; failures=$((failures + 1))
 fi
