@@ -80,7 +80,8 @@ void add_eval_options(CLI::App& app, EvalOptions& o) {
   cmd->add_option("--lr", o.config.lr, "Base learning rate η (each rule scales it)")
       ->capture_default_str();
   cmd->add_option("--ewc-lambda", o.ewc_lambda, "EWC penalty strength λ")->capture_default_str();
-  cmd->add_option("--fisher-samples", o.config.fisher_samples, "EWC: samples per task for the Fisher")
+  cmd->add_option("--fisher-samples", o.config.fisher_samples, "EWC: samples per task for the Fisher (≥ 1)")
+      ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--train-per-task", o.train_per_task, "Training images per task (0: all)")
       ->capture_default_str();

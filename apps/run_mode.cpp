@@ -26,6 +26,7 @@
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/errors.hpp"
+#include "engine/memory_plan.hpp"
 #include "engine/network.hpp"
 #include "engine/rule.hpp"
 #include "ga/ga.hpp"
@@ -246,6 +247,13 @@ int run_evolution(const RunOptions& o) {
     if (o.backend) cfg.backend = *o.backend;
   }
 
+  // The backend, and whether the population fits it, before the GA holds P genomes.
+  kernels::cpu::set_cpu_threads(cfg.threads);
+  auto backend = engine::make_backend(cfg.backend);
+  engine::admit_population(*backend,
+                           engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
+                                              std::max(cfg.batch, cfg.eval_batch), cfg.batch, true),
+                           cfg.population, std::max(cfg.batch, cfg.eval_batch));
   const ga::GenomeSchema schema(hidden_plastic_layers(cfg.net));
   std::optional<ga::GeneticAlgorithm> ga;
   if (resuming) {
@@ -272,8 +280,6 @@ int run_evolution(const RunOptions& o) {
     ga.emplace(schema, gc, cfg.seed, seeds);
   }
 
-  kernels::cpu::set_cpu_threads(cfg.threads);
-  auto backend = engine::make_backend(cfg.backend);
   const auto data_dir = io::resolve_data_dir(cfg.data_dir.empty() ? std::nullopt : std::optional(cfg.data_dir));
   std::map<std::string, io::Dataset> datasets;
   for (auto& pc : pcs) {
@@ -440,7 +446,8 @@ std::function<int()> add_run_mode(CLI::App& app) {
   cmd->add_option("-P,--population", o->population, "= ga.population");
   cmd->add_option("-g,--generations", o->generations, "= ga.generations");
   cmd->add_option("-e,--epochs", o->epochs, "= train.epochs (per task)");
-  cmd->add_option("--seed", o->seed, "Run seed: initial population, GA draws, generation seeds");
+  cmd->add_option("--seed", o->seed, "Run seed: initial population, GA draws, generation seeds")
+      ->check(kSeed);
   cmd->add_option("--data-dir", o->data_dir, "= data_dir");
   cmd->add_option("--backend", o->backend, "= backend: cpu, cuda or auto");
   cmd->add_option("-o,--out", o->out, "Run directory (default: a new runs/<preset>-seed<seed>-<time>)");

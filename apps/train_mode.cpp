@@ -56,6 +56,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   cmd->add_option("--rho", c.optimizer.rho, "Adadelta ρ")->capture_default_str();
   cmd->add_option("--eps", c.optimizer.eps, "Adadelta ε")->capture_default_str();
   cmd->add_option("--seed", c.seed, "Seed of initial weights, shuffling and dropout")
+      ->check(kSeed)
       ->capture_default_str();
   cmd->add_flag("!--distinct-init", c.same_init,
                 "Give every net its own initial weights (default: all nets start alike)");

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <numeric>
 #include <random>
 
@@ -61,11 +62,11 @@ void parse_protocol_name(const std::string& name, ProtocolConfig& c) {
   } else if (name.starts_with("permuted")) {
     c.kind = "permuted";
     if (name.size() > 8) {
-      try {
-        c.tasks = std::stoi(name.substr(8));
-      } catch (...) {
-        c.tasks = 0;
-      }
+      // The whole rest must be the number: "permuted3x" is no protocol.
+      const char* first = name.data() + 8;
+      const char* last = name.data() + name.size();
+      const auto [end, ec] = std::from_chars(first, last, c.tasks);
+      if (ec != std::errc() || end != last) c.tasks = 0;
       if (c.tasks < 1 || c.tasks > 100)
         throw EngineError(fmt::format("--protocol {}: permutedT with T in [1, 100]", name));
     }

@@ -204,6 +204,12 @@ Rule rule_from_json(const std::string& text, const std::string& origin) {
     else if (k == "formula" || k == "genome") continue;
     else throw EngineError(fmt::format("{}: unknown or malformed key '{}'", origin, k));
   }
+  if (!j.contains("hidden") || !j.contains("output"))
+    throw EngineError(fmt::format("{}: a rule file needs 'hidden' and 'output' (the coefficients per layer, as "
+                                  "evolve writes them); {}",
+                                  origin,
+                                  j.contains("rule") ? "this looks like a run's best_rule.json: give its 'rule' object"
+                                                     : "an empty object or a genome alone is no rule"));
   if (!(r.lr_scale > 0)) throw EngineError(fmt::format("{}: lr_scale must be positive", origin));
   if (!(r.step_gamma > 0 && r.step_gamma <= 1))
     throw EngineError(fmt::format("{}: step_gamma must be in (0, 1]", origin));

@@ -4,6 +4,10 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
 #include <cmath>
 #include <functional>
 #include <sstream>
@@ -24,25 +28,59 @@ struct Key {
   throw ConfigError(fmt::format("config key '{}': {}", key, what));
 }
 
+// An integer config value, checked whole before it is narrowed to the field:
+// a decimal integer, or a number written otherwise (1e9) that is an exact
+// integer; within the field's range (no silent wrap-around).
+template <typename T>
+T checked_integer(const std::string& name, long double v, const std::string& shown) {
+  if (!std::isfinite(v) || v != std::trunc(v)) bad(name, fmt::format("{} — must be an integer", shown));
+  if (v < (long double)std::numeric_limits<T>::min() || v > (long double)std::numeric_limits<T>::max())
+    bad(name, fmt::format("{} — must be in [{}, {}]", shown, std::numeric_limits<T>::min(),
+                          std::numeric_limits<T>::max()));
+  return T(v);
+}
+
+template <typename T>
+T integer_from_text(const std::string& name, const std::string& v) {
+  // Exact decimal first (all 64 bits), then a number in any other notation.
+  std::int64_t i = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), i);
+  if (ec == std::errc() && end == v.data() + v.size()) return checked_integer<T>(name, (long double)i, v);
+  std::uint64_t u = 0;
+  const auto [uend, uec] = std::from_chars(v.data(), v.data() + v.size(), u);
+  if (uec == std::errc() && uend == v.data() + v.size()) return checked_integer<T>(name, (long double)u, v);
+  char* stop = nullptr;
+  const long double d = std::strtold(v.c_str(), &stop);
+  if (v.empty() || stop != v.c_str() + v.size()) bad(name, fmt::format("'{}' is not a number", v));
+  return checked_integer<T>(name, d, v);
+}
+
 template <typename T>
 Key number_key(const std::string& name, T RunConfig::*field) {
   Key k;
   k.name = name;
   k.set_text = [name, field](RunConfig& c, const std::string& v) {
-    try {
-      std::size_t used = 0;
-      if constexpr (std::is_floating_point_v<T>) c.*field = T(std::stod(v, &used));
-      else c.*field = T(std::stoll(v, &used));
-      if (used != v.size()) throw std::invalid_argument(v);
-    } catch (const std::exception&) {
-      bad(name, fmt::format("'{}' is not a number", v));
+    if constexpr (std::is_floating_point_v<T>) {
+      char* stop = nullptr;
+      const double d = std::strtod(v.c_str(), &stop);
+      if (v.empty() || stop != v.c_str() + v.size()) bad(name, fmt::format("'{}' is not a number", v));
+      c.*field = T(d);
+    } else {
+      c.*field = integer_from_text<T>(name, v);
     }
   };
   k.set_node = [name, field](RunConfig& c, const toml::node& n, const std::string&) {
     if constexpr (std::is_floating_point_v<T>) {
       if (auto d = n.value<double>()) return void(c.*field = T(*d));
     } else {
-      if (n.is_integer()) return void(c.*field = T(*n.value<std::int64_t>()));
+      if (n.is_integer()) {
+        const std::int64_t i = *n.value<std::int64_t>();
+        return void(c.*field = checked_integer<T>(name, (long double)i, std::to_string(i)));
+      }
+      if (n.is_floating_point()) {
+        const double d = *n.value<double>();
+        return void(c.*field = checked_integer<T>(name, (long double)d, fmt::format("{}", d)));
+      }
     }
     bad(name, std::is_floating_point_v<T> ? "expected a number" : "expected an integer");
   };

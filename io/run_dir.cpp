@@ -90,10 +90,14 @@ void write_atomically(const fs::path& path, const std::string& text) {
 }
 
 std::string read_text(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw IoError(fmt::format("{}: a folder, not a file", path.string()));
+  if (!fs::exists(path, ec)) throw IoError(fmt::format("{}: no such file", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("{}: cannot read", path.string()));
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) throw IoError(fmt::format("{}: cannot read", path.string()));
   return ss.str();
 }
 

@@ -95,6 +95,24 @@ expect_run "tournament > population" --set ga.tournament=9 --set ga.population=4
 expect_run "rate outside [0, 1]" --set ga.crossover_rate=1.5 --out "$tmp/r1"
 expect_run "broken TOML" --config <(printf '[ga\n') --out "$tmp/r1"
 expect_run "unwritable run directory" --out /proc/evoplast-run
+# Numbers and names parsed whole: no wrap-around, no prefix read as the whole.
+expect_run "epochs 2^32 + 1" --set train.epochs=4294967297 --out "$tmp/r1"
+expect_run "population 2^32 + 2" --set ga.population=4294967298 --out "$tmp/r1"
+expect_run "epochs 10^12" --set train.epochs=1000000000000 --out "$tmp/r1"
+expect_run "seed -1 (config)" --set seed=-1 --out "$tmp/r1"
+expect_run "seed -1 (flag)" --seed -1 --out "$tmp/r1"
+expect_run "population 2.5" --set ga.population=2.5 --out "$tmp/r1"
+expect_run "population 1e9 (memory)" --set ga.population=1e9 --out "$tmp/r1"
+expect_run "protocol permuted3x" --set train.protocol=permuted3x --out "$tmp/r1"
+expect_run "--config a folder" --config "$tmp" --out "$tmp/r1"
+printf '{}' >"$tmp/empty-rule.json"
+expect_eval() {
+  local name="$1"; shift
+  timeout 60 "$evolve" eval "$@" >"$tmp/out" 2>"$tmp/err"
+  check "$name" $?
+}
+expect_eval "rule file {}" --rule "$tmp/empty-rule.json"
+expect_eval "fisher samples 0" --rule ewc --fisher-samples 0
 rm -rf "$tmp/d"; make_set "$tmp/d"
 small=(-P 2 -g 1 --data-dir "$tmp/d" --no-verify --set train.validation=10 --set train.train_per_task=20
        --set train.val_per_task=5 --set train.test_per_task=5 --set ga.seed_rules=baseline

@@ -136,6 +136,10 @@ TEST_CASE("rules: every named rule survives a JSON round trip — bad files say 
   CHECK_THROWS_WITH_AS(rule_from_json(R"({"hidden": [{"alpah": 1}]})", "f.json"),
                        doctest::Contains("hidden[0].alpah"), EngineError);
   CHECK_THROWS_WITH_AS(rule_from_json("{", "f.json"), doctest::Contains("f.json"), EngineError);
+  // An empty object or a genome alone is no rule (it used to run as the baseline).
+  CHECK_THROWS_WITH_AS(rule_from_json("{}", "f.json"), doctest::Contains("needs 'hidden' and 'output'"), EngineError);
+  CHECK_THROWS_WITH_AS(rule_from_json(R"({"genome": [0.1, 0.2]})", "f.json"), doctest::Contains("a genome alone"),
+                       EngineError);
   CHECK_THROWS_AS(named_rule("nope"), EngineError);
   const auto path = std::filesystem::temp_directory_path() / "evoplast-rule-test.json";
   save_rule(named_rule("local"), path.string());
