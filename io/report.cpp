@@ -193,6 +193,10 @@ std::string matrix_svg(const json& best, const std::string& title = "Best rule: 
     return empty_svg("Accuracy matrix of the best rule", "no accuracy matrix recorded");
   const auto R = best["R_test"].get<std::vector<std::vector<double>>>();
   const int rows = int(R.size()), cols = int(R[0].size());
+  for (const auto& row : R)  // ragged rows would be read past their end
+    if (int(row.size()) != cols)
+      throw IoError(fmt::format("best_rule.json: R_test has rows of {} and {} entries: an accuracy matrix has rows of one length",
+                                cols, row.size()));
   const int cell = std::clamp(420 / std::max(cols, 1), 28, 80), L = 120, T = 56;
   // Wide enough for the title too (about 8 px a character at 14 px bold).
   const int w = std::max(L + cols * cell + 30, int(title.size()) * 8 + 20), h = T + rows * cell + 50;
@@ -281,7 +285,24 @@ std::string coefficient_table(const json& rule) {
 
 }  // namespace
 
+namespace {
+fs::path write_report_unchecked(const fs::path& dir);
+}  // namespace
+
+// Any value of the wrong type in the records (a null where a number belongs,
+// a string coefficient) is one line naming the run directory, not a crash.
 fs::path write_report(const fs::path& dir) {
+  try {
+    return write_report_unchecked(dir);
+  } catch (const json::exception& e) {
+    throw IoError(fmt::format("{}: generations.jsonl or best_rule.json holds a value of the wrong type ({}); the "
+                              "records are damaged",
+                              dir.string(), e.what()));
+  }
+}
+
+namespace {
+fs::path write_report_unchecked(const fs::path& dir) {
   const std::string config = fs::exists(dir / "config.toml") ? read_text(dir / "config.toml") : "";
   std::vector<json> rows;
   if (fs::exists(dir / "generations.jsonl")) {
@@ -316,10 +337,13 @@ fs::path write_report(const fs::path& dir) {
   const std::string first_title =
       "Best rule" + (best.contains("protocol") ? " on " + best["protocol"].get<std::string>() : std::string()) +
       ": test accuracy R[i][j] (%)";
-  const std::string svgs[4][2] = {{"fitness.svg", fitness_svg(rows)},
-                                  {"val_loss.svg", val_loss_svg(rows, generations)},
-                                  {"matrix.svg", matrix_svg(best, first_title)},
-                                  {"coefficients.svg", coefficients_svg(best)}};
+  // Built one by one: GCC 12 frees twice when an initialiser of a string
+  // array throws part-way (an aggregate of four pairs did, here).
+  std::vector<std::pair<std::string, std::string>> svgs;
+  svgs.emplace_back("fitness.svg", fitness_svg(rows));
+  svgs.emplace_back("val_loss.svg", val_loss_svg(rows, generations));
+  svgs.emplace_back("matrix.svg", matrix_svg(best, first_title));
+  svgs.emplace_back("coefficients.svg", coefficients_svg(best));
   for (const auto& [name, svg] : svgs) write_atomically(dir / name, svg);
 
   std::string html = R"(<!doctype html><html><head><meta charset="utf-8"><title>evoplast run report</title>
@@ -336,9 +360,9 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
                           100 * best["test"].value("acc", 0.0), 100 * best["test"].value("bwt", 0.0),
                           100 * best["test"].value("fwt", 0.0), 100 * best["test"].value("forgetting", 0.0));
   }
-  html += "<h2>Fitness per generation</h2>" + svgs[0][1];
-  html += "<h2>Validation loss during training</h2>" + svgs[1][1];
-  html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2][1];
+  html += "<h2>Fitness per generation</h2>" + svgs[0].second;
+  html += "<h2>Validation loss during training</h2>" + svgs[1].second;
+  html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2].second;
   // Runs over several protocols: one matrix each (the first is above).
   if (best.contains("protocols") && best["protocols"].size() > 1)
     for (std::size_t q = 1; q < best["protocols"].size(); ++q) {
@@ -348,7 +372,7 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
       write_atomically(dir / fmt::format("matrix_{}.svg", q + 1), svg);
       html += svg;
     }
-  html += "<h2>The best rule</h2>" + svgs[3][1];
+  html += "<h2>The best rule</h2>" + svgs[3].second;
   if (best.contains("rule")) {
     const json& r = best["rule"];
     html += fmt::format("<p>feedback <b>{}</b>, optimiser {}, lr scale {:.4g}, step γ {:.3g}, w_max {:.3g}</p>",
@@ -363,5 +387,7 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
   write_atomically(dir / "report.html", html);
   return dir / "report.html";
 }
+
+}  // namespace
 
 }  // namespace evoplast::io

@@ -143,6 +143,26 @@ PY
   edit_checkpoint "checkpoint jsonl_bytes mid-line" "ck['jsonl_bytes'] -= 3"
   edit_checkpoint "checkpoint NaN gene" "ck['ga']['population'][0]['genome'][0] = float('nan')"
   cp "$tmp/good-checkpoint.json" "$tmp/r4/checkpoint.json"
+  # `evolve report` on damaged records: one line each, never a crash.
+  edit_record() {  # NAME FILE PYTHON-ON-(rows|best)
+    rm -rf "$tmp/rep" && cp -r "$tmp/r4" "$tmp/rep"
+    python3 - "$tmp/rep" "$2" "$3" <<'PY'
+import json, sys
+d, f, code = sys.argv[1], sys.argv[2], sys.argv[3]
+if f == "generations.jsonl":
+    rows = [json.loads(l) for l in open(f"{d}/{f}")]
+    exec(code)
+    open(f"{d}/{f}", "w").write("".join(json.dumps(r) + "\n" for r in rows))
+else:
+    best = json.load(open(f"{d}/{f}")); exec(code); json.dump(best, open(f"{d}/{f}", "w"))
+PY
+    timeout 60 "$evolve" report "$tmp/rep" >"$tmp/out" 2>"$tmp/err"
+    check "$1" $?
+  }
+  edit_record "report: null val loss" generations.jsonl "rows[0]['epoch_val_loss'][0] = None"
+  edit_record "report: null coefficient" best_rule.json "best['rule']['hidden'][0]['alpha'] = None"
+  edit_record "report: string coefficient" best_rule.json "best['rule']['output']['A'] = 'big'"
+  edit_record "report: ragged R_test" best_rule.json "best['R_test'] = [[0.5, 0.5], [0.5]]"
   # --resume keeps the run's configuration: options that would change it are refused…
   expect_run "resume with --set" --resume "$tmp/r4" --set ga.population=5
   expect_run "resume with --seed and -g" --resume "$tmp/r4" --seed 9 -g 7
