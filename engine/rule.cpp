@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -129,9 +130,10 @@ json layer_json(const LayerRule& l) {
 float finite_number(const json& j, const std::string& origin, const std::string& key) {
   if (!j.is_number())
     throw EngineError(fmt::format("{}: '{}' must be a number", origin, key));
-  const float v = j.get<float>();
-  if (!std::isfinite(v)) throw EngineError(fmt::format("{}: '{}' is not finite", origin, key));
-  return v;
+  const double v = j.get<double>();  // checked before narrowing: 1e300 is no float
+  if (!std::isfinite(v) || std::abs(v) > double(std::numeric_limits<float>::max()))
+    throw EngineError(fmt::format("{}: '{}' is not a finite single-precision number", origin, key));
+  return float(v);
 }
 
 LayerRule layer_from(const json& j, const std::string& origin, const std::string& where) {
@@ -178,7 +180,7 @@ Rule rule_from_json(const std::string& text, const std::string& origin) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number beyond double's range
     throw EngineError(fmt::format("{}: not valid JSON ({})", origin, e.what()));
   }
   if (!j.is_object()) throw EngineError(fmt::format("{}: a rule file holds a JSON object", origin));
