@@ -138,7 +138,7 @@ void write_avalanche_csv(const fs::path& path, const engine::NetResult& r) {
 }
 
 int run_eval(const EvalOptions& o) {
-  kernels::cpu::set_cpu_threads(o.threads);
+  use_cpu_threads(o.threads);
   if (o.seeds < 1) throw engine::EngineError(fmt::format("--seeds {}: must be at least 1", o.seeds));
   if (!(o.ewc_lambda >= 0)) throw engine::EngineError("--ewc-lambda: must be ≥ 0");
   std::vector<Entry> entries;

@@ -2,7 +2,12 @@
 // runs when chosen. Errors propagate as exceptions; main prints one line.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
 #include <functional>
+#include <thread>
+
+#include "kernels/gemm_cpu.hpp"
 
 namespace evoplast::apps {
 
@@ -10,6 +15,18 @@ namespace evoplast::apps {
 inline const CLI::Validator kSeed(
     [](std::string& v) { return v.starts_with('-') ? std::string("must be a whole number ≥ 0") : std::string(); },
     "SEED");
+
+// CPU threads for the CPU kernels: 0 is every core; more threads than cores
+// only fight each other (and a huge count starves OpenBLAS's allocator), so
+// they are capped at the cores, with a note saying so.
+inline void use_cpu_threads(int requested) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (requested > cores) {
+    std::fprintf(stderr, "evolve: note: %d threads capped at %d, the cores of this machine\n", requested, cores);
+    requested = cores;
+  }
+  kernels::cpu::set_cpu_threads(requested < 0 ? 0 : requested);
+}
 
 // Adds the mode; returns the function that runs it after parsing.
 std::function<int()> add_train_mode(CLI::App& app);

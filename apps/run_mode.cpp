@@ -248,7 +248,7 @@ int run_evolution(const RunOptions& o) {
   }
 
   // The backend, and whether the population fits it, before the GA holds P genomes.
-  kernels::cpu::set_cpu_threads(cfg.threads);
+  use_cpu_threads(cfg.threads);
   auto backend = engine::make_backend(cfg.backend);
   engine::admit_population(*backend,
                            engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),

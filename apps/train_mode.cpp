@@ -83,7 +83,7 @@ float mean_of(const std::vector<float>& v) {
 }
 
 int run_train(const TrainOptions& o) {
-  kernels::cpu::set_cpu_threads(o.threads);
+  use_cpu_threads(o.threads);
   auto backend = engine::make_backend(o.backend);
   const auto dir = io::resolve_data_dir(o.data_dir);
   const io::Dataset data = io::load_dataset(o.dataset, dir, !o.no_verify);

@@ -19,6 +19,10 @@ class GzFile {
  public:
   explicit GzFile(const std::filesystem::path& path) : path_(path.string()) {
     std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      throw IdxError(Kind::missing, fmt::format("{}: a folder where an IDX file belongs; remove it and run "
+                                                "scripts/setup.sh",
+                                                path_));
     if (!std::filesystem::is_regular_file(path, ec))
       throw IdxError(Kind::missing, fmt::format("{}: no such file (run scripts/setup.sh, or pass "
                                                 "--data-dir / set EVOPLAST_DATA_DIR)",

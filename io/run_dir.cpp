@@ -78,15 +78,24 @@ RunLock::~RunLock() {
 
 void write_atomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
+  std::error_code ec;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << text;
     out.flush();
-    if (!out) throw IoError(fmt::format("{}: cannot write", tmp.string()));
+    if (!out) {
+      const int err = errno;  // ENOSPC: the disk is full
+      out.close();
+      fs::remove(tmp, ec);  // no half-written file left behind
+      throw IoError(fmt::format("{}: cannot write ({}){}", path.string(), std::strerror(err),
+                                err == ENOSPC ? "; free some space and --resume the run" : ""));
+    }
   }
-  std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot replace ({})", path.string(), ec.message()));
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw IoError(fmt::format("{}: cannot replace ({})", path.string(), ec.message()));
+  }
 }
 
 std::string read_text(const fs::path& path) {
@@ -105,7 +114,9 @@ std::uint64_t append_line(const fs::path& path, const std::string& line) {
   std::ofstream out(path, std::ios::binary | std::ios::app);
   out << line << '\n';
   out.flush();
-  if (!out) throw IoError(fmt::format("{}: cannot append", path.string()));
+  if (!out)
+    throw IoError(fmt::format("{}: cannot append ({}){}", path.string(), std::strerror(errno),
+                              errno == ENOSPC ? "; free some space and --resume the run" : ""));
   return std::uint64_t(out.tellp());
 }
 

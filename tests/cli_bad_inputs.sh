@@ -5,7 +5,7 @@
 set -u
 evolve="$1"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'umount "$tmp/full" 2>/dev/null; rm -rf "$tmp"' EXIT
 failures=0
 
 # make_set DIR: a small, well-formed MNIST-like set (raw IDX) in DIR/mnist.
@@ -61,6 +61,8 @@ case_of "header overflow" "f=open('train-labels-idx1-ubyte','r+b'); f.seek(4); f
 case_of "count mismatch" "import struct; d=open('train-labels-idx1-ubyte','rb').read(); open('train-labels-idx1-ubyte','wb').write(d[:4]+struct.pack('>I',39)+d[8:-1])"
 case_of "label out of range" "f=open('train-labels-idx1-ubyte','r+b'); f.seek(8+5); f.write(b'\x0c')"
 case_of "corrupt gzip" "import gzip,os; d=gzip.compress(open('train-labels-idx1-ubyte','rb').read()); os.remove('train-labels-idx1-ubyte'); b=bytearray(d); b[12:-8]=bytes(x^0x5a for x in b[12:-8]); open('train-labels-idx1-ubyte.gz','wb').write(bytes(b))"
+
+case_of "a folder for a data file" "import os; os.remove('train-labels-idx1-ubyte'); os.mkdir('train-labels-idx1-ubyte')"
 
 rm -rf "$tmp/d"; make_set "$tmp/d"
 expect "checksum (MD5) mismatch" --data-dir "$tmp/d"
@@ -184,6 +186,17 @@ fi
 expect_run "no checkpoint to resume" --resume "$tmp/empty"
 expect_limited "run population 5000 (ulimit)" run --quiet "${small[@]}" -P 5000 --set ga.tournament=3 --set train.net=mlp1000x2 --out "$tmp/r5"
 if [[ -e $tmp/r5 ]]; then echo "FAIL a refused run left $tmp/r5 behind"; failures=$((failures + 1)); fi
+
+# A full disk: one line naming the file and what to do, and no half-written *.tmp left.
+if mkdir -p "$tmp/full" && mount -t tmpfs -o size=48k tmpfs "$tmp/full" 2>/dev/null; then
+  expect_run "disk full" "${small[@]}" --out "$tmp/full/run"
+  if compgen -G "$tmp/full/run/*.tmp" >/dev/null; then
+    echo "FAIL disk full left $(ls "$tmp/full/run"/*.tmp)"; failures=$((failures + 1))
+  fi
+  umount "$tmp/full"
+else
+  printf '%-28s %s\n' "disk full" "skipped (cannot mount a small tmpfs here)"
+fi
 
 if ((failures)); then echo "$failures bad input(s) not handled"; exit 1; fi
 echo "every bad input ended in one line and a non-zero exit"
