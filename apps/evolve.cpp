@@ -8,8 +8,10 @@
 #include <exception>
 
 #include "apps/modes.hpp"
+#include "kernels/cpu_threads.hpp"
 
 int main(int argc, char** argv) {
+  evoplast::kernels::cpu::restart_with_passive_waiting(argv);
   CLI::App app{"evoplast: evolve local plasticity rules for continual learning"};
   app.require_subcommand(1);
   // A repeated option takes its last value, so flags can override earlier ones.

@@ -13,6 +13,7 @@
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "kernels/gemm_cpu.hpp"
+#include "kernels/cpu_threads.hpp"
 
 using namespace evoplast;
 using Clock = std::chrono::steady_clock;
@@ -22,6 +23,7 @@ static double since(Clock::time_point t) {
 }
 
 int main(int argc, char** argv) {
+  evoplast::kernels::cpu::restart_with_passive_waiting(argv);
   const std::string net_name = argc > 1 ? argv[1] : "cnn";
   const int batch = 64;
   kernels::cpu::set_cpu_threads(0);

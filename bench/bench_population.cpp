@@ -16,11 +16,13 @@
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
 #include "kernels/gemm_cpu.hpp"
+#include "kernels/cpu_threads.hpp"
 
 using namespace evoplast;
 using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
+  evoplast::kernels::cpu::restart_with_passive_waiting(argv);
   CLI::App app{"bench_population: network-images/s of a training step for populations of P nets"};
   std::vector<int> populations = {1, 10, 64, 256};
   std::string net_name = "cnn", rule = "backprop", backend_name = "auto";
