@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // A repeated option takes its last value, so flags can override earlier ones.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.set_version_flag("--version", std::string("evolve ") + EVOPLAST_VERSION + " (commit " + EVOPLAST_COMMIT + ")");
   auto run_train = evoplast::apps::add_train_mode(app);
   auto run_eval = evoplast::apps::add_eval_mode(app);
   auto run_run = evoplast::apps::add_run_mode(app);
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line, like every other error (CLI11's own report adds a second).

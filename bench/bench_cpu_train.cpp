@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -12,8 +13,8 @@
 #include "engine/cpu_backend.hpp"
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
-#include "kernels/gemm_cpu.hpp"
 #include "kernels/cpu_threads.hpp"
+#include "kernels/gemm_cpu.hpp"
 
 using namespace evoplast;
 using Clock = std::chrono::steady_clock;
@@ -22,9 +23,26 @@ static double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+int run(const std::string& net_name);
+
 int main(int argc, char** argv) {
   evoplast::kernels::cpu::restart_with_passive_waiting(argv);
-  const std::string net_name = argc > 1 ? argv[1] : "cnn";
+  const std::string arg = argc > 1 ? argv[1] : "cnn";
+  if (arg == "-h" || arg == "--help") {
+    fmt::print("usage: bench_cpu_train [NET]  (NET: cnn (default), or an MLP such as mlp400x2)\n"
+               "network-images/s of a training step on the CPU for P = 1, 4, 16\n");
+    return 0;
+  }
+  try {
+    return run(arg);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cpu_train: error: %s\n", e.what());
+    return 1;
+  }
+}
+
+int run(const std::string& net_name) {
+  (void)engine::NetSpec::parse(net_name);  // a bad name fails before any output
   const int batch = 64;
   kernels::cpu::set_cpu_threads(0);
   engine::CpuBackend backend;

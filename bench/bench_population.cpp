@@ -15,8 +15,8 @@
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
-#include "kernels/gemm_cpu.hpp"
 #include "kernels/cpu_threads.hpp"
+#include "kernels/gemm_cpu.hpp"
 
 using namespace evoplast;
 using Clock = std::chrono::steady_clock;

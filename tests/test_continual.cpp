@@ -140,6 +140,10 @@ TEST_CASE("rules: every named rule survives a JSON round trip — bad files say 
   CHECK_THROWS_WITH_AS(rule_from_json("{}", "f.json"), doctest::Contains("needs 'hidden' and 'output'"), EngineError);
   CHECK_THROWS_WITH_AS(rule_from_json(R"({"genome": [0.1, 0.2]})", "f.json"), doctest::Contains("a genome alone"),
                        EngineError);
+  // A run's best_rule.json is read as it is: its "rule" object.
+  const Rule hebb = named_rule("hebb");
+  const std::string best = R"({"generation": 3, "fitness": 0.7, "genome": [0.5], "rule": )" + rule_to_json(hebb) + "}";
+  CHECK(rule_from_json(best, "best_rule.json") == hebb);
   CHECK_THROWS_AS(named_rule("nope"), EngineError);
   const auto path = std::filesystem::temp_directory_path() / "evoplast-rule-test.json";
   save_rule(named_rule("local"), path.string());
