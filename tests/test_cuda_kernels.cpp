@@ -94,26 +94,30 @@ const ConvShape kConv[] = {{1, 1, 1, 5, 5, 1, 1, false},  {3, 5, 2, 7, 6, 4, 3, 
                            {3, 7, 1, 28, 28, 32, 3, true}, {2, 3, 3, 9, 7, 2, 5, false},
                            {3, 70, 4, 12, 12, 8, 3, false}};
 
+
+// Forward and backward of one convolution on both backends, compared.
+void check_conv_matches(Harness& h, const ConvShape& s) {
+  CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K); CAPTURE(s.shared_input);
+  auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+  h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+  h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+  h.same(y, 1e-4, 1e-4, "y");
+  auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
+  auto dx = h.out(s.shared_input ? 1 : s.x_size());
+  h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
+                        db.c.ptr());
+  h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                         db.g.ptr());
+  h.same(dw, 1e-3, 1e-4, "dw");
+  h.same(db, 1e-3, 1e-4, "db");
+  if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+}
+
 }  // namespace
 
 TEST_CASE("cuda: conv2d forward and backward match the CPU") {
   Harness h;
-  for (const ConvShape& s : kConv) {
-    CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K); CAPTURE(s.shared_input);
-    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
-    h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
-    h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
-    h.same(y, 1e-4, 1e-4, "y");
-    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
-    auto dx = h.out(s.shared_input ? 1 : s.x_size());
-    float* dxc = s.shared_input ? nullptr : dx.c.ptr();
-    float* dxg = s.shared_input ? nullptr : dx.g.ptr();
-    h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), dxc, dw.c.ptr(), db.c.ptr());
-    h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dxg, dw.g.ptr(), db.g.ptr());
-    h.same(dw, 1e-3, 1e-4, "dw");
-    h.same(db, 1e-3, 1e-4, "db");
-    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
-  }
+  for (const ConvShape& s : kConv) check_conv_matches(h, s);
 }
 
 TEST_CASE("cuda: dense forward and backward match the CPU") {
@@ -466,20 +470,8 @@ TEST_CASE("cuda: with the block cap at 2, grid-stride loops still cover every el
 TEST_CASE("cuda: with scratch poisoned at every use, no kernel reads scratch it did not write") {
   Harness h;
   kernels::cuda::set_poison_scratch(true);
-  for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 4, 1, 10, 10, 3, 3, true}}) {
-    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
-    h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
-    h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
-    h.same(y, 1e-4, 1e-4, "conv y");
-    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size()), dx = h.out(s.x_size());
-    h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
-                          db.c.ptr());
-    h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
-                           db.g.ptr());
-    h.same(dw, 1e-3, 1e-4, "conv dw");
-    h.same(db, 1e-3, 1e-4, "conv db");
-    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "conv dx");
-  }
+  for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 4, 1, 10, 10, 3, 3, true}})
+    check_conv_matches(h, s);
   std::vector<std::int32_t> lab(33);
   for (auto& l : lab) l = std::int32_t(h.rng() % 10u);
   auto labels = h.from(lab);
@@ -540,20 +532,8 @@ TEST_CASE("cuda: a convolution split into chunks of nets matches the CPU") {
   const std::size_t saved = kernels::conv_scratch_budget();
   kernels::set_conv_scratch_budget(16 << 10);  // 16 KiB: one or two nets per chunk
   for (const ConvShape& s : {ConvShape{5, 3, 2, 9, 8, 3, 3, false}, ConvShape{5, 4, 1, 10, 10, 3, 3, true}}) {
-    CAPTURE(s.shared_input);
     CHECK(kernels::conv_scratch(s, true, false, false).nets_per_chunk < s.P);
-    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
-    h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
-    h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
-    h.same(y, 1e-4, 1e-4, "y");
-    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size()), dx = h.out(s.x_size());
-    h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
-                          db.c.ptr());
-    h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
-                           db.g.ptr());
-    h.same(dw, 1e-3, 1e-4, "dw");
-    h.same(db, 1e-3, 1e-4, "db");
-    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+    check_conv_matches(h, s);
   }
   kernels::set_conv_scratch_budget(saved);
 }
