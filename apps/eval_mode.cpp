@@ -124,13 +124,15 @@ std::string pct(const std::vector<double>& v) {
 
 json matrix_json(const Matrix& m) { return json(m); }
 
-// Avalanche's CSVLogger layout: one row per (evaluated experience, training experience).
+// Avalanche's CSVLogger layout: one row per (evaluated experience, training
+// experience); the forgetting column is engine::forgetting (Chaudhry et al.),
+// the definition eval.json's forgetting averages.
 void write_avalanche_csv(const fs::path& path, const engine::NetResult& r) {
   std::ofstream out(path);
   out << "eval_exp,training_exp,eval_accuracy,eval_loss,forgetting\n";
   for (std::size_t i = 0; i < r.R_test.size(); ++i)
     for (std::size_t j = 0; j < r.R_test[i].size(); ++j) {
-      const double forgetting = (j < i && r.R_test.size() > 1) ? r.R_test[j][j] - r.R_test[i][j] : 0.0;
+      const double forgetting = r.R_test.size() > 1 ? engine::forgetting(r.R_test, i, j) : 0.0;
       out << fmt::format("{},{},{:.6f},{:.6f},{:.6f}\n", j, i, r.R_test[i][j], r.L_test[i][j],
                          forgetting);
     }

@@ -21,15 +21,20 @@ ContinualMetrics continual_metrics(const Matrix& R, const std::vector<double>& b
   if (T == 1) return m;
   for (std::size_t j = 0; j + 1 < T; ++j) {
     m.bwt += R[T - 1][j] - R[j][j];
-    double best = -INFINITY;
-    for (std::size_t l = 0; l + 1 < T; ++l) best = std::max(best, R[l][j]);
-    m.forgetting += best - R[T - 1][j];
+    m.forgetting += forgetting(R, T - 1, j);
   }
   m.bwt /= double(T - 1);
   m.forgetting /= double(T - 1);
   for (std::size_t j = 1; j < T; ++j) m.fwt += R[j - 1][j] - b[j];
   m.fwt /= double(T - 1);
   return m;
+}
+
+double forgetting(const Matrix& R, std::size_t i, std::size_t j) {
+  if (j >= i || i >= R.size()) return 0.0;
+  double best = -INFINITY;
+  for (std::size_t l = j; l < i; ++l) best = std::max(best, R[l][j]);
+  return best - R[i][j];
 }
 
 ContinualMetrics joint_metrics(const Matrix& R) {

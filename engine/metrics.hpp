@@ -12,11 +12,17 @@ struct ContinualMetrics {
   double acc = 0;         // mean_j R[T−1][j]
   double bwt = 0;         // mean_{j<T−1} (R[T−1][j] − R[j][j])           (Lopez-Paz & Ranzato 2017)
   double fwt = 0;         // mean_{j≥1} (R[j−1][j] − b[j])                 (GEM)
-  double forgetting = 0;  // mean_{j<T−1} max_{l<T−1} (R[l][j] − R[T−1][j]) (Chaudhry et al. 2018)
+  double forgetting = 0;  // mean_{j<T−1} forgetting(R, T−1, j)             (Chaudhry et al. 2018)
 };
 
 // R square (T×T). With one task, bwt = fwt = forgetting = 0.
 ContinualMetrics continual_metrics(const Matrix& R, const std::vector<double>& b);
+
+// Forgetting of task j after training task i (Chaudhry et al. 2018), the one
+// definition used everywhere (eval.json, the CSVs, fitness):
+// max_{j ≤ l < i} R[l][j] − R[i][j] for j < i, and 0 otherwise. The mean of the
+// last row over j < T−1 is ContinualMetrics::forgetting.
+double forgetting(const Matrix& R, std::size_t i, std::size_t j);
 
 // Joint training has one phase (1×T): only ACC is defined.
 ContinualMetrics joint_metrics(const Matrix& R);

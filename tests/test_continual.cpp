@@ -242,3 +242,16 @@ TEST_CASE("device shuffles: a seeded permutation, and load_shuffled serves the s
   CHECK(x1 == x2);
   CHECK(y1 == y2);
 }
+
+TEST_CASE("forgetting has one definition: the best accuracy since the task was learned, minus the latest") {
+  // Task 1 scores 0.9 before it is trained (a shared head): that is no knowledge to forget.
+  const Matrix R = {{0.95, 0.90, 0.10}, {0.60, 0.80, 0.20}, {0.70, 0.50, 0.90}};
+  CHECK(forgetting(R, 2, 0) == doctest::Approx(0.95 - 0.70));
+  CHECK(forgetting(R, 2, 1) == doctest::Approx(0.80 - 0.50));  // not 0.90 − 0.50
+  CHECK(forgetting(R, 1, 0) == doctest::Approx(0.95 - 0.60));
+  CHECK(forgetting(R, 1, 1) == 0.0);
+  CHECK(forgetting(R, 0, 2) == 0.0);
+  // The per-(i, j) values the CSVs hold average to the metric eval.json holds.
+  const ContinualMetrics m = continual_metrics(R, {0.1, 0.1, 0.1});
+  CHECK(m.forgetting == doctest::Approx((forgetting(R, 2, 0) + forgetting(R, 2, 1)) / 2));
+}
