@@ -373,7 +373,8 @@ int run_evolution(const RunOptions& o) {
           f += engine::fitness_continual(r.val, {cfg.w_acc, cfg.w_bwt});
         }
       }
-      f = diverged || !std::isfinite(f) ? engine::kWorstFitness : f / double(protos.size());
+      diverged = diverged || !std::isfinite(f);
+      f = diverged ? engine::kWorstFitness : f / double(protos.size());  // ranks last in the GA
       fitness.push_back(f);
       if (f > fitness[std::size_t(best_i)]) best_i = int(i);
       // The first protocol's fields at the top (what the report draws), every protocol below.
@@ -383,7 +384,8 @@ int run_evolution(const RunOptions& o) {
                        {"origin", pop[i].origin},
                        {"genome", pop[i].genome},
                        {"rule", json::parse(engine::rule_to_json(rules[i]))},
-                       {"fitness", f},
+                       // Records hold no sentinel: a diverged individual's fitness is null, with the flag.
+                       {"fitness", diverged ? json(nullptr) : json(f)},
                        {"diverged", diverged},
                        {"seed", gen_seed},
                        {"seconds", seconds / double(pop.size())}});

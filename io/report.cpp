@@ -110,7 +110,7 @@ std::string fitness_svg(const std::vector<json>& rows) {
   std::map<int, std::vector<double>> by_gen;
   int diverged = 0;
   for (const auto& r : rows) {
-    if (r.value("diverged", false)) {
+    if (r.value("diverged", false) || r.at("fitness").is_null()) {  // null fitness: diverged
       ++diverged;
       continue;
     }
