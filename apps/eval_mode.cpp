@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -20,6 +21,7 @@
 #include "engine/errors.hpp"
 #include "engine/rule.hpp"
 #include "io/dataset.hpp"
+#include "io/run_dir.hpp"
 #include "kernels/gemm_cpu.hpp"
 
 namespace evoplast::apps {
@@ -43,7 +45,8 @@ struct EvalOptions {
   std::optional<std::string> data_dir;
   bool no_verify = false;
   std::string backend = "auto";
-  std::string out = "runs/eval";
+  std::string out;  // empty: a new runs/eval-<protocol>-<time>
+  bool quiet = false;
   int threads = 0;
 };
 
@@ -96,7 +99,8 @@ void add_eval_options(CLI::App& app, EvalOptions& o) {
   cmd->add_option("--backend", o.backend, "cpu, cuda or auto")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_option("--out", o.out, "Output folder")->capture_default_str();
+  cmd->add_option("--out", o.out, "Output folder, empty or new (default: a new runs/eval-<protocol>-<time>)");
+  cmd->add_flag("-q,--quiet", o.quiet, "Only the final tables");
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
 }
 
@@ -166,7 +170,19 @@ int run_eval(const EvalOptions& o) {
   auto backend = engine::make_backend(o.backend);
   const auto dir = io::resolve_data_dir(o.data_dir);
   const auto datasets = engine::load_protocol_datasets(pc, dir, !o.no_verify);
-  fs::create_directories(o.out);
+  // A new folder per invocation (never an earlier evaluation's), or --out if empty or new.
+  fs::path out_dir;
+  if (o.out.empty()) {
+    const std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    out_dir = io::create_new_run_dir(fs::path("runs") / fmt::format("eval-{}-{}", o.protocol, stamp));
+  } else {
+    out_dir = o.out;
+    if (!io::is_empty_dir(out_dir))
+      throw io::IoError(fmt::format("--out {}: the folder is not empty; choose an empty or new folder", o.out));
+    io::prepare_run_dir(out_dir);
+  }
 
   // results[label][seed]
   std::vector<std::string> labels;
@@ -184,9 +200,13 @@ int run_eval(const EvalOptions& o) {
     for (const auto& t : proto.tasks) task_names.push_back(t.name);
     engine::ContinualConfig cc = o.config;
     cc.seed = pc.seed;
-    const auto progress = [](const std::string& line) { fmt::print("  {}\n", line); std::fflush(stdout); };
-    fmt::print("seed {}: {} ({} tasks: {})\n", pc.seed, proto.name, proto.tasks.size(),
-               fmt::join(task_names, " | "));
+    const auto progress = [&](const std::string& line) {
+      if (o.quiet) return;
+      fmt::print("  {}\n", line);
+      std::fflush(stdout);
+    };
+    if (!o.quiet)
+      fmt::print("seed {}: {} ({} tasks: {})\n", pc.seed, proto.name, proto.tasks.size(), fmt::join(task_names, " | "));
     if (!entries.empty()) {
       std::vector<engine::Rule> rules;
       std::vector<float> lambdas;
@@ -258,7 +278,7 @@ int run_eval(const EvalOptions& o) {
       js["fitness_continual_val"] = r.fitness;
       js["diverged"] = r.diverged;
       jr["runs"].push_back(js);
-      const fs::path d = fs::path(o.out) / label / fmt::format("seed{}", o.seed_base + s);
+      const fs::path d = out_dir / label / fmt::format("seed{}", o.seed_base + s);
       fs::create_directories(d);
       write_avalanche_csv(d / "eval_results.csv", r);
     }
@@ -279,8 +299,9 @@ int run_eval(const EvalOptions& o) {
       fmt::print("  after {:>2}:{}\n", label == "joint" ? std::string("all") : std::to_string(i), row);
     }
   }
-  std::ofstream(fs::path(o.out) / "eval.json") << j.dump(2) << "\n";
-  fmt::print("\nwrote {}/eval.json and {}/<rule>/seed<N>/eval_results.csv ({:.0f}s)\n", o.out, o.out,
+  io::write_atomically(out_dir / "eval.json", j.dump(2) + "\n");
+  fmt::print("\nwrote {}/eval.json and {}/<rule>/seed<N>/eval_results.csv ({:.0f}s)\n", out_dir.string(),
+             out_dir.string(),
              seconds);
   return 0;
 }
