@@ -128,6 +128,31 @@ std::string pct(const std::vector<double>& v) {
 
 json matrix_json(const Matrix& m) { return json(m); }
 
+// A CSV field, quoted where it holds a comma, a quote or a line break (RFC 4180).
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+// One tidy long-format table of every evaluation (pandas.read_csv or R's
+// read.csv in one call): a row per rule, seed, training phase and task.
+void write_long_csv(const fs::path& path, const std::string& protocol,
+                    const std::map<std::string, std::vector<engine::NetResult>>& results, std::uint64_t seed_base) {
+  std::string text = "rule,seed,protocol,training_exp,eval_exp,accuracy,loss,forgetting,diverged\n";
+  for (const auto& [label, runs] : results)
+    for (std::size_t s = 0; s < runs.size(); ++s) {
+      const auto& r = runs[s];
+      for (std::size_t i = 0; i < r.R_test.size(); ++i)
+        for (std::size_t j = 0; j < r.R_test[i].size(); ++j)
+          text += fmt::format("{},{},{},{},{},{:.6g},{:.6g},{:.6g},{}\n", csv_field(label), seed_base + s, csv_field(protocol), i, j,
+                              r.R_test[i][j], r.L_test[i][j],
+                              r.R_test.size() > 1 ? engine::forgetting(r.R_test, i, j) : 0.0, r.diverged ? 1 : 0);
+    }
+  io::write_atomically(path, text);
+}
+
 // Avalanche's CSVLogger layout: one row per (evaluated experience, training
 // experience); the forgetting column is engine::forgetting (Chaudhry et al.),
 // the definition eval.json's forgetting averages.
@@ -300,7 +325,8 @@ int run_eval(const EvalOptions& o) {
     }
   }
   io::write_atomically(out_dir / "eval.json", j.dump(2) + "\n");
-  fmt::print("\nwrote {}/eval.json and {}/<rule>/seed<N>/eval_results.csv ({:.0f}s)\n", out_dir.string(),
+  write_long_csv(out_dir / "results.csv", protocol_name, results, o.seed_base);
+  fmt::print("\nwrote {0}/eval.json, {0}/results.csv (long format) and {0}/<rule>/seed<N>/eval_results.csv ({1:.0f}s)\n",
              out_dir.string(),
              seconds);
   return 0;

@@ -329,7 +329,8 @@ int run_evolution(const RunOptions& o) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
       const double gens_done = double(g - first_generation) + double(done) / units;
       const double eta = elapsed / gens_done * (cfg.generations - first_generation - gens_done);
-      progress.status(fmt::format("gen {}/{} · {} · best {} · ETA {}", g + 1, cfg.generations, what,
+      // Generations are counted from 0 on the console as in the files (0 is the initial population).
+      progress.status(fmt::format("gen {} of 0–{} · {} · best {} · ETA {}", g, cfg.generations - 1, what,
                                   std::isfinite(best_fitness) ? fmt::format("{:.4f}", best_fitness) : "—",
                                   duration(eta)));
     };
@@ -413,9 +414,9 @@ int run_evolution(const RunOptions& o) {
     int counted = 0;
     for (double f : fitness)
       if (f > engine::kWorstFitness) mean += f, ++counted;
-    progress.line(fmt::format("generation {}/{}: best {:.4f} (individual {}), mean {:.4f}, {} "
+    progress.line(fmt::format("generation {} of 0–{}: best {:.4f} (individual {}), mean {:.4f}, {} "
                               "network-images/s, {}",
-                              g + 1, cfg.generations, fitness[std::size_t(best_i)], best_i,
+                              g, cfg.generations - 1, fitness[std::size_t(best_i)], best_i,
                               counted ? mean / counted : 0.0,
                               fmt::format("{:.0f}", double(pop.size()) * images / std::max(train_seconds, 1e-9)),
                               duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));

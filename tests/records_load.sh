@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Every record evolve writes loads with Python's standard library as it is
+# (csv, json) and has the columns the README promises: generations.jsonl,
+# best_rule.json, checkpoint.json of a run; eval.json, the long results.csv
+# and the Avalanche-style CSVs of an evaluation.
+set -euo pipefail
+evolve=$(realpath "$1")
+data_dir=$(realpath "${EVOPLAST_DATA_DIR:-$2}")
+if ! compgen -G "$data_dir/mnist/train-images-idx3-ubyte*" >/dev/null; then
+  echo "skipped: no MNIST under $data_dir (run scripts/setup.sh)"; exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$evolve" run --quiet --data-dir "$data_dir" -P 3 -g 2 --set train.net=mlp32x1 --set train.train_per_task=150 \
+  --set train.val_per_task=50 --set train.test_per_task=50 --out "$tmp/run" >/dev/null
+"$evolve" eval --quiet --data-dir "$data_dir" --rule finetune,ewc,"$tmp/run/best_rule.json" --net mlp32x1 \
+  --protocol split-domain --seeds 2 --train-per-task 150 --out "$tmp/eval" >/dev/null
+python3 - "$tmp" <<'PY'
+import csv, glob, json, math, sys
+d = sys.argv[1]
+def need(row, keys, where):
+    missing = [k for k in keys if k not in row]
+    assert not missing, f"{where}: missing {missing}"
+rows = [json.loads(l) for l in open(f"{d}/run/generations.jsonl")]
+assert len(rows) == 6, f"generations.jsonl: {len(rows)} rows, want 2 generations × 3"
+for r in rows:
+    need(r, ["generation", "individual", "genome", "rule", "fitness", "diverged", "R_val", "R_test", "val", "test"],
+         "generations.jsonl")
+    assert (r["fitness"] is None) == r["diverged"], "fitness is null exactly when diverged"
+    assert r["fitness"] is None or math.isfinite(r["fitness"])
+assert {r["generation"] for r in rows} == {0, 1}
+best = json.load(open(f"{d}/run/best_rule.json"))
+need(best, ["generation", "individual", "fitness", "genome", "rule", "R_test"], "best_rule.json")
+ck = json.load(open(f"{d}/run/checkpoint.json"))
+need(ck, ["config", "ga", "jsonl_bytes", "generations_done"], "checkpoint.json")
+ev = json.load(open(f"{d}/eval/eval.json"))
+need(ev, ["rules"], "eval.json")
+long = list(csv.DictReader(open(f"{d}/eval/results.csv")))
+need(long[0], ["rule", "seed", "protocol", "training_exp", "eval_exp", "accuracy", "loss", "forgetting", "diverged"],
+     "results.csv")
+assert {r["rule"] for r in long} >= {"finetune", "joint"}, {r["rule"] for r in long}
+assert all(0 <= float(r["accuracy"]) <= 1 for r in long)
+avalanche = glob.glob(f"{d}/eval/*/seed*/eval_results.csv")
+assert avalanche, "no Avalanche-style CSVs"
+for p in avalanche:
+    av = list(csv.DictReader(open(p)))
+    need(av[0], ["eval_exp", "training_exp", "eval_accuracy", "eval_loss", "forgetting"], p)
+# The long table's forgetting averages to eval.json's, per rule and seed (one definition).
+for label, jr in ev["rules"].items():
+    if label == "joint":
+        continue
+    for s, run in enumerate(jr["runs"]):
+        T = len(run["R_test"])
+        last = [float(r["forgetting"]) for r in long
+                if r["rule"] == label and int(r["seed"]) == run["seed"] and int(r["training_exp"]) == T - 1
+                and int(r["eval_exp"]) < T - 1]
+        assert abs(sum(last) / len(last) - jr["forgetting"][s]) < 1e-5, (label, s, sum(last) / len(last), jr["forgetting"][s])
+print(f"records load: {len(rows)} generations rows, {len(long)} long rows, {len(avalanche)} Avalanche CSVs — columns as documented")
+PY
