@@ -19,7 +19,9 @@
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/errors.hpp"
+#include "engine/network.hpp"
 #include "engine/rule.hpp"
+#include "io/config.hpp"
 #include "io/dataset.hpp"
 #include "io/run_dir.hpp"
 #include "kernels/gemm_cpu.hpp"
@@ -47,10 +49,12 @@ struct EvalOptions {
   std::string backend = "auto";
   std::string out;  // empty: a new runs/eval-<protocol>-<time>
   bool quiet = false;
+  bool broadcast_rule = false;  // apply a rule evolved for fewer hidden layers to more
+  std::string run;              // a run directory: its net, protocol, data set and best rule
   int threads = 0;
 };
 
-void add_eval_options(CLI::App& app, EvalOptions& o) {
+CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
   auto* cmd = app.add_subcommand(
       "eval",
       "Evaluate plasticity rules and continual-learning baselines side by side on a protocol "
@@ -101,7 +105,13 @@ void add_eval_options(CLI::App& app, EvalOptions& o) {
       ->capture_default_str();
   cmd->add_option("--out", o.out, "Output folder, empty or new (default: a new runs/eval-<protocol>-<time>)");
   cmd->add_flag("-q,--quiet", o.quiet, "Only the final tables");
+  cmd->add_option("--run", o.run,
+                  "A run directory: evaluate its best rule on its net, first protocol and data set, beside "
+                  "finetune, ewc and si (unless --rule, --net, --protocol or --dataset say otherwise)");
+  cmd->add_flag("--broadcast-rule", o.broadcast_rule,
+                "Apply a rule file's last hidden-layer rule to the extra hidden layers of a deeper net");
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
+  return cmd;
 }
 
 struct Entry {
@@ -168,6 +178,24 @@ void write_avalanche_csv(const fs::path& path, const engine::NetResult& r) {
   if (!out) throw engine::EngineError(fmt::format("{}: cannot write", path.string()));
 }
 
+// --run DIR: what the run was evolved on, where the command line is silent.
+EvalOptions from_run(EvalOptions o, const CLI::App& cmd) {
+  if (o.run.empty()) return o;
+  const fs::path dir = o.run;
+  if (!fs::exists(dir / "best_rule.json"))
+    throw io::IoError(fmt::format("--run {}: no best_rule.json there (not a run directory, or no generation "
+                                  "finished)",
+                                  dir.string()));
+  io::RunConfig cfg;
+  io::apply_toml(cfg, io::read_text(dir / "config.toml"), (dir / "config.toml").string());
+  const auto given = [&](const char* name) { return cmd.get_option(name)->count() > 0; };
+  if (!given("--net")) o.config.net = cfg.net;
+  if (!given("--protocol")) o.protocol = cfg.protocol.substr(0, cfg.protocol.find(','));
+  if (!given("--dataset")) o.dataset = cfg.dataset;
+  if (!given("--rule")) o.rules = {(dir / "best_rule.json").string(), "finetune", "ewc", "si"};
+  return o;
+}
+
 int run_eval(const EvalOptions& o) {
   use_cpu_threads(o.threads);
   if (o.seeds < 1) throw engine::EngineError(fmt::format("--seeds {}: must be at least 1", o.seeds));
@@ -179,7 +207,21 @@ int run_eval(const EvalOptions& o) {
                          o.ewc_lambda});
     else {
       engine::Rule r = engine::rule_by_name_or_file(name);
-      entries.push_back({r.name == "custom" ? fs::path(name).stem().string() : r.name, r, 0.0f});
+      const bool from_file = r.name == "custom" || fs::exists(name);
+      const int layers = engine::NetSpec::parse(o.config.net).hidden_plastic_layers();
+      if (from_file && int(r.hidden.size()) != layers && !o.broadcast_rule)
+        throw engine::EngineError(fmt::format(
+            "{}: the rule holds {} hidden-layer rule(s) but --net {} has {} hidden plastic layer(s): it was evolved "
+            "for another network; evaluate it with --net of its run (or --run DIR), or pass --broadcast-rule",
+            name, r.hidden.size(), o.config.net, layers));
+      // A file is labelled by its run's folder (runs/X/best_rule.json → X), else by its name.
+      std::string label = r.name;
+      if (from_file) {
+        const fs::path p(name);
+        label = p.filename() == "best_rule.json" && p.has_parent_path() ? p.parent_path().filename().string()
+                                                                          : p.stem().string();
+      }
+      entries.push_back({label, r, 0.0f});
     }
   }
   if (entries.empty() && !o.joint) throw engine::EngineError("--rule: name at least one rule");
@@ -336,8 +378,8 @@ int run_eval(const EvalOptions& o) {
 
 std::function<int()> add_eval_mode(CLI::App& app) {
   auto options = std::make_shared<EvalOptions>();
-  add_eval_options(app, *options);
-  return [options] { return run_eval(*options); };
+  CLI::App* cmd = add_eval_options(app, *options);
+  return [options, cmd] { return run_eval(from_run(*options, *cmd)); };
 }
 
 }  // namespace evoplast::apps

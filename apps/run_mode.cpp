@@ -66,13 +66,6 @@ std::uint64_t generation_seed(std::uint64_t run_seed, int g) {
   return 1 + z % 999;
 }
 
-int hidden_plastic_layers(const std::string& net) {
-  int n = 0;
-  for (const auto& l : engine::NetSpec::parse(net).layers)
-    n += l.kind == engine::LayerKind::conv || l.kind == engine::LayerKind::dense;
-  return n - 1;
-}
-
 // Terminal progress: one line rewritten in place on a terminal, plain lines
 // otherwise, nothing with --quiet.
 class Progress {
@@ -254,7 +247,7 @@ int run_evolution(const RunOptions& o) {
                            engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
                                               std::max(cfg.batch, cfg.eval_batch), cfg.batch, true),
                            cfg.population, std::max(cfg.batch, cfg.eval_batch));
-  const ga::GenomeSchema schema(hidden_plastic_layers(cfg.net));
+  const ga::GenomeSchema schema(engine::NetSpec::parse(cfg.net).hidden_plastic_layers());
   std::optional<ga::GeneticAlgorithm> ga;
   if (resuming) {
     json ck;

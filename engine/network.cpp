@@ -86,6 +86,12 @@ std::string NetSpec::describe() const {
   return out;
 }
 
+int NetSpec::hidden_plastic_layers() const {
+  int n = 0;
+  for (const auto& l : layers) n += l.kind == LayerKind::conv || l.kind == LayerKind::dense;
+  return n - 1;
+}
+
 NetSpec NetSpec::adapted(int h, int w, int c) const {
   NetSpec s = *this;
   s.in_h = h;

@@ -33,6 +33,9 @@ struct NetSpec {
   static NetSpec mlp(const std::vector<int>& hidden);
   // "cnn", or "mlp" followed by widths: "mlp400x2", "mlp1000x2", "mlp256-128".
   static NetSpec parse(std::string_view text);
+  // Plastic layers before the readout (conv and dense): how many hidden-layer
+  // rules a rule evolved for this net holds.
+  int hidden_plastic_layers() const;
   std::string describe() const;
   // The same architecture for other inputs and outputs (the readout resized).
   NetSpec adapted(int in_h, int in_w, int classes) const;

@@ -156,6 +156,7 @@ PY
   edit_checkpoint "checkpoint jsonl_bytes mid-line" "ck['jsonl_bytes'] -= 3"
   edit_checkpoint "checkpoint NaN gene" "ck['ga']['population'][0]['genome'][0] = float('nan')"
   cp "$tmp/good-checkpoint.json" "$tmp/r4/checkpoint.json"
+  expect_eval "rule evolved for another net" --rule "$tmp/r4/best_rule.json" --net mlp16x2 --data-dir "$tmp/d" --no-verify
   # `evolve report` on damaged records: one line each, never a crash.
   edit_record() {  # NAME FILE PYTHON-ON-(rows|best)
     rm -rf "$tmp/rep" && cp -r "$tmp/r4" "$tmp/rep"
