@@ -4,12 +4,7 @@
 # best_rule.json, checkpoint.json of a run; eval.json, the long results.csv
 # and the Avalanche-style CSVs of an evaluation.
 set -euo pipefail
-evolve=$(realpath "$1")
-data_dir=$(realpath "${EVOPLAST_DATA_DIR:-$2}")
-if ! compgen -G "$data_dir/mnist/train-images-idx3-ubyte*" >/dev/null; then
-  echo "skipped: no MNIST under $data_dir (run scripts/setup.sh)"; exit 77
-fi
-tmp=$(mktemp -d)
+source "$(dirname "$0")/with_mnist.sh" "$1" "$2"
 trap 'rm -rf "$tmp"' EXIT
 "$evolve" run --quiet --data-dir "$data_dir" -P 3 -g 2 --set train.net=mlp32x1 --set train.train_per_task=150 \
   --set train.val_per_task=50 --set train.test_per_task=50 --out "$tmp/run" >/dev/null

@@ -5,12 +5,7 @@
 # files is refused and leaves them alone; a run that fails before its first
 # generation leaves nothing behind.
 set -uo pipefail
-evolve=$(realpath "$1")
-data_dir=$(realpath "${EVOPLAST_DATA_DIR:-$2}")
-if ! compgen -G "$data_dir/mnist/train-images-idx3-ubyte*" >/dev/null; then
-  echo "skipped: no MNIST under $data_dir (run scripts/setup.sh)"; exit 77
-fi
-tmp=$(mktemp -d)
+source "$(dirname "$0")/with_mnist.sh" "$1" "$2"
 pids=()
 trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 failures=0
