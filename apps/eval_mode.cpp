@@ -311,6 +311,18 @@ int run_eval(const EvalOptions& o) {
   j["val_per_task"] = o.val_per_task;
   j["test_per_task"] = o.test_per_task;
   j["seconds"] = seconds;
+  // What a reader needs to reproduce or interpret the numbers without this program's source.
+  j["program"] = {{"name", "evolve"}, {"version", EVOPLAST_VERSION}, {"commit", EVOPLAST_COMMIT}};
+  j["dataset"] = pc.kind == "sequence" ? std::string("mnist,fashion") : o.dataset;
+  j["validation"] = o.validation;
+  j["eval_batch"] = o.config.eval_batch;
+  j["optimizer"] = {{"adadelta_rho", o.config.rho}, {"adadelta_eps", o.config.eps}};
+  j["ewc"] = {{"lambda", o.ewc_lambda}, {"fisher_samples", o.config.fisher_samples},
+              {"form", "online diagonal empirical Fisher, applied as a proximal step"}};
+  j["metrics"] = {{"acc", "mean_j R[T-1][j] (test)"},
+                  {"bwt", "mean_{j<T-1} (R[T-1][j] - R[j][j])"},
+                  {"fwt", "mean_{j>=1} (R[j-1][j] - b[j]), b: the untrained net"},
+                  {"forgetting", "Chaudhry et al. 2018: mean_{j<T-1} (max_{j<=l<T-1} R[l][j] - R[T-1][j])"}};
   for (const auto& label : labels) {
     const auto& runs = results[label];
     std::vector<double> acc, bwt, fwt, fgt;
@@ -349,6 +361,13 @@ int run_eval(const EvalOptions& o) {
       fs::create_directories(d);
       write_avalanche_csv(d / "eval_results.csv", r);
     }
+    // The rule's definition (joint training is fine-tuning on every task at once).
+    for (const auto& e : entries)
+      if (e.label == label) {
+        jr["definition"] = json::parse(engine::rule_to_json(e.rule));
+        jr["ewc_lambda"] = e.lambda;
+      }
+    if (label == "joint") jr["definition"] = json::parse(engine::rule_to_json(engine::named_rule("finetune")));
     j["rules"][label] = jr;
   }
   // The mean test accuracy matrix of every rule.

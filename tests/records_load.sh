@@ -29,7 +29,10 @@ need(best, ["generation", "individual", "fitness", "genome", "rule", "R_test"], 
 ck = json.load(open(f"{d}/run/checkpoint.json"))
 need(ck, ["config", "ga", "jsonl_bytes", "generations_done"], "checkpoint.json")
 ev = json.load(open(f"{d}/eval/eval.json"))
-need(ev, ["rules"], "eval.json")
+need(ev, ["rules", "program", "dataset", "protocol", "net", "lr", "batch", "ewc", "metrics", "seeds"], "eval.json")
+for label, jr in ev["rules"].items():
+    need(jr, ["definition", "acc", "bwt", "forgetting", "runs"], f"eval.json rules.{label}")
+assert ev["ewc"]["lambda"] > 0 and ev["program"]["version"]
 long = list(csv.DictReader(open(f"{d}/eval/results.csv")))
 need(long[0], ["rule", "seed", "protocol", "training_exp", "eval_exp", "accuracy", "loss", "forgetting", "diverged"],
      "results.csv")
