@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -12,9 +15,12 @@
 #include "engine/backend.hpp"
 #include "engine/train.hpp"
 #include "io/dataset.hpp"
+#include "io/run_dir.hpp"
 #include "kernels/gemm_cpu.hpp"
 
 namespace evoplast::apps {
+
+namespace fs = std::filesystem;
 namespace {
 
 struct TrainOptions {
@@ -24,6 +30,7 @@ struct TrainOptions {
   std::string backend = "auto";
   bool no_verify = false;
   int threads = 0;
+  std::string out;  // empty: a new runs/train-<net>-seed<seed>-<time>
 };
 
 void add_train_options(CLI::App& app, TrainOptions& o) {
@@ -74,6 +81,9 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_option("-o,--out", o.out,
+                  "Run directory, empty or new (default: a new runs/train-<net>-seed<seed>-<time>): config.json, "
+                  "epochs.csv, test.csv");
 }
 
 float mean_of(const std::vector<float>& v) {
@@ -94,7 +104,36 @@ int run_train(const TrainOptions& o) {
              c.population, c.batch, c.epochs, c.optimizer.kind, c.lr, c.gamma);
   std::fflush(stdout);
   const int P = c.population;
+  // The run directory: what was run, and one row per epoch and net as it finishes.
+  fs::path run_dir;
+  if (o.out.empty()) {
+    const std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    run_dir = io::create_new_run_dir(fs::path("runs") / fmt::format("train-{}-seed{}-{}", c.net, c.seed, stamp));
+  } else {
+    run_dir = o.out;
+    if (!io::is_empty_dir(run_dir))
+      throw io::IoError(fmt::format("--out {}: the folder is not empty; choose an empty or new folder", o.out));
+    io::prepare_run_dir(run_dir);
+  }
+  const nlohmann::json config = {
+      {"program", {{"name", "evolve train"}, {"version", EVOPLAST_VERSION}, {"commit", EVOPLAST_COMMIT}}},
+      {"net", c.net},           {"dataset", o.dataset},         {"population", c.population},
+      {"epochs", c.epochs},     {"batch", c.batch},             {"eval_batch", c.eval_batch},
+      {"lr", c.lr},             {"gamma", c.gamma},             {"optimizer", c.optimizer.kind},
+      {"rho", c.optimizer.rho}, {"eps", c.optimizer.eps},       {"seed", c.seed},
+      {"same_init", c.same_init}, {"train_limit", c.train_limit}, {"validation", c.validation},
+      {"test_limit", c.test_limit}, {"backend", backend->name()}};
+  io::write_atomically(run_dir / "config.json", config.dump(2) + "\n");
+  io::write_atomically(run_dir / "epochs.csv",
+                       "epoch,net,lr,train_loss,val_loss,val_acc,seconds,train_seconds,network_images_per_s\n");
   auto on_epoch = [&](const engine::EpochRecord& r) {
+    for (int p = 0; p < P; ++p)
+      io::append_line(run_dir / "epochs.csv",
+                      fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.3f},{:.3f},{:.0f}", r.epoch, p, r.lr,
+                                  r.train_loss[std::size_t(p)], r.val_loss[std::size_t(p)], r.val_acc[std::size_t(p)],
+                                  r.seconds, r.train_seconds, r.network_images_per_s));
     const auto best = std::max_element(r.val_acc.begin(), r.val_acc.end()) - r.val_acc.begin();
     fmt::print("epoch {:2d}  lr {:.4f}  train loss {:.4f}  val loss {:.4f}  val acc {:.2f}%  "
                "time {:.1f}s (train {:.1f}s)  {:.0f} network-images/s{}\n",
@@ -118,6 +157,12 @@ int run_train(const TrainOptions& o) {
     for (int p = 0; p < P; ++p)
       fmt::print("    net {:3d}  test loss {:.4f}  test acc {:.2f}%\n", p, result.test_loss[p],
                  100 * result.test_acc[p]);
+  std::string test = "net,test_loss,test_acc,test_images\n";
+  for (int p = 0; p < P; ++p)
+    test += fmt::format("{},{:.6g},{:.6g},{}\n", p, result.test_loss[std::size_t(p)], result.test_acc[std::size_t(p)],
+                        result.test_images);
+  io::write_atomically(run_dir / "test.csv", test);
+  fmt::print("wrote {}/config.json, epochs.csv, test.csv\n", run_dir.string());
   return 0;
 }
 

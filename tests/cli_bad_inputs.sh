@@ -86,7 +86,7 @@ expect_limited "net beyond the RAM" train --epochs 1 --validation 10 --data-dir 
 # 64 threads under an address-space limit hung inside OpenBLAS's allocator: now capped at the cores, with a note.
 if [[ ${EVOPLAST_SANITIZED:-0} != 1 ]]; then
   if (ulimit -v 4000000; timeout 60 "$evolve" train --epochs 1 --validation 10 --net mlp16x1 --data-dir "$tmp/d" \
-      --no-verify --threads 64 >"$tmp/out" 2>"$tmp/err") && grep -q "threads capped at" "$tmp/err"; then
+      --no-verify --threads 64 --out "$tmp/t64" >"$tmp/out" 2>"$tmp/err") && grep -q "threads capped at" "$tmp/err"; then
     printf '%-28s %s\n' "threads 64 (ulimit -v)" "runs; $(cat "$tmp/err")"
   else
     echo "FAIL threads 64 (ulimit -v): $(cat "$tmp/err")"; failures=$((failures + 1))

@@ -2,7 +2,8 @@
 # Every record evolve writes loads with Python's standard library as it is
 # (csv, json) and has the columns the README promises: generations.jsonl,
 # best_rule.json, checkpoint.json of a run; eval.json, the long results.csv
-# and the Avalanche-style CSVs of an evaluation.
+# and the Avalanche-style CSVs of an evaluation; config.json, epochs.csv and
+# test.csv of a training.
 set -euo pipefail
 source "$(dirname "$0")/with_mnist.sh" "$1" "$2"
 trap 'rm -rf "$tmp"' EXIT
@@ -10,6 +11,8 @@ trap 'rm -rf "$tmp"' EXIT
   --set train.val_per_task=50 --set train.test_per_task=50 --out "$tmp/run" >/dev/null
 "$evolve" eval --quiet --data-dir "$data_dir" --rule finetune,ewc,"$tmp/run/best_rule.json" --net mlp32x1 \
   --protocol split-domain --seeds 2 --train-per-task 150 --out "$tmp/eval" >/dev/null
+"$evolve" train --data-dir "$data_dir" --net mlp32x1 -P 2 --epochs 2 --train-limit 1000 --validation 300 \
+  --test-limit 300 --out "$tmp/train" >/dev/null
 python3 - "$tmp" <<'PY'
 import csv, glob, json, math, sys
 d = sys.argv[1]
@@ -53,5 +56,12 @@ for label, jr in ev["rules"].items():
                 if r["rule"] == label and int(r["seed"]) == run["seed"] and int(r["training_exp"]) == T - 1
                 and int(r["eval_exp"]) < T - 1]
         assert abs(sum(last) / len(last) - jr["forgetting"][s]) < 1e-5, (label, s, sum(last) / len(last), jr["forgetting"][s])
+tc = json.load(open(f"{d}/train/config.json"))
+need(tc, ["program", "net", "dataset", "population", "epochs", "batch", "lr", "gamma", "optimizer", "seed"], "config.json")
+ep = list(csv.DictReader(open(f"{d}/train/epochs.csv")))
+need(ep[0], ["epoch", "net", "lr", "train_loss", "val_loss", "val_acc", "seconds", "network_images_per_s"], "epochs.csv")
+assert len(ep) == 4, f"epochs.csv: {len(ep)} rows, want 2 epochs × 2 nets"
+te = list(csv.DictReader(open(f"{d}/train/test.csv")))
+need(te[0], ["net", "test_loss", "test_acc", "test_images"], "test.csv")
 print(f"records load: {len(rows)} generations rows, {len(long)} long rows, {len(avalanche)} Avalanche CSVs — columns as documented")
 PY
