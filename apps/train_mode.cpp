@@ -106,6 +106,7 @@ int run_train(const TrainOptions& o) {
   const int P = c.population;
   // The run directory: what was run, and one row per epoch and net as it finishes.
   fs::path run_dir;
+  bool created = true;
   if (o.out.empty()) {
     const std::time_t now = std::time(nullptr);
     char stamp[32];
@@ -115,8 +116,21 @@ int run_train(const TrainOptions& o) {
     run_dir = o.out;
     if (!io::is_empty_dir(run_dir))
       throw io::IoError(fmt::format("--out {}: the folder is not empty; choose an empty or new folder", o.out));
+    created = !fs::exists(run_dir);
     io::prepare_run_dir(run_dir);
   }
+  // A training refused or failed before its first epoch leaves nothing behind.
+  struct Cleanup {
+    fs::path dir;
+    bool created, armed = true;
+    ~Cleanup() {
+      std::error_code ec;
+      if (!armed) return;
+      if (created) fs::remove_all(dir, ec);
+      else
+        for (const char* f : {"config.json", "epochs.csv"}) fs::remove(dir / f, ec);
+    }
+  } cleanup{run_dir, created};
   const nlohmann::json config = {
       {"program", {{"name", "evolve train"}, {"version", EVOPLAST_VERSION}, {"commit", EVOPLAST_COMMIT}}},
       {"net", c.net},           {"dataset", o.dataset},         {"population", c.population},
@@ -129,6 +143,7 @@ int run_train(const TrainOptions& o) {
   io::write_atomically(run_dir / "epochs.csv",
                        "epoch,net,lr,train_loss,val_loss,val_acc,seconds,train_seconds,network_images_per_s\n");
   auto on_epoch = [&](const engine::EpochRecord& r) {
+    cleanup.armed = false;
     for (int p = 0; p < P; ++p)
       io::append_line(run_dir / "epochs.csv",
                       fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.3f},{:.3f},{:.0f}", r.epoch, p, r.lr,

@@ -7,6 +7,8 @@ evolve="$1"
 tmp=$(mktemp -d)
 trap 'umount "$tmp/full" 2>/dev/null; rm -rf "$tmp"' EXIT
 failures=0
+# Work in a scratch folder: a refused command must leave no runs/ behind there.
+mkdir -p "$tmp/work" && cd "$tmp/work"
 
 # make_set DIR: a small, well-formed MNIST-like set (raw IDX) in DIR/mnist.
 make_set() {
@@ -206,6 +208,10 @@ if mkdir -p "$tmp/full" && mount -t tmpfs -o size=48k tmpfs "$tmp/full" 2>/dev/n
   umount "$tmp/full"
 else
   printf '%-28s %s\n' "disk full" "skipped (cannot mount a small tmpfs here)"
+fi
+
+if [[ -e $tmp/work/runs ]]; then
+  echo "FAIL refused commands left run folders: $(ls "$tmp/work/runs")"; failures=$((failures + 1))
 fi
 
 if ((failures)); then echo "$failures bad input(s) not handled"; exit 1; fi
