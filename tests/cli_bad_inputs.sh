@@ -3,7 +3,7 @@
 # stderr ("evolve: error: …" naming the file or value) and exit status 1 (2 for a malformed command line) —
 # never a crash (signal), a hang, or a stack trace.
 set -u
-evolve="$1"
+evolve=$(realpath "$1")
 tmp=$(mktemp -d)
 trap 'umount "$tmp/full" 2>/dev/null; rm -rf "$tmp"' EXIT
 failures=0
