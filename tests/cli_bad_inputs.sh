@@ -210,7 +210,7 @@ else
   printf '%-28s %s\n' "disk full" "skipped (cannot mount a small tmpfs here)"
 fi
 
-if [[ -e $tmp/work/runs ]]; then
+if [[ -n $(ls -A "$tmp/work/runs" 2>/dev/null) ]]; then
   echo "FAIL refused commands left run folders: $(ls "$tmp/work/runs")"; failures=$((failures + 1))
 fi
 
