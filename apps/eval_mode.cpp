@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -238,18 +237,9 @@ int run_eval(const EvalOptions& o) {
   const auto dir = io::resolve_data_dir(o.data_dir);
   const auto datasets = engine::load_protocol_datasets(pc, dir, !o.no_verify);
   // A new folder per invocation (never an earlier evaluation's), or --out if empty or new.
-  fs::path out_dir;
-  if (o.out.empty()) {
-    const std::time_t now = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-    out_dir = io::create_new_run_dir(fs::path("runs") / fmt::format("eval-{}-{}", o.protocol, stamp));
-  } else {
-    out_dir = o.out;
-    if (!io::is_empty_dir(out_dir))
-      throw io::IoError(fmt::format("--out {}: the folder is not empty; choose an empty or new folder", o.out));
-    io::prepare_run_dir(out_dir);
-  }
+  fs::path out_dir = o.out;
+  if (o.out.empty()) out_dir = io::create_stamped_run_dir(fmt::format("eval-{}", o.protocol));
+  else io::prepare_empty_out_dir(out_dir);
 
   // results[label][seed]
   std::vector<std::string> labels;

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -198,10 +197,7 @@ int run_evolution(const RunOptions& o) {
   // nothing left behind by a run that fails before its first generation.
   bool created_here = false;
   if (!resuming && dir.empty()) {
-    const std::time_t now = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-    dir = io::create_new_run_dir(fs::path("runs") / fmt::format("{}-seed{}-{}", cfg.preset, cfg.seed, stamp));
+    dir = io::create_stamped_run_dir(fmt::format("{}-seed{}", cfg.preset, cfg.seed));
     created_here = true;
   } else if (!resuming) {
     if (fs::exists(dir / "checkpoint.json"))

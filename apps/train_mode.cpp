@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -105,19 +104,13 @@ int run_train(const TrainOptions& o) {
   std::fflush(stdout);
   const int P = c.population;
   // The run directory: what was run, and one row per epoch and net as it finishes.
-  fs::path run_dir;
+  fs::path run_dir = o.out;
   bool created = true;
   if (o.out.empty()) {
-    const std::time_t now = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-    run_dir = io::create_new_run_dir(fs::path("runs") / fmt::format("train-{}-seed{}-{}", c.net, c.seed, stamp));
+    run_dir = io::create_stamped_run_dir(fmt::format("train-{}-seed{}", c.net, c.seed));
   } else {
-    run_dir = o.out;
-    if (!io::is_empty_dir(run_dir))
-      throw io::IoError(fmt::format("--out {}: the folder is not empty; choose an empty or new folder", o.out));
     created = !fs::exists(run_dir);
-    io::prepare_run_dir(run_dir);
+    io::prepare_empty_out_dir(run_dir);
   }
   // A training refused or failed before its first epoch leaves nothing behind.
   struct Cleanup {

@@ -60,12 +60,6 @@ class Arena final : public kc::Scratch {
     if (kc::poison_scratch() && n) EVOPLAST_CUDA(cudaMemsetAsync(s.ptr, 0xFF, n, stream_));
     return s.ptr;
   }
-  // Bytes held now, for the memory plan's accounting.
-  std::size_t held() const {
-    std::size_t total = 0;
-    for (const auto& s : slots_) total += s.size;
-    return total;
-  }
 
  private:
   struct Slot {

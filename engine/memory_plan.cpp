@@ -41,7 +41,7 @@ std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bo
 }  // namespace
 
 MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic)
-    : spec_(spec), max_batch_(max_batch) {
+    : max_batch_(max_batch) {
   std::size_t one = 0, two = 0;
   try {
     one = count(spec, 1, max_batch, train_batch, plastic);
@@ -55,6 +55,11 @@ MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool
   }
   per_net_ = two > one ? two - one : one;
   fixed_ = one > per_net_ ? one - per_net_ : 0;
+  CountingBackend probe;
+  const PopulationNet net(probe, spec, 1, max_batch);
+  for (const auto& l : net.layers())
+    if (l.spec.kind == LayerKind::conv)
+      convs_.push_back({1, max_batch, l.in_c, l.in_h, l.in_w, l.out_c, l.spec.k, l.shared_input});
 }
 
 std::size_t MemoryPlan::scratch(int P) const {
@@ -62,13 +67,10 @@ std::size_t MemoryPlan::scratch(int P) const {
   // slots 0–2 are the convolutions', 3 the loss rows; plus staging and the
   // epoch shuffle's keys (two floats per sample of a 70 000-image phase).
   std::size_t cols = 0, out = 0, dcols = 0;
-  CountingBackend probe;
-  PopulationNet one(probe, spec_, 1, max_batch_);
-  for (const auto& l : one.layers()) {
-    if (l.spec.kind != LayerKind::conv) continue;
-    kernels::ConvShape s{P, max_batch_, l.in_c, l.in_h, l.in_w, l.out_c, l.spec.k, l.shared_input};
+  for (kernels::ConvShape s : convs_) {
+    s.P = P;
     for (const auto& c : {kernels::conv_scratch(s, true, false, false),
-                          kernels::conv_scratch(s, false, true, !l.shared_input)}) {
+                          kernels::conv_scratch(s, false, true, !s.shared_input)}) {
       cols = std::max(cols, c.cols);
       out = std::max(out, c.out);
       dcols = std::max(dcols, c.dcols);

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "engine/backend.hpp"
 #include "engine/network.hpp"
@@ -31,8 +32,8 @@ class MemoryPlan {
   long largest_population(std::size_t available, bool with_scratch) const;
 
  private:
-  NetSpec spec_;
   int max_batch_;
+  std::vector<kernels::ConvShape> convs_;  // the net's convolutions at P = 1, max_batch
   std::size_t per_net_ = 0, fixed_ = 0;
 };
 

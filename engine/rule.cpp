@@ -185,10 +185,7 @@ Rule rule_from_json(const std::string& text, const std::string& origin) {
   }
   if (!j.is_object()) throw EngineError(fmt::format("{}: a rule file holds a JSON object", origin));
   // A run's best_rule.json as it is: the rule is its "rule" object.
-  if (!j.contains("hidden") && j.contains("rule") && j["rule"].is_object()) {
-    const json inner = j["rule"];
-    j = inner;
-  }
+  if (!j.contains("hidden") && j.contains("rule") && j["rule"].is_object()) j = json(j["rule"]);
   Rule r;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
@@ -213,8 +210,8 @@ Rule rule_from_json(const std::string& text, const std::string& origin) {
   }
   if (!j.contains("hidden") || !j.contains("output"))
     throw EngineError(fmt::format("{}: a rule file needs 'hidden' and 'output' (the coefficients per layer, as "
-                                  "evolve writes them); {}",
-                                  origin, "an empty object or a genome alone is no rule"));
+                                  "evolve writes them); an empty object or a genome alone is no rule",
+                                  origin));
   if (!(r.lr_scale > 0)) throw EngineError(fmt::format("{}: lr_scale must be positive", origin));
   if (!(r.step_gamma > 0 && r.step_gamma <= 1))
     throw EngineError(fmt::format("{}: step_gamma must be in (0, 1]", origin));

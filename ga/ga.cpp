@@ -182,10 +182,9 @@ GeneticAlgorithm GeneticAlgorithm::load(const GenomeSchema& schema, const std::s
     throw std::invalid_argument("the checkpoint's population does not match its size");
   ga.best_generation_ = j.at("best_generation");
   // -1: nothing evaluated yet; otherwise an earlier generation.
-  if (ga.best_generation_ < -1 || ga.best_generation_ >= ga.generation_)
-    if (ga.best_generation_ != -1)
-      throw std::invalid_argument(fmt::format("best generation {} is not before generation {}", ga.best_generation_,
-                                              ga.generation_));
+  const int b = ga.best_generation_;
+  if (b != -1 && (b < 0 || b >= ga.generation_))
+    throw std::invalid_argument(fmt::format("best generation {} is not before generation {}", b, ga.generation_));
   if (ga.best_generation_ >= 0) ga.best_ = ind(j.at("best"));
   return ga;
 }

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <system_error>
@@ -45,10 +46,23 @@ fs::path create_new_run_dir(const fs::path& base) {
                             base.string()));
 }
 
+fs::path create_stamped_run_dir(const std::string& name) {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return create_new_run_dir(fs::path("runs") / fmt::format("{}-{}", name, stamp));
+}
+
 bool is_empty_dir(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return true;
   return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) == fs::directory_iterator();
+}
+
+void prepare_empty_out_dir(const fs::path& dir) {
+  if (!is_empty_dir(dir))
+    throw IoError(fmt::format("--out {}: the folder is not empty; choose an empty or new folder", dir.string()));
+  prepare_run_dir(dir);
 }
 
 RunLock::RunLock(const fs::path& dir) {

@@ -16,8 +16,15 @@ void prepare_run_dir(const std::filesystem::path& dir);
 // exists (mkdir is atomic: two runs started in the same second get two).
 std::filesystem::path create_new_run_dir(const std::filesystem::path& base);
 
+// A new runs/<name>-<YYYYmmdd-HHMMSS> (create_new_run_dir: -2, -3, … where taken).
+std::filesystem::path create_stamped_run_dir(const std::string& name);
+
 // True when dir does not exist or holds nothing.
 bool is_empty_dir(const std::filesystem::path& dir);
+
+// --out DIR for an output folder: refused unless empty or new (never another
+// run's or the user's files); then created and proven writable.
+void prepare_empty_out_dir(const std::filesystem::path& dir);
 
 // The one writer of a run directory: an OS lock (flock on DIR/.lock) held
 // until this object is destroyed or the process ends, however it ends. A
