@@ -3,6 +3,7 @@
 // over several seeds; prints accuracy matrices and ACC/BWT/FWT/forgetting as
 // mean ± std, and writes eval.json plus Avalanche-style CSVs.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <filesystem>
@@ -60,8 +61,9 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
       "over several seeds: accuracy matrices, ACC, BWT, FWT and forgetting (mean ± std), written "
       "to eval.json and Avalanche-style CSVs.");
   cmd->add_option("--rule", o.rules,
-                  "Rules, comma-separated: named (baseline, finetune, hebb, oja, bcm, si, local, "
-                  "dfa), the baseline ewc (finetune + EWC), or rule files (JSON)")
+                  fmt::format("Rules, comma-separated: named ({}), the baseline ewc (finetune + EWC), or rule "
+                              "files (JSON)",
+                              fmt::join(engine::named_rules(), ", ")))
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_flag("--joint,!--no-joint", o.joint,

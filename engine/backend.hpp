@@ -14,6 +14,7 @@
 #include "kernels/common.hpp"
 #include "kernels/data.hpp"
 #include "kernels/plasticity.hpp"
+#include "kernels/sparsity.hpp"
 
 namespace evoplast::engine {
 
@@ -21,6 +22,7 @@ using kernels::ConvShape;
 using kernels::DenseShape;
 using kernels::DropoutParams;
 using kernels::GatherShape;
+using kernels::KwtaParams;
 using kernels::PlasticityCoeffs;
 using kernels::PoolShape;
 
@@ -57,6 +59,11 @@ class Backend {
                                   const std::int32_t* argmax, float* dx) = 0;
   virtual void relu_forward(std::size_t n, const float* x, float* y) = 0;
   virtual void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) = 0;
+  // k-winners-take-all (kernels/sparsity.hpp); params is a host array of P.
+  virtual void kwta_forward(int P, int N, int units, const KwtaParams* params, float* y,
+                            float* scale) = 0;
+  virtual void kwta_backward(int P, int N, int units, const KwtaParams* params, const float* y,
+                             const float* scale, const float* dy, float* dx) = 0;
   virtual void dropout_forward(int P, std::size_t per_net, const DropoutParams& d, const float* x,
                                float* y) = 0;
   virtual void dropout_backward(int P, std::size_t per_net, const DropoutParams& d,
@@ -77,14 +84,16 @@ class Backend {
 
   // Plasticity (kernels/plasticity.hpp); coeffs are host arrays of P.
   virtual void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
-                                    const float* e, const float* y, float* theta, float* z,
-                                    float* mean_y, float* mean_y2) = 0;
+                                    const float* e, const float* y, const std::int32_t* labels,
+                                    float* theta, float* z, float* mean_y, float* mean_y2) = 0;
   virtual void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) = 0;
   virtual void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) = 0;
   virtual void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs,
                                  const float* gh, const float* mean_x, const float* mean_y,
                                  const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
                                  float* omega) = 0;
+  virtual void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs,
+                                     float* w) = 0;
   virtual void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs,
                                       const float* gb, const float* mean_y, float* b,
                                       float* sq_avg, float* acc_delta) = 0;

@@ -39,8 +39,11 @@ class CountingBackend final : public Backend {
   void sgd_step(int, std::size_t, const float*, float*, const float*) override {}
   void adadelta_step(int, std::size_t, const float*, float, float, float*, const float*, float*, float*) override {}
   void fill(float*, std::size_t, float) override {}
-  void stack_error_and_hebb(int, int, int, int, const PlasticityCoeffs*, const float*, const float*, float*, float*,
-                            float*, float*) override {}
+  void stack_error_and_hebb(int, int, int, int, const PlasticityCoeffs*, const float*, const float*,
+                            const std::int32_t*, float*, float*, float*, float*) override {}
+  void plasticity_bound_rows(int, int, int, const PlasticityCoeffs*, float*) override {}
+  void kwta_forward(int, int, int, const KwtaParams*, float*, float*) override {}
+  void kwta_backward(int, int, int, const KwtaParams*, const float*, const float*, const float*, float*) override {}
   void pre_mean_dense(const DenseShape&, const float*, float*) override {}
   void pre_mean_conv(const ConvShape&, const float*, float*) override {}
   void plasticity_update(int, int, int, const PlasticityCoeffs*, const float*, const float*, const float*,

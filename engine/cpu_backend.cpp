@@ -102,9 +102,21 @@ void CpuBackend::adadelta_step(int P, std::size_t per_net, const float* lr, floa
 void CpuBackend::fill(float* x, std::size_t n, float value) { std::fill(x, x + n, value); }
 void CpuBackend::stack_error_and_hebb(int P, int N, int Out, int S,
                                       const PlasticityCoeffs* coeffs, const float* e,
-                                      const float* y, float* theta, float* z, float* mean_y,
-                                      float* mean_y2) {
-  k::stack_error_and_hebb(P, N, Out, S, coeffs, e, y, theta, z, mean_y, mean_y2);
+                                      const float* y, const std::int32_t* labels, float* theta,
+                                      float* z, float* mean_y, float* mean_y2) {
+  k::stack_error_and_hebb(P, N, Out, S, coeffs, e, y, labels, theta, z, mean_y, mean_y2);
+}
+void CpuBackend::plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs,
+                                       float* w) {
+  k::plasticity_bound_rows(P, Out, In, coeffs, w);
+}
+void CpuBackend::kwta_forward(int P, int N, int units, const KwtaParams* params, float* y,
+                              float* scale) {
+  k::kwta_forward(P, N, units, params, y, scale);
+}
+void CpuBackend::kwta_backward(int P, int N, int units, const KwtaParams* params, const float* y,
+                               const float* scale, const float* dy, float* dx) {
+  k::kwta_backward(P, N, units, params, y, scale, dy, dx);
 }
 void CpuBackend::pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) {
   k::pre_mean_dense(s, x, mean_x);

@@ -207,8 +207,19 @@ class CudaBackend final : public Backend {
   }
   void fill(float* x, std::size_t n, float value) override { kc::fill(stream_, x, n, value); }
   void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
-                            const float* y, float* theta, float* z, float* mean_y, float* mean_y2) override {
-    kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, theta, z, mean_y, mean_y2);
+                            const float* y, const std::int32_t* labels, float* theta, float* z, float* mean_y,
+                            float* mean_y2) override {
+    kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, labels, theta, z, mean_y, mean_y2);
+  }
+  void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) override {
+    kc::plasticity_bound_rows(stream_, P, Out, In, stage(coeffs, P, 1), w);
+  }
+  void kwta_forward(int P, int N, int units, const KwtaParams* params, float* y, float* scale) override {
+    kc::kwta_forward(stream_, P, N, units, stage(params, P, 2), y, scale);
+  }
+  void kwta_backward(int P, int N, int units, const KwtaParams* params, const float* y, const float* scale,
+                     const float* dy, float* dx) override {
+    kc::kwta_backward(stream_, P, N, units, stage(params, P, 2), y, scale, dy, dx);
   }
   void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) override {
     kc::pre_mean_dense(stream_, s, x, mean_x);

@@ -217,6 +217,7 @@ void PopulationNet::allocate() {
     h = L.out_h;
     w = L.out_w;
   }
+  kwta_.resize(layers_.size());
   logp_ = Buffer<float>(backend_, std::size_t(P_) * max_batch_ * spec_.classes);
   loss_ = Buffer<float>(backend_, P_);
   correct_ = Buffer<std::int64_t>(backend_, P_);
@@ -269,6 +270,9 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
         break;
       case LayerKind::relu:
         backend_.relu_forward(std::size_t(P_) * N * L.out_per_image(), in, out);
+        if (!kwta_[i].per_net.empty())
+          backend_.kwta_forward(P_, N, int(L.out_per_image()), kwta_[i].per_net.data(),
+                                acts_[L.act_out].data(), kwta_[i].scale.data());
         break;
       case LayerKind::maxpool:
         backend_.maxpool2d_forward(PoolShape{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w,
@@ -328,6 +332,11 @@ void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
   const int N = last_N_;
   switch (L.spec.kind) {
     case LayerKind::relu:
+      if (!kwta_[std::size_t(i)].per_net.empty()) {  // k-WTA came after the ReLU: its backward first
+        backend_.kwta_backward(P_, N, int(L.out_per_image()), kwta_[std::size_t(i)].per_net.data(),
+                               act(L.act_out), kwta_[std::size_t(i)].scale.data(), dy, dx);
+        dy = dx;
+      }
       backend_.relu_backward(std::size_t(P_) * N * L.out_per_image(), act(L.act_out), dy, dx);
       break;
     case LayerKind::maxpool:
@@ -346,6 +355,51 @@ void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
     case LayerKind::dense:
       throw EngineError("backward_nonparametric: layer has parameters");
   }
+}
+
+int PopulationNet::relu_after_hidden(int hidden) const {
+  int seen = 0;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const LayerKind k = layers_[i].spec.kind;
+    if (k != LayerKind::conv && k != LayerKind::dense) continue;
+    if (seen++ != hidden) continue;
+    if (i + 1 < layers_.size() && layers_[i + 1].spec.kind == LayerKind::relu) return int(i + 1);
+    return -1;
+  }
+  return -1;
+}
+
+int PopulationNet::hidden_units(int hidden) const {
+  if (hidden < 0 || hidden >= spec_.hidden_plastic_layers())
+    throw EngineError(fmt::format("net {}: no hidden plastic layer {}", spec_.name, hidden));
+  int seen = 0;
+  for (const auto& L : layers_)
+    if ((L.spec.kind == LayerKind::conv || L.spec.kind == LayerKind::dense) && seen++ == hidden)
+      return int(L.out_per_image());
+  return 0;
+}
+
+void PopulationNet::set_kwta(int hidden, std::vector<kernels::KwtaParams> per_net) {
+  const int units = hidden_units(hidden);  // throws for a bad index
+  if (int(per_net.size()) != P_)
+    throw EngineError(fmt::format("set_kwta: {} settings for a population of {}", per_net.size(), P_));
+  bool active = false;
+  for (auto& k : per_net) {
+    k.keep = std::clamp(k.keep, 1, units);
+    active |= k.keep < units || k.normalise;
+  }
+  const int relu = relu_after_hidden(hidden);
+  if (active && relu < 0)
+    throw EngineError(fmt::format("net {}: k-winners-take-all needs a ReLU after hidden layer {}",
+                                  spec_.name, hidden));
+  if (relu < 0) return;
+  Kwta& k = kwta_[std::size_t(relu)];
+  if (!active) {
+    k = Kwta{};
+    return;
+  }
+  k.per_net = std::move(per_net);
+  if (k.scale.size() == 0) k.scale = Buffer<float>(backend_, std::size_t(P_) * max_batch_);
 }
 
 void PopulationNet::score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,

@@ -82,6 +82,16 @@ class PopulationNet {
   void score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,
              std::vector<std::int64_t>& correct);
 
+  // k-winners-take-all on the activity of hidden plastic layer `hidden`
+  // (0-based, the readout excluded), applied after that layer's ReLU in every
+  // forward (training and evaluation) and differentiated in backward: one
+  // KwtaParams per net (keep clamped to [1, units]). All keep ≥ units and no
+  // normalise: off, and no kernel runs. Throws EngineError for a layer
+  // without a ReLU after it.
+  void set_kwta(int hidden, std::vector<kernels::KwtaParams> per_net);
+  // Units of hidden plastic layer `hidden` per sample (k-WTA's `units`).
+  int hidden_units(int hidden) const;
+
   // Task-incremental heads: allowed (N, classes) in backend memory, applied to
   // the logits at the end of every forward until cleared with nullptr.
   void set_head_mask(const std::uint8_t* allowed) { head_mask_ = allowed; }
@@ -120,6 +130,12 @@ class PopulationNet {
   std::vector<Layer> layers_;
   std::vector<Buffer<float>> acts_, grads_;  // (P, N, per-image) each; acts_[0] unused (input)
   std::vector<Buffer<std::int32_t>> argmax_;  // per layer (maxpool only)
+  struct Kwta {
+    std::vector<kernels::KwtaParams> per_net;  // (P); empty: off
+    Buffer<float> scale;                       // (P, max_batch) normalisation factors
+  };
+  std::vector<Kwta> kwta_;                    // per layer (the ReLU after a hidden plastic layer)
+  int relu_after_hidden(int hidden) const;    // layer index of that ReLU, or −1
   Buffer<float> logp_, loss_;                 // (P, N, classes), (P)
   Buffer<std::int64_t> correct_;              // (P)
   const float* input_ = nullptr;

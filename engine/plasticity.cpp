@@ -87,6 +87,13 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
     }
     layers_.push_back(std::move(s));
   }
+  // Each net's k-winners-take-all on its hidden layers' activity.
+  const int hidden = net_.spec().hidden_plastic_layers();
+  for (int l = 0; l < hidden; ++l) {
+    std::vector<kernels::KwtaParams> per_net;
+    for (const Rule& r : rules_) per_net.push_back(r.kwta(l, hidden, net_.hidden_units(l)));
+    net_.set_kwta(l, std::move(per_net));
+  }
 }
 
 void Plasticity::set_ewc_lambda(std::vector<float> lambda) {
@@ -248,7 +255,14 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       coeffs[std::size_t(p)] = rules_[std::size_t(p)].coeffs(k, plastic_count, lr, epoch, rho_, eps_);
       coeffs[std::size_t(p)].frozen = diverged_[std::size_t(p)];
     }
-    backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y, s.theta.data(),
+    bool label_gated = false, bounded = false;
+    for (const auto& c : coeffs) {
+      label_gated |= c.label_mix != 0;
+      bounded |= c.w_norm > 0;
+    }
+    // The label enters the Hebbian post factor at the readout only (its units are the classes).
+    backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y,
+                                  is_output && label_gated ? labels : nullptr, s.theta.data(),
                                   s.z.data(), s.mean_y.data(), s.mean_y2.data());
     if (L.spec.kind == LayerKind::conv) {
       const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, 2 * L.out_c, L.spec.k, L.shared_input};
@@ -268,6 +282,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.gh.data(), s.mean_x.data(),
                                s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_w.data(),
                                s.acc_w.data(), s.omega.data());
+    if (bounded) backend_.plasticity_bound_rows(P, s.out, s.in, coeffs.data(), pw.value.data());
     backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.gb.data(), s.mean_y.data(),
                                     pb.value.data(), s.sq_b.data(), s.acc_b.data());
 

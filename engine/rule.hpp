@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/plasticity.hpp"
+#include "kernels/sparsity.hpp"
 
 namespace evoplast::engine {
 
@@ -29,6 +30,11 @@ struct LayerRule {
   float s_h = 0;        // importance from |h| (Hebbian, MAS-like)
   float gamma_h = 0;    // homeostatic bias rate
   float rho_star = 0;   // target mean activity
+  // Sparse and associative terms (docs/design.md, "Sparsity and association"):
+  float k_active = 1;     // hidden: k-WTA keeps this fraction of units per sample (1: off)
+  float k_normalise = 0;  // hidden: 1 rescales the winners to unit RMS, 0 leaves them
+  float label_mix = 0;    // readout: share μ of the one-hot label in the Hebbian post factor
+  float w_norm = 0;       // bound on each unit's incoming ‖W_o‖₂ (0: none)
   bool operator==(const LayerRule&) const = default;
 };
 
@@ -47,9 +53,11 @@ struct Rule {
   // The coefficients one step applies at one layer.
   kernels::PlasticityCoeffs coeffs(int plastic_index, int plastic_count, float lr, int epoch,
                                    float rho, float eps) const;
+  // k-WTA at hidden plastic layer `hidden` of `units` units: keep = round(k_active·units) ≥ 1.
+  kernels::KwtaParams kwta(int hidden, int hidden_count, int units) const;
 };
 
-// The named rules: baseline, finetune (= baseline), hebb, oja, bcm, si, local, dfa.
+// The named rules: baseline, finetune (= baseline), hebb, oja, bcm, si, local, dfa, fly.
 std::vector<std::string> named_rules();
 Rule named_rule(const std::string& name);  // throws EngineError naming the valid ones
 

@@ -23,11 +23,18 @@ constexpr LayerGene kLayerGenes[] = {
     {"kappa", Codec::positive_log, -2, 7},     {"rho_omega", Codec::linear, 0, 1},
     {"s_g", Codec::positive_log, -4, 2},       {"s_h", Codec::positive_log, -4, 2},
     {"gamma_h", Codec::positive_log, -8, 0},   {"rho_star", Codec::linear, 0, 1},
+    // Sparsity (hidden layers) and association (the readout); a segment
+    // carries all four, the engine reads the ones its layer uses.
+    {"k_active", Codec::log, -2.30103, 0},     // 0.5% … 100% (gene 1: off, exactly)
+    {"k_normalise", Codec::category, 0, 2},    {"label_mix", Codec::linear, 0, 1},
+    {"w_norm", Codec::positive_log, -1, 2},
 };
 
 float* field(engine::LayerRule& l, int k) {
-  float* f[] = {&l.alpha, &l.A,     &l.B,         &l.C,   &l.D,   &l.omega,   &l.lambda,
-                &l.bcm,   &l.kappa, &l.rho_omega, &l.s_g, &l.s_h, &l.gamma_h, &l.rho_star};
+  float* f[] = {&l.alpha,    &l.A,           &l.B,         &l.C,      &l.D,   &l.omega,
+                &l.lambda,   &l.bcm,         &l.kappa,     &l.rho_omega, &l.s_g, &l.s_h,
+                &l.gamma_h,  &l.rho_star,    &l.k_active,  &l.k_normalise, &l.label_mix, &l.w_norm};
+  static_assert(sizeof(f) / sizeof(f[0]) == std::size(kLayerGenes));
   return f[k];
 }
 

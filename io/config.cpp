@@ -239,7 +239,7 @@ RunConfig preset(const std::string& name) {
     c.val_per_task = 2000;
     c.test_per_task = 0;
     c.fitness = "continual";
-    c.seed_rules = {"baseline", "hebb", "local", "si", "oja", "bcm", "dfa"};
+    c.seed_rules = {"baseline", "hebb", "local", "si", "oja", "bcm", "dfa", "fly"};
     return c;
   }
   throw ConfigError(fmt::format("preset '{}': choose seed, continual or smoke", name));

@@ -9,6 +9,7 @@
 #include "kernels/common.hpp"
 #include "kernels/data.hpp"
 #include "kernels/plasticity.hpp"
+#include "kernels/sparsity.hpp"
 
 struct CUstream_st;
 struct cublasContext;
@@ -91,7 +92,9 @@ void fill(Stream st, float* x, std::size_t n, float value);
 
 // Plasticity (kernels/plasticity.hpp); coeffs and strength are device arrays of P.
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
-                          const float* e, const float* y, float* theta, float* z, float* mean_y, float* mean_y2);
+                          const float* e, const float* y, const std::int32_t* labels, float* theta, float* z,
+                          float* mean_y, float* mean_y2);
+void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
 void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x);
 void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x);
 void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
@@ -104,6 +107,11 @@ void ewc_proximal_step(Stream st, int P, std::size_t per_net, const float* stren
                        const float* anchor, float* w);
 void mask_logits(Stream st, int P, int N, int C, const std::uint8_t* allowed, float* logits);
 void flag_nonfinite(Stream st, int P, std::size_t per_net, const float* x, std::uint8_t* flags);
+
+// Sparsity (kernels/sparsity.hpp); params are device arrays of P.
+void kwta_forward(Stream st, int P, int N, int units, const KwtaParams* params, float* y, float* scale);
+void kwta_backward(Stream st, int P, int N, int units, const KwtaParams* params, const float* y,
+                   const float* scale, const float* dy, float* dx);
 
 // Data (kernels/data.hpp).
 void gather_batch(Stream st, const GatherShape& s, const std::uint8_t* images, const std::uint8_t* labels,

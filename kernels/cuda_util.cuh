@@ -38,3 +38,25 @@ inline auto thrust_on(cudaStream_t stream) {
 }
 
 }  // namespace evoplast::kernels::cuda
+
+namespace evoplast::kernels::cuda {
+
+// The sum of v over the block (blockDim.x a power of two ≤ kThreads), returned
+// to every thread; part is kThreads of __shared__ scratch, free again on return.
+// Every thread of the block must call it (it holds barriers). A kernel that
+// uses it calls it on every launch whatever its arguments: the simulator runs
+// a kernel whose first launch reached no barrier without fibers from then on.
+template <typename V>
+__device__ V block_sum(V v, V* part) {
+  part[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  const V total = part[0];
+  __syncthreads();
+  return total;
+}
+
+}  // namespace evoplast::kernels::cuda

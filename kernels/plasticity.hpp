@@ -5,7 +5,10 @@
 // (dense: In features; conv: In = Cin·K·K patch elements, statistics averaged
 // over the S = Ho·Wo positions too). Per minibatch:
 //   g = ⟨e ⊗ x⟩ (the error term; = the loss gradient under backprop)
-//   h = ⟨ŷ ⊗ x⟩, ŷ = y·((1 − bcm) + bcm·(y − θ)),  θ ← (1 − τ)·θ + τ·⟨y²⟩
+//   h = ⟨ŷ ⊗ x⟩, ŷ = (1 − μ)·y·((1 − bcm) + bcm·(y − θ)) + μ·onehot(label),
+//                 θ ← (1 − τ)·θ + τ·⟨y²⟩
+//   (μ = label_mix, the readout only: μ = 1 is label-gated associative
+//   learning, only the labelled class's synapses from active inputs change)
 // Both come from ONE weight-gradient pass over x: the error and ŷ/(N·S) are
 // stacked as 2·Out rows (stack_error_and_hebb), and the layer's ordinary
 // weight-gradient kernel (dense/conv backward with dx = null) returns [g; h].
@@ -15,6 +18,8 @@
 //   ΔW ← ΔW / (1 + κ·Ω)
 //   Ω ← ρ_Ω·Ω + s_g·|g·ΔW| + s_h·|h|
 //   W ← clip(W + ΔW, ±w_max)                           (w_max = 0: no clipping)
+// then (plasticity_bound_rows) each unit's incoming row is scaled back to
+// ‖W_o‖₂ ≤ w_norm (w_norm = 0: no bound), so associative weights stay finite;
 // and for the bias: Δb = η·(−α·opt(⟨e⟩)) − γ_h·(⟨y⟩ − ρ*).
 #pragma once
 #include <cstdint>
@@ -29,6 +34,8 @@ struct PlasticityCoeffs {
   float alpha = 0, A = 0, B = 0, C = 0, D = 0, omega = 0, lambda = 0;
   float bcm = 0, kappa = 0, rho_omega = 0, s_g = 0, s_h = 0, gamma_h = 0, rho_star = 0;
   float w_max = 0;
+  float label_mix = 0;  // μ: the Hebbian post factor's share of the one-hot label (readout)
+  float w_norm = 0;     // bound on each unit's incoming ‖W_o‖₂, 0: none
   int adadelta = 1;  // 1: opt = Adadelta (ρ, ε below), 0: SGD
   float rho = 0.9f, eps = 1e-6f;
   int frozen = 0;    // 1: a diverged net, left untouched
@@ -41,12 +48,15 @@ constexpr float kBcmTau = 0.1f;  // rate of the BCM threshold's running average
 namespace evoplast::kernels::cpu {
 
 // z = [e | ŷ/(N·S)] along the unit axis; mean_y = ⟨y⟩, mean_y2 = ⟨y²⟩ over
-// (n, s); θ moves toward ⟨y²⟩ after ŷ used its old value.
+// (n, s); θ moves toward ⟨y²⟩ after ŷ used its old value. labels: null, or
+// (with S = 1 and Out = classes, the readout) the minibatch's labels, mixed
+// into ŷ by each net's label_mix.
 template <typename T>
 void stack_error_and_hebb(int P, int N, int Out, int S,
                           const PlasticityCoeffs* coeffs,  // (P), host
                           const T* e,        // (P, N, Out, S)
                           const T* y,        // (P, N, Out, S) post-synaptic activity
+                          const std::int32_t* labels,  // (N) or null
                           T* theta,          // (P, Out) BCM threshold, updated
                           T* z,              // (P, N, 2·Out, S), overwritten
                           T* mean_y,         // (P, Out), overwritten
@@ -74,6 +84,12 @@ void plasticity_update(int P, int Out, int In,
                        T* sq_avg,         // (P, Out, In) Adadelta v (unused under SGD)
                        T* acc_delta,      // (P, Out, In) Adadelta u
                        T* omega);         // (P, Out, In) importance Ω
+
+// W_o ← W_o · min(1, w_norm / ‖W_o‖₂) for each unit o of each net with w_norm > 0.
+template <typename T>
+void plasticity_bound_rows(int P, int Out, int In,
+                           const PlasticityCoeffs* coeffs,  // (P), host
+                           T* w);                           // (P, Out, In)
 
 template <typename T>
 void plasticity_bias_update(int P, int Out,

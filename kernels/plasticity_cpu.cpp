@@ -9,10 +9,11 @@ namespace evoplast::kernels::cpu {
 
 template <typename T>
 void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
-                          const T* e, const T* y, T* theta, T* z, T* mean_y, T* mean_y2) {
+                          const T* e, const T* y, const std::int32_t* labels, T* theta, T* z, T* mean_y,
+                          T* mean_y2) {
   const T inv = T(1) / (T(N) * T(S));
   for (int p = 0; p < P; ++p) {
-    const T bcm = coeffs[p].bcm;
+    const T bcm = coeffs[p].bcm, mix = labels ? T(coeffs[p].label_mix) : T(0);
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < Out; ++o) {
       const T th = theta[std::size_t(p) * Out + o];
@@ -24,7 +25,9 @@ void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* 
         for (int s = 0; s < S; ++s) {
           const T yv = y[src + s];
           ze[s] = e[src + s];
-          zh[s] = yv * ((T(1) - bcm) + bcm * (yv - th)) * inv;
+          const T hebb = yv * ((T(1) - bcm) + bcm * (yv - th));
+          zh[s] = mix == T(0) ? hebb * inv
+                              : ((T(1) - mix) * hebb + mix * T(labels[n] == o ? 1 : 0)) * inv;
           sum += yv;
           sum2 += yv * yv;
         }
@@ -128,6 +131,25 @@ void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, cons
 }
 
 template <typename T>
+void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, T* w) {
+  for (int p = 0; p < P; ++p) {
+    const PlasticityCoeffs& c = coeffs[p];
+    if (c.frozen || !(c.w_norm > 0)) continue;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < Out; ++o) {
+      T* row = w + (std::size_t(p) * Out + o) * In;
+      T sq = 0;
+      for (int i = 0; i < In; ++i) sq += row[i] * row[i];
+      const T norm = std::sqrt(sq);
+      if (norm > T(c.w_norm)) {
+        const T f = T(c.w_norm) / norm;
+        for (int i = 0; i < In; ++i) row[i] *= f;
+      }
+    }
+  }
+}
+
+template <typename T>
 void ewc_accumulate_fisher(int P, std::size_t per_net, T scale, const T* g, T* fisher) {
   const std::size_t n = std::size_t(P) * per_net;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -170,7 +192,8 @@ void flag_nonfinite(int P, std::size_t per_net, const T* x, std::uint8_t* flags)
 
 #define EVOPLAST_INSTANTIATE(T)                                                                \
   template void stack_error_and_hebb<T>(int, int, int, int, const PlasticityCoeffs*, const T*, \
-                                        const T*, T*, T*, T*, T*);                             \
+                                        const T*, const std::int32_t*, T*, T*, T*, T*);        \
+  template void plasticity_bound_rows<T>(int, int, int, const PlasticityCoeffs*, T*);          \
   template void pre_mean_dense<T>(const DenseShape&, const T*, T*);                            \
   template void pre_mean_conv<T>(const ConvShape&, const T*, T*);                              \
   template void plasticity_update<T>(int, int, int, const PlasticityCoeffs*, const T*,         \

@@ -9,12 +9,13 @@ namespace {
 
 // One thread per (p, o): loops over (n, s) in the CPU's order.
 __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeffs* __restrict__ coeffs,
-                             const float* __restrict__ e, const float* __restrict__ y, float* __restrict__ theta,
+                             const float* __restrict__ e, const float* __restrict__ y,
+                             const std::int32_t* __restrict__ labels, float* __restrict__ theta,
                              float* __restrict__ z, float* __restrict__ mean_y, float* __restrict__ mean_y2) {
   const float inv = 1.0f / (float(N) * float(S));
   EVOPLAST_GRID_STRIDE(i, std::size_t(P) * Out) {
     const std::size_t p = i / Out, o = i % Out;
-    const float bcm = coeffs[p].bcm, th = theta[i];
+    const float bcm = coeffs[p].bcm, th = theta[i], mix = labels ? coeffs[p].label_mix : 0.0f;
     float sum = 0, sum2 = 0;
     for (int n = 0; n < N; ++n) {
       const std::size_t src = ((p * N + n) * Out + o) * S;
@@ -23,7 +24,9 @@ __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeff
       for (int s = 0; s < S; ++s) {
         const float yv = y[src + s];
         ze[s] = e[src + s];
-        zh[s] = yv * ((1.0f - bcm) + bcm * (yv - th)) * inv;
+        const float hebb = yv * ((1.0f - bcm) + bcm * (yv - th));
+        zh[s] = mix == 0.0f ? hebb * inv
+                            : ((1.0f - mix) * hebb + mix * (labels[n] == int(o) ? 1.0f : 0.0f)) * inv;
         sum += yv;
         sum2 += yv * yv;
       }
@@ -103,6 +106,25 @@ __global__ void plasticity_bias_kernel(int P, int Out, const PlasticityCoeffs* _
   }
 }
 
+// One block per (p, o) row: ‖W_o‖₂ by a block sum, then the rescale.
+__global__ void bound_rows_kernel(int P, int Out, int In, const PlasticityCoeffs* __restrict__ coeffs,
+                                  float* __restrict__ w) {
+  __shared__ float part[kThreads];
+  for (std::size_t row = blockIdx.x; row < std::size_t(P) * Out; row += gridDim.x) {
+    const PlasticityCoeffs& c = coeffs[row / Out];
+    float* wr = w + row * In;
+    // The norm is taken for every row, bound or not, so each launch reaches
+    // the barrier (see block_sum).
+    float sq = 0;
+    for (int i = int(threadIdx.x); i < In; i += int(blockDim.x)) sq += wr[i] * wr[i];
+    const float norm = sqrtf(block_sum(sq, part));
+    if (!c.frozen && c.w_norm > 0.0f && norm > c.w_norm) {
+      const float f = c.w_norm / norm;
+      for (int i = int(threadIdx.x); i < In; i += int(blockDim.x)) wr[i] *= f;
+    }
+  }
+}
+
 __global__ void fisher_kernel(std::size_t n, float scale, const float* g, float* f) {
   EVOPLAST_GRID_STRIDE(i, n) f[i] += scale * g[i] * g[i];
 }
@@ -130,9 +152,15 @@ __global__ void nonfinite_kernel(int P, std::size_t per_net, const float* x, std
 }  // namespace
 
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
-                          const float* y, float* theta, float* z, float* mean_y, float* mean_y2) {
-  EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * Out), kThreads, 0, st, P, N, Out, S, coeffs, e, y, theta, z, mean_y,
-                                                                       mean_y2);
+                          const float* y, const std::int32_t* labels, float* theta, float* z, float* mean_y,
+                          float* mean_y2) {
+  EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * Out), kThreads, 0, st, P, N, Out, S, coeffs, e, y, labels,
+                  theta, z, mean_y, mean_y2);
+}
+void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) {
+  const std::size_t rows = std::size_t(P) * Out;
+  EVOPLAST_LAUNCH(bound_rows_kernel, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st, P, Out,
+                  In, coeffs, w);
 }
 void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x) {
   EVOPLAST_LAUNCH(pre_mean_dense_kernel, blocks_for(std::size_t(s.P) * s.In), kThreads, 0, st, s, x, mean_x);

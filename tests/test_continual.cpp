@@ -153,7 +153,7 @@ TEST_CASE("rules: every named rule survives a JSON round trip — bad files say 
 
 TEST_CASE("genome: the baseline decodes exactly — named rules survive encode/decode") {
   const ga::GenomeSchema schema(2);
-  CHECK(schema.size() == 4 + 3 * 14);
+  CHECK(schema.size() == 4 + 3 * 18);
   CHECK(schema.segments().size() == 4);
   Rule base = named_rule("baseline");
   base.hidden.assign(2, base.hidden[0]);
@@ -169,7 +169,11 @@ TEST_CASE("genome: the baseline decodes exactly — named rules survive encode/d
     CHECK(d.output.alpha == doctest::Approx(r.output.alpha).epsilon(1e-4));
     CHECK(d.hidden[0].A == doctest::Approx(r.hidden[0].A).epsilon(1e-4));
     CHECK(d.hidden[0].kappa == doctest::Approx(r.hidden[0].kappa).epsilon(1e-4));
+    CHECK(d.hidden[0].k_active == doctest::Approx(r.hidden[0].k_active).epsilon(1e-4));
+    CHECK(d.output.label_mix == doctest::Approx(r.output.label_mix).epsilon(1e-4));
+    CHECK(d.output.w_norm == doctest::Approx(r.output.w_norm).epsilon(1e-4));
   }
+  CHECK(schema.decode_gene(schema.index("hidden0.k_active"), 1) == 1.0);  // k-WTA off, exactly
   // Every gene's whole range decodes to a finite value inside its codec's bounds.
   for (int i = 0; i < schema.size(); ++i)
     for (double g = -1; g <= 1; g += 0.01) CHECK(std::isfinite(schema.decode_gene(i, g)));

@@ -215,23 +215,31 @@ TEST_CASE("cuda: loss, accuracy counts and optimisers match the CPU") {
 
 TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   Harness h;
-  const int P = 8, N = 37, Out = 19, In = 23, S = 1;
+  const int P = 9, N = 37, Out = 19, In = 23, S = 1;
   std::vector<PlasticityCoeffs> coeffs;
   for (const auto& name : named_rules()) {
-    PlasticityCoeffs c = named_rule(name).coeffs(0, 2, 1.0f, 1, 0.9f, 1e-6f);
+    // The readout's coefficients (plastic index 1 of 2): fly's label gating and row bound.
+    PlasticityCoeffs c = named_rule(name).coeffs(1, 2, 1.0f, 1, 0.9f, 1e-6f);
     c.omega = c.omega == 0 ? 0.001f : c.omega;  // exercise every term
     coeffs.push_back(c);
   }
   coeffs[3].w_max = 0.3f;
   coeffs[5].frozen = 1;
+  coeffs[2].label_mix = 0.25f;  // a mix of label and output
+  coeffs[2].w_norm = 0.5f;
+  coeffs[5].w_norm = 0.5f;      // frozen: left alone all the same
   REQUIRE(int(coeffs.size()) == P);
+  REQUIRE(coeffs[8].label_mix == 1.0f);  // fly
   auto e = h.in(std::size_t(P) * N * Out * S), y = h.in(std::size_t(P) * N * Out * S, 0, 2);
   auto theta = h.in(std::size_t(P) * Out, 0, 1), z = h.out(std::size_t(P) * N * 2 * Out * S);
   auto my = h.out(std::size_t(P) * Out), my2 = h.out(std::size_t(P) * Out);
-  h.cpu.stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.c.ptr(), y.c.ptr(), theta.c.ptr(), z.c.ptr(), my.c.ptr(),
-                             my2.c.ptr());
-  h.gpu->stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.g.ptr(), y.g.ptr(), theta.g.ptr(), z.g.ptr(),
-                              my.g.ptr(), my2.g.ptr());
+  std::vector<std::int32_t> label_values(N);
+  for (auto& l : label_values) l = std::int32_t(h.rng() % Out);
+  auto labels = h.from(label_values);
+  h.cpu.stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.c.ptr(), y.c.ptr(), labels.c.ptr(), theta.c.ptr(),
+                             z.c.ptr(), my.c.ptr(), my2.c.ptr());
+  h.gpu->stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.g.ptr(), y.g.ptr(), labels.g.ptr(), theta.g.ptr(),
+                              z.g.ptr(), my.g.ptr(), my2.g.ptr());
   h.same(z, 1e-6, 1e-5, "z");
   h.same(my, 1e-6, 1e-5, "mean y");
   h.same(my2, 1e-6, 1e-5, "mean y²");
@@ -257,13 +265,16 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.same(sq, 1e-7, 1e-5, "Adadelta v");
   h.same(acc, 1e-9, 1e-5, "Adadelta u");
   h.same(om, 1e-7, 1e-5, "Ω");
+  h.cpu.plasticity_bound_rows(P, Out, In, coeffs.data(), w.c.ptr());
+  h.gpu->plasticity_bound_rows(P, Out, In, coeffs.data(), w.g.ptr());
+  h.same(w, 1e-6, 1e-5, "W after the row bound");
   auto gb = h.in(std::size_t(P) * 2 * Out), b = h.in(std::size_t(P) * Out);
   auto sqb = h.in(std::size_t(P) * Out, 0, 1), accb = h.in(std::size_t(P) * Out, 0, 1e-3);
   h.cpu.plasticity_bias_update(P, Out, coeffs.data(), gb.c.ptr(), my.c.ptr(), b.c.ptr(), sqb.c.ptr(), accb.c.ptr());
   h.gpu->plasticity_bias_update(P, Out, coeffs.data(), gb.g.ptr(), my.g.ptr(), b.g.ptr(), sqb.g.ptr(), accb.g.ptr());
   h.same(b, 1e-6, 1e-5, "b");
   // EWC, head masks, divergence flags.
-  const float strength[P] = {0, 1, 10, 0, 1e6f, 0.5f, 0, 2};
+  const float strength[P] = {0, 1, 10, 0, 1e6f, 0.5f, 0, 2, 3};
   auto f = h.in(std::size_t(P) * In, 0, 1), anchor = h.in(std::size_t(P) * In), wv = h.in(std::size_t(P) * In);
   auto gsq = h.in(std::size_t(P) * In);
   h.cpu.ewc_accumulate_fisher(P, In, 0.5f, gsq.c.ptr(), f.c.ptr());
@@ -288,7 +299,44 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.gpu->flag_nonfinite(P, 100, v.g.ptr(), flags.g.ptr());
   const auto fg = flags.g.body();
   CHECK(fg == flags.c.body());
-  CHECK(fg == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1});
+  CHECK(fg == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1, 0});
+}
+
+TEST_CASE("cuda: k-winners-take-all forward and backward match the CPU, ties and k = 100% included") {
+  Harness h;
+  struct Case {
+    int P, N, units;
+    std::vector<KwtaParams> params;
+    bool ties;
+  };
+  const Case cases[] = {
+      {3, 5, 37, {{5, 0}, {1, 1}, {37, 0}}, true},             // fewer units than threads
+      {2, 3, 2000, {{100, 0}, {100, 1}}, false},                 // the fly's layer: 5% of 2000
+      {2, 4, 700, {{1 << 30, 1}, {350, 0}}, true},               // k = 100% normalised; ties at the median
+      {1, 70, 257, {{64, 1}}, true},                              // a unit past a power of two
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.units);
+    const std::size_t n = std::size_t(c.P) * c.N * c.units;
+    std::vector<float> values(n);
+    for (auto& v : values) v = c.ties ? float(h.rng() % 4) * 0.5f : float(h.rng() % 100000) * 1e-5f;
+    auto y = h.from(values);
+    auto scale = h.out(std::size_t(c.P) * c.N);
+    h.cpu.kwta_forward(c.P, c.N, c.units, c.params.data(), y.c.ptr(), scale.c.ptr());
+    h.gpu->kwta_forward(c.P, c.N, c.units, c.params.data(), y.g.ptr(), scale.g.ptr());
+    h.same(scale, 1e-6, 1e-5, "k-WTA scale");
+    const auto yc = y.c.body(), yg = y.g.body();
+    for (std::size_t i = 0; i < n; ++i) REQUIRE_MESSAGE((yc[i] == 0) == (yg[i] == 0), "winner set differs at " << i);
+    CHECK_CLOSE_VEC(yg, yc, 1e-6, 1e-5);
+    auto dy = h.in(n), dx = h.out(n);
+    h.cpu.kwta_backward(c.P, c.N, c.units, c.params.data(), y.c.ptr(), scale.c.ptr(), dy.c.ptr(), dx.c.ptr());
+    h.gpu->kwta_backward(c.P, c.N, c.units, c.params.data(), y.g.ptr(), scale.g.ptr(), dy.g.ptr(), dx.g.ptr());
+    h.same(dx, 1e-6, 1e-5, "k-WTA dx");
+    // In place (dx aliasing dy), as the network calls it.
+    h.cpu.kwta_backward(c.P, c.N, c.units, c.params.data(), y.c.ptr(), scale.c.ptr(), dy.c.ptr(), dy.c.ptr());
+    h.gpu->kwta_backward(c.P, c.N, c.units, c.params.data(), y.g.ptr(), scale.g.ptr(), dy.g.ptr(), dy.g.ptr());
+    h.same(dy, 1e-6, 1e-5, "k-WTA dx in place");
+  }
 }
 
 TEST_CASE("cuda: the stacking statistics of a conv layer (S > 1 positions) match the CPU") {
@@ -298,9 +346,9 @@ TEST_CASE("cuda: the stacking statistics of a conv layer (S > 1 positions) match
   auto e = h.in(std::size_t(P) * N * Out * S), y = h.in(std::size_t(P) * N * Out * S, 0, 2);
   auto theta = h.in(std::size_t(P) * Out, 0, 1), z = h.out(std::size_t(P) * N * 2 * Out * S);
   auto my = h.out(std::size_t(P) * Out), my2 = h.out(std::size_t(P) * Out);
-  h.cpu.stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.c.ptr(), y.c.ptr(), theta.c.ptr(), z.c.ptr(), my.c.ptr(),
-                             my2.c.ptr());
-  h.gpu->stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.g.ptr(), y.g.ptr(), theta.g.ptr(), z.g.ptr(),
+  h.cpu.stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.c.ptr(), y.c.ptr(), nullptr, theta.c.ptr(), z.c.ptr(),
+                             my.c.ptr(), my2.c.ptr());
+  h.gpu->stack_error_and_hebb(P, N, Out, S, coeffs.data(), e.g.ptr(), y.g.ptr(), nullptr, theta.g.ptr(), z.g.ptr(),
                               my.g.ptr(), my2.g.ptr());
   h.same(z, 1e-6, 1e-5, "z");
   h.same(my, 1e-6, 1e-5, "mean y");

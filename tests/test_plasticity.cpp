@@ -138,7 +138,7 @@ TEST_CASE("Oja's rule (A = 1 · ω = η · no error) converges to the leading pr
     for (int n = 0; n < N; ++n)
       for (int i = 0; i < In; ++i) x[std::size_t(n * In + i)] = scale[i] * normal(rng);
     k::dense_forward(kernels::DenseShape{1, N, In, 1, true}, x.data(), w.data(), b.data(), y.data());
-    k::stack_error_and_hebb(1, N, 1, 1, &c, e.data(), y.data(), th.data(), z.data(), my.data(), my2.data());
+    k::stack_error_and_hebb(1, N, 1, 1, &c, e.data(), y.data(), nullptr, th.data(), z.data(), my.data(), my2.data());
     k::dense_backward(kernels::DenseShape{1, N, In, 2, true}, x.data(), static_cast<const float*>(nullptr),
                       z.data(), static_cast<float*>(nullptr), gh.data(), gb.data());
     k::pre_mean_dense(kernels::DenseShape{1, N, In, 1, true}, x.data(), mx.data());
@@ -365,7 +365,7 @@ TEST_CASE("plasticity statistics match their definitions: ⟨x⟩ (dense and con
   const auto y = check::random_vector<double>(e.size(), rng, 0, 2);
   std::vector<double> theta = {0.1, 0.2, 0.3, 0.4}, theta0 = theta;
   std::vector<double> z(2 * e.size(), NAN), my(4, NAN), my2(4, NAN);
-  k::stack_error_and_hebb(P, N, Out, S, c.data(), e.data(), y.data(), theta.data(), z.data(), my.data(), my2.data());
+  k::stack_error_and_hebb(P, N, Out, S, c.data(), e.data(), y.data(), nullptr, theta.data(), z.data(), my.data(), my2.data());
   for (int p = 0; p < P; ++p)
     for (int o = 0; o < Out; ++o) {
       double s1 = 0, s2 = 0;
