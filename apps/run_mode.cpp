@@ -13,10 +13,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -126,10 +128,315 @@ void check_checkpoint(const ga::GeneticAlgorithm& ga, const ga::GaConfig& gc, co
     lines = std::uint64_t(std::count(text.begin(), text.end(), '\n'));
     if (text.back() != '\n') bad(fmt::format("jsonl_bytes {} cuts generations.jsonl inside a line", bytes));
   }
-  const std::uint64_t want = std::uint64_t(g) * std::uint64_t(gc.population);
+  const std::uint64_t per_generation = std::uint64_t(gc.population) + cfg.controls.size();
+  const std::uint64_t want = std::uint64_t(g) * per_generation;
   if (lines != want)
-    bad(fmt::format("jsonl_bytes {} keeps {} records of generations.jsonl, but {} generations of {} make {}", bytes,
-                    lines, g, gc.population, want));
+    bad(fmt::format("jsonl_bytes {} keeps {} records of generations.jsonl, but {} generations of {} "
+                    "(individuals and controls) make {}",
+                    bytes, lines, g, per_generation, want));
+}
+
+std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b * 0xBF58476D1CE4E5B9ull + 0x632BE59BD9B4E019ull;
+  z ^= z >> 31;
+  z *= 0x94D049BB133111EBull;
+  z ^= z >> 29;
+  return 1 + z % 999;
+}
+
+// The m stream seeds of generation g: stream 0 is the generation's seed (so
+// one stream gives what a run gave before streams existed), the others drawn
+// from (run seed, g, s). All in [1, 999]; evaluation uses 1000 and up.
+std::vector<std::uint64_t> generation_stream_seeds(std::uint64_t run_seed, int g, int m) {
+  std::vector<std::uint64_t> seeds{generation_seed(run_seed, g)};
+  for (int s = 1; s < m; ++s) seeds.push_back(mix_seed(generation_seed(run_seed, g) * 1000003ull + std::uint64_t(s), run_seed));
+  return seeds;
+}
+
+// r validation streams no generation used: the champion's selection is not
+// decided on the data that ranked it.
+std::vector<std::uint64_t> final_stream_seeds(const io::RunConfig& cfg) {
+  std::set<std::uint64_t> used;
+  for (int g = 0; g < cfg.generations; ++g)
+    for (auto s : generation_stream_seeds(cfg.seed, g, cfg.streams)) used.insert(s);
+  std::vector<std::uint64_t> seeds;
+  for (std::uint64_t j = 0; int(seeds.size()) < cfg.final_streams && j < 100000; ++j) {
+    const std::uint64_t s = mix_seed(cfg.seed + 7777, j);
+    if (used.insert(s).second) seeds.push_back(s);
+  }
+  if (int(seeds.size()) < cfg.final_streams)  // 999 seeds, at most 64·generations used: only for absurd runs
+    throw io::ConfigError(fmt::format("fitness.final_streams {}: the generations used nearly every one of the 999 "
+                                      "evolution seeds; lower fitness.streams or ga.generations",
+                                      cfg.final_streams));
+  return seeds;
+}
+
+// The control rules, their EWC strengths and labels, in config order.
+struct Controls {
+  std::vector<std::string> names;
+  std::vector<engine::Rule> rules;
+  std::vector<float> lambda;
+};
+
+Controls make_controls(const io::RunConfig& cfg) {
+  Controls c;
+  for (const auto& name : cfg.controls) {
+    const bool ewc = name == "ewc";
+    c.names.push_back(name);
+    c.rules.push_back(ewc ? engine::named_rule("finetune") : engine::rule_by_name_or_file(name));
+    c.rules.back().name = name;
+    c.lambda.push_back(ewc ? float(cfg.ewc_lambda) : 0.0f);
+  }
+  return c;
+}
+
+// One stream: its protocols (one per configured protocol) and every net's results on them.
+struct StreamRun {
+  std::uint64_t seed;
+  std::vector<engine::Protocol> protocols;
+  std::vector<engine::ContinualResult> results;  // per protocol
+};
+struct Runs {
+  std::vector<StreamRun> streams;
+  double seconds = 0, train_seconds = 0, images = 0;  // images: per net
+};
+
+// Trains and scores a list of rules on streams of the run's protocols.
+class Evaluator {
+ public:
+  Evaluator(engine::Backend& backend, const std::vector<engine::ProtocolConfig>& pcs,
+            const std::map<std::string, io::Dataset>& datasets, const io::RunConfig& cfg)
+      : backend_(backend), pcs_(pcs), datasets_(datasets), cfg_(cfg) {
+    for (auto pc : pcs_) epochs_ += int(engine::make_protocol(pc, datasets_).phases.size()) * cfg_.epochs;
+  }
+  int epochs_per_stream() const { return epochs_; }
+
+  Runs run(const std::vector<engine::Rule>& rules, const std::vector<float>& ewc_lambda,
+           const std::vector<std::uint64_t>& seeds, const std::function<void(const std::string&)>& on_epoch) const {
+    Runs out;
+    for (std::uint64_t seed : seeds) {
+      engine::ContinualConfig cc;
+      cc.net = cfg_.net;
+      cc.epochs = cfg_.epochs;
+      cc.batch = cfg_.batch;
+      cc.lr = float(cfg_.lr);
+      cc.eval_batch = cfg_.eval_batch;
+      cc.seed = seed;
+      cc.eval_every_epoch = true;
+      StreamRun sr{seed, {}, {}};
+      for (auto pc : pcs_) {
+        pc.seed = seed;
+        sr.protocols.push_back(engine::make_protocol(pc, datasets_));
+        sr.results.push_back(engine::run_continual(backend_, sr.protocols.back(), rules, ewc_lambda, cc, on_epoch));
+        out.seconds += sr.results.back().seconds;
+        out.train_seconds += sr.results.back().train_seconds;
+        out.images += double(sr.results.back().images_trained);
+      }
+      out.streams.push_back(std::move(sr));
+    }
+    return out;
+  }
+
+ private:
+  engine::Backend& backend_;
+  const std::vector<engine::ProtocolConfig>& pcs_;
+  const std::map<std::string, io::Dataset>& datasets_;
+  const io::RunConfig& cfg_;
+  int epochs_ = 0;
+};
+
+// Net i's fitness on each stream (the mean over the protocols) and over all
+// streams; diverged when it diverged anywhere (then the values are null).
+struct StreamFitness {
+  std::vector<double> values;
+  double mean = 0;
+  bool diverged = false;
+};
+
+StreamFitness stream_fitness(const Runs& runs, std::size_t i, const io::RunConfig& cfg) {
+  StreamFitness f;
+  for (const auto& sr : runs.streams) {
+    double v = 0;
+    for (const auto& res : sr.results) {
+      const auto& r = res.nets[i];
+      f.diverged |= r.diverged;
+      if (cfg.fitness == "seed") {
+        double best_val = INFINITY;
+        for (float x : r.epoch_val_loss) best_val = std::min(best_val, double(x));
+        v += engine::fitness_seed(best_val, r.train_loss.back().back(), res.train_seconds,
+                                  {cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes});
+      } else {
+        v += engine::fitness_continual(r.val, {cfg.w_acc, cfg.w_bwt});
+      }
+    }
+    v /= double(sr.results.size());
+    f.diverged |= !std::isfinite(v) || v <= engine::kWorstFitness;
+    f.values.push_back(v);
+  }
+  if (f.diverged) f.values.clear();
+  else f.mean = engine::mean_ci95(f.values).mean;
+  return f;
+}
+
+// Net i's record: the first stream's first protocol at the top (what the
+// report draws), every (stream, protocol) under "protocols".
+json record(const Runs& runs, std::size_t i, bool full) {
+  const auto protocol_json = [&](const StreamRun& sr, std::size_t q, bool with_curves) {
+    const auto& r = sr.results[q].nets[i];
+    std::vector<std::string> tasks;
+    for (const auto& t : sr.protocols[q].tasks) tasks.push_back(t.name);
+    json j = {{"protocol", sr.protocols[q].name}, {"seed", sr.seed},        {"tasks", tasks},
+              {"val", metrics_json(r.val)},        {"test", metrics_json(r.test)}, {"R_val", r.R_val},
+              {"R_test", r.R_test}};
+    if (with_curves) {
+      j["train_loss"] = r.train_loss;
+      j["epoch_val_loss"] = r.epoch_val_loss;
+      j["epoch_val_acc"] = r.epoch_val_acc;
+    }
+    return j;
+  };
+  json line = protocol_json(runs.streams.front(), 0, full);
+  line["protocols"] = json::array();
+  for (const auto& sr : runs.streams)
+    for (std::size_t q = 0; q < sr.results.size(); ++q) line["protocols"].push_back(protocol_json(sr, q, false));
+  return line;
+}
+
+std::string ci_text(const json& ci) {
+  return ci.is_array() && ci.size() == 2 && ci[0].is_number()
+             ? fmt::format("[{:.4f}, {:.4f}]", ci[0].get<double>(), ci[1].get<double>())
+             : std::string("(no interval from one stream)");
+}
+
+json interval_json(const engine::Interval& iv) {
+  return std::isfinite(iv.half_width) ? json::array({iv.lo(), iv.hi()}) : json(nullptr);
+}
+
+// A distinct genome of the population, over every generation it was evaluated in.
+struct Candidate {
+  std::vector<float> genome;
+  double mean = 0;
+  int evaluations = 0;
+  bool diverged = false;
+  json record;  // its first record (generation, individual, origin, rule, results)
+};
+
+// Every distinct genome of generations.jsonl, best mean first (a genome that
+// diverged in any evaluation is left out: it ranks last).
+std::vector<Candidate> candidates_from_records(const fs::path& jsonl) {
+  std::map<std::vector<float>, Candidate> by_genome;
+  std::vector<std::vector<float>> order;
+  std::istringstream in(io::read_text(jsonl));
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const json r = json::parse(line);
+    if (r.value("role", "individual") != "individual") continue;
+    auto genome = r.at("genome").get<std::vector<float>>();
+    auto [it, fresh] = by_genome.try_emplace(genome);
+    Candidate& c = it->second;
+    if (fresh) {
+      c.genome = genome;
+      c.record = r;
+      order.push_back(genome);
+    }
+    if (r.at("diverged").get<bool>()) c.diverged = true;
+    else c.mean += r.at("fitness").get<double>();
+    ++c.evaluations;
+  }
+  std::vector<Candidate> out;
+  for (const auto& g : order) {
+    Candidate c = by_genome.at(g);
+    if (c.diverged) continue;
+    c.mean /= double(c.evaluations);
+    out.push_back(std::move(c));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.mean > b.mean; });
+  return out;
+}
+
+// Where a genome came from: a named seed rule, a random draw, or evolution.
+json origin_json(const Candidate& c) {
+  const std::string text = c.record.value("origin", "");
+  const std::string kind = text.starts_with("named:") ? "named" : text == "random" ? "random" : "evolved";
+  json o = {{"kind", kind}, {"text", text}, {"generation", c.record.at("generation")},
+            {"individual", c.record.at("individual")}};
+  if (kind == "named") o["name"] = text.substr(6);
+  return o;
+}
+
+// The champion: the finalists re-evaluated beside the controls on fresh
+// validation streams; the best mean wins. Writes best_rule.json (final) and
+// returns it. A finished selection (best_rule.json no longer provisional) is
+// read back instead of redone.
+json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema, const Controls& controls,
+                     const fs::path& dir, const io::RunConfig& cfg, Progress& progress) {
+  if (fs::exists(dir / "best_rule.json")) {
+    json done = json::parse(io::read_text(dir / "best_rule.json"));
+    if (done.value("provisional", true) == false) return done;
+  }
+  auto candidates = candidates_from_records(dir / "generations.jsonl");
+  if (candidates.empty())
+    throw engine::EngineError("every individual of every generation diverged: there is no champion; "
+                              "check the rule ranges or the learning rate (train.lr)");
+  if (int(candidates.size()) > cfg.finalists) candidates.resize(std::size_t(cfg.finalists));
+  const auto seeds = final_stream_seeds(cfg);
+  std::vector<engine::Rule> rules;
+  for (std::size_t k = 0; k < candidates.size(); ++k)
+    rules.push_back(schema.decode(candidates[k].genome, fmt::format("finalist{}", k)));
+  std::vector<float> lambda(rules.size(), 0.0f);
+  rules.insert(rules.end(), controls.rules.begin(), controls.rules.end());
+  lambda.insert(lambda.end(), controls.lambda.begin(), controls.lambda.end());
+  int done = 0;
+  const int units = evaluator.epochs_per_stream() * int(seeds.size());
+  const auto runs = evaluator.run(rules, lambda, seeds, [&](const std::string& what) {
+    progress.status(fmt::format("champion: {} finalists beside {} controls on {} fresh streams · {} · {}/{}",
+                                candidates.size(), controls.names.size(), seeds.size(), what, ++done, units));
+  });
+  json finalists = json::array();
+  int champion = -1;
+  double best = -INFINITY;
+  for (std::size_t k = 0; k < candidates.size(); ++k) {
+    const StreamFitness f = stream_fitness(runs, k, cfg);
+    const auto iv = engine::mean_ci95(f.values);
+    finalists.push_back({{"origin", origin_json(candidates[k])},
+                         {"fitness_during_evolution", candidates[k].mean},
+                         {"evaluations_during_evolution", candidates[k].evaluations},
+                         {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
+                         {"fitness_ci95", f.diverged ? json(nullptr) : interval_json(iv)},
+                         {"fitness_streams", f.values},
+                         {"diverged", f.diverged}});
+    if (!f.diverged && f.mean > best) best = f.mean, champion = int(k);
+  }
+  if (champion < 0)
+    throw engine::EngineError("every finalist diverged on the fresh validation streams: there is no champion");
+  json control_json = json::object();
+  for (std::size_t c = 0; c < controls.names.size(); ++c) {
+    const StreamFitness f = stream_fitness(runs, candidates.size() + c, cfg);
+    control_json[controls.names[c]] = {{"fitness", f.diverged ? json(nullptr) : json(f.mean)},
+                                       {"fitness_ci95", f.diverged ? json(nullptr) : interval_json(engine::mean_ci95(f.values))},
+                                       {"fitness_streams", f.values},
+                                       {"diverged", f.diverged}};
+  }
+  const Candidate& win = candidates[std::size_t(champion)];
+  const StreamFitness f = stream_fitness(runs, std::size_t(champion), cfg);
+  json best_json = record(runs, std::size_t(champion), false);
+  engine::Rule rule = schema.decode(win.genome, "champion");
+  best_json.update(json{{"provisional", false},
+                        {"generation", win.record.at("generation")},
+                        {"individual", win.record.at("individual")},
+                        {"origin", origin_json(win)},
+                        {"genome", win.genome},
+                        {"rule", json::parse(engine::rule_to_json(rule))},
+                        {"fitness", f.mean},
+                        {"fitness_ci95", interval_json(engine::mean_ci95(f.values))},
+                        {"fitness_streams", f.values},
+                        {"selection", {{"finalists", finalists},
+                                       {"streams", seeds},
+                                       {"data", "validation"},
+                                       {"rule", "the best mean fitness over the fresh streams"}}},
+                        {"controls", control_json}});
+  io::write_atomically(dir / "best_rule.json", best_json.dump(2) + "\n");
+  return best_json;
 }
 
 int run_evolution(const RunOptions& o) {
@@ -242,7 +549,9 @@ int run_evolution(const RunOptions& o) {
   engine::admit_population(*backend,
                            engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
                                               std::max(cfg.batch, cfg.eval_batch), cfg.batch, true),
-                           cfg.population, std::max(cfg.batch, cfg.eval_batch));
+                           // the population or the finalists, and the controls beside them
+                           std::max(cfg.population, cfg.finalists) + int(cfg.controls.size()),
+                           std::max(cfg.batch, cfg.eval_batch));
   const ga::GenomeSchema schema(engine::NetSpec::parse(cfg.net).hidden_plastic_layers());
   std::optional<ga::GeneticAlgorithm> ga;
   if (resuming) {
@@ -281,37 +590,30 @@ int run_evolution(const RunOptions& o) {
       if (!datasets.count(name)) datasets.emplace(name, std::move(d));
   }
 
+  const Controls controls = make_controls(cfg);
   Progress progress(o.quiet);
-  progress.line(fmt::format("evolve run: preset {}, {} on {} ({}), P={}, {} generations, backend {}, "
-                            "run directory {}{}",
+  progress.line(fmt::format("evolve run: preset {}, {} on {} ({}), P={}, {} generations, {} stream{} each, "
+                            "controls {}, backend {}, run directory {}{}",
                             cfg.preset, cfg.net, cfg.protocol, cfg.dataset, cfg.population, cfg.generations,
+                            cfg.streams, cfg.streams == 1 ? "" : "s",
+                            controls.names.empty() ? std::string("none") : fmt::format("{}", fmt::join(controls.names, ", ")),
                             backend->name(), dir.string(),
                             resuming ? fmt::format(" (resuming at generation {})", ga->generation()) : ""));
+  const Evaluator evaluator{*backend, pcs, datasets, cfg};
   const auto t_start = Clock::now();
-  double best_fitness = ga->best_generation() >= 0 ? ga->best().fitness : -INFINITY;
   const int first_generation = ga->generation();
   for (int g = ga->generation(); g < cfg.generations; ++g) {
-    const std::uint64_t gen_seed = generation_seed(cfg.seed, g);
     const auto& pop = ga->ask();
     std::vector<engine::Rule> rules;
     for (std::size_t i = 0; i < pop.size(); ++i)
       rules.push_back(schema.decode(pop[i].genome, fmt::format("g{}i{}", g, i)));
-    engine::ContinualConfig cc;
-    cc.net = cfg.net;
-    cc.epochs = cfg.epochs;
-    cc.batch = cfg.batch;
-    cc.lr = float(cfg.lr);
-    cc.eval_batch = cfg.eval_batch;
-    cc.seed = gen_seed;
-    cc.eval_every_epoch = true;
-    // Every protocol of the generation, its results for every individual.
-    std::vector<engine::Protocol> protos;
-    for (auto pc : pcs) {
-      pc.seed = gen_seed;
-      protos.push_back(engine::make_protocol(pc, datasets));
-    }
+    std::vector<float> lambda(pop.size(), 0.0f);
+    rules.insert(rules.end(), controls.rules.begin(), controls.rules.end());
+    lambda.insert(lambda.end(), controls.lambda.begin(), controls.lambda.end());
+    const auto seeds = generation_stream_seeds(cfg.seed, g, cfg.streams);
+
     int units = 0, done = 0;
-    for (const auto& pr : protos) units += int(pr.phases.size()) * cfg.epochs;
+    units = evaluator.epochs_per_stream() * cfg.streams;
     const auto t_gen = Clock::now();
     const auto on_epoch = [&](const std::string& what) {
       ++done;
@@ -319,79 +621,42 @@ int run_evolution(const RunOptions& o) {
       const double gens_done = double(g - first_generation) + double(done) / units;
       const double eta = elapsed / gens_done * (cfg.generations - first_generation - gens_done);
       // Generations are counted from 0 on the console as in the files (0 is the initial population).
-      progress.status(fmt::format("gen {} of 0–{} · {} · best {} · ETA {}", g, cfg.generations - 1, what,
-                                  std::isfinite(best_fitness) ? fmt::format("{:.4f}", best_fitness) : "—",
+      progress.status(fmt::format("gen {} of 0–{} · {} · ETA {} (+ champion)", g, cfg.generations - 1, what,
                                   duration(eta)));
     };
-    std::vector<engine::ContinualResult> results;
-    double train_seconds = 0, seconds = 0, images = 0;
-    for (const auto& pr : protos) {
-      results.push_back(engine::run_continual(*backend, pr, rules, std::vector<float>(pop.size(), 0.0f), cc, on_epoch));
-      train_seconds += results.back().train_seconds;
-      seconds += results.back().seconds;
-      images += double(results.back().images_trained);
-    }
+    const auto runs = evaluator.run(rules, lambda, seeds, on_epoch);
 
-    const auto protocol_json = [&](std::size_t q, std::size_t i, bool full) {
-      const auto& r = results[q].nets[i];
-      std::vector<std::string> tasks;
-      for (const auto& t : protos[q].tasks) tasks.push_back(t.name);
-      json j = {{"protocol", protos[q].name}, {"tasks", tasks},       {"val", metrics_json(r.val)},
-                {"test", metrics_json(r.test)},  {"R_val", r.R_val}, {"R_test", r.R_test}};
-      if (full) {
-        j["train_loss"] = r.train_loss;
-        j["epoch_val_loss"] = r.epoch_val_loss;
-        j["epoch_val_acc"] = r.epoch_val_acc;
-      }
-      return j;
-    };
     std::vector<double> fitness;
     std::uint64_t bytes = 0;
-    int best_i = 0;
-    for (std::size_t i = 0; i < pop.size(); ++i) {
-      double f = 0;
-      bool diverged = false;
-      for (std::size_t q = 0; q < protos.size(); ++q) {
-        const auto& r = results[q].nets[i];
-        diverged |= r.diverged;
-        if (cfg.fitness == "seed") {
-          double best_val = INFINITY;
-          for (float v : r.epoch_val_loss) best_val = std::min(best_val, double(v));
-          f += engine::fitness_seed(best_val, r.train_loss.back().back(), results[q].train_seconds,
-                                    {cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes});
-        } else {
-          f += engine::fitness_continual(r.val, {cfg.w_acc, cfg.w_bwt});
-        }
-      }
-      diverged = diverged || !std::isfinite(f);
-      f = diverged ? engine::kWorstFitness : f / double(protos.size());  // ranks last in the GA
-      fitness.push_back(f);
-      if (f > fitness[std::size_t(best_i)]) best_i = int(i);
-      // The first protocol's fields at the top (what the report draws), every protocol below.
-      json line = protocol_json(0, i, true);
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      const StreamFitness f = stream_fitness(runs, i, cfg);
+      const bool control = i >= pop.size();
+      json line = record(runs, i, true);
       line.update(json{{"generation", g},
-                       {"individual", i},
-                       {"origin", pop[i].origin},
-                       {"genome", pop[i].genome},
+                       {"role", control ? "control" : "individual"},
+                       {"individual", control ? json(nullptr) : json(i)},
+                       {"control", control ? json(controls.names[i - pop.size()]) : json(nullptr)},
+                       {"origin", control ? std::string("control") : pop[i].origin},
+                       {"genome", control ? json(nullptr) : json(pop[i].genome)},
                        {"rule", json::parse(engine::rule_to_json(rules[i]))},
-                       // Records hold no sentinel: a diverged individual's fitness is null, with the flag.
-                       {"fitness", diverged ? json(nullptr) : json(f)},
-                       {"diverged", diverged},
-                       {"seed", gen_seed},
-                       {"seconds", seconds / double(pop.size())}});
-      for (std::size_t q = 0; q < protos.size(); ++q) line["protocols"].push_back(protocol_json(q, i, false));
+                       // Records hold no sentinel: a diverged net's fitness is null, with the flag.
+                       {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
+                       {"fitness_streams", f.values},
+                       {"diverged", f.diverged},
+                       {"seed", seeds.front()},
+                       {"seeds", seeds},
+                       {"seconds", runs.seconds / double(rules.size())}});
       bytes = io::append_line(dir / "generations.jsonl", line.dump());
+      if (!control) fitness.push_back(f.diverged ? engine::kWorstFitness : f.mean);  // ranks last in the GA
     }
-    if (fitness[std::size_t(best_i)] > best_fitness) {
-      best_fitness = fitness[std::size_t(best_i)];
-      const std::size_t bi = std::size_t(best_i);
-      json best = protocol_json(0, bi, false);
-      best.update(json{{"generation", g},
-                       {"individual", best_i},
-                       {"fitness", best_fitness},
-                       {"genome", pop[bi].genome},
-                       {"rule", json::parse(engine::rule_to_json(rules[bi]))}});
-      for (std::size_t q = 0; q < protos.size(); ++q) best["protocols"].push_back(protocol_json(q, bi, false));
+    // The provisional champion: the best mean over every evaluation so far.
+    const auto candidates = candidates_from_records(dir / "generations.jsonl");
+    if (!candidates.empty()) {
+      json best = candidates.front().record;
+      best.update(json{{"provisional", true},
+                       {"fitness", candidates.front().mean},
+                       {"evaluations", candidates.front().evaluations},
+                       {"origin", origin_json(candidates.front())}});
       io::write_atomically(dir / "best_rule.json", best.dump(2) + "\n");
     }
     ga->tell(fitness);
@@ -400,19 +665,35 @@ int run_evolution(const RunOptions& o) {
     io::write_atomically(dir / "checkpoint.json", ck.dump());
     cleanup.armed = false;
     double mean = 0;
-    int counted = 0;
-    for (double f : fitness)
-      if (f > engine::kWorstFitness) mean += f, ++counted;
-    progress.line(fmt::format("generation {} of 0–{}: best {:.4f} (individual {}), mean {:.4f}, {} "
+    int counted = 0, best_i = 0;
+    for (std::size_t i = 0; i < fitness.size(); ++i) {
+      if (fitness[i] > engine::kWorstFitness) mean += fitness[i], ++counted;
+      if (fitness[i] > fitness[std::size_t(best_i)]) best_i = int(i);
+    }
+    std::string beside;
+    for (std::size_t c = 0; c < controls.names.size(); ++c) {
+      const StreamFitness f = stream_fitness(runs, pop.size() + c, cfg);
+      beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", controls.names[c],
+                            f.diverged ? std::string("diverged") : fmt::format("{:.4f}", f.mean));
+    }
+    progress.line(fmt::format("generation {} of 0–{}: best {:.4f} (individual {}), mean {:.4f}{}, {} "
                               "network-images/s, {}",
                               g, cfg.generations - 1, fitness[std::size_t(best_i)], best_i,
-                              counted ? mean / counted : 0.0,
-                              fmt::format("{:.0f}", double(pop.size()) * images / std::max(train_seconds, 1e-9)),
+                              counted ? mean / counted : 0.0, beside.empty() ? "" : "; controls " + beside,
+                              fmt::format("{:.0f}", double(rules.size()) * runs.images / std::max(runs.train_seconds, 1e-9)),
                               duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));
   }
+  const json champion = select_champion(evaluator, schema, controls, dir, cfg, progress);
   const auto report = io::write_report(dir);
-  fmt::print("best fitness {:.4f} (generation {}); best rule in {}, report in {}\n", ga->best().fitness,
-             ga->best_generation(), (dir / "best_rule.json").string(), report.string());
+  std::string beside;
+  for (auto it = champion.at("controls").begin(); it != champion.at("controls").end(); ++it)
+    beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", it.key(),
+                          it.value().at("fitness").is_number() ? fmt::format("{:.4f}", it.value().at("fitness").get<double>())
+                                                               : std::string("diverged"));
+  fmt::print("champion ({}): fitness {:.4f}, 95% CI {} on {} fresh validation streams{}\nbest rule in {}, report in {}\n",
+             champion.at("origin").at("text").get<std::string>(), champion.at("fitness").get<double>(),
+             ci_text(champion.at("fitness_ci95")), cfg.final_streams, beside.empty() ? "" : "; controls " + beside,
+             (dir / "best_rule.json").string(), report.string());
   return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "engine/errors.hpp"
 
@@ -55,6 +56,28 @@ double fitness_seed(double best_val_loss, double final_train_loss, double train_
 double fitness_continual(const ContinualMetrics& m, const ContinualFitnessWeights& w) {
   const double f = w.acc * m.acc + w.bwt * m.bwt;
   return std::isfinite(f) ? f : kWorstFitness;
+}
+
+Interval mean_ci95(const std::vector<double>& v) {
+  Interval r;
+  r.n = int(v.size());
+  if (v.empty()) return r;
+  for (double x : v) r.mean += x;
+  r.mean /= double(v.size());
+  if (v.size() < 2) {
+    r.half_width = NAN;
+    return r;
+  }
+  double ss = 0;
+  for (double x : v) ss += (x - r.mean) * (x - r.mean);
+  r.sd = std::sqrt(ss / double(v.size() - 1));
+  // t_{0.975, df} for df = 1…30, then the normal quantile (within 2% from df 30 on).
+  static constexpr double t[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  const std::size_t df = v.size() - 1;
+  r.half_width = (df <= std::size(t) ? t[df - 1] : 1.960) * r.sd / std::sqrt(double(v.size()));
+  return r;
 }
 
 }  // namespace evoplast::engine

@@ -44,4 +44,16 @@ struct ContinualFitnessWeights {
 // On validation data only: w·ACC + w·BWT.
 double fitness_continual(const ContinualMetrics& m, const ContinualFitnessWeights& w = {});
 
+// The mean of n values and its 95% confidence interval by Student's t
+// (mean ± t_{0.975, n−1}·s/√n, s the sample standard deviation): for a
+// fitness over n streams, or a paired difference over n seeds. n < 2 leaves
+// the half-width NaN (no interval from one value).
+struct Interval {
+  double mean = 0, sd = 0, half_width = 0;
+  int n = 0;
+  double lo() const { return mean - half_width; }
+  double hi() const { return mean + half_width; }
+};
+Interval mean_ci95(const std::vector<double>& values);
+
 }  // namespace evoplast::engine

@@ -111,16 +111,21 @@ void GeneticAlgorithm::tell(const std::vector<double>& fitness) {
   for (int e = 0; e < config_.elites; ++e) {
     Individual elite = population_[std::size_t(order[std::size_t(e)])];
     elite.evaluated = false;
-    elite.origin = "elite";
+    elite.origin = fmt::format("elite: g{}i{}", generation_, order[std::size_t(e)]);
     next.push_back(elite);
   }
   std::bernoulli_distribution crossover(config_.crossover_rate);
   while (int(next.size()) < config_.population) {
-    const auto& a = population_[std::size_t(tournament_select(population_))].genome;
-    std::vector<float> child = a;
-    if (crossover(rng_)) child = cross(a, population_[std::size_t(tournament_select(population_))].genome);
+    const int a = tournament_select(population_);
+    std::vector<float> child = population_[std::size_t(a)].genome;
+    std::string origin = fmt::format("child: g{}i{}", generation_, a);
+    if (crossover(rng_)) {
+      const int b = tournament_select(population_);
+      child = cross(child, population_[std::size_t(b)].genome);
+      origin += fmt::format(" × g{}i{}", generation_, b);
+    }
     mutate(child);
-    next.push_back({child, 0, false, "child"});
+    next.push_back({child, 0, false, origin});
   }
   population_ = std::move(next);
   ++generation_;

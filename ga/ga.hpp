@@ -30,7 +30,9 @@ struct Individual {
   std::vector<float> genome;
   double fitness = 0;
   bool evaluated = false;
-  std::string origin;  // "named:hebb", "random", "elite", "child"
+  // "named:hebb", "random", "elite: g3i2" (kept from generation 3's
+  // individual 2), "child: g3i2 × g3i5" (its parents; one parent: mutation only).
+  std::string origin;
 };
 
 class GeneticAlgorithm {

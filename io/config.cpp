@@ -165,6 +165,11 @@ const std::vector<Key>& keys() {
       number_key("fitness.w_minutes", &RunConfig::w_minutes),
       number_key("fitness.w_acc", &RunConfig::w_acc),
       number_key("fitness.w_bwt", &RunConfig::w_bwt),
+      number_key("fitness.streams", &RunConfig::streams),
+      list_key("fitness.controls", &RunConfig::controls),
+      number_key("fitness.ewc_lambda", &RunConfig::ewc_lambda),
+      number_key("fitness.finalists", &RunConfig::finalists),
+      number_key("fitness.final_streams", &RunConfig::final_streams),
   };
   return all;
 }
@@ -226,6 +231,7 @@ RunConfig preset(const std::string& name) {
     c.train_per_task = c.val_per_task = c.test_per_task = 0;
     c.fitness = "seed";
     c.seed_rules = {"baseline", "hebb", "si", "dfa"};
+    c.controls = {"baseline"};  // the seed's rule itself; one task, so no EWC or SI to compare
     return c;
   }
   if (name == "continual") {
@@ -240,6 +246,9 @@ RunConfig preset(const std::string& name) {
     c.test_per_task = 0;
     c.fitness = "continual";
     c.seed_rules = {"baseline", "hebb", "local", "si", "oja", "bcm", "dfa", "fly"};
+    c.streams = 2;
+    c.finalists = 3;
+    c.final_streams = 5;
     return c;
   }
   throw ConfigError(fmt::format("preset '{}': choose seed, continual or smoke", name));
@@ -311,6 +320,13 @@ void validate(const RunConfig& c) {
                         std::pair{"fitness.w_minutes", c.w_minutes}, std::pair{"fitness.w_acc", c.w_acc},
                         std::pair{"fitness.w_bwt", c.w_bwt}})
     need(std::isfinite(v), key, "must be a finite number");
+  need(c.streams >= 1 && c.streams <= 64, "fitness.streams", fmt::format("{} — must be in [1, 64]", c.streams));
+  need(c.finalists >= 1 && c.finalists <= 64, "fitness.finalists",
+       fmt::format("{} — must be in [1, 64]", c.finalists));
+  need(c.final_streams >= 1 && c.final_streams <= 64, "fitness.final_streams",
+       fmt::format("{} — must be in [1, 64]", c.final_streams));
+  need(std::isfinite(c.ewc_lambda) && c.ewc_lambda >= 0, "fitness.ewc_lambda",
+       fmt::format("{} — must be ≥ 0", c.ewc_lambda));
 }
 
 std::string to_toml(const RunConfig& c) {

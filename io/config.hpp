@@ -36,6 +36,18 @@ struct RunConfig {
   // [fitness]
   std::string fitness = "continual";  // seed | continual
   double w_val_loss = 1, w_train_loss = 1, w_minutes = 0.01, w_acc = 1, w_bwt = 1;
+  // Every individual of a generation meets the same `streams` streams (class
+  // orders, permutations, initial weights); its fitness is the mean.
+  int streams = 1;
+  // Rules evaluated beside the population every generation on the same
+  // streams, never selected: named rules, "ewc" (finetune + EWC at
+  // ewc_lambda) or rule files.
+  std::vector<std::string> controls = {"finetune", "ewc", "si"};
+  double ewc_lambda = 100;
+  // The champion: the `finalists` best distinct genomes (by their mean over
+  // every evaluation they had) re-evaluated on `final_streams` fresh
+  // validation streams beside the controls; the best mean wins.
+  int finalists = 2, final_streams = 2;
 };
 
 // The presets: seed (the seed's experiment), continual, smoke (under 2 minutes on 2 cores).

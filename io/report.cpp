@@ -1,5 +1,7 @@
 #include "io/report.hpp"
 
+#include "io/config.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,7 +85,7 @@ class Chart {
         body_ += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="{}"/>)", X(x), Y(y), colour);
   }
   void legend(int row, const std::string& colour, const std::string& label) {
-    const int x = w_ - R - 175, y = T + 14 + 16 * row;
+    const int x = w_ - R + 12, y = T + 14 + 16 * row;  // right of the plot, never over the data
     body_ += fmt::format(R"(<rect x="{}" y="{}" width="12" height="4" fill="{}"/><text x="{}" y="{}" font-size="11">{}</text>)",
                          x, y - 4, colour, x + 18, y + 1, esc(label));
   }
@@ -94,7 +96,7 @@ class Chart {
   std::string& body() { return body_; }
 
  private:
-  static constexpr int L = 60, R = 20, T = 30, B = 40;
+  static constexpr int L = 60, R = 200, T = 30, B = 40;  // R holds the legend
   int w_, h_;
   double x0_, x1_, y0_, y1_;
   std::string body_;
@@ -108,13 +110,17 @@ std::string empty_svg(const std::string& title, const std::string& why) {
 
 std::string fitness_svg(const std::vector<json>& rows) {
   std::map<int, std::vector<double>> by_gen;
+  std::map<std::string, std::vector<std::pair<double, double>>> controls;  // name → (generation, fitness)
   int diverged = 0;
   for (const auto& r : rows) {
     if (r.value("diverged", false) || r.at("fitness").is_null()) {  // null fitness: diverged
       ++diverged;
       continue;
     }
-    by_gen[r.at("generation").get<int>()].push_back(r.at("fitness").get<double>());
+    const int g = r.at("generation").get<int>();
+    const double f = r.at("fitness").get<double>();
+    if (r.value("role", std::string("individual")) == "control") controls[r.at("control").get<std::string>()].push_back({g, f});
+    else by_gen[g].push_back(f);
   }
   if (by_gen.empty()) return empty_svg("Fitness per generation", "no evaluated individuals yet");
   std::vector<std::pair<double, double>> best, mean, so_far;
@@ -131,6 +137,8 @@ std::string fitness_svg(const std::vector<json>& rows) {
     lo = std::min({lo, m, *std::min_element(f.begin(), f.end())});
     hi = std::max(hi, b);
   }
+  for (const auto& [name, pts] : controls)
+    for (auto [g, f] : pts) lo = std::min(lo, f), hi = std::max(hi, f);
   const double pad = (hi - lo) * 0.08 + 1e-9;
   Chart c(640, 340, "Fitness per generation", best.front().first, std::max(best.back().first, best.front().first + 1.0),
           lo - pad, hi + pad);
@@ -145,7 +153,15 @@ std::string fitness_svg(const std::vector<json>& rows) {
   c.legend(1, "#1f77b4", "mean of generation");
   c.legend(2, "#2ca02c", "best so far");
   c.legend(3, "#999", "individuals");
-  if (diverged) c.legend(4, "white", fmt::format("{} diverged (not drawn)", diverged));
+  // The controls on the same streams, never selected: what the population must beat.
+  const char* control_colours[] = {"#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"};
+  int row = 4;
+  for (const auto& [name, pts] : controls) {
+    const std::string colour = control_colours[std::size_t(row - 4) % std::size(control_colours)];
+    c.polyline(pts, colour, 1.5, true);
+    c.legend(row++, colour, "control: " + name);
+  }
+  if (diverged) c.legend(row, "white", fmt::format("{} diverged (not drawn)", diverged));
   return c.svg();
 }
 
@@ -223,8 +239,9 @@ std::string matrix_svg(const json& best, const std::string& title = "Best rule: 
                      w, h, w, h, body);
 }
 
-const char* kCoefficients[] = {"alpha", "A", "B", "C", "D", "omega", "lambda", "bcm", "kappa",
-                               "rho_omega", "s_g", "s_h", "gamma_h", "rho_star"};
+const char* kCoefficients[] = {"alpha", "A",   "B",   "C",       "D",        "omega",       "lambda",
+                               "bcm",   "kappa", "rho_omega", "s_g", "s_h", "gamma_h", "rho_star",
+                               "k_active", "k_normalise", "label_mix", "w_norm"};
 
 std::vector<std::pair<std::string, json>> layers_of(const json& rule) {
   std::vector<std::pair<std::string, json>> out;
@@ -352,15 +369,58 @@ h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;font-size:13px}
 pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-family:monospace;font-size:13px}</style></head><body>)";
   html += fmt::format("<h1>evoplast run: {}</h1>", esc(dir.filename().string()));
   if (!best.is_null()) {
-    html += fmt::format("<p>Best rule: generation {}, individual {}, fitness <b>{:.4f}</b>; protocol {}.</p>",
-                        best.value("generation", -1), best.value("individual", -1), best.value("fitness", 0.0),
-                        esc(best.value("protocol", std::string("?"))));
+    const auto interval = [](const json& ci) {
+      return ci.is_array() && ci.size() == 2 && ci[0].is_number()
+                 ? fmt::format(" (95% CI {:.4f} to {:.4f})", ci[0].get<double>(), ci[1].get<double>())
+                 : std::string();
+    };
+    const std::string origin = best.contains("origin") && best["origin"].is_object()
+                                   ? best["origin"].value("text", std::string("?"))
+                                   : std::string("?");
+    if (best.value("provisional", true))
+      html += fmt::format("<p>Best rule so far (provisional: the champion is chosen when the run ends): generation {}, "
+                          "individual {} ({}), mean fitness <b>{:.4f}</b> over {} evaluation(s); protocol {}.</p>",
+                          best.value("generation", -1), best.value("individual", -1), esc(origin),
+                          best.value("fitness", 0.0), best.value("evaluations", 1),
+                          esc(best.value("protocol", std::string("?"))));
+    else
+      html += fmt::format("<p>Champion: first seen in generation {} as individual {} ({}). Fitness on {} fresh "
+                          "validation streams <b>{:.4f}</b>{}; protocol {}.</p>",
+                          best.value("generation", -1), best.value("individual", -1), esc(origin),
+                          best.value("fitness_streams", json::array()).size(), best.value("fitness", 0.0),
+                          interval(best.value("fitness_ci95", json())), esc(best.value("protocol", std::string("?"))));
+    if (best.contains("controls") && best["controls"].is_object() && !best["controls"].empty()) {
+      html += "<table><tr><th>on the same streams</th><th>fitness</th><th>95% CI</th></tr>";
+      html += fmt::format("<tr><td>champion</td><td>{:.4f}</td><td>{}</td></tr>", best.value("fitness", 0.0),
+                          interval(best.value("fitness_ci95", json())));
+      for (auto it = best["controls"].begin(); it != best["controls"].end(); ++it)
+        html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(it.key()),
+                            it.value()["fitness"].is_number() ? fmt::format("{:.4f}", it.value()["fitness"].get<double>())
+                                                              : std::string("diverged"),
+                            interval(it.value().value("fitness_ci95", json())));
+      html += "</table>";
+    }
     if (best.contains("test"))
       html += fmt::format("<p>Test: ACC {:.2f}%, BWT {:.2f}%, FWT {:.2f}%, forgetting {:.2f}%.</p>",
                           100 * best["test"].value("acc", 0.0), 100 * best["test"].value("bwt", 0.0),
                           100 * best["test"].value("fwt", 0.0), 100 * best["test"].value("forgetting", 0.0));
   }
-  html += "<h2>Fitness per generation</h2>" + svgs[0].second;
+  html += "<h2>Fitness per generation</h2>";
+  if (!config.empty()) {
+    RunConfig cfg;
+    try {
+      apply_toml(cfg, config, "config.toml");
+      html += cfg.fitness == "seed"
+                  ? fmt::format("<p class=formula>fitness = −({:g}·best validation loss + {:g}·final training loss + "
+                                "{:g}·training minutes)</p>",
+                                cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes)
+                  : fmt::format("<p class=formula>fitness = {:g}·ACC + {:g}·BWT on validation data, the mean over "
+                                "{} stream(s) × the protocols {}</p>",
+                                cfg.w_acc, cfg.w_bwt, cfg.streams, esc(cfg.protocol));
+    } catch (const std::exception&) {  // an old or edited config: the report goes on without the formula
+    }
+  }
+  html += svgs[0].second;
   html += "<h2>Validation loss during training</h2>" + svgs[1].second;
   html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2].second;
   // Runs over several protocols: one matrix each (the first is above).

@@ -20,15 +20,22 @@ def need(row, keys, where):
     missing = [k for k in keys if k not in row]
     assert not missing, f"{where}: missing {missing}"
 rows = [json.loads(l) for l in open(f"{d}/run/generations.jsonl")]
-assert len(rows) == 6, f"generations.jsonl: {len(rows)} rows, want 2 generations × 3"
+assert len(rows) == 12, f"generations.jsonl: {len(rows)} rows, want 2 generations × (3 individuals + 3 controls)"
 for r in rows:
-    need(r, ["generation", "individual", "genome", "rule", "fitness", "diverged", "R_val", "R_test", "val", "test"],
-         "generations.jsonl")
+    need(r, ["generation", "role", "individual", "control", "origin", "genome", "rule", "fitness", "fitness_streams",
+             "diverged", "seeds", "R_val", "R_test", "val", "test"], "generations.jsonl")
     assert (r["fitness"] is None) == r["diverged"], "fitness is null exactly when diverged"
     assert r["fitness"] is None or math.isfinite(r["fitness"])
+    assert (r["role"] == "control") == (r["individual"] is None) == (r["control"] is not None)
 assert {r["generation"] for r in rows} == {0, 1}
+assert sorted(r["control"] for r in rows if r["role"] == "control") == ["ewc", "ewc", "finetune", "finetune", "si", "si"]
 best = json.load(open(f"{d}/run/best_rule.json"))
-need(best, ["generation", "individual", "fitness", "genome", "rule", "R_test"], "best_rule.json")
+need(best, ["generation", "individual", "fitness", "fitness_ci95", "fitness_streams", "origin", "controls",
+            "selection", "provisional", "genome", "rule", "R_test"], "best_rule.json")
+assert best["provisional"] is False and best["origin"]["kind"] in ("named", "random", "evolved")
+assert set(best["controls"]) == {"finetune", "ewc", "si"}
+lo, hi = best["fitness_ci95"]
+assert lo <= best["fitness"] <= hi
 ck = json.load(open(f"{d}/run/checkpoint.json"))
 need(ck, ["config", "ga", "jsonl_bytes", "generations_done"], "checkpoint.json")
 ev = json.load(open(f"{d}/eval/eval.json"))

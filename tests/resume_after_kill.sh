@@ -38,15 +38,17 @@ python3 - "$tmp/whole" "$tmp/killed" <<'PY'
 import json, sys
 a, b = sys.argv[1], sys.argv[2]
 ba, bb = json.load(open(f"{a}/best_rule.json")), json.load(open(f"{b}/best_rule.json"))
-assert ba["genome"] == bb["genome"], "best genomes differ"
-assert ba["fitness"] == bb["fitness"], f"best fitness differs: {ba['fitness']} vs {bb['fitness']}"
+assert ba["genome"] == bb["genome"], "champions differ"
+assert ba["fitness"] == bb["fitness"], f"champion fitness differs: {ba['fitness']} vs {bb['fitness']}"
+assert ba["provisional"] is False and bb["provisional"] is False, "a finished run's best_rule.json is its champion"
+assert ba["fitness_ci95"] == bb["fitness_ci95"] and ba["controls"] == bb["controls"] and ba["selection"] == bb["selection"]
 def lines(d):
     out = []
     for l in open(f"{d}/generations.jsonl"):
         r = json.loads(l); r.pop("seconds"); out.append(r)
     return out
 la, lb = lines(a), lines(b)
-assert len(la) == len(lb) == 24, (len(la), len(lb))
+assert len(la) == len(lb) == 4 * (6 + 3), (len(la), len(lb))  # 4 generations of 6 individuals and 3 controls
 assert la == lb, "generations.jsonl differs"
 print(f"resumed run equals the uninterrupted one: best fitness {ba['fitness']:.6f}, generation {ba['generation']}")
 PY

@@ -25,7 +25,7 @@ n=$(find runs -maxdepth 1 -mindepth 1 -type d | wc -l)
 ((n == 2)) || fail "two concurrent runs made $n run folders: $(ls runs)"
 for d in runs/*/; do
   lines=$(wc -l <"$d/generations.jsonl")
-  ((lines == 3)) || fail "$d/generations.jsonl holds $lines lines, not 3 (one generation of 3)"
+  ((lines == 6)) || fail "$d/generations.jsonl holds $lines lines, not 6 (one generation of 3 and 3 controls)"
 done
 echo "same-second runs: $(ls runs | paste -sd' ')"
 
