@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/errors.hpp"
+#include "engine/metrics.hpp"
 #include "engine/network.hpp"
 #include "engine/rule.hpp"
 #include "io/config.hpp"
@@ -51,8 +53,13 @@ struct EvalOptions {
   bool quiet = false;
   bool broadcast_rule = false;  // apply a rule evolved for fewer hidden layers to more
   std::string run;              // a run directory: its net, protocol, data set and best rule
+  bool heldout = false;         // --heldout: the held-out protocol set
   int threads = 0;
 };
+
+// The held-out protocol set: data and task structures an evolution on the
+// continual preset (Split MNIST domain-IL, Permuted MNIST) never saw.
+constexpr const char* kHeldOutProtocols = "split-domain:fashion,split-class:fashion,permuted,sequence";
 
 CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
   auto* cmd = app.add_subcommand(
@@ -71,8 +78,13 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
       ->capture_default_str();
   cmd->add_option("--protocol", o.protocol,
                   "iid, split-task, split-domain, split-class, permuted (10 tasks) or permutedT "
-                  "(e.g. permuted3), sequence (mnist → fashion)")
+                  "(e.g. permuted3), sequence (mnist → fashion); several comma-separated, each with its "
+                  "own data set after ':' (split-class:fashion), give one folder each and a summary")
       ->capture_default_str();
+  cmd->add_flag("--heldout", o.heldout,
+                fmt::format("The held-out protocols ({}), 5 seeds unless --seeds is given: what the "
+                            "continual preset never evolved on",
+                            kHeldOutProtocols));
   cmd->add_option("--dataset", o.dataset, "Data set for iid, split and permuted: mnist or fashion")
       ->check(CLI::IsMember({"mnist", "fashion"}))
       ->capture_default_str();
@@ -191,57 +203,115 @@ EvalOptions from_run(EvalOptions o, const CLI::App& cmd) {
   io::apply_toml(cfg, io::read_text(dir / "config.toml"), (dir / "config.toml").string());
   const auto given = [&](const char* name) { return cmd.get_option(name)->count() > 0; };
   if (!given("--net")) o.config.net = cfg.net;
-  if (!given("--protocol")) o.protocol = cfg.protocol.substr(0, cfg.protocol.find(','));
+  if (!given("--protocol") && !o.heldout) o.protocol = cfg.protocol.substr(0, cfg.protocol.find(','));
   if (!given("--dataset")) o.dataset = cfg.dataset;
   if (!given("--rule")) o.rules = {(dir / "best_rule.json").string(), "finetune", "ewc", "si"};
   return o;
 }
 
-int run_eval(const EvalOptions& o) {
-  use_cpu_threads(o.threads);
-  if (o.seeds < 1) throw engine::EngineError(fmt::format("--seeds {}: must be at least 1", o.seeds));
-  if (!(o.ewc_lambda >= 0)) throw engine::EngineError("--ewc-lambda: must be ≥ 0");
+// The rules of --rule as the population trains them, labelled as printed.
+std::vector<Entry> make_entries(const EvalOptions& o) {
   std::vector<Entry> entries;
   for (const auto& name : o.rules) {
-    if (name == "ewc")
-      entries.push_back({fmt::format("ewc(λ={:g})", o.ewc_lambda), engine::named_rule("finetune"),
-                         o.ewc_lambda});
-    else {
-      engine::Rule r = engine::rule_by_name_or_file(name);
-      const bool from_file = r.name == "custom" || fs::exists(name);
-      const int layers = engine::NetSpec::parse(o.config.net).hidden_plastic_layers();
-      if (from_file && int(r.hidden.size()) != layers && !o.broadcast_rule)
-        throw engine::EngineError(fmt::format(
-            "{}: the rule holds {} hidden-layer rule(s) but --net {} has {} hidden plastic layer(s): it was evolved "
-            "for another network; evaluate it with --net of its run (or --run DIR), or pass --broadcast-rule",
-            name, r.hidden.size(), o.config.net, layers));
-      // A file is labelled by its run's folder (runs/X/best_rule.json → X), else by its name.
-      std::string label = r.name;
-      if (from_file) {
-        const fs::path p(name);
-        label = p.filename() == "best_rule.json" && p.has_parent_path() ? p.parent_path().filename().string()
-                                                                          : p.stem().string();
-      }
-      entries.push_back({label, r, 0.0f});
+    if (name == "ewc") {
+      entries.push_back({fmt::format("ewc(λ={:g})", o.ewc_lambda), engine::named_rule("finetune"), o.ewc_lambda});
+      continue;
+    }
+    engine::Rule r = engine::rule_by_name_or_file(name);
+    const bool from_file = r.name == "custom" || fs::exists(name);
+    const int layers = engine::NetSpec::parse(o.config.net).hidden_plastic_layers();
+    if (from_file && int(r.hidden.size()) != layers && !o.broadcast_rule)
+      throw engine::EngineError(fmt::format(
+          "{}: the rule holds {} hidden-layer rule(s) but --net {} has {} hidden plastic layer(s): it was evolved "
+          "for another network; evaluate it with --net of its run (or --run DIR), or pass --broadcast-rule",
+          name, r.hidden.size(), o.config.net, layers));
+    // A file is labelled by its run's folder (runs/X/best_rule.json → X), else by its name.
+    std::string label = r.name;
+    if (from_file) {
+      const fs::path p(name);
+      label = p.filename() == "best_rule.json" && p.has_parent_path() ? p.parent_path().filename().string()
+                                                                        : p.stem().string();
+    }
+    entries.push_back({label, r, 0.0f});
+  }
+  return entries;
+}
+
+// One item of --protocol: a protocol name and its data set ("split-class",
+// "split-domain:fashion"; sequence always uses both).
+struct ProtocolItem {
+  std::string name, dataset;
+  std::string label() const { return name == "sequence" ? name : name + "-" + dataset; }
+};
+
+std::vector<ProtocolItem> protocol_items(const std::string& list, const std::string& default_dataset) {
+  std::vector<ProtocolItem> items;
+  std::stringstream ss(list);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (item.empty()) continue;
+    const auto colon = item.find(':');
+    ProtocolItem p{item.substr(0, colon), colon == std::string::npos ? default_dataset : item.substr(colon + 1)};
+    if (p.dataset != "mnist" && p.dataset != "fashion")
+      throw engine::EngineError(fmt::format("--protocol {}: the data set after ':' is mnist or fashion", item));
+    engine::ProtocolConfig check;
+    engine::parse_protocol_name(p.name, check);  // throws naming the valid ones
+    items.push_back(p);
+  }
+  if (items.empty()) throw engine::EngineError("--protocol: name at least one protocol");
+  return items;
+}
+
+// The first rule against every other, seed by seed: the mean paired difference
+// in ACC and in forgetting with its 95% interval (Student's t over seeds).
+json paired_differences(const std::vector<std::string>& labels,
+                        const std::map<std::string, std::vector<engine::NetResult>>& results, bool print) {
+  json out = json::object();
+  if (labels.size() < 2) return out;
+  const std::string& first = labels.front();
+  const auto& a = results.at(first);
+  out["candidate"] = first;
+  out["metric"] = "test ACC and forgetting, candidate − other, per seed; mean and Student-t 95% interval";
+  if (print)
+    fmt::print("\npaired differences, {} − other (percentage points; mean [95% CI] over {} seeds)\n", first, a.size());
+  for (std::size_t k = 1; k < labels.size(); ++k) {
+    const auto& b = results.at(labels[k]);
+    std::vector<double> dacc, dfgt;
+    for (std::size_t s = 0; s < a.size() && s < b.size(); ++s) {
+      dacc.push_back(a[s].test.acc - b[s].test.acc);
+      dfgt.push_back(a[s].test.forgetting - b[s].test.forgetting);
+    }
+    const auto acc = engine::mean_ci95(dacc), fgt = engine::mean_ci95(dfgt);
+    const auto ci = [](const engine::Interval& iv) {
+      return std::isfinite(iv.half_width) ? json::array({iv.lo(), iv.hi()}) : json(nullptr);
+    };
+    const bool joint = labels[k] == "joint";
+    out["vs"][labels[k]] = {{"acc", {{"mean", acc.mean}, {"ci95", ci(acc)}, {"values", dacc}}}};
+    if (!joint) out["vs"][labels[k]]["forgetting"] = {{"mean", fgt.mean}, {"ci95", ci(fgt)}, {"values", dfgt}};
+    if (print) {
+      const auto text = [](const engine::Interval& iv) {
+        return std::isfinite(iv.half_width)
+                   ? fmt::format("{:+6.2f} [{:+6.2f}, {:+6.2f}]", 100 * iv.mean, 100 * iv.lo(), 100 * iv.hi())
+                   : fmt::format("{:+6.2f} (one seed: no interval)", 100 * iv.mean);
+      };
+      fmt::print("  vs {:<14} ACC {}{}\n", labels[k], text(acc), joint ? "" : "   forgetting " + text(fgt));
     }
   }
-  if (entries.empty() && !o.joint) throw engine::EngineError("--rule: name at least one rule");
+  return out;
+}
 
+// Every entry (and joint training) on one protocol over the seeds: prints the
+// tables, writes eval.json, results.csv and the per-seed CSVs into out_dir,
+// and returns eval.json's object.
+json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, engine::Backend& backend,
+                       const ProtocolItem& item, const fs::path& out_dir) {
   engine::ProtocolConfig pc;
-  engine::parse_protocol_name(o.protocol, pc);
-  pc.dataset = o.dataset;
+  engine::parse_protocol_name(item.name, pc);
+  pc.dataset = item.dataset;
   pc.validation = o.validation;
   pc.train_per_task = o.train_per_task;
   pc.val_per_task = o.val_per_task;
   pc.test_per_task = o.test_per_task;
-
-  auto backend = engine::make_backend(o.backend);
-  const auto dir = io::resolve_data_dir(o.data_dir);
-  const auto datasets = engine::load_protocol_datasets(pc, dir, !o.no_verify);
-  // A new folder per invocation (never an earlier evaluation's), or --out if empty or new.
-  fs::path out_dir = o.out;
-  if (o.out.empty()) out_dir = io::create_stamped_run_dir(fmt::format("eval-{}", o.protocol));
-  else io::prepare_empty_out_dir(out_dir);
+  const auto datasets = engine::load_protocol_datasets(pc, io::resolve_data_dir(o.data_dir), !o.no_verify);
 
   // results[label][seed]
   std::vector<std::string> labels;
@@ -273,13 +343,13 @@ int run_eval(const EvalOptions& o) {
         rules.push_back(e.rule);
         lambdas.push_back(e.lambda);
       }
-      const auto r = engine::run_continual(*backend, proto, rules, lambdas, cc, progress);
+      const auto r = engine::run_continual(backend, proto, rules, lambdas, cc, progress);
       seconds += r.seconds;
       for (std::size_t p = 0; p < entries.size(); ++p) results[entries[p].label].push_back(r.nets[p]);
     }
     if (o.joint) {
-      const auto r = engine::run_continual(*backend, engine::make_joint(proto),
-                                           {engine::named_rule("finetune")}, {0.0f}, cc, progress);
+      const auto r = engine::run_continual(backend, engine::make_joint(proto), {engine::named_rule("finetune")},
+                                           {0.0f}, cc, progress);
       seconds += r.seconds;
       results["joint"].push_back(r.nets[0]);
     }
@@ -288,8 +358,7 @@ int run_eval(const EvalOptions& o) {
   // Tables: test accuracy (mean ± std over seeds).
   fmt::print("\n{} — {}, {} epoch(s)/task, batch {}, {} seed(s) from {}; test accuracy %, mean ± std\n",
              protocol_name, o.config.net, o.config.epochs, o.config.batch, o.seeds, o.seed_base);
-  fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", "rule", "ACC", "BWT", "FWT", "forgetting",
-             "");
+  fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", "rule", "ACC", "BWT", "FWT", "forgetting", "");
   json j;
   j["protocol"] = protocol_name;
   j["tasks"] = task_names;
@@ -305,7 +374,7 @@ int run_eval(const EvalOptions& o) {
   j["seconds"] = seconds;
   // What a reader needs to reproduce or interpret the numbers without this program's source.
   j["program"] = {{"name", "evolve"}, {"version", EVOPLAST_VERSION}, {"commit", EVOPLAST_COMMIT}};
-  j["dataset"] = pc.kind == "sequence" ? std::string("mnist,fashion") : o.dataset;
+  j["dataset"] = pc.kind == "sequence" ? std::string("mnist,fashion") : item.dataset;
   j["validation"] = o.validation;
   j["eval_batch"] = o.config.eval_batch;
   j["optimizer"] = {{"adadelta_rho", o.config.rho}, {"adadelta_eps", o.config.eps}};
@@ -327,9 +396,8 @@ int run_eval(const EvalOptions& o) {
       diverged += r.diverged;
     }
     const bool joint = label == "joint";
-    fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", label, pct(acc),
-               joint ? "—" : pct(bwt), joint ? "—" : pct(fwt), joint ? "—" : pct(fgt),
-               diverged ? fmt::format("({} diverged)", diverged) : "");
+    fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", label, pct(acc), joint ? "—" : pct(bwt),
+               joint ? "—" : pct(fwt), joint ? "—" : pct(fgt), diverged ? fmt::format("({} diverged)", diverged) : "");
     json jr;
     jr["acc"] = acc;
     jr["bwt"] = bwt;
@@ -362,11 +430,13 @@ int run_eval(const EvalOptions& o) {
     if (label == "joint") jr["definition"] = json::parse(engine::rule_to_json(engine::named_rule("finetune")));
     j["rules"][label] = jr;
   }
+  j["labels"] = labels;  // the order given (the first is the candidate of the paired differences)
+  j["paired_differences"] = paired_differences(labels, results, true);
   // The mean test accuracy matrix of every rule.
   for (const auto& label : labels) {
     const auto& runs = results[label];
-    fmt::print("\n{}: R[i][j] = test accuracy % on task j after training {} (mean of {} seeds)\n",
-               label, label == "joint" ? "all tasks" : "task i", runs.size());
+    fmt::print("\n{}: R[i][j] = test accuracy % on task j after training {} (mean of {} seeds)\n", label,
+               label == "joint" ? "all tasks" : "task i", runs.size());
     for (std::size_t i = 0; i < runs[0].R_test.size(); ++i) {
       std::string row;
       for (std::size_t jj = 0; jj < runs[0].R_test[i].size(); ++jj) {
@@ -380,17 +450,128 @@ int run_eval(const EvalOptions& o) {
   io::write_atomically(out_dir / "eval.json", j.dump(2) + "\n");
   write_long_csv(out_dir / "results.csv", protocol_name, results, o.seed_base);
   fmt::print("\nwrote {0}/eval.json, {0}/results.csv (long format) and {0}/<rule>/seed<N>/eval_results.csv ({1:.0f}s)\n",
-             out_dir.string(),
-             seconds);
+             out_dir.string(), seconds);
+  return j;
+}
+
+// Several protocols: one line per rule with its ACC on each, and the first
+// rule's paired ACC differences; summary.json and summary.csv beside them.
+void write_summary(const fs::path& out_dir, const std::vector<ProtocolItem>& items, const std::vector<json>& evals) {
+  json summary = {{"protocols", json::array()}};
+  std::string csv = "protocol,rule,acc_mean,acc_std,forgetting_mean,paired_acc_diff_mean,paired_acc_diff_lo,"
+                    "paired_acc_diff_hi\n";
+  fmt::print("\nsummary over {} protocols: test ACC % (mean over seeds); paired ACC difference of the first rule\n",
+             items.size());
+  for (std::size_t q = 0; q < items.size(); ++q) {
+    const json& e = evals[q];
+    json entry = {{"protocol", items[q].label()}, {"folder", items[q].label()}, {"rules", json::object()}};
+    fmt::print("  {}:\n", items[q].label());
+    for (const auto& label : e.at("labels")) {
+      const auto it = e.at("rules").find(label.get<std::string>());
+      const auto acc = it.value().at("acc").get<std::vector<double>>();
+      const auto fgt = it.value().at("forgetting").get<std::vector<double>>();
+      const auto a = engine::mean_ci95(acc), f = engine::mean_ci95(fgt);
+      json row = {{"acc_mean", a.mean}, {"acc_std", a.sd}, {"forgetting_mean", f.mean}};
+      std::string diff = ",,";
+      const json& pd = e.at("paired_differences");
+      if (pd.contains("vs") && pd["vs"].contains(it.key())) {
+        row["paired_acc_difference"] = pd["vs"][it.key()]["acc"];
+        const json& d = pd["vs"][it.key()]["acc"];
+        diff = d["ci95"].is_array() ? fmt::format("{:.6g},{:.6g},{:.6g}", d["mean"].get<double>(),
+                                                  d["ci95"][0].get<double>(), d["ci95"][1].get<double>())
+                                    : fmt::format("{:.6g},,", d["mean"].get<double>());
+        fmt::print("    {:<16} {:6.2f}   {} − this: {:+6.2f}{}\n", it.key(), 100 * a.mean, pd["candidate"].get<std::string>(),
+                   100 * d["mean"].get<double>(),
+                   d["ci95"].is_array() ? fmt::format(" [{:+.2f}, {:+.2f}]", 100 * d["ci95"][0].get<double>(),
+                                                      100 * d["ci95"][1].get<double>())
+                                        : std::string());
+      } else {
+        fmt::print("    {:<16} {:6.2f}\n", it.key(), 100 * a.mean);
+      }
+      entry["rules"][it.key()] = row;
+      csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g},{}\n", csv_field(items[q].label()), csv_field(it.key()), a.mean,
+                         a.sd, f.mean, diff);
+    }
+    summary["protocols"].push_back(entry);
+  }
+  io::write_atomically(out_dir / "summary.json", summary.dump(2) + "\n");
+  io::write_atomically(out_dir / "summary.csv", csv);
+  fmt::print("wrote {0}/summary.json and {0}/summary.csv\n", out_dir.string());
+}
+
+int run_eval(const EvalOptions& o) {
+  use_cpu_threads(o.threads);
+  if (o.seeds < 1) throw engine::EngineError(fmt::format("--seeds {}: must be at least 1", o.seeds));
+  if (!(o.ewc_lambda >= 0)) throw engine::EngineError("--ewc-lambda: must be ≥ 0");
+  const std::vector<Entry> entries = make_entries(o);
+  if (entries.empty() && !o.joint) throw engine::EngineError("--rule: name at least one rule");
+  const auto items = protocol_items(o.protocol, o.dataset);
+  auto backend = engine::make_backend(o.backend);
+  for (const auto& item : items) {  // every data set is there before hours of training start
+    engine::ProtocolConfig pc;
+    engine::parse_protocol_name(item.name, pc);
+    pc.dataset = item.dataset;
+    (void)engine::load_protocol_datasets(pc, io::resolve_data_dir(o.data_dir), false);
+  }
+  // A new folder per invocation (never an earlier evaluation's), or --out if empty or new.
+  fs::path out_dir = o.out;
+  if (o.out.empty())
+    out_dir = io::create_stamped_run_dir(fmt::format("eval-{}", items.size() == 1 ? items[0].name : "heldout"));
+  else io::prepare_empty_out_dir(out_dir);
+  if (items.size() == 1) {
+    evaluate_protocol(o, entries, *backend, items[0], out_dir);
+    return 0;
+  }
+  std::vector<json> evals;
+  for (const auto& item : items) {
+    fmt::print("\n== {} ==\n", item.label());
+    evals.push_back(evaluate_protocol(o, entries, *backend, item, out_dir / item.label()));
+  }
+  write_summary(out_dir, items, evals);
   return 0;
 }
 
 }  // namespace
 
+void evaluate_heldout(const fs::path& run_dir, int seeds, const std::string& data_dir, const std::string& backend,
+                      int threads, bool quiet) {
+  const fs::path out = run_dir / "heldout";
+  if (fs::exists(out / "summary.json")) return;  // done before the run was resumed
+  std::error_code ec;
+  fs::remove_all(out, ec);  // a part written before a kill: this run's own output
+  io::RunConfig cfg;
+  io::apply_toml(cfg, io::read_text(run_dir / "config.toml"), (run_dir / "config.toml").string());
+  EvalOptions o;
+  o.rules = {(run_dir / "best_rule.json").string(), "finetune", "ewc", "si"};
+  o.config.net = cfg.net;
+  o.config.batch = cfg.batch;
+  o.config.eval_batch = cfg.eval_batch;
+  o.config.lr = float(cfg.lr);
+  o.config.epochs = cfg.epochs;
+  o.ewc_lambda = float(cfg.ewc_lambda);
+  o.protocol = kHeldOutProtocols;
+  o.seeds = seeds;
+  if (!data_dir.empty()) o.data_dir = data_dir;
+  o.backend = backend;
+  o.threads = threads;
+  o.quiet = quiet;
+  o.out = out.string();
+  run_eval(o);
+}
+
 std::function<int()> add_eval_mode(CLI::App& app) {
   auto options = std::make_shared<EvalOptions>();
   CLI::App* cmd = add_eval_options(app, *options);
-  return [options, cmd] { return run_eval(from_run(*options, *cmd)); };
+  return [options, cmd] {
+    EvalOptions o = from_run(*options, *cmd);
+    if (o.heldout) {
+      if (cmd->get_option("--protocol")->count() > 0)
+        throw engine::EngineError("--heldout names its own protocols: give --protocol or --heldout, not both");
+      o.protocol = kHeldOutProtocols;
+      if (cmd->get_option("--seeds")->count() == 0) o.seeds = 5;
+    }
+    return run_eval(o);
+  };
 }
 
 }  // namespace evoplast::apps

@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <string>
 #include <functional>
 #include <thread>
 
@@ -27,6 +29,12 @@ inline void use_cpu_threads(int requested) {
   }
   kernels::cpu::set_cpu_threads(requested < 0 ? 0 : requested);
 }
+
+// The held-out evaluation of a finished run, into DIR/heldout: its champion
+// beside finetune, EWC, SI and joint training on the held-out protocols, at
+// full data, as `evolve eval --run DIR --heldout` (skipped when done).
+void evaluate_heldout(const std::filesystem::path& run_dir, int seeds, const std::string& data_dir,
+                      const std::string& backend, int threads, bool quiet);
 
 // Adds the mode; returns the function that runs it after parsing.
 std::function<int()> add_train_mode(CLI::App& app);

@@ -684,6 +684,12 @@ int run_evolution(const RunOptions& o) {
                               duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));
   }
   const json champion = select_champion(evaluator, schema, controls, dir, cfg, progress);
+  if (cfg.heldout_seeds > 0) {
+    progress.line(fmt::format("held-out evaluation: the champion beside finetune, ewc, si and joint on {} seeds, "
+                              "into {}",
+                              cfg.heldout_seeds, (dir / "heldout").string()));
+    evaluate_heldout(dir, cfg.heldout_seeds, cfg.data_dir, cfg.backend, cfg.threads, o.quiet);
+  }
   const auto report = io::write_report(dir);
   std::string beside;
   for (auto it = champion.at("controls").begin(); it != champion.at("controls").end(); ++it)

@@ -170,6 +170,7 @@ const std::vector<Key>& keys() {
       number_key("fitness.ewc_lambda", &RunConfig::ewc_lambda),
       number_key("fitness.finalists", &RunConfig::finalists),
       number_key("fitness.final_streams", &RunConfig::final_streams),
+      number_key("heldout.seeds", &RunConfig::heldout_seeds),
   };
   return all;
 }
@@ -249,6 +250,7 @@ RunConfig preset(const std::string& name) {
     c.streams = 2;
     c.finalists = 3;
     c.final_streams = 5;
+    c.heldout_seeds = 5;
     return c;
   }
   throw ConfigError(fmt::format("preset '{}': choose seed, continual or smoke", name));
@@ -325,6 +327,8 @@ void validate(const RunConfig& c) {
        fmt::format("{} — must be in [1, 64]", c.finalists));
   need(c.final_streams >= 1 && c.final_streams <= 64, "fitness.final_streams",
        fmt::format("{} — must be in [1, 64]", c.final_streams));
+  need(c.heldout_seeds >= 0 && c.heldout_seeds <= 100, "heldout.seeds",
+       fmt::format("{} — 0 (no held-out evaluation) to 100", c.heldout_seeds));
   need(std::isfinite(c.ewc_lambda) && c.ewc_lambda >= 0, "fitness.ewc_lambda",
        fmt::format("{} — must be ≥ 0", c.ewc_lambda));
 }

@@ -48,6 +48,10 @@ struct RunConfig {
   // every evaluation they had) re-evaluated on `final_streams` fresh
   // validation streams beside the controls; the best mean wins.
   int finalists = 2, final_streams = 2;
+
+  // [heldout] At the end of a run, the champion beside the baselines on the
+  // held-out protocols over this many seeds from 1000 (0: not run).
+  int heldout_seeds = 0;
 };
 
 // The presets: seed (the seed's experiment), continual, smoke (under 2 minutes on 2 cores).

@@ -306,6 +306,32 @@ namespace {
 fs::path write_report_unchecked(const fs::path& dir);
 }  // namespace
 
+// The held-out evaluation (heldout/summary.json): per protocol, each rule's
+// test ACC and the champion's paired difference to it with its 95% interval.
+std::string heldout_table(const json& summary) {
+  std::string h = "<h2>Held-out evaluation</h2><p>Test data, seeds from 1000, protocols the run did not evolve on; "
+                  "the difference is champion − rule, paired by seed, with its 95% interval (Student's t). "
+                  "Per-protocol folders under heldout/ hold every matrix.</p>"
+                  "<table><tr><th>protocol</th><th>rule</th><th>ACC %</th><th>forgetting %</th>"
+                  "<th>champion − rule (ACC points)</th></tr>";
+  for (const auto& p : summary.at("protocols")) {
+    for (auto it = p.at("rules").begin(); it != p.at("rules").end(); ++it) {
+      const json& r = it.value();
+      std::string diff = "—";
+      if (r.contains("paired_acc_difference")) {
+        const json& d = r["paired_acc_difference"];
+        diff = d["ci95"].is_array() ? fmt::format("{:+.2f} [{:+.2f}, {:+.2f}]", 100 * d["mean"].get<double>(),
+                                                  100 * d["ci95"][0].get<double>(), 100 * d["ci95"][1].get<double>())
+                                    : fmt::format("{:+.2f}", 100 * d["mean"].get<double>());
+      }
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.2f}</td><td>{}</td></tr>",
+                       esc(p.at("protocol").get<std::string>()), esc(it.key()), 100 * r.at("acc_mean").get<double>(),
+                       100 * r.at("forgetting_mean").get<double>(), diff);
+    }
+  }
+  return h + "</table>";
+}
+
 // Any value of the wrong type in the records (a null where a number belongs,
 // a string coefficient) is one line naming the run directory, not a crash.
 fs::path write_report(const fs::path& dir) {
@@ -443,6 +469,7 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
         html += fmt::format("<p class=formula>{}: {}</p>", esc(it.key()), esc(it.value().get<std::string>()));
     html += coefficient_table(r);
   }
+  if (fs::exists(dir / "heldout" / "summary.json")) html += heldout_table(json::parse(read_text(dir / "heldout" / "summary.json")));
   html += "<h2>Configuration</h2><pre>" + esc(config) + "</pre></body></html>\n";
   write_atomically(dir / "report.html", html);
   return dir / "report.html";
