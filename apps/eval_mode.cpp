@@ -365,7 +365,7 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
   j["net"] = o.config.net;
   j["epochs_per_task"] = o.config.epochs;
   j["batch"] = o.config.batch;
-  j["lr"] = o.config.lr;
+  j["lr"] = engine::exact_decimal(o.config.lr);
   j["seeds"] = o.seeds;
   j["seed_base"] = o.seed_base;
   j["train_per_task"] = o.train_per_task;
@@ -377,8 +377,9 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
   j["dataset"] = pc.kind == "sequence" ? std::string("mnist,fashion") : item.dataset;
   j["validation"] = o.validation;
   j["eval_batch"] = o.config.eval_batch;
-  j["optimizer"] = {{"adadelta_rho", o.config.rho}, {"adadelta_eps", o.config.eps}};
-  j["ewc"] = {{"lambda", o.ewc_lambda}, {"fisher_samples", o.config.fisher_samples},
+  j["optimizer"] = {{"adadelta_rho", engine::exact_decimal(o.config.rho)},
+                    {"adadelta_eps", engine::exact_decimal(o.config.eps)}};
+  j["ewc"] = {{"lambda", engine::exact_decimal(o.ewc_lambda)}, {"fisher_samples", o.config.fisher_samples},
               {"form", "online diagonal empirical Fisher, applied as a proximal step"}};
   j["metrics"] = {{"acc", "mean_j R[T-1][j] (test)"},
                   {"bwt", "mean_{j<T-1} (R[T-1][j] - R[j][j])"},
@@ -425,7 +426,7 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
     for (const auto& e : entries)
       if (e.label == label) {
         jr["definition"] = json::parse(engine::rule_to_json(e.rule));
-        jr["ewc_lambda"] = e.lambda;
+        jr["ewc_lambda"] = engine::exact_decimal(e.lambda);
       }
     if (label == "joint") jr["definition"] = json::parse(engine::rule_to_json(engine::named_rule("finetune")));
     j["rules"][label] = jr;

@@ -50,6 +50,7 @@ struct RunOptions {
   std::string config_file;
   std::vector<std::string> settings;
   std::optional<int> population, generations, epochs;
+  std::optional<std::int64_t> train_per_task, val_per_task, test_per_task;
   std::optional<std::uint64_t> seed;
   std::optional<std::string> data_dir, backend;
   std::string out;
@@ -134,6 +135,13 @@ void check_checkpoint(const ga::GeneticAlgorithm& ga, const ga::GaConfig& gc, co
     bad(fmt::format("jsonl_bytes {} keeps {} records of generations.jsonl, but {} generations of {} "
                     "(individuals and controls) make {}",
                     bytes, lines, g, per_generation, want));
+}
+
+// Genes as their shortest decimals (they read back as the same floats).
+json genome_json(const std::vector<float>& genome) {
+  json g = json::array();
+  for (float v : genome) g.push_back(engine::exact_decimal(v));
+  return g;
 }
 
 std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
@@ -425,7 +433,7 @@ json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema,
                         {"generation", win.record.at("generation")},
                         {"individual", win.record.at("individual")},
                         {"origin", origin_json(win)},
-                        {"genome", win.genome},
+                        {"genome", genome_json(win.genome)},
                         {"rule", json::parse(engine::rule_to_json(rule))},
                         {"fitness", f.mean},
                         {"fitness_ci95", interval_json(engine::mean_ci95(f.values))},
@@ -454,6 +462,9 @@ int run_evolution(const RunOptions& o) {
     if (o.population) changing.push_back("--population");
     if (o.generations) changing.push_back("--generations");
     if (o.epochs) changing.push_back("--epochs");
+    if (o.train_per_task) changing.push_back("--train-per-task");
+    if (o.val_per_task) changing.push_back("--val-per-task");
+    if (o.test_per_task) changing.push_back("--test-per-task");
     if (o.seed) changing.push_back("--seed");
     if (!o.out.empty()) changing.push_back("--out");
     if (!changing.empty())
@@ -474,6 +485,9 @@ int run_evolution(const RunOptions& o) {
     if (o.population) cfg.population = *o.population;
     if (o.generations) cfg.generations = *o.generations;
     if (o.epochs) cfg.epochs = *o.epochs;
+    if (o.train_per_task) cfg.train_per_task = *o.train_per_task;
+    if (o.val_per_task) cfg.val_per_task = *o.val_per_task;
+    if (o.test_per_task) cfg.test_per_task = *o.test_per_task;
     if (o.seed) cfg.seed = *o.seed;
     if (o.data_dir) cfg.data_dir = *o.data_dir;
     if (o.backend) cfg.backend = *o.backend;
@@ -637,7 +651,7 @@ int run_evolution(const RunOptions& o) {
                        {"individual", control ? json(nullptr) : json(i)},
                        {"control", control ? json(controls.names[i - pop.size()]) : json(nullptr)},
                        {"origin", control ? std::string("control") : pop[i].origin},
-                       {"genome", control ? json(nullptr) : json(pop[i].genome)},
+                       {"genome", control ? json(nullptr) : genome_json(pop[i].genome)},
                        {"rule", json::parse(engine::rule_to_json(rules[i]))},
                        // Records hold no sentinel: a diverged net's fitness is null, with the flag.
                        {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
@@ -725,6 +739,10 @@ std::function<int()> add_run_mode(CLI::App& app) {
   cmd->add_option("-P,--population", o->population, "= ga.population");
   cmd->add_option("-g,--generations", o->generations, "= ga.generations");
   cmd->add_option("-e,--epochs", o->epochs, "= train.epochs (per task)");
+  // The same names as evolve eval and evolve train.
+  cmd->add_option("--train-per-task", o->train_per_task, "= train.train_per_task (0: all)");
+  cmd->add_option("--val-per-task", o->val_per_task, "= train.val_per_task (0: all)");
+  cmd->add_option("--test-per-task", o->test_per_task, "= train.test_per_task (0: all)");
   cmd->add_option("--seed", o->seed, "Run seed: initial population, GA draws, generation seeds")
       ->check(kSeed);
   cmd->add_option("--data-dir", o->data_dir, "= data_dir");

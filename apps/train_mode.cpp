@@ -66,13 +66,14 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_flag("!--distinct-init", c.same_init,
                 "Give every net its own initial weights (default: all nets start alike)");
-  cmd->add_option("--train-limit", c.train_limit,
+  // The names eval and run use (iid training is one task); the old names still work.
+  cmd->add_option("--train-per-task,--train-limit", c.train_limit,
                   "Train on the first N images of the training split (0: all)")
       ->capture_default_str();
   cmd->add_option("--validation", c.validation,
                   "Images held out from the end of the training split for validation")
       ->capture_default_str();
-  cmd->add_option("--test-limit", c.test_limit, "Test on the first N test images (0: all)")
+  cmd->add_option("--test-per-task,--test-limit", c.test_limit, "Test on the first N test images (0: all)")
       ->capture_default_str();
   cmd->add_option("--eval-batch", c.eval_batch, "Minibatch size for evaluation")
       ->capture_default_str();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <filesystem>
 #include <fstream>
@@ -150,7 +151,7 @@ namespace {
 
 json layer_json(const LayerRule& l) {
   json j;
-#define X(f) j[#f] = l.f;
+#define X(f) j[#f] = exact_decimal(l.f);
   EVOPLAST_LAYER_FIELDS(X)
 #undef X
   return j;
@@ -193,14 +194,19 @@ LayerRule layer_from(const json& j, const std::string& origin, const std::string
 
 }  // namespace
 
+double exact_decimal(float v) {
+  if (!std::isfinite(v)) return double(v);
+  return std::strtod(fmt::format("{}", v).c_str(), nullptr);  // fmt prints a float's shortest round trip
+}
+
 std::string rule_to_json(const Rule& r) {
   json j;
   j["name"] = r.name;
   j["feedback"] = feedback_name(r.feedback);
   j["optimizer"] = r.adadelta ? "adadelta" : "sgd";
-  j["lr_scale"] = r.lr_scale;
-  j["step_gamma"] = r.step_gamma;
-  j["w_max"] = r.w_max;
+  j["lr_scale"] = exact_decimal(r.lr_scale);
+  j["step_gamma"] = exact_decimal(r.step_gamma);
+  j["w_max"] = exact_decimal(r.w_max);
   j["hidden"] = json::array();
   for (const auto& l : r.hidden) j["hidden"].push_back(layer_json(l));
   j["output"] = layer_json(r.output);

@@ -69,6 +69,10 @@ Rule load_rule(const std::string& path);
 // A name from named_rules(), or the path of a rule file.
 Rule rule_by_name_or_file(const std::string& name_or_path);
 
+// A float as the shortest decimal that reads back as the same float (0.05f
+// → 0.05, not 0.05000000074505806), for JSON and CSV a person reads.
+double exact_decimal(float v);
+
 // The update written out for a person, e.g. "ΔW = η·(−1·opt(g) + 0.001·h) − 0.005·⟨y²⟩⊙W".
 std::string describe(const LayerRule& l);
 

@@ -11,8 +11,8 @@ trap 'rm -rf "$tmp"' EXIT
   --set train.val_per_task=50 --set train.test_per_task=50 --out "$tmp/run" >/dev/null
 "$evolve" eval --quiet --data-dir "$data_dir" --rule finetune,ewc,"$tmp/run/best_rule.json" --net mlp32x1 \
   --protocol split-domain --seeds 2 --train-per-task 150 --out "$tmp/eval" >/dev/null
-"$evolve" train --data-dir "$data_dir" --net mlp32x1 -P 2 --epochs 2 --train-limit 1000 --validation 300 \
-  --test-limit 300 --out "$tmp/train" >/dev/null
+"$evolve" train --data-dir "$data_dir" --net mlp32x1 -P 2 --epochs 2 --train-per-task 1000 --validation 300 \
+  --test-per-task 300 --out "$tmp/train" >/dev/null
 python3 - "$tmp" <<'PY'
 import csv, glob, json, math, sys
 d = sys.argv[1]
