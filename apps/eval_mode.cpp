@@ -519,16 +519,22 @@ int run_eval(const EvalOptions& o) {
   if (o.out.empty())
     out_dir = io::create_stamped_run_dir(fmt::format("eval-{}", items.size() == 1 ? items[0].name : "heldout"));
   else io::prepare_empty_out_dir(out_dir);
-  if (items.size() == 1) {
-    evaluate_protocol(o, entries, *backend, items[0], out_dir);
-    return 0;
+  try {
+    if (items.size() == 1) {
+      evaluate_protocol(o, entries, *backend, items[0], out_dir);
+      return 0;
+    }
+    std::vector<json> evals;
+    for (const auto& item : items) {
+      fmt::print("\n== {} ==\n", item.label());
+      evals.push_back(evaluate_protocol(o, entries, *backend, item, out_dir / item.label()));
+    }
+    write_summary(out_dir, items, evals);
+  } catch (const engine::PopulationTooLarge& e) {
+    throw engine::EngineError(fmt::format("{}; evaluate fewer rules at once (--rule), or lower --batch, or a "
+                                          "smaller --net",
+                                          e.what()));
   }
-  std::vector<json> evals;
-  for (const auto& item : items) {
-    fmt::print("\n== {} ==\n", item.label());
-    evals.push_back(evaluate_protocol(o, entries, *backend, item, out_dir / item.label()));
-  }
-  write_summary(out_dir, items, evals);
   return 0;
 }
 

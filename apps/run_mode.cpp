@@ -560,12 +560,20 @@ int run_evolution(const RunOptions& o) {
   // The backend, and whether the population fits it, before the GA holds P genomes.
   use_cpu_threads(cfg.threads);
   auto backend = engine::make_backend(cfg.backend);
-  engine::admit_population(*backend,
-                           engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
-                                              std::max(cfg.batch, cfg.eval_batch), cfg.batch, true),
-                           // the population or the finalists, and the controls beside them
-                           std::max(cfg.population, cfg.finalists) + int(cfg.controls.size()),
-                           std::max(cfg.batch, cfg.eval_batch));
+  try {
+    engine::admit_population(*backend,
+                             engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
+                                                std::max(cfg.batch, cfg.eval_batch), cfg.batch, true),
+                             // the population or the finalists, and the controls beside them
+                             std::max(cfg.population, cfg.finalists) + int(cfg.controls.size()),
+                             std::max(cfg.batch, cfg.eval_batch));
+  } catch (const engine::PopulationTooLarge& e) {
+    const long room = e.fits - long(cfg.controls.size());
+    throw io::ConfigError(fmt::format("{} (the population with its {} controls); {}", e.what(), cfg.controls.size(),
+                                      room >= 2 ? fmt::format("lower ga.population (-P) to {}", room)
+                                                : std::string("lower train.batch and train.eval_batch, or choose a "
+                                                              "smaller train.net")));
+  }
   const ga::GenomeSchema schema(engine::NetSpec::parse(cfg.net).hidden_plastic_layers());
   std::optional<ga::GeneticAlgorithm> ga;
   if (resuming) {

@@ -12,6 +12,7 @@
 
 #include "apps/modes.hpp"
 #include "engine/backend.hpp"
+#include "engine/errors.hpp"
 #include "engine/train.hpp"
 #include "io/dataset.hpp"
 #include "io/run_dir.hpp"
@@ -157,7 +158,15 @@ int run_train(const TrainOptions& o) {
                    r.train_loss[p], r.val_loss[p], 100 * r.val_acc[p]);
     std::fflush(stdout);
   };
-  const auto result = engine::train_iid(*backend, data, c, on_epoch);
+  const auto result = [&] {
+    try {
+      return engine::train_iid(*backend, data, c, on_epoch);
+    } catch (const engine::PopulationTooLarge& e) {
+      throw engine::EngineError(fmt::format("{}; {}", e.what(),
+                                            e.fits >= 1 ? fmt::format("try --population {}", e.fits)
+                                                        : std::string("lower --batch or --eval-batch, or a smaller --net")));
+    }
+  }();
   fmt::print("test  loss {:.4f}  acc {:.2f}%  ({} test images; trained on {}, validated on {}; "
              "total {:.1f}s)\n",
              mean_of(result.test_loss), 100 * mean_of(result.test_acc), result.test_images,

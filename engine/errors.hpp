@@ -23,4 +23,15 @@ class OutOfDeviceMemory : public EngineError {
   std::size_t requested, free;
 };
 
+// A population the memory plan refuses: the facts (the message states them
+// without naming any command-line option); each mode phrases the advice in
+// its own options.
+class PopulationTooLarge : public EngineError {
+ public:
+  PopulationTooLarge(const std::string& what, int population, long fits)
+      : EngineError(what), population(population), fits(fits) {}
+  int population;  // nets asked for
+  long fits;       // the largest population that fits (0: not even one)
+};
+
 }  // namespace evoplast::engine

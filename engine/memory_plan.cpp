@@ -102,15 +102,16 @@ void admit_population(Backend& backend, const MemoryPlan& plan, int P, int max_b
   const std::size_t need = plan.bytes(P, arena), free = backend.memory_available();
   if (need <= free) return;
   const long fits = plan.largest_population(free, arena);
-  throw EngineError(fmt::format(
-      "out of {} memory for a population of {} at batch {}: {:.0f} MiB needed ({:.1f} MiB per net{}), {:.0f} MiB "
-      "free; {}",
-      backend.name(), P, max_batch, double(need) / (1 << 20), double(plan.per_net()) / (1 << 20),
-      arena ? fmt::format(", {:.0f} MiB scratch", double(plan.scratch(P)) / (1 << 20)) : std::string(),
-      double(free) / (1 << 20),
-      fits >= 1                     ? fmt::format("a population of {} would fit (--population {})", fits, fits)
-      : plan.per_net() > free ? std::string("one net alone does not fit: choose a smaller net")
-                              : std::string("not even one net fits: reduce --batch")));
+  throw PopulationTooLarge(
+      fmt::format("out of {} memory for {} nets at batch {}: {:.0f} MiB needed ({:.1f} MiB per net{}), {:.0f} MiB "
+                  "free; {}",
+                  backend.name(), P, max_batch, double(need) / (1 << 20), double(plan.per_net()) / (1 << 20),
+                  arena ? fmt::format(", {:.0f} MiB scratch", double(plan.scratch(P)) / (1 << 20)) : std::string(),
+                  double(free) / (1 << 20),
+                  fits >= 1                ? fmt::format("{} nets would fit", fits)
+                  : plan.per_net() > free ? std::string("one net alone does not fit: a smaller net is needed")
+                                          : std::string("not even one net fits at this batch size")),
+      P, fits);
 }
 
 }  // namespace evoplast::engine

@@ -118,11 +118,12 @@ PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int
     for (const auto& p : params_) held += (p.value.size() + p.grad.size()) * sizeof(float);
     const double free_before = double(e.free) + double(held);
     const long fits = long(free_before / per_net);
-    throw EngineError(fmt::format("out of device memory for a population of {} at batch {}: {:.0f} MiB per net, "
-                                  "{:.0f} MiB free; {}",
-                                  P_, max_batch_, per_net / (1 << 20), free_before / (1 << 20),
-                                  fits >= 1 ? fmt::format("a population of {} would fit (--population {})", fits, fits)
-                                            : std::string("not even one net fits: reduce --batch")));
+    throw PopulationTooLarge(fmt::format("out of device memory for {} nets at batch {}: {:.0f} MiB per net, "
+                                         "{:.0f} MiB free; {}",
+                                         P_, max_batch_, per_net / (1 << 20), free_before / (1 << 20),
+                                         fits >= 1 ? fmt::format("{} nets would fit", fits)
+                                                   : std::string("not even one net fits at this batch size")),
+                             P_, fits);
   }
 }
 
