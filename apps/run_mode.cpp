@@ -6,6 +6,7 @@
 // uninterrupted result) and the report. `evolve report DIR` redoes the report.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,14 +69,18 @@ std::uint64_t generation_seed(std::uint64_t run_seed, int g) {
   return 1 + z % 999;
 }
 
-// Terminal progress: one line rewritten in place on a terminal, plain lines
-// otherwise, nothing with --quiet.
+// Terminal progress: one line rewritten in place on a terminal (cut to its
+// width: a wrapped line cannot be rewritten), plain lines otherwise, nothing
+// with --quiet.
 class Progress {
  public:
-  explicit Progress(bool quiet) : quiet_(quiet), tty_(isatty(fileno(stdout)) != 0) {}
+  explicit Progress(bool quiet) : quiet_(quiet), tty_(isatty(fileno(stdout)) != 0) {
+    winsize ws{};
+    if (tty_ && ioctl(fileno(stdout), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) columns_ = ws.ws_col;
+  }
   void status(const std::string& line) {
     if (quiet_) return;
-    if (tty_) fmt::print("\r\033[K{}", line);
+    if (tty_) fmt::print("\r\033[K{}", fit(line, columns_ - 1));
     else fmt::print("{}\n", line);
     std::fflush(stdout);
   }
@@ -87,7 +92,15 @@ class Progress {
   }
 
  private:
+  // The first `cols` characters (UTF-8 code points) of line.
+  static std::string fit(const std::string& line, int cols) {
+    int seen = 0;
+    for (std::size_t i = 0; i < line.size(); ++i)
+      if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80 && seen++ == cols) return line.substr(0, i);
+    return line;
+  }
   bool quiet_, tty_;
+  int columns_ = 80;
 };
 
 std::string duration(double s) {
