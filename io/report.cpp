@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "io/errors.hpp"
@@ -44,6 +45,23 @@ std::string ramp(double t) {
   return fmt::format("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
 }
 
+// Round tick values (multiples of 1, 2 or 5 × 10^k) inside [lo, hi], about `most` of them.
+std::vector<double> nice_ticks(double lo, double hi, int most) {
+  const double span = hi - lo;
+  if (!(span > 0) || !std::isfinite(span)) return {lo};
+  const double raw = span / std::max(most, 1), mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    t.push_back(std::abs(v) < step * 1e-9 ? 0.0 : std::round(v / step) * step);
+  return t;
+}
+
 // A chart: data coordinates mapped into a plot area with axes, ticks and labels.
 class Chart {
  public:
@@ -57,17 +75,15 @@ class Chart {
   void axes(const std::string& xlabel, const std::string& ylabel, bool integer_x) {
     body_ += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#444"/>)", L, T,
                          w_ - L - R, h_ - T - B);
-    for (int i = 0; i <= 4; ++i) {
-      const double y = y0_ + (y1_ - y0_) * i / 4;
+    for (double y : nice_ticks(y0_, y1_, 5)) {
       body_ += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#ddd"/>)", L, w_ - R, Y(y), Y(y));
-      body_ += fmt::format(R"(<text x="{}" y="{:.1f}" font-size="11" text-anchor="end">{:.3g}</text>)", L - 4,
+      body_ += fmt::format(R"(<text x="{}" y="{:.1f}" font-size="11" text-anchor="end">{:g}</text>)", L - 4,
                            Y(y) + 4, y);
     }
-    const int nx = integer_x ? int(std::min(10.0, x1_ - x0_)) : 5;
-    for (int i = 0; i <= nx; ++i) {
-      const double x = x0_ + (x1_ - x0_) * i / std::max(nx, 1);
-      body_ += fmt::format(R"(<text x="{:.1f}" y="{}" font-size="11" text-anchor="middle">{}</text>)", X(x),
-                           h_ - B + 15, integer_x ? fmt::format("{}", int(std::lround(x))) : fmt::format("{:.3g}", x));
+    for (double x : nice_ticks(x0_, x1_, integer_x ? 10 : 6)) {
+      if (integer_x && x != std::round(x)) continue;
+      body_ += fmt::format(R"(<text x="{:.1f}" y="{}" font-size="11" text-anchor="middle">{:g}</text>)", X(x),
+                           h_ - B + 15, x);
     }
     body_ += fmt::format(R"(<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>)", (L + w_ - R) / 2,
                          h_ - 6, esc(xlabel));
@@ -306,6 +322,40 @@ namespace {
 fs::path write_report_unchecked(const fs::path& dir);
 }  // namespace
 
+// One group of bars per protocol, one bar per rule (the same colour in every
+// group), from heldout/summary.json: `key` is acc_mean or forgetting_mean, in %.
+std::string heldout_bars_svg(const json& summary, const std::string& key, const std::string& title) {
+  std::vector<std::string> rules;
+  double hi = 0;
+  for (const auto& p : summary.at("protocols"))
+    for (auto it = p.at("rules").begin(); it != p.at("rules").end(); ++it) {
+      if (std::find(rules.begin(), rules.end(), it.key()) == rules.end()) rules.push_back(it.key());
+      if (it.value().contains(key)) hi = std::max(hi, 100 * it.value().at(key).get<double>());
+    }
+  const int groups = int(summary.at("protocols").size());
+  if (groups == 0 || rules.empty()) return empty_svg(title, "no held-out evaluation");
+  Chart c(760, 320, title, 0, groups, 0, std::max(hi * 1.08, 1.0));
+  c.axes("", "%", false);
+  const char* colours[] = {"#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+  const double slot = 0.8 / double(rules.size());
+  int g = 0;
+  for (const auto& p : summary.at("protocols")) {
+    for (std::size_t r = 0; r < rules.size(); ++r) {
+      if (!p.at("rules").contains(rules[r]) || !p.at("rules").at(rules[r]).contains(key)) continue;
+      const double v = 100 * p.at("rules").at(rules[r]).at(key).get<double>();
+      const double x0 = g + 0.1 + slot * double(r);
+      c.body() += fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>)", c.X(x0),
+                              c.Y(std::max(v, 0.0)), c.X(x0 + slot * 0.9) - c.X(x0),
+                              std::abs(c.Y(0) - c.Y(std::max(v, 0.0))), colours[r % std::size(colours)]);
+    }
+    c.body() += fmt::format(R"(<text x="{:.1f}" y="{}" font-size="11" text-anchor="middle">{}</text>)", c.X(g + 0.5),
+                            320 - 40 + 28, esc(p.at("protocol").get<std::string>()));
+    ++g;
+  }
+  for (std::size_t r = 0; r < rules.size(); ++r) c.legend(int(r), colours[r % std::size(colours)], rules[r]);
+  return c.svg();
+}
+
 // The held-out evaluation (heldout/summary.json): per protocol, each rule's
 // test ACC and the champion's paired difference to it with its 95% interval.
 std::string heldout_table(const json& summary) {
@@ -469,7 +519,17 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
         html += fmt::format("<p class=formula>{}: {}</p>", esc(it.key()), esc(it.value().get<std::string>()));
     html += coefficient_table(r);
   }
-  if (fs::exists(dir / "heldout" / "summary.json")) html += heldout_table(json::parse(read_text(dir / "heldout" / "summary.json")));
+  if (fs::exists(dir / "heldout" / "summary.json")) {
+    const json summary = json::parse(read_text(dir / "heldout" / "summary.json"));
+    html += heldout_table(summary);
+    for (const auto& [name, key, title] :
+         {std::tuple{"heldout_acc.svg", "acc_mean", "Held-out test ACC (%), mean over seeds"},
+          std::tuple{"heldout_forgetting.svg", "forgetting_mean", "Held-out forgetting (%), mean over seeds"}}) {
+      const std::string svg = heldout_bars_svg(summary, key, title);
+      write_atomically(dir / name, svg);
+      html += svg;
+    }
+  }
   html += "<h2>Configuration</h2><pre>" + esc(config) + "</pre></body></html>\n";
   write_atomically(dir / "report.html", html);
   return dir / "report.html";
