@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -321,6 +322,8 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
   std::string protocol_name;
   std::vector<std::string> task_names;
   double seconds = 0;
+  int done = 0;  // epochs trained, for the ETA
+  const auto t_start = std::chrono::steady_clock::now();
   for (int s = 0; s < o.seeds; ++s) {
     pc.seed = o.seed_base + std::uint64_t(s);
     const engine::Protocol proto = engine::make_protocol(pc, datasets);
@@ -329,9 +332,13 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
     for (const auto& t : proto.tasks) task_names.push_back(t.name);
     engine::ContinualConfig cc = o.config;
     cc.seed = pc.seed;
+    const int per_seed = (entries.empty() ? 0 : int(proto.phases.size()) * cc.epochs) + (o.joint ? cc.epochs : 0);
     const auto progress = [&](const std::string& line) {
+      ++done;
       if (o.quiet) return;
-      fmt::print("  {}\n", line);
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      const double left = elapsed / done * double(per_seed * o.seeds - done);
+      fmt::print("  {} · ETA {:.0f}s\n", line, left);
       std::fflush(stdout);
     };
     if (!o.quiet)
