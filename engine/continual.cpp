@@ -94,17 +94,18 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
       const double secs = since(te);
       if (c.eval_every_epoch) {
         const int seen = proto.joint ? T : ph + 1;
-        std::vector<double> acc, loss, acc_sum(std::size_t(P), 0.0), loss_sum2(std::size_t(P), 0.0);
+        // The mean over the tasks seen so far of each net's validation accuracy and loss.
+        std::vector<double> task_acc, task_loss, mean_acc(std::size_t(P), 0.0), mean_loss(std::size_t(P), 0.0);
         for (int j = 0; j < seen; ++j) {
-          evaluate_task(proto, j, Split::val, net, data, c.eval_batch, acc, loss);
+          evaluate_task(proto, j, Split::val, net, data, c.eval_batch, task_acc, task_loss);
           for (int p = 0; p < P; ++p) {
-            acc_sum[std::size_t(p)] += acc[std::size_t(p)] / seen;
-            loss_sum2[std::size_t(p)] += loss[std::size_t(p)] / seen;
+            mean_acc[std::size_t(p)] += task_acc[std::size_t(p)] / seen;
+            mean_loss[std::size_t(p)] += task_loss[std::size_t(p)] / seen;
           }
         }
         for (int p = 0; p < P; ++p) {
-          result.nets[std::size_t(p)].epoch_val_loss.push_back(float(loss_sum2[std::size_t(p)]));
-          result.nets[std::size_t(p)].epoch_val_acc.push_back(float(acc_sum[std::size_t(p)]));
+          result.nets[std::size_t(p)].epoch_val_loss.push_back(float(mean_loss[std::size_t(p)]));
+          result.nets[std::size_t(p)].epoch_val_acc.push_back(float(mean_acc[std::size_t(p)]));
         }
       }
       train_seconds += secs;

@@ -108,7 +108,7 @@ void admit_population(Backend& backend, const MemoryPlan& plan, int P, int max_b
                   backend.name(), P, max_batch, double(need) / (1 << 20), double(plan.per_net()) / (1 << 20),
                   arena ? fmt::format(", {:.0f} MiB scratch", double(plan.scratch(P)) / (1 << 20)) : std::string(),
                   double(free) / (1 << 20),
-                  fits >= 1                ? fmt::format("{} nets would fit", fits)
+                  fits >= 1                ? fmt::format("{} net{} would fit", fits, fits == 1 ? "" : "s")
                   : plan.per_net() > free ? std::string("one net alone does not fit: a smaller net is needed")
                                           : std::string("not even one net fits at this batch size")),
       P, fits);

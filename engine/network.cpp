@@ -121,7 +121,7 @@ PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int
     throw PopulationTooLarge(fmt::format("out of device memory for {} nets at batch {}: {:.0f} MiB per net, "
                                          "{:.0f} MiB free; {}",
                                          P_, max_batch_, per_net / (1 << 20), free_before / (1 << 20),
-                                         fits >= 1 ? fmt::format("{} nets would fit", fits)
+                                         fits >= 1 ? fmt::format("{} net{} would fit", fits, fits == 1 ? "" : "s")
                                                    : std::string("not even one net fits at this batch size")),
                              P_, fits);
   }

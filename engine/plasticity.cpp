@@ -60,18 +60,18 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
       backend_.fill(buf.data(), n, 0.0f);
       return buf;
     };
-    s.z = zeros(std::size_t(P) * max_batch * 2 * s.out * s.positions);
-    s.gh = zeros(2 * w);
-    s.gb = zeros(2 * b);
+    s.error_hebb = zeros(std::size_t(P) * max_batch * 2 * s.out * s.positions);
+    s.grad_hebb = zeros(2 * w);
+    s.grad_hebb_bias = zeros(2 * b);
     s.mean_x = zeros(std::size_t(P) * s.in);
     s.mean_y = zeros(b);
     s.mean_y2 = zeros(b);
     s.theta = zeros(b);
-    s.sq_w = zeros(w);
-    s.acc_w = zeros(w);
+    s.sq_grad_w = zeros(w);
+    s.sq_delta_w = zeros(w);
     s.omega = zeros(w);
-    s.sq_b = zeros(b);
-    s.acc_b = zeros(b);
+    s.sq_grad_b = zeros(b);
+    s.sq_delta_b = zeros(b);
     if (any_fa_) {
       // Fixed random feedback, scaled like the forward weights.
       s.fa_w = Buffer<float>(backend_, w);
@@ -263,28 +263,28 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     // The label enters the Hebbian post factor at the readout only (its units are the classes).
     backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y,
                                   is_output && label_gated ? labels : nullptr, s.theta.data(),
-                                  s.z.data(), s.mean_y.data(), s.mean_y2.data());
+                                  s.error_hebb.data(), s.mean_y.data(), s.mean_y2.data());
     if (L.spec.kind == LayerKind::conv) {
       const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, 2 * L.out_c, L.spec.k, L.shared_input};
-      backend_.conv2d_backward(cs, x, nullptr, s.z.data(), nullptr, s.gh.data(), s.gb.data());
+      backend_.conv2d_backward(cs, x, nullptr, s.error_hebb.data(), nullptr, s.grad_hebb.data(), s.grad_hebb_bias.data());
       backend_.pre_mean_conv(ConvShape{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k,
                                        L.shared_input},
                              x, s.mean_x.data());
     } else {
       const DenseShape ds{P, N, s.in, 2 * s.out, L.shared_input};
-      backend_.dense_backward(ds, x, nullptr, s.z.data(), nullptr, s.gh.data(), s.gb.data());
+      backend_.dense_backward(ds, x, nullptr, s.error_hebb.data(), nullptr, s.grad_hebb.data(), s.grad_hebb_bias.data());
       backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
     }
 
     // The fused epilogue: every term, the optimiser state, Ω, the clip, once per synapse.
     Param& pw = net_.params()[std::size_t(L.w)];
     Param& pb = net_.params()[std::size_t(L.b)];
-    backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.gh.data(), s.mean_x.data(),
-                               s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_w.data(),
-                               s.acc_w.data(), s.omega.data());
+    backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.grad_hebb.data(), s.mean_x.data(),
+                               s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(),
+                               s.sq_delta_w.data(), s.omega.data());
     if (bounded) backend_.plasticity_bound_rows(P, s.out, s.in, coeffs.data(), pw.value.data());
-    backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.gb.data(), s.mean_y.data(),
-                                    pb.value.data(), s.sq_b.data(), s.acc_b.data());
+    backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
+                                    pb.value.data(), s.sq_grad_b.data(), s.sq_delta_b.data());
 
     // EWC pulls the nets that use it back toward the last task's weights.
     if (ewc_enabled()) {

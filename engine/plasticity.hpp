@@ -53,8 +53,11 @@ class Plasticity {
     int layer = -1;           // index in net.layers()
     int out = 0, in = 0, positions = 1;
     bool relu_after = false;
-    Buffer<float> z, gh, gb, mean_x, mean_y, mean_y2, theta;
-    Buffer<float> sq_w, acc_w, omega, sq_b, acc_b;
+    // error_hebb: [e | ŷ/(N·S)] stacked as 2·Out rows (P, N, 2·Out, S); grad_hebb:
+    // its weight-gradient pass, [g; h] (P, 2·Out, In); grad_hebb_bias: [⟨e⟩; ⟨ŷ⟩] (P, 2·Out).
+    Buffer<float> error_hebb, grad_hebb, grad_hebb_bias, mean_x, mean_y, mean_y2, theta;
+    // Adadelta's running averages of g² and Δ² for weights and biases; importance Ω.
+    Buffer<float> sq_grad_w, sq_delta_w, omega, sq_grad_b, sq_delta_b;
     Buffer<float> fa_w, feedback_w;      // FA: random (P, Out, In); the weights dx uses
     Buffer<float> dfa_w, dfa_b, dfa_out;  // DFA: (P, Out·S, classes), zeros, (P, N, Out·S)
   };

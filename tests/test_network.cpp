@@ -172,12 +172,15 @@ TEST_CASE("out of device memory ends with the population size that would fit") {
   try {
     admit_population(be, plan, 64, 64);
     FAIL("no error");
-  } catch (const EngineError& e) {
+  } catch (const PopulationTooLarge& e) {
     const std::string msg = e.what();
     INFO(msg);
-    CHECK(msg.find("population of 64") != std::string::npos);
-    // The seed CNN at batch 64 needs ~45 MiB per net: one fits in 64 MiB, two do not.
-    CHECK(msg.find("a population of 1 would fit (--population 1)") != std::string::npos);
+    CHECK(msg.find("for 64 nets") != std::string::npos);
+    // The seed CNN at batch 64 needs ~54 MiB per net: one fits in 64 MiB, two do not.
+    CHECK(e.fits == 1);
+    CHECK(e.population == 64);
+    CHECK(msg.find("1 net would fit") != std::string::npos);
+    CHECK(msg.find("--") == std::string::npos);  // the engine names no command-line option
     CHECK(msg.find('\n') == std::string::npos);
   }
   CHECK_NOTHROW(admit_population(be, plan, 1, 64));
@@ -185,8 +188,9 @@ TEST_CASE("out of device memory ends with the population size that would fit") {
   try {
     PopulationNet net(be, NetSpec::seed_cnn(), 64, 64);
     FAIL("no error");
-  } catch (const EngineError& e) {
-    CHECK(std::string(e.what()).find("a population of 1 would fit (--population 1)") != std::string::npos);
+  } catch (const PopulationTooLarge& e) {
+    CHECK(e.fits == 1);
+    CHECK(std::string(e.what()).find("1 net would fit") != std::string::npos);
   }
 }
 
