@@ -433,10 +433,14 @@ json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema,
   json control_json = json::object();
   for (std::size_t c = 0; c < controls.names.size(); ++c) {
     const StreamFitness f = stream_fitness(runs, candidates.size() + c, cfg);
-    control_json[controls.names[c]] = {{"fitness", f.diverged ? json(nullptr) : json(f.mean)},
-                                       {"fitness_ci95", f.diverged ? json(nullptr) : interval_json(engine::mean_ci95(f.values))},
-                                       {"fitness_streams", f.values},
-                                       {"diverged", f.diverged}};
+    // Its first stream's first protocol too (the same as the champion's top-level fields), for the report's curves.
+    json cj = record(runs, candidates.size() + c, false);
+    cj.erase("protocols");
+    cj.update(json{{"fitness", f.diverged ? json(nullptr) : json(f.mean)},
+                   {"fitness_ci95", f.diverged ? json(nullptr) : interval_json(engine::mean_ci95(f.values))},
+                   {"fitness_streams", f.values},
+                   {"diverged", f.diverged}});
+    control_json[controls.names[c]] = cj;
   }
   const Candidate& win = candidates[std::size_t(champion)];
   const StreamFitness f = stream_fitness(runs, std::size_t(champion), cfg);

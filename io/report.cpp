@@ -220,6 +220,53 @@ std::string val_loss_svg(const std::vector<json>& rows, int generations) {
   return c.svg();
 }
 
+// Accuracy on each task as training moves through the tasks (R[i][j] over i),
+// one panel per rule: the champion and the controls on the same stream. Grid
+// lines mark the task boundaries; a task's curve starts where it is trained.
+std::string task_curves_svg(const json& best) {
+  std::vector<std::pair<std::string, const json*>> panels;
+  if (best.contains("R_test")) panels.push_back({"champion", &best});
+  if (best.contains("controls") && best["controls"].is_object())
+    for (auto it = best["controls"].begin(); it != best["controls"].end(); ++it)
+      if (it.value().contains("R_test")) panels.push_back({it.key(), &it.value()});
+  if (panels.empty() || best["R_test"].size() < 2)
+    return empty_svg("Accuracy per task across training", "one task or no accuracy matrix: no curves");
+  const int pw = 300, ph = 220, cols = std::min<int>(int(panels.size()), 4);
+  const int rows = (int(panels.size()) + cols - 1) / cols, w = cols * pw, h = rows * ph + 40;
+  const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  std::string body = fmt::format(
+      R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">Test accuracy on each task (%) after training task i — one stream, the champion beside the controls</text>)",
+      w / 2);
+  for (std::size_t k = 0; k < panels.size(); ++k) {
+    const auto R = panels[k].second->at("R_test").get<std::vector<std::vector<double>>>();
+    const int T = int(R.size()), x0 = int(k % std::size_t(cols)) * pw, y0 = 30 + int(k / std::size_t(cols)) * ph;
+    const int L = 34, B = 30, top = 22, right = 10;
+    const auto X = [&](double i) { return x0 + L + i / std::max(T - 1, 1) * (pw - L - right); };
+    const auto Y = [&](double a) { return y0 + top + (1 - a) * (ph - top - B); };
+    body += fmt::format(R"(<text x="{}" y="{}" font-size="12" font-weight="bold" text-anchor="middle">{}</text>)",
+                        x0 + pw / 2, y0 + 14, esc(panels[k].first));
+    for (int i = 0; i < T; ++i)  // task boundaries
+      body += fmt::format(R"(<line x1="{0:.1f}" x2="{0:.1f}" y1="{1:.1f}" y2="{2:.1f}" stroke="#ddd"/><text x="{0:.1f}" y="{3}" font-size="10" text-anchor="middle">{4}</text>)",
+                          X(i), Y(1), Y(0), y0 + ph - B + 12, i);
+    for (double a : {0.0, 0.5, 1.0})
+      body += fmt::format(R"(<text x="{}" y="{:.1f}" font-size="10" text-anchor="end">{:g}</text>)", x0 + L - 3,
+                          Y(a) + 3, 100 * a);
+    for (int j = 0; j < T; ++j) {
+      std::string pts;
+      for (int i = j; i < T; ++i)
+        if (std::size_t(j) < R[std::size_t(i)].size())
+          pts += fmt::format("{:.1f},{:.1f} ", X(i), Y(std::clamp(R[std::size_t(i)][std::size_t(j)], 0.0, 1.0)));
+      body += fmt::format(R"(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8"/>)", pts,
+                          colours[std::size_t(j) % std::size(colours)]);
+    }
+  }
+  body += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">x: tasks trained (i); one line per task j, from the phase it is learned; colours: task 0, 1, 2 … in order</text>)",
+                      w / 2, h - 6);
+  return fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>{}</svg>)",
+                     w, h, w, h, body);
+}
+
 std::string matrix_svg(const json& best, const std::string& title = "Best rule: test accuracy R[i][j] (%)") {
   if (!best.contains("R_test") || best["R_test"].empty())
     return empty_svg("Accuracy matrix of the best rule", "no accuracy matrix recorded");
@@ -499,6 +546,11 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
   html += svgs[0].second;
   html += "<h2>Validation loss during training</h2>" + svgs[1].second;
   html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2].second;
+  {
+    const std::string curves = task_curves_svg(best);
+    write_atomically(dir / "task_curves.svg", curves);
+    html += "<h2>Accuracy per task across training</h2>" + curves;
+  }
   // Runs over several protocols: one matrix each (the first is above).
   if (best.contains("protocols") && best["protocols"].size() > 1)
     for (std::size_t q = 1; q < best["protocols"].size(); ++q) {
