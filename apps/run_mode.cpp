@@ -275,20 +275,15 @@ struct StreamFitness {
 };
 
 StreamFitness stream_fitness(const Runs& runs, std::size_t i, const io::RunConfig& cfg) {
+  const engine::FitnessSpec spec{cfg.fitness,
+                                 {cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes},
+                                 {cfg.w_acc, cfg.w_bwt}};
   StreamFitness f;
   for (const auto& sr : runs.streams) {
     double v = 0;
     for (const auto& res : sr.results) {
-      const auto& r = res.nets[i];
-      f.diverged |= r.diverged;
-      if (cfg.fitness == "seed") {
-        double best_val = INFINITY;
-        for (float x : r.epoch_val_loss) best_val = std::min(best_val, double(x));
-        v += engine::fitness_seed(best_val, r.train_loss.back().back(), res.train_seconds,
-                                  {cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes});
-      } else {
-        v += engine::fitness_continual(r.val, {cfg.w_acc, cfg.w_bwt});
-      }
+      f.diverged |= res.nets[i].diverged;
+      v += engine::net_fitness(res, i, spec);
     }
     v /= double(sr.results.size());
     f.diverged |= !std::isfinite(v) || v <= engine::kWorstFitness;

@@ -153,4 +153,15 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
   return result;
 }
 
+double net_fitness(const ContinualResult& result, std::size_t i, const FitnessSpec& spec) {
+  const NetResult& r = result.nets.at(i);
+  if (r.diverged) return kWorstFitness;
+  if (spec.kind == "seed") {
+    double best_val = INFINITY;
+    for (float x : r.epoch_val_loss) best_val = std::min(best_val, double(x));
+    return fitness_seed(best_val, r.train_loss.back().back(), result.train_seconds, spec.seed);
+  }
+  return fitness_continual(r.val, spec.continual);
+}
+
 }  // namespace evoplast::engine

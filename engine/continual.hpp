@@ -43,6 +43,16 @@ struct ContinualResult {
   std::int64_t images_trained = 0;  // per net
 };
 
+// How a run scores a net: the seed's fitness (best validation loss, final
+// training loss, time) or the continual one (ACC + BWT on validation data).
+struct FitnessSpec {
+  std::string kind = "continual";  // seed | continual
+  SeedFitnessWeights seed;
+  ContinualFitnessWeights continual;
+};
+// Net i's fitness on one protocol's result (kWorstFitness where it diverged).
+double net_fitness(const ContinualResult& result, std::size_t i, const FitnessSpec& spec);
+
 // rules and ewc_lambda: one per net (λ = 0: no EWC).
 ContinualResult run_continual(Backend& backend, const Protocol& protocol,
                               const std::vector<Rule>& rules, const std::vector<float>& ewc_lambda,
