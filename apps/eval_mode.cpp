@@ -472,7 +472,10 @@ void write_summary(const fs::path& out_dir, const std::vector<ProtocolItem>& ite
              items.size());
   for (std::size_t q = 0; q < items.size(); ++q) {
     const json& e = evals[q];
-    json entry = {{"protocol", items[q].label()}, {"folder", items[q].label()}, {"rules", json::object()}};
+    json entry = {{"protocol", items[q].label()},
+                  {"folder", items[q].label()},
+                  {"labels", e.at("labels")},  // the order evaluated: the candidate first
+                  {"rules", json::object()}};
     fmt::print("  {}:\n", items[q].label());
     for (const auto& label : e.at("labels")) {
       const auto it = e.at("rules").find(label.get<std::string>());

@@ -72,7 +72,8 @@ class Chart {
   }
   double X(double x) const { return L + (x - x0_) / (x1_ - x0_) * (w_ - L - R); }
   double Y(double y) const { return h_ - B - (y - y0_) / (y1_ - y0_) * (h_ - T - B); }
-  void axes(const std::string& xlabel, const std::string& ylabel, bool integer_x) {
+  // x_ticks = false: the caller labels the x axis itself (bar groups).
+  void axes(const std::string& xlabel, const std::string& ylabel, bool integer_x, bool x_ticks = true) {
     body_ += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#444"/>)", L, T,
                          w_ - L - R, h_ - T - B);
     for (double y : nice_ticks(y0_, y1_, 5)) {
@@ -80,7 +81,7 @@ class Chart {
       body_ += fmt::format(R"(<text x="{}" y="{:.1f}" font-size="11" text-anchor="end">{:g}</text>)", L - 4,
                            Y(y) + 4, y);
     }
-    for (double x : nice_ticks(x0_, x1_, integer_x ? 10 : 6)) {
+    for (double x : x_ticks ? nice_ticks(x0_, x1_, integer_x ? 10 : 6) : std::vector<double>{}) {
       if (integer_x && x != std::round(x)) continue;
       body_ += fmt::format(R"(<text x="{:.1f}" y="{}" font-size="11" text-anchor="middle">{:g}</text>)", X(x),
                            h_ - B + 15, x);
@@ -231,12 +232,12 @@ std::string task_curves_svg(const json& best) {
       if (it.value().contains("R_test")) panels.push_back({it.key(), &it.value()});
   if (panels.empty() || best["R_test"].size() < 2)
     return empty_svg("Accuracy per task across training", "one task or no accuracy matrix: no curves");
-  const int pw = 300, ph = 220, cols = std::min<int>(int(panels.size()), 4);
-  const int rows = (int(panels.size()) + cols - 1) / cols, w = cols * pw, h = rows * ph + 40;
+  const int pw = 250, ph = 220, cols = std::min<int>(int(panels.size()), 4);
+  const int rows = (int(panels.size()) + cols - 1) / cols, w = std::max(cols * pw, 1000), h = rows * ph + 40;
   const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
   std::string body = fmt::format(
-      R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">Test accuracy on each task (%) after training task i — one stream, the champion beside the controls</text>)",
+      R"(<text x="{}" y="18" font-size="14" font-weight="bold" text-anchor="middle">Test accuracy on each task (%) after training task i: the champion beside the controls, one stream</text>)",
       w / 2);
   for (std::size_t k = 0; k < panels.size(); ++k) {
     const auto R = panels[k].second->at("R_test").get<std::vector<std::vector<double>>>();
@@ -369,20 +370,31 @@ namespace {
 fs::path write_report_unchecked(const fs::path& dir);
 }  // namespace
 
+// The rules of one protocol of heldout/summary.json in the order evaluated
+// (the champion first), or by name in a summary that does not record it.
+std::vector<std::string> rule_order(const json& protocol) {
+  std::vector<std::string> order;
+  if (protocol.contains("labels"))
+    for (const auto& l : protocol.at("labels")) order.push_back(l.get<std::string>());
+  else
+    for (auto it = protocol.at("rules").begin(); it != protocol.at("rules").end(); ++it) order.push_back(it.key());
+  return order;
+}
+
 // One group of bars per protocol, one bar per rule (the same colour in every
 // group), from heldout/summary.json: `key` is acc_mean or forgetting_mean, in %.
 std::string heldout_bars_svg(const json& summary, const std::string& key, const std::string& title) {
   std::vector<std::string> rules;
   double hi = 0;
   for (const auto& p : summary.at("protocols"))
-    for (auto it = p.at("rules").begin(); it != p.at("rules").end(); ++it) {
-      if (std::find(rules.begin(), rules.end(), it.key()) == rules.end()) rules.push_back(it.key());
-      if (it.value().contains(key)) hi = std::max(hi, 100 * it.value().at(key).get<double>());
+    for (const auto& label : rule_order(p)) {
+      if (std::find(rules.begin(), rules.end(), label) == rules.end()) rules.push_back(label);
+      if (p.at("rules").at(label).contains(key)) hi = std::max(hi, 100 * p.at("rules").at(label).at(key).get<double>());
     }
   const int groups = int(summary.at("protocols").size());
   if (groups == 0 || rules.empty()) return empty_svg(title, "no held-out evaluation");
   Chart c(760, 320, title, 0, groups, 0, std::max(hi * 1.08, 1.0));
-  c.axes("", "%", false);
+  c.axes("", "%", false, false);
   const char* colours[] = {"#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
   const double slot = 0.8 / double(rules.size());
   int g = 0;
@@ -412,8 +424,8 @@ std::string heldout_table(const json& summary) {
                   "<table><tr><th>protocol</th><th>rule</th><th>ACC %</th><th>forgetting %</th>"
                   "<th>champion − rule (ACC points)</th></tr>";
   for (const auto& p : summary.at("protocols")) {
-    for (auto it = p.at("rules").begin(); it != p.at("rules").end(); ++it) {
-      const json& r = it.value();
+    for (const auto& label : rule_order(p)) {
+      const json& r = p.at("rules").at(label);
       std::string diff = "—";
       if (r.contains("paired_acc_difference")) {
         const json& d = r["paired_acc_difference"];
@@ -422,7 +434,7 @@ std::string heldout_table(const json& summary) {
                                     : fmt::format("{:+.2f}", 100 * d["mean"].get<double>());
       }
       h += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.2f}</td><td>{}</td></tr>",
-                       esc(p.at("protocol").get<std::string>()), esc(it.key()), 100 * r.at("acc_mean").get<double>(),
+                       esc(p.at("protocol").get<std::string>()), esc(label), 100 * r.at("acc_mean").get<double>(),
                        100 * r.at("forgetting_mean").get<double>(), diff);
     }
   }
@@ -546,11 +558,6 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
   html += svgs[0].second;
   html += "<h2>Validation loss during training</h2>" + svgs[1].second;
   html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2].second;
-  {
-    const std::string curves = task_curves_svg(best);
-    write_atomically(dir / "task_curves.svg", curves);
-    html += "<h2>Accuracy per task across training</h2>" + curves;
-  }
   // Runs over several protocols: one matrix each (the first is above).
   if (best.contains("protocols") && best["protocols"].size() > 1)
     for (std::size_t q = 1; q < best["protocols"].size(); ++q) {
@@ -560,6 +567,11 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
       write_atomically(dir / fmt::format("matrix_{}.svg", q + 1), svg);
       html += svg;
     }
+  {
+    const std::string curves = task_curves_svg(best);
+    write_atomically(dir / "task_curves.svg", curves);
+    html += "<h2>Accuracy per task across training</h2>" + curves;
+  }
   html += "<h2>The best rule</h2>" + svgs[3].second;
   if (best.contains("rule")) {
     const json& r = best["rule"];
