@@ -229,3 +229,42 @@ TEST_CASE("fly learns class-incrementally where fine-tuning forgets every earlie
   CHECK(fly > 0.8);        // no interference: earlier classes' rows never change
   CHECK(res.nets[0].test.bwt > -0.1);
 }
+
+TEST_CASE("backprop through k-WTA (plain and normalised) is the gradient of the loss") {
+  CpuBackend be;
+  const NetSpec spec = NetSpec::parse("mlp24x1").adapted(4, 4, 10);
+  const int N = 6, P = 2;
+  PopulationNet net(be, spec, P, N);
+  net.init_params(7, false);
+  net.set_kwta(0, {KwtaParams{8, 1}, KwtaParams{5, 0}});
+  std::mt19937 rng(9);
+  Buffer<float> xb(be, std::size_t(N) * 16);
+  xb.upload(check::random_vector<float>(std::size_t(N) * 16, rng, -2, 2));
+  Buffer<std::int32_t> yb(be, N);
+  yb.upload(std::vector<std::int32_t>{0, 3, 5, 3, 9, 1});
+  const auto loss = [&] {
+    net.forward(xb.data(), N, false);
+    return net.backward(yb.data(), N);  // mean loss per net; fills the gradients
+  };
+  loss();
+  Param& w1 = net.params()[0];
+  const auto grad = w1.grad.download();
+  auto w = w1.value.download();
+  std::uniform_int_distribution<std::size_t> pick(0, w1.per_net - 1);
+  for (int p = 0; p < P; ++p)
+    for (int t = 0; t < 12; ++t) {
+      const std::size_t i = std::size_t(p) * w1.per_net + pick(rng);
+      const float keep = w[i], h = 1e-3f;
+      w[i] = keep + h;
+      w1.value.upload(w);
+      const double up = loss()[std::size_t(p)];
+      w[i] = keep - h;
+      w1.value.upload(w);
+      const double down = loss()[std::size_t(p)];
+      w[i] = keep;
+      w1.value.upload(w);
+      CAPTURE(p);
+      CAPTURE(i);
+      CHECK(grad[i] == doctest::Approx((up - down) / (2 * h)).epsilon(0.05).scale(0.02));
+    }
+}
