@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The held-out evaluation of this study's champion: beside fly (the circuit it
+# was seeded with), fine-tuning, EWC, SI and joint training, on the net it was
+# evolved for, on protocols it never saw (Split FashionMNIST domain- and
+# class-incremental, Permuted MNIST with 10 tasks, MNIST → FashionMNIST), test
+# data, 5 seeds from 1000. 10 000 training images per task (all of them for
+# Split FashionMNIST; a fifth for Permuted MNIST and the sequence) and 1 000
+# test images per task, to fit a 2-core CPU.
+# Usage: bash results/evolved-vs-baselines/heldout.sh [evolve binary] [data dir]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+evolve=${1:-$here/../../build/evolve}
+data=${2:-$here/../../data}
+rm -rf "$here/heldout"
+"$evolve" eval --quiet --run "$here/run" --heldout --rule "$here/run/best_rule.json,fly,finetune,ewc,si" \
+  --train-per-task 10000 --val-per-task 500 --test-per-task 1000 --data-dir "$data" --out "$here/heldout" \
+  > "$here/heldout.txt"
