@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -55,6 +56,7 @@ struct EvalOptions {
   bool broadcast_rule = false;  // apply a rule evolved for fewer hidden layers to more
   std::string run;              // a run directory: its net, protocol, data set and best rule
   bool heldout = false;         // --heldout: the held-out protocol set
+  bool ablate = false;          // --ablate: the first rule with each of its terms off in turn
   int threads = 0;
 };
 
@@ -122,6 +124,9 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
   cmd->add_option("--run", o.run,
                   "A run directory: evaluate its best rule on its net, first protocol and data set, beside "
                   "finetune, ewc and si (unless --rule, --net, --protocol or --dataset say otherwise)");
+  cmd->add_flag("--ablate", o.ablate,
+                "Also evaluate the first rule with each of its active terms switched off in turn (labelled "
+                "-layer.term; k_active back to 1, the others to 0), so the paired differences show which terms matter");
   cmd->add_flag("--broadcast-rule", o.broadcast_rule,
                 "Apply a rule file's last hidden-layer rule to the extra hidden layers of a deeper net");
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
@@ -210,6 +215,45 @@ EvalOptions from_run(EvalOptions o, const CLI::App& cmd) {
   return o;
 }
 
+// The rule with each of its active terms switched off in turn: a coefficient
+// to 0 (k_active to 1: every unit active; a consolidation term takes its
+// importance sources with it), and w_max to 0. Labelled "-hidden0.A".
+std::vector<Entry> ablations(const Entry& base) {
+  std::vector<Entry> out;
+  const auto add = [&](const std::string& what, const std::function<void(engine::Rule&)>& off) {
+    Entry e = base;
+    off(e.rule);
+    e.rule.name = "-" + what;
+    e.label = "-" + what;
+    if (!(e.rule == base.rule)) out.push_back(std::move(e));
+  };
+  if (base.rule.w_max != 0) add("w_max", [](engine::Rule& r) { r.w_max = 0; });
+  const int layers = int(base.rule.hidden.size()) + 1;
+  for (int l = 0; l < layers; ++l) {
+    const std::string name = l + 1 == layers ? std::string("output") : fmt::format("hidden{}", l);
+    const auto layer = [l, layers](engine::Rule& r) -> engine::LayerRule& {
+      return l + 1 == layers ? r.output : r.hidden[std::size_t(l)];
+    };
+    const engine::LayerRule& b = l + 1 == layers ? base.rule.output : base.rule.hidden[std::size_t(l)];
+    const std::pair<const char*, float engine::LayerRule::*> zeroed[] = {
+        {"alpha", &engine::LayerRule::alpha},   {"A", &engine::LayerRule::A},
+        {"B", &engine::LayerRule::B},           {"C", &engine::LayerRule::C},
+        {"D", &engine::LayerRule::D},           {"omega", &engine::LayerRule::omega},
+        {"lambda", &engine::LayerRule::lambda}, {"bcm", &engine::LayerRule::bcm},
+        {"gamma_h", &engine::LayerRule::gamma_h}, {"k_normalise", &engine::LayerRule::k_normalise},
+        {"label_mix", &engine::LayerRule::label_mix}, {"w_norm", &engine::LayerRule::w_norm}};
+    for (const auto& [term, field] : zeroed)
+      if (b.*field != 0) add(name + "." + term, [&, field = field](engine::Rule& r) { layer(r).*field = 0; });
+    if (b.kappa != 0)  // consolidation off: no gating, no importance
+      add(name + ".kappa", [&](engine::Rule& r) {
+        auto& x = layer(r);
+        x.kappa = x.s_g = x.s_h = x.rho_omega = 0;
+      });
+    if (b.k_active < 1) add(name + ".k_active", [&](engine::Rule& r) { layer(r).k_active = 1; });
+  }
+  return out;
+}
+
 // The rules of --rule as the population trains them, labelled as printed.
 std::vector<Entry> make_entries(const EvalOptions& o) {
   std::vector<Entry> entries;
@@ -234,6 +278,11 @@ std::vector<Entry> make_entries(const EvalOptions& o) {
                                                                         : p.stem().string();
     }
     entries.push_back({label, r, 0.0f});
+  }
+  if (o.ablate) {
+    if (entries.empty()) throw engine::EngineError("--ablate: name the rule to ablate first in --rule");
+    const Entry first = entries.front();
+    for (Entry& e : ablations(first)) entries.push_back(std::move(e));
   }
   return entries;
 }
@@ -294,7 +343,7 @@ json paired_differences(const std::vector<std::string>& labels,
                    ? fmt::format("{:+6.2f} [{:+6.2f}, {:+6.2f}]", 100 * iv.mean, 100 * iv.lo(), 100 * iv.hi())
                    : fmt::format("{:+6.2f} (one seed: no interval)", 100 * iv.mean);
       };
-      fmt::print("  vs {:<14} ACC {}{}\n", labels[k], text(acc), joint ? "" : "   forgetting " + text(fgt));
+      fmt::print("  vs {:<20} ACC {}{}\n", labels[k], text(acc), joint ? "" : "   forgetting " + text(fgt));
     }
   }
   return out;
@@ -365,7 +414,7 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
   // Tables: test accuracy (mean ± std over seeds).
   fmt::print("\n{} — {}, {} epoch(s)/task, batch {}, {} seed(s) from {}; test accuracy %, mean ± std\n",
              protocol_name, o.config.net, o.config.epochs, o.config.batch, o.seeds, o.seed_base);
-  fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", "rule", "ACC", "BWT", "FWT", "forgetting", "");
+  fmt::print("{:<20} {:>15} {:>15} {:>15} {:>15}  {}\n", "rule", "ACC", "BWT", "FWT", "forgetting", "");
   json j;
   j["protocol"] = protocol_name;
   j["tasks"] = task_names;
@@ -404,7 +453,7 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
       diverged += r.diverged;
     }
     const bool joint = label == "joint";
-    fmt::print("{:<16} {:>15} {:>15} {:>15} {:>15}  {}\n", label, pct(acc), joint ? "—" : pct(bwt),
+    fmt::print("{:<20} {:>15} {:>15} {:>15} {:>15}  {}\n", label, pct(acc), joint ? "—" : pct(bwt),
                joint ? "—" : pct(fwt), joint ? "—" : pct(fgt), diverged ? fmt::format("({} diverged)", diverged) : "");
     json jr;
     jr["acc"] = acc;
