@@ -15,3 +15,10 @@ rm -rf "$here/heldout"
 "$evolve" eval --quiet --run "$here/run" --heldout --rule "$here/run/best_rule.json,fly,finetune,ewc,si" \
   --train-per-task 10000 --val-per-task 500 --test-per-task 1000 --data-dir "$data" --out "$here/heldout" \
   > "$here/heldout.txt"
+# The ablation: the champion with each of its active terms switched off in
+# turn, on the same held-out protocols (3 seeds, 2 000 training and 500 test
+# images per task: smaller, to fit).
+rm -rf "$here/ablation"
+"$evolve" eval --quiet --run "$here/run" --heldout --seeds 3 --ablate --rule "$here/run/best_rule.json" --no-joint \
+  --train-per-task 2000 --val-per-task 200 --test-per-task 500 --data-dir "$data" --out "$here/ablation" \
+  > "$here/ablation.txt"
