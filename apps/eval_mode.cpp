@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "apps/modes.hpp"
+#include "apps/program.hpp"
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/errors.hpp"
@@ -429,7 +430,7 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
   j["test_per_task"] = o.test_per_task;
   j["seconds"] = seconds;
   // What a reader needs to reproduce or interpret the numbers without this program's source.
-  j["program"] = {{"name", "evolve"}, {"version", EVOPLAST_VERSION}, {"commit", EVOPLAST_COMMIT}};
+  j["program"] = {{"name", "evolve"}, {"version", program_version()}, {"commit", program_commit()}};
   j["dataset"] = pc.kind == "sequence" ? std::string("mnist,fashion") : item.dataset;
   j["validation"] = o.validation;
   j["eval_batch"] = o.config.eval_batch;

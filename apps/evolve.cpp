@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "apps/modes.hpp"
+#include "apps/program.hpp"
 #include "kernels/cpu_threads.hpp"
 
 int main(int argc, char** argv) {
@@ -16,7 +17,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // A repeated option takes its last value, so flags can override earlier ones.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.set_version_flag("--version", std::string("evolve ") + EVOPLAST_VERSION + " (commit " + EVOPLAST_COMMIT + ")");
+  app.set_version_flag("--version", "evolve " + evoplast::apps::program_version() + " (commit " + evoplast::apps::program_commit() + ")");
   auto run_train = evoplast::apps::add_train_mode(app);
   auto run_eval = evoplast::apps::add_eval_mode(app);
   auto run_run = evoplast::apps::add_run_mode(app);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "apps/modes.hpp"
+#include "apps/program.hpp"
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/errors.hpp"
@@ -454,7 +455,8 @@ json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema,
                                        {"streams", seeds},
                                        {"data", "validation"},
                                        {"rule", "the best mean fitness over the fresh streams"}}},
-                        {"controls", control_json}});
+                        {"controls", control_json},
+                        {"program", {{"name", "evolve"}, {"version", program_version()}, {"commit", program_commit()}}}});
   io::write_atomically(dir / "best_rule.json", best_json.dump(2) + "\n");
   return best_json;
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "apps/modes.hpp"
+#include "apps/program.hpp"
 #include "engine/backend.hpp"
 #include "engine/errors.hpp"
 #include "engine/train.hpp"
@@ -127,7 +128,7 @@ int run_train(const TrainOptions& o) {
     }
   } cleanup{run_dir, created};
   const nlohmann::json config = {
-      {"program", {{"name", "evolve train"}, {"version", EVOPLAST_VERSION}, {"commit", EVOPLAST_COMMIT}}},
+      {"program", {{"name", "evolve train"}, {"version", program_version()}, {"commit", program_commit()}}},
       {"net", c.net},           {"dataset", o.dataset},         {"population", c.population},
       {"epochs", c.epochs},     {"batch", c.batch},             {"eval_batch", c.eval_batch},
       {"lr", c.lr},             {"gamma", c.gamma},             {"optimizer", c.optimizer.kind},

@@ -13,9 +13,12 @@ trap 'rm -rf "$tmp"' EXIT
   --protocol split-domain --seeds 2 --train-per-task 150 --out "$tmp/eval" >/dev/null
 "$evolve" train --data-dir "$data_dir" --net mlp32x1 -P 2 --epochs 2 --train-per-task 1000 --validation 300 \
   --test-per-task 300 --out "$tmp/train" >/dev/null
-python3 - "$tmp" <<'PY'
+# Records name the commit the binary was built from (stamped at build time).
+src=$(cd "$(dirname "$0")/.." && pwd)
+commit=$(git -C "$src" describe --always --dirty --abbrev=7 --exclude='*' 2>/dev/null || echo unknown)
+python3 - "$tmp" "$commit" <<'PY'
 import csv, glob, json, math, sys
-d = sys.argv[1]
+d, commit = sys.argv[1], sys.argv[2]
 def need(row, keys, where):
     missing = [k for k in keys if k not in row]
     assert not missing, f"{where}: missing {missing}"
@@ -31,18 +34,19 @@ assert {r["generation"] for r in rows} == {0, 1}
 assert sorted(r["control"] for r in rows if r["role"] == "control") == ["ewc", "ewc", "finetune", "finetune", "si", "si"]
 best = json.load(open(f"{d}/run/best_rule.json"))
 need(best, ["generation", "individual", "fitness", "fitness_ci95", "fitness_streams", "origin", "controls",
-            "selection", "provisional", "genome", "rule", "R_test"], "best_rule.json")
+            "selection", "provisional", "genome", "rule", "R_test", "program"], "best_rule.json")
 assert best["provisional"] is False and best["origin"]["kind"] in ("named", "random", "evolved")
 assert set(best["controls"]) == {"finetune", "ewc", "si"}
 lo, hi = best["fitness_ci95"]
 assert lo <= best["fitness"] <= hi
+assert best["program"]["commit"] == commit, (best["program"], commit)
 ck = json.load(open(f"{d}/run/checkpoint.json"))
 need(ck, ["config", "ga", "jsonl_bytes", "generations_done"], "checkpoint.json")
 ev = json.load(open(f"{d}/eval/eval.json"))
 need(ev, ["rules", "program", "dataset", "protocol", "net", "lr", "batch", "ewc", "metrics", "seeds"], "eval.json")
 for label, jr in ev["rules"].items():
     need(jr, ["definition", "acc", "bwt", "forgetting", "runs"], f"eval.json rules.{label}")
-assert ev["ewc"]["lambda"] > 0 and ev["program"]["version"]
+assert ev["ewc"]["lambda"] > 0 and ev["program"]["version"] and ev["program"]["commit"] == commit
 long = list(csv.DictReader(open(f"{d}/eval/results.csv")))
 need(long[0], ["rule", "seed", "protocol", "training_exp", "eval_exp", "accuracy", "loss", "forgetting", "diverged"],
      "results.csv")
@@ -64,6 +68,7 @@ for label, jr in ev["rules"].items():
                 and int(r["eval_exp"]) < T - 1]
         assert abs(sum(last) / len(last) - jr["forgetting"][s]) < 1e-5, (label, s, sum(last) / len(last), jr["forgetting"][s])
 tc = json.load(open(f"{d}/train/config.json"))
+assert tc["program"]["commit"] == commit, (tc["program"], commit)
 need(tc, ["program", "net", "dataset", "population", "epochs", "batch", "lr", "gamma", "optimizer", "seed"], "config.json")
 ep = list(csv.DictReader(open(f"{d}/train/epochs.csv")))
 need(ep[0], ["epoch", "net", "lr", "train_loss", "val_loss", "val_acc", "seconds", "network_images_per_s"], "epochs.csv")
