@@ -45,6 +45,7 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
   admit_population(backend, MemoryPlan(spec, std::max(c.batch, c.eval_batch), c.batch, true), P,
                    std::max(c.batch, c.eval_batch));
   PopulationNet net(backend, spec, P, std::max(c.batch, c.eval_batch));
+  net.set_first_net(c.first_net);
   net.init_params(c.seed, /*same_for_all=*/true);
   Plasticity plasticity(backend, net, rules, c.seed, 0.9f, 1e-6f, c.batch);
   plasticity.set_ewc_lambda(ewc_lambda);

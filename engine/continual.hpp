@@ -23,6 +23,7 @@ struct ContinualConfig {
   std::uint64_t seed = 1;      // initial weights, shuffling, dropout, feedback weights
   int fisher_samples = 200;    // EWC: samples per task for the diagonal Fisher
   bool eval_every_epoch = false;  // validation curves (the seed's fitness and Figure 1)
+  int first_net = 0;           // the rules are nets first_net… of a larger population (PopulationNet::set_first_net)
 };
 
 struct NetResult {

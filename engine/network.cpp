@@ -237,7 +237,7 @@ void PopulationNet::init_params(std::uint64_t seed, bool same_for_all) {
     const float bound = 1.0f / std::sqrt(float(prm.fan_in));
     for (int p = 0; p < P_; ++p) {
       // One stream per (parameter, net): net p's weights never depend on P.
-      std::mt19937_64 rng(seed * 1000003ull + i * 7919ull + std::uint64_t(same_for_all ? 0 : p));
+      std::mt19937_64 rng(seed * 1000003ull + i * 7919ull + std::uint64_t(same_for_all ? 0 : first_net_ + p));
       std::uniform_real_distribution<float> u(-bound, bound);
       for (std::size_t j = 0; j < prm.per_net; ++j) host[p * prm.per_net + j] = u(rng);
     }
@@ -283,7 +283,7 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
       case LayerKind::dropout:
         if (train && L.spec.rate > 0)
           backend_.dropout_forward(P_, std::size_t(N) * L.out_per_image(),
-                                   DropoutParams{L.spec.rate, dropout_seed, int(i), step}, in,
+                                   DropoutParams{L.spec.rate, dropout_seed, int(i), step, first_net_}, in,
                                    out);
         break;
       case LayerKind::flatten: break;
@@ -349,7 +349,7 @@ void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
     case LayerKind::dropout:
       if (last_train_ && L.spec.rate > 0)
         backend_.dropout_backward(P_, std::size_t(N) * L.out_per_image(),
-                                  DropoutParams{L.spec.rate, last_seed_, i, last_step_}, dy, dx);
+                                  DropoutParams{L.spec.rate, last_seed_, i, last_step_, first_net_}, dy, dx);
       break;
     case LayerKind::flatten: break;
     case LayerKind::conv:

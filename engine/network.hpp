@@ -55,6 +55,12 @@ class PopulationNet {
   PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch);
 
   int population() const { return P_; }
+  // These P nets are nets first_net … first_net + P − 1 of a larger population
+  // (one MPI rank's share): initial weights, dropout masks and feedback
+  // weights are keyed by the global index, so a net trains the same however
+  // the population is sliced. Set before init_params; 0 by default.
+  void set_first_net(int first_net) { first_net_ = first_net; }
+  int first_net() const { return first_net_; }
   int max_batch() const { return max_batch_; }
   const NetSpec& spec() const { return spec_; }
   std::vector<Param>& params() { return params_; }
@@ -126,6 +132,7 @@ class PopulationNet {
   Backend& backend_;
   NetSpec spec_;
   int P_, max_batch_;
+  int first_net_ = 0;
   std::vector<Param> params_;
   std::vector<Layer> layers_;
   std::vector<Buffer<float>> acts_, grads_;  // (P, N, per-image) each; acts_[0] unused (input)

@@ -7,14 +7,23 @@
 #include <random>
 
 #include "engine/errors.hpp"
+#include "kernels/common.hpp"
 
 namespace evoplast::engine {
 namespace {
 
-std::vector<float> uniform(std::size_t n, float bound, std::mt19937_64& rng) {
+// Fixed random feedback weights for P nets of per_net elements each, U(±bound):
+// net p's block is drawn from its own stream (seed, layer, first_net + p), so
+// it does not depend on P or on how the population is sliced across ranks.
+std::vector<float> feedback_weights(int P, std::size_t per_net, float bound, std::uint64_t seed, int layer,
+                                    int first_net) {
   std::uniform_real_distribution<float> u(-bound, bound);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
+  std::vector<float> v(std::size_t(P) * per_net);
+  for (int p = 0; p < P; ++p) {
+    std::mt19937_64 rng(kernels::mix64(kernels::mix64(seed * 0x2545F4914F6CDD1Dull + 3 + std::uint64_t(layer)) ^
+                                       std::uint64_t(first_net + p)));
+    for (std::size_t j = 0; j < per_net; ++j) v[std::size_t(p) * per_net + j] = u(rng);
+  }
   return v;
 }
 
@@ -44,7 +53,6 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
   const auto& layers = net_.layers();
   const int classes = net_.spec().classes;
   const int max_batch = train_batch_;
-  std::mt19937_64 rng(feedback_seed * 0x2545F4914F6CDD1Dull + 3);
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const auto& L = layers[i];
     if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) continue;
@@ -75,13 +83,15 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
     if (any_fa_) {
       // Fixed random feedback, scaled like the forward weights.
       s.fa_w = Buffer<float>(backend_, w);
-      s.fa_w.upload(uniform(w, 1.0f / std::sqrt(float(s.in)), rng));
+      s.fa_w.upload(feedback_weights(P, std::size_t(s.out) * s.in, 1.0f / std::sqrt(float(s.in)), feedback_seed,
+                                     int(i), net_.first_net()));
       s.feedback_w = zeros(w);
     }
     if (any_dfa_) {
       const std::size_t units = std::size_t(s.out) * s.positions;
       s.dfa_w = Buffer<float>(backend_, std::size_t(P) * units * classes);
-      s.dfa_w.upload(uniform(std::size_t(P) * units * classes, 1.0f / std::sqrt(float(classes)), rng));
+      s.dfa_w.upload(feedback_weights(P, units * classes, 1.0f / std::sqrt(float(classes)), feedback_seed,
+                                      int(i) + 1000, net_.first_net()));
       s.dfa_b = zeros(std::size_t(P) * units);
       s.dfa_out = zeros(std::size_t(P) * max_batch * units);
     }

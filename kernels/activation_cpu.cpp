@@ -20,7 +20,7 @@ static void apply_dropout_mask(int P, std::size_t per_net, const DropoutParams& 
                                T* out) {
   const T scale = d.rate < 1.0f ? T(1) / T(1 - d.rate) : T(0);
   for (int p = 0; p < P; ++p) {
-    const std::uint64_t key = dropout_key(d.seed, d.layer, p, d.step);
+    const std::uint64_t key = dropout_key(d.seed, d.layer, d.first_net + p, d.step);
     const T* a = in + std::size_t(p) * per_net;
     T* b = out + std::size_t(p) * per_net;
 #pragma omp parallel for schedule(static) if (per_net > 65536)

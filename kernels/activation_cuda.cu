@@ -14,7 +14,7 @@ __global__ void dropout_kernel(int P, std::size_t per_net, DropoutParams d, cons
   const float scale = d.rate < 1.0f ? 1.0f / (1.0f - d.rate) : 0.0f;
   EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) {
     const int p = int(i / per_net);
-    const std::uint64_t key = dropout_key(d.seed, d.layer, p, d.step);
+    const std::uint64_t key = dropout_key(d.seed, d.layer, d.first_net + p, d.step);
     out[i] = uniform01(key, i % per_net) >= d.rate ? in[i] * scale : 0.0f;
   }
 }

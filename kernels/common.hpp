@@ -51,13 +51,16 @@ struct PoolShape {
 
 // Inverted dropout for P nets of `per_net` elements each: an element of net p
 // is kept with probability 1 − rate and then scaled by 1 / (1 − rate). The mask
-// is drawn from the counter-based stream dropout_key(seed, layer, p, step), so
-// the backward pass redraws it instead of storing it.
+// is drawn from the counter-based stream dropout_key(seed, layer, first_net + p,
+// step), so the backward pass redraws it instead of storing it. first_net is
+// the global index of net 0 when the P nets are a slice of a larger population
+// (one MPI rank's share): a net's mask does not depend on how it was sliced.
 struct DropoutParams {
   float rate = 0;
   std::uint64_t seed = 0;
   int layer = 0;
   std::uint64_t step = 0;
+  int first_net = 0;
 };
 
 // SplitMix64 finaliser: a good 64-bit mix, cheap on both CPU and GPU.

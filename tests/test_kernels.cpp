@@ -219,6 +219,13 @@ TEST_CASE("dropout keeps 1 − rate of each net's elements · scaled · and back
   CHECK(y2 != y);
   k::dropout_forward(P, n, DropoutParams{0.0f, 7, 5, 42}, x.data(), y2.data());
   CHECK(y2 == x);
+
+  // A slice of the population (nets 1… as first_net 1) draws the whole's masks.
+  std::vector<float> tail((P - 1) * n, kNaN);
+  DropoutParams slice = d;
+  slice.first_net = 1;
+  k::dropout_forward(P - 1, n, slice, x.data() + n, tail.data());
+  CHECK(std::equal(tail.begin(), tail.end(), y.begin() + std::ptrdiff_t(n)));
 }
 
 TEST_CASE("log_softmax_nll matches the definition — backward matches finite differences") {
