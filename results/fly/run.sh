@@ -3,13 +3,16 @@
 # method on the same net (mlp2000x1: one fixed-width hidden layer of 2 000
 # units, the fly's expansion) and the same 5 held-out seeds (1000–1004).
 # Full data except Permuted MNIST (10 tasks × 10 000 images per task, to fit
-# a 2-core CPU). Usage: bash results/fly/run.sh [evolve binary] [data dir]
+# a 2-core CPU). Usage: bash results/fly/run.sh [evolve binary] [data dir] [table…]
+# (with table names, e.g. permuted-mnist, only those are run again).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 evolve=${1:-$here/../../build/evolve}
 data=${2:-$here/../../data}
+only=("${@:3}")
 run() {  # name, then eval options
   local name=$1; shift
+  if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* ]]; then return; fi
   rm -rf "$here/$name"
   "$evolve" eval --quiet --rule fly,finetune,ewc,si --joint --net mlp2000x1 --seeds 5 \
     --data-dir "$data" --out "$here/$name" "$@" > "$here/$name.txt"
