@@ -73,8 +73,37 @@ const OpenBlas& openblas() {
     if (!lib.sgemm || !lib.dgemm || !lib.set_threads)
       throw std::runtime_error("the OpenBLAS found lacks cblas_sgemm, cblas_dgemm or "
                                "openblas_set_num_threads: install Debian's libopenblas0");
+    lib.set_threads(1);  // every call is one block of blocked_gemm
   });
   return lib;
+}
+
+// Results that do not depend on the thread count. OpenBLAS's own threading
+// splits a product by the number of threads, and its sums then round
+// differently (seen: 1 and 2 threads differed in a third of the elements of a
+// 64×32×784 product), so a run's records would depend on the machine's cores
+// and on an MPI rank's share of them. Here C is cut into blocks of a fixed
+// size — rows, or columns when it has fewer rows than columns —, each block is
+// one single-threaded OpenBLAS call, and our OpenMP threads share the blocks.
+constexpr int kBlock = 128;
+
+template <typename T, typename Call>
+void blocked_gemm(Call call, bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
+                  int ldb, T beta, T* C, int ldc) {
+  const int oa = ta ? kTrans : kNoTrans, ob = tb ? kTrans : kNoTrans;
+  const bool by_rows = M >= N;
+  const int extent = by_rows ? M : N;
+  const int blocks = (extent + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int b = 0; b < blocks; ++b) {
+    const int lo = b * kBlock, n = extent - lo < kBlock ? extent - lo : kBlock;
+    if (by_rows)
+      call(kRowMajor, oa, ob, n, N, K, alpha, ta ? A + lo : A + std::size_t(lo) * lda, lda, B, ldb, beta,
+           C + std::size_t(lo) * ldc, ldc);
+    else
+      call(kRowMajor, oa, ob, M, n, K, alpha, A, lda, tb ? B + std::size_t(lo) * ldb : B + lo, ldb, beta, C + lo,
+           ldc);
+  }
 }
 
 }  // namespace
@@ -82,21 +111,19 @@ const OpenBlas& openblas() {
 template <>
 void gemm<float>(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
                  const float* B, int ldb, float beta, float* C, int ldc) {
-  openblas().sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, M, N, K, alpha, A,
-                   lda, B, ldb, beta, C, ldc);
+  blocked_gemm(openblas().sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template <>
 void gemm<double>(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda,
                   const double* B, int ldb, double beta, double* C, int ldc) {
-  openblas().dgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, M, N, K, alpha, A,
-                   lda, B, ldb, beta, C, ldc);
+  blocked_gemm(openblas().dgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void set_cpu_threads(int threads) {
   if (threads <= 0) threads = omp_get_num_procs();
   omp_set_num_threads(threads);
-  openblas().set_threads(threads);
+  openblas().set_threads(1);  // every OpenBLAS call is one block of blocked_gemm
 }
 
 int cpu_threads() { return omp_get_max_threads(); }

@@ -12,6 +12,7 @@
 #include "kernels/activation.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/dense.hpp"
+#include "kernels/gemm_cpu.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optim.hpp"
 #include "kernels/pool.hpp"
@@ -61,6 +62,39 @@ const ConvShape kConvShapes[] = {
 };
 
 }  // namespace
+
+TEST_CASE("gemm gives the same bits with 1, 2 and 3 threads, and matches the naive product") {
+  // Records must not depend on the cores (or an MPI rank's share of them).
+  std::mt19937 rng(71);
+  struct Shape {
+    bool ta, tb;
+    int M, N, K;
+  };
+  for (const Shape s : {Shape{false, false, 64, 32, 784}, Shape{true, false, 32, 784, 64},
+                        Shape{false, true, 300, 200, 50}, Shape{true, true, 129, 257, 33}}) {
+    CAPTURE(s.M);
+    const auto A = check::random_vector<float>(std::size_t(s.M) * s.K, rng, -1, 1);
+    const auto B = check::random_vector<float>(std::size_t(s.K) * s.N, rng, -1, 1);
+    const int lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
+    std::vector<std::vector<float>> C;
+    for (int threads : {1, 2, 3}) {
+      k::set_cpu_threads(threads);
+      C.emplace_back(std::size_t(s.M) * s.N, 0.5f);
+      k::gemm<float>(s.ta, s.tb, s.M, s.N, s.K, 1.5f, A.data(), lda, B.data(), ldb, 0.25f, C.back().data(), s.N);
+    }
+    k::set_cpu_threads(0);
+    CHECK(C[0] == C[1]);
+    CHECK(C[0] == C[2]);
+    for (int m = 0; m < s.M; m += 37)
+      for (int n = 0; n < s.N; n += 29) {
+        double want = 0.25 * 0.5;
+        for (int q = 0; q < s.K; ++q)
+          want += 1.5 * double(s.ta ? A[std::size_t(q) * lda + m] : A[std::size_t(m) * lda + q]) *
+                  double(s.tb ? B[std::size_t(n) * ldb + q] : B[std::size_t(q) * ldb + n]);
+        CHECK(C[0][std::size_t(m) * s.N + n] == doctest::Approx(want).epsilon(1e-4));
+      }
+  }
+}
 
 TEST_CASE("conv2d_forward matches the naive convolution") {
   std::mt19937 rng(11);
