@@ -39,7 +39,8 @@ void evaluate_heldout(const std::filesystem::path& run_dir, int seeds, const std
 // Adds the mode; returns the function that runs it after parsing.
 std::function<int()> add_train_mode(CLI::App& app);
 std::function<int()> add_eval_mode(CLI::App& app);
-std::function<int()> add_run_mode(CLI::App& app);
+class Ranks;
+std::function<int()> add_run_mode(CLI::App& app, Ranks& ranks);
 std::function<int()> add_report_mode(CLI::App& app);
 
 }  // namespace evoplast::apps

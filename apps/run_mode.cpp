@@ -22,10 +22,12 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "apps/modes.hpp"
 #include "apps/program.hpp"
+#include "apps/ranks.hpp"
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/errors.hpp"
@@ -59,6 +61,7 @@ struct RunOptions {
   std::string resume;
   bool quiet = false;
   bool no_verify = false;
+  double rank_timeout_s = 3600;  // under mpirun: the longest wait for a rank's share
 };
 
 // Evolution draws generation seeds from [1, 999]; `evolve eval` uses 1000 and up.
@@ -218,23 +221,146 @@ struct StreamRun {
   std::vector<engine::Protocol> protocols;
   std::vector<engine::ContinualResult> results;  // per protocol
 };
+// One rank's share of an evaluation: its nets and their training throughput.
+struct RankShare {
+  int nets = 0;
+  double images_per_s = 0;  // network-images per second of training
+};
 struct Runs {
   std::vector<StreamRun> streams;
-  double seconds = 0, train_seconds = 0, images = 0;  // images: per net
+  double seconds = 0, train_seconds = 0, images = 0;  // images: per net; seconds summed over ranks
+  std::vector<RankShare> ranks;                       // (ranks) one per rank
 };
 
-// Trains and scores a list of rules on streams of the run's protocols.
+// "12345 network-images/s", and under mpirun each rank's figure beside the total
+// (the ranks train at the same time, so their figures add up).
+std::string throughput_text(const Runs& runs) {
+  double total = 0;
+  std::string each;
+  for (std::size_t r = 0; r < runs.ranks.size(); ++r) {
+    total += runs.ranks[r].images_per_s;
+    each += fmt::format("{}rank {}: {:.0f} ({} nets)", r ? ", " : "", r, runs.ranks[r].images_per_s, runs.ranks[r].nets);
+  }
+  return runs.ranks.size() > 1 ? fmt::format("{:.0f} network-images/s ({})", total, each)
+                               : fmt::format("{:.0f} network-images/s", total);
+}
+
+// Which of n nets rank r of K trains: an even split, the first n mod K ranks
+// one more; ranks past n (K > n) train none.
+struct Share {
+  int first = 0, count = 0;
+};
+Share share_of(int n, int r, int K) {
+  const int base = n / K, extra = n % K;
+  return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0)};
+}
+
+// A net's results as a message between ranks (CBOR keeps every float and
+// double bit for bit, NaN and infinity included) and back.
+json net_result_json(const engine::NetResult& r) {
+  const auto metrics = [](const engine::ContinualMetrics& m) { return json::array({m.acc, m.bwt, m.fwt, m.forgetting}); };
+  return {{"R_val", r.R_val}, {"R_test", r.R_test}, {"L_val", r.L_val}, {"L_test", r.L_test},
+          {"b_val", r.b_val}, {"b_test", r.b_test}, {"train_loss", r.train_loss},
+          {"epoch_val_loss", r.epoch_val_loss}, {"epoch_val_acc", r.epoch_val_acc},
+          {"val", metrics(r.val)}, {"test", metrics(r.test)}, {"diverged", r.diverged}, {"fitness", r.fitness}};
+}
+engine::NetResult net_result_from_json(const json& j) {
+  const auto metrics = [](const json& a) {
+    return engine::ContinualMetrics{a.at(0).get<double>(), a.at(1).get<double>(), a.at(2).get<double>(),
+                                    a.at(3).get<double>()};
+  };
+  engine::NetResult r;
+  j.at("R_val").get_to(r.R_val);
+  j.at("R_test").get_to(r.R_test);
+  j.at("L_val").get_to(r.L_val);
+  j.at("L_test").get_to(r.L_test);
+  j.at("b_val").get_to(r.b_val);
+  j.at("b_test").get_to(r.b_test);
+  j.at("train_loss").get_to(r.train_loss);
+  j.at("epoch_val_loss").get_to(r.epoch_val_loss);
+  j.at("epoch_val_acc").get_to(r.epoch_val_acc);
+  r.val = metrics(j.at("val"));
+  r.test = metrics(j.at("test"));
+  r.diverged = j.at("diverged").get<bool>();
+  r.fitness = j.at("fitness").get<double>();
+  return r;
+}
+
+// Message tags between rank 0 and the others.
+enum Tag : int { kSetup = 1, kReady = 2, kOrder = 3, kResult = 4 };
+
+// Trains and scores a list of rules on streams of the run's protocols. Under
+// mpirun rank 0 sends the list to every rank, trains its own share, and
+// gathers the others' (each rank keys its nets' random streams by their
+// index in the whole list, so the results are those of one process).
 class Evaluator {
  public:
   Evaluator(engine::Backend& backend, const std::vector<engine::ProtocolConfig>& pcs,
-            const std::map<std::string, io::Dataset>& datasets, const io::RunConfig& cfg)
-      : backend_(backend), pcs_(pcs), datasets_(datasets), cfg_(cfg) {
+            const std::map<std::string, io::Dataset>& datasets, const io::RunConfig& cfg, const Ranks& ranks,
+            double rank_timeout_s)
+      : backend_(backend), pcs_(pcs), datasets_(datasets), cfg_(cfg), ranks_(ranks), timeout_s_(rank_timeout_s) {
     for (auto pc : pcs_) epochs_ += int(engine::make_protocol(pc, datasets_).phases.size()) * cfg_.epochs;
   }
   int epochs_per_stream() const { return epochs_; }
 
+  // Rank 0: every net's results, in the order of rules.
   Runs run(const std::vector<engine::Rule>& rules, const std::vector<float>& ewc_lambda,
            const std::vector<std::uint64_t>& seeds, const std::function<void(const std::string&)>& on_epoch) const {
+    const int n = int(rules.size()), K = ranks_.size();
+    if (K > 1) {
+      json order = {{"rules", json::array()}, {"lambda", ewc_lambda}, {"seeds", seeds}};
+      for (const auto& r : rules) order["rules"].push_back(engine::rule_to_json(r));
+      const auto bytes = json::to_cbor(order);
+      for (int w = 1; w < K; ++w) ranks_.send(w, kOrder, bytes, timeout_s_);
+    }
+    Runs out = run_share(rules, ewc_lambda, seeds, share_of(n, 0, K), on_epoch);
+    for (int w = 1; w < K; ++w) {
+      const json part = json::from_cbor(ranks_.receive(w, kResult, timeout_s_));
+      if (part.contains("error"))
+        throw RankFailure(w, false, fmt::format("rank {}: {}", w, part.at("error").get<std::string>()));
+      merge(out, part, share_of(n, w, K));
+    }
+    return out;
+  }
+
+  // Ranks other than 0: train the share of every order until told to stop.
+  void serve() const {
+    for (;;) {
+      const json order = json::from_cbor(ranks_.receive(0, kOrder, -1));
+      if (order.contains("stop")) return;
+      json reply;
+      try {
+        std::vector<engine::Rule> rules;
+        for (const auto& text : order.at("rules")) rules.push_back(engine::rule_from_json(text.get<std::string>(), "rank 0"));
+        const auto share = share_of(int(rules.size()), ranks_.rank(), ranks_.size());
+        const Runs runs = run_share(rules, order.at("lambda").get<std::vector<float>>(),
+                                    order.at("seeds").get<std::vector<std::uint64_t>>(), share, {});
+        reply = {{"streams", json::array()}, {"nets", share.count}};
+        for (const auto& sr : runs.streams) {
+          json protocols = json::array();
+          for (const auto& res : sr.results) {
+            json nets = json::array();
+            for (const auto& r : res.nets) nets.push_back(net_result_json(r));
+            protocols.push_back({{"nets", nets}, {"seconds", res.seconds}, {"train_seconds", res.train_seconds},
+                                 {"images", res.images_trained}});
+          }
+          reply["streams"].push_back(protocols);
+        }
+      } catch (const std::exception& e) {
+        reply = {{"error", e.what()}};
+      }
+      ranks_.send(0, kResult, json::to_cbor(reply), -1);
+    }
+  }
+
+ private:
+  // This rank's nets (share of rules) on every stream and protocol.
+  Runs run_share(const std::vector<engine::Rule>& rules, const std::vector<float>& ewc_lambda,
+                 const std::vector<std::uint64_t>& seeds, Share share,
+                 const std::function<void(const std::string&)>& on_epoch) const {
+    const std::vector<engine::Rule> mine(rules.begin() + share.first, rules.begin() + share.first + share.count);
+    const std::vector<float> lambda(ewc_lambda.begin() + share.first,
+                                    ewc_lambda.begin() + share.first + share.count);
     Runs out;
     for (std::uint64_t seed : seeds) {
       engine::ContinualConfig cc;
@@ -245,25 +371,54 @@ class Evaluator {
       cc.eval_batch = cfg_.eval_batch;
       cc.seed = seed;
       cc.eval_every_epoch = true;
+      cc.first_net = share.first;
       StreamRun sr{seed, {}, {}};
       for (auto pc : pcs_) {
         pc.seed = seed;
         sr.protocols.push_back(engine::make_protocol(pc, datasets_));
-        sr.results.push_back(engine::run_continual(backend_, sr.protocols.back(), rules, ewc_lambda, cc, on_epoch));
+        // A rank with no nets (more ranks than nets) trains nothing.
+        sr.results.push_back(share.count == 0 ? engine::ContinualResult{}
+                                              : engine::run_continual(backend_, sr.protocols.back(), mine, lambda, cc,
+                                                                      on_epoch));
         out.seconds += sr.results.back().seconds;
         out.train_seconds += sr.results.back().train_seconds;
         out.images += double(sr.results.back().images_trained);
       }
       out.streams.push_back(std::move(sr));
     }
+    out.ranks.push_back({share.count, share.count * out.images / std::max(out.train_seconds, 1e-9)});
     return out;
   }
 
- private:
+  // Appends rank w's nets (its reply) to every stream and protocol of out.
+  static void merge(Runs& out, const json& part, Share share) {
+    if (part.at("nets").get<int>() != share.count)
+      throw engine::EngineError(fmt::format("a rank answered for {} nets, not its {}", part.at("nets").get<int>(),
+                                            share.count));
+    double seconds = 0, train_seconds = 0, images = 0;
+    for (std::size_t s = 0; s < out.streams.size(); ++s)
+      for (std::size_t q = 0; q < out.streams[s].results.size(); ++q) {
+        const json& pj = part.at("streams").at(s).at(q);
+        auto& res = out.streams[s].results[q];
+        for (const auto& nj : pj.at("nets")) res.nets.push_back(net_result_from_json(nj));
+        res.seconds = std::max(res.seconds, pj.at("seconds").get<double>());
+        res.train_seconds = std::max(res.train_seconds, pj.at("train_seconds").get<double>());
+        res.images_trained = std::max(res.images_trained, pj.at("images").get<std::int64_t>());
+        seconds += pj.at("seconds").get<double>();
+        train_seconds += pj.at("train_seconds").get<double>();
+        images += double(pj.at("images").get<std::int64_t>());
+      }
+    out.seconds += seconds;
+    out.train_seconds += train_seconds;
+    out.ranks.push_back({share.count, share.count * images / std::max(train_seconds, 1e-9)});
+  }
+
   engine::Backend& backend_;
   const std::vector<engine::ProtocolConfig>& pcs_;
   const std::map<std::string, io::Dataset>& datasets_;
   const io::RunConfig& cfg_;
+  const Ranks& ranks_;
+  double timeout_s_;
   int epochs_ = 0;
 };
 
@@ -461,7 +616,107 @@ json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema,
   return best_json;
 }
 
-int run_evolution(const RunOptions& o) {
+// The protocols of train.protocol (comma-separated: every individual is
+// trained on each, and its fitness is the mean), with the run's data sizes.
+std::vector<engine::ProtocolConfig> protocol_configs(const io::RunConfig& cfg) {
+  std::vector<engine::ProtocolConfig> pcs;
+  std::stringstream list(cfg.protocol);
+  for (std::string name; std::getline(list, name, ',');) {
+    if (name.empty()) continue;
+    engine::ProtocolConfig pc;
+    engine::parse_protocol_name(name, pc);
+    pc.dataset = cfg.dataset;
+    pc.validation = cfg.validation;
+    pc.train_per_task = cfg.train_per_task;
+    pc.val_per_task = cfg.val_per_task;
+    pc.test_per_task = cfg.test_per_task;
+    pcs.push_back(pc);
+  }
+  if (pcs.empty()) throw io::ConfigError("config key 'train.protocol': name at least one protocol");
+  return pcs;
+}
+
+std::map<std::string, io::Dataset> load_datasets(const std::vector<engine::ProtocolConfig>& pcs,
+                                                 const io::RunConfig& cfg, bool verify) {
+  const auto data_dir = io::resolve_data_dir(cfg.data_dir.empty() ? std::nullopt : std::optional(cfg.data_dir));
+  std::map<std::string, io::Dataset> datasets;
+  for (const auto& pc : pcs)
+    for (auto& [name, d] : engine::load_protocol_datasets(pc, data_dir, verify))
+      if (!datasets.count(name)) datasets.emplace(name, std::move(d));
+  return datasets;
+}
+
+// CPU threads of one rank: the configured count, or (0: all) the machine's
+// cores shared among the ranks on it.
+int rank_threads(int configured, const Ranks& ranks) {
+  if (configured > 0 || ranks.local_size() <= 1) return configured;
+  return std::max(1, int(std::thread::hardware_concurrency()) / ranks.local_size());
+}
+
+// A rank other than 0: the run's configuration from rank 0, its own copy of
+// the data, then its share of every evaluation until rank 0 is done.
+int serve_run(const RunOptions& o, const Ranks& ranks) {
+  const json setup = json::from_cbor(ranks.receive(0, kSetup, -1));
+  if (setup.contains("stop")) return 0;  // rank 0 failed before the run began (and says why)
+  std::optional<Evaluator> evaluator;
+  std::unique_ptr<engine::Backend> backend;
+  io::RunConfig cfg;
+  std::vector<engine::ProtocolConfig> pcs;
+  std::map<std::string, io::Dataset> datasets;
+  json ready = json::object();
+  try {
+    io::apply_toml(cfg, setup.at("config").get<std::string>(), "rank 0's configuration");
+    cfg.data_dir = setup.at("data_dir").get<std::string>();
+    cfg.backend = setup.at("backend").get<std::string>();
+    pcs = protocol_configs(cfg);
+    datasets = load_datasets(pcs, cfg, !o.no_verify);
+    use_cpu_threads(rank_threads(cfg.threads, ranks));
+    ranks.pin_device();
+    backend = engine::make_backend(cfg.backend);
+    evaluator.emplace(*backend, pcs, datasets, cfg, ranks, -1);
+  } catch (const std::exception& e) {
+    ready = {{"error", e.what()}};
+  }
+  ranks.send(0, kReady, json::to_cbor(ready), -1);
+  if (evaluator) evaluator->serve();
+  else (void)ranks.receive(0, kOrder, -1);  // the stop that follows the error
+  return 0;
+}
+
+// Rank 0's side of the other ranks' life: the setup they wait for, and a stop
+// however the run ends (without one they would wait for orders forever).
+class RankRelease {
+ public:
+  explicit RankRelease(const Ranks& ranks) : ranks_(ranks) {}
+  ~RankRelease() {
+    const auto stop = json::to_cbor(json{{"stop", true}});
+    for (int w = 1; w < ranks_.size(); ++w) {
+      try {
+        ranks_.send(w, set_up_ ? kOrder : kSetup, stop, 2);
+      } catch (const RankFailure&) {  // a rank that does not listen is ended with the job
+      }
+    }
+  }
+  // Sends the setup and waits until every rank has loaded its data (or names the one that could not).
+  void set_up(const json& setup, double timeout_s) {
+    const auto bytes = json::to_cbor(setup);
+    for (int w = 1; w < ranks_.size(); ++w) ranks_.send(w, kSetup, bytes, timeout_s);
+    set_up_ = true;
+    for (int w = 1; w < ranks_.size(); ++w) {
+      const json ready = json::from_cbor(ranks_.receive(w, kReady, timeout_s));
+      if (ready.contains("error"))
+        throw engine::EngineError(fmt::format("rank {}: {}", w, ready.at("error").get<std::string>()));
+    }
+  }
+
+ private:
+  const Ranks& ranks_;
+  bool set_up_ = false;
+};
+
+int run_evolution(const RunOptions& o, const Ranks& ranks) {
+  if (ranks.rank() != 0) return serve_run(o, ranks);
+  RankRelease release(ranks);
   io::RunConfig cfg;
   fs::path dir;
   const bool resuming = !o.resume.empty();
@@ -483,7 +738,8 @@ int run_evolution(const RunOptions& o) {
     if (!o.out.empty()) changing.push_back("--out");
     if (!changing.empty())
       throw io::ConfigError(fmt::format("--resume continues a run with its own configuration, so {} cannot be "
-                                        "given with it (it takes --data-dir, --backend, --quiet, --no-verify); "
+                                        "given with it (it takes --data-dir, --backend, --quiet, --no-verify, "
+                                        "--rank-timeout); "
                                         "start a new run to change the run",
                                         fmt::join(changing, ", ")));
     dir = o.resume;
@@ -508,19 +764,7 @@ int run_evolution(const RunOptions& o) {
     dir = o.out;
   }
   io::validate(cfg);
-  // train.protocol may name several, comma-separated (continual: Split and Permuted
-  // MNIST): every individual is trained on each, and its fitness is the mean.
-  std::vector<engine::ProtocolConfig> pcs;
-  {
-    std::stringstream list(cfg.protocol);
-    for (std::string name; std::getline(list, name, ',');) {
-      if (name.empty()) continue;
-      engine::ProtocolConfig pc;
-      engine::parse_protocol_name(name, pc);
-      pcs.push_back(pc);
-    }
-    if (pcs.empty()) throw io::ConfigError("config key 'train.protocol': name at least one protocol");
-  }
+  const std::vector<engine::ProtocolConfig> pcs = protocol_configs(cfg);
   (void)engine::NetSpec::parse(cfg.net);  // a bad net name fails before any work
   for (const auto& r : cfg.seed_rules) (void)engine::named_rule(r);
   ga::GaConfig gc{cfg.population, cfg.tournament, cfg.crossover_rate, cfg.crossover,
@@ -572,17 +816,19 @@ int run_evolution(const RunOptions& o) {
   }
 
   // The backend, and whether the population fits it, before the GA holds P genomes.
-  use_cpu_threads(cfg.threads);
+  use_cpu_threads(rank_threads(cfg.threads, ranks));
+  ranks.pin_device();
   auto backend = engine::make_backend(cfg.backend);
   try {
+    // The population or the finalists, and the controls beside them: this
+    // rank's share of them (the others check their own as they train).
+    const int nets = std::max(cfg.population, cfg.finalists) + int(cfg.controls.size());
     engine::admit_population(*backend,
                              engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
                                                 std::max(cfg.batch, cfg.eval_batch), cfg.batch, true),
-                             // the population or the finalists, and the controls beside them
-                             std::max(cfg.population, cfg.finalists) + int(cfg.controls.size()),
-                             std::max(cfg.batch, cfg.eval_batch));
+                             share_of(nets, 0, ranks.size()).count, std::max(cfg.batch, cfg.eval_batch));
   } catch (const engine::PopulationTooLarge& e) {
-    const long room = e.fits - long(cfg.controls.size());
+    const long room = e.fits * ranks.size() - long(cfg.controls.size());
     throw io::ConfigError(fmt::format("{} (the population with its {} controls); {}", e.what(), cfg.controls.size(),
                                       room >= 2 ? fmt::format("lower ga.population (-P) to {}", room)
                                                 : std::string("lower train.batch and train.eval_batch, or choose a "
@@ -614,19 +860,29 @@ int run_evolution(const RunOptions& o) {
     ga.emplace(schema, gc, cfg.seed, seeds);
   }
 
-  const auto data_dir = io::resolve_data_dir(cfg.data_dir.empty() ? std::nullopt : std::optional(cfg.data_dir));
-  std::map<std::string, io::Dataset> datasets;
-  for (auto& pc : pcs) {
-    pc.dataset = cfg.dataset;
-    pc.validation = cfg.validation;
-    pc.train_per_task = cfg.train_per_task;
-    pc.val_per_task = cfg.val_per_task;
-    pc.test_per_task = cfg.test_per_task;
-    for (auto& [name, d] : engine::load_protocol_datasets(pc, data_dir, !o.no_verify))
-      if (!datasets.count(name)) datasets.emplace(name, std::move(d));
-  }
+  // The other ranks load their own copy of the data meanwhile (from the same
+  // path: on a cluster, a shared file system or the same path on every node).
+  const json setup = {{"config", config_text}, {"data_dir", cfg.data_dir}, {"backend", cfg.backend}};
+  const auto datasets = load_datasets(pcs, cfg, !o.no_verify);
+  if (ranks.distributed()) release.set_up(setup, o.rank_timeout_s);
 
   const Controls controls = make_controls(cfg);
+  // Where a run that a rank failed can go on from, and what rank 0 says if
+  // mpirun ends it (it does when another rank dies).
+  int generations_done = ga->generation();
+  const auto resume_advice = [&] {
+    return generations_done > 0
+               ? fmt::format("the last good checkpoint is {} ({} generation{} done): continue with evolve run "
+                             "--resume {}, with any number of ranks",
+                             (dir / "checkpoint.json").string(), generations_done, generations_done == 1 ? "" : "s",
+                             dir.string())
+               : std::string("no generation was done: start the run again");
+  };
+  const auto last_words = [&] {
+    Ranks::set_last_words("evolve: error: mpirun ended the run (a rank died: mpirun's message names it); " +
+                          resume_advice());
+  };
+  last_words();
   Progress progress(o.quiet);
   progress.line(fmt::format("evolve run: preset {}, {} on {} ({}), P={}, {} generations, {} stream{} each, "
                             "controls {}, backend {}, run directory {}{}",
@@ -635,91 +891,96 @@ int run_evolution(const RunOptions& o) {
                             controls.names.empty() ? std::string("none") : fmt::format("{}", fmt::join(controls.names, ", ")),
                             backend->name(), dir.string(),
                             resuming ? fmt::format(" (resuming at generation {})", ga->generation()) : ""));
-  const Evaluator evaluator{*backend, pcs, datasets, cfg};
+  const Evaluator evaluator{*backend, pcs, datasets, cfg, ranks, o.rank_timeout_s};
   const auto t_start = Clock::now();
   const int first_generation = ga->generation();
-  for (int g = ga->generation(); g < cfg.generations; ++g) {
-    const auto& pop = ga->ask();
-    std::vector<engine::Rule> rules;
-    for (std::size_t i = 0; i < pop.size(); ++i)
-      rules.push_back(schema.decode(pop[i].genome, fmt::format("g{}i{}", g, i)));
-    std::vector<float> lambda(pop.size(), 0.0f);
-    rules.insert(rules.end(), controls.rules.begin(), controls.rules.end());
-    lambda.insert(lambda.end(), controls.lambda.begin(), controls.lambda.end());
-    const auto seeds = generation_stream_seeds(cfg.seed, g, cfg.streams);
+  json champion;
+  try {
+    for (int g = ga->generation(); g < cfg.generations; ++g) {
+      const auto& pop = ga->ask();
+      std::vector<engine::Rule> rules;
+      for (std::size_t i = 0; i < pop.size(); ++i)
+        rules.push_back(schema.decode(pop[i].genome, fmt::format("g{}i{}", g, i)));
+      std::vector<float> lambda(pop.size(), 0.0f);
+      rules.insert(rules.end(), controls.rules.begin(), controls.rules.end());
+      lambda.insert(lambda.end(), controls.lambda.begin(), controls.lambda.end());
+      const auto seeds = generation_stream_seeds(cfg.seed, g, cfg.streams);
 
-    int units = 0, done = 0;
-    units = evaluator.epochs_per_stream() * cfg.streams;
-    const auto t_gen = Clock::now();
-    const auto on_epoch = [&](const std::string& what) {
-      ++done;
-      const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
-      const double gens_done = double(g - first_generation) + double(done) / units;
-      const double eta = elapsed / gens_done * (cfg.generations - first_generation - gens_done);
-      // Generations are counted from 0 on the console as in the files (0 is the initial population).
-      progress.status(fmt::format("gen {} of 0–{} · {} · ETA {} (+ champion)", g, cfg.generations - 1, what,
-                                  duration(eta)));
-    };
-    const auto runs = evaluator.run(rules, lambda, seeds, on_epoch);
+      int units = 0, done = 0;
+      units = evaluator.epochs_per_stream() * cfg.streams;
+      const auto t_gen = Clock::now();
+      const auto on_epoch = [&](const std::string& what) {
+        ++done;
+        const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+        const double gens_done = double(g - first_generation) + double(done) / units;
+        const double eta = elapsed / gens_done * (cfg.generations - first_generation - gens_done);
+        // Generations are counted from 0 on the console as in the files (0 is the initial population).
+        progress.status(fmt::format("gen {} of 0–{} · {} · ETA {} (+ champion)", g, cfg.generations - 1, what,
+                                    duration(eta)));
+      };
+      const auto runs = evaluator.run(rules, lambda, seeds, on_epoch);
 
-    std::vector<double> fitness;
-    std::uint64_t bytes = 0;
-    for (std::size_t i = 0; i < rules.size(); ++i) {
-      const StreamFitness f = stream_fitness(runs, i, cfg);
-      const bool control = i >= pop.size();
-      json line = record(runs, i, true);
-      line.update(json{{"generation", g},
-                       {"role", control ? "control" : "individual"},
-                       {"individual", control ? json(nullptr) : json(i)},
-                       {"control", control ? json(controls.names[i - pop.size()]) : json(nullptr)},
-                       {"origin", control ? std::string("control") : pop[i].origin},
-                       {"genome", control ? json(nullptr) : genome_json(pop[i].genome)},
-                       {"rule", json::parse(engine::rule_to_json(rules[i]))},
-                       // Records hold no sentinel: a diverged net's fitness is null, with the flag.
-                       {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
-                       {"fitness_streams", f.values},
-                       {"diverged", f.diverged},
-                       {"seed", seeds.front()},
-                       {"seeds", seeds},
-                       {"seconds", runs.seconds / double(rules.size())}});
-      bytes = io::append_line(dir / "generations.jsonl", line.dump());
-      if (!control) fitness.push_back(f.diverged ? engine::kWorstFitness : f.mean);  // ranks last in the GA
+      std::vector<double> fitness;
+      std::uint64_t bytes = 0;
+      for (std::size_t i = 0; i < rules.size(); ++i) {
+        const StreamFitness f = stream_fitness(runs, i, cfg);
+        const bool control = i >= pop.size();
+        json line = record(runs, i, true);
+        line.update(json{{"generation", g},
+                         {"role", control ? "control" : "individual"},
+                         {"individual", control ? json(nullptr) : json(i)},
+                         {"control", control ? json(controls.names[i - pop.size()]) : json(nullptr)},
+                         {"origin", control ? std::string("control") : pop[i].origin},
+                         {"genome", control ? json(nullptr) : genome_json(pop[i].genome)},
+                         {"rule", json::parse(engine::rule_to_json(rules[i]))},
+                         // Records hold no sentinel: a diverged net's fitness is null, with the flag.
+                         {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
+                         {"fitness_streams", f.values},
+                         {"diverged", f.diverged},
+                         {"seed", seeds.front()},
+                         {"seeds", seeds},
+                         {"seconds", runs.seconds / double(rules.size())}});
+        bytes = io::append_line(dir / "generations.jsonl", line.dump());
+        if (!control) fitness.push_back(f.diverged ? engine::kWorstFitness : f.mean);  // ranks last in the GA
+      }
+      // The provisional champion: the best mean over every evaluation so far.
+      const auto candidates = candidates_from_records(dir / "generations.jsonl");
+      if (!candidates.empty()) {
+        json best = candidates.front().record;
+        best.update(json{{"provisional", true},
+                         {"fitness", candidates.front().mean},
+                         {"evaluations", candidates.front().evaluations},
+                         {"origin", origin_json(candidates.front())}});
+        io::write_atomically(dir / "best_rule.json", best.dump(2) + "\n");
+      }
+      ga->tell(fitness);
+      const json ck = {{"config", config_text}, {"ga", json::parse(ga->save())}, {"jsonl_bytes", bytes},
+                       {"generations_done", g + 1}};
+      io::write_atomically(dir / "checkpoint.json", ck.dump());
+      generations_done = g + 1;
+      last_words();
+      cleanup.armed = false;
+      double mean = 0;
+      int counted = 0, best_i = 0;
+      for (std::size_t i = 0; i < fitness.size(); ++i) {
+        if (fitness[i] > engine::kWorstFitness) mean += fitness[i], ++counted;
+        if (fitness[i] > fitness[std::size_t(best_i)]) best_i = int(i);
+      }
+      std::string beside;
+      for (std::size_t c = 0; c < controls.names.size(); ++c) {
+        const StreamFitness f = stream_fitness(runs, pop.size() + c, cfg);
+        beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", controls.names[c],
+                              f.diverged ? std::string("diverged") : fmt::format("{:.4f}", f.mean));
+      }
+      progress.line(fmt::format("generation {} of 0–{}: best {:.4f} (individual {}), mean {:.4f}{}, {}, {}",
+                                g, cfg.generations - 1, fitness[std::size_t(best_i)], best_i,
+                                counted ? mean / counted : 0.0, beside.empty() ? "" : "; controls " + beside,
+                                throughput_text(runs), duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));
     }
-    // The provisional champion: the best mean over every evaluation so far.
-    const auto candidates = candidates_from_records(dir / "generations.jsonl");
-    if (!candidates.empty()) {
-      json best = candidates.front().record;
-      best.update(json{{"provisional", true},
-                       {"fitness", candidates.front().mean},
-                       {"evaluations", candidates.front().evaluations},
-                       {"origin", origin_json(candidates.front())}});
-      io::write_atomically(dir / "best_rule.json", best.dump(2) + "\n");
-    }
-    ga->tell(fitness);
-    const json ck = {{"config", config_text}, {"ga", json::parse(ga->save())}, {"jsonl_bytes", bytes},
-                     {"generations_done", g + 1}};
-    io::write_atomically(dir / "checkpoint.json", ck.dump());
-    cleanup.armed = false;
-    double mean = 0;
-    int counted = 0, best_i = 0;
-    for (std::size_t i = 0; i < fitness.size(); ++i) {
-      if (fitness[i] > engine::kWorstFitness) mean += fitness[i], ++counted;
-      if (fitness[i] > fitness[std::size_t(best_i)]) best_i = int(i);
-    }
-    std::string beside;
-    for (std::size_t c = 0; c < controls.names.size(); ++c) {
-      const StreamFitness f = stream_fitness(runs, pop.size() + c, cfg);
-      beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", controls.names[c],
-                            f.diverged ? std::string("diverged") : fmt::format("{:.4f}", f.mean));
-    }
-    progress.line(fmt::format("generation {} of 0–{}: best {:.4f} (individual {}), mean {:.4f}{}, {} "
-                              "network-images/s, {}",
-                              g, cfg.generations - 1, fitness[std::size_t(best_i)], best_i,
-                              counted ? mean / counted : 0.0, beside.empty() ? "" : "; controls " + beside,
-                              fmt::format("{:.0f}", double(rules.size()) * runs.images / std::max(runs.train_seconds, 1e-9)),
-                              duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));
+    champion = select_champion(evaluator, schema, controls, dir, cfg, progress);
+  } catch (const RankFailure& e) {  // a rank that failed or hangs: say where the run can go on from
+    throw RankFailure(e.rank, e.timed_out, fmt::format("{}; {}", e.what(), resume_advice()));
   }
-  const json champion = select_champion(evaluator, schema, controls, dir, cfg, progress);
   if (cfg.heldout_seeds > 0) {
     progress.line(fmt::format("held-out evaluation: the champion beside finetune, ewc, si and joint on {} seeds, "
                               "into {}",
@@ -741,7 +1002,7 @@ int run_evolution(const RunOptions& o) {
 
 }  // namespace
 
-std::function<int()> add_run_mode(CLI::App& app) {
+std::function<int()> add_run_mode(CLI::App& app, Ranks& ranks) {
   auto o = std::make_shared<RunOptions>();
   auto* cmd = app.add_subcommand(
       "run",
@@ -775,7 +1036,11 @@ std::function<int()> add_run_mode(CLI::App& app) {
                   "and --no-verify may be given with it)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   cmd->add_flag("--no-verify", o->no_verify, "Skip the MD5 check of the data files");
-  return [o] { return run_evolution(*o); };
+  cmd->add_option("--rank-timeout", o->rank_timeout_s,
+                  "Under mpirun: seconds rank 0 waits for a rank's share of a generation before it ends the run, "
+                  "naming the rank and the checkpoint to resume from (default 3600)")
+      ->check(CLI::Range(1.0, 1e7));
+  return [o, &ranks] { return run_evolution(*o, ranks); };
 }
 
 std::function<int()> add_report_mode(CLI::App& app) {

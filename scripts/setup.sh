@@ -24,7 +24,7 @@ say() { printf 'setup: %s\n' "$*"; }
 packages=(cmake ninja-build g++ pkg-config python3
   libopenblas-dev libopenblas0-openmp libfmt-dev libcli11-dev doctest-dev
   nlohmann-json3-dev libtomlplusplus-dev zlib1g-dev libssl-dev dataset-fashion-mnist
-  libboost-context-dev clang libclang-rt-14-dev)
+  libboost-context-dev clang libclang-rt-14-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,175 @@
+#include "apps/ranks.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#ifdef EVOPLAST_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace evoplast::apps {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The last words, double-buffered so the signal handler always reads a whole line.
+char words[2][1024];
+std::atomic<int> current_words{-1};
+
+extern "C" void say_last_words(int) {
+  const int i = current_words.load();
+  if (i >= 0) {
+    const ssize_t ignored = write(STDERR_FILENO, words[i], std::strlen(words[i]));
+    (void)ignored;
+  }
+  _exit(1);
+}
+
+bool deadline_passed(Clock::time_point start, double timeout_s) {
+  return timeout_s >= 0 && std::chrono::duration<double>(Clock::now() - start).count() > timeout_s;
+}
+
+void nap() { std::this_thread::sleep_for(std::chrono::milliseconds(1)); }
+
+}  // namespace
+
+void Ranks::set_last_words(const std::string& line) {
+  const int next = current_words.load() == 0 ? 1 : 0;
+  const std::string text = line.substr(0, sizeof words[0] - 2) + "\n";
+  std::memcpy(words[next], text.c_str(), text.size() + 1);
+  current_words.store(next);
+}
+
+void Ranks::pin_device() const {
+  if (size_ <= 1) return;
+  std::vector<std::string> devices;
+  if (const char* list = std::getenv("CUDA_VISIBLE_DEVICES")) {
+    std::string entry;
+    for (const char* c = list;; ++c) {
+      if (*c == ',' || *c == 0) {
+        if (!entry.empty()) devices.push_back(entry);
+        entry.clear();
+        if (*c == 0) break;
+      } else {
+        entry += *c;
+      }
+    }
+  }
+  const std::string mine = devices.empty() ? std::to_string(local_rank_)
+                                           : devices[std::size_t(local_rank_) % devices.size()];
+  setenv("CUDA_VISIBLE_DEVICES", mine.c_str(), 1);
+}
+
+#ifdef EVOPLAST_HAVE_MPI
+
+bool built_with_mpi() { return true; }
+
+Ranks::Ranks(int* argc, char*** argv) {
+  // Only a process that mpirun started joins a job (a singleton MPI_Init
+  // would start a runtime for nothing).
+  if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMIX_RANK")) return;
+  MPI_Init(argc, argv);
+  mpi_ = true;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
+  MPI_Comm_rank(local, &local_rank_);
+  MPI_Comm_size(local, &local_size_);
+  MPI_Comm_free(&local);
+  // mpirun ends the others with SIGTERM when a rank dies: rank 0 then says
+  // where the run can continue from.
+  if (rank_ == 0 && size_ > 1) std::signal(SIGTERM, say_last_words);
+}
+
+Ranks::~Ranks() {
+  if (mpi_) MPI_Finalize();
+}
+
+void Ranks::send(int to, int tag, const std::vector<std::uint8_t>& bytes, double timeout_s) const {
+  if (bytes.size() > std::size_t(INT_MAX))
+    throw RankFailure(to, false, fmt::format("a message of {} bytes for rank {} is over MPI's 2 GiB; use more ranks",
+                                             bytes.size(), to));
+  MPI_Request request;
+  MPI_Isend(bytes.data(), int(bytes.size()), MPI_BYTE, to, tag, MPI_COMM_WORLD, &request);
+  const auto start = Clock::now();
+  for (int done = 0;;) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (deadline_passed(start, timeout_s))
+      throw RankFailure(to, true,
+                        fmt::format("rank {} took no message within {:.0f} s (--rank-timeout): it hangs", to, timeout_s));
+    nap();
+  }
+}
+
+std::vector<std::uint8_t> Ranks::receive(int from, int tag, double timeout_s) const {
+  const auto start = Clock::now();
+  MPI_Status status;
+  for (int arrived = 0;;) {
+    MPI_Iprobe(from, tag, MPI_COMM_WORLD, &arrived, &status);
+    if (arrived) break;
+    if (deadline_passed(start, timeout_s))
+      throw RankFailure(from, true,
+                        fmt::format("rank {} sent nothing within {:.0f} s (--rank-timeout): it hangs, or its share "
+                                    "takes longer than that",
+                                    from, timeout_s));
+    nap();
+  }
+  int count = 0;
+  MPI_Get_count(&status, MPI_BYTE, &count);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(count));
+  MPI_Recv(bytes.data(), count, MPI_BYTE, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  return bytes;
+}
+
+void Ranks::abort(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  current_words.store(-1);  // this rank has said why; mpirun's SIGTERM that follows adds nothing
+  if (mpi_) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+#else  // one process
+
+bool built_with_mpi() { return false; }
+
+// Started by mpirun all the same: the job's size and this rank are read from
+// OpenMPI's environment, so main can say that this build cannot take part.
+Ranks::Ranks(int*, char***) {
+  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
+  const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  if (size && rank) {
+    size_ = std::max(1, std::atoi(size));
+    rank_ = std::max(0, std::atoi(rank));
+  }
+}
+Ranks::~Ranks() = default;
+
+void Ranks::send(int to, int, const std::vector<std::uint8_t>&, double) const {
+  throw RankFailure(to, false, "this evolve was built without MPI: there are no other ranks");
+}
+
+std::vector<std::uint8_t> Ranks::receive(int from, int, double) const {
+  throw RankFailure(from, false, "this evolve was built without MPI: there are no other ranks");
+}
+
+void Ranks::abort(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);
+}
+
+#endif
+
+}  // namespace evoplast::apps

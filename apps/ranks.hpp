@@ -1,0 +1,62 @@
+// The processes of a run started by mpirun (OpenMPI): rank 0 runs the GA and
+// writes the run directory, every rank trains its share of each generation's
+// nets. Without MPI (a build without it, or evolve started directly) there is
+// one rank and nothing is sent. Messages are byte strings; every wait polls
+// and sleeps (an idle rank leaves the cores to the busy ones, where MPI's own
+// blocking calls would spin) and ends at a deadline, naming the peer.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace evoplast::apps {
+
+// A rank that did not answer within its time, or answered with an error.
+struct RankFailure : std::runtime_error {
+  int rank;
+  bool timed_out;
+  RankFailure(int rank_, bool timed_out_, const std::string& what) : std::runtime_error(what), rank(rank_), timed_out(timed_out_) {}
+};
+
+class Ranks {
+ public:
+  // Joins the MPI job when started by mpirun (and built with MPI).
+  Ranks(int* argc, char*** argv);
+  ~Ranks();  // MPI_Finalize, unless abort() ran
+  Ranks(const Ranks&) = delete;
+  Ranks& operator=(const Ranks&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  int local_rank() const { return local_rank_; }  // among the ranks on this machine
+  int local_size() const { return local_size_; }
+  bool distributed() const { return size_ > 1; }
+
+  // Bytes to rank `to`, tagged; waits until they are taken, at most timeout_s
+  // (< 0: forever). Throws RankFailure naming the peer.
+  void send(int to, int tag, const std::vector<std::uint8_t>& bytes, double timeout_s) const;
+  // The next bytes tagged `tag` from rank `from`; at most timeout_s (< 0: forever).
+  std::vector<std::uint8_t> receive(int from, int tag, double timeout_s) const;
+
+  // Under mpirun, each rank on a machine takes its own GPU: the local_rank-th
+  // entry of CUDA_VISIBLE_DEVICES where the user set it (their list is the
+  // override), else device local_rank. Nothing for a single process.
+  void pin_device() const;
+
+  // Ends every rank of the job now (MPI_Abort): for a peer that hangs.
+  [[noreturn]] void abort(int code);
+
+  // The one line rank 0 prints if mpirun ends it (it does when another rank
+  // dies): set as the run goes, so it names the last good checkpoint.
+  static void set_last_words(const std::string& line);
+
+ private:
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  bool mpi_ = false;
+};
+
+// True when this evolve was built with MPI.
+bool built_with_mpi();
+
+}  // namespace evoplast::apps

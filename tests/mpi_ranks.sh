@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# evolve run under mpirun (OpenMPI, CPU backend): the population spread over
+# K ranks gives exactly the records of one process, for uneven shares (7 nets
+# on 2 and 3 ranks) and for more ranks than nets (3 nets on 4 ranks); a rank
+# killed mid-run ends it with rank 0's one line naming the checkpoint, which
+# then resumes on another number of ranks to the uninterrupted result; a rank
+# that hangs ends it after --rank-timeout with a line naming that rank; modes
+# other than run refuse mpirun. Usage: mpi_ranks.sh EVOLVE DATA_DIR MPIRUN
+set -euo pipefail
+source "$(dirname "$0")/with_mnist.sh" "$1" "$2"
+mpirun=$3
+trap 'rm -rf "$tmp"' EXIT
+mpi() { local k=$1; shift; "$mpirun" --oversubscribe --allow-run-as-root -np "$k" "$evolve" "$@"; }
+small=(run --quiet --data-dir "$data_dir" -P 4 -g 2 --set train.net=mlp32x1 --set train.train_per_task=150
+       --set train.val_per_task=50 --set train.test_per_task=50)
+# Long enough a generation (seconds) for a rank to be killed or stopped in one.
+longer=(run --quiet --data-dir "$data_dir" -P 4 -g 3 --set train.net=mlp64x1 --set train.train_per_task=1500
+        --set train.val_per_task=100 --set train.test_per_task=100)
+
+# Records without timings ("seconds"), and best_rule.json without its program stamp.
+same() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+def load(d):
+    rows = [json.loads(l) for l in open(f"{d}/generations.jsonl")]
+    for r in rows:
+        r.pop("seconds")
+    return rows, json.load(open(f"{d}/best_rule.json"))
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a[0] == b[0], f"{sys.argv[2]}: generations.jsonl differs from {sys.argv[1]}"
+assert a[1] == b[1], f"{sys.argv[2]}: best_rule.json differs from {sys.argv[1]}"
+PY
+}
+
+# Rank 1's process id, once the run's first checkpoint exists.
+rank1_after_checkpoint() {
+  for _ in $(seq 1 600); do [ -f "$1/checkpoint.json" ] && break; sleep 0.1; done
+  [ -f "$1/checkpoint.json" ] || { echo "no checkpoint in $1" >&2; exit 1; }
+  for p in $(pgrep -f "$evolve run"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then echo "$p"; return; fi
+  done
+  echo "no rank 1 found" >&2; exit 1
+}
+
+echo "== 1, 2 and 3 ranks: the same records"
+"$evolve" "${small[@]}" --out "$tmp/one" >/dev/null
+mpi 2 "${small[@]}" --out "$tmp/two" >/dev/null
+same "$tmp/one" "$tmp/two"
+mpi 3 "${small[@]}" --out "$tmp/three" >/dev/null
+same "$tmp/one" "$tmp/three"
+
+echo "== more ranks than nets (2 individuals + 1 control on 4 ranks)"
+few=("${small[@]}" -P 2 --set ga.tournament=2 --set ga.elites=1 --set fitness.controls=finetune --set fitness.finalists=2)
+"$evolve" "${few[@]}" --out "$tmp/few1" >/dev/null
+mpi 4 "${few[@]}" --out "$tmp/few4" >/dev/null
+same "$tmp/few1" "$tmp/few4"
+
+echo "== a rank killed mid-run: rank 0's line, then resume on 3 ranks"
+"$evolve" "${longer[@]}" --out "$tmp/whole" >/dev/null
+set +e
+mpi 2 "${longer[@]}" --out "$tmp/killed" >/dev/null 2>"$tmp/killed.err" &
+run=$!
+kill -9 "$(rank1_after_checkpoint "$tmp/killed")"
+wait "$run"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || { echo "a killed rank must end the run with a non-zero status"; exit 1; }
+grep -q "evolve: error: mpirun ended the run.*the last good checkpoint is $tmp/killed/checkpoint.json.*--resume $tmp/killed" \
+  "$tmp/killed.err" || { echo "rank 0's line is missing:"; cat "$tmp/killed.err"; exit 1; }
+[ "$(grep -c '^evolve: ' "$tmp/killed.err")" -eq 1 ] || { echo "more than one line from evolve:"; cat "$tmp/killed.err"; exit 1; }
+mpi 3 run --quiet --resume "$tmp/killed" --data-dir "$data_dir" >/dev/null
+same "$tmp/whole" "$tmp/killed"
+
+echo "== a rank that hangs: ended after --rank-timeout, naming it; resume in one process"
+set +e
+mpi 2 "${longer[@]}" --rank-timeout 2 --out "$tmp/hung" >/dev/null 2>"$tmp/hung.err" &
+run=$!
+kill -STOP "$(rank1_after_checkpoint "$tmp/hung")"
+wait "$run"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || { echo "a hung rank must end the run with a non-zero status"; exit 1; }
+grep -q "evolve: error: rank 1 sent nothing within 2 s (--rank-timeout).*--resume $tmp/hung" "$tmp/hung.err" ||
+  { echo "the timeout line is missing:"; cat "$tmp/hung.err"; exit 1; }
+[ "$(grep -c '^evolve: ' "$tmp/hung.err")" -eq 1 ] || { echo "more than one line from evolve:"; cat "$tmp/hung.err"; exit 1; }
+"$evolve" run --quiet --resume "$tmp/hung" --data-dir "$data_dir" >/dev/null
+same "$tmp/whole" "$tmp/hung"
+
+echo "== other modes refuse mpirun"
+set +e
+mpi 2 eval --rule finetune --data-dir "$data_dir" >/dev/null 2>"$tmp/eval.err"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] && grep -q "only evolve run spreads over MPI ranks" "$tmp/eval.err" ||
+  { echo "eval under mpirun must refuse:"; cat "$tmp/eval.err"; exit 1; }
+echo "mpi: all checks passed"
