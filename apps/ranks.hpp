@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace evoplast::apps {
@@ -55,6 +56,24 @@ class Ranks {
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   bool mpi_ = false;
 };
+
+// Which of n nets rank r of K trains: an even split, the first n mod K ranks
+// one more; ranks past n (K > n) train none.
+struct Share {
+  int first = 0, count = 0;
+};
+inline Share share_of(int n, int r, int K) {
+  const int base = n / K, extra = n % K;
+  return {r * base + (r < extra ? r : extra), base + (r < extra ? 1 : 0)};
+}
+
+// CPU threads of one rank: the configured count, or (0: all) the machine's
+// cores shared among the ranks on it.
+inline int rank_threads(int configured, const Ranks& ranks) {
+  if (configured > 0 || ranks.local_size() <= 1) return configured;
+  const int cores = int(std::thread::hardware_concurrency());
+  return cores / ranks.local_size() > 1 ? cores / ranks.local_size() : 1;
+}
 
 // True when this evolve was built with MPI.
 bool built_with_mpi();

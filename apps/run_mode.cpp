@@ -245,16 +245,6 @@ std::string throughput_text(const Runs& runs) {
                                : fmt::format("{:.0f} network-images/s", total);
 }
 
-// Which of n nets rank r of K trains: an even split, the first n mod K ranks
-// one more; ranks past n (K > n) train none.
-struct Share {
-  int first = 0, count = 0;
-};
-Share share_of(int n, int r, int K) {
-  const int base = n / K, extra = n % K;
-  return {r * base + std::min(r, extra), base + (r < extra ? 1 : 0)};
-}
-
 // A net's results as a message between ranks (CBOR keeps every float and
 // double bit for bit, NaN and infinity included) and back.
 json net_result_json(const engine::NetResult& r) {
@@ -644,13 +634,6 @@ std::map<std::string, io::Dataset> load_datasets(const std::vector<engine::Proto
     for (auto& [name, d] : engine::load_protocol_datasets(pc, data_dir, verify))
       if (!datasets.count(name)) datasets.emplace(name, std::move(d));
   return datasets;
-}
-
-// CPU threads of one rank: the configured count, or (0: all) the machine's
-// cores shared among the ranks on it.
-int rank_threads(int configured, const Ranks& ranks) {
-  if (configured > 0 || ranks.local_size() <= 1) return configured;
-  return std::max(1, int(std::thread::hardware_concurrency()) / ranks.local_size());
 }
 
 // A rank other than 0: the run's configuration from rank 0, its own copy of

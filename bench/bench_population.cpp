@@ -3,13 +3,18 @@
 // the update — Adadelta for `--rule backprop`, or the fused plasticity update
 // of a named rule. NVTX ranges name each phase for Nsight Systems. Figures,
 // not assertions; compare only with a reference timed in the same run.
+// Under mpirun (`mpirun -np K bench_population …`) each rank trains its share
+// of every P at the same time (its own GPU, or its share of the CPU cores), and
+// rank 0 prints each rank's network-images/s and their total.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <random>
 
+#include "apps/ranks.hpp"
 #include "bench/nvtx.hpp"
 #include "engine/backend.hpp"
 #include "engine/network.hpp"
@@ -21,8 +26,38 @@
 using namespace evoplast;
 using Clock = std::chrono::steady_clock;
 
+// Under mpirun: every rank sends rank 0 its nets, step times (s) and
+// network-images/s for one P; rank 0 prints the slowest rank's times, the total
+// rate (the ranks train at once) and each rank's.
+void report_rank(const apps::Ranks& ranks, int P_all, int nets, double fwd, double bwd, double rate) {
+  const double mine[4] = {double(nets), fwd, bwd, rate};
+  std::vector<std::uint8_t> bytes(sizeof mine);
+  std::memcpy(bytes.data(), mine, sizeof mine);
+  if (ranks.rank() != 0) {
+    ranks.send(0, 7, bytes, 600);
+    return;
+  }
+  double slow_fwd = fwd, slow_bwd = bwd, total = rate;
+  std::string each = fmt::format("   {:.0f} ({})", rate, nets);
+  for (int r = 1; r < ranks.size(); ++r) {
+    const auto b = ranks.receive(r, 7, 600);
+    double theirs[4];
+    std::memcpy(theirs, b.data(), sizeof theirs);
+    slow_fwd = std::max(slow_fwd, theirs[1]);
+    slow_bwd = std::max(slow_bwd, theirs[2]);
+    total += theirs[3];
+    each += fmt::format(", {:.0f} ({:.0f})", theirs[3], theirs[0]);
+  }
+  const double step = slow_fwd + slow_bwd;
+  fmt::print("{:>5} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.0f} {:>20.0f}{}\n", P_all, 1e3 * slow_fwd, 1e3 * slow_bwd,
+             1e3 * step, total / std::max(P_all, 1), total, each);
+  std::fflush(stdout);
+}
+
 int main(int argc, char** argv) {
   evoplast::kernels::cpu::restart_with_passive_waiting(argv);
+  apps::Ranks ranks(&argc, &argv);
+  if (ranks.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 prints
   CLI::App app{"bench_population: network-images/s of a training step for populations of P nets"};
   std::vector<int> populations = {1, 10, 64, 256};
   std::string net_name = "cnn", rule = "backprop", backend_name = "auto";
@@ -36,16 +71,29 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
-    kernels::cpu::set_cpu_threads(0);
+    if (ranks.distributed() && !apps::built_with_mpi())
+      throw std::runtime_error("built without MPI: start it without mpirun, or install libopenmpi-dev and rebuild");
+    kernels::cpu::set_cpu_threads(apps::rank_threads(0, ranks));
+    ranks.pin_device();
     auto backend = engine::make_backend(backend_name);
-    fmt::print("bench_population: {} on {}, batch {}, rule {}, {} timed steps\n", net_name, backend->name(), batch,
-               rule, steps);
-    fmt::print("{:>5} {:>10} {:>10} {:>10} {:>12} {:>20}\n", "P", "fwd ms", "bwd+upd ms", "step ms", "images/s",
-               "network-images/s");
+    fmt::print("bench_population: {} on {}, batch {}, rule {}, {} timed steps{}\n", net_name, backend->name(), batch,
+               rule, steps,
+               ranks.distributed() ? fmt::format(", {} MPI ranks ({} CPU threads each)", ranks.size(),
+                                                 kernels::cpu::cpu_threads())
+                                   : std::string());
+    fmt::print("{:>5} {:>10} {:>10} {:>10} {:>12} {:>20}{}\n", "P", "fwd ms", "bwd+upd ms", "step ms", "images/s",
+               "network-images/s", ranks.distributed() ? "   per rank (its nets)" : "");
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> u(-0.4f, 2.8f);
     const engine::NetSpec spec = engine::NetSpec::parse(net_name);
-    for (int P : populations) {
+    for (int P_all : populations) {
+      // This rank's share of the population (all of it in one process).
+      const apps::Share share = apps::share_of(P_all, ranks.rank(), ranks.size());
+      const int P = share.count;
+      if (P == 0) {  // more ranks than nets: this one idles
+        if (ranks.distributed()) report_rank(ranks, P_all, 0, 0, 0, 0);
+        continue;
+      }
       engine::PopulationNet net(*backend, spec, P, batch);
       net.init_params(1, false);
       std::optional<engine::Optimizer> opt;
@@ -87,6 +135,10 @@ int main(int argc, char** argv) {
         }
       }
       const double step = (t_fwd + t_bwd) / steps;
+      if (ranks.distributed()) {
+        report_rank(ranks, P_all, P, t_fwd / steps, t_bwd / steps, double(P) * batch / step);
+        continue;
+      }
       fmt::print("{:>5} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.0f} {:>20.0f}\n", P, 1e3 * t_fwd / steps,
                  1e3 * t_bwd / steps, 1e3 * step, batch / step, double(P) * batch / step);
       std::fflush(stdout);
