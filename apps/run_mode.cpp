@@ -245,6 +245,18 @@ std::string throughput_text(const Runs& runs) {
                                : fmt::format("{:.0f} network-images/s", total);
 }
 
+// Training throughput of a generation (a timing, like "seconds"): the total
+// network-images/s and each rank's (one in a single process).
+json throughput_json(const Runs& runs) {
+  double total = 0;
+  json each = json::array();
+  for (const auto& r : runs.ranks) {
+    total += r.images_per_s;
+    each.push_back({{"nets", r.nets}, {"network_images_per_s", r.images_per_s}});
+  }
+  return {{"network_images_per_s", total}, {"ranks", each}};
+}
+
 // A net's results as a message between ranks (CBOR keeps every float and
 // double bit for bit, NaN and infinity included) and back.
 json net_result_json(const engine::NetResult& r) {
@@ -922,7 +934,8 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
                          {"diverged", f.diverged},
                          {"seed", seeds.front()},
                          {"seeds", seeds},
-                         {"seconds", runs.seconds / double(rules.size())}});
+                         {"seconds", runs.seconds / double(rules.size())},
+                         {"throughput", throughput_json(runs)}});
         bytes = io::append_line(dir / "generations.jsonl", line.dump());
         if (!control) fitness.push_back(f.diverged ? engine::kWorstFitness : f.mean);  // ranks last in the GA
       }

@@ -417,6 +417,32 @@ std::string heldout_bars_svg(const json& summary, const std::string& key, const 
 
 // The held-out evaluation (heldout/summary.json): per protocol, each rule's
 // test ACC and the champion's paired difference to it with its 95% interval.
+// Training throughput per generation (its first record's "throughput"): the
+// total network-images/s and, under mpirun, each rank's with its nets.
+std::string throughput_table(const std::vector<json>& rows) {
+  std::string body;
+  int last = -1;
+  std::size_t most_ranks = 1;
+  for (const auto& r : rows) {
+    const int g = r.value("generation", -1);
+    if (g == last || !r.contains("throughput") || !r["throughput"].is_object()) continue;
+    last = g;
+    const json& t = r["throughput"];
+    std::string each;
+    const json ranks = t.value("ranks", json::array());
+    most_ranks = std::max(most_ranks, ranks.size());
+    for (std::size_t k = 0; k < ranks.size(); ++k)
+      each += fmt::format("{}{:.0f} ({} nets)", k ? ", " : "", ranks[k].value("network_images_per_s", 0.0),
+                          ranks[k].value("nets", 0));
+    body += fmt::format("<tr><td>{}</td><td>{:.0f}</td><td style=\"text-align:left\">{}</td></tr>", g,
+                        t.value("network_images_per_s", 0.0), each);
+  }
+  if (body.empty()) return "";
+  return fmt::format("<h2>Throughput</h2><p>Training network-images per second in each generation{}.</p>"
+                     "<table><tr><th>generation</th><th>total</th><th>per rank (its nets)</th></tr>{}</table>",
+                     most_ranks > 1 ? ", summed over the MPI ranks that trained at the same time" : "", body);
+}
+
 std::string heldout_table(const json& summary) {
   std::string h = "<h2>Held-out evaluation</h2><p>Test data, seeds from 1000, protocols the run did not evolve on; "
                   "the difference is champion − rule, paired by seed, with its 95% interval (Student's t). "
@@ -594,6 +620,7 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
       html += svg;
     }
   }
+  html += throughput_table(rows);
   html += "<h2>Configuration</h2><pre>" + esc(config) + "</pre></body></html>\n";
   write_atomically(dir / "report.html", html);
   return dir / "report.html";

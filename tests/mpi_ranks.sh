@@ -17,14 +17,14 @@ small=(run --quiet --data-dir "$data_dir" -P 4 -g 2 --set train.net=mlp32x1 --se
 longer=(run --quiet --data-dir "$data_dir" -P 4 -g 3 --set train.net=mlp64x1 --set train.train_per_task=1500
         --set train.val_per_task=100 --set train.test_per_task=100)
 
-# Records without timings ("seconds"), and best_rule.json without its program stamp.
+# Records without their timings ("seconds", "throughput").
 same() {
   python3 - "$1" "$2" <<'PY'
 import json, sys
 def load(d):
     rows = [json.loads(l) for l in open(f"{d}/generations.jsonl")]
     for r in rows:
-        r.pop("seconds")
+        r.pop("seconds"), r.pop("throughput")
     return rows, json.load(open(f"{d}/best_rule.json"))
 a, b = load(sys.argv[1]), load(sys.argv[2])
 assert a[0] == b[0], f"{sys.argv[2]}: generations.jsonl differs from {sys.argv[1]}"

@@ -26,7 +26,7 @@ rows = [json.loads(l) for l in open(f"{d}/run/generations.jsonl")]
 assert len(rows) == 12, f"generations.jsonl: {len(rows)} rows, want 2 generations × (3 individuals + 3 controls)"
 for r in rows:
     need(r, ["generation", "role", "individual", "control", "origin", "genome", "rule", "fitness", "fitness_streams",
-             "diverged", "seeds", "R_val", "R_test", "val", "test"], "generations.jsonl")
+             "diverged", "seeds", "R_val", "R_test", "val", "test", "throughput"], "generations.jsonl")
     assert (r["fitness"] is None) == r["diverged"], "fitness is null exactly when diverged"
     assert r["fitness"] is None or math.isfinite(r["fitness"])
     assert (r["role"] == "control") == (r["individual"] is None) == (r["control"] is not None)
