@@ -709,16 +709,13 @@ class RankRelease {
   bool set_up_ = false;
 };
 
-int run_evolution(const RunOptions& o, const Ranks& ranks) {
-  if (ranks.rank() != 0) return serve_run(o, ranks);
-  RankRelease release(ranks);
+// The run's configuration: the preset, config file, --set and options of a
+// new run, or the run directory's own for --resume (where options that would
+// change the run are refused; where the data is, the backend and the output
+// are not part of the result and may change, after the config check).
+io::RunConfig resolve_config(const RunOptions& o) {
   io::RunConfig cfg;
-  fs::path dir;
-  const bool resuming = !o.resume.empty();
-  if (resuming) {
-    // --resume continues a run as it was configured: options that would change
-    // it are refused; where the data is, the backend and the output are not
-    // part of the result and may change.
+  if (!o.resume.empty()) {
     std::vector<std::string> changing;
     if (!o.preset.empty()) changing.push_back("--preset");
     if (!o.config_file.empty()) changing.push_back("--config");
@@ -737,7 +734,7 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
                                         "--rank-timeout); "
                                         "start a new run to change the run",
                                         fmt::join(changing, ", ")));
-    dir = o.resume;
+    const fs::path dir = o.resume;
     if (!fs::exists(dir / "checkpoint.json"))
       throw io::IoError(fmt::format("--resume {}: no checkpoint.json there (not a run directory, or "
                                     "no generation finished)",
@@ -756,67 +753,89 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
     if (o.seed) cfg.seed = *o.seed;
     if (o.data_dir) cfg.data_dir = *o.data_dir;
     if (o.backend) cfg.backend = *o.backend;
-    dir = o.out;
   }
   io::validate(cfg);
-  const std::vector<engine::ProtocolConfig> pcs = protocol_configs(cfg);
-  (void)engine::NetSpec::parse(cfg.net);  // a bad net name fails before any work
-  for (const auto& r : cfg.seed_rules) (void)engine::named_rule(r);
+  (void)protocol_configs(cfg);              // a bad protocol,
+  (void)engine::NetSpec::parse(cfg.net);    // net name
+  for (const auto& r : cfg.seed_rules) (void)engine::named_rule(r);  // or seed rule fails before any work
+  return cfg;
+}
+
+ga::GaConfig ga_config(const io::RunConfig& cfg) {
   ga::GaConfig gc{cfg.population, cfg.tournament, cfg.crossover_rate, cfg.crossover,
                   cfg.mutation_rate, cfg.mutation_sigma, cfg.elites};
   ga::validate(gc);
+  return gc;
+}
 
-  // The run directory: a new one per run unless --out names one (which must
-  // be empty, or hold this very run for --resume); one writer at a time, and
-  // nothing left behind by a run that fails before its first generation.
-  bool created_here = false;
-  if (!resuming && dir.empty()) {
-    dir = io::create_stamped_run_dir(fmt::format("{}-seed{}", cfg.preset, cfg.seed));
-    created_here = true;
-  } else if (!resuming) {
-    if (fs::exists(dir / "checkpoint.json"))
-      throw io::IoError(fmt::format("{} already holds a run; continue it with --resume {} or choose "
-                                    "another --out",
-                                    dir.string(), dir.string()));
-    if (fs::exists(dir) && !fs::is_directory(dir))
-      throw io::IoError(fmt::format("--out {}: a file, not a folder; choose another --out", dir.string()));
-    if (!io::is_empty_dir(dir))
-      throw io::IoError(fmt::format("--out {}: the folder is not empty and holds no run of evoplast; choose an "
-                                    "empty or new folder",
-                                    dir.string()));
-    created_here = !fs::exists(dir);
-  }
-  io::prepare_run_dir(dir);
-  const io::RunLock lock(dir);
-  struct Cleanup {  // until the first generation is recorded
-    fs::path dir;
-    bool created, armed;
-    ~Cleanup() {
-      if (!armed) return;
-      std::error_code ec;
-      if (created) fs::remove_all(dir, ec);
-      else
-        for (const char* f : {"config.toml", ".lock", "generations.jsonl", "best_rule.json"}) fs::remove(dir / f, ec);
+// The run directory of this run: a new one unless --out names one (which
+// must be empty), or the one --resume names; held by an OS lock (one writer
+// at a time) while this object lives, and left as it was found if the run
+// fails before its first generation is recorded (until keep()).
+class RunDirectory {
+ public:
+  RunDirectory(const RunOptions& o, const io::RunConfig& cfg) : resuming_(!o.resume.empty()) {
+    if (resuming_) {
+      dir_ = o.resume;
+    } else if (o.out.empty()) {
+      dir_ = io::create_stamped_run_dir(fmt::format("{}-seed{}", cfg.preset, cfg.seed));
+      created_ = true;
+    } else {
+      dir_ = o.out;
+      if (fs::exists(dir_ / "checkpoint.json"))
+        throw io::IoError(fmt::format("{} already holds a run; continue it with --resume {} or choose "
+                                      "another --out",
+                                      dir_.string(), dir_.string()));
+      if (fs::exists(dir_) && !fs::is_directory(dir_))
+        throw io::IoError(fmt::format("--out {}: a file, not a folder; choose another --out", dir_.string()));
+      if (!io::is_empty_dir(dir_))
+        throw io::IoError(fmt::format("--out {}: the folder is not empty and holds no run of evoplast; choose an "
+                                      "empty or new folder",
+                                      dir_.string()));
+      created_ = !fs::exists(dir_);
     }
-  } cleanup{dir, created_here, !resuming};
-  const std::string config_text = io::to_toml(cfg);
-  if (resuming && io::read_text(dir / "config.toml") != config_text)
-    throw io::IoError(fmt::format("{}: config.toml was edited after the run started; resume needs "
-                                  "the original",
-                                  (dir / "config.toml").string()));
-  if (!resuming) io::write_atomically(dir / "config.toml", config_text);
-  if (resuming) {  // after the config check: these do not change the result
-    if (o.data_dir) cfg.data_dir = *o.data_dir;
-    if (o.backend) cfg.backend = *o.backend;
+    armed_ = !resuming_;
+    io::prepare_run_dir(dir_);
+    lock_.emplace(dir_);
+  }
+  ~RunDirectory() {
+    lock_.reset();
+    if (!armed_) return;
+    std::error_code ec;
+    if (created_) fs::remove_all(dir_, ec);
+    else
+      for (const char* f : {"config.toml", ".lock", "generations.jsonl", "best_rule.json"}) fs::remove(dir_ / f, ec);
+  }
+  RunDirectory(const RunDirectory&) = delete;
+  RunDirectory& operator=(const RunDirectory&) = delete;
+
+  const fs::path& path() const { return dir_; }
+  bool resuming() const { return resuming_; }
+  void keep() { armed_ = false; }  // a generation is recorded: the folder stays whatever happens
+
+  // config.toml: written for a new run; for --resume it must be the run's own.
+  void write_or_check_config(const std::string& config_text) const {
+    const fs::path file = dir_ / "config.toml";
+    if (!resuming_) io::write_atomically(file, config_text);
+    else if (io::read_text(file) != config_text)
+      throw io::IoError(fmt::format("{}: config.toml was edited after the run started; resume needs the original",
+                                    file.string()));
   }
 
-  // The backend, and whether the population fits it, before the GA holds P genomes.
+ private:
+  fs::path dir_;
+  bool resuming_, created_ = false, armed_ = false;
+  std::optional<io::RunLock> lock_;
+};
+
+// The backend of rank 0, and whether its share of the nets fits it, before
+// the GA holds P genomes (the other ranks check their own as they train).
+std::unique_ptr<engine::Backend> open_backend(const io::RunConfig& cfg, const Ranks& ranks) {
   use_cpu_threads(rank_threads(cfg.threads, ranks));
   ranks.pin_device();
   auto backend = engine::make_backend(cfg.backend);
   try {
-    // The population or the finalists, and the controls beside them: this
-    // rank's share of them (the others check their own as they train).
+    // The population or the finalists, and the controls beside them.
     const int nets = std::max(cfg.population, cfg.finalists) + int(cfg.controls.size());
     engine::admit_population(*backend,
                              engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
@@ -829,42 +848,144 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
                                                 : std::string("lower train.batch and train.eval_batch, or choose a "
                                                               "smaller train.net")));
   }
-  const ga::GenomeSchema schema(engine::NetSpec::parse(cfg.net).hidden_plastic_layers());
-  std::optional<ga::GeneticAlgorithm> ga;
-  if (resuming) {
-    json ck;
-    try {
-      ck = json::parse(io::read_text(dir / "checkpoint.json"));
-      if (ck.at("config") != config_text)
-        throw io::IoError(fmt::format("{}: written by another configuration", (dir / "checkpoint.json").string()));
-      ga.emplace(ga::GeneticAlgorithm::load(schema, ck.at("ga").dump()));
-      check_checkpoint(*ga, gc, cfg, ck, dir / "generations.jsonl");
-      io::truncate_to(dir / "generations.jsonl", ck.at("jsonl_bytes").get<std::uint64_t>());
-    } catch (const json::exception& e) {
-      throw io::IoError(fmt::format("{}: damaged checkpoint ({}); start a new run", (dir / "checkpoint.json").string(),
-                                    e.what()));
-    } catch (const std::invalid_argument& e) {
-      throw io::IoError(fmt::format("{}: does not match this run ({})", (dir / "checkpoint.json").string(), e.what()));
-    }
-  } else {
+  return backend;
+}
+
+// The GA of a new run (the named seed rules in its first generation), or the
+// checkpoint's, used whole or not at all; generations.jsonl is cut back to it.
+ga::GeneticAlgorithm start_or_restore_ga(const ga::GenomeSchema& schema, const io::RunConfig& cfg,
+                                         const std::string& config_text, const RunDirectory& run) {
+  const ga::GaConfig gc = ga_config(cfg);
+  if (!run.resuming()) {
     std::vector<std::pair<std::string, std::vector<float>>> seeds;
-    for (const auto& name : cfg.seed_rules) {
-      engine::Rule r = engine::named_rule(name);
-      seeds.push_back({name, schema.encode(r)});
-    }
-    ga.emplace(schema, gc, cfg.seed, seeds);
+    for (const auto& name : cfg.seed_rules) seeds.push_back({name, schema.encode(engine::named_rule(name))});
+    return ga::GeneticAlgorithm(schema, gc, cfg.seed, seeds);
   }
+  const fs::path file = run.path() / "checkpoint.json";
+  try {
+    const json ck = json::parse(io::read_text(file));
+    if (ck.at("config") != config_text)
+      throw io::IoError(fmt::format("{}: written by another configuration", file.string()));
+    auto ga = ga::GeneticAlgorithm::load(schema, ck.at("ga").dump());
+    check_checkpoint(ga, gc, cfg, ck, run.path() / "generations.jsonl");
+    io::truncate_to(run.path() / "generations.jsonl", ck.at("jsonl_bytes").get<std::uint64_t>());
+    return ga;
+  } catch (const json::exception& e) {
+    throw io::IoError(fmt::format("{}: damaged checkpoint ({}); start a new run", file.string(), e.what()));
+  } catch (const std::invalid_argument& e) {
+    throw io::IoError(fmt::format("{}: does not match this run ({})", file.string(), e.what()));
+  }
+}
+
+// One generation's records: a line per individual and per control appended
+// to generations.jsonl. Returns the individuals' fitness for the GA (a
+// diverged net ranks last) and the file's size after the last line.
+std::pair<std::vector<double>, std::uint64_t> record_generation(int g, const std::vector<ga::Individual>& pop,
+                                                                const std::vector<engine::Rule>& rules,
+                                                                const Controls& controls,
+                                                                const std::vector<std::uint64_t>& seeds,
+                                                                const Runs& runs, const io::RunConfig& cfg,
+                                                                const fs::path& dir) {
+  std::vector<double> fitness;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const StreamFitness f = stream_fitness(runs, i, cfg);
+    const bool control = i >= pop.size();
+    json line = record(runs, i, true);
+    line.update(json{{"generation", g},
+                     {"role", control ? "control" : "individual"},
+                     {"individual", control ? json(nullptr) : json(i)},
+                     {"control", control ? json(controls.names[i - pop.size()]) : json(nullptr)},
+                     {"origin", control ? std::string("control") : pop[i].origin},
+                     {"genome", control ? json(nullptr) : genome_json(pop[i].genome)},
+                     {"rule", json::parse(engine::rule_to_json(rules[i]))},
+                     // Records hold no sentinel: a diverged net's fitness is null, with the flag.
+                     {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
+                     {"fitness_streams", f.values},
+                     {"diverged", f.diverged},
+                     {"seed", seeds.front()},
+                     {"seeds", seeds},
+                     {"seconds", runs.seconds / double(rules.size())},
+                     {"throughput", throughput_json(runs)}});
+    bytes = io::append_line(dir / "generations.jsonl", line.dump());
+    if (!control) fitness.push_back(f.diverged ? engine::kWorstFitness : f.mean);
+  }
+  return {fitness, bytes};
+}
+
+// best_rule.json during the run: the best mean over every evaluation so far.
+void write_provisional_best(const fs::path& dir) {
+  const auto candidates = candidates_from_records(dir / "generations.jsonl");
+  if (candidates.empty()) return;
+  json best = candidates.front().record;
+  best.update(json{{"provisional", true},
+                   {"fitness", candidates.front().mean},
+                   {"evaluations", candidates.front().evaluations},
+                   {"origin", origin_json(candidates.front())}});
+  io::write_atomically(dir / "best_rule.json", best.dump(2) + "\n");
+}
+
+// The console line of a finished generation.
+std::string generation_line(int g, const io::RunConfig& cfg, const std::vector<double>& fitness,
+                            const Controls& controls, std::size_t population, const Runs& runs, double seconds) {
+  double mean = 0;
+  int counted = 0, best_i = 0;
+  for (std::size_t i = 0; i < fitness.size(); ++i) {
+    if (fitness[i] > engine::kWorstFitness) mean += fitness[i], ++counted;
+    if (fitness[i] > fitness[std::size_t(best_i)]) best_i = int(i);
+  }
+  std::string beside;
+  for (std::size_t c = 0; c < controls.names.size(); ++c) {
+    const StreamFitness f = stream_fitness(runs, population + c, cfg);
+    beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", controls.names[c],
+                          f.diverged ? std::string("diverged") : fmt::format("{:.4f}", f.mean));
+  }
+  return fmt::format("generation {} of 0–{}: best {:.4f} (individual {}), mean {:.4f}{}, {}, {}", g,
+                     cfg.generations - 1, fitness[std::size_t(best_i)], best_i, counted ? mean / counted : 0.0,
+                     beside.empty() ? "" : "; controls " + beside, throughput_text(runs), duration(seconds));
+}
+
+// The closing lines: the champion beside the controls, where the files are.
+void print_champion(const json& champion, const io::RunConfig& cfg, const fs::path& dir, const fs::path& report) {
+  std::string beside;
+  for (auto it = champion.at("controls").begin(); it != champion.at("controls").end(); ++it)
+    beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", it.key(),
+                          it.value().at("fitness").is_number() ? fmt::format("{:.4f}", it.value().at("fitness").get<double>())
+                                                               : std::string("diverged"));
+  fmt::print("champion ({}): fitness {:.4f}, 95% CI {} on {} fresh validation streams{}\nbest rule in {}, report in {}\n",
+             champion.at("origin").at("text").get<std::string>(), champion.at("fitness").get<double>(),
+             ci_text(champion.at("fitness_ci95")), cfg.final_streams, beside.empty() ? "" : "; controls " + beside,
+             (dir / "best_rule.json").string(), report.string());
+}
+
+int run_evolution(const RunOptions& o, const Ranks& ranks) {
+  if (ranks.rank() != 0) return serve_run(o, ranks);
+  RankRelease release(ranks);
+  io::RunConfig cfg = resolve_config(o);
+  (void)ga_config(cfg);  // bad GA settings fail before the run directory exists
+  const std::vector<engine::ProtocolConfig> pcs = protocol_configs(cfg);
+  RunDirectory run(o, cfg);
+  const fs::path& dir = run.path();
+  const std::string config_text = io::to_toml(cfg);
+  run.write_or_check_config(config_text);
+  if (run.resuming()) {  // after the config check: these do not change the result
+    if (o.data_dir) cfg.data_dir = *o.data_dir;
+    if (o.backend) cfg.backend = *o.backend;
+  }
+  auto backend = open_backend(cfg, ranks);
+  const ga::GenomeSchema schema(engine::NetSpec::parse(cfg.net).hidden_plastic_layers());
+  ga::GeneticAlgorithm ga = start_or_restore_ga(schema, cfg, config_text, run);
 
   // The other ranks load their own copy of the data meanwhile (from the same
   // path: on a cluster, a shared file system or the same path on every node).
-  const json setup = {{"config", config_text}, {"data_dir", cfg.data_dir}, {"backend", cfg.backend}};
   const auto datasets = load_datasets(pcs, cfg, !o.no_verify);
-  if (ranks.distributed()) release.set_up(setup, o.rank_timeout_s);
+  if (ranks.distributed())
+    release.set_up({{"config", config_text}, {"data_dir", cfg.data_dir}, {"backend", cfg.backend}}, o.rank_timeout_s);
 
   const Controls controls = make_controls(cfg);
   // Where a run that a rank failed can go on from, and what rank 0 says if
   // mpirun ends it (it does when another rank dies).
-  int generations_done = ga->generation();
+  int generations_done = ga.generation();
   const auto resume_advice = [&] {
     return generations_done > 0
                ? fmt::format("the last good checkpoint is {} ({} generation{} done): continue with evolve run "
@@ -885,14 +1006,15 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
                             cfg.streams, cfg.streams == 1 ? "" : "s",
                             controls.names.empty() ? std::string("none") : fmt::format("{}", fmt::join(controls.names, ", ")),
                             backend->name(), dir.string(),
-                            resuming ? fmt::format(" (resuming at generation {})", ga->generation()) : ""));
+                            run.resuming() ? fmt::format(" (resuming at generation {})", ga.generation()) : ""));
   const Evaluator evaluator{*backend, pcs, datasets, cfg, ranks, o.rank_timeout_s};
   const auto t_start = Clock::now();
-  const int first_generation = ga->generation();
+  const int first_generation = ga.generation();
   json champion;
   try {
-    for (int g = ga->generation(); g < cfg.generations; ++g) {
-      const auto& pop = ga->ask();
+    for (int g = ga.generation(); g < cfg.generations; ++g) {
+      // The population, then the controls beside it on the same streams.
+      const auto& pop = ga.ask();
       std::vector<engine::Rule> rules;
       for (std::size_t i = 0; i < pop.size(); ++i)
         rules.push_back(schema.decode(pop[i].genome, fmt::format("g{}i{}", g, i)));
@@ -901,8 +1023,8 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
       lambda.insert(lambda.end(), controls.lambda.begin(), controls.lambda.end());
       const auto seeds = generation_stream_seeds(cfg.seed, g, cfg.streams);
 
-      int units = 0, done = 0;
-      units = evaluator.epochs_per_stream() * cfg.streams;
+      const int units = evaluator.epochs_per_stream() * cfg.streams;
+      int done = 0;
       const auto t_gen = Clock::now();
       const auto on_epoch = [&](const std::string& what) {
         ++done;
@@ -915,63 +1037,18 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
       };
       const auto runs = evaluator.run(rules, lambda, seeds, on_epoch);
 
-      std::vector<double> fitness;
-      std::uint64_t bytes = 0;
-      for (std::size_t i = 0; i < rules.size(); ++i) {
-        const StreamFitness f = stream_fitness(runs, i, cfg);
-        const bool control = i >= pop.size();
-        json line = record(runs, i, true);
-        line.update(json{{"generation", g},
-                         {"role", control ? "control" : "individual"},
-                         {"individual", control ? json(nullptr) : json(i)},
-                         {"control", control ? json(controls.names[i - pop.size()]) : json(nullptr)},
-                         {"origin", control ? std::string("control") : pop[i].origin},
-                         {"genome", control ? json(nullptr) : genome_json(pop[i].genome)},
-                         {"rule", json::parse(engine::rule_to_json(rules[i]))},
-                         // Records hold no sentinel: a diverged net's fitness is null, with the flag.
-                         {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
-                         {"fitness_streams", f.values},
-                         {"diverged", f.diverged},
-                         {"seed", seeds.front()},
-                         {"seeds", seeds},
-                         {"seconds", runs.seconds / double(rules.size())},
-                         {"throughput", throughput_json(runs)}});
-        bytes = io::append_line(dir / "generations.jsonl", line.dump());
-        if (!control) fitness.push_back(f.diverged ? engine::kWorstFitness : f.mean);  // ranks last in the GA
-      }
-      // The provisional champion: the best mean over every evaluation so far.
-      const auto candidates = candidates_from_records(dir / "generations.jsonl");
-      if (!candidates.empty()) {
-        json best = candidates.front().record;
-        best.update(json{{"provisional", true},
-                         {"fitness", candidates.front().mean},
-                         {"evaluations", candidates.front().evaluations},
-                         {"origin", origin_json(candidates.front())}});
-        io::write_atomically(dir / "best_rule.json", best.dump(2) + "\n");
-      }
-      ga->tell(fitness);
-      const json ck = {{"config", config_text}, {"ga", json::parse(ga->save())}, {"jsonl_bytes", bytes},
-                       {"generations_done", g + 1}};
-      io::write_atomically(dir / "checkpoint.json", ck.dump());
+      const auto [fitness, bytes] = record_generation(g, pop, rules, controls, seeds, runs, cfg, dir);
+      write_provisional_best(dir);
+      ga.tell(fitness);
+      io::write_atomically(dir / "checkpoint.json",
+                           json{{"config", config_text}, {"ga", json::parse(ga.save())}, {"jsonl_bytes", bytes},
+                                {"generations_done", g + 1}}
+                               .dump());
       generations_done = g + 1;
       last_words();
-      cleanup.armed = false;
-      double mean = 0;
-      int counted = 0, best_i = 0;
-      for (std::size_t i = 0; i < fitness.size(); ++i) {
-        if (fitness[i] > engine::kWorstFitness) mean += fitness[i], ++counted;
-        if (fitness[i] > fitness[std::size_t(best_i)]) best_i = int(i);
-      }
-      std::string beside;
-      for (std::size_t c = 0; c < controls.names.size(); ++c) {
-        const StreamFitness f = stream_fitness(runs, pop.size() + c, cfg);
-        beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", controls.names[c],
-                              f.diverged ? std::string("diverged") : fmt::format("{:.4f}", f.mean));
-      }
-      progress.line(fmt::format("generation {} of 0–{}: best {:.4f} (individual {}), mean {:.4f}{}, {}, {}",
-                                g, cfg.generations - 1, fitness[std::size_t(best_i)], best_i,
-                                counted ? mean / counted : 0.0, beside.empty() ? "" : "; controls " + beside,
-                                throughput_text(runs), duration(std::chrono::duration<double>(Clock::now() - t_gen).count())));
+      run.keep();
+      progress.line(generation_line(g, cfg, fitness, controls, pop.size(), runs,
+                                    std::chrono::duration<double>(Clock::now() - t_gen).count()));
     }
     champion = select_champion(evaluator, schema, controls, dir, cfg, progress);
   } catch (const RankFailure& e) {  // a rank that failed or hangs: say where the run can go on from
@@ -983,16 +1060,7 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
                               cfg.heldout_seeds, (dir / "heldout").string()));
     evaluate_heldout(dir, cfg.heldout_seeds, cfg.data_dir, cfg.backend, cfg.threads, o.quiet);
   }
-  const auto report = io::write_report(dir);
-  std::string beside;
-  for (auto it = champion.at("controls").begin(); it != champion.at("controls").end(); ++it)
-    beside += fmt::format("{}{} {}", beside.empty() ? "" : ", ", it.key(),
-                          it.value().at("fitness").is_number() ? fmt::format("{:.4f}", it.value().at("fitness").get<double>())
-                                                               : std::string("diverged"));
-  fmt::print("champion ({}): fitness {:.4f}, 95% CI {} on {} fresh validation streams{}\nbest rule in {}, report in {}\n",
-             champion.at("origin").at("text").get<std::string>(), champion.at("fitness").get<double>(),
-             ci_text(champion.at("fitness_ci95")), cfg.final_streams, beside.empty() ? "" : "; controls " + beside,
-             (dir / "best_rule.json").string(), report.string());
+  print_champion(champion, cfg, dir, io::write_report(dir));
   return 0;
 }
 
