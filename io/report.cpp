@@ -351,17 +351,35 @@ std::string coefficients_svg(const json& best) {
                      w, h, w, h, body);
 }
 
-std::string coefficient_table(const json& rule) {
+// The terms a step multiplies by η (the rest act on W directly, per step).
+bool scaled_by_eta(const std::string& k) { return k == "alpha" || k == "A" || k == "B" || k == "C" || k == "D"; }
+
+// Each coefficient as the genome holds it and, for the terms scaled by η, as
+// it acts in the first epoch of a task: × η = train.lr · lr_scale (lr: the
+// run's, when known), so terms of one rule compare on one scale.
+std::string coefficient_table(const json& rule, double lr) {
   const auto layers = layers_of(rule);
+  const double eta = lr * rule.value("lr_scale", 1.0);
   std::string t = "<table><tr><th>coefficient</th>";
-  for (const auto& [name, _] : layers) t += "<th>" + esc(name) + "</th>";
+  for (const auto& [name, _] : layers)
+    t += "<th>" + esc(name) + "</th>" + (lr > 0 ? "<th>" + esc(name) + ", effective</th>" : std::string());
   t += "</tr>";
   for (const char* k : kCoefficients) {
     t += fmt::format("<tr><td>{}</td>", k);
-    for (const auto& [_, l] : layers) t += fmt::format("<td>{:.4g}</td>", l.value(k, 0.0));
+    for (const auto& [_, l] : layers) {
+      const double v = l.value(k, 0.0);
+      t += fmt::format("<td>{:.4g}</td>", v);
+      if (lr > 0) t += scaled_by_eta(k) ? fmt::format("<td>{:.4g}</td>", v * eta) : fmt::format("<td>{:.4g}</td>", v);
+    }
     t += "</tr>";
   }
-  return t + "</table>";
+  t += "</table>";
+  if (lr > 0)
+    t += fmt::format("<p>Effective: α, A, B, C and D × η = train.lr {:g} × lr_scale {:.4g} = {:.4g} (the first "
+                     "epoch of a task; later epochs × step γ per epoch); the other terms act per step as they "
+                     "are.</p>",
+                     lr, rule.value("lr_scale", 1.0), eta);
+  return t;
 }
 
 }  // namespace
@@ -607,7 +625,16 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
     if (r.contains("formula"))
       for (auto it = r["formula"].begin(); it != r["formula"].end(); ++it)
         html += fmt::format("<p class=formula>{}: {}</p>", esc(it.key()), esc(it.value().get<std::string>()));
-    html += coefficient_table(r);
+    double lr = 0;
+    if (!config.empty()) {
+      try {
+        RunConfig cfg;
+        apply_toml(cfg, config, "config.toml");
+        lr = cfg.lr;
+      } catch (const std::exception&) {  // an old or edited config: the table goes on without the effective column
+      }
+    }
+    html += coefficient_table(r, lr);
   }
   if (fs::exists(dir / "heldout" / "summary.json")) {
     const json summary = json::parse(read_text(dir / "heldout" / "summary.json"));
