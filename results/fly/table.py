@@ -24,21 +24,29 @@ methods = ["fly", "finetune", "ewc(λ=100)", "si", "joint"]
 def mean_std(v):
     m = sum(v) / len(v)
     s = (sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
-    return f"{100 * m:.1f} ± {100 * s:.1f}"
+    return f"{round(100 * m, 1) + 0.0:.1f} ± {100 * s:.1f}"  # + 0.0: no "-0.0"
+
+
+def evaluated():
+    """(protocol name, its eval.json's rules) for every table that has been run."""
+    for folder, name in protocols:
+        path = here / folder / "eval.json"
+        if path.exists():
+            yield name, json.loads(path.read_text())["rules"]
+
+
+def header(columns):
+    print("| protocol | " + " | ".join(columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
 
 
 def table(metric, title):
     print(f"{title}\n")
-    print("| protocol | " + " | ".join(methods) + " |")
-    print("| --- |" + " --- |" * len(methods))
-    for folder, name in protocols:
-        path = here / folder / "eval.json"
-        if not path.exists():
-            continue
-        ev = json.loads(path.read_text())
+    header(methods)
+    for name, rules in evaluated():
         cells = []
         for m in methods:
-            r = ev["rules"].get(m)
+            r = rules.get(m)
             cells.append("—" if r is None or (metric != "acc" and m == "joint") else mean_std(r[metric]))
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
@@ -51,13 +59,8 @@ T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
 def paired():
     print("fly − baseline, test ACC in points, paired by seed: mean [95% CI, Student's t]\n")
     others = methods[1:]
-    print("| protocol | " + " | ".join(others) + " |")
-    print("| --- |" + " --- |" * len(others))
-    for folder, name in protocols:
-        path = here / folder / "eval.json"
-        if not path.exists():
-            continue
-        rules = json.loads(path.read_text())["rules"]
+    header(others)
+    for name, rules in evaluated():
         cells = []
         for m in others:
             d = [a - b for a, b in zip(rules["fly"]["acc"], rules[m]["acc"])]
