@@ -71,7 +71,7 @@ class Plasticity {
   float rho_, eps_;
   int train_batch_;
   std::vector<LayerState> layers_;
-  bool any_fa_ = false, any_dfa_ = false, any_local_hidden_ = false;
+  bool any_fa_ = false, any_dfa_ = false;
   std::vector<float> ewc_lambda_;
   std::vector<Buffer<float>> fisher_, fisher_task_, anchor_;  // per Param
   std::vector<std::uint8_t> diverged_;
