@@ -28,6 +28,7 @@
 #include "engine/rule.hpp"
 #include "io/config.hpp"
 #include "io/dataset.hpp"
+#include "io/records.hpp"
 #include "io/run_dir.hpp"
 #include "kernels/gemm_cpu.hpp"
 
@@ -157,46 +158,6 @@ std::string pct(const std::vector<double>& v) {
 }
 
 json matrix_json(const Matrix& m) { return json(m); }
-
-// A CSV field, quoted where it holds a comma, a quote or a line break (RFC 4180).
-std::string csv_field(const std::string& v) {
-  if (v.find_first_of(",\"\n") == std::string::npos) return v;
-  std::string q = "\"";
-  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
-// One tidy long-format table of every evaluation (pandas.read_csv or R's
-// read.csv in one call): a row per rule, seed, training phase and task.
-void write_long_csv(const fs::path& path, const std::string& protocol,
-                    const std::map<std::string, std::vector<engine::NetResult>>& results, std::uint64_t seed_base) {
-  std::string text = "rule,seed,protocol,training_exp,eval_exp,accuracy,loss,forgetting,diverged\n";
-  for (const auto& [label, runs] : results)
-    for (std::size_t s = 0; s < runs.size(); ++s) {
-      const auto& r = runs[s];
-      for (std::size_t i = 0; i < r.R_test.size(); ++i)
-        for (std::size_t j = 0; j < r.R_test[i].size(); ++j)
-          text += fmt::format("{},{},{},{},{},{:.6g},{:.6g},{:.6g},{}\n", csv_field(label), seed_base + s, csv_field(protocol), i, j,
-                              r.R_test[i][j], r.L_test[i][j],
-                              r.R_test.size() > 1 ? engine::forgetting(r.R_test, i, j) : 0.0, r.diverged ? 1 : 0);
-    }
-  io::write_atomically(path, text);
-}
-
-// Avalanche's CSVLogger layout: one row per (evaluated experience, training
-// experience); the forgetting column is engine::forgetting (Chaudhry et al.),
-// the definition eval.json's forgetting averages.
-void write_avalanche_csv(const fs::path& path, const engine::NetResult& r) {
-  std::ofstream out(path);
-  out << "eval_exp,training_exp,eval_accuracy,eval_loss,forgetting\n";
-  for (std::size_t i = 0; i < r.R_test.size(); ++i)
-    for (std::size_t j = 0; j < r.R_test[i].size(); ++j) {
-      const double forgetting = r.R_test.size() > 1 ? engine::forgetting(r.R_test, i, j) : 0.0;
-      out << fmt::format("{},{},{:.6f},{:.6f},{:.6f}\n", j, i, r.R_test[i][j], r.L_test[i][j],
-                         forgetting);
-    }
-  if (!out) throw engine::EngineError(fmt::format("{}: cannot write", path.string()));
-}
 
 // --run DIR: what the run was evolved on, where the command line is silent.
 EvalOptions from_run(EvalOptions o, const CLI::App& cmd) {
@@ -477,7 +438,7 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
       jr["runs"].push_back(js);
       const fs::path d = out_dir / label / fmt::format("seed{}", o.seed_base + s);
       fs::create_directories(d);
-      write_avalanche_csv(d / "eval_results.csv", r);
+      io::write_avalanche_csv(d / "eval_results.csv", r);
     }
     // The rule's definition (joint training is fine-tuning on every task at once).
     for (const auto& e : entries)
@@ -506,7 +467,7 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
     }
   }
   io::write_atomically(out_dir / "eval.json", j.dump(2) + "\n");
-  write_long_csv(out_dir / "results.csv", protocol_name, results, o.seed_base);
+  io::write_long_csv(out_dir / "results.csv", protocol_name, results, o.seed_base);
   fmt::print("\nwrote {0}/eval.json, {0}/results.csv (long format) and {0}/<rule>/seed<N>/eval_results.csv ({1:.0f}s)\n",
              out_dir.string(), seconds);
   return j;
@@ -550,7 +511,7 @@ void write_summary(const fs::path& out_dir, const std::vector<ProtocolItem>& ite
         fmt::print("    {:<16} {:6.2f}\n", it.key(), 100 * a.mean);
       }
       entry["rules"][it.key()] = row;
-      csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g},{}\n", csv_field(items[q].label()), csv_field(it.key()), a.mean,
+      csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g},{}\n", io::csv_field(items[q].label()), io::csv_field(it.key()), a.mean,
                          a.sd, f.mean, diff);
     }
     summary["protocols"].push_back(entry);

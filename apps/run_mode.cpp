@@ -38,6 +38,7 @@
 #include "ga/genome.hpp"
 #include "io/config.hpp"
 #include "io/dataset.hpp"
+#include "io/records.hpp"
 #include "io/report.hpp"
 #include "io/run_dir.hpp"
 #include "kernels/gemm_cpu.hpp"
@@ -114,10 +115,6 @@ std::string duration(double s) {
                    : t >= 60 ? fmt::format("{}m{:02d}s", t / 60, t % 60) : fmt::format("{}s", t);
 }
 
-json metrics_json(const engine::ContinualMetrics& m) {
-  return {{"acc", m.acc}, {"bwt", m.bwt}, {"fwt", m.fwt}, {"forgetting", m.forgetting}};
-}
-
 // A checkpoint is used whole or not at all: every field must fit the run's
 // configuration and the generations file it points into (throws
 // std::invalid_argument naming the first field that does not).
@@ -152,13 +149,6 @@ void check_checkpoint(const ga::GeneticAlgorithm& ga, const ga::GaConfig& gc, co
     bad(fmt::format("jsonl_bytes {} keeps {} records of generations.jsonl, but {} generations of {} "
                     "(individuals and controls) make {}",
                     bytes, lines, g, per_generation, want));
-}
-
-// Genes as their shortest decimals (they read back as the same floats).
-json genome_json(const std::vector<float>& genome) {
-  json g = json::array();
-  for (float v : genome) g.push_back(engine::exact_decimal(v));
-  return g;
 }
 
 std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
@@ -257,37 +247,6 @@ json throughput_json(const Runs& runs) {
   return {{"network_images_per_s", total}, {"ranks", each}};
 }
 
-// A net's results as a message between ranks (CBOR keeps every float and
-// double bit for bit, NaN and infinity included) and back.
-json net_result_json(const engine::NetResult& r) {
-  const auto metrics = [](const engine::ContinualMetrics& m) { return json::array({m.acc, m.bwt, m.fwt, m.forgetting}); };
-  return {{"R_val", r.R_val}, {"R_test", r.R_test}, {"L_val", r.L_val}, {"L_test", r.L_test},
-          {"b_val", r.b_val}, {"b_test", r.b_test}, {"train_loss", r.train_loss},
-          {"epoch_val_loss", r.epoch_val_loss}, {"epoch_val_acc", r.epoch_val_acc},
-          {"val", metrics(r.val)}, {"test", metrics(r.test)}, {"diverged", r.diverged}, {"fitness", r.fitness}};
-}
-engine::NetResult net_result_from_json(const json& j) {
-  const auto metrics = [](const json& a) {
-    return engine::ContinualMetrics{a.at(0).get<double>(), a.at(1).get<double>(), a.at(2).get<double>(),
-                                    a.at(3).get<double>()};
-  };
-  engine::NetResult r;
-  j.at("R_val").get_to(r.R_val);
-  j.at("R_test").get_to(r.R_test);
-  j.at("L_val").get_to(r.L_val);
-  j.at("L_test").get_to(r.L_test);
-  j.at("b_val").get_to(r.b_val);
-  j.at("b_test").get_to(r.b_test);
-  j.at("train_loss").get_to(r.train_loss);
-  j.at("epoch_val_loss").get_to(r.epoch_val_loss);
-  j.at("epoch_val_acc").get_to(r.epoch_val_acc);
-  r.val = metrics(j.at("val"));
-  r.test = metrics(j.at("test"));
-  r.diverged = j.at("diverged").get<bool>();
-  r.fitness = j.at("fitness").get<double>();
-  return r;
-}
-
 // Message tags between rank 0 and the others.
 enum Tag : int { kSetup = 1, kReady = 2, kOrder = 3, kResult = 4 };
 
@@ -342,7 +301,7 @@ class Evaluator {
           json protocols = json::array();
           for (const auto& res : sr.results) {
             json nets = json::array();
-            for (const auto& r : res.nets) nets.push_back(net_result_json(r));
+            for (const auto& r : res.nets) nets.push_back(io::net_result_json(r));
             protocols.push_back({{"nets", nets}, {"seconds", res.seconds}, {"train_seconds", res.train_seconds},
                                  {"images", res.images_trained}});
           }
@@ -402,7 +361,7 @@ class Evaluator {
       for (std::size_t q = 0; q < out.streams[s].results.size(); ++q) {
         const json& pj = part.at("streams").at(s).at(q);
         auto& res = out.streams[s].results[q];
-        for (const auto& nj : pj.at("nets")) res.nets.push_back(net_result_from_json(nj));
+        for (const auto& nj : pj.at("nets")) res.nets.push_back(io::net_result_from_json(nj));
         res.seconds = std::max(res.seconds, pj.at("seconds").get<double>());
         res.train_seconds = std::max(res.train_seconds, pj.at("train_seconds").get<double>());
         res.images_trained = std::max(res.images_trained, pj.at("images").get<std::int64_t>());
@@ -455,24 +414,12 @@ StreamFitness stream_fitness(const Runs& runs, std::size_t i, const io::RunConfi
 // Net i's record: the first stream's first protocol at the top (what the
 // report draws), every (stream, protocol) under "protocols".
 json record(const Runs& runs, std::size_t i, bool full) {
-  const auto protocol_json = [&](const StreamRun& sr, std::size_t q, bool with_curves) {
-    const auto& r = sr.results[q].nets[i];
-    std::vector<std::string> tasks;
-    for (const auto& t : sr.protocols[q].tasks) tasks.push_back(t.name);
-    json j = {{"protocol", sr.protocols[q].name}, {"seed", sr.seed},        {"tasks", tasks},
-              {"val", metrics_json(r.val)},        {"test", metrics_json(r.test)}, {"R_val", r.R_val},
-              {"R_test", r.R_test}};
-    if (with_curves) {
-      j["train_loss"] = r.train_loss;
-      j["epoch_val_loss"] = r.epoch_val_loss;
-      j["epoch_val_acc"] = r.epoch_val_acc;
-    }
-    return j;
-  };
-  json line = protocol_json(runs.streams.front(), 0, full);
+  const StreamRun& first = runs.streams.front();
+  json line = io::protocol_record(first.protocols[0], first.seed, first.results[0].nets[i], full);
   line["protocols"] = json::array();
   for (const auto& sr : runs.streams)
-    for (std::size_t q = 0; q < sr.results.size(); ++q) line["protocols"].push_back(protocol_json(sr, q, false));
+    for (std::size_t q = 0; q < sr.results.size(); ++q)
+      line["protocols"].push_back(io::protocol_record(sr.protocols[q], sr.seed, sr.results[q].nets[i], false));
   return line;
 }
 
@@ -480,10 +427,6 @@ std::string ci_text(const json& ci) {
   return ci.is_array() && ci.size() == 2 && ci[0].is_number()
              ? fmt::format("[{:.4f}, {:.4f}]", ci[0].get<double>(), ci[1].get<double>())
              : std::string("(no interval from one stream)");
-}
-
-json interval_json(const engine::Interval& iv) {
-  return std::isfinite(iv.half_width) ? json::array({iv.lo(), iv.hi()}) : json(nullptr);
 }
 
 // A distinct genome of the population, over every generation it was evaluated in.
@@ -576,7 +519,7 @@ json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema,
                          {"fitness_during_evolution", candidates[k].mean},
                          {"evaluations_during_evolution", candidates[k].evaluations},
                          {"fitness", f.diverged ? json(nullptr) : json(f.mean)},
-                         {"fitness_ci95", f.diverged ? json(nullptr) : interval_json(iv)},
+                         {"fitness_ci95", f.diverged ? json(nullptr) : io::interval_json(iv)},
                          {"fitness_streams", f.values},
                          {"diverged", f.diverged}});
     if (!f.diverged && f.mean > best) best = f.mean, champion = int(k);
@@ -590,7 +533,7 @@ json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema,
     json cj = record(runs, candidates.size() + c, false);
     cj.erase("protocols");
     cj.update(json{{"fitness", f.diverged ? json(nullptr) : json(f.mean)},
-                   {"fitness_ci95", f.diverged ? json(nullptr) : interval_json(engine::mean_ci95(f.values))},
+                   {"fitness_ci95", f.diverged ? json(nullptr) : io::interval_json(engine::mean_ci95(f.values))},
                    {"fitness_streams", f.values},
                    {"diverged", f.diverged}});
     control_json[controls.names[c]] = cj;
@@ -603,10 +546,10 @@ json select_champion(const Evaluator& evaluator, const ga::GenomeSchema& schema,
                         {"generation", win.record.at("generation")},
                         {"individual", win.record.at("individual")},
                         {"origin", origin_json(win)},
-                        {"genome", genome_json(win.genome)},
+                        {"genome", io::genome_json(win.genome)},
                         {"rule", json::parse(engine::rule_to_json(rule))},
                         {"fitness", f.mean},
-                        {"fitness_ci95", interval_json(engine::mean_ci95(f.values))},
+                        {"fitness_ci95", io::interval_json(engine::mean_ci95(f.values))},
                         {"fitness_streams", f.values},
                         {"selection", {{"finalists", finalists},
                                        {"streams", seeds},
@@ -897,7 +840,7 @@ std::pair<std::vector<double>, std::uint64_t> record_generation(int g, const std
                      {"individual", control ? json(nullptr) : json(i)},
                      {"control", control ? json(controls.names[i - pop.size()]) : json(nullptr)},
                      {"origin", control ? std::string("control") : pop[i].origin},
-                     {"genome", control ? json(nullptr) : genome_json(pop[i].genome)},
+                     {"genome", control ? json(nullptr) : io::genome_json(pop[i].genome)},
                      {"rule", json::parse(engine::rule_to_json(rules[i]))},
                      // Records hold no sentinel: a diverged net's fitness is null, with the flag.
                      {"fitness", f.diverged ? json(nullptr) : json(f.mean)},

@@ -111,10 +111,14 @@ TEST_CASE("the baseline rule trains a population exactly like backprop + Adadelt
       opt.step({1.0f, 1.0f});
       b.forward(xb.data(), 8, true, 9, std::uint64_t(step));
       const auto lb = plastic.step(yb.data(), 8, 1.0f, 0);
-      CHECK(la == lb);
+      // The first forward sees identical weights. After that, g comes from a
+      // stacked [e | ŷ] GEMM whose other shape OpenBLAS may round differently
+      // (its kernels for the two shapes differ by CPU), so agreement to
+      // rounding is what the network level promises; the epilogue itself is
+      // exact (test above).
+      if (step == 0) CHECK(la == lb);
+      else CHECK_CLOSE_VEC(lb, la, 1e-6, 1e-5);
     }
-    // g comes from a stacked [e | ŷ] GEMM, so agreement to rounding is what
-    // the network level promises; the epilogue itself is exact (test above).
     CHECK_CLOSE_VEC(all_params(b), all_params(a), 1e-6, 1e-5);
   }
 }
