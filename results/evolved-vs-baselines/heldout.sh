@@ -11,10 +11,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 evolve=${1:-$here/../../build/evolve}
 data=${2:-$here/../../data}
-rm -rf "$here/heldout"
+# Into run/heldout, where `evolve run` puts its own held-out evaluation and
+# `evolve report` finds it.
+rm -rf "$here/run/heldout"
 "$evolve" eval --quiet --run "$here/run" --heldout --rule "$here/run/best_rule.json,fly,finetune,ewc,si" \
-  --train-per-task 10000 --val-per-task 500 --test-per-task 1000 --data-dir "$data" --out "$here/heldout" \
-  > "$here/heldout.txt"
+  --train-per-task 10000 --val-per-task 500 --test-per-task 1000 --data-dir "$data" --out "$here/run/heldout" \
+  > "$here/run/heldout.txt"
 # The ablation: the champion with each of its active terms switched off in
 # turn, on the same held-out protocols (3 seeds, 2 000 training and 500 test
 # images per task: smaller, to fit).
