@@ -54,7 +54,9 @@ names = {"split-domain-fashion": "Split FashionMNIST, domain-incremental",
          "permuted-mnist": "Permuted MNIST, 10 tasks",
          "sequence": "MNIST → FashionMNIST",
          "split-class": "Split MNIST, class-incremental",
-         "split-domain": "Split MNIST, domain-incremental"}
+         "split-domain": "Split MNIST, domain-incremental",
+         "split-class-mnist": "Split MNIST, class-incremental",
+         "split-domain-mnist": "Split MNIST, domain-incremental"}
 what = sys.argv[1] if len(sys.argv) > 1 else "heldout"
 folder = {"heldout": here / "run" / "heldout", "evolved": here / "evolved-protocols", "ablation": here / "ablation"}[what]
 tables(folder, lambda p: names.get(p, p))
