@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <csignal>
@@ -21,16 +22,43 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The last words, double-buffered so the signal handler always reads a whole line.
+// The last words, double-buffered so the signal handler always reads a whole
+// line: "evolve: error: " + who ended the run + "; " + the advice.
 char words[2][1024];
 std::atomic<int> current_words{-1};
+// The other ranks on this machine (rank, pid): the handler names the one
+// whose process is gone. mpirun reaps a rank that died before it ends the
+// others, so that rank's pid no longer exists when rank 0 hears of it.
+constexpr int kMaxWatched = 256;
+int watched_rank[kMaxWatched], watched_pid[kMaxWatched];
+std::atomic<int> watched{0};
 
+void say(const char* text) {
+  const ssize_t ignored = write(STDERR_FILENO, text, std::strlen(text));
+  (void)ignored;
+}
+
+// Async-signal-safe: write, kill and plain memory only.
 extern "C" void say_last_words(int) {
   const int i = current_words.load();
-  if (i >= 0) {
-    const ssize_t ignored = write(STDERR_FILENO, words[i], std::strlen(words[i]));
-    (void)ignored;
+  if (i < 0) _exit(1);
+  int dead = -1;
+  for (int k = 0, n = watched.load(); k < n && dead < 0; ++k)
+    if (kill(watched_pid[k], 0) == -1 && errno == ESRCH) dead = watched_rank[k];
+  say("evolve: error: ");
+  if (dead >= 0) {
+    char digits[12];
+    int len = 0;
+    for (int v = dead; len == 0 || v > 0; v /= 10) digits[len++] = char('0' + v % 10);
+    char rank_text[16] = "rank ";
+    for (int k = 0; k < len; ++k) rank_text[5 + k] = digits[len - 1 - k];
+    rank_text[5 + len] = 0;
+    say(rank_text);
+    say(" died (killed or crashed) and mpirun ended the run; ");
+  } else {
+    say("mpirun ended the run (a rank died: mpirun's message names it); ");
   }
+  say(words[i]);
   _exit(1);
 }
 
@@ -42,9 +70,20 @@ void nap() { std::this_thread::sleep_for(std::chrono::milliseconds(1)); }
 
 }  // namespace
 
-void Ranks::set_last_words(const std::string& line) {
+void Ranks::watch_local_ranks(const std::vector<std::pair<int, int>>& rank_pids) {
+  int n = 0;
+  for (const auto& [rank, pid] : rank_pids)
+    if (n < kMaxWatched && pid > 0) {
+      watched_rank[n] = rank;
+      watched_pid[n] = pid;
+      ++n;
+    }
+  watched.store(n);
+}
+
+void Ranks::set_last_words(const std::string& advice) {
   const int next = current_words.load() == 0 ? 1 : 0;
-  const std::string text = line.substr(0, sizeof words[0] - 2) + "\n";
+  const std::string text = advice.substr(0, sizeof words[0] - 2) + "\n";
   std::memcpy(words[next], text.c_str(), text.size() + 1);
   current_words.store(next);
 }

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace evoplast::apps {
@@ -48,9 +49,13 @@ class Ranks {
   // Ends every rank of the job now (MPI_Abort): for a peer that hangs.
   [[noreturn]] void abort(int code);
 
-  // The one line rank 0 prints if mpirun ends it (it does when another rank
-  // dies): set as the run goes, so it names the last good checkpoint.
-  static void set_last_words(const std::string& line);
+  // What rank 0 says if mpirun ends it (it does when another rank dies): one
+  // line naming the rank that died where it ran on this machine (else
+  // pointing to mpirun's message), then `advice`, set as the run goes so it
+  // names the last good checkpoint.
+  static void set_last_words(const std::string& advice);
+  // The other ranks on rank 0's machine, (rank, process id), for that line.
+  static void watch_local_ranks(const std::vector<std::pair<int, int>>& rank_pids);
 
  private:
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;

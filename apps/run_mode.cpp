@@ -591,6 +591,11 @@ std::map<std::string, io::Dataset> load_datasets(const std::vector<engine::Proto
   return datasets;
 }
 
+std::string host_name() {
+  char name[256] = {};
+  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
+}
+
 // A rank other than 0: the run's configuration from rank 0, its own copy of
 // the data, then its share of every evaluation until rank 0 is done.
 int serve_run(const RunOptions& o, const Ranks& ranks) {
@@ -615,6 +620,8 @@ int serve_run(const RunOptions& o, const Ranks& ranks) {
   } catch (const std::exception& e) {
     ready = {{"error", e.what()}};
   }
+  ready["pid"] = int(getpid());
+  ready["host"] = host_name();
   ranks.send(0, kReady, json::to_cbor(ready), -1);
   if (evaluator) evaluator->serve();
   else (void)ranks.receive(0, kOrder, -1);  // the stop that follows the error
@@ -640,11 +647,14 @@ class RankRelease {
     const auto bytes = json::to_cbor(setup);
     for (int w = 1; w < ranks_.size(); ++w) ranks_.send(w, kSetup, bytes, timeout_s);
     set_up_ = true;
+    std::vector<std::pair<int, int>> local;  // (rank, pid) of the ranks on this machine
     for (int w = 1; w < ranks_.size(); ++w) {
       const json ready = json::from_cbor(ranks_.receive(w, kReady, timeout_s));
       if (ready.contains("error"))
         throw engine::EngineError(fmt::format("rank {}: {}", w, ready.at("error").get<std::string>()));
+      if (ready.value("host", std::string()) == host_name()) local.push_back({w, ready.value("pid", 0)});
     }
+    Ranks::watch_local_ranks(local);
   }
 
  private:
@@ -938,8 +948,7 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
                : std::string("no generation was done: start the run again");
   };
   const auto last_words = [&] {
-    Ranks::set_last_words("evolve: error: mpirun ended the run (a rank died: mpirun's message names it); " +
-                          resume_advice());
+    Ranks::set_last_words(resume_advice());
   };
   last_words();
   Progress progress(o.quiet);

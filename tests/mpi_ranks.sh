@@ -2,7 +2,7 @@
 # evolve run under mpirun (OpenMPI, CPU backend): the population spread over
 # K ranks gives exactly the records of one process, for uneven shares (7 nets
 # on 2 and 3 ranks) and for more ranks than nets (3 nets on 4 ranks); a rank
-# killed mid-run ends it with rank 0's one line naming the checkpoint, which
+# killed mid-run ends it with rank 0's one line naming that rank and the checkpoint, which
 # then resumes on another number of ranks to the uninterrupted result; a rank
 # that hangs ends it after --rank-timeout with a line naming that rank; modes
 # other than run refuse mpirun. Usage: mpi_ranks.sh EVOLVE DATA_DIR MPIRUN
@@ -65,7 +65,7 @@ wait "$run"
 rc=$?
 set -e
 [ "$rc" -ne 0 ] || { echo "a killed rank must end the run with a non-zero status"; exit 1; }
-grep -q "evolve: error: mpirun ended the run.*the last good checkpoint is $tmp/killed/checkpoint.json.*--resume $tmp/killed" \
+grep -q "evolve: error: rank 1 died (killed or crashed) and mpirun ended the run; the last good checkpoint is $tmp/killed/checkpoint.json.*--resume $tmp/killed" \
   "$tmp/killed.err" || { echo "rank 0's line is missing:"; cat "$tmp/killed.err"; exit 1; }
 [ "$(grep -c '^evolve: ' "$tmp/killed.err")" -eq 1 ] || { echo "more than one line from evolve:"; cat "$tmp/killed.err"; exit 1; }
 mpi 3 run --quiet --resume "$tmp/killed" --data-dir "$data_dir" >/dev/null
