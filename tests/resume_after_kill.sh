@@ -19,8 +19,9 @@ args=(run --quiet --seed 5 -P 6 -g 4 --set train.net=mlp128x1 --set train.train_
 
 "$evolve" "${args[@]}" --out "$tmp/killed" &
 pid=$!
-# Wait for the first generation's checkpoint, then kill during the second.
-for _ in $(seq 1 600); do [[ -f $tmp/killed/checkpoint.json ]] && break; sleep 0.05; done
+# Wait for the first generation's checkpoint (up to 5 minutes: a sanitizer
+# build on a busy machine is slow), then kill during the second.
+for _ in $(seq 1 6000); do [[ -f $tmp/killed/checkpoint.json ]] && break; sleep 0.05; done
 [[ -f $tmp/killed/checkpoint.json ]] || { echo "no checkpoint appeared"; exit 1; }
 sleep 0.4
 kill -9 "$pid"
