@@ -13,7 +13,7 @@ protocols = [
     ("split-task-mnist", "Split MNIST, task-incremental"),
     ("split-domain-mnist", "Split MNIST, domain-incremental"),
     ("split-class-mnist", "Split MNIST, class-incremental"),
-    ("permuted-mnist", "Permuted MNIST, 10 tasks (5 000 images each)"),
+    ("permuted-mnist", "Permuted MNIST, 10 tasks (5 000 training images each)"),
     ("split-task-fashion", "Split FashionMNIST, task-incremental"),
     ("split-domain-fashion", "Split FashionMNIST, domain-incremental"),
     ("split-class-fashion", "Split FashionMNIST, class-incremental"),
