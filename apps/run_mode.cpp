@@ -224,11 +224,16 @@ struct Runs {
 
 // "12345 network-images/s", and under mpirun each rank's figure beside the total
 // (the ranks train at the same time, so their figures add up).
-std::string throughput_text(const Runs& runs) {
+double total_images_per_s(const Runs& runs) {
   double total = 0;
+  for (const auto& r : runs.ranks) total += r.images_per_s;
+  return total;
+}
+
+std::string throughput_text(const Runs& runs) {
+  const double total = total_images_per_s(runs);
   std::string each;
   for (std::size_t r = 0; r < runs.ranks.size(); ++r) {
-    total += runs.ranks[r].images_per_s;
     each += fmt::format("{}rank {}: {:.0f} ({} nets)", r ? ", " : "", r, runs.ranks[r].images_per_s, runs.ranks[r].nets);
   }
   return runs.ranks.size() > 1 ? fmt::format("{:.0f} network-images/s ({})", total, each)
@@ -238,13 +243,9 @@ std::string throughput_text(const Runs& runs) {
 // Training throughput of a generation (a timing, like "seconds"): the total
 // network-images/s and each rank's (one in a single process).
 json throughput_json(const Runs& runs) {
-  double total = 0;
   json each = json::array();
-  for (const auto& r : runs.ranks) {
-    total += r.images_per_s;
-    each.push_back({{"nets", r.nets}, {"network_images_per_s", r.images_per_s}});
-  }
-  return {{"network_images_per_s", total}, {"ranks", each}};
+  for (const auto& r : runs.ranks) each.push_back({{"nets", r.nets}, {"network_images_per_s", r.images_per_s}});
+  return {{"network_images_per_s", total_images_per_s(runs)}, {"ranks", each}};
 }
 
 // Message tags between rank 0 and the others.
@@ -708,9 +709,8 @@ io::RunConfig resolve_config(const RunOptions& o) {
     if (o.backend) cfg.backend = *o.backend;
   }
   io::validate(cfg);
-  (void)protocol_configs(cfg);              // a bad protocol,
-  (void)engine::NetSpec::parse(cfg.net);    // net name
-  for (const auto& r : cfg.seed_rules) (void)engine::named_rule(r);  // or seed rule fails before any work
+  (void)engine::NetSpec::parse(cfg.net);  // a bad net name or seed rule fails before any work
+  for (const auto& r : cfg.seed_rules) (void)engine::named_rule(r);
   return cfg;
 }
 
@@ -806,9 +806,9 @@ std::unique_ptr<engine::Backend> open_backend(const io::RunConfig& cfg, const Ra
 
 // The GA of a new run (the named seed rules in its first generation), or the
 // checkpoint's, used whole or not at all; generations.jsonl is cut back to it.
-ga::GeneticAlgorithm start_or_restore_ga(const ga::GenomeSchema& schema, const io::RunConfig& cfg,
+ga::GeneticAlgorithm start_or_restore_ga(const ga::GenomeSchema& schema, const ga::GaConfig& gc,
+                                         const io::RunConfig& cfg,
                                          const std::string& config_text, const RunDirectory& run) {
-  const ga::GaConfig gc = ga_config(cfg);
   if (!run.resuming()) {
     std::vector<std::pair<std::string, std::vector<float>>> seeds;
     for (const auto& name : cfg.seed_rules) seeds.push_back({name, schema.encode(engine::named_rule(name))});
@@ -915,7 +915,8 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
   if (ranks.rank() != 0) return serve_run(o, ranks);
   RankRelease release(ranks);
   io::RunConfig cfg = resolve_config(o);
-  (void)ga_config(cfg);  // bad GA settings fail before the run directory exists
+  // Bad GA settings or protocols fail before the run directory exists.
+  const ga::GaConfig gc = ga_config(cfg);
   const std::vector<engine::ProtocolConfig> pcs = protocol_configs(cfg);
   RunDirectory run(o, cfg);
   const fs::path& dir = run.path();
@@ -927,7 +928,7 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
   }
   auto backend = open_backend(cfg, ranks);
   const ga::GenomeSchema schema(engine::NetSpec::parse(cfg.net).hidden_plastic_layers());
-  ga::GeneticAlgorithm ga = start_or_restore_ga(schema, cfg, config_text, run);
+  ga::GeneticAlgorithm ga = start_or_restore_ga(schema, gc, cfg, config_text, run);
 
   // The other ranks load their own copy of the data meanwhile (from the same
   // path: on a cluster, a shared file system or the same path on every node).

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -584,20 +585,27 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
                           100 * best["test"].value("acc", 0.0), 100 * best["test"].value("bwt", 0.0),
                           100 * best["test"].value("fwt", 0.0), 100 * best["test"].value("forgetting", 0.0));
   }
-  html += "<h2>Fitness per generation</h2>";
+  // The run's configuration, where it reads (an old or edited one: the
+  // report goes on without the fitness formula and the effective coefficients).
+  std::optional<RunConfig> run_config;
   if (!config.empty()) {
-    RunConfig cfg;
     try {
-      apply_toml(cfg, config, "config.toml");
-      html += cfg.fitness == "seed"
-                  ? fmt::format("<p class=formula>fitness = −({:g}·best validation loss + {:g}·final training loss + "
-                                "{:g}·training minutes)</p>",
-                                cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes)
-                  : fmt::format("<p class=formula>fitness = {:g}·ACC + {:g}·BWT on validation data, the mean over "
-                                "{} stream(s) × the protocols {}</p>",
-                                cfg.w_acc, cfg.w_bwt, cfg.streams, esc(cfg.protocol));
-    } catch (const std::exception&) {  // an old or edited config: the report goes on without the formula
+      RunConfig c;
+      apply_toml(c, config, "config.toml");
+      run_config = c;
+    } catch (const std::exception&) {
     }
+  }
+  html += "<h2>Fitness per generation</h2>";
+  if (run_config) {
+    const RunConfig& cfg = *run_config;
+    html += cfg.fitness == "seed"
+                ? fmt::format("<p class=formula>fitness = −({:g}·best validation loss + {:g}·final training loss + "
+                              "{:g}·training minutes)</p>",
+                              cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes)
+                : fmt::format("<p class=formula>fitness = {:g}·ACC + {:g}·BWT on validation data, the mean over "
+                              "{} stream(s) × the protocols {}</p>",
+                              cfg.w_acc, cfg.w_bwt, cfg.streams, esc(cfg.protocol));
   }
   html += svgs[0].second;
   html += "<h2>Validation loss during training</h2>" + svgs[1].second;
@@ -625,16 +633,7 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
     if (r.contains("formula"))
       for (auto it = r["formula"].begin(); it != r["formula"].end(); ++it)
         html += fmt::format("<p class=formula>{}: {}</p>", esc(it.key()), esc(it.value().get<std::string>()));
-    double lr = 0;
-    if (!config.empty()) {
-      try {
-        RunConfig cfg;
-        apply_toml(cfg, config, "config.toml");
-        lr = cfg.lr;
-      } catch (const std::exception&) {  // an old or edited config: the table goes on without the effective column
-      }
-    }
-    html += coefficient_table(r, lr);
+    html += coefficient_table(r, run_config ? run_config->lr : 0.0);
   }
   if (fs::exists(dir / "heldout" / "summary.json")) {
     const json summary = json::parse(read_text(dir / "heldout" / "summary.json"));
