@@ -36,7 +36,6 @@ namespace evoplast::apps {
 namespace {
 
 namespace fs = std::filesystem;
-using engine::Matrix;
 using nlohmann::json;
 
 struct EvalOptions {
@@ -135,11 +134,7 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
   return cmd;
 }
 
-struct Entry {
-  std::string label;  // as printed: "ewc(λ=100)"
-  engine::Rule rule;
-  float lambda = 0;
-};
+using Entry = io::EvaluatedRule;
 
 struct Stat {
   double mean = 0, std = 0;
@@ -156,8 +151,6 @@ std::string pct(const std::vector<double>& v) {
   const Stat s = stat(v);
   return fmt::format("{:6.2f} ± {:4.2f}", 100 * s.mean, 100 * s.std);
 }
-
-json matrix_json(const Matrix& m) { return json(m); }
 
 // --run DIR: what the run was evolved on, where the command line is silent.
 EvalOptions from_run(EvalOptions o, const CLI::App& cmd) {
@@ -273,49 +266,9 @@ std::vector<ProtocolItem> protocol_items(const std::string& list, const std::str
   return items;
 }
 
-// The first rule against every other, seed by seed: the mean paired difference
-// in ACC and in forgetting with its 95% interval (Student's t over seeds).
-json paired_differences(const std::vector<std::string>& labels,
-                        const std::map<std::string, std::vector<engine::NetResult>>& results, bool print) {
-  json out = json::object();
-  if (labels.size() < 2) return out;
-  const std::string& first = labels.front();
-  const auto& a = results.at(first);
-  out["candidate"] = first;
-  out["metric"] = "test ACC and forgetting, candidate − other, per seed; mean and Student-t 95% interval";
-  if (print)
-    fmt::print("\npaired differences, {} − other (percentage points; mean [95% CI] over {} seeds)\n", first, a.size());
-  for (std::size_t k = 1; k < labels.size(); ++k) {
-    const auto& b = results.at(labels[k]);
-    std::vector<double> dacc, dfgt;
-    for (std::size_t s = 0; s < a.size() && s < b.size(); ++s) {
-      dacc.push_back(a[s].test.acc - b[s].test.acc);
-      dfgt.push_back(a[s].test.forgetting - b[s].test.forgetting);
-    }
-    const auto acc = engine::mean_ci95(dacc), fgt = engine::mean_ci95(dfgt);
-    const auto ci = [](const engine::Interval& iv) {
-      return std::isfinite(iv.half_width) ? json::array({iv.lo(), iv.hi()}) : json(nullptr);
-    };
-    const bool joint = labels[k] == "joint";
-    out["vs"][labels[k]] = {{"acc", {{"mean", acc.mean}, {"ci95", ci(acc)}, {"values", dacc}}}};
-    if (!joint) out["vs"][labels[k]]["forgetting"] = {{"mean", fgt.mean}, {"ci95", ci(fgt)}, {"values", dfgt}};
-    if (print) {
-      const auto text = [](const engine::Interval& iv) {
-        return std::isfinite(iv.half_width)
-                   ? fmt::format("{:+6.2f} [{:+6.2f}, {:+6.2f}]", 100 * iv.mean, 100 * iv.lo(), 100 * iv.hi())
-                   : fmt::format("{:+6.2f} (one seed: no interval)", 100 * iv.mean);
-      };
-      fmt::print("  vs {:<20} ACC {}{}\n", labels[k], text(acc), joint ? "" : "   forgetting " + text(fgt));
-    }
-  }
-  return out;
-}
-
-// Every entry (and joint training) on one protocol over the seeds: prints the
-// tables, writes eval.json, results.csv and the per-seed CSVs into out_dir,
-// and returns eval.json's object.
-json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, engine::Backend& backend,
-                       const ProtocolItem& item, const fs::path& out_dir) {
+// What a protocol item is trained on: the protocol, its data set, and the
+// per-task sizes of the command line.
+engine::ProtocolConfig protocol_config(const EvalOptions& o, const ProtocolItem& item) {
   engine::ProtocolConfig pc;
   engine::parse_protocol_name(item.name, pc);
   pc.dataset = item.dataset;
@@ -323,24 +276,30 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
   pc.train_per_task = o.train_per_task;
   pc.val_per_task = o.val_per_task;
   pc.test_per_task = o.test_per_task;
-  const auto datasets = engine::load_protocol_datasets(pc, io::resolve_data_dir(o.data_dir), !o.no_verify);
+  return pc;
+}
 
-  // results[label][seed]
-  std::vector<std::string> labels;
-  for (const auto& e : entries) labels.push_back(e.label);
-  if (o.joint) labels.push_back("joint");
-  std::map<std::string, std::vector<engine::NetResult>> results;
-  std::string protocol_name;
-  std::vector<std::string> task_names;
+// Every seed's results of every rule (and of joint training) on one protocol.
+struct SeedRuns {
+  io::ResultsByRule results;  // [label][seed]
+  std::string protocol;       // its full name
+  std::vector<std::string> tasks;
   double seconds = 0;
+};
+
+// Trains the rules (one population, one shared stream) and joint training,
+// seed after seed, printing progress with an ETA unless --quiet.
+SeedRuns train_seeds(const EvalOptions& o, const std::vector<Entry>& entries, engine::Backend& backend,
+                     engine::ProtocolConfig pc, const std::map<std::string, io::Dataset>& datasets) {
+  SeedRuns out;
   int done = 0;  // epochs trained, for the ETA
   const auto t_start = std::chrono::steady_clock::now();
   for (int s = 0; s < o.seeds; ++s) {
     pc.seed = o.seed_base + std::uint64_t(s);
     const engine::Protocol proto = engine::make_protocol(pc, datasets);
-    protocol_name = proto.name;
-    task_names.clear();
-    for (const auto& t : proto.tasks) task_names.push_back(t.name);
+    out.protocol = proto.name;
+    out.tasks.clear();
+    for (const auto& t : proto.tasks) out.tasks.push_back(t.name);
     engine::ContinualConfig cc = o.config;
     cc.seed = pc.seed;
     const int per_seed = (entries.empty() ? 0 : int(proto.phases.size()) * cc.epochs) + (o.joint ? cc.epochs : 0);
@@ -353,171 +312,160 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
       std::fflush(stdout);
     };
     if (!o.quiet)
-      fmt::print("seed {}: {} ({} tasks: {})\n", pc.seed, proto.name, proto.tasks.size(), fmt::join(task_names, " | "));
+      fmt::print("seed {}: {} ({} tasks: {})\n", pc.seed, proto.name, proto.tasks.size(), fmt::join(out.tasks, " | "));
     if (!entries.empty()) {
       std::vector<engine::Rule> rules;
       std::vector<float> lambdas;
       for (const auto& e : entries) {
         rules.push_back(e.rule);
-        lambdas.push_back(e.lambda);
+        lambdas.push_back(e.ewc_lambda);
       }
       const auto r = engine::run_continual(backend, proto, rules, lambdas, cc, progress);
-      seconds += r.seconds;
-      for (std::size_t p = 0; p < entries.size(); ++p) results[entries[p].label].push_back(r.nets[p]);
+      out.seconds += r.seconds;
+      for (std::size_t p = 0; p < entries.size(); ++p) out.results[entries[p].label].push_back(r.nets[p]);
     }
     if (o.joint) {
       const auto r = engine::run_continual(backend, engine::make_joint(proto), {engine::named_rule("finetune")},
                                            {0.0f}, cc, progress);
-      seconds += r.seconds;
-      results["joint"].push_back(r.nets[0]);
+      out.seconds += r.seconds;
+      out.results["joint"].push_back(r.nets[0]);
     }
   }
+  return out;
+}
 
-  // Tables: test accuracy (mean ± std over seeds).
+// ACC, BWT, FWT and forgetting of every rule, mean ± std over the seeds.
+void print_metrics_table(const EvalOptions& o, const std::vector<Entry>& rules, const SeedRuns& runs) {
   fmt::print("\n{} — {}, {} epoch(s)/task, batch {}, {} seed(s) from {}; test accuracy %, mean ± std\n",
-             protocol_name, o.config.net, o.config.epochs, o.config.batch, o.seeds, o.seed_base);
+             runs.protocol, o.config.net, o.config.epochs, o.config.batch, o.seeds, o.seed_base);
   fmt::print("{:<20} {:>15} {:>15} {:>15} {:>15}  {}\n", "rule", "ACC", "BWT", "FWT", "forgetting", "");
-  json j;
-  j["protocol"] = protocol_name;
-  j["tasks"] = task_names;
-  j["net"] = o.config.net;
-  j["epochs_per_task"] = o.config.epochs;
-  j["batch"] = o.config.batch;
-  j["lr"] = engine::exact_decimal(o.config.lr);
-  j["seeds"] = o.seeds;
-  j["seed_base"] = o.seed_base;
-  j["train_per_task"] = o.train_per_task;
-  j["val_per_task"] = o.val_per_task;
-  j["test_per_task"] = o.test_per_task;
-  j["seconds"] = seconds;
-  // What a reader needs to reproduce or interpret the numbers without this program's source.
-  j["program"] = {{"name", "evolve"}, {"version", program_version()}, {"commit", program_commit()}};
-  j["dataset"] = pc.kind == "sequence" ? std::string("mnist,fashion") : item.dataset;
-  j["validation"] = o.validation;
-  j["eval_batch"] = o.config.eval_batch;
-  j["optimizer"] = {{"adadelta_rho", engine::exact_decimal(o.config.rho)},
-                    {"adadelta_eps", engine::exact_decimal(o.config.eps)}};
-  j["ewc"] = {{"lambda", engine::exact_decimal(o.ewc_lambda)}, {"fisher_samples", o.config.fisher_samples},
-              {"form", "online diagonal empirical Fisher, applied as a proximal step"}};
-  j["metrics"] = {{"acc", "mean_j R[T-1][j] (test)"},
-                  {"bwt", "mean_{j<T-1} (R[T-1][j] - R[j][j])"},
-                  {"fwt", "mean_{j>=1} (R[j-1][j] - b[j]), b: the untrained net"},
-                  {"forgetting", "Chaudhry et al. 2018: mean_{j<T-1} (max_{j<=l<T-1} R[l][j] - R[T-1][j])"}};
-  for (const auto& label : labels) {
-    const auto& runs = results[label];
+  for (const auto& rule : rules) {
     std::vector<double> acc, bwt, fwt, fgt;
     int diverged = 0;
-    for (const auto& r : runs) {
+    for (const auto& r : runs.results.at(rule.label)) {
       acc.push_back(r.test.acc);
       bwt.push_back(r.test.bwt);
       fwt.push_back(r.test.fwt);
       fgt.push_back(r.test.forgetting);
       diverged += r.diverged;
     }
-    const bool joint = label == "joint";
-    fmt::print("{:<20} {:>15} {:>15} {:>15} {:>15}  {}\n", label, pct(acc), joint ? "—" : pct(bwt),
+    const bool joint = rule.label == "joint";
+    fmt::print("{:<20} {:>15} {:>15} {:>15} {:>15}  {}\n", rule.label, pct(acc), joint ? "—" : pct(bwt),
                joint ? "—" : pct(fwt), joint ? "—" : pct(fgt), diverged ? fmt::format("({} diverged)", diverged) : "");
-    json jr;
-    jr["acc"] = acc;
-    jr["bwt"] = bwt;
-    jr["fwt"] = fwt;
-    jr["forgetting"] = fgt;
-    jr["diverged"] = diverged;
-    for (std::size_t s = 0; s < runs.size(); ++s) {
-      const auto& r = runs[s];
-      json js;
-      js["seed"] = o.seed_base + s;
-      js["R_test"] = matrix_json(r.R_test);
-      js["R_val"] = matrix_json(r.R_val);
-      js["loss_test"] = matrix_json(r.L_test);
-      js["initial_acc_test"] = r.b_test;
-      js["train_loss"] = r.train_loss;
-      js["val"] = {{"acc", r.val.acc}, {"bwt", r.val.bwt}, {"fwt", r.val.fwt}, {"forgetting", r.val.forgetting}};
-      js["fitness_continual_val"] = r.fitness;
-      js["diverged"] = r.diverged;
-      jr["runs"].push_back(js);
+  }
+}
+
+// eval.json's paired differences as a table, in percentage points.
+// labels: the order evaluated.
+void print_paired_differences(const json& pd, const json& labels, int seeds) {
+  if (!pd.contains("vs")) return;
+  fmt::print("\npaired differences, {} − other (percentage points; mean [95% CI] over {} seeds)\n",
+             pd.at("candidate").get<std::string>(), seeds);
+  const auto text = [](const json& d) {
+    const double mean = 100 * d.at("mean").get<double>();
+    const json& ci = d.at("ci95");
+    return ci.is_array() ? fmt::format("{:+6.2f} [{:+6.2f}, {:+6.2f}]", mean, 100 * ci[0].get<double>(),
+                                       100 * ci[1].get<double>())
+                         : fmt::format("{:+6.2f} (one seed: no interval)", mean);
+  };
+  for (const auto& label_json : labels) {
+    const std::string label = label_json.get<std::string>();
+    if (!pd.at("vs").contains(label)) continue;  // the candidate itself
+    const json& d = pd.at("vs").at(label);
+    fmt::print("  vs {:<20} ACC {}{}\n", label, text(d.at("acc")),
+               d.contains("forgetting") ? "   forgetting " + text(d.at("forgetting")) : std::string());
+  }
+}
+
+// The mean test accuracy matrix of every rule.
+void print_accuracy_matrices(const std::vector<Entry>& rules, const SeedRuns& runs) {
+  for (const auto& rule : rules) {
+    const auto& seeds = runs.results.at(rule.label);
+    const bool joint = rule.label == "joint";
+    fmt::print("\n{}: R[i][j] = test accuracy % on task j after training {} (mean of {} seeds)\n", rule.label,
+               joint ? "all tasks" : "task i", seeds.size());
+    for (std::size_t i = 0; i < seeds[0].R_test.size(); ++i) {
+      std::string row;
+      for (std::size_t j = 0; j < seeds[0].R_test[i].size(); ++j) {
+        double m = 0;
+        for (const auto& r : seeds) m += r.R_test[i][j];
+        row += fmt::format(" {:6.2f}", 100 * m / double(seeds.size()));
+      }
+      fmt::print("  after {:>2}:{}\n", joint ? std::string("all") : std::to_string(i), row);
+    }
+  }
+}
+
+// Every entry (and joint training) on one protocol over the seeds: prints the
+// tables, writes eval.json, results.csv and the per-seed CSVs into out_dir,
+// and returns eval.json's object.
+json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, engine::Backend& backend,
+                       const ProtocolItem& item, const fs::path& out_dir) {
+  const engine::ProtocolConfig pc = protocol_config(o, item);
+  const auto datasets = engine::load_protocol_datasets(pc, io::resolve_data_dir(o.data_dir), !o.no_verify);
+  const SeedRuns runs = train_seeds(o, entries, backend, pc, datasets);
+
+  std::vector<Entry> rules = entries;  // as eval.json lists them: joint training last
+  if (o.joint) rules.push_back({"joint", engine::named_rule("finetune"), 0.0f});
+  io::EvalSetup setup;
+  setup.protocol = runs.protocol;
+  setup.tasks = runs.tasks;
+  setup.dataset = pc.kind == "sequence" ? std::string("mnist,fashion") : item.dataset;
+  setup.config = o.config;
+  setup.seeds = o.seeds;
+  setup.seed_base = o.seed_base;
+  setup.train_per_task = o.train_per_task;
+  setup.val_per_task = o.val_per_task;
+  setup.test_per_task = o.test_per_task;
+  setup.validation = o.validation;
+  setup.ewc_lambda = o.ewc_lambda;
+  setup.seconds = runs.seconds;
+  setup.program = {{"name", "evolve"}, {"version", program_version()}, {"commit", program_commit()}};
+  const json j = io::eval_json(setup, rules, runs.results);
+
+  print_metrics_table(o, rules, runs);
+  print_paired_differences(j.at("paired_differences"), j.at("labels"), o.seeds);
+  print_accuracy_matrices(rules, runs);
+
+  for (const auto& [label, seeds] : runs.results)
+    for (std::size_t s = 0; s < seeds.size(); ++s) {
       const fs::path d = out_dir / label / fmt::format("seed{}", o.seed_base + s);
       fs::create_directories(d);
-      io::write_avalanche_csv(d / "eval_results.csv", r);
+      io::write_avalanche_csv(d / "eval_results.csv", seeds[s]);
     }
-    // The rule's definition (joint training is fine-tuning on every task at once).
-    for (const auto& e : entries)
-      if (e.label == label) {
-        jr["definition"] = json::parse(engine::rule_to_json(e.rule));
-        jr["ewc_lambda"] = engine::exact_decimal(e.lambda);
-      }
-    if (label == "joint") jr["definition"] = json::parse(engine::rule_to_json(engine::named_rule("finetune")));
-    j["rules"][label] = jr;
-  }
-  j["labels"] = labels;  // the order given (the first is the candidate of the paired differences)
-  j["paired_differences"] = paired_differences(labels, results, true);
-  // The mean test accuracy matrix of every rule.
-  for (const auto& label : labels) {
-    const auto& runs = results[label];
-    fmt::print("\n{}: R[i][j] = test accuracy % on task j after training {} (mean of {} seeds)\n", label,
-               label == "joint" ? "all tasks" : "task i", runs.size());
-    for (std::size_t i = 0; i < runs[0].R_test.size(); ++i) {
-      std::string row;
-      for (std::size_t jj = 0; jj < runs[0].R_test[i].size(); ++jj) {
-        double m = 0;
-        for (const auto& r : runs) m += r.R_test[i][jj];
-        row += fmt::format(" {:6.2f}", 100 * m / double(runs.size()));
-      }
-      fmt::print("  after {:>2}:{}\n", label == "joint" ? std::string("all") : std::to_string(i), row);
-    }
-  }
   io::write_atomically(out_dir / "eval.json", j.dump(2) + "\n");
-  io::write_long_csv(out_dir / "results.csv", protocol_name, results, o.seed_base);
+  io::write_long_csv(out_dir / "results.csv", runs.protocol, runs.results, o.seed_base);
   fmt::print("\nwrote {0}/eval.json, {0}/results.csv (long format) and {0}/<rule>/seed<N>/eval_results.csv ({1:.0f}s)\n",
-             out_dir.string(), seconds);
+             out_dir.string(), runs.seconds);
   return j;
 }
 
 // Several protocols: one line per rule with its ACC on each, and the first
 // rule's paired ACC differences; summary.json and summary.csv beside them.
 void write_summary(const fs::path& out_dir, const std::vector<ProtocolItem>& items, const std::vector<json>& evals) {
-  json summary = {{"protocols", json::array()}};
-  std::string csv = "protocol,rule,acc_mean,acc_std,forgetting_mean,paired_acc_diff_mean,paired_acc_diff_lo,"
-                    "paired_acc_diff_hi\n";
+  std::vector<std::string> folders;
+  for (const auto& item : items) folders.push_back(item.label());
+  const io::Summary summary = io::summary_record(folders, evals);
   fmt::print("\nsummary over {} protocols: test ACC % (mean over seeds); paired ACC difference of the first rule\n",
              items.size());
-  for (std::size_t q = 0; q < items.size(); ++q) {
-    const json& e = evals[q];
-    json entry = {{"protocol", items[q].label()},
-                  {"folder", items[q].label()},
-                  {"labels", e.at("labels")},  // the order evaluated: the candidate first
-                  {"rules", json::object()}};
-    fmt::print("  {}:\n", items[q].label());
-    for (const auto& label : e.at("labels")) {
-      const auto it = e.at("rules").find(label.get<std::string>());
-      const auto acc = it.value().at("acc").get<std::vector<double>>();
-      const auto fgt = it.value().at("forgetting").get<std::vector<double>>();
-      const auto a = engine::mean_ci95(acc), f = engine::mean_ci95(fgt);
-      json row = {{"acc_mean", a.mean}, {"acc_std", a.sd}, {"forgetting_mean", f.mean}};
-      std::string diff = ",,";
-      const json& pd = e.at("paired_differences");
-      if (pd.contains("vs") && pd["vs"].contains(it.key())) {
-        row["paired_acc_difference"] = pd["vs"][it.key()]["acc"];
-        const json& d = pd["vs"][it.key()]["acc"];
-        diff = d["ci95"].is_array() ? fmt::format("{:.6g},{:.6g},{:.6g}", d["mean"].get<double>(),
-                                                  d["ci95"][0].get<double>(), d["ci95"][1].get<double>())
-                                    : fmt::format("{:.6g},,", d["mean"].get<double>());
-        fmt::print("    {:<16} {:6.2f}   {} − this: {:+6.2f}{}\n", it.key(), 100 * a.mean, pd["candidate"].get<std::string>(),
-                   100 * d["mean"].get<double>(),
-                   d["ci95"].is_array() ? fmt::format(" [{:+.2f}, {:+.2f}]", 100 * d["ci95"][0].get<double>(),
-                                                      100 * d["ci95"][1].get<double>())
-                                        : std::string());
-      } else {
-        fmt::print("    {:<16} {:6.2f}\n", it.key(), 100 * a.mean);
+  for (const auto& protocol : summary.json.at("protocols")) {
+    fmt::print("  {}:\n", protocol.at("protocol").get<std::string>());
+    const std::string candidate = protocol.at("labels").at(0).get<std::string>();
+    for (const auto& label : protocol.at("labels")) {
+      const json& row = protocol.at("rules").at(label.get<std::string>());
+      std::string diff;
+      if (row.contains("paired_acc_difference")) {
+        const json& d = row.at("paired_acc_difference");
+        diff = fmt::format("   {} − this: {:+6.2f}", candidate, 100 * d.at("mean").get<double>());
+        if (d.at("ci95").is_array())
+          diff += fmt::format(" [{:+.2f}, {:+.2f}]", 100 * d.at("ci95")[0].get<double>(),
+                              100 * d.at("ci95")[1].get<double>());
       }
-      entry["rules"][it.key()] = row;
-      csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g},{}\n", io::csv_field(items[q].label()), io::csv_field(it.key()), a.mean,
-                         a.sd, f.mean, diff);
+      fmt::print("    {:<16} {:6.2f}{}\n", label.get<std::string>(), 100 * row.at("acc_mean").get<double>(), diff);
     }
-    summary["protocols"].push_back(entry);
   }
-  io::write_atomically(out_dir / "summary.json", summary.dump(2) + "\n");
-  io::write_atomically(out_dir / "summary.csv", csv);
+  io::write_atomically(out_dir / "summary.json", summary.json.dump(2) + "\n");
+  io::write_atomically(out_dir / "summary.csv", summary.csv);
   fmt::print("wrote {0}/summary.json and {0}/summary.csv\n", out_dir.string());
 }
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "apps/command_line.hpp"
 #include "apps/modes.hpp"
 #include "apps/program.hpp"
 #include "apps/ranks.hpp"
@@ -27,19 +28,8 @@ int main(int argc, char** argv) {
   auto run_eval = evoplast::apps::add_eval_mode(app);
   auto run_run = evoplast::apps::add_run_mode(app, ranks);
   auto run_report = evoplast::apps::add_report_mode(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    // One line, like every other error (CLI11's own report adds a second).
-    if (ranks.rank() == 0) fmt::print(stderr, "evolve: error: {} (see evolve --help)\n", e.what());
-    return 2;
-  }
+  if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "evolve", ranks.rank() == 0))
+    return *exit_code;
   if (ranks.distributed()) {
     const char* refusal = nullptr;
     if (!evoplast::apps::built_with_mpi())

@@ -3,6 +3,7 @@
 // breakdown. Figures, not assertions: the machine is shared and noisy.
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/command_line.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
@@ -27,14 +29,12 @@ int run(const std::string& net_name);
 
 int main(int argc, char** argv) {
   evoplast::kernels::cpu::restart_with_passive_waiting(argv);
-  const std::string arg = argc > 1 ? argv[1] : "cnn";
-  if (arg == "-h" || arg == "--help") {
-    fmt::print("usage: bench_cpu_train [NET]  (NET: cnn (default), or an MLP such as mlp400x2)\n"
-               "network-images/s of a training step on the CPU for P = 1, 4, 16\n");
-    return 0;
-  }
+  CLI::App app{"bench_cpu_train: network-images/s of a training step on the CPU for P = 1, 4, 16"};
+  std::string net_name = "cnn";
+  app.add_option("net", net_name, "cnn, or an MLP such as mlp400x2")->capture_default_str();
+  if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "bench_cpu_train")) return *exit_code;
   try {
-    return run(arg);
+    return run(net_name);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cpu_train: error: %s\n", e.what());
     return 1;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 
+#include "apps/command_line.hpp"
 #include "apps/ranks.hpp"
 #include "bench/nvtx.hpp"
 #include "engine/backend.hpp"
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
   app.add_option("--backend", backend_name, "cpu, cuda or auto")->capture_default_str();
   app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();
   app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "bench_population")) return *exit_code;
   try {
     if (ranks.distributed() && !apps::built_with_mpi())
       throw std::runtime_error("built without MPI: start it without mpirun, or install libopenmpi-dev and rebuild");

@@ -85,11 +85,11 @@ class Backend {
   // Plasticity (kernels/plasticity.hpp); coeffs are host arrays of P.
   virtual void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
                                     const float* e, const float* y, const std::int32_t* labels,
-                                    float* theta, float* z, float* mean_y, float* mean_y2) = 0;
+                                    float* theta, float* error_hebb, float* mean_y, float* mean_y2) = 0;
   virtual void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) = 0;
   virtual void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) = 0;
   virtual void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs,
-                                 const float* gh, const float* mean_x, const float* mean_y,
+                                 const float* grad_hebb, const float* mean_x, const float* mean_y,
                                  const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
                                  float* omega) = 0;
   virtual void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs,

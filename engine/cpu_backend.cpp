@@ -103,8 +103,8 @@ void CpuBackend::fill(float* x, std::size_t n, float value) { std::fill(x, x + n
 void CpuBackend::stack_error_and_hebb(int P, int N, int Out, int S,
                                       const PlasticityCoeffs* coeffs, const float* e,
                                       const float* y, const std::int32_t* labels, float* theta,
-                                      float* z, float* mean_y, float* mean_y2) {
-  k::stack_error_and_hebb(P, N, Out, S, coeffs, e, y, labels, theta, z, mean_y, mean_y2);
+                                      float* error_hebb, float* mean_y, float* mean_y2) {
+  k::stack_error_and_hebb(P, N, Out, S, coeffs, e, y, labels, theta, error_hebb, mean_y, mean_y2);
 }
 void CpuBackend::plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs,
                                        float* w) {
@@ -125,10 +125,10 @@ void CpuBackend::pre_mean_conv(const ConvShape& s, const float* x, float* mean_x
   k::pre_mean_conv(s, x, mean_x);
 }
 void CpuBackend::plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs,
-                                   const float* gh, const float* mean_x, const float* mean_y,
+                                   const float* grad_hebb, const float* mean_x, const float* mean_y,
                                    const float* mean_y2, float* w, float* sq_avg,
                                    float* acc_delta, float* omega) {
-  k::plasticity_update(P, Out, In, coeffs, gh, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta,
+  k::plasticity_update(P, Out, In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta,
                        omega);
 }
 void CpuBackend::plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs,

@@ -44,14 +44,14 @@ class CpuBackend : public Backend {
   void fill(float* x, std::size_t n, float value) override;
   void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
                             const float* e, const float* y, const std::int32_t* labels, float* theta,
-                            float* z, float* mean_y, float* mean_y2) override;
+                            float* error_hebb, float* mean_y, float* mean_y2) override;
   void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) override;
   void kwta_forward(int P, int N, int units, const KwtaParams* params, float* y, float* scale) override;
   void kwta_backward(int P, int N, int units, const KwtaParams* params, const float* y, const float* scale,
                      const float* dy, float* dx) override;
   void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) override;
   void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) override;
-  void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+  void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* grad_hebb,
                          const float* mean_x, const float* mean_y, const float* mean_y2,
                          float* w, float* sq_avg, float* acc_delta, float* omega) override;
   void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,

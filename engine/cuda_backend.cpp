@@ -207,9 +207,10 @@ class CudaBackend final : public Backend {
   }
   void fill(float* x, std::size_t n, float value) override { kc::fill(stream_, x, n, value); }
   void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
-                            const float* y, const std::int32_t* labels, float* theta, float* z, float* mean_y,
+                            const float* y, const std::int32_t* labels, float* theta, float* error_hebb, float* mean_y,
                             float* mean_y2) override {
-    kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, labels, theta, z, mean_y, mean_y2);
+    kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, labels, theta, error_hebb, mean_y,
+                             mean_y2);
   }
   void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) override {
     kc::plasticity_bound_rows(stream_, P, Out, In, stage(coeffs, P, 1), w);
@@ -227,10 +228,10 @@ class CudaBackend final : public Backend {
   void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) override {
     kc::pre_mean_conv(stream_, s, x, mean_x);
   }
-  void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+  void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* grad_hebb,
                          const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
                          float* acc_delta, float* omega) override {
-    kc::plasticity_update(stream_, P, Out, In, stage(coeffs, P, 1), gh, mean_x, mean_y, mean_y2, w, sq_avg,
+    kc::plasticity_update(stream_, P, Out, In, stage(coeffs, P, 1), grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg,
                           acc_delta, omega);
   }
   void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, const float* gb, const float* mean_y,

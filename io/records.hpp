@@ -14,6 +14,7 @@
 #include "engine/continual.hpp"
 #include "engine/metrics.hpp"
 #include "engine/protocol.hpp"
+#include "engine/rule.hpp"
 
 namespace evoplast::io {
 
@@ -52,5 +53,51 @@ void write_long_csv(const std::filesystem::path& path, const std::string& protoc
 // forgetting column is engine::forgetting (Chaudhry et al.), the definition
 // eval.json's forgetting averages.
 void write_avalanche_csv(const std::filesystem::path& path, const engine::NetResult& r);
+
+// How an evaluation ran: what eval.json states so that a reader can reproduce
+// or interpret its numbers without this program's source.
+struct EvalSetup {
+  std::string protocol;            // the protocol's full name ("Split MNIST (domain-IL)")
+  std::vector<std::string> tasks;  // (tasks) their names
+  std::string dataset;             // mnist | fashion | mnist,fashion
+  engine::ContinualConfig config;  // net, epochs per task, batch, η, Adadelta, evaluation batch, Fisher samples
+  int seeds = 0;
+  std::uint64_t seed_base = 0;     // seeds seed_base, seed_base + 1, …
+  std::int64_t train_per_task = 0, val_per_task = 0, test_per_task = 0, validation = 0;  // 0: all
+  float ewc_lambda = 0;
+  double seconds = 0;              // training and evaluation, all seeds
+  nlohmann::json program;          // {"name", "version", "commit"}
+};
+
+// A rule as evaluated: its label in the tables, its definition and, for EWC, λ.
+struct EvaluatedRule {
+  std::string label;  // "ewc(λ=100)", "hebb", a run's folder name, "joint"
+  engine::Rule rule;
+  float ewc_lambda = 0;
+};
+
+// Per rule label, one result per seed (seed_base, seed_base + 1, …).
+using ResultsByRule = std::map<std::string, std::vector<engine::NetResult>>;
+
+// The first rule against every other, seed by seed: the mean paired
+// difference in test ACC and forgetting with its Student-t 95% interval
+// ({"candidate", "metric", "vs": {label: {"acc": …, "forgetting": …}}};
+// no forgetting against joint training, which has one phase).
+nlohmann::json paired_differences_json(const std::vector<std::string>& labels, const ResultsByRule& results);
+
+// eval.json of one protocol: the setup, every rule's metrics per seed, its
+// definition, its accuracy matrices, and the paired differences. rules: in the
+// order evaluated, the candidate first (joint training, when run, last).
+nlohmann::json eval_json(const EvalSetup& setup, const std::vector<EvaluatedRule>& rules,
+                         const ResultsByRule& results);
+
+// summary.json and summary.csv of an evaluation over several protocols:
+// per protocol and rule, ACC mean and std, mean forgetting and the
+// candidate's paired ACC difference. folders[q] holds evals[q] (eval.json's object).
+struct Summary {
+  nlohmann::json json;
+  std::string csv;
+};
+Summary summary_record(const std::vector<std::string>& folders, const std::vector<nlohmann::json>& evals);
 
 }  // namespace evoplast::io

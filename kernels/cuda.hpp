@@ -92,12 +92,12 @@ void fill(Stream st, float* x, std::size_t n, float value);
 
 // Plasticity (kernels/plasticity.hpp); coeffs and strength are device arrays of P.
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
-                          const float* e, const float* y, const std::int32_t* labels, float* theta, float* z,
+                          const float* e, const float* y, const std::int32_t* labels, float* theta, float* error_hebb,
                           float* mean_y, float* mean_y2);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
 void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x);
 void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x);
-void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* grad_hebb,
                        const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
                        float* acc_delta, float* omega);
 void plasticity_bias_update(Stream st, int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,

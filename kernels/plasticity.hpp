@@ -47,7 +47,7 @@ constexpr float kBcmTau = 0.1f;  // rate of the BCM threshold's running average
 
 namespace evoplast::kernels::cpu {
 
-// z = [e | ŷ/(N·S)] along the unit axis; mean_y = ⟨y⟩, mean_y2 = ⟨y²⟩ over
+// error_hebb = [e | ŷ/(N·S)] along the unit axis; mean_y = ⟨y⟩, mean_y2 = ⟨y²⟩ over
 // (n, s); θ moves toward ⟨y²⟩ after ŷ used its old value. labels: null, or
 // (with S = 1 and Out = classes, the readout) the minibatch's labels, mixed
 // into ŷ by each net's label_mix.
@@ -58,7 +58,7 @@ void stack_error_and_hebb(int P, int N, int Out, int S,
                           const T* y,        // (P, N, Out, S) post-synaptic activity
                           const std::int32_t* labels,  // (N) or null
                           T* theta,          // (P, Out) BCM threshold, updated
-                          T* z,              // (P, N, 2·Out, S), overwritten
+                          T* error_hebb,     // (P, N, 2·Out, S), overwritten
                           T* mean_y,         // (P, Out), overwritten
                           T* mean_y2);       // (P, Out), overwritten
 
@@ -76,7 +76,7 @@ void pre_mean_conv(const ConvShape& s, const T* x, T* mean_x);
 template <typename T>
 void plasticity_update(int P, int Out, int In,
                        const PlasticityCoeffs* coeffs,  // (P), host
-                       const T* gh,       // (P, 2·Out, In): g rows then h rows
+                       const T* grad_hebb,  // (P, 2·Out, In): g rows then h rows
                        const T* mean_x,   // (P, In)
                        const T* mean_y,   // (P, Out)
                        const T* mean_y2,  // (P, Out)

@@ -9,7 +9,7 @@ namespace evoplast::kernels::cpu {
 
 template <typename T>
 void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
-                          const T* e, const T* y, const std::int32_t* labels, T* theta, T* z, T* mean_y,
+                          const T* e, const T* y, const std::int32_t* labels, T* theta, T* error_hebb, T* mean_y,
                           T* mean_y2) {
   const T inv = T(1) / (T(N) * T(S));
   for (int p = 0; p < P; ++p) {
@@ -20,11 +20,11 @@ void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* 
       T sum = 0, sum2 = 0;
       for (int n = 0; n < N; ++n) {
         const std::size_t src = ((std::size_t(p) * N + n) * Out + o) * S;
-        T* ze = z + ((std::size_t(p) * N + n) * 2 * Out + o) * S;
-        T* zh = ze + std::size_t(Out) * S;
+        T* error_hebb_n = error_hebb + ((std::size_t(p) * N + n) * 2 * Out + o) * S;
+        T* zh = error_hebb_n + std::size_t(Out) * S;
         for (int s = 0; s < S; ++s) {
           const T yv = y[src + s];
-          ze[s] = e[src + s];
+          error_hebb_n[s] = e[src + s];
           const T hebb = yv * ((T(1) - bcm) + bcm * (yv - th));
           zh[s] = mix == T(0) ? hebb * inv
                               : ((T(1) - mix) * hebb + mix * T(labels[n] == o ? 1 : 0)) * inv;
@@ -82,7 +82,7 @@ void pre_mean_conv(const ConvShape& s, const T* x, T* mean_x) {
 }
 
 template <typename T>
-void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const T* gh,
+void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const T* grad_hebb,
                        const T* mean_x, const T* mean_y, const T* mean_y2, T* w, T* sq_avg,
                        T* acc_delta, T* omega) {
   for (int p = 0; p < P; ++p) {
@@ -95,7 +95,7 @@ void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, c
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < Out; ++o) {
       const std::size_t row = (std::size_t(p) * Out + o) * In;
-      const T* g = gh + (std::size_t(p) * 2 * Out + o) * In;
+      const T* g = grad_hebb + (std::size_t(p) * 2 * Out + o) * In;
       const T* h = g + std::size_t(Out) * In;
       const T my = mean_y[std::size_t(p) * Out + o], my2 = mean_y2[std::size_t(p) * Out + o];
       for (int i = 0; i < In; ++i) {

@@ -11,7 +11,7 @@ namespace {
 __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeffs* __restrict__ coeffs,
                              const float* __restrict__ e, const float* __restrict__ y,
                              const std::int32_t* __restrict__ labels, float* __restrict__ theta,
-                             float* __restrict__ z, float* __restrict__ mean_y, float* __restrict__ mean_y2) {
+                             float* __restrict__ error_hebb, float* __restrict__ mean_y, float* __restrict__ mean_y2) {
   const float inv = 1.0f / (float(N) * float(S));
   EVOPLAST_GRID_STRIDE(i, std::size_t(P) * Out) {
     const std::size_t p = i / Out, o = i % Out;
@@ -19,11 +19,11 @@ __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeff
     float sum = 0, sum2 = 0;
     for (int n = 0; n < N; ++n) {
       const std::size_t src = ((p * N + n) * Out + o) * S;
-      float* ze = z + ((p * N + n) * 2 * Out + o) * S;
-      float* zh = ze + std::size_t(Out) * S;
+      float* error_hebb_n = error_hebb + ((p * N + n) * 2 * Out + o) * S;
+      float* zh = error_hebb_n + std::size_t(Out) * S;
       for (int s = 0; s < S; ++s) {
         const float yv = y[src + s];
-        ze[s] = e[src + s];
+        error_hebb_n[s] = e[src + s];
         const float hebb = yv * ((1.0f - bcm) + bcm * (yv - th));
         zh[s] = mix == 0.0f ? hebb * inv
                             : ((1.0f - mix) * hebb + mix * (labels[n] == int(o) ? 1.0f : 0.0f)) * inv;
@@ -65,7 +65,7 @@ __global__ void pre_mean_conv_kernel(ConvShape s, const float* __restrict__ x, f
 }
 
 __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs* __restrict__ coeffs,
-                                  const float* __restrict__ gh, const float* __restrict__ mean_x,
+                                  const float* __restrict__ grad_hebb, const float* __restrict__ mean_x,
                                   const float* __restrict__ mean_y, const float* __restrict__ mean_y2,
                                   float* __restrict__ w, float* __restrict__ sq, float* __restrict__ acc,
                                   float* __restrict__ omega) {
@@ -73,7 +73,7 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
     const std::size_t p = k / (std::size_t(Out) * In), o = k / In % Out, i = k % In;
     const PlasticityCoeffs c = coeffs[p];
     if (c.frozen) continue;
-    const float g = gh[(p * 2 * Out + o) * In + i], h = gh[(p * 2 * Out + Out + o) * In + i];
+    const float g = grad_hebb[(p * 2 * Out + o) * In + i], h = grad_hebb[(p * 2 * Out + Out + o) * In + i];
     float v = sq[k], u = acc[k];
     const float delta = rule_opt(c.adadelta != 0, g, c.rho, c.eps, v, u);
     sq[k] = v;
@@ -137,10 +137,10 @@ __global__ void proximal_kernel(int P, std::size_t per_net, const float* strengt
     w[i] = (w[i] + cf * anchor[i]) / (1.0f + cf);
   }
 }
-__global__ void mask_kernel(int P, int N, int C, const std::uint8_t* allowed, float* z) {
+__global__ void mask_kernel(int P, int N, int C, const std::uint8_t* allowed, float* logits) {
   EVOPLAST_GRID_STRIDE(i, std::size_t(P) * N * C) {
     const std::size_t nc = i % (std::size_t(N) * C);
-    if (!allowed[nc]) z[i] = -1e9f;
+    if (!allowed[nc]) logits[i] = -1e9f;
   }
 }
 __global__ void nonfinite_kernel(int P, std::size_t per_net, const float* x, std::uint8_t* flags) {
@@ -152,10 +152,10 @@ __global__ void nonfinite_kernel(int P, std::size_t per_net, const float* x, std
 }  // namespace
 
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
-                          const float* y, const std::int32_t* labels, float* theta, float* z, float* mean_y,
+                          const float* y, const std::int32_t* labels, float* theta, float* error_hebb, float* mean_y,
                           float* mean_y2) {
   EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * Out), kThreads, 0, st, P, N, Out, S, coeffs, e, y, labels,
-                  theta, z, mean_y, mean_y2);
+                  theta, error_hebb, mean_y, mean_y2);
 }
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) {
   const std::size_t rows = std::size_t(P) * Out;
@@ -168,11 +168,11 @@ void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_
 void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x) {
   EVOPLAST_LAUNCH(pre_mean_conv_kernel, blocks_for(std::size_t(s.P) * s.Cin * s.K * s.K), kThreads, 0, st, s, x, mean_x);
 }
-void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* gh,
+void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* grad_hebb,
                        const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
                        float* acc_delta, float* omega) {
   EVOPLAST_LAUNCH(plasticity_kernel, blocks_for(std::size_t(P) * Out * In), kThreads, 0, st, 
-      P, Out, In, coeffs, gh, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+      P, Out, In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
 }
 void plasticity_bias_update(Stream st, int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,
                             const float* mean_y, float* b, float* sq_avg, float* acc_delta) {
