@@ -43,6 +43,15 @@ struct Scratch {
 enum class GemmImpl { cublas, tiled };
 void set_gemm_impl(GemmImpl impl);
 GemmImpl gemm_impl();
+// The arithmetic of every GEMM: fp32 (the implementation above), or our
+// tensor-core kernel at tf32 (operands rounded to 10 mantissa bits; about
+// 1e-3 relative error per product) or tf32x3 (split TF32: three mmas per
+// step, about fp32's accuracy). $EVOPLAST_PRECISION or set_gemm_precision
+// chooses; fp32 by default (the CPU reference's arithmetic).
+enum class Precision { fp32, tf32, tf32x3 };
+void set_gemm_precision(Precision precision);
+Precision gemm_precision();
+const char* precision_name(Precision precision);  // "fp32", "tf32", "tf32x3"
 void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
           long long strideC, int batch);

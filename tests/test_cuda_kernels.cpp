@@ -141,6 +141,83 @@ TEST_CASE("cuda: dense forward and backward match the CPU") {
   }
 }
 
+// Dense layers with every GEMM on tensor cores: each output within the
+// precision's error bound of the exact (double) value. With u = 2^-24 and
+// mag = |b| + Σ_k |a_k·b_k| for the output's K-term sum:
+//   tf32:   each operand rounded to 10 mantissa bits (rna: relative error
+//           ≤ 2^-11), so a product is off by ≤ (2^-10 + 2^-22)·|a·b|; K
+//           fp32 additions add ≤ 2u each (2u, not u: the tensor core's
+//           accumulation is not guaranteed round-to-nearest);
+//   tf32x3: x = big + small, both tf32, leaves ≤ 2^-22·|x|; the three
+//           products miss ≤ 3·2^-22·|a·b| (small·small and both remainders);
+//           3K additions at ≤ 2u.
+// Plus 4u·mag for the bias and α/β steps. The test also requires tf32's
+// largest error to show its rounding (above 2^-16·mag somewhere: the tensor
+// path ran) and tf32x3's to stay below 2^-18·mag (fp32-level, as promised).
+TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error bound") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  const double u = std::ldexp(1.0, -24);
+  struct BackToFp32 {
+    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
+  } back_to_fp32;
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3}) {
+    kc::set_gemm_precision(precision);
+    const bool split = precision == kc::Precision::tf32x3;
+    const auto bound = [&](int K) {
+      return split ? 3 * std::ldexp(1.0, -22) + 6.0 * K * u + 4 * u
+                   : std::ldexp(1.0, -10) + std::ldexp(1.0, -22) + 2.0 * K * u + 4 * u;
+    };
+    double worst = 0;  // the largest error / mag seen
+    const auto check_sum = [&](double got, double exact, double mag, int K, const char* what) {
+      const double err = std::fabs(got - exact);
+      worst = std::max(worst, err / std::max(mag, 1e-30));
+      if (!(err <= bound(K) * mag)) FAIL_CHECK(std::string(what) << ": |" << got << " − " << exact << "| > " << bound(K) * mag);
+    };
+    for (DenseShape s : {DenseShape{2, 37, 70, 45, false}, DenseShape{3, 65, 784, 40, true}}) {
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name); CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out);
+      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+      auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
+      auto dx = h.out(s.shared_input ? 1 : s.x_size());
+      h.gpu->dense_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+      h.gpu->dense_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                            db.g.ptr());
+      const auto X = x.c.body(), W = w.c.body(), B = b.c.body(), DY = dy.c.body();  // the inputs, from the host copy
+      const auto Y = y.g.body(), DW = dw.g.body(), DX = s.shared_input ? std::vector<float>() : dx.g.body();
+      for (int p = 0; p < s.P; ++p) {
+        const auto xi = [&](int n, int i) {
+          return double(X[(std::size_t(s.shared_input ? 0 : p) * s.N + n) * s.In + i]);
+        };
+        const auto wi = [&](int o, int i) { return double(W[(std::size_t(p) * s.Out + o) * s.In + i]); };
+        const auto dyi = [&](int n, int o) { return double(DY[(std::size_t(p) * s.N + n) * s.Out + o]); };
+        for (int n = 0; n < s.N; ++n)
+          for (int o = 0; o < s.Out; ++o) {  // y = x·Wᵀ + b, K = In
+            double exact = B[std::size_t(p) * s.Out + o], mag = std::fabs(exact);
+            for (int i = 0; i < s.In; ++i) exact += xi(n, i) * wi(o, i), mag += std::fabs(xi(n, i) * wi(o, i));
+            check_sum(Y[(std::size_t(p) * s.N + n) * s.Out + o], exact, mag, s.In, "y");
+          }
+        for (int o = 0; o < s.Out; ++o)
+          for (int i = 0; i < s.In; ++i) {  // dW = dyᵀ·x, K = N
+            double exact = 0, mag = 0;
+            for (int n = 0; n < s.N; ++n) exact += dyi(n, o) * xi(n, i), mag += std::fabs(dyi(n, o) * xi(n, i));
+            check_sum(DW[(std::size_t(p) * s.Out + o) * s.In + i], exact, mag, s.N, "dw");
+          }
+        if (!s.shared_input)
+          for (int n = 0; n < s.N; ++n)
+            for (int i = 0; i < s.In; ++i) {  // dx = dy·W, K = Out
+              double exact = 0, mag = 0;
+              for (int o = 0; o < s.Out; ++o) exact += dyi(n, o) * wi(o, i), mag += std::fabs(dyi(n, o) * wi(o, i));
+              check_sum(DX[(std::size_t(p) * s.N + n) * s.In + i], exact, mag, s.Out, "dx");
+            }
+      }
+    }
+    MESSAGE(std::string(kc::precision_name(precision)) << ": largest error " << worst << " of Σ|a·b|");
+    if (split) CHECK(worst < std::ldexp(1.0, -18));
+    else CHECK(worst > std::ldexp(1.0, -16));
+  }
+}
+
 TEST_CASE("cuda: max-pool, ReLU, dropout and fill match the CPU") {
   Harness h;
   for (PoolShape s : {PoolShape{1, 2, 2, 2}, PoolShape{3 * 5 * 4, 24, 24, 2}, PoolShape{7, 9, 7, 3}}) {

@@ -94,6 +94,7 @@ struct Fiber {
   uint3 tid{};
   State state = ready;
   std::source_location site;  // the barrier it waits at
+  int warp_wait = 0;          // 0: at __syncthreads; k > 0: at step k of a warp collective
   const void* stack_bottom = nullptr;
   std::size_t stack_size = 0;
   void* fake_stack = nullptr;  // ASan's, while switched out
@@ -169,6 +170,19 @@ std::string triple(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
 }
 
+// Every lane of the full warp starting at thread lo waits at the same step of the same warp collective.
+bool warp_complete(const std::vector<Fiber>& fibers, unsigned lo) {
+  const Fiber& first = fibers[lo];
+  if (first.state != Fiber::waiting || first.warp_wait == 0) return false;
+  for (unsigned k = lo + 1; k < lo + 32; ++k) {
+    const Fiber& f = fibers[k];
+    if (f.state != Fiber::waiting || f.warp_wait != first.warp_wait || f.site.line() != first.site.line() ||
+        std::strcmp(f.site.file_name(), first.site.file_name()) != 0)
+      return false;
+  }
+  return true;
+}
+
 std::vector<unsigned> thread_order(unsigned n, std::mt19937& rng) {
   std::vector<unsigned> seq(n);
   std::iota(seq.begin(), seq.end(), 0u);
@@ -190,8 +204,8 @@ bool run_block_direct(const char* kernel, dim3 grid, dim3 block, uint3 bid, cons
     try {
       body();
     } catch (const AbortThread&) {
-      error = "kernel " + std::string(kernel) + " reached __syncthreads at " + site_name(t_direct_site) +
-              " in a launch run without fibers (its first launch never reached a barrier); "
+      error = "kernel " + std::string(kernel) + " reached a barrier at " + site_name(t_direct_site) +
+              " in a launch run without fibers (its first launch never reached a barrier or warp collective); "
               "run with EVOPLAST_SIMT_FIBERS=always";
       ok = false;
       break;
@@ -216,8 +230,45 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
   std::vector<unsigned> seq = thread_order(n, rng);
   for (;;) {
     if (g_order == Order::shuffle) std::shuffle(seq.begin(), seq.end(), rng);
-    for (unsigned i : seq)
-      if (fibers[i].state == Fiber::ready) resume(fibers[i]);
+    for (unsigned i : seq) {
+      if (fibers[i].state != Fiber::ready) continue;
+      resume(fibers[i]);
+      // A warp whose last lane just met its collective runs on at once, ahead
+      // of the other warps (up to a __syncthreads, the end, or a collective
+      // some lane has not met), as a warp may on a GPU: a barrier missing
+      // between warps shows.
+      const unsigned lo = i / 32 * 32, hi = std::min(n, lo + 32);
+      while (hi - lo == 32 && warp_complete(fibers, lo)) {
+        for (unsigned k = lo; k < hi; ++k) fibers[k].state = Fiber::ready;
+        for (unsigned k : seq)
+          if (k >= lo && k < hi) resume(fibers[k]);
+      }
+    }
+    // A warp still waiting at a collective: some lane never met it (an error below).
+    for (unsigned w = 0; w * 32 < n; ++w) {
+      const unsigned lo = w * 32, hi = std::min(n, lo + 32);
+      const Fiber* at = nullptr;
+      for (unsigned i = lo; i < hi && !at; ++i)
+        if (fibers[i].state == Fiber::waiting && fibers[i].warp_wait) at = &fibers[i];
+      if (!at) continue;
+      const Fiber* off = nullptr;
+      for (unsigned i = lo; i < hi && !off; ++i)
+        if (fibers[i].state != Fiber::waiting || fibers[i].warp_wait != at->warp_wait ||
+            fibers[i].site.line() != at->site.line() ||
+            std::strcmp(fibers[i].site.file_name(), at->site.file_name()) != 0)
+          off = &fibers[i];
+      error = "kernel " + std::string(kernel) + ", block " + triple(bid) + ", warp " + std::to_string(w) +
+              ": the warp collective at " + site_name(at->site) +
+              (off ? " not reached by every lane: thread " + triple(off->tid) +
+                         (off->state == Fiber::done ? " ended without it" : " waits at " + site_name(off->site))
+                   : " in a partial warp of " + std::to_string(hi - lo) +
+                         " lanes (the block's size is not a multiple of 32)");
+      t_abort = true;
+      for (Fiber& f : fibers)
+        if (f.state == Fiber::waiting) resume(f);
+      t_abort = false;
+      return false;
+    }
     const Fiber* first_waiting = nullptr;
     const Fiber* first_done = nullptr;
     const Fiber* elsewhere = nullptr;
@@ -256,24 +307,33 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
 
 }  // namespace
 
-void barrier(std::source_location site) {
+namespace {
+
+// Stops the running GPU thread at a barrier (of the block, or of its warp) until the scheduler opens it.
+void wait_at(std::source_location site, int warp) {
   Fiber* f = t_running;
   if (!f && t_direct) {
     t_direct_site = site;
     throw AbortThread{};
   }
   if (!f) {
-    std::fprintf(stderr, "simt: __syncthreads at %s outside a kernel\n", site_name(site).c_str());
+    std::fprintf(stderr, "simt: a barrier at %s outside a kernel\n", site_name(site).c_str());
     std::abort();
   }
   t_reached_barrier = true;
   f->state = Fiber::waiting;
   f->site = site;
+  f->warp_wait = warp;
   asan_start(&f->fake_stack, t_host_bottom, t_host_size);
   f->scheduler = std::move(f->scheduler).resume();
   asan_finish(f->fake_stack, &t_host_bottom, &t_host_size);
   if (t_abort) throw AbortThread{};
 }
+
+}  // namespace
+
+void barrier(std::source_location site) { wait_at(site, 0); }
+void warp_barrier(std::source_location site, int step) { wait_at(site, step); }
 
 void set_order(Order order) { g_order = order; }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cuda_check.hpp"
+#include "kernels/mma.cuh"
 
 namespace {
 
@@ -34,6 +35,24 @@ __global__ void early_exit(float* out) {
 __global__ void copy_kernel(std::size_t n, const float* x, float* y) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
     y[i] = x[i];
+}
+
+// One warp: D (16×8) = A (16×8, row-major) · B (8×8, row-major) + C through
+// the mma wrapper, each lane loading its fragments as the PTX ISA lays them out.
+// skip_lane ≥ 0: that lane leaves before the mma (a broken warp collective).
+__global__ void warp_mma(int skip_lane, const float* A, const float* B, const float* C, float* D) {
+  namespace kc = evoplast::kernels::cuda;
+  const int lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
+  if (lane == skip_lane) return;
+  const std::uint32_t a[4] = {kc::to_tf32(A[g * 8 + t]), kc::to_tf32(A[(g + 8) * 8 + t]),
+                              kc::to_tf32(A[g * 8 + t + 4]), kc::to_tf32(A[(g + 8) * 8 + t + 4])};
+  const std::uint32_t b[2] = {kc::to_tf32(B[t * 8 + g]), kc::to_tf32(B[(t + 4) * 8 + g])};
+  float d[4] = {C[g * 8 + 2 * t], C[g * 8 + 2 * t + 1], C[(g + 8) * 8 + 2 * t], C[(g + 8) * 8 + 2 * t + 1]};
+  kc::mma_tf32(d, a, b, d);
+  D[g * 8 + 2 * t] = d[0];
+  D[g * 8 + 2 * t + 1] = d[1];
+  D[(g + 8) * 8 + 2 * t] = d[2];
+  D[(g + 8) * 8 + 2 * t + 1] = d[3];
 }
 
 template <typename T>
@@ -111,6 +130,58 @@ TEST_CASE("simt: new device memory reads as NaN, and host memory is not device m
   CHECK(cudaFree(y) == cudaSuccess);
   CHECK(cudaFree(y) == cudaErrorInvalidValue);  // twice
   (void)cudaGetLastError();
+}
+
+// tf32 as cvt.rna.tf32.f32 rounds: to 10 mantissa bits, ties away from zero.
+float tf32_reference(float x) {
+  const double m = std::ldexp(1.0, 10 - std::ilogb(x));  // 2^(10 − exponent): ulp⁻¹
+  const double scaled = std::fabs(double(x)) * m;
+  return float(std::copysign(std::floor(scaled + 0.5) / m, double(x)));
+}
+
+TEST_CASE("simt: mma.sync m16n8k8 follows the PTX fragment layout, with operands rounded to tf32") {
+  CHECK(tf32_reference(1.0f + 0x1p-11f) == 1.0f + 0x1p-10f);  // a tie goes away from zero
+  std::vector<float> a(16 * 8), b(8 * 8), c(16 * 8);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = 1.0f + float(i) / 97.0f - float(i % 5) * 0.37f;
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = 0.5f - float(i) / 61.0f + float(i % 3) * 0.113f;
+  for (std::size_t i = 0; i < c.size(); ++i) c[i] = float(i % 11) - 5.0f;
+  float *A = device_alloc<float>(a.size()), *B = device_alloc<float>(b.size()), *C = device_alloc<float>(c.size());
+  float* D = device_alloc<float>(c.size());
+  REQUIRE(cudaMemcpy(A, a.data(), a.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaMemcpy(B, b.data(), b.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaMemcpy(C, c.data(), c.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
+    simt::set_order(o);
+    EVOPLAST_LAUNCH(warp_mma, 1, 32, 0, nullptr, -1, static_cast<const float*>(A), static_cast<const float*>(B),
+                    static_cast<const float*>(C), D);
+    std::vector<float> got(c.size());
+    REQUIRE(cudaMemcpy(got.data(), D, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int m = 0; m < 16; ++m)
+      for (int n = 0; n < 8; ++n) {
+        float want = c[std::size_t(m * 8 + n)];  // products of tf32 values are exact in fp32
+        for (int k = 0; k < 8; ++k)
+          want += tf32_reference(a[std::size_t(m * 8 + k)]) * tf32_reference(b[std::size_t(k * 8 + n)]);
+        CHECK_MESSAGE(got[std::size_t(m * 8 + n)] == want, "D[" << m << "][" << n << "]");
+      }
+  }
+  simt::set_order(simt::Order::forward);
+  cudaFree(A), cudaFree(B), cudaFree(C), cudaFree(D);
+}
+
+TEST_CASE("simt: a warp collective not reached by every lane is an error naming the kernel and the warp") {
+  float* x = device_alloc<float>(16 * 8);
+  float* D = device_alloc<float>(16 * 8);
+  REQUIRE(cudaMemsetAsync(x, 0, 16 * 8 * 4, nullptr) == cudaSuccess);
+  EVOPLAST_LAUNCH(warp_mma, 1, 64, 0, nullptr, 5, static_cast<const float*>(x), static_cast<const float*>(x),
+                  static_cast<const float*>(x), D);
+  const cudaError_t e = cudaDeviceSynchronize();
+  CHECK(e == cudaErrorLaunchFailure);
+  const std::string msg = cudaGetErrorString(e);
+  CHECK(msg.find("kernel warp_mma") != std::string::npos);
+  CHECK(msg.find("warp 0: the warp collective") != std::string::npos);
+  CHECK(msg.find("not reached by every lane: thread (5,0,0) ended without it") != std::string::npos);
+  simt::clear_error();
+  cudaFree(x), cudaFree(D);
 }
 
 // Last: a broken barrier is an execution error, and execution errors stick.

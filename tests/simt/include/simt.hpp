@@ -12,6 +12,10 @@
 //   A kernel whose first launch reached no barrier runs its later launches
 //   without fibers (the same execution, minus the switches; a barrier reached
 //   there after all is an error; EVOPLAST_SIMT_FIBERS=always turns this off);
+// - a warp collective (tensor-core mma) is a barrier of the warp's 32 lanes:
+//   every lane must meet the same one (else an error naming the kernel and
+//   the warp), and the warp then runs on at once, ahead of the other warps,
+//   so a __syncthreads missing between warps shows;
 // - between barriers the fibers run in the order EVOPLAST_SIMT_ORDER names
 //   (forward, reverse or shuffle), so a missing barrier or a race changes the
 //   result in one of the orders;
@@ -84,6 +88,22 @@ bool device_pointer_ok(const char* kernel, int index, const void* p);
 void drain();
 // The barrier; the site names it in errors.
 void barrier(std::source_location site);
+// The barrier of the calling thread's warp (threads 32w…32w + 31 of the block
+// in linear order): a warp collective. Every lane must reach the same one, in
+// a full warp of 32; anything else is an error naming the kernel and the warp.
+// step (≥ 1) tells apart the barriers of one collective at one site.
+void warp_barrier(std::source_location site, int step);
+
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 over the calling warp:
+// D (16×8) = A (16×8) · B (8×8) + C, each lane holding its fragments in the
+// PTX ISA's layout (g = lane / 4, t = lane % 4):
+//   a[0..3]: A[g][t], A[g+8][t], A[g][t+4], A[g+8][t+4]   (tf32 bit patterns)
+//   b[0..1]: B[t][g], B[t+4][g]                            (tf32 bit patterns)
+//   c, d[0..3]: C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]
+// Only the tf32 bits of a and b count (the low 13 of each are ignored, as the
+// tensor core ignores them); products are exact and summed in fp32 in k order.
+void mma_m16n8k8_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
+                      std::source_location site = std::source_location::current());
 
 template <typename T>
 bool argument_ok(const char* kernel, int index, const T& v) {

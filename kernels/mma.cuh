@@ -1,0 +1,88 @@
+// Tensor cores behind one wrapper: the warp-wide mma.sync m16n8k8 with TF32
+// operands and fp32 accumulators, and the conversions into TF32. Under nvcc it
+// is the PTX instruction; in the SIMT simulator (EVOPLAST_SIMT) the same
+// fragments go through simt::mma_m16n8k8_tf32, which follows the PTX ISA's
+// fragment layout, so kernels built on it are checked there against the CPU.
+//
+// Fragments (g = lane / 4, t = lane % 4; A is 16×8 row-major, B is 8×8, C/D 16×8):
+//   a[0..3] = A[g][t], A[g+8][t], A[g][t+4], A[g+8][t+4]
+//   b[0..1] = B[t][g], B[t+4][g]
+//   c, d[0..3] = C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]
+// Every lane of the warp must call it together (it is a warp collective).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#if defined(EVOPLAST_SIMT)
+#include <bit>
+#include <source_location>
+#endif
+
+namespace evoplast::kernels::cuda {
+
+// f32 → tf32, rounded to nearest with ties away from zero (cvt.rna.tf32.f32):
+// the bit pattern an mma operand register holds (low 13 bits zero).
+__device__ __forceinline__ std::uint32_t to_tf32(float x) {
+#if defined(EVOPLAST_SIMT)
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  if ((bits & 0x7F800000u) != 0x7F800000u) bits += 0x1000u;  // finite: half an ulp up in magnitude
+  return bits & 0xFFFFE000u;
+#else
+  std::uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+#endif
+}
+
+// The value a tf32 bit pattern stands for.
+__device__ __forceinline__ float tf32_value(std::uint32_t bits) {
+#if defined(EVOPLAST_SIMT)
+  return std::bit_cast<float>(bits);
+#else
+  return __uint_as_float(bits);
+#endif
+}
+
+// d = A·B + c over the warp (d may be c).
+#if defined(EVOPLAST_SIMT)
+inline void mma_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
+                     std::source_location site = std::source_location::current()) {
+  ::simt::mma_m16n8k8_tf32(d, a, b, c, site);
+}
+#else
+__device__ __forceinline__ void mma_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2],
+                                         const float c[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%10, %11, %12, %13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+        "f"(c[3]));
+}
+#endif
+
+// acc += A·B at TF32 (one mma), or at about fp32 accuracy with three
+// (split TF32: x = big + small, both tf32; A·B ≈ As·Bb + Ab·Bs + Ab·Bb, the
+// small products first; the dropped As·Bs and the splits' remainders are
+// below 2^-21 of |A||B|). a, b: this lane's fp32 fragment values.
+template <bool kSplit>
+__device__ __forceinline__ void mma_fp32_operands(float acc[4], const float a[4], const float b[2]) {
+  std::uint32_t ab[4], bb[2];
+#pragma unroll
+  for (int q = 0; q < 4; ++q) ab[q] = to_tf32(a[q]);
+#pragma unroll
+  for (int q = 0; q < 2; ++q) bb[q] = to_tf32(b[q]);
+  if constexpr (kSplit) {
+    std::uint32_t as[4], bs[2];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) as[q] = to_tf32(a[q] - tf32_value(ab[q]));
+#pragma unroll
+    for (int q = 0; q < 2; ++q) bs[q] = to_tf32(b[q] - tf32_value(bb[q]));
+    mma_tf32(acc, as, bb, acc);
+    mma_tf32(acc, ab, bs, acc);
+  }
+  mma_tf32(acc, ab, bb, acc);
+}
+
+}  // namespace evoplast::kernels::cuda
