@@ -52,6 +52,7 @@ struct EvalOptions {
   std::optional<std::string> data_dir;
   bool no_verify = false;
   std::string backend = "auto";
+  std::string precision = "fp32";
   std::string out;  // empty: a new runs/eval-<protocol>-<time>
   bool quiet = false;
   bool broadcast_rule = false;  // apply a rule evolved for fewer hidden layers to more
@@ -119,6 +120,10 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
   cmd->add_flag("--no-verify", o.no_verify, "Skip the MD5 check of the data files");
   cmd->add_option("--backend", o.backend, "cpu, cuda or auto")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--precision", o.precision,
+                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3 (split TF32, about fp32's accuracy)")
+      ->check(CLI::IsMember({"fp32", "tf32", "tf32x3"}))
       ->capture_default_str();
   cmd->add_option("--out", o.out, "Output folder, empty or new (default: a new runs/eval-<protocol>-<time>)");
   cmd->add_flag("-q,--quiet", o.quiet, "Only the final tables");
@@ -421,6 +426,8 @@ json evaluate_protocol(const EvalOptions& o, const std::vector<Entry>& entries, 
   setup.ewc_lambda = o.ewc_lambda;
   setup.seconds = runs.seconds;
   setup.program = {{"name", "evolve"}, {"version", program_version()}, {"commit", program_commit()}};
+  setup.backend = backend.name();
+  setup.precision = o.precision;
   const json j = io::eval_json(setup, rules, runs.results);
 
   print_metrics_table(o, rules, runs);
@@ -476,7 +483,7 @@ int run_eval(const EvalOptions& o) {
   const std::vector<Entry> entries = make_entries(o);
   if (entries.empty() && !o.joint) throw engine::EngineError("--rule: name at least one rule");
   const auto items = protocol_items(o.protocol, o.dataset);
-  auto backend = engine::make_backend(o.backend);
+  auto backend = engine::make_backend(o.backend, o.precision);
   for (const auto& item : items) {  // every data set is there before hours of training start
     engine::ProtocolConfig pc;
     engine::parse_protocol_name(item.name, pc);
@@ -510,7 +517,7 @@ int run_eval(const EvalOptions& o) {
 }  // namespace
 
 void evaluate_heldout(const fs::path& run_dir, int seeds, const std::string& data_dir, const std::string& backend,
-                      int threads, bool quiet) {
+                      const std::string& precision, int threads, bool quiet) {
   const fs::path out = run_dir / "heldout";
   if (fs::exists(out / "summary.json")) return;  // done before the run was resumed
   std::error_code ec;
@@ -529,6 +536,7 @@ void evaluate_heldout(const fs::path& run_dir, int seeds, const std::string& dat
   o.seeds = seeds;
   if (!data_dir.empty()) o.data_dir = data_dir;
   o.backend = backend;
+  o.precision = precision;
   o.threads = threads;
   o.quiet = quiet;
   o.out = out.string();

@@ -34,7 +34,7 @@ inline void use_cpu_threads(int requested) {
 // beside finetune, EWC, SI and joint training on the held-out protocols, at
 // full data, as `evolve eval --run DIR --heldout` (skipped when done).
 void evaluate_heldout(const std::filesystem::path& run_dir, int seeds, const std::string& data_dir,
-                      const std::string& backend, int threads, bool quiet);
+                      const std::string& backend, const std::string& precision, int threads, bool quiet);
 
 // Adds the mode; returns the function that runs it after parsing.
 std::function<int()> add_train_mode(CLI::App& app);

@@ -57,7 +57,7 @@ struct RunOptions {
   std::optional<int> population, generations, epochs;
   std::optional<std::int64_t> train_per_task, val_per_task, test_per_task;
   std::optional<std::uint64_t> seed;
-  std::optional<std::string> data_dir, backend;
+  std::optional<std::string> data_dir, backend, precision;
   std::string out;
   std::string resume;
   bool quiet = false;
@@ -616,7 +616,7 @@ int serve_run(const RunOptions& o, const Ranks& ranks) {
     datasets = load_datasets(pcs, cfg, !o.no_verify);
     use_cpu_threads(rank_threads(cfg.threads, ranks));
     ranks.pin_device();
-    backend = engine::make_backend(cfg.backend);
+    backend = engine::make_backend(cfg.backend, cfg.precision);
     evaluator.emplace(*backend, pcs, datasets, cfg, ranks, -1);
   } catch (const std::exception& e) {
     ready = {{"error", e.what()}};
@@ -707,6 +707,7 @@ io::RunConfig resolve_config(const RunOptions& o) {
     if (o.seed) cfg.seed = *o.seed;
     if (o.data_dir) cfg.data_dir = *o.data_dir;
     if (o.backend) cfg.backend = *o.backend;
+    if (o.precision) cfg.precision = *o.precision;
   }
   io::validate(cfg);
   (void)engine::NetSpec::parse(cfg.net);  // a bad net name or seed rule fails before any work
@@ -786,7 +787,7 @@ class RunDirectory {
 std::unique_ptr<engine::Backend> open_backend(const io::RunConfig& cfg, const Ranks& ranks) {
   use_cpu_threads(rank_threads(cfg.threads, ranks));
   ranks.pin_device();
-  auto backend = engine::make_backend(cfg.backend);
+  auto backend = engine::make_backend(cfg.backend, cfg.precision);
   try {
     // The population or the finalists, and the controls beside them.
     const int nets = std::max(cfg.population, cfg.finalists) + int(cfg.controls.size());
@@ -1011,7 +1012,7 @@ int run_evolution(const RunOptions& o, const Ranks& ranks) {
     progress.line(fmt::format("held-out evaluation: the champion beside finetune, ewc, si and joint on {} seeds, "
                               "into {}",
                               cfg.heldout_seeds, (dir / "heldout").string()));
-    evaluate_heldout(dir, cfg.heldout_seeds, cfg.data_dir, cfg.backend, cfg.threads, o.quiet);
+    evaluate_heldout(dir, cfg.heldout_seeds, cfg.data_dir, cfg.backend, cfg.precision, cfg.threads, o.quiet);
   }
   print_champion(champion, cfg, dir, io::write_report(dir));
   return 0;
@@ -1047,6 +1048,9 @@ std::function<int()> add_run_mode(CLI::App& app, Ranks& ranks) {
       ->check(kSeed);
   cmd->add_option("--data-dir", o->data_dir, "= data_dir");
   cmd->add_option("--backend", o->backend, "= backend: cpu, cuda or auto");
+  cmd->add_option("--precision", o->precision,
+                  "= precision: fp32 (default), or on a GPU's tensor cores tf32 or tf32x3 (split TF32, about fp32's "
+                  "accuracy)");
   cmd->add_option("-o,--out", o->out, "Run directory (default: a new runs/<preset>-seed<seed>-<time>)");
   cmd->add_option("--resume", o->resume,
                   "Continue the run in this directory with its own config (only --data-dir, --backend, --quiet "

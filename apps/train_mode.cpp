@@ -29,6 +29,7 @@ struct TrainOptions {
   std::string dataset = "mnist";
   std::optional<std::string> data_dir;
   std::string backend = "auto";
+  std::string precision = "fp32";
   bool no_verify = false;
   int threads = 0;
   std::string out;  // empty: a new runs/train-<net>-seed<seed>-<time>
@@ -82,6 +83,10 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   cmd->add_option("--backend", o.backend, "cpu, cuda or auto")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
+  cmd->add_option("--precision", o.precision,
+                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3 (split TF32, about fp32's accuracy)")
+      ->check(CLI::IsMember({"fp32", "tf32", "tf32x3"}))
+      ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_option("-o,--out", o.out,
                   "Run directory, empty or new (default: a new runs/train-<net>-seed<seed>-<time>): config.json, "
@@ -96,7 +101,7 @@ float mean_of(const std::vector<float>& v) {
 
 int run_train(const TrainOptions& o) {
   use_cpu_threads(o.threads);
-  auto backend = engine::make_backend(o.backend);
+  auto backend = engine::make_backend(o.backend, o.precision);
   const auto dir = io::resolve_data_dir(o.data_dir);
   const io::Dataset data = io::load_dataset(o.dataset, dir, !o.no_verify);
   const auto& c = o.config;
@@ -134,7 +139,7 @@ int run_train(const TrainOptions& o) {
       {"lr", c.lr},             {"gamma", c.gamma},             {"optimizer", c.optimizer.kind},
       {"rho", c.optimizer.rho}, {"eps", c.optimizer.eps},       {"seed", c.seed},
       {"same_init", c.same_init}, {"train_limit", c.train_limit}, {"validation", c.validation},
-      {"test_limit", c.test_limit}, {"backend", backend->name()}};
+      {"test_limit", c.test_limit}, {"backend", backend->name()}, {"precision", o.precision}};
   io::write_atomically(run_dir / "config.json", config.dump(2) + "\n");
   io::write_atomically(run_dir / "epochs.csv",
                        "epoch,net,lr,train_loss,val_loss,val_acc,seconds,train_seconds,network_images_per_s\n");

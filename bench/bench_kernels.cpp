@@ -2,6 +2,7 @@
 // (seed CNN, P = 64, batch 64): time, TFLOP/s or GB/s, and the share of this
 // card's ceilings measured in the same run (a large cuBLAS SGEMM, a device
 // copy). Figures, not assertions. NVTX ranges name every measurement.
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
@@ -16,6 +17,7 @@
 #include "engine/cuda_backend.hpp"
 #include "engine/rule.hpp"
 #include "kernels/cuda.hpp"
+#include "kernels/cuda_check.hpp"
 
 using namespace evoplast;
 namespace kc = evoplast::kernels::cuda;
@@ -60,14 +62,36 @@ int main(int argc, char** argv) {
     engine::Buffer<float> c(*be, std::size_t(G) * G);
     auto bias = random_buffer(*be, std::size_t(G), rng);
     kc::set_gemm_impl(kc::GemmImpl::cublas);
+    kc::set_gemm_precision(kc::Precision::fp32);
     const engine::DenseShape big{1, G, G, G, false};
     const double t_peak = time_it(*be, "ceiling sgemm", [&] { be->dense_forward(big, a.data(), b.data(), bias.data(), c.data()); }, 1, 5);
     const double peak_tflops = 2.0 * G * G * double(G) / t_peak / 1e12;
     const double t_copy = time_it(*be, "ceiling copy", [&] { be->copy(c.data(), a.data(), std::size_t(G) * G * 4); });
     const double peak_gbs = 2.0 * G * G * 4.0 / t_copy / 1e9;
-    fmt::print("ceilings: fp32 SGEMM {:.1f} TFLOP/s (cuBLAS, 8192³), device copy {:.0f} GB/s (read + write)\n\n",
-               peak_tflops, peak_gbs);
-    fmt::print("{:<34} {:<8} {:>9} {:>10} {:>9} {:>8}\n", "kernel (P = 64, batch 64)", "impl", "ms", "TFLOP/s", "GB/s",
+    // The tensor-core ceiling: cuBLAS's SGEMM with TF32 allowed, same size.
+    cublasHandle_t tf32_blas = nullptr;
+    EVOPLAST_CUBLAS(cublasCreate(&tf32_blas));
+    EVOPLAST_CUBLAS(cublasSetMathMode(tf32_blas, CUBLAS_TF32_TENSOR_OP_MATH));
+    const float one = 1, zero = 0;
+    const auto tf32_gemm = [&] {
+      EVOPLAST_CUBLAS(
+          cublasSgemm(tf32_blas, CUBLAS_OP_N, CUBLAS_OP_N, G, G, G, &one, a.data(), G, b.data(), G, &zero, c.data(), G));
+    };
+    tf32_gemm();  // warm-up; on the default stream, so the whole device is synchronised around the timing
+    EVOPLAST_CUDA(cudaDeviceSynchronize());
+    const auto t_start = Clock::now();
+    {
+      NvtxRange r("ceiling tf32 sgemm");
+      for (int i = 0; i < 5; ++i) tf32_gemm();
+      EVOPLAST_CUDA(cudaDeviceSynchronize());
+    }
+    const double t_tf32 = std::chrono::duration<double>(Clock::now() - t_start).count() / 5;
+    cublasDestroy(tf32_blas);
+    const double peak_tf32 = 2.0 * G * G * double(G) / t_tf32 / 1e12;
+    fmt::print("ceilings: fp32 SGEMM {:.1f} TFLOP/s, TF32 SGEMM {:.1f} TFLOP/s (cuBLAS, 8192³), device copy {:.0f} "
+               "GB/s (read + write)\n\n",
+               peak_tflops, peak_tf32, peak_gbs);
+    fmt::print("{:<34} {:<13} {:>9} {:>10} {:>9} {:>8}\n", "kernel (P = 64, batch 64)", "impl", "ms", "TFLOP/s", "GB/s",
                "% ceil");
 
     const int P = 64, N = 64;
@@ -85,18 +109,23 @@ int main(int argc, char** argv) {
     const auto flops_conv = [](const engine::ConvShape& s) {
       return 2.0 * s.P * s.N * s.Cout * s.Ho() * s.Wo() * double(s.Cin) * s.K * s.K;
     };
+    // % of the ceiling of the arithmetic used: fp32 SGEMM, TF32 SGEMM (tensor cores), or the copy.
     const auto row = [&](const std::string& name, const char* impl, double t, double flops, double bytes) {
       const double tf = flops / t / 1e12, gbs = bytes / t / 1e9;
-      const double pct = flops > 0 ? 100 * tf / peak_tflops : 100 * gbs / peak_gbs;
-      fmt::print("{:<34} {:<8} {:>9.3f} {:>10.2f} {:>9.0f} {:>7.1f}%\n", name, impl, 1e3 * t, tf, gbs, pct);
+      const double ceiling = kc::gemm_precision() == kc::Precision::fp32 ? peak_tflops : peak_tf32;
+      const double pct = flops > 0 ? 100 * tf / ceiling : 100 * gbs / peak_gbs;
+      fmt::print("{:<34} {:<13} {:>9.3f} {:>10.2f} {:>9.0f} {:>7.1f}%\n", name, impl, 1e3 * t, tf, gbs, pct);
       std::fflush(stdout);
     };
     struct Impl {
       const char* name;
       kc::GemmImpl gemm;
       kc::ConvImpl conv;
+      kc::Precision precision = kc::Precision::fp32;
     };
     std::vector<Impl> impls = {{"ours", kc::GemmImpl::tiled, kc::ConvImpl::im2col},
+                               {"ours tf32", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::tf32},
+                               {"ours tf32x3", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::tf32x3},
                                {"im2col+cuBLAS", kc::GemmImpl::cublas, kc::ConvImpl::im2col}};
     try {
       kc::set_conv_impl(kc::ConvImpl::cudnn);
@@ -107,6 +136,7 @@ int main(int argc, char** argv) {
     for (const Impl& im : impls) {
       kc::set_gemm_impl(im.gemm);
       kc::set_conv_impl(im.conv);
+      kc::set_gemm_precision(im.precision);
       row("conv1 fwd 1→32 3×3 (shared input)", im.name,
           time_it(*be, "conv1 fwd", [&] { be->conv2d_forward(conv1, x1.data(), w1.data(), b1.data(), y1.data()); }),
           flops_conv(conv1), 0);

@@ -61,13 +61,16 @@ int main(int argc, char** argv) {
   if (ranks.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 prints
   CLI::App app{"bench_population: network-images/s of a training step for populations of P nets"};
   std::vector<int> populations = {1, 10, 64, 256};
-  std::string net_name = "cnn", rule = "backprop", backend_name = "auto";
+  std::string net_name = "cnn", rule = "backprop", backend_name = "auto", precision = "fp32";
   int batch = 64, steps = 20, warmup = 3;
   app.add_option("-P,--population", populations, "Population sizes")->delimiter(',')->capture_default_str();
   app.add_option("--net", net_name, "Architecture")->capture_default_str();
   app.add_option("--rule", rule, "backprop (plain Adadelta step) or a named rule through the plasticity path")
       ->capture_default_str();
   app.add_option("--backend", backend_name, "cpu, cuda or auto")->capture_default_str();
+  app.add_option("--precision", precision, "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3")
+      ->check(CLI::IsMember({"fp32", "tf32", "tf32x3"}))
+      ->capture_default_str();
   app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();
   app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();
   if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "bench_population")) return *exit_code;
@@ -76,7 +79,7 @@ int main(int argc, char** argv) {
       throw std::runtime_error("built without MPI: start it without mpirun, or install libopenmpi-dev and rebuild");
     kernels::cpu::set_cpu_threads(apps::rank_threads(0, ranks));
     ranks.pin_device();
-    auto backend = engine::make_backend(backend_name);
+    auto backend = engine::make_backend(backend_name, precision);
     fmt::print("bench_population: {} on {}, batch {}, rule {}, {} timed steps{}\n", net_name, backend->name(), batch,
                rule, steps,
                ranks.distributed() ? fmt::format(", {} MPI ranks ({} CPU threads each)", ranks.size(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, run on the device machine from the repository root with a
 # build carried in build-gpu/ (see the README, "Checking on a GPU"):
-#   1. every test executable, the CUDA tests with cuBLAS and with our tiled GEMM,
+#   1. every test executable, the CUDA tests with cuBLAS, with our tiled GEMM,
+#      with cuDNN, and with every GEMM on our tensor-core kernel (tf32x3),
 #   2. bench_population (backprop and the hebb rule) beside torch_reference.py
 #      in the same call, on the same card,
 #   3. compute-sanitizer (memcheck, racecheck, synccheck) over the CUDA kernel
@@ -27,6 +28,9 @@ EVOPLAST_GEMM=tiled "$build/tests/test_cuda" >"$out/test_cuda_tiled.log" 2>&1
 tiled_rc=$?
 EVOPLAST_CONV=cudnn "$build/tests/test_cuda" >"$out/test_cuda_cudnn.log" 2>&1
 cudnn_rc=$?
+# Every GEMM on our tensor-core kernel in split TF32: the suite at its fp32 tolerances.
+EVOPLAST_PRECISION=tf32x3 "$build/tests/test_cuda" >"$out/test_cuda_tf32x3.log" 2>&1
+tf32x3_rc=$?
 "$build/tests/test_e2e" >"$out/test_e2e.log" 2>&1
 e2e_rc=$?
 # The kernels under compute-sanitizer; EVOPLAST_CUDA_SYNC=1 makes a fault name its launch.
@@ -52,8 +56,11 @@ resume_rc=$?
 "$build/bench_population" -P 1,10,64,256 --steps 20 --rule hebb >"$out/bench_hebb.log" 2>&1
 EVOPLAST_CONV=cudnn "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_cudnn.log" 2>&1
 EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_tiled.log" 2>&1
+"$build/bench_population" -P 1,10,64,256 --steps 20 --precision tf32 >"$out/bench_tf32.log" 2>&1
+"$build/bench_population" -P 1,10,64,256 --steps 20 --precision tf32x3 >"$out/bench_tf32x3.log" 2>&1
 "$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256 --steps 20 >"$out/torch.log" 2>&1
+python3 bench/torch_reference.py --population 1,10,64,256 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
 
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
   start=$(date +%s.%N)
@@ -69,6 +76,7 @@ echo "test_cpu:          exit $cpu_rc — $(cases "$out/test_cpu.log")"
 echo "test_cuda (cuBLAS): exit $cuda_rc — $(cases "$out/test_cuda.log")"
 echo "test_cuda (tiled):  exit $tiled_rc — $(cases "$out/test_cuda_tiled.log")"
 echo "test_cuda (cuDNN):  exit $cudnn_rc — $(cases "$out/test_cuda_cudnn.log")"
+echo "test_cuda (tf32x3): exit $tf32x3_rc — $(cases "$out/test_cuda_tf32x3.log")"
 echo "test_e2e: exit $e2e_rc; cli bad inputs: exit $cli_rc; resume after SIGKILL: exit $resume_rc"
 echo "compute-sanitizer: $sanitize_rc"
 echo "train 1 epoch (20k images), cuda: $(grep -E '^epoch|^test' "$out/train_cuda.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
@@ -86,6 +94,7 @@ def table(path):
 try:
     ours, hebb, torch = table(f"{d}/bench_backprop.log"), table(f"{d}/bench_hebb.log"), table(f"{d}/torch.log")
     dnn, tiled = table(f"{d}/bench_cudnn.log"), table(f"{d}/bench_tiled.log")
+    tf32, tf32x3, torch_tf32 = table(f"{d}/bench_tf32.log"), table(f"{d}/bench_tf32x3.log"), table(f"{d}/torch_tf32.log")
 except FileNotFoundError as e:
     print("missing log:", e); sys.exit(0)
 print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
@@ -94,6 +103,11 @@ for P in sorted(set(ours) | set(torch)):
     o, h, t = ours.get(P), hebb.get(P), torch.get(P)
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
     print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
+print("tensor cores (ours, backprop) beside PyTorch with TF32 allowed")
+print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'PyTorch tf32':>13} {'tf32/PyTorch':>13}")
+for P in sorted(set(tf32) | set(torch_tf32)):
+    a, b, t = tf32.get(P), tf32x3.get(P), torch_tf32.get(P)
+    print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {t or 0:>13.0f} {(f'{a / t:.2f}x' if a and t else '—'):>13}")
 PY
 echo; cat "$out/bench_kernels.log"
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: exit $seed_rc, ${seed_s}s"; fi

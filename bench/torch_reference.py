@@ -63,15 +63,18 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--tf32", action="store_true",
+                    help="allow TF32 on tensor cores in matmul and cuDNN (compare with evoplast's --precision tf32)")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("torch_reference: no CUDA device; nothing to measure")
         return
     torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32, as evoplast's kernels
-    torch.backends.cudnn.allow_tf32 = False
+    # fp32 as evoplast's default precision, or TF32 (stated in the header either way).
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    torch.backends.cudnn.allow_tf32 = a.tf32
     print(f"torch_reference: PyTorch {torch.__version__} on {torch.cuda.get_device_name(0)}, batch {a.batch}, "
-          f"{a.steps} timed steps (grouped conv + bmm, Adadelta, fp32)")
+          f"{a.steps} timed steps (grouped conv + bmm, Adadelta, {'TF32 allowed' if a.tf32 else 'fp32, TF32 off'})")
     print(f"{'P':>5} {'step ms':>10} {'network-images/s':>20}")
     for P in (int(p) for p in a.population.split(",")):
         step = bench(P, a.batch, a.steps, a.warmup, "cuda")

@@ -9,18 +9,36 @@
 
 namespace evoplast::engine {
 
-std::unique_ptr<Backend> make_backend(const std::string& choice) {
-  if (choice == "cpu") return std::make_unique<CpuBackend>();
+bool valid_precision(const std::string& precision) {
+  return precision == "fp32" || precision == "tf32" || precision == "tf32x3";
+}
+
+namespace {
+
+std::unique_ptr<Backend> cpu_backend(const std::string& precision) {
+  if (!precision.empty() && precision != "fp32")
+    throw EngineError(fmt::format("precision {}: the CPU backend computes in fp32 only (TF32 is a GPU's tensor "
+                                  "cores); use precision fp32, or the cuda backend on a GPU",
+                                  precision));
+  return std::make_unique<CpuBackend>();
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_backend(const std::string& choice, const std::string& precision) {
+  if (!precision.empty() && !valid_precision(precision))
+    throw EngineError(fmt::format("precision '{}': choose fp32, tf32 or tf32x3", precision));
+  if (choice == "cpu") return cpu_backend(precision);
   if (choice == "auto") {
     // CUDA when it is built and a device is present, else the CPU.
-    if (cuda_built() && cuda_device_count() > 0) return make_cuda_backend();
-    return std::make_unique<CpuBackend>();
+    if (cuda_built() && cuda_device_count() > 0) return make_cuda_backend(0, precision);
+    return cpu_backend(precision);
   }
   if (choice == "cuda") {
     if (!cuda_built())
       throw EngineError("--backend cuda: this build has no CUDA backend (nvcc was not found at "
                         "configure time); use --backend cpu or rebuild with the CUDA toolkit");
-    return make_cuda_backend();
+    return make_cuda_backend(0, precision);
   }
   throw EngineError(fmt::format("--backend '{}': choose cpu, cuda or auto", choice));
 }

@@ -114,9 +114,16 @@ class Backend {
   virtual void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) = 0;
 };
 
-// "cpu", "cuda" or "auto" (CUDA when built and a device is present). Throws
-// EngineError naming the choice and what to do when it cannot be honoured.
-std::unique_ptr<Backend> make_backend(const std::string& choice);
+// "cpu", "cuda" or "auto" (CUDA when built and a device is present), with
+// the arithmetic of its GEMMs: precision "fp32", or on the CUDA backend's
+// tensor cores "tf32" or "tf32x3" (split TF32, about fp32's accuracy); empty:
+// the process's setting ($EVOPLAST_PRECISION, else fp32). Throws EngineError
+// naming the choice and what to do when it cannot be honoured (the CPU
+// computes in fp32 only).
+std::unique_ptr<Backend> make_backend(const std::string& choice, const std::string& precision = "");
+
+// Whether a precision name is one make_backend takes.
+bool valid_precision(const std::string& precision);
 
 // An owning, move-only array of T in a backend's memory.
 template <typename T>

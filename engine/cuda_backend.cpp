@@ -109,8 +109,11 @@ class CudaBackend final : public Backend {
     // Plain fp32 (no TF32), so the CPU reference and the GPU agree to fp32 rounding.
     EVOPLAST_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
     arena_ = std::make_unique<Arena>(stream_);
-    name_ = "cuda (" + cuda_device_name(device) + "; GEMM " +
-            (kc::gemm_impl() == kc::GemmImpl::tiled ? "tiled" : "cuBLAS") + ", conv " +
+    const std::string gemm = kc::gemm_precision() != kc::Precision::fp32
+                                 ? std::string("tensor cores ") + kc::precision_name(kc::gemm_precision())
+                             : kc::gemm_impl() == kc::GemmImpl::tiled ? "tiled fp32"
+                                                                      : "cuBLAS fp32";
+    name_ = "cuda (" + cuda_device_name(device) + "; GEMM " + gemm + ", conv " +
             (kc::conv_impl() == kc::ConvImpl::cudnn ? "cuDNN" : "im2col") + ")";
   }
   ~CudaBackend() override {
@@ -288,8 +291,12 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device) {
+std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision) {
   if (cuda_device_count() == 0) throw EngineError("--backend cuda: no CUDA device is visible; use --backend cpu");
+  if (precision == "fp32") kc::set_gemm_precision(kc::Precision::fp32);
+  else if (precision == "tf32") kc::set_gemm_precision(kc::Precision::tf32);
+  else if (precision == "tf32x3") kc::set_gemm_precision(kc::Precision::tf32x3);
+  else if (!precision.empty()) throw EngineError(fmt::format("precision '{}': choose fp32, tf32 or tf32x3", precision));
   return std::make_unique<CudaBackend>(device);
 }
 

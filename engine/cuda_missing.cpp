@@ -6,7 +6,7 @@
 
 namespace evoplast::engine {
 
-std::unique_ptr<Backend> make_cuda_backend(int) {
+std::unique_ptr<Backend> make_cuda_backend(int, const std::string&) {
   throw EngineError("--backend cuda: this build has no CUDA backend; use --backend cpu");
 }
 bool cuda_built() { return false; }

@@ -137,6 +137,7 @@ const std::vector<Key>& keys() {
       string_key("preset", &RunConfig::preset),
       number_key("seed", &RunConfig::seed),
       string_key("backend", &RunConfig::backend),
+      string_key("precision", &RunConfig::precision),
       string_key("data_dir", &RunConfig::data_dir),
       number_key("ga.population", &RunConfig::population),
       number_key("ga.generations", &RunConfig::generations),
@@ -318,6 +319,8 @@ void validate(const RunConfig& c) {
        fmt::format("'{}' — choose seed or continual", c.fitness));
   need(c.backend == "auto" || c.backend == "cpu" || c.backend == "cuda", "backend",
        fmt::format("'{}' — choose auto, cpu or cuda", c.backend));
+  need(c.precision == "fp32" || c.precision == "tf32" || c.precision == "tf32x3", "precision",
+       fmt::format("'{}' — choose fp32, tf32 or tf32x3", c.precision));
   for (auto [key, v] : {std::pair{"fitness.w_val_loss", c.w_val_loss}, std::pair{"fitness.w_train_loss", c.w_train_loss},
                         std::pair{"fitness.w_minutes", c.w_minutes}, std::pair{"fitness.w_acc", c.w_acc},
                         std::pair{"fitness.w_bwt", c.w_bwt}})
@@ -344,6 +347,9 @@ std::string to_toml(const RunConfig& c) {
       out += fmt::format("\n[{}]\n", sec);
       section = sec;
     }
+    // precision came after runs were made whose config.toml lacks it: at its
+    // default it is left out, so they stay resumable (the text is compared).
+    if (k.name == "precision" && c.precision == "fp32") continue;
     out += fmt::format("{} = {}\n", leaf, k.to_text(c));
   }
   return out;

@@ -19,6 +19,7 @@ struct RunConfig {
   std::string preset = "smoke";
   std::uint64_t seed = 1;
   std::string backend = "auto";
+  std::string precision = "fp32";  // GEMM arithmetic: fp32, or tf32 / tf32x3 on a GPU's tensor cores
   std::string data_dir;  // empty: $EVOPLAST_DATA_DIR or the project's data/
 
   // [ga]

@@ -182,6 +182,8 @@ json eval_json(const EvalSetup& setup, const std::vector<EvaluatedRule>& rules, 
   j["test_per_task"] = setup.test_per_task;
   j["seconds"] = setup.seconds;
   j["program"] = setup.program;
+  j["backend"] = setup.backend;
+  j["precision"] = setup.precision;
   j["dataset"] = setup.dataset;
   j["validation"] = setup.validation;
   j["eval_batch"] = c.eval_batch;

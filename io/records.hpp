@@ -67,6 +67,8 @@ struct EvalSetup {
   float ewc_lambda = 0;
   double seconds = 0;              // training and evaluation, all seeds
   nlohmann::json program;          // {"name", "version", "commit"}
+  std::string backend;             // the backend's name: device, GEMM and convolution
+  std::string precision;           // fp32, tf32 or tf32x3
 };
 
 // A rule as evaluated: its label in the tables, its definition and, for EWC, λ.

@@ -17,6 +17,7 @@
 #include "engine/continual.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/device_data.hpp"
+#include "engine/errors.hpp"
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
@@ -161,6 +162,10 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
   struct BackToFp32 {
     ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
   } back_to_fp32;
+  // The backend takes the precision by name, and says it.
+  CHECK(make_backend("cuda", "tf32")->name().find("GEMM tensor cores tf32") != std::string::npos);
+  CHECK(kc::gemm_precision() == kc::Precision::tf32);
+  CHECK_THROWS_WITH_AS(make_backend("cuda", "fp16"), doctest::Contains("choose fp32, tf32 or tf32x3"), EngineError);
   for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3}) {
     kc::set_gemm_precision(precision);
     const bool split = precision == kc::Precision::tf32x3;

@@ -149,6 +149,13 @@ TEST_CASE("run config: presets · TOML · --set · validation and the nearest va
   io::RunConfig d;
   io::apply_toml(d, io::to_toml(c), "resolved");
   CHECK(io::to_toml(d) == io::to_toml(c));
+  // precision: left out at fp32 (runs from before it stay resumable), kept otherwise.
+  CHECK(io::to_toml(c).find("precision") == std::string::npos);
+  io::apply_setting(c, "precision=tf32x3");
+  CHECK(io::to_toml(c).find("precision = \"tf32x3\"") != std::string::npos);
+  io::RunConfig e;
+  io::apply_toml(e, io::to_toml(c), "resolved");
+  CHECK(e.precision == "tf32x3");
 
   CHECK_THROWS_WITH_AS(io::apply_toml(c, "[ga]\npopulaton = 3\n", "x.toml"),
                        doctest::Contains("did you mean 'ga.population'"), io::ConfigError);
