@@ -92,6 +92,10 @@ class Backend {
                                  const float* grad_hebb, const float* mean_x, const float* mean_y,
                                  const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
                                  float* omega) = 0;
+  virtual void route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode, const float* dfa_e,
+                                  const float* y, bool relu_after, float* e) = 0;
+  virtual void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,
+                            float* out) = 0;
   virtual void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs,
                                      float* w) = 0;
   virtual void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs,

@@ -42,6 +42,9 @@ class CountingBackend final : public Backend {
   void stack_error_and_hebb(int, int, int, int, const PlasticityCoeffs*, const float*, const float*,
                             const std::int32_t*, float*, float*, float*, float*) override {}
   void plasticity_bound_rows(int, int, int, const PlasticityCoeffs*, float*) override {}
+  void route_hidden_error(int, std::size_t, const kernels::HiddenError*, const float*, const float*, bool,
+                          float*) override {}
+  void pick_per_net(int, std::size_t, const std::uint8_t*, const float*, const float*, float*) override {}
   void kwta_forward(int, int, int, const KwtaParams*, float*, float*) override {}
   void kwta_backward(int, int, int, const KwtaParams*, const float*, const float*, const float*, float*) override {}
   void pre_mean_dense(const DenseShape&, const float*, float*) override {}

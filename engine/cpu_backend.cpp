@@ -106,6 +106,14 @@ void CpuBackend::stack_error_and_hebb(int P, int N, int Out, int S,
                                       float* error_hebb, float* mean_y, float* mean_y2) {
   k::stack_error_and_hebb(P, N, Out, S, coeffs, e, y, labels, theta, error_hebb, mean_y, mean_y2);
 }
+void CpuBackend::route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode,
+                                    const float* dfa_e, const float* y, bool relu_after, float* e) {
+  k::route_hidden_error(P, per_net, mode, dfa_e, y, relu_after, e);
+}
+void CpuBackend::pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,
+                              float* out) {
+  k::pick_per_net(P, per_net, use_b, a, b, out);
+}
 void CpuBackend::plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs,
                                        float* w) {
   k::plasticity_bound_rows(P, Out, In, coeffs, w);

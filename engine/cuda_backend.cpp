@@ -215,6 +215,14 @@ class CudaBackend final : public Backend {
     kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, labels, theta, error_hebb, mean_y,
                              mean_y2);
   }
+  void route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode, const float* dfa_e,
+                          const float* y, bool relu_after, float* e) override {
+    kc::route_hidden_error(stream_, P, per_net, stage(mode, P, 3), dfa_e, y, relu_after, e);
+  }
+  void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,
+                    float* out) override {
+    kc::pick_per_net(stream_, P, per_net, stage(use_b, P, 4), a, b, out);
+  }
   void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) override {
     kc::plasticity_bound_rows(stream_, P, Out, In, stage(coeffs, P, 1), w);
   }

@@ -43,7 +43,12 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
   for (const Rule& r : rules_) {
     any_fa_ |= r.feedback == Feedback::fa;
     any_dfa_ |= r.feedback == Feedback::dfa;
+    hidden_error_.push_back(r.feedback == Feedback::none  ? kernels::HiddenError::none
+                            : r.feedback == Feedback::dfa ? kernels::HiddenError::dfa
+                                                          : kernels::HiddenError::keep);
+    uses_fa_.push_back(r.feedback == Feedback::fa);
   }
+  all_fa_ = std::all_of(rules_.begin(), rules_.end(), [](const Rule& r) { return r.feedback == Feedback::fa; });
   diverged_.assign(std::size_t(P), 0);
   ewc_lambda_.assign(std::size_t(P), 0.0f);
   loss_sum_ = Buffer<float>(backend_, std::size_t(P));
@@ -85,7 +90,7 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
       s.fa_w = Buffer<float>(backend_, w);
       s.fa_w.upload(feedback_weights(P, std::size_t(s.out) * s.in, 1.0f / std::sqrt(float(s.in)), feedback_seed,
                                      int(i), net_.first_net()));
-      s.feedback_w = zeros(w);
+      if (!all_fa_) s.feedback_w = zeros(w);  // each net's W or B, picked per step (a mixed population)
     }
     if (any_dfa_) {
       const std::size_t units = std::size_t(s.out) * s.positions;
@@ -217,38 +222,24 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     const float* y = net_.activation(L.act_out);
     const float* x = net_.activation(L.act_in);
 
-    // The error each hidden layer sees, by the feedback mode of each net.
+    // The error each hidden layer sees, by the feedback mode of each net (one pass for all).
     if (!is_output) {
       if (any_dfa_)  // project e_out through the fixed random matrix: (P, N, Out·S)
         backend_.dense_forward(DenseShape{P, N, C, int(units), false}, e_out, s.dfa_w.data(),
                                s.dfa_b.data(), s.dfa_out.data());
-      for (int p = 0; p < P; ++p) {
-        float* ep = e + std::size_t(p) * N * units;
-        switch (rules_[std::size_t(p)].feedback) {
-          case Feedback::backprop:
-          case Feedback::fa: break;
-          case Feedback::none: backend_.fill(ep, std::size_t(N) * units, 0.0f); break;
-          case Feedback::dfa:
-            backend_.copy(ep, s.dfa_out.data() + std::size_t(p) * N * units,
-                          std::size_t(N) * units * sizeof(float));
-            if (s.relu_after)
-              backend_.relu_backward(std::size_t(N) * units, y + std::size_t(p) * N * units, ep, ep);
-            break;
-        }
-      }
+      backend_.route_hidden_error(P, std::size_t(N) * units, hidden_error_.data(),
+                                  any_dfa_ ? s.dfa_out.data() : nullptr, y, s.relu_after, e);
     }
 
     // Error to the layer below, through W (backprop) or the fixed B (FA), before W changes.
     const float* w = net_.params()[std::size_t(L.w)].value.data();
     if (dx) {
       const float* wfb = w;
-      if (any_fa_) {
-        for (int p = 0; p < P; ++p) {
-          const std::size_t off = std::size_t(p) * s.out * s.in;
-          backend_.copy(s.feedback_w.data() + off,
-                        (rules_[std::size_t(p)].feedback == Feedback::fa ? s.fa_w.data() : w) + off,
-                        std::size_t(s.out) * s.in * sizeof(float));
-        }
+      // Every net by FA: its fixed B as it is; a mix: each net's W or B picked in one pass.
+      if (all_fa_) {
+        wfb = s.fa_w.data();
+      } else if (any_fa_) {
+        backend_.pick_per_net(P, std::size_t(s.out) * s.in, uses_fa_.data(), w, s.fa_w.data(), s.feedback_w.data());
         wfb = s.feedback_w.data();
       }
       if (L.spec.kind == LayerKind::conv)

@@ -58,7 +58,7 @@ class Plasticity {
     Buffer<float> error_hebb, grad_hebb, grad_hebb_bias, mean_x, mean_y, mean_y2, theta;
     // Adadelta's running averages of g² and Δ² for weights and biases; importance Ω.
     Buffer<float> sq_grad_w, sq_delta_w, omega, sq_grad_b, sq_delta_b;
-    Buffer<float> fa_w, feedback_w;      // FA: random (P, Out, In); the weights dx uses
+    Buffer<float> fa_w, feedback_w;      // FA: random (P, Out, In); the weights dx uses (a mix of FA and not)
     Buffer<float> dfa_w, dfa_b, dfa_out;  // DFA: (P, Out·S, classes), zeros, (P, N, Out·S)
   };
 
@@ -71,7 +71,9 @@ class Plasticity {
   float rho_, eps_;
   int train_batch_;
   std::vector<LayerState> layers_;
-  bool any_fa_ = false, any_dfa_ = false;
+  bool any_fa_ = false, any_dfa_ = false, all_fa_ = false;
+  std::vector<kernels::HiddenError> hidden_error_;  // (P) what each net's hidden layers learn from
+  std::vector<std::uint8_t> uses_fa_;               // (P) 1: the error goes down through B, not W
   std::vector<float> ewc_lambda_;
   std::vector<Buffer<float>> fisher_, fisher_task_, anchor_;  // per Param
   std::vector<std::uint8_t> diverged_;

@@ -104,6 +104,10 @@ void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const Plastic
                           const float* e, const float* y, const std::int32_t* labels, float* theta, float* error_hebb,
                           float* mean_y, float* mean_y2);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
+void route_hidden_error(Stream st, int P, std::size_t per_net, const HiddenError* mode, const float* dfa_e,
+                        const float* y, bool relu_after, float* e);
+void pick_per_net(Stream st, int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,
+                  float* out);
 void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x);
 void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x);
 void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* grad_hebb,

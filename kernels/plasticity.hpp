@@ -43,6 +43,11 @@ struct PlasticityCoeffs {
 
 constexpr float kBcmTau = 0.1f;  // rate of the BCM threshold's running average
 
+// What a net's hidden layer learns from (its rule's feedback): the error that
+// came down through W or feedback alignment's B (keep), nothing (none), or
+// the direct projection of the output error (dfa).
+enum class HiddenError : std::uint8_t { keep = 0, none = 1, dfa = 2 };
+
 }  // namespace evoplast::kernels
 
 namespace evoplast::kernels::cpu {
@@ -84,6 +89,25 @@ void plasticity_update(int P, int Out, int In,
                        T* sq_avg,         // (P, Out, In) Adadelta v (unused under SGD)
                        T* acc_delta,      // (P, Out, In) Adadelta u
                        T* omega);         // (P, Out, In) importance Ω
+
+// A hidden layer's error, in place, by each net's HiddenError: kept, zeroed,
+// or replaced by the DFA projection (through the layer's ReLU derivative,
+// y > 0, when relu_after). One pass for the whole population.
+template <typename T>
+void route_hidden_error(int P, std::size_t per_net,  // per_net = N·Out·S
+                        const HiddenError* mode,     // (P), host
+                        const T* dfa_e,              // (P, per_net), or null when no net's mode is dfa
+                        const T* y,                  // (P, per_net) the layer's output
+                        bool relu_after,
+                        T* e);                       // (P, per_net), updated
+
+// out_p = use_b[p] ? b_p : a_p for each net p: the weights each net's error
+// goes down through (W, or feedback alignment's fixed B), in one pass.
+template <typename T>
+void pick_per_net(int P, std::size_t per_net,
+                  const std::uint8_t* use_b,  // (P), host
+                  const T* a, const T* b,     // (P, per_net)
+                  T* out);                    // (P, per_net), overwritten
 
 // W_o ← W_o · min(1, w_norm / ‖W_o‖₂) for each unit o of each net with w_norm > 0.
 template <typename T>

@@ -131,6 +131,27 @@ void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, cons
 }
 
 template <typename T>
+void route_hidden_error(int P, std::size_t per_net, const HiddenError* mode, const T* dfa_e, const T* y,
+                        bool relu_after, T* e) {
+  for (int p = 0; p < P; ++p) {
+    const std::size_t off = std::size_t(p) * per_net;
+    if (mode[p] == HiddenError::none)
+      for (std::size_t i = 0; i < per_net; ++i) e[off + i] = T(0);
+    else if (mode[p] == HiddenError::dfa)
+      for (std::size_t i = 0; i < per_net; ++i)
+        e[off + i] = !relu_after || y[off + i] > T(0) ? dfa_e[off + i] : T(0);
+  }
+}
+
+template <typename T>
+void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const T* a, const T* b, T* out) {
+  for (int p = 0; p < P; ++p) {
+    const T* from = (use_b[p] ? b : a) + std::size_t(p) * per_net;
+    std::copy(from, from + per_net, out + std::size_t(p) * per_net);
+  }
+}
+
+template <typename T>
 void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, T* w) {
   for (int p = 0; p < P; ++p) {
     const PlasticityCoeffs& c = coeffs[p];
@@ -194,6 +215,8 @@ void flag_nonfinite(int P, std::size_t per_net, const T* x, std::uint8_t* flags)
   template void stack_error_and_hebb<T>(int, int, int, int, const PlasticityCoeffs*, const T*, \
                                         const T*, const std::int32_t*, T*, T*, T*, T*);        \
   template void plasticity_bound_rows<T>(int, int, int, const PlasticityCoeffs*, T*);          \
+  template void route_hidden_error<T>(int, std::size_t, const HiddenError*, const T*, const T*, bool, T*); \
+  template void pick_per_net<T>(int, std::size_t, const std::uint8_t*, const T*, const T*, T*); \
   template void pre_mean_dense<T>(const DenseShape&, const T*, T*);                            \
   template void pre_mean_conv<T>(const ConvShape&, const T*, T*);                              \
   template void plasticity_update<T>(int, int, int, const PlasticityCoeffs*, const T*,         \

@@ -125,6 +125,21 @@ __global__ void bound_rows_kernel(int P, int Out, int In, const PlasticityCoeffs
   }
 }
 
+__global__ void route_error_kernel(int P, std::size_t per_net, const HiddenError* __restrict__ mode,
+                                   const float* __restrict__ dfa_e, const float* __restrict__ y, bool relu_after,
+                                   float* __restrict__ e) {
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) {
+    const HiddenError m = mode[i / per_net];
+    if (m == HiddenError::none) e[i] = 0.0f;
+    else if (m == HiddenError::dfa) e[i] = !relu_after || y[i] > 0.0f ? dfa_e[i] : 0.0f;
+  }
+}
+
+__global__ void pick_kernel(int P, std::size_t per_net, const std::uint8_t* __restrict__ use_b,
+                            const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out) {
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) out[i] = use_b[i / per_net] ? b[i] : a[i];
+}
+
 __global__ void fisher_kernel(std::size_t n, float scale, const float* g, float* f) {
   EVOPLAST_GRID_STRIDE(i, n) f[i] += scale * g[i] * g[i];
 }
@@ -161,6 +176,15 @@ void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCo
   const std::size_t rows = std::size_t(P) * Out;
   EVOPLAST_LAUNCH(bound_rows_kernel, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st, P, Out,
                   In, coeffs, w);
+}
+void route_hidden_error(Stream st, int P, std::size_t per_net, const HiddenError* mode, const float* dfa_e,
+                        const float* y, bool relu_after, float* e) {
+  EVOPLAST_LAUNCH(route_error_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, mode, dfa_e,
+                  y, relu_after, e);
+}
+void pick_per_net(Stream st, int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,
+                  float* out) {
+  EVOPLAST_LAUNCH(pick_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, use_b, a, b, out);
 }
 void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_x) {
   EVOPLAST_LAUNCH(pre_mean_dense_kernel, blocks_for(std::size_t(s.P) * s.In), kThreads, 0, st, s, x, mean_x);

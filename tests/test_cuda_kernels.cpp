@@ -347,6 +347,24 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.same(sq, 1e-7, 1e-5, "Adadelta v");
   h.same(acc, 1e-9, 1e-5, "Adadelta u");
   h.same(om, 1e-7, 1e-5, "Ω");
+  // Each net's hidden error by its feedback mode, and each net's W or B, in one pass each.
+  {
+    using kernels::HiddenError;
+    std::vector<HiddenError> mode(static_cast<std::size_t>(P));
+    std::vector<std::uint8_t> use_b(static_cast<std::size_t>(P));
+    for (int p = 0; p < P; ++p) mode[std::size_t(p)] = HiddenError(p % 3), use_b[std::size_t(p)] = p % 2;
+    const std::size_t per_net = std::size_t(Out) * 5;
+    auto e = h.in(std::size_t(P) * per_net), dfa = h.in(std::size_t(P) * per_net), y = h.in(std::size_t(P) * per_net);
+    for (bool relu_after : {false, true}) {
+      h.cpu.route_hidden_error(P, per_net, mode.data(), dfa.c.ptr(), y.c.ptr(), relu_after, e.c.ptr());
+      h.gpu->route_hidden_error(P, per_net, mode.data(), dfa.g.ptr(), y.g.ptr(), relu_after, e.g.ptr());
+      h.same(e, 0, 0, relu_after ? "hidden error routed (ReLU after)" : "hidden error routed");
+    }
+    auto picked = h.out(std::size_t(P) * per_net);
+    h.cpu.pick_per_net(P, per_net, use_b.data(), e.c.ptr(), dfa.c.ptr(), picked.c.ptr());
+    h.gpu->pick_per_net(P, per_net, use_b.data(), e.g.ptr(), dfa.g.ptr(), picked.g.ptr());
+    h.same(picked, 0, 0, "W or B picked per net");
+  }
   h.cpu.plasticity_bound_rows(P, Out, In, coeffs.data(), w.c.ptr());
   h.gpu->plasticity_bound_rows(P, Out, In, coeffs.data(), w.g.ptr());
   h.same(w, 1e-6, 1e-5, "W after the row bound");

@@ -59,6 +59,36 @@ std::vector<float> all_params(PopulationNet& net) {
 
 }  // namespace
 
+TEST_CASE("a hidden layer's error is kept, zeroed or replaced by the DFA projection, each net by its mode") {
+  using kernels::HiddenError;
+  const int P = 4;
+  const std::size_t per_net = 6;
+  std::vector<float> e(P * per_net), dfa(P * per_net), y(P * per_net);
+  for (std::size_t i = 0; i < e.size(); ++i) {
+    e[i] = 1.0f + float(i);
+    dfa[i] = -1.0f - float(i);
+    y[i] = i % 3 == 0 ? -0.5f : (i % 3 == 1 ? 0.0f : 0.7f);  // ReLU outputs are never negative; 0 and > 0 matter
+  }
+  const HiddenError mode[P] = {HiddenError::keep, HiddenError::none, HiddenError::dfa, HiddenError::dfa};
+  for (bool relu_after : {false, true}) {
+    auto got = e;
+    k::route_hidden_error(P, per_net, mode, dfa.data(), y.data(), relu_after, got.data());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const std::size_t p = i / per_net;
+      const float want = mode[p] == HiddenError::keep   ? e[i]
+                         : mode[p] == HiddenError::none ? 0.0f
+                         : !relu_after || y[i] > 0      ? dfa[i]
+                                                        : 0.0f;
+      CHECK_MESSAGE(got[i] == want, "net " << p << " element " << i % per_net << " relu_after " << relu_after);
+    }
+  }
+  // Picking each net's W or B.
+  const std::uint8_t use_b[P] = {0, 1, 1, 0};
+  std::vector<float> picked(P * per_net, -7.0f);
+  k::pick_per_net(P, per_net, use_b, e.data(), dfa.data(), picked.data());
+  for (std::size_t i = 0; i < picked.size(); ++i) CHECK(picked[i] == (use_b[i / per_net] ? dfa[i] : e[i]));
+}
+
 TEST_CASE("fused epilogue with α = 1 and every other term 0 is the Adadelta step bit for bit") {
   std::mt19937 rng(1);
   const int Out = 7, In = 13;
