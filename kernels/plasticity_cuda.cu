@@ -7,33 +7,51 @@
 namespace evoplast::kernels::cuda {
 namespace {
 
-// One thread per (p, o): loops over (n, s) in the CPU's order.
+// The stacked [e | ŷ/(N·S)], one thread per element of (P, N, Out, S), with
+// θ as it was before this step (stack_stats_kernel moves it after).
 __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeffs* __restrict__ coeffs,
                              const float* __restrict__ e, const float* __restrict__ y,
-                             const std::int32_t* __restrict__ labels, float* __restrict__ theta,
-                             float* __restrict__ error_hebb, float* __restrict__ mean_y, float* __restrict__ mean_y2) {
+                             const std::int32_t* __restrict__ labels, const float* __restrict__ theta,
+                             float* __restrict__ error_hebb) {
   const float inv = 1.0f / (float(N) * float(S));
-  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * Out) {
-    const std::size_t p = i / Out, o = i % Out;
-    const float bcm = coeffs[p].bcm, th = theta[i], mix = labels ? coeffs[p].label_mix : 0.0f;
+  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * N * Out * S) {
+    const std::size_t s = i % S, o = i / S % Out, n = i / (std::size_t(S) * Out) % N, p = i / (std::size_t(S) * Out * N);
+    const float bcm = coeffs[p].bcm, mix = labels ? coeffs[p].label_mix : 0.0f;
+    const float yv = y[i], th = theta[p * Out + o];
+    const float hebb = yv * ((1.0f - bcm) + bcm * (yv - th));
+    float* row = error_hebb + ((p * N + n) * 2 * Out + o) * S + s;
+    row[0] = e[i];
+    row[std::size_t(Out) * S] =
+        mix == 0.0f ? hebb * inv : ((1.0f - mix) * hebb + mix * (labels[n] == int(o) ? 1.0f : 0.0f)) * inv;
+  }
+}
+
+// ⟨y⟩, ⟨y²⟩ and θ of each unit (p, o): one block per unit, its N·S values
+// summed across the block (the conv layers' N·S is tens of thousands, and
+// P·Out only a few thousand units: a thread per unit left most SMs idle).
+constexpr int kStatThreads = 128;
+__global__ void stack_stats_kernel(int P, int N, int Out, int S, const float* __restrict__ y,
+                                   float* __restrict__ theta, float* __restrict__ mean_y,
+                                   float* __restrict__ mean_y2) {
+  __shared__ float part[kThreads];
+  const float inv = 1.0f / (float(N) * float(S));
+  const std::size_t count = std::size_t(N) * S;
+  for (std::size_t unit = blockIdx.x; unit < std::size_t(P) * Out; unit += gridDim.x) {
+    const std::size_t p = unit / Out, o = unit % Out;
     float sum = 0, sum2 = 0;
-    for (int n = 0; n < N; ++n) {
-      const std::size_t src = ((p * N + n) * Out + o) * S;
-      float* error_hebb_n = error_hebb + ((p * N + n) * 2 * Out + o) * S;
-      float* zh = error_hebb_n + std::size_t(Out) * S;
-      for (int s = 0; s < S; ++s) {
-        const float yv = y[src + s];
-        error_hebb_n[s] = e[src + s];
-        const float hebb = yv * ((1.0f - bcm) + bcm * (yv - th));
-        zh[s] = mix == 0.0f ? hebb * inv
-                            : ((1.0f - mix) * hebb + mix * (labels[n] == int(o) ? 1.0f : 0.0f)) * inv;
-        sum += yv;
-        sum2 += yv * yv;
-      }
+    for (std::size_t j = threadIdx.x; j < count; j += blockDim.x) {
+      const std::size_t n = j / S, s = j % S;
+      const float yv = y[((p * N + n) * Out + o) * S + s];
+      sum += yv;
+      sum2 += yv * yv;
     }
-    mean_y[i] = sum * inv;
-    mean_y2[i] = sum2 * inv;
-    theta[i] = (1.0f - kBcmTau) * th + kBcmTau * sum2 * inv;
+    sum = block_sum(sum, part);
+    sum2 = block_sum(sum2, part);
+    if (threadIdx.x == 0) {
+      mean_y[unit] = sum * inv;
+      mean_y2[unit] = sum2 * inv;
+      theta[unit] = (1.0f - kBcmTau) * theta[unit] + kBcmTau * sum2 * inv;
+    }
   }
 }
 
@@ -169,8 +187,11 @@ __global__ void nonfinite_kernel(int P, std::size_t per_net, const float* x, std
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
                           const float* y, const std::int32_t* labels, float* theta, float* error_hebb, float* mean_y,
                           float* mean_y2) {
-  EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * Out), kThreads, 0, st, P, N, Out, S, coeffs, e, y, labels,
-                  theta, error_hebb, mean_y, mean_y2);
+  EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * N * Out * S), kThreads, 0, st, P, N, Out, S, coeffs, e, y,
+                  labels, theta, error_hebb);
+  const std::size_t units = std::size_t(P) * Out;  // after stack_kernel read θ
+  EVOPLAST_LAUNCH(stack_stats_kernel, unsigned(units < max_blocks() ? units : max_blocks()), kStatThreads, 0, st, P,
+                  N, Out, S, y, theta, mean_y, mean_y2);
 }
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) {
   const std::size_t rows = std::size_t(P) * Out;
