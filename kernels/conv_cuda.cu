@@ -2,8 +2,13 @@
 // of nets (once when the input is shared: conv1 is then one wide GEMM over P·Cout
 // rows), cuBLAS multiplies (strided-batched over the population), and small
 // kernels scatter with the bias, gather the error, and fold columns back.
+// On tensor cores (precision tf32 or tf32x3) the forward pass is one
+// implicit-GEMM launch for all P nets instead: patches are gathered from the
+// image as each tile is loaded, and the output is written with its bias in
+// place, so neither the patch matrix nor the GEMM's output touch global memory.
 #include "kernels/conv_plan.hpp"
 #include "kernels/cuda_util.cuh"
+#include "kernels/tensor_tile.cuh"
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -18,6 +23,52 @@ __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, f
     const int ci = int(row) / (s.K * s.K), ky = int(row) / s.K % s.K, kx = int(row) % s.K;
     cols[i] = x[((b * s.N + n) * s.Cin + ci) * std::size_t(s.H) * s.W + (oy + ky) * s.W + ox + kx];
   }
+}
+
+// The B operand of a net's convolution GEMM, gathered from its image as a
+// tile is loaded: B(k, col) = x[n][ci][oy + ky][ox + kx] with k = (ci, ky, kx)
+// and col = (n, oy, ox); consecutive threads take consecutive columns.
+struct ImageColumns {
+  const float* x;  // (N, Cin, H, W): this net's input, or the shared one
+  ConvShape s;
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
+    const int Wo = s.Wo(), HW = s.Ho() * Wo, KK = s.Cin * s.K * s.K, cols = s.N * HW;
+    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
+      const int kk = i / kTileN, nn = i % kTileN, k = k0 + kk, col = n0 + nn;
+      float v = 0.0f;
+      if (k < KK && col < cols) {
+        const int n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
+        const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
+        v = x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
+      }
+      tile[kk][nn] = v;
+    }
+  }
+};
+
+// A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co].
+struct ConvOutput {
+  float* y;
+  const float* b;
+  int Cout, cols, HW;
+  __device__ void operator()(int co, int col, float v) const {
+    if (co >= Cout || col >= cols) return;
+    y[(std::size_t(col / HW) * Cout + co) * HW + col % HW] = v + b[co];
+  }
+};
+
+// The forward convolution of every net at once on tensor cores: block (x, y)
+// is a 64×64 tile of (Cout, N·Ho·Wo), block z the net.
+template <bool kSplit>
+__global__ void __launch_bounds__(kTileThreads)
+    conv_forward_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
+                        const float* __restrict__ b, float* __restrict__ y) {
+  const std::size_t p = blockIdx.z;
+  const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
+  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, KK,
+                      StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
+                      ImageColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
+                      ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW});
 }
 
 // y (P, N, Cout, HW) = out (P, Cout, N·HW) + b.
@@ -87,6 +138,15 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, floa
 void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                     const float* b, float* y) {
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
+  if (gemm_precision() != Precision::fp32) {
+    const dim3 grid(unsigned((std::size_t(s.N) * HW + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
+                    unsigned(s.P));
+    if (gemm_precision() == Precision::tf32x3)
+      EVOPLAST_LAUNCH(conv_forward_tensor<true>, grid, kTileThreads, 0, st, s, x, w, b, y);
+    else
+      EVOPLAST_LAUNCH(conv_forward_tensor<false>, grid, kTileThreads, 0, st, s, x, w, b, y);
+    return;
+  }
   const std::size_t ld = std::size_t(s.N) * HW;
   const std::size_t x_net = std::size_t(s.N) * s.Cin * s.H * s.W, w_net = std::size_t(s.Cout) * KK;
   const std::size_t y_net = std::size_t(s.N) * s.Cout * HW;

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "kernels/cuda_util.cuh"
-#include "kernels/mma.cuh"
+#include "kernels/tensor_tile.cuh"
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -82,72 +82,26 @@ __global__ void __launch_bounds__(kGemmThreads)
     }
 }
 
-constexpr int TBM = 64, TBN = 64, TBK = 16, kTensorThreads = 128;  // 4 warps, 2 × 2, of 32×32 outputs
+// C = α·op(A)·op(B) + β·C, one 64×64 tile per block; β = 0 never reads C.
+struct GemmStore {
+  float* C;
+  int ldc, M, N;
+  float alpha, beta;
+  __device__ void operator()(int m, int n, float v) const {
+    if (m >= M || n >= N) return;
+    float* c = C + (long long)m * ldc + n;
+    *c = beta == 0.0f ? alpha * v : alpha * v + beta * *c;
+  }
+};
 
 template <bool kSplit>
-__global__ void __launch_bounds__(kTensorThreads)
+__global__ void __launch_bounds__(kTileThreads)
     sgemm_tensor(bool ta, bool tb, int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
                  long long sA, const float* __restrict__ B, int ldb, long long sB, float beta,
                  float* __restrict__ C, int ldc, long long sC) {
-  A += blockIdx.z * sA;
-  B += blockIdx.z * sB;
-  C += blockIdx.z * sC;
-  // Padded so that a warp's fragment loads fall in 32 different banks.
-  __shared__ float As[TBM][TBK + 4];  // the A tile, k contiguous
-  __shared__ float Bs[TBK][TBN + 8];  // the B tile, n contiguous
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;  // the warp's 32×32 outputs in the tile
-  const int m0 = blockIdx.y * TBM, n0 = blockIdx.x * TBN;
-  float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
-  for (int k0 = 0; k0 < K; k0 += TBK) {
-    for (int i = tid; i < TBK * TBM; i += kTensorThreads) {
-      // Consecutive threads read consecutive addresses of A in either layout.
-      const int kk = ta ? i / TBM : i % TBK, mm = ta ? i % TBM : i / TBK;
-      const int gm = m0 + mm, gk = k0 + kk;
-      As[mm][kk] = (gm < M && gk < K) ? (ta ? A[(long long)gk * lda + gm] : A[(long long)gm * lda + gk]) : 0.0f;
-    }
-    for (int i = tid; i < TBK * TBN; i += kTensorThreads) {
-      const int kk = tb ? i % TBK : i / TBN, nn = tb ? i / TBK : i % TBN;
-      const int gn = n0 + nn, gk = k0 + kk;
-      Bs[kk][nn] = (gn < N && gk < K) ? (tb ? B[(long long)gn * ldb + gk] : B[(long long)gk * ldb + gn]) : 0.0f;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < TBK; kk += 8) {
-      float a[2][4], b[4][2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int r = wm + i * 16 + g;
-        a[i][0] = As[r][kk + t];
-        a[i][1] = As[r + 8][kk + t];
-        a[i][2] = As[r][kk + t + 4];
-        a[i][3] = As[r + 8][kk + t + 4];
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int c = wn + j * 8 + g;
-        b[j][0] = Bs[kk + t][c];
-        b[j][1] = Bs[kk + t + 4][c];
-      }
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) mma_fp32_operands<kSplit>(acc[i][j], a[i], b[j]);
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int gm = m0 + wm + i * 16 + g + (q >= 2 ? 8 : 0), gn = n0 + wn + j * 8 + 2 * t + (q & 1);
-        if (gm < M && gn < N) {
-          float* c = C + (long long)gm * ldc + gn;
-          *c = beta == 0.0f ? alpha * acc[i][j][q] : alpha * acc[i][j][q] + beta * *c;  // β = 0 never reads C
-        }
-      }
+  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, K,
+                      StridedA{A + blockIdx.z * sA, lda, M, K, ta}, StridedB{B + blockIdx.z * sB, ldb, K, N, tb},
+                      GemmStore{C + blockIdx.z * sC, ldc, M, N, alpha, beta});
 }
 
 }  // namespace
@@ -172,12 +126,12 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
   if (g_precision != Precision::fp32) {
     cudaStream_t st = nullptr;
     EVOPLAST_CUBLAS(cublasGetStream(h, &st));
-    const dim3 grid((N + TBN - 1) / TBN, (M + TBM - 1) / TBM, batch);
+    const dim3 grid((N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM, batch);
     if (g_precision == Precision::tf32x3)
-      EVOPLAST_LAUNCH(sgemm_tensor<true>, grid, kTensorThreads, 0, st, ta, tb, M, N, K, alpha, A, lda, strideA, B,
+      EVOPLAST_LAUNCH(sgemm_tensor<true>, grid, kTileThreads, 0, st, ta, tb, M, N, K, alpha, A, lda, strideA, B,
                       ldb, strideB, beta, C, ldc, strideC);
     else
-      EVOPLAST_LAUNCH(sgemm_tensor<false>, grid, kTensorThreads, 0, st, ta, tb, M, N, K, alpha, A, lda, strideA, B,
+      EVOPLAST_LAUNCH(sgemm_tensor<false>, grid, kTileThreads, 0, st, ta, tb, M, N, K, alpha, A, lda, strideA, B,
                       ldb, strideB, beta, C, ldc, strideC);
     return;
   }

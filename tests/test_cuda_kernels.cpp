@@ -223,6 +223,53 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
   }
 }
 
+// The implicit-GEMM convolution (forward, on tensor cores): each output
+// within the same per-precision bound as the dense layers above (K = Cin·K²),
+// over shapes with a shared input, odd sizes and more than one 64-row tile.
+TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error bound") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  struct BackToFp32 {
+    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
+  } back_to_fp32;
+  const double u = std::ldexp(1.0, -24);
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3}) {
+    kc::set_gemm_precision(precision);
+    const bool split = precision == kc::Precision::tf32x3;
+    for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 3, 1, 28, 28, 32, 3, true},
+                               ConvShape{2, 3, 3, 9, 7, 70, 5, false}}) {
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name); CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
+      const int KK = s.Cin * s.K * s.K, Ho = s.Ho(), Wo = s.Wo();
+      const double bound = split ? 3 * std::ldexp(1.0, -22) + 6.0 * KK * u + 4 * u
+                                 : std::ldexp(1.0, -10) + std::ldexp(1.0, -22) + 2.0 * KK * u + 4 * u;
+      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+      h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+      const auto X = x.c.body(), W = w.c.body(), B = b.c.body(), Y = y.g.body();
+      for (int p = 0; p < s.P; ++p)
+        for (int n = 0; n < s.N; ++n)
+          for (int co = 0; co < s.Cout; ++co)
+            for (int oy = 0; oy < Ho; ++oy)
+              for (int ox = 0; ox < Wo; ++ox) {
+                double exact = B[std::size_t(p) * s.Cout + co], mag = std::fabs(exact);
+                for (int ci = 0; ci < s.Cin; ++ci)
+                  for (int ky = 0; ky < s.K; ++ky)
+                    for (int kx = 0; kx < s.K; ++kx) {
+                      const double xv = X[((std::size_t(s.shared_input ? 0 : p) * s.N + n) * s.Cin + ci) * s.H * s.W +
+                                          std::size_t(oy + ky) * s.W + ox + kx];
+                      const double wv = W[((std::size_t(p) * s.Cout + co) * s.Cin + ci) * s.K * s.K + ky * s.K + kx];
+                      exact += xv * wv;
+                      mag += std::fabs(xv * wv);
+                    }
+                const double got = Y[((std::size_t(p) * s.N + n) * s.Cout + co) * Ho * Wo + std::size_t(oy) * Wo + ox];
+                if (!(std::fabs(got - exact) <= bound * mag))
+                  FAIL_CHECK("y[" << p << "][" << n << "][" << co << "][" << oy << "][" << ox << "] = " << got
+                                  << ", exact " << exact << ", bound " << bound * mag);
+              }
+    }
+  }
+}
+
 TEST_CASE("cuda: max-pool, ReLU, dropout and fill match the CPU") {
   Harness h;
   for (PoolShape s : {PoolShape{1, 2, 2, 2}, PoolShape{3 * 5 * 4, 24, 24, 2}, PoolShape{7, 9, 7, 3}}) {

@@ -1,0 +1,94 @@
+// One 64×64 output tile of C = A·B on tensor cores, for any operand layout:
+// the caller's loaders fill the shared A and B tiles (16-deep k slices,
+// zeros outside the matrices), and its store takes each finished C(m, n).
+// 128 threads, four warps in 2 × 2, each warp 32×32 outputs as 2 × 4
+// mma.sync m16n8k8 tiles (kernels/mma.cuh). Used by the GEMM kernel (strided
+// operands) and the implicit-GEMM convolution (B gathered from the image as
+// it is loaded: no im2col matrix in global memory).
+#pragma once
+#include "kernels/mma.cuh"
+
+namespace evoplast::kernels::cuda {
+
+constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 128;
+
+// The shared tiles, padded so that a warp's fragment loads fall in 32 different banks.
+struct TensorTiles {
+  float a[kTileM][kTileK + 4];  // A(m0 + m, k0 + k) at a[m][k]
+  float b[kTileK][kTileN + 8];  // B(k0 + k, n0 + n) at b[k][n]
+};
+
+// load_a.fill(tiles.a, m0, k0) and load_b.fill(tiles.b, k0, n0) are called by
+// every thread of the block (each fills its share); store(m, n, value) once
+// per output inside the tile (the caller checks the bounds).
+template <bool kSplit, class LoadA, class LoadB, class Store>
+__device__ void tensor_tile(int m0, int n0, int K, const LoadA& load_a, const LoadB& load_b, const Store& store) {
+  __shared__ TensorTiles tiles;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;  // the warp's 32×32 outputs in the tile
+  float acc[2][4][4] = {};                               // [m16 tile][n8 tile][fragment]
+  for (int k0 = 0; k0 < K; k0 += kTileK) {
+    load_a.fill(tiles.a, m0, k0);
+    load_b.fill(tiles.b, k0, n0);
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; kk += 8) {
+      float a[2][4], b[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int r = wm + i * 16 + g;
+        a[i][0] = tiles.a[r][kk + t];
+        a[i][1] = tiles.a[r + 8][kk + t];
+        a[i][2] = tiles.a[r][kk + t + 4];
+        a[i][3] = tiles.a[r + 8][kk + t + 4];
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int c = wn + j * 8 + g;
+        b[j][0] = tiles.b[kk + t][c];
+        b[j][1] = tiles.b[kk + t + 4][c];
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) mma_fp32_operands<kSplit>(acc[i][j], a[i], b[j]);
+    }
+    __syncthreads();  // every warp has read the slice before it is overwritten
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        store(m0 + wm + i * 16 + g + (q >= 2 ? 8 : 0), n0 + wn + j * 8 + 2 * t + (q & 1), acc[i][j][q]);
+}
+
+// A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k) of a tile.
+struct StridedA {
+  const float* A;
+  int lda, M, K;
+  bool ta;  // A is stored (K, M)
+  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
+    for (int i = threadIdx.x; i < kTileK * kTileM; i += kTileThreads) {
+      // Consecutive threads read consecutive addresses in either layout.
+      const int kk = ta ? i / kTileM : i % kTileK, mm = ta ? i % kTileM : i / kTileK;
+      const int gm = m0 + mm, gk = k0 + kk;
+      tile[mm][kk] = (gm < M && gk < K) ? (ta ? A[(long long)gk * lda + gm] : A[(long long)gm * lda + gk]) : 0.0f;
+    }
+  }
+};
+struct StridedB {
+  const float* B;
+  int ldb, K, N;
+  bool tb;  // B is stored (N, K)
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
+    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
+      const int kk = tb ? i % kTileK : i / kTileN, nn = tb ? i / kTileK : i % kTileN;
+      const int gn = n0 + nn, gk = k0 + kk;
+      tile[kk][nn] = (gn < N && gk < K) ? (tb ? B[(long long)gn * ldb + gk] : B[(long long)gk * ldb + gn]) : 0.0f;
+    }
+  }
+};
+
+}  // namespace evoplast::kernels::cuda
