@@ -65,10 +65,150 @@ __global__ void __launch_bounds__(kTileThreads)
                         const float* __restrict__ b, float* __restrict__ y) {
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
-  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, KK,
+  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, KK,
                       StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
                       ImageColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
                       ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW});
+}
+
+// ---- the backward pass on tensor cores ----
+
+// A(co, col) = dy[n][co][pos] of one net, col = (n, pos): the weight
+// gradient's left operand read in place (no gathered copy).
+struct OutputErrorRows {
+  const float* dy;  // (N, Cout, HW)
+  int Cout, HW, cols;
+  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
+    for (int i = threadIdx.x; i < kTileM * kTileK; i += kTileThreads) {
+      const int kk = i % kTileK, mm = i / kTileK, co = m0 + mm, col = k0 + kk;
+      tile[mm][kk] = co < Cout && col < cols ? dy[(std::size_t(col / HW) * Cout + co) * HW + col % HW] : 0.0f;
+    }
+  }
+};
+
+// B(col, k) = the image patch element k of column col: ImageColumns transposed,
+// the weight gradient's right operand; consecutive threads take consecutive columns.
+struct ImagePatches {
+  const float* x;  // (N, Cin, H, W)
+  ConvShape s;
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
+    const int Wo = s.Wo(), HW = s.Ho() * Wo, KK = s.Cin * s.K * s.K, cols = s.N * HW;
+    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
+      const int kk = i % kTileK, nn = i / kTileK, col = k0 + kk, k = n0 + nn;
+      float v = 0.0f;
+      if (k < KK && col < cols) {
+        const int n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
+        const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
+        v = x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
+      }
+      tile[kk][nn] = v;
+    }
+  }
+};
+
+// A(ci, k) = W[co][ci][ky][kx], k = (co, ky, kx): Wᵀ for the input gradient.
+struct TransposedWeights {
+  const float* w;  // (Cout, Cin, K, K)
+  int Cin, Cout, K;
+  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
+    const int KK = K * K, rows = Cout * KK;
+    for (int i = threadIdx.x; i < kTileM * kTileK; i += kTileThreads) {
+      const int kk = i % kTileK, mm = i / kTileK, ci = m0 + mm, k = k0 + kk;
+      tile[mm][kk] = ci < Cin && k < rows ? w[(std::size_t(k / KK) * Cin + ci) * KK + k % KK] : 0.0f;
+    }
+  }
+};
+
+// B(k, col) = dy[n][co][iy − ky][ix − kx] (0 outside the output), k = (co, ky, kx),
+// col = (n, iy, ix) over the input's pixels: the input gradient gathers its
+// error in place of col2im's scattered sum.
+struct ErrorWindows {
+  const float* dy;  // (N, Cout, Ho, Wo)
+  ConvShape s;
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
+    const int Ho = s.Ho(), Wo = s.Wo(), KK = s.K * s.K, rows = s.Cout * KK, HWin = s.H * s.W, cols = s.N * HWin;
+    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
+      const int kk = i / kTileN, nn = i % kTileN, k = k0 + kk, col = n0 + nn;
+      float v = 0.0f;
+      if (k < rows && col < cols) {
+        const int n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
+        const int co = k / KK, oy = iy - k % KK / s.K, ox = ix - k % s.K;
+        if (oy >= 0 && oy < Ho && ox >= 0 && ox < Wo) v = dy[((std::size_t(n) * s.Cout + co) * Ho + oy) * Wo + ox];
+      }
+      tile[kk][nn] = v;
+    }
+  }
+};
+
+// A plain row-major store: out[m·ld + n] for m < M, n < N.
+struct RowMajorStore {
+  float* out;
+  int M, N, ld;
+  __device__ void operator()(int m, int n, float v) const {
+    if (m < M && n < N) out[std::size_t(m) * ld + n] = v;
+  }
+};
+
+// dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel).
+struct InputGradStore {
+  float* dx;  // (N, Cin, H·W)
+  int Cin, HWin, cols;
+  __device__ void operator()(int ci, int col, float v) const {
+    if (ci < Cin && col < cols) dx[(std::size_t(col / HWin) * Cin + ci) * HWin + col % HWin] = v;
+  }
+};
+
+// dx (N, Cin, H, W) of net z = Wᵀ·(error windows): block (x, y) a tile of (Cin, N·H·W).
+template <bool kSplit>
+__global__ void __launch_bounds__(kTileThreads)
+    conv_input_grad_tensor(ConvShape s, const float* __restrict__ w, const float* __restrict__ dy,
+                           float* __restrict__ dx) {
+  const std::size_t p = blockIdx.z;
+  const int HWin = s.H * s.W;
+  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Cout * s.K * s.K,
+                      TransposedWeights{w + p * s.Cout * s.Cin * s.K * s.K, s.Cin, s.Cout, s.K},
+                      ErrorWindows{dy + p * s.N * s.Cout * s.Ho() * s.Wo(), s},
+                      InputGradStore{dx + p * s.N * s.Cin * HWin, s.Cin, HWin, s.N * HWin});
+}
+
+// One split of the weight gradient's N·Ho·Wo-long sum: block z = split · P + p
+// writes its partial (Cout, KK) tile into partial[split][p].
+template <bool kSplit>
+__global__ void __launch_bounds__(kTileThreads)
+    conv_weight_grad_tensor(ConvShape s, int split_len, const float* __restrict__ x, const float* __restrict__ dy,
+                            float* __restrict__ partial) {
+  const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
+  const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
+  const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
+  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, k_begin, k_end,
+                      OutputErrorRows{dy + p * s.N * s.Cout * HW, s.Cout, HW, cols},
+                      ImagePatches{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
+                      RowMajorStore{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK});
+}
+
+// dw = Σ over the splits of partial, in split order (the same bits every run).
+__global__ void sum_splits_kernel(int splits, std::size_t n, const float* __restrict__ partial,
+                                  float* __restrict__ dw) {
+  EVOPLAST_GRID_STRIDE(i, n) {
+    float acc = 0.0f;
+    for (int k = 0; k < splits; ++k) acc += partial[std::size_t(k) * n + i];
+    dw[i] = acc;
+  }
+}
+
+// db[p, co] = Σ over (n, pos) of dy[p][n][co][pos]: one block per (p, co), read in place.
+__global__ void bias_grad_kernel(ConvShape s, const float* __restrict__ dy, float* __restrict__ db) {
+  __shared__ float part[kThreads];
+  const int HW = s.Ho() * s.Wo();
+  const std::size_t len = std::size_t(s.N) * HW;
+  for (std::size_t r = blockIdx.x; r < std::size_t(s.P) * s.Cout; r += gridDim.x) {
+    const std::size_t p = r / s.Cout, co = r % s.Cout;
+    float acc = 0;
+    for (std::size_t j = threadIdx.x; j < len; j += blockDim.x)
+      acc += dy[((p * s.N + j / HW) * s.Cout + co) * HW + j % HW];
+    acc = block_sum(acc, part);
+    if (threadIdx.x == 0) db[r] = acc;
+  }
 }
 
 // y (P, N, Cout, HW) = out (P, Cout, N·HW) + b.
@@ -177,6 +317,60 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
   }
 }
 
+namespace {
+
+// The weight gradient's sum over N·Ho·Wo is split so that a small population
+// still gives every SM blocks: about 4 096 terms per split, at most 64 splits,
+// and the partial sums (added in order after) within the convolution's scratch
+// budget (kernels/conv_plan.hpp) — so a large population, which has blocks
+// enough, runs one split straight into dW. Returns the terms per split, a
+// multiple of the tile's depth.
+int weight_grad_split_len(const ConvShape& s) {
+  const int cols = s.N * s.Ho() * s.Wo();
+  const std::size_t per_split = std::size_t(s.P) * s.Cout * s.Cin * s.K * s.K * sizeof(float);
+  const std::size_t room = conv_scratch_budget() / per_split;
+  int splits = std::min({(cols + 4095) / 4096, 64, int(std::min<std::size_t>(room, 64)),
+                         65535 / std::max(s.P, 1)});  // grid z = splits · P
+  splits = std::max(splits, 1);
+  const int len = (cols + splits - 1) / splits;
+  return (len + kTileK - 1) / kTileK * kTileK;
+}
+
+template <bool kSplit>
+void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                             const float* dy, float* dx, float* dw, float* db) {
+  const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
+  if (db) {
+    const std::size_t rows = std::size_t(s.P) * s.Cout;
+    EVOPLAST_LAUNCH(bias_grad_kernel, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st, s, dy, db);
+  }
+  if (dw) {
+    const int len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
+    const std::size_t n = std::size_t(s.P) * s.Cout * KK;
+    float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(splits) * n);
+    const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
+                    unsigned(splits * s.P));
+    EVOPLAST_LAUNCH(conv_weight_grad_tensor<kSplit>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
+    if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
+  }
+  if (dx) {
+    const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
+                    unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
+    EVOPLAST_LAUNCH(conv_input_grad_tensor<kSplit>, grid, kTileThreads, 0, st, s, w, dy, dx);
+  }
+}
+
+// The backward pass on tensor cores: db read from dy in place, dw as a split
+// implicit GEMM (dy rows × image patches), dx as an implicit GEMM (Wᵀ × error
+// windows) written in place of col2im. Scratch: the split partial sums only.
+void conv_backward_tensor(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                          const float* dy, float* dx, float* dw, float* db) {
+  if (gemm_precision() == Precision::tf32x3) conv_backward_tensor_at<true>(st, ws, s, x, w, dy, dx, dw, db);
+  else conv_backward_tensor_at<false>(st, ws, s, x, w, dy, dx, dw, db);
+}
+
+}  // namespace
+
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db) {
   if (s.shared_input && dx) throw std::invalid_argument("conv2d_backward: no input gradient for a shared input");
@@ -184,6 +378,10 @@ void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const f
   const std::size_t ld = std::size_t(s.N) * HW;
   const std::size_t x_net = std::size_t(s.N) * s.Cin * s.H * s.W, w_net = std::size_t(s.Cout) * KK;
   const std::size_t y_net = std::size_t(s.N) * s.Cout * HW;
+  if (gemm_precision() != Precision::fp32) {
+    conv_backward_tensor(st, ws, s, x, w, dy, dx, dw, db);
+    return;
+  }
   const ConvScratch plan = conv_scratch(s, false, dw != nullptr, dx != nullptr);
   float* shared_cols = nullptr;
   if (dw && s.shared_input) {

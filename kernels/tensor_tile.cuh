@@ -20,14 +20,17 @@ struct TensorTiles {
 
 // load_a.fill(tiles.a, m0, k0) and load_b.fill(tiles.b, k0, n0) are called by
 // every thread of the block (each fills its share); store(m, n, value) once
-// per output inside the tile (the caller checks the bounds).
+// per output inside the tile (the caller checks the bounds). The sum runs over
+// k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
+// multiple of kTileK; the loaders give zeros past their K).
 template <bool kSplit, class LoadA, class LoadB, class Store>
-__device__ void tensor_tile(int m0, int n0, int K, const LoadA& load_a, const LoadB& load_b, const Store& store) {
+__device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA& load_a, const LoadB& load_b,
+                            const Store& store) {
   __shared__ TensorTiles tiles;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;  // the warp's 32×32 outputs in the tile
   float acc[2][4][4] = {};                               // [m16 tile][n8 tile][fragment]
-  for (int k0 = 0; k0 < K; k0 += kTileK) {
+  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
     load_a.fill(tiles.a, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();

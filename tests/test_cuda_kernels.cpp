@@ -223,9 +223,11 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
   }
 }
 
-// The implicit-GEMM convolution (forward, on tensor cores): each output
-// within the same per-precision bound as the dense layers above (K = Cin·K²),
-// over shapes with a shared input, odd sizes and more than one 64-row tile.
+// The implicit-GEMM convolution on tensor cores, forward and backward: each
+// output within the same per-precision bound as the dense layers above (K =
+// the length of its sum: Cin·K² for y, N·Ho·Wo for dW, Cout·K² for dx; db is
+// an fp32 sum), over shapes with a shared input, odd sizes and more than one
+// 64-row tile.
 TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error bound") {
   namespace kc = evoplast::kernels::cuda;
   Harness h;
@@ -237,7 +239,8 @@ TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error
     kc::set_gemm_precision(precision);
     const bool split = precision == kc::Precision::tf32x3;
     for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 3, 1, 28, 28, 32, 3, true},
-                               ConvShape{2, 3, 3, 9, 7, 70, 5, false}}) {
+                               ConvShape{2, 3, 3, 9, 7, 70, 5, false},
+                               ConvShape{1, 9, 1, 28, 28, 4, 3, false}}) {  // dW's sum in 2 splits
       const std::string name = kc::precision_name(precision);
       CAPTURE(name); CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
       const int KK = s.Cin * s.K * s.K, Ho = s.Ho(), Wo = s.Wo();
@@ -266,6 +269,72 @@ TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error
                   FAIL_CHECK("y[" << p << "][" << n << "][" << co << "][" << oy << "][" << ox << "] = " << got
                                   << ", exact " << exact << ", bound " << bound * mag);
               }
+      // Backward: dw (a split sum over N·Ho·Wo), dx (over Cout·K², not for a shared input), db (fp32 sums).
+      const auto bound_for = [&](double terms) {
+        return split ? 3 * std::ldexp(1.0, -22) + 6.0 * terms * u + 4 * u
+                     : std::ldexp(1.0, -10) + std::ldexp(1.0, -22) + 2.0 * terms * u + 4 * u;
+      };
+      auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
+      auto dx = h.out(s.shared_input ? 1 : s.x_size());
+      h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                             db.g.ptr());
+      const auto DY = dy.c.body(), DW = dw.g.body(), DB = db.g.body();
+      const auto DX = s.shared_input ? std::vector<float>() : dx.g.body();
+      const auto xat = [&](int p, int n, int ci, int iy, int ix) {
+        return double(X[((std::size_t(s.shared_input ? 0 : p) * s.N + n) * s.Cin + ci) * s.H * s.W +
+                        std::size_t(iy) * s.W + ix]);
+      };
+      const auto dyat = [&](int p, int n, int co, int oy, int ox) {
+        return double(DY[((std::size_t(p) * s.N + n) * s.Cout + co) * Ho * Wo + std::size_t(oy) * Wo + ox]);
+      };
+      const auto wat = [&](int p, int co, int ci, int ky, int kx) {
+        return double(W[((std::size_t(p) * s.Cout + co) * s.Cin + ci) * s.K * s.K + ky * s.K + kx]);
+      };
+      for (int p = 0; p < s.P; ++p) {
+        for (int co = 0; co < s.Cout; ++co) {
+          double exact_b = 0, mag_b = 0;
+          for (int n = 0; n < s.N; ++n)
+            for (int oy = 0; oy < Ho; ++oy)
+              for (int ox = 0; ox < Wo; ++ox) exact_b += dyat(p, n, co, oy, ox), mag_b += std::fabs(dyat(p, n, co, oy, ox));
+          const double got_b = DB[std::size_t(p) * s.Cout + co];
+          if (!(std::fabs(got_b - exact_b) <= 2.0 * s.N * Ho * Wo * u * mag_b + 1e-30))
+            FAIL_CHECK("db[" << p << "][" << co << "] = " << got_b << ", exact " << exact_b);
+          for (int ci = 0; ci < s.Cin; ++ci)
+            for (int ky = 0; ky < s.K; ++ky)
+              for (int kx = 0; kx < s.K; ++kx) {
+                double exact = 0, mag = 0;
+                for (int n = 0; n < s.N; ++n)
+                  for (int oy = 0; oy < Ho; ++oy)
+                    for (int ox = 0; ox < Wo; ++ox) {
+                      const double t = dyat(p, n, co, oy, ox) * xat(p, n, ci, oy + ky, ox + kx);
+                      exact += t, mag += std::fabs(t);
+                    }
+                const double got = DW[((std::size_t(p) * s.Cout + co) * s.Cin + ci) * s.K * s.K + ky * s.K + kx];
+                if (!(std::fabs(got - exact) <= bound_for(s.N * Ho * Wo) * mag))
+                  FAIL_CHECK("dw[" << p << "][" << co << "][" << ci << "][" << ky << "][" << kx << "] = " << got
+                                   << ", exact " << exact);
+              }
+        }
+        if (s.shared_input) continue;
+        for (int n = 0; n < s.N; ++n)
+          for (int ci = 0; ci < s.Cin; ++ci)
+            for (int iy = 0; iy < s.H; ++iy)
+              for (int ix = 0; ix < s.W; ++ix) {
+                double exact = 0, mag = 0;
+                for (int co = 0; co < s.Cout; ++co)
+                  for (int ky = 0; ky < s.K; ++ky)
+                    for (int kx = 0; kx < s.K; ++kx) {
+                      const int oy = iy - ky, ox = ix - kx;
+                      if (oy < 0 || oy >= Ho || ox < 0 || ox >= Wo) continue;
+                      const double t = wat(p, co, ci, ky, kx) * dyat(p, n, co, oy, ox);
+                      exact += t, mag += std::fabs(t);
+                    }
+                const double got = DX[((std::size_t(p) * s.N + n) * s.Cin + ci) * s.H * s.W + std::size_t(iy) * s.W + ix];
+                if (!(std::fabs(got - exact) <= bound_for(s.Cout * s.K * s.K) * mag + 1e-30))
+                  FAIL_CHECK("dx[" << p << "][" << n << "][" << ci << "][" << iy << "][" << ix << "] = " << got
+                                   << ", exact " << exact);
+              }
+      }
     }
   }
 }
