@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   apps::Ranks ranks(&argc, &argv);
   if (ranks.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 prints
   CLI::App app{"bench_population: network-images/s of a training step for populations of P nets"};
-  std::vector<int> populations = {1, 10, 64, 256};
+  std::vector<int> populations = {1, 10, 64, 256, 1024};
   std::string net_name = "cnn", rule = "backprop", backend_name = "auto", precision = "fp32";
   int batch = 64, steps = 20, warmup = 3;
   app.add_option("-P,--population", populations, "Population sizes")->delimiter(',')->capture_default_str();

@@ -52,15 +52,15 @@ resume_rc=$?
 "$build/evolve" train --backend cuda --epochs 1 --train-limit 20000 --validation 2000 >"$out/train_cuda.log" 2>&1
 "$build/evolve" train --backend cpu --epochs 1 --train-limit 20000 --validation 2000 --threads 16 >"$out/train_cpu.log" 2>&1
 
-"$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_backprop.log" 2>&1
-"$build/bench_population" -P 1,10,64,256 --steps 20 --rule hebb >"$out/bench_hebb.log" 2>&1
-EVOPLAST_CONV=cudnn "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_cudnn.log" 2>&1
-EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256 --steps 20 >"$out/bench_tiled.log" 2>&1
-"$build/bench_population" -P 1,10,64,256 --steps 20 --precision tf32 >"$out/bench_tf32.log" 2>&1
-"$build/bench_population" -P 1,10,64,256 --steps 20 --precision tf32x3 >"$out/bench_tf32x3.log" 2>&1
+"$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$out/bench_backprop.log" 2>&1
+"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --rule hebb >"$out/bench_hebb.log" 2>&1
+EVOPLAST_CONV=cudnn "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$out/bench_cudnn.log" 2>&1
+EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$out/bench_tiled.log" 2>&1
+"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32 >"$out/bench_tf32.log" 2>&1
+"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32x3 >"$out/bench_tf32x3.log" 2>&1
 "$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
-python3 bench/torch_reference.py --population 1,10,64,256 --steps 20 >"$out/torch.log" 2>&1
-python3 bench/torch_reference.py --population 1,10,64,256 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
+python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 >"$out/torch.log" 2>&1
+python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
 
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
   start=$(date +%s.%N)

@@ -59,7 +59,7 @@ def bench(P, batch, steps, warmup, device):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--population", default="1,10,64,256")
+    ap.add_argument("--population", default="1,10,64,256,1024")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
