@@ -25,24 +25,25 @@ __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, f
   }
 }
 
+// Element k = (ci, ky, kx) of the patch under output column col = (n, oy, ox):
+// x[n][ci][oy + ky][ox + kx], or 0 past the patch matrix (Cin·K², N·Ho·Wo).
+__device__ __forceinline__ float patch_element(const float* x, const ConvShape& s, int k, int col) {
+  const int Wo = s.Wo(), HW = s.Ho() * Wo;
+  if (k >= s.Cin * s.K * s.K || col >= s.N * HW) return 0.0f;
+  const int n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
+  const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
+  return x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
+}
+
 // The B operand of a net's convolution GEMM, gathered from its image as a
-// tile is loaded: B(k, col) = x[n][ci][oy + ky][ox + kx] with k = (ci, ky, kx)
-// and col = (n, oy, ox); consecutive threads take consecutive columns.
+// tile is loaded: B(k, col) = patch_element(k, col); consecutive threads take
+// consecutive columns.
 struct ImageColumns {
   const float* x;  // (N, Cin, H, W): this net's input, or the shared one
   ConvShape s;
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    const int Wo = s.Wo(), HW = s.Ho() * Wo, KK = s.Cin * s.K * s.K, cols = s.N * HW;
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
-      const int kk = i / kTileN, nn = i % kTileN, k = k0 + kk, col = n0 + nn;
-      float v = 0.0f;
-      if (k < KK && col < cols) {
-        const int n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
-        const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
-        v = x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
-      }
-      tile[kk][nn] = v;
-    }
+    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads)
+      tile[i / kTileN][i % kTileN] = patch_element(x, s, k0 + i / kTileN, n0 + i % kTileN);
   }
 };
 
@@ -86,23 +87,15 @@ struct OutputErrorRows {
   }
 };
 
-// B(col, k) = the image patch element k of column col: ImageColumns transposed,
-// the weight gradient's right operand; consecutive threads take consecutive columns.
+// B(col, k) = patch_element(k, col): ImageColumns transposed, the weight
+// gradient's right operand (rows are columns of the output, the long sum);
+// consecutive threads take consecutive columns.
 struct ImagePatches {
   const float* x;  // (N, Cin, H, W)
   ConvShape s;
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    const int Wo = s.Wo(), HW = s.Ho() * Wo, KK = s.Cin * s.K * s.K, cols = s.N * HW;
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
-      const int kk = i % kTileK, nn = i / kTileK, col = k0 + kk, k = n0 + nn;
-      float v = 0.0f;
-      if (k < KK && col < cols) {
-        const int n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
-        const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
-        v = x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
-      }
-      tile[kk][nn] = v;
-    }
+    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads)
+      tile[i % kTileK][i / kTileK] = patch_element(x, s, n0 + i / kTileK, k0 + i % kTileK);
   }
 };
 
