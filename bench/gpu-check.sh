@@ -58,6 +58,7 @@ EVOPLAST_CONV=cudnn "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$
 EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$out/bench_tiled.log" 2>&1
 "$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32 >"$out/bench_tf32.log" 2>&1
 "$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32x3 >"$out/bench_tf32x3.log" 2>&1
+"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32x3 --rule hebb >"$out/bench_hebb_tf32x3.log" 2>&1
 "$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 >"$out/torch.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
@@ -95,6 +96,7 @@ try:
     ours, hebb, torch = table(f"{d}/bench_backprop.log"), table(f"{d}/bench_hebb.log"), table(f"{d}/torch.log")
     dnn, tiled = table(f"{d}/bench_cudnn.log"), table(f"{d}/bench_tiled.log")
     tf32, tf32x3, torch_tf32 = table(f"{d}/bench_tf32.log"), table(f"{d}/bench_tf32x3.log"), table(f"{d}/torch_tf32.log")
+    hebb_x3 = table(f"{d}/bench_hebb_tf32x3.log")
 except FileNotFoundError as e:
     print("missing log:", e); sys.exit(0)
 print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
@@ -104,10 +106,11 @@ for P in sorted(set(ours) | set(torch)):
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
     print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
 print("tensor cores (ours, backprop) beside PyTorch with TF32 allowed")
-print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'PyTorch tf32':>13} {'tf32/PyTorch':>13}")
+print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'hebb tf32x3':>12} {'PyTorch tf32':>13} {'tf32/PyTorch':>13} {'hebb/bp x3':>11}")
 for P in sorted(set(tf32) | set(torch_tf32)):
-    a, b, t = tf32.get(P), tf32x3.get(P), torch_tf32.get(P)
-    print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {t or 0:>13.0f} {(f'{a / t:.2f}x' if a and t else '—'):>13}")
+    a, b, hb, t = tf32.get(P), tf32x3.get(P), hebb_x3.get(P), torch_tf32.get(P)
+    print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {hb or 0:>12.0f} {t or 0:>13.0f} "
+          f"{(f'{a / t:.2f}x' if a and t else '—'):>13} {(f'{hb / b:.2f}' if hb and b else '—'):>11}")
 PY
 echo; cat "$out/bench_kernels.log"
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: exit $seed_rc, ${seed_s}s"; fi
