@@ -2,10 +2,11 @@
 // of nets (once when the input is shared: conv1 is then one wide GEMM over P·Cout
 // rows), cuBLAS multiplies (strided-batched over the population), and small
 // kernels scatter with the bias, gather the error, and fold columns back.
-// On tensor cores (precision tf32 or tf32x3) the forward pass is one
-// implicit-GEMM launch for all P nets instead: patches are gathered from the
-// image as each tile is loaded, and the output is written with its bias in
-// place, so neither the patch matrix nor the GEMM's output touch global memory.
+// On tensor cores (precision tf32 or tf32x3) both passes are implicit GEMMs
+// over all P nets instead (kernels/tensor_tile.cuh): operands are gathered
+// from the image or the error as each tile is loaded, and outputs are written
+// in their final layout, so no patch matrix, GEMM output or column gradient
+// touches global memory (the memory plan's im2col scratch is an upper bound).
 #include "kernels/conv_plan.hpp"
 #include "kernels/cuda_util.cuh"
 #include "kernels/tensor_tile.cuh"
