@@ -7,7 +7,8 @@
 #      in the same call, on the same card,
 #   3. compute-sanitizer (memcheck, racecheck, synccheck) over the CUDA kernel
 #      tests (the trainings left out: minutes under the sanitizer),
-#   4. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1).
+#   4. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1),
+#   5. Nsight Compute's top three kernels (optional: GPU_CHECK_NCU=1).
 # Full logs go to $OUT (or ./gpu-check-out); a short table is printed last.
 set -uo pipefail
 build="${BUILD:-build-gpu}"
@@ -63,6 +64,16 @@ EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 >"$out/torch.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
 
+# Nsight Compute over a few steps of the P = 64 CNN on tensor cores: the top three kernels by time.
+# Optional (GPU_CHECK_NCU=1): minutes of device time.
+ncu_rc="not run (GPU_CHECK_NCU=1 runs it)"
+if [[ "${GPU_CHECK_NCU:-0}" == 1 ]] && ! command -v ncu >/dev/null; then ncu_rc="ncu not on the PATH"; fi
+if [[ "${GPU_CHECK_NCU:-0}" == 1 ]] && command -v ncu >/dev/null; then
+  timeout 240 ncu --launch-skip 300 --launch-count 60 --section SpeedOfLight \
+    "$build/bench_population" -P 64 --steps 5 --precision tf32x3 --rule hebb >"$out/ncu.log" 2>&1
+  ncu_rc="exit $?"
+fi
+
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
   start=$(date +%s.%N)
   "$build/evolve" run --preset seed --quiet --out "$out/seed-run" >"$out/seed_run.log" 2>&1
@@ -113,4 +124,29 @@ for P in sorted(set(tf32) | set(torch_tf32)):
           f"{(f'{a / t:.2f}x' if a and t else '—'):>13} {(f'{hb / b:.2f}' if hb and b else '—'):>11}")
 PY
 echo; cat "$out/bench_kernels.log"
+echo; echo "ncu (P = 64, hebb, tf32x3; $ncu_rc): top kernels by time"
+python3 - "$out/ncu.log" <<'PY'
+import re, sys, collections
+time, sm, mem, name = collections.Counter(), {}, {}, None
+units = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+try:
+    for line in open(sys.argv[1], errors="replace"):
+        plain = line.replace("(anonymous namespace)::", "")
+        m = re.match(r"\s{2}(?:void )?(\S[^(<]*)[(<].*\(\d+, \d+, \d+\)x\(\d+, \d+, \d+\)", plain)
+        if m:
+            name = m.group(1).strip().split("::")[-1]
+            continue
+        f = line.split()
+        if name and len(f) >= 3 and f[0] == "Duration" and f[1] in units:
+            time[name] += float(f[2].replace(",", "")) * units[f[1]]
+        elif name and len(f) >= 4 and f[:3] == ["Compute", "(SM)", "Throughput"]:
+            sm[name] = f[-1]
+        elif name and len(f) >= 3 and f[:2] == ["Memory", "Throughput"] and f[2] == "%":
+            mem[name] = f[-1]
+except FileNotFoundError:
+    print("  no ncu log"); sys.exit(0)
+total = sum(time.values()) or 1
+for k, t in time.most_common(3):
+    print(f"  {k:<40} {t:10.1f} us ({100 * t / total:4.1f}%)  SM {sm.get(k, '?')}%  memory {mem.get(k, '?')}%")
+PY
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: exit $seed_rc, ${seed_s}s"; fi
