@@ -92,6 +92,15 @@ class Backend {
                                  const float* grad_hebb, const float* mean_x, const float* mean_y,
                                  const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
                                  float* omega) = 0;
+  // A dense layer's [g; h] from one pass over x (the stacked [e | ŷ] as the
+  // output error of a layer with 2·Out units) and the rule's update of every
+  // synapse: dense_backward into grad_hebb (P, 2·Out, In) then
+  // plasticity_update, or, where the backend can, both in one kernel that
+  // never writes grad_hebb. s: the layer (Out units).
+  virtual void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                                       const float* error_hebb, float* grad_hebb, const float* mean_x,
+                                       const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
+                                       float* acc_delta, float* omega) = 0;
   virtual void route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode, const float* dfa_e,
                                   const float* y, bool relu_after, float* e) = 0;
   virtual void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,

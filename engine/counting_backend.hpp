@@ -44,6 +44,8 @@ class CountingBackend final : public Backend {
   void plasticity_bound_rows(int, int, int, const PlasticityCoeffs*, float*) override {}
   void route_hidden_error(int, std::size_t, const kernels::HiddenError*, const float*, const float*, bool,
                           float*) override {}
+  void plasticity_update_dense(const DenseShape&, const PlasticityCoeffs*, const float*, const float*, float*,
+                               const float*, const float*, const float*, float*, float*, float*, float*) override {}
   void pick_per_net(int, std::size_t, const std::uint8_t*, const float*, const float*, float*) override {}
   void kwta_forward(int, int, int, const KwtaParams*, float*, float*) override {}
   void kwta_backward(int, int, int, const KwtaParams*, const float*, const float*, const float*, float*) override {}

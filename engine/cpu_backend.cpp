@@ -106,6 +106,14 @@ void CpuBackend::stack_error_and_hebb(int P, int N, int Out, int S,
                                       float* error_hebb, float* mean_y, float* mean_y2) {
   k::stack_error_and_hebb(P, N, Out, S, coeffs, e, y, labels, theta, error_hebb, mean_y, mean_y2);
 }
+void CpuBackend::plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                                         const float* error_hebb, float* grad_hebb, const float* mean_x,
+                                         const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
+                                         float* acc_delta, float* omega) {
+  dense_backward(DenseShape{s.P, s.N, s.In, 2 * s.Out, s.shared_input}, x, nullptr, error_hebb, nullptr, grad_hebb,
+                 nullptr);
+  plasticity_update(s.P, s.Out, s.In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+}
 void CpuBackend::route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode,
                                     const float* dfa_e, const float* y, bool relu_after, float* e) {
   k::route_hidden_error(P, per_net, mode, dfa_e, y, relu_after, e);

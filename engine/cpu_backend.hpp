@@ -46,6 +46,10 @@ class CpuBackend : public Backend {
                             const float* e, const float* y, const std::int32_t* labels, float* theta,
                             float* error_hebb, float* mean_y, float* mean_y2) override;
   void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) override;
+  void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                               const float* error_hebb, float* grad_hebb, const float* mean_x, const float* mean_y,
+                               const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
+                               float* omega) override;
   void route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode, const float* dfa_e,
                           const float* y, bool relu_after, float* e) override;
   void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,

@@ -215,6 +215,17 @@ class CudaBackend final : public Backend {
     kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, labels, theta, error_hebb, mean_y,
                              mean_y2);
   }
+  void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                               const float* error_hebb, float* grad_hebb, const float* mean_x, const float* mean_y,
+                               const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
+                               float* omega) override {
+    if (kc::gemm_precision() != kc::Precision::fp32)
+      return kc::plasticity_update_dense_fused(stream_, s, stage(coeffs, s.P, 1), x, error_hebb, mean_x, mean_y,
+                                               mean_y2, w, sq_avg, acc_delta, omega);
+    dense_backward(DenseShape{s.P, s.N, s.In, 2 * s.Out, s.shared_input}, x, nullptr, error_hebb, nullptr, grad_hebb,
+                   nullptr);
+    plasticity_update(s.P, s.Out, s.In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+  }
   void route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode, const float* dfa_e,
                           const float* y, bool relu_after, float* e) override {
     kc::route_hidden_error(stream_, P, per_net, stage(mode, P, 3), dfa_e, y, relu_after, e);

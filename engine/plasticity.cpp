@@ -271,18 +271,24 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       backend_.pre_mean_conv(ConvShape{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k,
                                        L.shared_input},
                              x, s.mean_x.data());
-    } else {
+    } else {  // the bias rows only here: the weights' [g; h] comes with their update below
       const DenseShape ds{P, N, s.in, 2 * s.out, L.shared_input};
-      backend_.dense_backward(ds, x, nullptr, s.error_hebb.data(), nullptr, s.grad_hebb.data(), s.grad_hebb_bias.data());
+      backend_.dense_backward(ds, x, nullptr, s.error_hebb.data(), nullptr, nullptr, s.grad_hebb_bias.data());
       backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
     }
 
     // The fused epilogue: every term, the optimiser state, Ω, the clip, once per synapse.
     Param& pw = net_.params()[std::size_t(L.w)];
     Param& pb = net_.params()[std::size_t(L.b)];
-    backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.grad_hebb.data(), s.mean_x.data(),
-                               s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(),
-                               s.sq_delta_w.data(), s.omega.data());
+    if (L.spec.kind == LayerKind::conv)
+      backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.grad_hebb.data(), s.mean_x.data(),
+                                 s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(),
+                                 s.sq_delta_w.data(), s.omega.data());
+    else  // [g; h] and the update together (one kernel on tensor cores)
+      backend_.plasticity_update_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, coeffs.data(), x,
+                                       s.error_hebb.data(), s.grad_hebb.data(), s.mean_x.data(), s.mean_y.data(),
+                                       s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(), s.sq_delta_w.data(),
+                                       s.omega.data());
     if (bounded) backend_.plasticity_bound_rows(P, s.out, s.in, coeffs.data(), pw.value.data());
     backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
                                     pb.value.data(), s.sq_grad_b.data(), s.sq_delta_b.data());

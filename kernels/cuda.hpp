@@ -104,6 +104,12 @@ void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const Plastic
                           const float* e, const float* y, const std::int32_t* labels, float* theta, float* error_hebb,
                           float* mean_y, float* mean_y2);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
+// The dense plasticity step with g and h computed on tensor cores and the
+// update fused into that GEMM's epilogue (precision tf32 or tf32x3 only):
+// s.Out units; error_hebb (P, N, 2·Out) from stack_error_and_hebb.
+void plasticity_update_dense_fused(Stream st, const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                                   const float* error_hebb, const float* mean_x, const float* mean_y,
+                                   const float* mean_y2, float* w, float* sq_avg, float* acc_delta, float* omega);
 void route_hidden_error(Stream st, int P, std::size_t per_net, const HiddenError* mode, const float* dfa_e,
                         const float* y, bool relu_after, float* e);
 void pick_per_net(Stream st, int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,

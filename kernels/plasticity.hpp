@@ -25,6 +25,7 @@
 #include <cstdint>
 
 #include "kernels/common.hpp"
+#include "kernels/optim_math.hpp"
 
 namespace evoplast::kernels {
 
@@ -42,6 +43,26 @@ struct PlasticityCoeffs {
 };
 
 constexpr float kBcmTau = 0.1f;  // rate of the BCM threshold's running average
+
+// One synapse's update under its net's rule: opt(g), the Hebbian, pre, post
+// and constant terms, the decays, consolidation, Ω and the clip — written
+// once, term by term, for the CPU, the GPU's update kernel and the GEMM
+// epilogue that fuses it (all built without FMA contraction), so they round
+// alike. g, h: the synapse's error and Hebbian averages; mean_x, mean_y,
+// mean_y2: ⟨x_i⟩, ⟨y_o⟩, ⟨y_o²⟩.
+template <typename T>
+EVOPLAST_HD void update_synapse(const PlasticityCoeffs& c, T g, T h, T mean_x, T mean_y, T mean_y2, T& w,
+                                T& sq_avg, T& acc_delta, T& omega) {
+  const T delta = rule_opt(c.adadelta != 0, g, T(c.rho), T(c.eps), sq_avg, acc_delta);
+  T dw = T(c.eta) * (-T(c.alpha) * delta + T(c.A) * h + T(c.B) * mean_x + T(c.C) * mean_y + T(c.D)) -
+         T(c.omega) * mean_y2 * w - T(c.lambda) * w;
+  dw = dw / (T(1) + T(c.kappa) * omega);
+  omega = T(c.rho_omega) * omega + T(c.s_g) * std::fabs(g * dw) + T(c.s_h) * std::fabs(h);
+  T nw = w + dw;
+  const T w_max = T(c.w_max);
+  if (w_max > 0) nw = nw > w_max ? w_max : (nw < -w_max ? -w_max : nw);  // NaN stays NaN (divergence shows)
+  w = nw;
+}
 
 // What a net's hidden layer learns from (its rule's feedback): the error that
 // came down through W or feedback alignment's B (keep), nothing (none), or

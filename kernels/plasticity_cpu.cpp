@@ -88,9 +88,6 @@ void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, c
   for (int p = 0; p < P; ++p) {
     const PlasticityCoeffs& c = coeffs[p];
     if (c.frozen) continue;
-    const T eta = c.eta, alpha = c.alpha, A = c.A, B = c.B, C = c.C, D = c.D;
-    const T om = c.omega, lam = c.lambda, kappa = c.kappa, rho_o = c.rho_omega;
-    const T s_g = c.s_g, s_h = c.s_h, w_max = c.w_max, r = c.rho, e = c.eps;
     const T* mx = mean_x + std::size_t(p) * In;
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < Out; ++o) {
@@ -100,14 +97,7 @@ void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, c
       const T my = mean_y[std::size_t(p) * Out + o], my2 = mean_y2[std::size_t(p) * Out + o];
       for (int i = 0; i < In; ++i) {
         const std::size_t k = row + i;
-        const T delta = rule_opt(c.adadelta != 0, g[i], r, e, sq_avg[k], acc_delta[k]);
-        T dw = eta * (-alpha * delta + A * h[i] + B * mx[i] + C * my + D) - om * my2 * w[k] -
-               lam * w[k];
-        dw = dw / (T(1) + kappa * omega[k]);
-        omega[k] = rho_o * omega[k] + s_g * std::abs(g[i] * dw) + s_h * std::abs(h[i]);
-        T nw = w[k] + dw;
-        if (w_max > 0) nw = nw > w_max ? w_max : (nw < -w_max ? -w_max : nw);
-        w[k] = nw;
+        update_synapse(c, g[i], h[i], mx[i], my, my2, w[k], sq_avg[k], acc_delta[k], omega[k]);
       }
     }
   }

@@ -3,6 +3,7 @@
 // state once and writes W, the optimiser state and Ω once.
 #include "kernels/cuda_util.cuh"
 #include "kernels/optim_math.hpp"
+#include "kernels/tensor_tile.cuh"
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -92,21 +93,60 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
     const PlasticityCoeffs c = coeffs[p];
     if (c.frozen) continue;
     const float g = grad_hebb[(p * 2 * Out + o) * In + i], h = grad_hebb[(p * 2 * Out + Out + o) * In + i];
-    float v = sq[k], u = acc[k];
-    const float delta = rule_opt(c.adadelta != 0, g, c.rho, c.eps, v, u);
-    sq[k] = v;
-    acc[k] = u;
-    const float wk = w[k], my = mean_y[p * Out + o], my2 = mean_y2[p * Out + o];
-    // Written as on the CPU, term by term, and compiled without FMA
-    // contraction (see CMakeLists.txt) so both backends round alike.
-    float dw = c.eta * (-c.alpha * delta + c.A * h + c.B * mean_x[p * In + i] + c.C * my + c.D) -
-               c.omega * my2 * wk - c.lambda * wk;
-    dw = dw / (1.0f + c.kappa * omega[k]);
-    omega[k] = c.rho_omega * omega[k] + c.s_g * fabsf(g * dw) + c.s_h * fabsf(h);
-    float nw = wk + dw;
-    if (c.w_max > 0) nw = fminf(fmaxf(nw, -c.w_max), c.w_max);
-    w[k] = nw;
+    float wk = w[k], v = sq[k], u = acc[k], om = omega[k];
+    update_synapse(c, g, h, mean_x[p * In + i], mean_y[p * Out + o], mean_y2[p * Out + o], wk, v, u, om);
+    w[k] = wk, sq[k] = v, acc[k] = u, omega[k] = om;
   }
+}
+
+// A(o, n) = the stacked [e | ŷ] of one net at unit offset + o, sample n:
+// its error rows (offset 0) or its Hebbian rows (offset Out), transposed as
+// the tile loads (consecutive threads take consecutive units).
+struct StackedRows {
+  const float* error_hebb;  // (N, 2·Out) of this net
+  int N, Out, offset;
+  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
+    for (int i = threadIdx.x; i < kTileM * kTileK; i += kTileThreads) {
+      const int mm = i % kTileM, kk = i / kTileM, o = m0 + mm, n = k0 + kk;
+      tile[mm][kk] = o < Out && n < N ? error_hebb[std::size_t(n) * 2 * Out + offset + o] : 0.0f;
+    }
+  }
+};
+
+// The tile's epilogue: synapse (o, i) of one net updated from its g and h as
+// they leave the accumulators (update_synapse), W and its state read and
+// written once; [g; h] never reaches global memory.
+struct SynapseUpdate {
+  const PlasticityCoeffs* c;  // this net's
+  const float *mean_x, *mean_y, *mean_y2;
+  float *w, *sq, *acc, *omega;  // (Out, In) each, this net's
+  int Out, In;
+  __device__ void operator()(int o, int i, float g, float h) const {
+    if (o >= Out || i >= In || c->frozen) return;
+    const std::size_t k = std::size_t(o) * In + i;
+    float wk = w[k], v = sq[k], u = acc[k], om = omega[k];
+    update_synapse(*c, g, h, mean_x[i], mean_y[o], mean_y2[o], wk, v, u, om);
+    w[k] = wk, sq[k] = v, acc[k] = u, omega[k] = om;
+  }
+};
+
+// The dense plasticity step on tensor cores: block (x, y) a 64×64 tile of a
+// net's (Out, In) synapses, block z the net; g and h from one pass over x.
+template <bool kSplit>
+__global__ void __launch_bounds__(kTileThreads)
+    plasticity_dense_fused_kernel(DenseShape s, const PlasticityCoeffs* __restrict__ coeffs,
+                                  const float* __restrict__ x, const float* __restrict__ error_hebb,
+                                  const float* __restrict__ mean_x, const float* __restrict__ mean_y,
+                                  const float* __restrict__ mean_y2, float* __restrict__ w, float* __restrict__ sq,
+                                  float* __restrict__ acc, float* __restrict__ omega) {
+  const std::size_t p = blockIdx.z, synapses = std::size_t(s.Out) * s.In;
+  const float* eh = error_hebb + p * s.N * 2 * s.Out;
+  tensor_tile_pair<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, s.N,
+                           StackedRows{eh, s.N, s.Out, 0}, StackedRows{eh, s.N, s.Out, s.Out},
+                           StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
+                           SynapseUpdate{coeffs + p, mean_x + p * s.In, mean_y + p * s.Out, mean_y2 + p * s.Out,
+                                         w + p * synapses, sq + p * synapses, acc + p * synapses,
+                                         omega + p * synapses, s.Out, s.In});
 }
 
 __global__ void plasticity_bias_kernel(int P, int Out, const PlasticityCoeffs* __restrict__ coeffs,
@@ -218,6 +258,17 @@ void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs
                        float* acc_delta, float* omega) {
   EVOPLAST_LAUNCH(plasticity_kernel, blocks_for(std::size_t(P) * Out * In), kThreads, 0, st, 
       P, Out, In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+}
+void plasticity_update_dense_fused(Stream st, const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                                   const float* error_hebb, const float* mean_x, const float* mean_y,
+                                   const float* mean_y2, float* w, float* sq_avg, float* acc_delta, float* omega) {
+  const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.Out + kTileM - 1) / kTileM), unsigned(s.P));
+  if (gemm_precision() == Precision::tf32x3)
+    EVOPLAST_LAUNCH(plasticity_dense_fused_kernel<true>, grid, kTileThreads, 0, st, s, coeffs, x, error_hebb, mean_x,
+                    mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+  else
+    EVOPLAST_LAUNCH(plasticity_dense_fused_kernel<false>, grid, kTileThreads, 0, st, s, coeffs, x, error_hebb, mean_x,
+                    mean_y, mean_y2, w, sq_avg, acc_delta, omega);
 }
 void plasticity_bias_update(Stream st, int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,
                             const float* mean_y, float* b, float* sq_avg, float* acc_delta) {

@@ -18,6 +18,43 @@ struct TensorTiles {
   float b[kTileK][kTileN + 8];  // B(k0 + k, n0 + n) at b[k][n]
 };
 
+// The warp's 32×32 outputs at (wm, wn) of the tile: acc += A·B over one
+// 16-deep slice in shared memory (g = lane / 4, t = lane % 4).
+template <bool kSplit>
+__device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&ta)[kTileM][kTileK + 4],
+                                           const float (&tb)[kTileK][kTileN + 8], int wm, int wn, int g, int t) {
+#pragma unroll
+  for (int kk = 0; kk < kTileK; kk += 8) {
+    float a[2][4], b[4][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int r = wm + i * 16 + g;
+      a[i][0] = ta[r][kk + t];
+      a[i][1] = ta[r + 8][kk + t];
+      a[i][2] = ta[r][kk + t + 4];
+      a[i][3] = ta[r + 8][kk + t + 4];
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int c = wn + j * 8 + g;
+      b[j][0] = tb[kk + t][c];
+      b[j][1] = tb[kk + t + 4][c];
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) mma_fp32_operands<kSplit>(acc[i][j], a[i], b[j]);
+  }
+}
+
+// The output (m, n) that fragment element q of accumulator tile [i][j] holds.
+__device__ __forceinline__ int fragment_row(int m0, int wm, int i, int g, int q) {
+  return m0 + wm + i * 16 + g + (q >= 2 ? 8 : 0);
+}
+__device__ __forceinline__ int fragment_col(int n0, int wn, int j, int t, int q) {
+  return n0 + wn + j * 8 + 2 * t + (q & 1);
+}
+
 // load_a.fill(tiles.a, m0, k0) and load_b.fill(tiles.b, k0, n0) are called by
 // every thread of the block (each fills its share); store(m, n, value) once
 // per output inside the tile (the caller checks the bounds). The sum runs over
@@ -34,28 +71,7 @@ __device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA&
     load_a.fill(tiles.a, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kTileK; kk += 8) {
-      float a[2][4], b[4][2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int r = wm + i * 16 + g;
-        a[i][0] = tiles.a[r][kk + t];
-        a[i][1] = tiles.a[r + 8][kk + t];
-        a[i][2] = tiles.a[r][kk + t + 4];
-        a[i][3] = tiles.a[r + 8][kk + t + 4];
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int c = wn + j * 8 + g;
-        b[j][0] = tiles.b[kk + t][c];
-        b[j][1] = tiles.b[kk + t + 4][c];
-      }
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) mma_fp32_operands<kSplit>(acc[i][j], a[i], b[j]);
-    }
+    warp_slice<kSplit>(acc, tiles.a, tiles.b, wm, wn, g, t);
     __syncthreads();  // every warp has read the slice before it is overwritten
   }
 #pragma unroll
@@ -64,7 +80,36 @@ __device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA&
     for (int j = 0; j < 4; ++j)
 #pragma unroll
       for (int q = 0; q < 4; ++q)
-        store(m0 + wm + i * 16 + g + (q >= 2 ? 8 : 0), n0 + wn + j * 8 + 2 * t + (q & 1), acc[i][j][q]);
+        store(fragment_row(m0, wm, i, g, q), fragment_col(n0, wn, j, t, q), acc[i][j][q]);
+}
+
+// Two products with the same right operand, A1·B and A2·B, in one pass over
+// B: store(m, n, first, second) once per output. For the plasticity step,
+// where A1 holds the error rows and A2 the Hebbian rows of the same units.
+template <bool kSplit, class LoadA1, class LoadA2, class LoadB, class Store>
+__device__ void tensor_tile_pair(int m0, int n0, int K, const LoadA1& load_a1, const LoadA2& load_a2,
+                                 const LoadB& load_b, const Store& store) {
+  __shared__ TensorTiles tiles;
+  __shared__ float a2[kTileM][kTileK + 4];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
+  float acc1[2][4][4] = {}, acc2[2][4][4] = {};
+  for (int k0 = 0; k0 < K; k0 += kTileK) {
+    load_a1.fill(tiles.a, m0, k0);
+    load_a2.fill(a2, m0, k0);
+    load_b.fill(tiles.b, k0, n0);
+    __syncthreads();
+    warp_slice<kSplit>(acc1, tiles.a, tiles.b, wm, wn, g, t);
+    warp_slice<kSplit>(acc2, a2, tiles.b, wm, wn, g, t);
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        store(fragment_row(m0, wm, i, g, q), fragment_col(n0, wn, j, t, q), acc1[i][j][q], acc2[i][j][q]);
 }
 
 // A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k) of a tile.

@@ -463,6 +463,36 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.same(sq, 1e-7, 1e-5, "Adadelta v");
   h.same(acc, 1e-9, 1e-5, "Adadelta u");
   h.same(om, 1e-7, 1e-5, "Ω");
+  // [g; h] and the update in one call, from the same stacked rows and statistics on both backends: the GPU's
+  // GEMM-then-update in fp32, and its fused kernel on tensor cores in split TF32. g and h are sums of N = 37
+  // products in another order (split TF32: within 2^-18 of Σ|a·b|, see the tensor-core tests), so W and its
+  // state agree to a few fp32 ulps relative, and Adadelta's √ ratio can grow that tenfold: 1e-5 absolute, 1e-4 relative.
+  {
+    namespace kc = evoplast::kernels::cuda;
+    struct BackToFp32 {
+      ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
+    } back_to_fp32;
+    auto stacked = h.from(z.c.body()), mean_y = h.from(my.c.body()), mean_y2 = h.from(my2.c.body());
+    auto mean_x = h.from(mx.c.body());
+    for (kc::Precision precision : {kc::Precision::fp32, kc::Precision::tf32x3}) {
+      kc::set_gemm_precision(precision);
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name);
+      auto w2 = h.in(std::size_t(P) * Out * In), sq2 = h.in(std::size_t(P) * Out * In, 0, 1);
+      auto acc2 = h.in(std::size_t(P) * Out * In, 0, 1e-3), om2 = h.in(std::size_t(P) * Out * In, 0, 1e-3);
+      auto scratch = h.out(std::size_t(P) * 2 * Out * In);
+      h.cpu.plasticity_update_dense(ds, coeffs.data(), x.c.ptr(), stacked.c.ptr(), scratch.c.ptr(), mean_x.c.ptr(),
+                                    mean_y.c.ptr(), mean_y2.c.ptr(), w2.c.ptr(), sq2.c.ptr(), acc2.c.ptr(),
+                                    om2.c.ptr());
+      h.gpu->plasticity_update_dense(ds, coeffs.data(), x.g.ptr(), stacked.g.ptr(), scratch.g.ptr(), mean_x.g.ptr(),
+                                     mean_y.g.ptr(), mean_y2.g.ptr(), w2.g.ptr(), sq2.g.ptr(), acc2.g.ptr(),
+                                     om2.g.ptr());
+      h.same(w2, 1e-5, 1e-4, "W ([g; h] and the update together)");
+      h.same(sq2, 1e-6, 1e-4, "Adadelta v ([g; h] and the update together)");
+      h.same(acc2, 1e-9, 1e-4, "Adadelta u ([g; h] and the update together)");
+      h.same(om2, 1e-6, 1e-4, "Ω ([g; h] and the update together)");
+    }
+  }
   // Each net's hidden error by its feedback mode, and each net's W or B, in one pass each.
   {
     using kernels::HiddenError;
