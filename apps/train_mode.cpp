@@ -85,7 +85,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_option("--precision", o.precision,
                   "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3 (split TF32, about fp32's accuracy)")
-      ->check(CLI::IsMember({"fp32", "tf32", "tf32x3"}))
+      ->check(CLI::IsMember(evoplast::engine::kPrecisions))
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_option("-o,--out", o.out,

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--backend", backend_name, "cpu, cuda or auto")->capture_default_str();
   app.add_option("--precision", precision, "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3")
-      ->check(CLI::IsMember({"fp32", "tf32", "tf32x3"}))
+      ->check(CLI::IsMember(evoplast::engine::kPrecisions))
       ->capture_default_str();
   app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();
   app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();

@@ -9,10 +9,6 @@
 
 namespace evoplast::engine {
 
-bool valid_precision(const std::string& precision) {
-  return precision == "fp32" || precision == "tf32" || precision == "tf32x3";
-}
-
 namespace {
 
 std::unique_ptr<Backend> cpu_backend(const std::string& precision) {
@@ -27,7 +23,7 @@ std::unique_ptr<Backend> cpu_backend(const std::string& precision) {
 
 std::unique_ptr<Backend> make_backend(const std::string& choice, const std::string& precision) {
   if (!precision.empty() && !valid_precision(precision))
-    throw EngineError(fmt::format("precision '{}': choose fp32, tf32 or tf32x3", precision));
+    throw EngineError(fmt::format("precision '{}': choose {}", precision, precision_choices()));
   if (choice == "cpu") return cpu_backend(precision);
   if (choice == "auto") {
     // CUDA when it is built and a device is present, else the CPU.

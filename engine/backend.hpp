@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/precision.hpp"
+
 #include "kernels/activation.hpp"
 #include "kernels/common.hpp"
 #include "kernels/data.hpp"
@@ -134,9 +136,6 @@ class Backend {
 // naming the choice and what to do when it cannot be honoured (the CPU
 // computes in fp32 only).
 std::unique_ptr<Backend> make_backend(const std::string& choice, const std::string& precision = "");
-
-// Whether a precision name is one make_backend takes.
-bool valid_precision(const std::string& precision);
 
 // An owning, move-only array of T in a backend's memory.
 template <typename T>

@@ -15,6 +15,7 @@
 #include "kernels/cuda_check.hpp"
 #include "engine/cuda_device.hpp"
 #include "engine/errors.hpp"
+#include "engine/precision.hpp"
 #include "kernels/cuda.hpp"
 
 namespace evoplast::engine {
@@ -312,10 +313,11 @@ class CudaBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision) {
   if (cuda_device_count() == 0) throw EngineError("--backend cuda: no CUDA device is visible; use --backend cpu");
-  if (precision == "fp32") kc::set_gemm_precision(kc::Precision::fp32);
-  else if (precision == "tf32") kc::set_gemm_precision(kc::Precision::tf32);
-  else if (precision == "tf32x3") kc::set_gemm_precision(kc::Precision::tf32x3);
-  else if (!precision.empty()) throw EngineError(fmt::format("precision '{}': choose fp32, tf32 or tf32x3", precision));
+  if (!precision.empty()) {
+    const auto p = kc::parse_precision(precision.c_str());
+    if (!p) throw EngineError(fmt::format("precision '{}': choose {}", precision, precision_choices()));
+    kc::set_gemm_precision(*p);
+  }
   return std::make_unique<CudaBackend>(device);
 }
 

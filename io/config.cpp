@@ -13,6 +13,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "engine/precision.hpp"
+
 namespace evoplast::io {
 namespace {
 
@@ -319,8 +321,8 @@ void validate(const RunConfig& c) {
        fmt::format("'{}' — choose seed or continual", c.fitness));
   need(c.backend == "auto" || c.backend == "cpu" || c.backend == "cuda", "backend",
        fmt::format("'{}' — choose auto, cpu or cuda", c.backend));
-  need(c.precision == "fp32" || c.precision == "tf32" || c.precision == "tf32x3", "precision",
-       fmt::format("'{}' — choose fp32, tf32 or tf32x3", c.precision));
+  need(engine::valid_precision(c.precision), "precision",
+       fmt::format("'{}' — choose {}", c.precision, engine::precision_choices()));
   for (auto [key, v] : {std::pair{"fitness.w_val_loss", c.w_val_loss}, std::pair{"fitness.w_train_loss", c.w_train_loss},
                         std::pair{"fitness.w_minutes", c.w_minutes}, std::pair{"fitness.w_acc", c.w_acc},
                         std::pair{"fitness.w_bwt", c.w_bwt}})

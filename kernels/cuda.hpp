@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "kernels/common.hpp"
 #include "kernels/data.hpp"
@@ -52,6 +53,7 @@ enum class Precision { fp32, tf32, tf32x3 };
 void set_gemm_precision(Precision precision);
 Precision gemm_precision();
 const char* precision_name(Precision precision);  // "fp32", "tf32", "tf32x3"
+std::optional<Precision> parse_precision(const char* name);  // by precision_name; nullopt for others
 void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
           long long strideC, int batch);

@@ -23,9 +23,7 @@ GemmImpl g_impl = initial_impl();
 
 Precision initial_precision() {
   const char* e = std::getenv("EVOPLAST_PRECISION");
-  if (e && std::strcmp(e, "tf32") == 0) return Precision::tf32;
-  if (e && std::strcmp(e, "tf32x3") == 0) return Precision::tf32x3;
-  return Precision::fp32;
+  return e ? parse_precision(e).value_or(Precision::fp32) : Precision::fp32;
 }
 Precision g_precision = initial_precision();
 
@@ -108,6 +106,11 @@ __global__ void __launch_bounds__(kTileThreads)
 
 void set_gemm_precision(Precision precision) { g_precision = precision; }
 Precision gemm_precision() { return g_precision; }
+std::optional<Precision> parse_precision(const char* name) {
+  for (auto p : {Precision::fp32, Precision::tf32, Precision::tf32x3})
+    if (std::strcmp(name, precision_name(p)) == 0) return p;
+  return std::nullopt;
+}
 const char* precision_name(Precision precision) {
   switch (precision) {
     case Precision::tf32: return "tf32";

@@ -47,12 +47,27 @@ __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&
   }
 }
 
-// The output (m, n) that fragment element q of accumulator tile [i][j] holds.
-__device__ __forceinline__ int fragment_row(int m0, int wm, int i, int g, int q) {
-  return m0 + wm + i * 16 + g + (q >= 2 ? 8 : 0);
+// Where this thread's warp and lane sit in the tile: the warp's 32×32
+// outputs start at (wm, wn); g = lane / 4 and t = lane % 4 pick its fragments.
+struct WarpPlace {
+  int wm, wn, g, t;
+};
+__device__ __forceinline__ WarpPlace warp_place() {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  return {(warp / 2) * 32, (warp % 2) * 32, lane / 4, lane % 4};
 }
-__device__ __forceinline__ int fragment_col(int n0, int wn, int j, int t, int q) {
-  return n0 + wn + j * 8 + 2 * t + (q & 1);
+
+// visit(m, n, i, j, q) for each element q of each accumulator tile [i][j]
+// this thread holds, with the output (m, n) it belongs to.
+template <class Visit>
+__device__ __forceinline__ void for_each_fragment(int m0, int n0, const WarpPlace& p, const Visit& visit) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        visit(m0 + p.wm + i * 16 + p.g + (q >= 2 ? 8 : 0), n0 + p.wn + j * 8 + 2 * p.t + (q & 1), i, j, q);
 }
 
 // load_a.fill(tiles.a, m0, k0) and load_b.fill(tiles.b, k0, n0) are called by
@@ -64,23 +79,16 @@ template <bool kSplit, class LoadA, class LoadB, class Store>
 __device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA& load_a, const LoadB& load_b,
                             const Store& store) {
   __shared__ TensorTiles tiles;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;  // the warp's 32×32 outputs in the tile
-  float acc[2][4][4] = {};                               // [m16 tile][n8 tile][fragment]
+  const WarpPlace p = warp_place();
+  float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
   for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
     load_a.fill(tiles.a, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
-    warp_slice<kSplit>(acc, tiles.a, tiles.b, wm, wn, g, t);
+    warp_slice<kSplit>(acc, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
     __syncthreads();  // every warp has read the slice before it is overwritten
   }
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int q = 0; q < 4; ++q)
-        store(fragment_row(m0, wm, i, g, q), fragment_col(n0, wn, j, t, q), acc[i][j][q]);
+  for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
 }
 
 // Two products with the same right operand, A1·B and A2·B, in one pass over
@@ -91,25 +99,19 @@ __device__ void tensor_tile_pair(int m0, int n0, int K, const LoadA1& load_a1, c
                                  const LoadB& load_b, const Store& store) {
   __shared__ TensorTiles tiles;
   __shared__ float a2[kTileM][kTileK + 4];
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;
+  const WarpPlace p = warp_place();
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
   for (int k0 = 0; k0 < K; k0 += kTileK) {
     load_a1.fill(tiles.a, m0, k0);
     load_a2.fill(a2, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
-    warp_slice<kSplit>(acc1, tiles.a, tiles.b, wm, wn, g, t);
-    warp_slice<kSplit>(acc2, a2, tiles.b, wm, wn, g, t);
+    warp_slice<kSplit>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
+    warp_slice<kSplit>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int q = 0; q < 4; ++q)
-        store(fragment_row(m0, wm, i, g, q), fragment_col(n0, wn, j, t, q), acc1[i][j][q], acc2[i][j][q]);
+  for_each_fragment(m0, n0, p,
+                    [&](int m, int n, int i, int j, int q) { store(m, n, acc1[i][j][q], acc2[i][j][q]); });
 }
 
 // A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k) of a tile.
