@@ -27,31 +27,34 @@
 using namespace evoplast;
 using Clock = std::chrono::steady_clock;
 
-// Under mpirun: every rank sends rank 0 its nets, step times (s) and
-// network-images/s for one P; rank 0 prints the slowest rank's times, the total
-// rate (the ranks train at once) and each rank's.
-void report_rank(const apps::Ranks& ranks, int P_all, int nets, double fwd, double bwd, double rate) {
-  const double mine[4] = {double(nets), fwd, bwd, rate};
+// A time in ms, or "-" where it was not measured apart (a step run as one CUDA graph).
+std::string ms(double seconds) { return seconds < 0 ? "-" : fmt::format("{:.3f}", 1e3 * seconds); }
+
+// Under mpirun: every rank sends rank 0 its nets, step times (s; fwd and bwd
+// −1 when not measured apart) and network-images/s for one P; rank 0 prints
+// the slowest rank's times, the total rate (the ranks train at once) and each rank's.
+void report_rank(const apps::Ranks& ranks, int P_all, int nets, double fwd, double bwd, double step, double rate) {
+  const double mine[5] = {double(nets), fwd, bwd, step, rate};
   std::vector<std::uint8_t> bytes(sizeof mine);
   std::memcpy(bytes.data(), mine, sizeof mine);
   if (ranks.rank() != 0) {
     ranks.send(0, 7, bytes, 600);
     return;
   }
-  double slow_fwd = fwd, slow_bwd = bwd, total = rate;
+  double slow_fwd = fwd, slow_bwd = bwd, slow_step = step, total = rate;
   std::string each = fmt::format("   {:.0f} ({})", rate, nets);
   for (int r = 1; r < ranks.size(); ++r) {
     const auto b = ranks.receive(r, 7, 600);
-    double theirs[4];
+    double theirs[5];
     std::memcpy(theirs, b.data(), sizeof theirs);
     slow_fwd = std::max(slow_fwd, theirs[1]);
     slow_bwd = std::max(slow_bwd, theirs[2]);
-    total += theirs[3];
-    each += fmt::format(", {:.0f} ({:.0f})", theirs[3], theirs[0]);
+    slow_step = std::max(slow_step, theirs[3]);
+    total += theirs[4];
+    each += fmt::format(", {:.0f} ({:.0f})", theirs[4], theirs[0]);
   }
-  const double step = slow_fwd + slow_bwd;
-  fmt::print("{:>5} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.0f} {:>20.0f}{}\n", P_all, 1e3 * slow_fwd, 1e3 * slow_bwd,
-             1e3 * step, total / std::max(P_all, 1), total, each);
+  fmt::print("{:>5} {:>10} {:>10} {:>10.3f} {:>12.0f} {:>20.0f}{}\n", P_all, ms(slow_fwd), ms(slow_bwd),
+             1e3 * slow_step, total / std::max(P_all, 1), total, each);
   std::fflush(stdout);
 }
 
@@ -95,7 +98,7 @@ int main(int argc, char** argv) {
       const apps::Share share = apps::share_of(P_all, ranks.rank(), ranks.size());
       const int P = share.count;
       if (P == 0) {  // more ranks than nets: this one idles
-        if (ranks.distributed()) report_rank(ranks, P_all, 0, 0, 0, 0);
+        if (ranks.distributed()) report_rank(ranks, P_all, 0, 0, 0, 0, 0);
         continue;
       }
       engine::PopulationNet net(*backend, spec, P, batch);
@@ -113,38 +116,52 @@ int main(int argc, char** argv) {
       x.upload(xh);
       y.upload(yh);
       const std::vector<float> lr(std::size_t(P), 1.0f);
-      double t_fwd = 0, t_bwd = 0;
+      const auto learn = [&] {
+        if (opt) {
+          net.backward_async(y.data(), batch);
+          opt->step(lr);
+        } else {
+          plastic->step_async(y.data(), batch, 1.0f, 0);
+        }
+      };
+      // A backend that runs a step as one CUDA graph is timed by the whole
+      // step (the graph cannot be cut in two); any other by its two halves.
+      const bool whole = backend->captures_steps();
+      double t_fwd = 0, t_bwd = 0, t_step = 0;
       for (int s = 0; s < warmup + steps; ++s) {
-        auto t0 = Clock::now();
-        {
-          NvtxRange r("forward");
-          net.forward(x.data(), batch, true, 1, std::uint64_t(s));
+        const auto t0 = Clock::now();
+        if (whole) {
+          NvtxRange r("step");
+          backend->run_step(batch, [&] {
+            net.forward(x.data(), batch, true, 1, std::uint64_t(s));
+            learn();
+          });
           backend->synchronize();
-        }
-        auto t1 = Clock::now();
-        {
-          NvtxRange r(rule == "backprop" ? "backward+adadelta" : "plasticity");
-          if (opt) {
-            net.backward(y.data(), batch);
-            opt->step(lr);
-          } else {
-            plastic->step_async(y.data(), batch, 1.0f, 0);
+        } else {
+          {
+            NvtxRange r("forward");
+            net.forward(x.data(), batch, true, 1, std::uint64_t(s));
+            backend->synchronize();
           }
-          backend->synchronize();
+          const auto t1 = Clock::now();
+          if (s >= warmup) t_fwd += std::chrono::duration<double>(t1 - t0).count();
+          {
+            NvtxRange r(rule == "backprop" ? "backward+adadelta" : "plasticity");
+            learn();
+            backend->synchronize();
+          }
+          if (s >= warmup) t_bwd += std::chrono::duration<double>(Clock::now() - t1).count();
         }
-        auto t2 = Clock::now();
-        if (s >= warmup) {
-          t_fwd += std::chrono::duration<double>(t1 - t0).count();
-          t_bwd += std::chrono::duration<double>(t2 - t1).count();
-        }
+        if (s >= warmup) t_step += std::chrono::duration<double>(Clock::now() - t0).count();
       }
-      const double step = (t_fwd + t_bwd) / steps;
+      const double step = t_step / steps;
+      const double fwd = whole ? -1 : t_fwd / steps, bwd = whole ? -1 : t_bwd / steps;
       if (ranks.distributed()) {
-        report_rank(ranks, P_all, P, t_fwd / steps, t_bwd / steps, double(P) * batch / step);
+        report_rank(ranks, P_all, P, fwd, bwd, step, double(P) * batch / step);
         continue;
       }
-      fmt::print("{:>5} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.0f} {:>20.0f}\n", P, 1e3 * t_fwd / steps,
-                 1e3 * t_bwd / steps, 1e3 * step, batch / step, double(P) * batch / step);
+      fmt::print("{:>5} {:>10} {:>10} {:>10.3f} {:>12.0f} {:>20.0f}\n", P, ms(fwd), ms(bwd), 1e3 * step, batch / step,
+                 double(P) * batch / step);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -45,6 +46,18 @@ class Backend {
   virtual std::size_t memory_available() const = 0;
   // Whether ops draw on a grow-only scratch arena (MemoryPlan::scratch).
   virtual bool has_scratch_arena() const { return false; }
+
+  // One training step on a minibatch of `batch`: step() queues its work on
+  // this backend and nothing else (no read to the host, no wait), and may be
+  // called a second time when the first call's queued work was dropped
+  // unrun, so it must leave no host state behind that a repeat would change.
+  // Here it just runs; the CUDA backend captures it as one CUDA graph.
+  virtual void run_step(int batch, const std::function<void()>& step) {
+    (void)batch;
+    step();
+  }
+  // Whether run_step captures steps (their work then cannot be timed in parts).
+  virtual bool captures_steps() const { return false; }
 
   // Operations (float32); shapes as in kernels/*.hpp.
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,

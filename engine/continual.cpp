@@ -85,10 +85,13 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
       // Nothing crosses between host and device inside the epoch but the rule coefficients.
       for (std::size_t n0 = 0; n0 < samples.size(); n0 += std::size_t(c.batch)) {
         const int N = int(std::min<std::size_t>(std::size_t(c.batch), samples.size() - n0));
-        data.load_shuffled(n0, N);
-        net.set_head_mask(data.head_mask());
-        net.forward(data.x(), N, /*train=*/true, c.seed, step++);
-        plasticity.step_async(data.y(), N, c.lr, epoch);
+        const std::uint64_t s = step++;
+        backend.run_step(N, [&] {
+          data.load_shuffled(n0, N);
+          net.set_head_mask(data.head_mask());
+          net.forward(data.x(), N, /*train=*/true, c.seed, s);
+          plasticity.step_async(data.y(), N, c.lr, epoch);
+        });
       }
       const std::vector<double> loss_sum = plasticity.take_loss_sums();
       plasticity.check_weights();

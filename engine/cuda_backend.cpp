@@ -1,13 +1,17 @@
 // The CUDA backend: device memory (checked cudaMalloc, one grow-only scratch
 // arena, so no allocation happens in a training step once warm), one stream,
-// one cuBLAS handle, and the launchers of kernels/*_cuda.cu. Small host arrays
-// (learning rates, rule coefficients) travel to device staging buffers on the
-// same stream, so stream order keeps them valid for the kernels that read them.
+// one cuBLAS handle, and the launchers of kernels/*_cuda.cu. The per-net
+// tables the ops take from the host (learning rates, rule coefficients) are
+// kept on the device and uploaded when they change (TableCache), and a
+// training step is captured and replayed as one CUDA graph (run_step).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -37,11 +41,19 @@ class Arena final : public kc::Scratch {
   }
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
+  // Thrown, before anything changes, when a region must grow while the stream
+  // captures a graph (an allocation cannot be captured).
+  struct GrowsInCapture {};
+  void set_capturing(bool capturing) { capturing_ = capturing; }
   float* floats(int slot, std::size_t n) override { return static_cast<float*>(bytes(slot, n * sizeof(float))); }
   void* bytes(int slot, std::size_t n) {
-    if (slot >= int(slots_.size())) slots_.resize(std::size_t(slot) + 1);
+    if (slot >= int(slots_.size())) {
+      if (capturing_) throw GrowsInCapture{};
+      slots_.resize(std::size_t(slot) + 1);
+    }
     Slot& s = slots_[std::size_t(slot)];
     if (s.size < n) {
+      if (capturing_) throw GrowsInCapture{};
       // Forget the old buffer before anything can throw: it is never freed twice.
       void* old = std::exchange(s.ptr, nullptr);
       s.size = 0;
@@ -69,6 +81,49 @@ class Arena final : public kc::Scratch {
   };
   cudaStream_t stream_;
   std::vector<Slot> slots_;
+  bool capturing_ = false;
+};
+
+// The small per-net tables the ops take as host arrays (learning rates, rule
+// coefficients, feedback modes, k-WTA settings), on the device, uploaded only
+// when their bytes change: in a run they change once per epoch (the learning
+// rate's schedule), so a warm step uploads nothing. Looked up by content, so
+// the tables of every layer stay side by side. When the pool is full it is
+// reused from its start: one stream runs in order, so every kernel queued
+// before an overwrite has read its table by then.
+class TableCache {
+ public:
+  explicit TableCache(std::size_t bytes) : size_(bytes) { EVOPLAST_CUDA(cudaMalloc(&pool_, bytes)); }
+  ~TableCache() { EVOPLAST_CUDA_PRINT(cudaFree(pool_)); }
+  TableCache(const TableCache&) = delete;
+  TableCache& operator=(const TableCache&) = delete;
+  // The device copy of host[0, bytes); upload(dst, src, bytes) queues the copy when there is none.
+  template <class Upload>
+  const void* get(const void* host, std::size_t bytes, const Upload& upload) {
+    std::string key(static_cast<const char*>(host), bytes);
+    if (const auto it = at_.find(key); it != at_.end()) return static_cast<char*>(pool_) + it->second;
+    const std::size_t need = (bytes + 255) / 256 * 256;
+    if (need > size_ / 4)
+      throw EngineError(fmt::format("a per-net table of {} bytes: more than the {} KiB the CUDA backend keeps for "
+                                    "them; use a smaller population",
+                                    bytes, size_ / 4 >> 10));
+    if (head_ + need > size_) forget();
+    void* dst = static_cast<char*>(pool_) + head_;
+    upload(dst, host, bytes);
+    at_.emplace(std::move(key), head_);
+    head_ += need;
+    return dst;
+  }
+  // Drops every entry (the next lookups upload again).
+  void forget() {
+    at_.clear();
+    head_ = 0;
+  }
+
+ private:
+  void* pool_ = nullptr;
+  std::size_t size_, head_ = 0;
+  std::unordered_map<std::string, std::size_t> at_;  // bytes → offset in the pool
 };
 
 // Pinned host memory for the small uploads of every step (minibatch indices,
@@ -94,6 +149,13 @@ class PinnedRing {
     return p;
   }
   std::size_t capacity() const { return size_; }
+  // At least half the ring free without a wrap (waiting for the stream if
+  // not), so the uploads of a captured step never wait: a capture may not.
+  void make_room(cudaStream_t stream) {
+    if (head_ <= size_ / 2) return;
+    EVOPLAST_CUDA(cudaStreamSynchronize(stream));
+    head_ = 0;
+  }
 
  private:
   void* base_ = nullptr;
@@ -109,17 +171,29 @@ class CudaBackend final : public Backend {
     EVOPLAST_CUBLAS(cublasSetStream(blas_, stream_));
     // Plain fp32 (no TF32), so the CPU reference and the GPU agree to fp32 rounding.
     EVOPLAST_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    // cuBLAS's workspace given, not allocated by cuBLAS as it goes: a captured
+    // step may not allocate (set after cublasSetStream, which resets it).
+    EVOPLAST_CUDA(cudaMalloc(&blas_workspace_, kBlasWorkspace));
+    EVOPLAST_CUBLAS(cublasSetWorkspace(blas_, blas_workspace_, kBlasWorkspace));
     arena_ = std::make_unique<Arena>(stream_);
+    tables_ = std::make_unique<TableCache>(kTablePool);
+    graphs_ = step_graphs_enabled();
     const std::string gemm = kc::gemm_precision() != kc::Precision::fp32
                                  ? std::string("tensor cores ") + kc::precision_name(kc::gemm_precision())
                              : kc::gemm_impl() == kc::GemmImpl::tiled ? "tiled fp32"
                                                                       : "cuBLAS fp32";
-    name_ = "cuda (" + cuda_device_name(device) + "; GEMM " + gemm + ", conv " +
-            (kc::conv_impl() == kc::ConvImpl::cudnn ? "cuDNN" : "im2col") + ")";
+    const std::string conv = kc::conv_impl() == kc::ConvImpl::cudnn        ? "cuDNN"
+                             : kc::gemm_precision() != kc::Precision::fp32 ? "implicit GEMM"
+                                                                           : "im2col";
+    name_ = "cuda (" + cuda_device_name(device) + "; GEMM " + gemm + ", conv " + conv +
+            (graphs_ ? "; steps as CUDA graphs" : "") + ")";
   }
   ~CudaBackend() override {
+    if (step_exec_) EVOPLAST_CUDA_PRINT(cudaGraphExecDestroy(step_exec_));
     kc::destroy_cudnn(dnn_);
     if (blas_) cublasDestroy(blas_);
+    if (blas_workspace_) EVOPLAST_CUDA_PRINT(cudaFree(blas_workspace_));
+    tables_.reset();
     arena_.reset();
     if (stream_) EVOPLAST_CUDA_PRINT(cudaStreamDestroy(stream_));
   }
@@ -139,7 +213,9 @@ class CudaBackend final : public Backend {
   }
   void release(void* ptr) noexcept override { EVOPLAST_CUDA_PRINT(cudaFree(ptr)); }
   void to_device(void* dst, const void* src, std::size_t bytes) override {
-    if (bytes <= kSmallUpload) src = ring_.put(src, bytes, stream_);  // stays asynchronous
+    // Small ones stay asynchronous; in a capture every one goes through the
+    // ring (a graph may copy only from pinned memory).
+    if (bytes <= kSmallUpload || capturing_) src = ring_.put(src, bytes, stream_);
     EVOPLAST_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void to_host(void* dst, const void* src, std::size_t bytes) override {
@@ -156,6 +232,43 @@ class CudaBackend final : public Backend {
     return free;
   }
   bool has_scratch_arena() const override { return true; }
+
+  // The step captured (its kernels, copies and cuBLAS calls recorded, not
+  // run) and launched as one CUDA graph: the executable graph of the last
+  // step is updated with this one's arguments (cudaGraphExecUpdate) or, when
+  // the work differs (a table uploaded, another batch size), instantiated
+  // anew. The first step of a size runs directly, so the arena grows outside
+  // any capture.
+  bool captures_steps() const override { return graphs_; }
+  void run_step(int batch, const std::function<void()>& step) override {
+    if (!graphs_ || batch > warm_batch_) {
+      step();
+      warm_batch_ = std::max(warm_batch_, batch);
+      return;
+    }
+    ring_.make_room(stream_);
+    EVOPLAST_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal));
+    set_capturing(true);
+    try {
+      step();
+    } catch (const Arena::GrowsInCapture&) {
+      // A region this step needs is larger than its first run made it: the
+      // captured work is dropped unrun (its table uploads with it) and the
+      // step runs directly, growing the arena.
+      abandon_capture();
+      step();
+      return;
+    } catch (const std::exception& e) {
+      abandon_capture();
+      throw EngineError(fmt::format("{} (in a training step captured as a CUDA graph; EVOPLAST_CUDA_GRAPHS=0 "
+                                    "launches steps directly)",
+                                    e.what()));
+    }
+    set_capturing(false);
+    cudaGraph_t graph = nullptr;
+    EVOPLAST_CUDA(cudaStreamEndCapture(stream_, &graph));
+    launch_step_graph(graph);
+  }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
     if (kc::conv_impl() == kc::ConvImpl::cudnn) return kc::conv2d_forward_cudnn(stream_, dnn(), *arena_, s, x, w, b, y);
@@ -203,17 +316,17 @@ class CudaBackend final : public Backend {
     kc::count_correct(stream_, P, N, C, scores, labels, correct);
   }
   void sgd_step(int P, std::size_t per_net, const float* lr, float* w, const float* g) override {
-    kc::sgd_step(stream_, P, per_net, stage(lr, P, 0), w, g);
+    kc::sgd_step(stream_, P, per_net, table(lr, P), w, g);
   }
   void adadelta_step(int P, std::size_t per_net, const float* lr, float rho, float eps, float* w, const float* g,
                      float* sq_avg, float* acc_delta) override {
-    kc::adadelta_step(stream_, P, per_net, stage(lr, P, 0), rho, eps, w, g, sq_avg, acc_delta);
+    kc::adadelta_step(stream_, P, per_net, table(lr, P), rho, eps, w, g, sq_avg, acc_delta);
   }
   void fill(float* x, std::size_t n, float value) override { kc::fill(stream_, x, n, value); }
   void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs, const float* e,
                             const float* y, const std::int32_t* labels, float* theta, float* error_hebb, float* mean_y,
                             float* mean_y2) override {
-    kc::stack_error_and_hebb(stream_, P, N, Out, S, stage(coeffs, P, 1), e, y, labels, theta, error_hebb, mean_y,
+    kc::stack_error_and_hebb(stream_, P, N, Out, S, table(coeffs, P), e, y, labels, theta, error_hebb, mean_y,
                              mean_y2);
   }
   void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
@@ -221,7 +334,7 @@ class CudaBackend final : public Backend {
                                const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
                                float* omega) override {
     if (kc::gemm_precision() != kc::Precision::fp32)
-      return kc::plasticity_update_dense_fused(stream_, s, stage(coeffs, s.P, 1), x, error_hebb, mean_x, mean_y,
+      return kc::plasticity_update_dense_fused(stream_, s, table(coeffs, s.P), x, error_hebb, mean_x, mean_y,
                                                mean_y2, w, sq_avg, acc_delta, omega);
     dense_backward(DenseShape{s.P, s.N, s.In, 2 * s.Out, s.shared_input}, x, nullptr, error_hebb, nullptr, grad_hebb,
                    nullptr);
@@ -229,21 +342,21 @@ class CudaBackend final : public Backend {
   }
   void route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode, const float* dfa_e,
                           const float* y, bool relu_after, float* e) override {
-    kc::route_hidden_error(stream_, P, per_net, stage(mode, P, 3), dfa_e, y, relu_after, e);
+    kc::route_hidden_error(stream_, P, per_net, table(mode, P), dfa_e, y, relu_after, e);
   }
   void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,
                     float* out) override {
-    kc::pick_per_net(stream_, P, per_net, stage(use_b, P, 4), a, b, out);
+    kc::pick_per_net(stream_, P, per_net, table(use_b, P), a, b, out);
   }
   void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) override {
-    kc::plasticity_bound_rows(stream_, P, Out, In, stage(coeffs, P, 1), w);
+    kc::plasticity_bound_rows(stream_, P, Out, In, table(coeffs, P), w);
   }
   void kwta_forward(int P, int N, int units, const KwtaParams* params, float* y, float* scale) override {
-    kc::kwta_forward(stream_, P, N, units, stage(params, P, 2), y, scale);
+    kc::kwta_forward(stream_, P, N, units, table(params, P), y, scale);
   }
   void kwta_backward(int P, int N, int units, const KwtaParams* params, const float* y, const float* scale,
                      const float* dy, float* dx) override {
-    kc::kwta_backward(stream_, P, N, units, stage(params, P, 2), y, scale, dy, dx);
+    kc::kwta_backward(stream_, P, N, units, table(params, P), y, scale, dy, dx);
   }
   void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) override {
     kc::pre_mean_dense(stream_, s, x, mean_x);
@@ -254,19 +367,19 @@ class CudaBackend final : public Backend {
   void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* grad_hebb,
                          const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
                          float* acc_delta, float* omega) override {
-    kc::plasticity_update(stream_, P, Out, In, stage(coeffs, P, 1), grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg,
+    kc::plasticity_update(stream_, P, Out, In, table(coeffs, P), grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg,
                           acc_delta, omega);
   }
   void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs, const float* gb, const float* mean_y,
                               float* b, float* sq_avg, float* acc_delta) override {
-    kc::plasticity_bias_update(stream_, P, Out, stage(coeffs, P, 1), gb, mean_y, b, sq_avg, acc_delta);
+    kc::plasticity_bias_update(stream_, P, Out, table(coeffs, P), gb, mean_y, b, sq_avg, acc_delta);
   }
   void ewc_accumulate_fisher(int P, std::size_t per_net, float scale, const float* g, float* fisher) override {
     kc::ewc_accumulate_fisher(stream_, P, per_net, scale, g, fisher);
   }
   void ewc_proximal_step(int P, std::size_t per_net, const float* strength, const float* fisher,
                          const float* anchor, float* w) override {
-    kc::ewc_proximal_step(stream_, P, per_net, stage(strength, P, 0), fisher, anchor, w);
+    kc::ewc_proximal_step(stream_, P, per_net, table(strength, P), fisher, anchor, w);
   }
   void mask_logits(int P, int N, int C, const std::uint8_t* allowed, float* logits) override {
     kc::mask_logits(stream_, P, N, C, allowed, logits);
@@ -286,12 +399,51 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Copies a small host array to a device staging slot (slots 16+ of the arena).
+  // A per-net host table (n entries) on the device (uploaded when it changed).
   template <typename T>
-  const T* stage(const T* host, int n, int slot) {
-    void* d = arena_->bytes(16 + slot, std::size_t(n) * sizeof(T));
-    to_device(d, host, std::size_t(n) * sizeof(T));
-    return static_cast<const T*>(d);
+  const T* table(const T* host, int n) {
+    return static_cast<const T*>(tables_->get(host, std::size_t(n) * sizeof(T),
+                                              [&](void* dst, const void* src, std::size_t bytes) {
+                                                to_device(dst, src, bytes);
+                                              }));
+  }
+
+  // $EVOPLAST_CUDA_GRAPHS=0 launches every step directly; so do the modes a
+  // capture cannot hold: a synchronisation after every launch
+  // (EVOPLAST_CUDA_SYNC=1) and cuDNN (its algorithm search runs on first use).
+  static bool step_graphs_enabled() {
+    const char* e = std::getenv("EVOPLAST_CUDA_GRAPHS");
+    if (e && std::strcmp(e, "0") == 0) return false;
+    return !kc::sync_after_launch() && kc::conv_impl() != kc::ConvImpl::cudnn;
+  }
+  void set_capturing(bool capturing) {
+    capturing_ = capturing;
+    arena_->set_capturing(capturing);
+  }
+  // Ends a capture whose work must not run; the tables it uploaded never arrived.
+  void abandon_capture() noexcept {
+    set_capturing(false);
+    cudaGraph_t graph = nullptr;
+    (void)cudaStreamEndCapture(stream_, &graph);
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    tables_->forget();
+  }
+  // Launches a captured step: the last step's executable graph updated with
+  // its arguments, or a new one where the work differs.
+  void launch_step_graph(cudaGraph_t graph) {
+    if (step_exec_) {
+      cudaGraphExecUpdateResultInfo info{};
+      if (cudaGraphExecUpdate(step_exec_, graph, &info) != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky: the topology changed
+        EVOPLAST_CUDA_PRINT(cudaGraphExecDestroy(step_exec_));  // an in-flight launch finishes first
+        step_exec_ = nullptr;
+      }
+    }
+    const cudaError_t made = step_exec_ ? cudaSuccess : cudaGraphInstantiate(&step_exec_, graph, 0);
+    EVOPLAST_CUDA_PRINT(cudaGraphDestroy(graph));
+    EVOPLAST_CUDA(made);
+    EVOPLAST_CUDA(cudaGraphLaunch(step_exec_, stream_));
   }
 
   // cuDNN, created on first use (only the vendor convolution needs it).
@@ -301,6 +453,13 @@ class CudaBackend final : public Backend {
   }
 
   static constexpr std::size_t kSmallUpload = 64 << 10;
+  static constexpr std::size_t kBlasWorkspace = std::size_t(32) << 20;  // cuBLAS's advice for Hopper
+  static constexpr std::size_t kTablePool = std::size_t(4) << 20;       // per-net tables
+  void* blas_workspace_ = nullptr;
+  std::unique_ptr<TableCache> tables_;
+  bool graphs_ = false, capturing_ = false;
+  int warm_batch_ = 0;  // the largest batch a step has run directly with
+  cudaGraphExec_t step_exec_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   PinnedRing ring_{std::size_t(8) << 20};

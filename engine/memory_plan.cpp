@@ -77,7 +77,9 @@ std::size_t MemoryPlan::scratch(int P) const {
     }
   }
   const std::size_t loss_rows = std::size_t(P) * max_batch_;
-  const std::size_t staging = std::size_t(1) << 20, shuffle = 2 * 70000;
+  // The CUDA backend's fixed buffers beside the arena: pinned-upload staging
+  // and per-net tables (1 + 4 MiB) and cuBLAS's workspace (32 MiB).
+  const std::size_t staging = std::size_t(37) << 20, shuffle = 2 * 70000;
   return (cols + out + dcols + loss_rows + shuffle) * sizeof(float) + staging;
 }
 

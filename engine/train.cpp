@@ -108,11 +108,14 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
     backend.fill(loss_sum.data(), loss_sum.size(), 0.0f);
     for (std::int64_t n0 = 0; n0 < n_train; n0 += c.batch) {
       const int N = int(std::min<std::int64_t>(c.batch, n_train - n0));
-      batches.load_shuffled(std::size_t(n0), N);
-      net.forward(batches.x(), N, /*train=*/true, c.seed, step++);
-      net.backward_async(batches.y(), N);
-      backend.add_scaled(c.population, float(N), net.loss_buffer(), loss_sum.data());
-      opt.step(lr);
+      const std::uint64_t s = step++;
+      backend.run_step(N, [&] {
+        batches.load_shuffled(std::size_t(n0), N);
+        net.forward(batches.x(), N, /*train=*/true, c.seed, s);
+        net.backward_async(batches.y(), N);
+        backend.add_scaled(c.population, float(N), net.loss_buffer(), loss_sum.data());
+        opt.step(lr);
+      });
     }
     const auto sums = loss_sum.download();
     rec.train_seconds = seconds_since(t_epoch);

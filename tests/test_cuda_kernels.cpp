@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "check.hpp"
@@ -24,6 +26,9 @@
 #include "kernels/conv_plan.hpp"
 #include "kernels/cuda.hpp"
 #include "synthetic.hpp"
+#if defined(EVOPLAST_SIMT)
+#include "simt.hpp"
+#endif
 
 using namespace evoplast;
 using namespace evoplast::engine;
@@ -819,6 +824,73 @@ TEST_CASE("cuda: populations of 4 learning by backprop, hebb and feedback alignm
     CHECK_CLOSE_VEC(curves[1], curves[0], 1e-3, 1e-2);
     CHECK_CLOSE_VEC(weights[1], weights[0], 1e-4, 1e-3);
   }
+}
+
+TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of steps launched directly") {
+  // Backprop on the CNN (convolutions, pooling, dropout, Adadelta) and a
+  // plastic population (backprop, hebb, FA, DFA) on an MLP. The learning rate
+  // changes after two steps, so its table is uploaded again and the graph
+  // made anew. A graph changes how the work is launched, not what runs:
+  // the weights must agree bit for bit.
+  ::setenv("EVOPLAST_CUDA_GRAPHS", "0", 1);
+  auto direct = make_backend("cuda");
+  ::unsetenv("EVOPLAST_CUDA_GRAPHS");
+  auto graphs = make_backend("cuda");
+  CHECK_FALSE(direct->captures_steps());
+  REQUIRE(graphs->captures_steps());
+  CHECK(graphs->name().find("steps as CUDA graphs") != std::string::npos);
+#if defined(EVOPLAST_SIMT)
+  const std::size_t graphs_before = simt::graph_launches();
+#endif
+  Rule fa = named_rule("hebb");
+  fa.feedback = Feedback::fa;
+  const std::vector<Rule> rules = {named_rule("finetune"), named_rule("hebb"), fa, named_rule("dfa")};
+  for (const std::string name : {"cnn", "mlp48x1"}) {
+    CAPTURE(name);
+    const bool backprop = name == "cnn";
+    const NetSpec spec = NetSpec::parse(name).adapted(12, 12, 10);
+    std::vector<std::vector<float>> weights;
+    for (Backend* be : {direct.get(), graphs.get()}) {
+      const int N = 16, P = 4;
+      PopulationNet net(*be, spec, P, N);
+      net.init_params(9, false);
+      std::optional<Optimizer> opt;
+      std::optional<Plasticity> learn;
+      if (backprop) opt.emplace(*be, net, OptimizerConfig{});
+      else learn.emplace(*be, net, rules, 5);
+      std::mt19937 rng(8);
+      Buffer<float> x(*be, std::size_t(N) * 144);
+      Buffer<std::int32_t> y(*be, N);
+      for (int step = 0; step < 5; ++step) {
+        x.upload(check::random_vector<float>(std::size_t(N) * 144, rng, -1, 2));
+        std::vector<std::int32_t> yl(N);
+        for (int n = 0; n < N; ++n) yl[std::size_t(n)] = (n * 3 + step) % 10;
+        y.upload(yl);
+        const float lr = step < 2 ? 1.0f : 0.5f;
+        be->run_step(N, [&] {
+          net.forward(x.data(), N, true, 1, std::uint64_t(step));
+          if (backprop) {
+            net.backward_async(y.data(), N);
+            opt->step(std::vector<float>(P, lr));
+          } else {
+            learn->step_async(y.data(), N, lr, 0);
+          }
+        });
+      }
+      std::vector<float> all;
+      for (auto& prm : net.params()) {
+        const auto v = prm.value.download();
+        all.insert(all.end(), v.begin(), v.end());
+      }
+      weights.push_back(all);
+    }
+    REQUIRE(weights[1].size() == weights[0].size());
+    CHECK(std::memcmp(weights[1].data(), weights[0].data(), weights[0].size() * sizeof(float)) == 0);
+  }
+#if defined(EVOPLAST_SIMT)
+  // The graph path ran: four of the five steps of each population were graphs.
+  CHECK(simt::graph_launches() >= graphs_before + 8);
+#endif
 }
 
 TEST_CASE("cuda: a convolution split into chunks of nets matches the CPU") {

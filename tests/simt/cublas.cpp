@@ -51,6 +51,12 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t) {
   return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
 }
 
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void* workspace, std::size_t bytes) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (bytes && !simt::device::is_device_range(workspace, bytes)) return CUBLAS_STATUS_INVALID_VALUE;
+  return CUBLAS_STATUS_SUCCESS;  // the stand-in needs no workspace
+}
+
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
                                          int n, int k, const float* alpha, const float* A, int lda, long long strideA,
                                          const float* B, int ldb, long long strideB, const float* beta, float* C,
@@ -73,11 +79,12 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
   if (!inside(C, extent(m, n, ldc, strideC, batch)))
     return invalid("C's " + std::to_string(batch) + " matrices run outside its device allocation");
   const float a = *alpha, b = *beta;  // host scalars, read at the call as cuBLAS does
-  simt::device::enqueue([=] {
+  if (simt::device::enqueue(handle->stream, "kernel cublasSgemmStridedBatched", [=] {
     for (int i = 0; i < batch; ++i)
       evoplast::kernels::cpu::gemm<float>(tB, tA, n, m, k, a, B + i * strideB, ldb, A + i * strideA, lda, b,
                                           C + i * strideC, ldc);
-  });
+      }) != cudaSuccess)
+    return CUBLAS_STATUS_EXECUTION_FAILED;
   return CUBLAS_STATUS_SUCCESS;
 }
 

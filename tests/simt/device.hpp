@@ -10,8 +10,14 @@
 namespace simt::device {
 
 // Queues work in stream order (one queue: every stream is serialised, which
-// is one of the orders a GPU may run them in); drain() runs it.
-void enqueue(std::function<void()> work);
+// is one of the orders a GPU may run them in); drain() runs it. While
+// `stream` captures, the work is recorded in its graph instead (`kind` names
+// the node for cudaGraphExecUpdate's topology check); work on the legacy
+// stream 0 during a capture is refused and invalidates it.
+cudaError_t enqueue(cudaStream_t stream, const std::string& kind, std::function<void()> work);
+// A call that waits for the device or allocates: refused, and the capture
+// invalidated, while a stream captures; cudaSuccess otherwise.
+cudaError_t capture_forbids(const char* call);
 
 // The sticky error of a failed execution: printed once, returned by every
 // later call, and the queue is dropped (as a GPU context is lost).

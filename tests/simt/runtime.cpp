@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <new>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -19,7 +20,21 @@
 #include "device.hpp"
 
 namespace simt {
+
+// One piece of queued work, as a graph holds it.
+struct Node {
+  std::string kind;  // "kernel <name>", "copy host to device", …: what topology compares
+  std::function<void()> work;
+};
+
 namespace {
+
+// A stream's capture in progress (one at a time).
+struct Capture {
+  cudaStream_t stream = nullptr;
+  std::vector<Node> nodes;
+  std::string invalid;  // why it was invalidated; empty while it is valid
+};
 
 constexpr std::size_t kAlign = 256;  // cudaMalloc's alignment
 constexpr std::size_t kStaticShared = 48 << 10, kOptinShared = 227 << 10;
@@ -31,11 +46,12 @@ struct CudaState {
   std::size_t in_use = 0, capacity = std::size_t(80) << 30;
   std::deque<std::function<void()>> queue;
   std::set<cudaStream_t> streams;
+  std::optional<Capture> capture;
   std::unordered_map<const void*, int> max_dynamic_shared;  // kernel → opted-in bytes
   cudaError_t sticky = cudaSuccess, last = cudaSuccess;
   cudaError_t detail_code = cudaSuccess;
   std::string detail;  // the message of the last error, for cudaGetErrorString
-  std::size_t launches = 0;
+  std::size_t launches = 0, graph_launches = 0;
 };
 CudaState& st() {
   static CudaState* s = new CudaState;  // never destroyed: backends may outlive static destruction
@@ -72,7 +88,28 @@ void aligned_delete(const void* p) { ::operator delete(const_cast<void*>(p), std
 
 namespace device {
 
-void enqueue(std::function<void()> work) { st().queue.push_back(std::move(work)); }
+cudaError_t enqueue(cudaStream_t stream, const std::string& kind, std::function<void()> work) {
+  CudaState& s = st();
+  if (s.capture && stream == s.capture->stream) {
+    s.capture->nodes.push_back(Node{kind, std::move(work)});
+    return cudaSuccess;
+  }
+  if (s.capture && !stream) {
+    const std::string why = kind + " on the legacy stream 0 while a stream captures";
+    if (s.capture->invalid.empty()) s.capture->invalid = why;
+    return refuse(cudaErrorStreamCaptureImplicit, why);
+  }
+  s.queue.push_back(std::move(work));
+  return cudaSuccess;
+}
+
+cudaError_t capture_forbids(const char* call) {
+  CudaState& s = st();
+  if (!s.capture) return cudaSuccess;
+  const std::string why = std::string(call) + " while a stream captures (it waits for the device or allocates)";
+  if (s.capture->invalid.empty()) s.capture->invalid = why;
+  return refuse(cudaErrorStreamCaptureUnsupported, why);
+}
 
 void fail(cudaError_t code, const std::string& message) {
   CudaState& s = st();
@@ -98,6 +135,7 @@ bool is_device_range(const void* p, std::size_t bytes) { return in(st().device, 
 
 void drain() {
   CudaState& s = st();
+  if (device::capture_forbids("work that waits for the device (a synchronising call, or Thrust on the host)")) return;
   while (!s.queue.empty() && s.sticky == cudaSuccess) {
     auto work = std::move(s.queue.front());
     s.queue.pop_front();
@@ -136,7 +174,7 @@ void launch_body(const char* kernel, const void* fn, dim3 grid, dim3 block, std:
     return bad(std::to_string(smem) + " bytes of dynamic shared memory: at most " + std::to_string(limit) +
                (opt == s.max_dynamic_shared.end() ? " unless opted in with cudaFuncSetAttribute" : ""));
   ++s.launches;
-  device::enqueue([kernel, fn, grid, block, body = std::move(body)] {
+  (void)device::enqueue(stream, std::string("kernel ") + kernel, [kernel, fn, grid, block, body = std::move(body)] {
     std::string error;
     if (!device::run_grid(kernel, fn, grid, block, body, error)) device::fail(cudaErrorLaunchFailure, error);
   });
@@ -144,6 +182,7 @@ void launch_body(const char* kernel, const void* fn, dim3 grid, dim3 block, std:
 
 void set_device_memory(std::size_t bytes) { st().capacity = bytes; }
 std::size_t launches() { return st().launches; }
+std::size_t graph_launches() { return st().graph_launches; }
 void clear_error() { st().sticky = st().last = cudaSuccess; }
 
 }  // namespace simt
@@ -161,6 +200,10 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorGraphExecUpdateFailure: return "cudaErrorGraphExecUpdateFailure";
   }
   return "cudaErrorUnknown";
 }
@@ -215,6 +258,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   return simt::ok();
 }
 cudaError_t cudaDeviceSynchronize() {
+  if (const cudaError_t e = simt::device::capture_forbids("cudaDeviceSynchronize")) return e;
   simt::drain();
   return simt::ok();
 }
@@ -227,6 +271,7 @@ cudaError_t cudaMemGetInfo(std::size_t* free, std::size_t* total) {
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   *ptr = nullptr;
   if (st().sticky) return st().sticky;
+  if (const cudaError_t e = simt::device::capture_forbids("cudaMalloc")) return e;
   if (bytes > st().capacity - std::min(st().capacity, st().in_use))
     return simt::device::refuse(cudaErrorMemoryAllocation,
                                 "out of memory: " + std::to_string(bytes >> 20) + " MiB requested, " +
@@ -255,21 +300,29 @@ cudaError_t release_device(void* ptr, const char* call) {
 }  // namespace
 
 cudaError_t cudaFree(void* ptr) {
+  if (const cudaError_t e = simt::device::capture_forbids("cudaFree")) return e;
   simt::drain();  // cudaFree synchronises the device
   if (st().sticky) return st().sticky;
   const cudaError_t e = release_device(ptr, "cudaFree");
   if (e == cudaSuccess && ptr) simt::aligned_delete(ptr);
   return e;
 }
-cudaError_t cudaMallocAsync(void** ptr, std::size_t bytes, cudaStream_t) { return cudaMalloc(ptr, bytes); }
-cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
+// Stream-ordered allocation during a capture would make graph memory nodes,
+// which the simulator does not model: refused there (stricter than CUDA).
+cudaError_t cudaMallocAsync(void** ptr, std::size_t bytes, cudaStream_t) {
+  if (const cudaError_t e = simt::device::capture_forbids("cudaMallocAsync")) return e;
+  return cudaMalloc(ptr, bytes);
+}
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream) {
   if (st().sticky) return st().sticky;
+  if (const cudaError_t e = simt::device::capture_forbids("cudaFreeAsync")) return e;
   // Gone for every later call and launch now; the memory itself goes in stream order.
   const cudaError_t e = release_device(ptr, "cudaFreeAsync");
-  if (e == cudaSuccess && ptr) simt::device::enqueue([ptr] { simt::aligned_delete(ptr); });
+  if (e == cudaSuccess && ptr) return simt::device::enqueue(stream, "free", [ptr] { simt::aligned_delete(ptr); });
   return e;
 }
 cudaError_t cudaMallocHost(void** ptr, std::size_t bytes) {
+  if (const cudaError_t e = simt::device::capture_forbids("cudaMallocHost")) return e;
   void* p = simt::aligned_new(bytes);
   std::memset(p, simt::kPoison, bytes);
   st().pinned[static_cast<const char*>(p)] = bytes;
@@ -277,6 +330,7 @@ cudaError_t cudaMallocHost(void** ptr, std::size_t bytes) {
   return simt::ok();
 }
 cudaError_t cudaFreeHost(void* ptr) {
+  if (const cudaError_t e = simt::device::capture_forbids("cudaFreeHost")) return e;
   simt::drain();
   auto it = st().pinned.find(static_cast<const char*>(ptr));
   if (it == st().pinned.end())
@@ -310,60 +364,59 @@ std::string copy_problem(void* dst, const void* src, std::size_t bytes, cudaMemc
   }
 }
 
-cudaError_t copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, bool async, const char* call) {
+cudaError_t copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t stream, bool async,
+                 const char* call) {
   if (st().sticky) return st().sticky;
   if (bytes == 0) return cudaSuccess;
   const std::string problem = copy_problem(dst, src, bytes, kind);
   if (!problem.empty()) return simt::device::refuse(cudaErrorInvalidValue, std::string(call) + ": " + problem);
+  using simt::device::enqueue;
   if (!async) {
+    if (const cudaError_t e = simt::device::capture_forbids(call)) return e;
     simt::drain();
     if (st().sticky) return st().sticky;
     std::memcpy(dst, src, bytes);
     return cudaSuccess;
   }
   switch (kind) {
-    case cudaMemcpyHostToDevice:
-      if (simt::is_pinned(src, bytes)) {
-        simt::device::enqueue([=] { std::memcpy(dst, src, bytes); });  // reads the source when it runs
-      } else {
-        // Pageable memory is staged before the call returns.
-        auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
-                                                          static_cast<const char*>(src) + bytes);
-        simt::device::enqueue([=] { std::memcpy(dst, staged->data(), bytes); });
-      }
-      break;
+    case cudaMemcpyHostToDevice: {
+      if (simt::is_pinned(src, bytes))  // reads the source when it runs
+        return enqueue(stream, "copy host to device", [=] { std::memcpy(dst, src, bytes); });
+      // Pageable memory is staged before the call returns (so not in a graph).
+      if (const cudaError_t e = simt::device::capture_forbids("cudaMemcpyAsync from pageable memory")) return e;
+      auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
+                                                        static_cast<const char*>(src) + bytes);
+      return enqueue(stream, "copy host to device", [=] { std::memcpy(dst, staged->data(), bytes); });
+    }
     case cudaMemcpyDeviceToHost:
-      if (simt::is_pinned(dst, bytes)) {
-        simt::device::enqueue([=] { std::memcpy(dst, src, bytes); });  // written when it runs: sync before reading
-      } else {
-        simt::drain();  // into pageable memory the copy is synchronous
-        if (st().sticky) return st().sticky;
-        std::memcpy(dst, src, bytes);
-      }
-      break;
-    default: simt::device::enqueue([=] { std::memcpy(dst, src, bytes); });
+      if (simt::is_pinned(dst, bytes))  // written when it runs: sync before reading
+        return enqueue(stream, "copy device to host", [=] { std::memcpy(dst, src, bytes); });
+      if (const cudaError_t e = simt::device::capture_forbids("cudaMemcpyAsync into pageable memory")) return e;
+      simt::drain();  // into pageable memory the copy is synchronous
+      if (st().sticky) return st().sticky;
+      std::memcpy(dst, src, bytes);
+      return cudaSuccess;
+    default: return enqueue(stream, "copy device to device", [=] { std::memcpy(dst, src, bytes); });
   }
-  return cudaSuccess;
 }
 
 }  // namespace
 
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
-  return copy(dst, src, bytes, kind, false, "cudaMemcpy");
+  return copy(dst, src, bytes, kind, nullptr, false, "cudaMemcpy");
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
   if (stream && !st().streams.count(stream))
     return simt::device::refuse(cudaErrorInvalidValue, "cudaMemcpyAsync: unknown or destroyed stream");
-  return copy(dst, src, bytes, kind, true, "cudaMemcpyAsync");
+  return copy(dst, src, bytes, kind, stream, true, "cudaMemcpyAsync");
 }
-cudaError_t cudaMemsetAsync(void* ptr, int value, std::size_t bytes, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void* ptr, int value, std::size_t bytes, cudaStream_t stream) {
   if (st().sticky) return st().sticky;
   if (!simt::device::is_device_range(ptr, bytes))
     return simt::device::refuse(cudaErrorInvalidValue, "cudaMemsetAsync: " + simt::hex(ptr) + " + " +
                                                             std::to_string(bytes) +
                                                             " bytes is not inside one device allocation");
-  simt::device::enqueue([=] { std::memset(ptr, value, bytes); });
-  return cudaSuccess;
+  return simt::device::enqueue(stream, "memset", [=] { std::memset(ptr, value, bytes); });
 }
 
 struct CUstream_st {
@@ -376,6 +429,7 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
   return simt::ok();
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (const cudaError_t e = simt::device::capture_forbids("cudaStreamDestroy")) return e;
   simt::drain();
   if (!st().streams.erase(stream))
     return simt::device::refuse(cudaErrorInvalidValue, "cudaStreamDestroy: unknown or destroyed stream");
@@ -385,6 +439,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (stream && !st().streams.count(stream))
     return simt::device::refuse(cudaErrorInvalidValue, "cudaStreamSynchronize: unknown or destroyed stream");
+  if (const cudaError_t e = simt::device::capture_forbids("cudaStreamSynchronize")) return e;
   simt::drain();
   return simt::ok();
 }
@@ -401,11 +456,88 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 }
 cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return simt::ok(); }
 cudaError_t cudaEventSynchronize(cudaEvent_t) {
+  if (const cudaError_t e = simt::device::capture_forbids("cudaEventSynchronize")) return e;
   simt::drain();
   return simt::ok();
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
   *ms = 0;
+  return simt::ok();
+}
+
+// Graphs: what a capture recorded, and an executable copy of it.
+struct CUgraph_st {
+  std::vector<simt::Node> nodes;
+};
+struct CUgraphExec_st {
+  std::vector<simt::Node> nodes;
+};
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+  if (st().sticky) return st().sticky;
+  if (!stream || !st().streams.count(stream))
+    return simt::device::refuse(cudaErrorInvalidValue, "cudaStreamBeginCapture: the legacy stream 0, or an unknown one");
+  if (st().capture)
+    return simt::device::refuse(cudaErrorInvalidValue, "cudaStreamBeginCapture: a stream already captures (the "
+                                                       "simulator captures one at a time)");
+  st().capture = simt::Capture{stream, {}, {}};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  *graph = nullptr;
+  if (!st().capture || st().capture->stream != stream)
+    return simt::device::refuse(cudaErrorInvalidValue, "cudaStreamEndCapture: this stream is not capturing");
+  simt::Capture c = std::move(*st().capture);
+  st().capture.reset();
+  if (!c.invalid.empty())
+    return simt::device::refuse(cudaErrorStreamCaptureInvalidated, "the capture was invalidated by " + c.invalid);
+  if (st().sticky) return st().sticky;
+  *graph = new CUgraph_st{std::move(c.nodes)};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  const auto& c = st().capture;
+  *status = !c || c->stream != stream ? cudaStreamCaptureStatusNone
+            : c->invalid.empty()      ? cudaStreamCaptureStatusActive
+                                      : cudaStreamCaptureStatusInvalidated;
+  return simt::ok();
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  *exec = nullptr;
+  if (!graph) return simt::device::refuse(cudaErrorInvalidValue, "cudaGraphInstantiate: no graph");
+  *exec = new CUgraphExec_st{graph->nodes};
+  return simt::ok();
+}
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph, cudaGraphExecUpdateResultInfo* info) {
+  *info = cudaGraphExecUpdateResultInfo{cudaGraphExecUpdateSuccess, nullptr, nullptr};
+  if (!exec || !graph) return simt::device::refuse(cudaErrorInvalidValue, "cudaGraphExecUpdate: no graph");
+  bool same = exec->nodes.size() == graph->nodes.size();
+  for (std::size_t i = 0; same && i < graph->nodes.size(); ++i) same = exec->nodes[i].kind == graph->nodes[i].kind;
+  if (!same) {
+    info->result = cudaGraphExecUpdateErrorTopologyChanged;
+    return simt::device::refuse(cudaErrorGraphExecUpdateFailure, "cudaGraphExecUpdate: the topology changed");
+  }
+  exec->nodes = graph->nodes;
+  return simt::ok();
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (st().sticky) return st().sticky;
+  if (!exec) return simt::device::refuse(cudaErrorInvalidValue, "cudaGraphLaunch: no graph");
+  if (st().capture)
+    return simt::device::refuse(cudaErrorStreamCaptureUnsupported,
+                                "cudaGraphLaunch during a capture (child graphs are not simulated)");
+  if (stream && !st().streams.count(stream))
+    return simt::device::refuse(cudaErrorInvalidValue, "cudaGraphLaunch: unknown or destroyed stream");
+  ++st().graph_launches;
+  for (const simt::Node& n : exec->nodes) (void)simt::device::enqueue(stream, n.kind, n.work);
+  return simt::ok();
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return simt::ok();
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
   return simt::ok();
 }
 

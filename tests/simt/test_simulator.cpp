@@ -55,6 +55,11 @@ __global__ void warp_mma(int skip_lane, const float* A, const float* B, const fl
   D[(g + 8) * 8 + 2 * t + 1] = d[3];
 }
 
+__global__ void add_value(float v, std::size_t n, float* y) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    y[i] += v;
+}
+
 template <typename T>
 T* device_alloc(std::size_t n) {
   void* p = nullptr;
@@ -182,6 +187,77 @@ TEST_CASE("simt: a warp collective not reached by every lane is an error naming 
   CHECK(msg.find("not reached by every lane: thread (5,0,0) ended without it") != std::string::npos);
   simt::clear_error();
   cudaFree(x), cudaFree(D);
+}
+
+TEST_CASE("simt: a captured stream runs nothing until its graph launches, and a graph replays its arguments") {
+  constexpr std::size_t n = 64;
+  cudaStream_t s = nullptr;
+  REQUIRE(cudaStreamCreate(&s) == cudaSuccess);
+  float* y = device_alloc<float>(n);
+  float* pinned = nullptr;
+  REQUIRE(cudaMallocHost(reinterpret_cast<void**>(&pinned), n * 4) == cudaSuccess);
+  for (std::size_t i = 0; i < n; ++i) pinned[i] = float(i);
+  REQUIRE(cudaMemsetAsync(y, 0, n * 4, s) == cudaSuccess);
+  const auto read = [&] {
+    std::vector<float> got(n);
+    REQUIRE(cudaMemcpy(got.data(), y, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    return got;
+  };
+  // The step: y = pinned (copied when it runs), then y += v.
+  const auto capture = [&](float v, bool with_copy) {
+    REQUIRE(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+    if (with_copy) REQUIRE(cudaMemcpyAsync(y, pinned, n * 4, cudaMemcpyHostToDevice, s) == cudaSuccess);
+    EVOPLAST_LAUNCH(add_value, 1, 64, 0, s, v, n, y);
+    cudaGraph_t g = nullptr;
+    REQUIRE(cudaStreamEndCapture(s, &g) == cudaSuccess);
+    return g;
+  };
+  cudaGraph_t g1 = capture(1.0f, true);
+  CHECK(read() == std::vector<float>(n, 0.0f));  // captured, not run
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, g1, 0) == cudaSuccess);
+  for (std::size_t i = 0; i < n; ++i) pinned[i] = 10.0f * float(i);  // read when the graph's copy runs
+  const std::size_t launched = simt::graph_launches();
+  REQUIRE(cudaGraphLaunch(exec, s) == cudaSuccess);
+  CHECK(simt::graph_launches() == launched + 1);
+  auto got = read();
+  for (std::size_t i = 0; i < n; ++i) CHECK(got[i] == 10.0f * float(i) + 1.0f);
+
+  // The same work with another argument: updated in place.
+  cudaGraph_t g2 = capture(2.0f, true);
+  cudaGraphExecUpdateResultInfo info{};
+  CHECK(cudaGraphExecUpdate(exec, g2, &info) == cudaSuccess);
+  REQUIRE(cudaGraphLaunch(exec, s) == cudaSuccess);
+  got = read();
+  for (std::size_t i = 0; i < n; ++i) CHECK(got[i] == 10.0f * float(i) + 2.0f);
+  // Other work (no copy): refused, and the graph keeps what it had.
+  cudaGraph_t g3 = capture(5.0f, false);
+  CHECK(cudaGraphExecUpdate(exec, g3, &info) == cudaErrorGraphExecUpdateFailure);
+  CHECK(info.result == cudaGraphExecUpdateErrorTopologyChanged);
+  (void)cudaGetLastError();
+  REQUIRE(cudaGraphLaunch(exec, s) == cudaSuccess);
+  got = read();
+  for (std::size_t i = 0; i < n; ++i) CHECK(got[i] == 10.0f * float(i) + 2.0f);
+
+  // Waiting or allocating inside a capture is refused and spoils the capture.
+  REQUIRE(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal) == cudaSuccess);
+  CHECK(cudaStreamSynchronize(s) == cudaErrorStreamCaptureUnsupported);
+  CHECK(std::string(cudaGetErrorString(cudaGetLastError())).find("cudaStreamSynchronize while a stream captures") !=
+        std::string::npos);
+  void* p = nullptr;
+  CHECK(cudaMalloc(&p, 16) == cudaErrorStreamCaptureUnsupported);
+  std::vector<float> pageable(n, 1.0f);
+  CHECK(cudaMemcpyAsync(y, pageable.data(), n * 4, cudaMemcpyHostToDevice, s) == cudaErrorStreamCaptureUnsupported);
+  cudaGraph_t spoiled = nullptr;
+  CHECK(cudaStreamEndCapture(s, &spoiled) == cudaErrorStreamCaptureInvalidated);
+  CHECK(spoiled == nullptr);
+  (void)cudaGetLastError();
+
+  for (cudaGraph_t g : {g1, g2, g3}) cudaGraphDestroy(g);
+  cudaGraphExecDestroy(exec);
+  cudaFreeHost(pinned);
+  cudaFree(y);
+  cudaStreamDestroy(s);
 }
 
 // Last: a broken barrier is an execution error, and execution errors stick.

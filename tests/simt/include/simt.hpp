@@ -63,6 +63,10 @@ enum cudaError {
   cudaErrorInvalidDevice = 101,
   cudaErrorIllegalAddress = 700,
   cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureImplicit = 906,
+  cudaErrorGraphExecUpdateFailure = 910,
 };
 using cudaError_t = cudaError;
 
@@ -130,6 +134,7 @@ enum class Order { forward, reverse, shuffle };
 void set_order(Order order);              // default: $EVOPLAST_SIMT_ORDER or forward
 void set_device_memory(std::size_t bytes);  // the card's size (default 80 GiB, an H100's)
 std::size_t launches();                   // kernels launched so far
+std::size_t graph_launches();             // cudaGraphLaunch calls so far
 void clear_error();                       // forget a sticky error (a new context, for tests)
 
 }  // namespace simt
