@@ -258,11 +258,14 @@ class CudaBackend final : public Backend {
       abandon_capture();
       step();
       return;
-    } catch (const std::exception& e) {
+    } catch (const kc::CudaError& e) {  // a CUDA call the capture refused, most likely
       abandon_capture();
       throw EngineError(fmt::format("{} (in a training step captured as a CUDA graph; EVOPLAST_CUDA_GRAPHS=0 "
                                     "launches steps directly)",
                                     e.what()));
+    } catch (...) {
+      abandon_capture();
+      throw;
     }
     set_capturing(false);
     cudaGraph_t graph = nullptr;
