@@ -122,7 +122,8 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--precision", o.precision,
-                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3 (split TF32, about fp32's accuracy)")
+                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 (split TF32, about fp32's accuracy) "
+                  "or bf16")
       ->check(CLI::IsMember(evoplast::engine::kPrecisions))
       ->capture_default_str();
   cmd->add_option("--out", o.out, "Output folder, empty or new (default: a new runs/eval-<protocol>-<time>)");

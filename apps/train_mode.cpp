@@ -84,7 +84,8 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--precision", o.precision,
-                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3 (split TF32, about fp32's accuracy)")
+                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 (split TF32, about fp32's accuracy) "
+                  "or bf16")
       ->check(CLI::IsMember(evoplast::engine::kPrecisions))
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();

@@ -86,11 +86,35 @@ int main(int argc, char** argv) {
       EVOPLAST_CUDA(cudaDeviceSynchronize());
     }
     const double t_tf32 = std::chrono::duration<double>(Clock::now() - t_start).count() / 5;
-    cublasDestroy(tf32_blas);
     const double peak_tf32 = 2.0 * G * G * double(G) / t_tf32 / 1e12;
-    fmt::print("ceilings: fp32 SGEMM {:.1f} TFLOP/s, TF32 SGEMM {:.1f} TFLOP/s (cuBLAS, 8192³), device copy {:.0f} "
-               "GB/s (read + write)\n\n",
-               peak_tflops, peak_tf32, peak_gbs);
+    // The bf16 ceiling: cuBLAS's GEMM on bf16 operands with fp32 accumulation,
+    // same size (the operands' values do not matter to its speed).
+    void *a16 = nullptr, *b16 = nullptr;
+    EVOPLAST_CUDA(cudaMalloc(&a16, std::size_t(G) * G * 2));
+    EVOPLAST_CUDA(cudaMalloc(&b16, std::size_t(G) * G * 2));
+    EVOPLAST_CUDA(cudaMemset(a16, 0x3F, std::size_t(G) * G * 2));  // 0x3F3F: about 0.75
+    EVOPLAST_CUDA(cudaMemset(b16, 0x3F, std::size_t(G) * G * 2));
+    const auto bf16_gemm = [&] {
+      EVOPLAST_CUBLAS(cublasGemmEx(tf32_blas, CUBLAS_OP_N, CUBLAS_OP_N, G, G, G, &one, a16, CUDA_R_16BF, G, b16,
+                                   CUDA_R_16BF, G, &zero, c.data(), CUDA_R_32F, G, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT));
+    };
+    bf16_gemm();
+    EVOPLAST_CUDA(cudaDeviceSynchronize());
+    const auto t_bf16_start = Clock::now();
+    {
+      NvtxRange r("ceiling bf16 gemm");
+      for (int i = 0; i < 5; ++i) bf16_gemm();
+      EVOPLAST_CUDA(cudaDeviceSynchronize());
+    }
+    const double t_bf16 = std::chrono::duration<double>(Clock::now() - t_bf16_start).count() / 5;
+    const double peak_bf16 = 2.0 * G * G * double(G) / t_bf16 / 1e12;
+    EVOPLAST_CUDA(cudaFree(a16));
+    EVOPLAST_CUDA(cudaFree(b16));
+    cublasDestroy(tf32_blas);
+    fmt::print("ceilings: fp32 SGEMM {:.1f} TFLOP/s, TF32 SGEMM {:.1f} TFLOP/s, bf16 GEMM (fp32 accumulation) {:.1f} "
+               "TFLOP/s (cuBLAS, 8192³), device copy {:.0f} GB/s (read + write)\n\n",
+               peak_tflops, peak_tf32, peak_bf16, peak_gbs);
     fmt::print("{:<34} {:<13} {:>9} {:>10} {:>9} {:>8}\n", "kernel (P = 64, batch 64)", "impl", "ms", "TFLOP/s", "GB/s",
                "% ceil");
 
@@ -112,7 +136,9 @@ int main(int argc, char** argv) {
     // % of the ceiling of the arithmetic used: fp32 SGEMM, TF32 SGEMM (tensor cores), or the copy.
     const auto row = [&](const std::string& name, const char* impl, double t, double flops, double bytes) {
       const double tf = flops / t / 1e12, gbs = bytes / t / 1e9;
-      const double ceiling = kc::gemm_precision() == kc::Precision::fp32 ? peak_tflops : peak_tf32;
+      const double ceiling = kc::gemm_precision() == kc::Precision::fp32   ? peak_tflops
+                             : kc::gemm_precision() == kc::Precision::bf16 ? peak_bf16
+                                                                           : peak_tf32;
       const double pct = flops > 0 ? 100 * tf / ceiling : 100 * gbs / peak_gbs;
       fmt::print("{:<34} {:<13} {:>9.3f} {:>10.2f} {:>9.0f} {:>7.1f}%\n", name, impl, 1e3 * t, tf, gbs, pct);
       std::fflush(stdout);
@@ -126,6 +152,7 @@ int main(int argc, char** argv) {
     std::vector<Impl> impls = {{"ours", kc::GemmImpl::tiled, kc::ConvImpl::im2col},
                                {"ours tf32", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::tf32},
                                {"ours tf32x3", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::tf32x3},
+                               {"ours bf16", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::bf16},
                                {"im2col+cuBLAS", kc::GemmImpl::cublas, kc::ConvImpl::im2col}};
     try {
       kc::set_conv_impl(kc::ConvImpl::cudnn);

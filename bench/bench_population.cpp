@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   app.add_option("--rule", rule, "backprop (plain Adadelta step) or a named rule through the plasticity path")
       ->capture_default_str();
   app.add_option("--backend", backend_name, "cpu, cuda or auto")->capture_default_str();
-  app.add_option("--precision", precision, "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32 or tf32x3")
+  app.add_option("--precision", precision, "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 or bf16")
       ->check(CLI::IsMember(evoplast::engine::kPrecisions))
       ->capture_default_str();
   app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();

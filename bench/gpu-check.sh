@@ -61,6 +61,7 @@ EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$
 "$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32 >"$out/bench_tf32.log" 2>&1
 "$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32x3 >"$out/bench_tf32x3.log" 2>&1
 "$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32x3 --rule hebb >"$out/bench_hebb_tf32x3.log" 2>&1
+"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision bf16 >"$out/bench_bf16.log" 2>&1
 # Every step launched kernel by kernel instead of as one CUDA graph (what the graph saves).
 EVOPLAST_CUDA_GRAPHS=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 >"$out/bench_tf32x3_nographs.log" 2>&1
 "$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
@@ -111,6 +112,7 @@ try:
     dnn, tiled = table(f"{d}/bench_cudnn.log"), table(f"{d}/bench_tiled.log")
     tf32, tf32x3, torch_tf32 = table(f"{d}/bench_tf32.log"), table(f"{d}/bench_tf32x3.log"), table(f"{d}/torch_tf32.log")
     hebb_x3, no_graphs = table(f"{d}/bench_hebb_tf32x3.log"), table(f"{d}/bench_tf32x3_nographs.log")
+    bf16 = table(f"{d}/bench_bf16.log")
 except FileNotFoundError as e:
     print("missing log:", e); sys.exit(0)
 print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
@@ -120,12 +122,12 @@ for P in sorted(set(ours) | set(torch)):
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
     print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
 print("tensor cores (ours, backprop) beside PyTorch with TF32 allowed")
-print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'x3 no graph':>12} {'hebb tf32x3':>12} {'PyTorch tf32':>13} "
-      f"{'tf32/PyTorch':>13} {'hebb/bp x3':>11}")
+print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'bf16':>10} {'x3 no graph':>12} {'hebb tf32x3':>12} "
+      f"{'PyTorch tf32':>13} {'tf32/PyTorch':>13} {'hebb/bp x3':>11}")
 for P in sorted(set(tf32) | set(torch_tf32)):
     a, b, ng, hb, t = tf32.get(P), tf32x3.get(P), no_graphs.get(P), hebb_x3.get(P), torch_tf32.get(P)
-    print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {ng or 0:>12.0f} {hb or 0:>12.0f} {t or 0:>13.0f} "
-          f"{(f'{a / t:.2f}x' if a and t else '—'):>13} {(f'{hb / b:.2f}' if hb and b else '—'):>11}")
+    print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {bf16.get(P, 0):>10.0f} {ng or 0:>12.0f} {hb or 0:>12.0f} "
+          f"{t or 0:>13.0f} {(f'{a / t:.2f}x' if a and t else '—'):>13} {(f'{hb / b:.2f}' if hb and b else '—'):>11}")
 PY
 echo; cat "$out/bench_kernels.log"
 echo; echo "ncu (P = 64, hebb, tf32x3; $ncu_rc): top kernels by time"

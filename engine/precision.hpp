@@ -8,15 +8,15 @@
 namespace evoplast::engine {
 
 // fp32: the CPU reference's arithmetic (both backends). On the CUDA
-// backend's tensor cores: tf32 (operands rounded to 10 mantissa bits) or
-// tf32x3 (split TF32, about fp32's accuracy).
-inline const std::vector<std::string> kPrecisions = {"fp32", "tf32", "tf32x3"};
+// backend's tensor cores: tf32 (operands rounded to 10 mantissa bits),
+// tf32x3 (split TF32, about fp32's accuracy) or bf16 (7 mantissa bits).
+inline const std::vector<std::string> kPrecisions = {"fp32", "tf32", "tf32x3", "bf16"};
 
 inline bool valid_precision(const std::string& precision) {
   return std::find(kPrecisions.begin(), kPrecisions.end(), precision) != kPrecisions.end();
 }
 
-// "fp32, tf32 or tf32x3", for messages.
+// "fp32, tf32, tf32x3 or bf16", for messages.
 inline std::string precision_choices() {
   std::string s;
   for (std::size_t i = 0; i < kPrecisions.size(); ++i)

@@ -68,7 +68,7 @@ struct EvalSetup {
   double seconds = 0;              // training and evaluation, all seeds
   nlohmann::json program;          // {"name", "version", "commit"}
   std::string backend;             // the backend's name: device, GEMM and convolution
-  std::string precision;           // fp32, tf32 or tf32x3
+  std::string precision;           // engine/precision.hpp: fp32, tf32, tf32x3 or bf16
 };
 
 // A rule as evaluated: its label in the tables, its definition and, for EWC, λ.

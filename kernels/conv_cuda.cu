@@ -2,7 +2,7 @@
 // of nets (once when the input is shared: conv1 is then one wide GEMM over P·Cout
 // rows), cuBLAS multiplies (strided-batched over the population), and small
 // kernels scatter with the bias, gather the error, and fold columns back.
-// On tensor cores (precision tf32 or tf32x3) both passes are implicit GEMMs
+// On tensor cores (precision tf32, tf32x3 or bf16) both passes are implicit GEMMs
 // over all P nets instead (kernels/tensor_tile.cuh): operands are gathered
 // from the image or the error as each tile is loaded, and outputs are written
 // in their final layout, so no patch matrix, GEMM output or column gradient
@@ -61,13 +61,13 @@ struct ConvOutput {
 
 // The forward convolution of every net at once on tensor cores: block (x, y)
 // is a 64×64 tile of (Cout, N·Ho·Wo), block z the net.
-template <bool kSplit>
+template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
     conv_forward_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
                         const float* __restrict__ b, float* __restrict__ y) {
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
-  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, KK,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, KK,
                       StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
                       ImageColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
                       ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW});
@@ -153,13 +153,13 @@ struct InputGradStore {
 };
 
 // dx (N, Cin, H, W) of net z = Wᵀ·(error windows): block (x, y) a tile of (Cin, N·H·W).
-template <bool kSplit>
+template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
     conv_input_grad_tensor(ConvShape s, const float* __restrict__ w, const float* __restrict__ dy,
                            float* __restrict__ dx) {
   const std::size_t p = blockIdx.z;
   const int HWin = s.H * s.W;
-  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Cout * s.K * s.K,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Cout * s.K * s.K,
                       TransposedWeights{w + p * s.Cout * s.Cin * s.K * s.K, s.Cin, s.Cout, s.K},
                       ErrorWindows{dy + p * s.N * s.Cout * s.Ho() * s.Wo(), s},
                       InputGradStore{dx + p * s.N * s.Cin * HWin, s.Cin, HWin, s.N * HWin});
@@ -167,14 +167,14 @@ __global__ void __launch_bounds__(kTileThreads)
 
 // One split of the weight gradient's N·Ho·Wo-long sum: block z = split · P + p
 // writes its partial (Cout, KK) tile into partial[split][p].
-template <bool kSplit>
+template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
     conv_weight_grad_tensor(ConvShape s, int split_len, const float* __restrict__ x, const float* __restrict__ dy,
                             float* __restrict__ partial) {
   const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
   const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
-  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, k_begin, k_end,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, k_begin, k_end,
                       OutputErrorRows{dy + p * s.N * s.Cout * HW, s.Cout, HW, cols},
                       ImagePatches{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
                       RowMajorStore{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK});
@@ -275,10 +275,9 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
   if (gemm_precision() != Precision::fp32) {
     const dim3 grid(unsigned((std::size_t(s.N) * HW + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                     unsigned(s.P));
-    if (gemm_precision() == Precision::tf32x3)
-      EVOPLAST_LAUNCH(conv_forward_tensor<true>, grid, kTileThreads, 0, st, s, x, w, b, y);
-    else
-      EVOPLAST_LAUNCH(conv_forward_tensor<false>, grid, kTileThreads, 0, st, s, x, w, b, y);
+    with_tensor_precision(gemm_precision(), [&](auto p) {
+      EVOPLAST_LAUNCH(conv_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, y);
+    });
     return;
   }
   const std::size_t ld = std::size_t(s.N) * HW;
@@ -330,7 +329,7 @@ int weight_grad_split_len(const ConvShape& s) {
   return (len + kTileK - 1) / kTileK * kTileK;
 }
 
-template <bool kSplit>
+template <Precision kP>
 void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                              const float* dy, float* dx, float* dw, float* db) {
   const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
@@ -344,13 +343,13 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
     float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(splits) * n);
     const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                     unsigned(splits * s.P));
-    EVOPLAST_LAUNCH(conv_weight_grad_tensor<kSplit>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
+    EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
     if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
   }
   if (dx) {
     const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
                     unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
-    EVOPLAST_LAUNCH(conv_input_grad_tensor<kSplit>, grid, kTileThreads, 0, st, s, w, dy, dx);
+    EVOPLAST_LAUNCH(conv_input_grad_tensor<kP>, grid, kTileThreads, 0, st, s, w, dy, dx);
   }
 }
 
@@ -359,8 +358,9 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
 // windows) written in place of col2im. Scratch: the split partial sums only.
 void conv_backward_tensor(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                           const float* dy, float* dx, float* dw, float* db) {
-  if (gemm_precision() == Precision::tf32x3) conv_backward_tensor_at<true>(st, ws, s, x, w, dy, dx, dw, db);
-  else conv_backward_tensor_at<false>(st, ws, s, x, w, dy, dx, dw, db);
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, dy, dx, dw, db);
+  });
 }
 
 }  // namespace

@@ -46,13 +46,14 @@ void set_gemm_impl(GemmImpl impl);
 GemmImpl gemm_impl();
 // The arithmetic of every GEMM: fp32 (the implementation above), or our
 // tensor-core kernel at tf32 (operands rounded to 10 mantissa bits; about
-// 1e-3 relative error per product) or tf32x3 (split TF32: three mmas per
-// step, about fp32's accuracy). $EVOPLAST_PRECISION or set_gemm_precision
-// chooses; fp32 by default (the CPU reference's arithmetic).
-enum class Precision { fp32, tf32, tf32x3 };
+// 1e-3 relative error per product), tf32x3 (split TF32: three mmas per
+// step, about fp32's accuracy) or bf16 (operands rounded to 7 mantissa bits,
+// about 8e-3 per product; half the mmas of tf32). $EVOPLAST_PRECISION or
+// set_gemm_precision chooses; fp32 by default (the CPU reference's arithmetic).
+enum class Precision { fp32, tf32, tf32x3, bf16 };
 void set_gemm_precision(Precision precision);
 Precision gemm_precision();
-const char* precision_name(Precision precision);  // "fp32", "tf32", "tf32x3"
+const char* precision_name(Precision precision);  // "fp32", "tf32", "tf32x3", "bf16"
 std::optional<Precision> parse_precision(const char* name);  // by precision_name; nullopt for others
 void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
@@ -107,7 +108,7 @@ void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const Plastic
                           float* mean_y, float* mean_y2);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
 // The dense plasticity step with g and h computed on tensor cores and the
-// update fused into that GEMM's epilogue (precision tf32 or tf32x3 only):
+// update fused into that GEMM's epilogue (tensor-core precisions only):
 // s.Out units; error_hebb (P, N, 2·Out) from stack_error_and_hebb.
 void plasticity_update_dense_fused(Stream st, const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
                                    const float* error_hebb, const float* mean_x, const float* mean_y,

@@ -3,9 +3,9 @@
 //            column-major Cᵀ = op(B)ᵀ·op(A)ᵀ);
 //   tiled  — ours in fp32: 64×64 output tiles, 16-deep k slices staged in
 //            shared memory with loads ordered for coalescing, 4×4 outputs per thread;
-//   tensor — ours on tensor cores (precision tf32 or tf32x3): the same tiles
+//   tensor — ours on tensor cores (precision tf32, tf32x3 or bf16): the same tiles
 //            and staging, four warps of 32×32 outputs, each as 2×4 mma.sync
-//            m16n8k8 tiles (kernels/mma.cuh).
+//            m16n8k8 tiles (m16n8k16 in bf16; kernels/mma.cuh).
 #include <cstdlib>
 #include <cstring>
 
@@ -92,12 +92,12 @@ struct GemmStore {
   }
 };
 
-template <bool kSplit>
+template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
     sgemm_tensor(bool ta, bool tb, int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
                  long long sA, const float* __restrict__ B, int ldb, long long sB, float beta,
                  float* __restrict__ C, int ldc, long long sC) {
-  tensor_tile<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, K,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, K,
                       StridedA{A + blockIdx.z * sA, lda, M, K, ta}, StridedB{B + blockIdx.z * sB, ldb, K, N, tb},
                       GemmStore{C + blockIdx.z * sC, ldc, M, N, alpha, beta});
 }
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(kTileThreads)
 void set_gemm_precision(Precision precision) { g_precision = precision; }
 Precision gemm_precision() { return g_precision; }
 std::optional<Precision> parse_precision(const char* name) {
-  for (auto p : {Precision::fp32, Precision::tf32, Precision::tf32x3})
+  for (auto p : {Precision::fp32, Precision::tf32, Precision::tf32x3, Precision::bf16})
     if (std::strcmp(name, precision_name(p)) == 0) return p;
   return std::nullopt;
 }
@@ -115,6 +115,7 @@ const char* precision_name(Precision precision) {
   switch (precision) {
     case Precision::tf32: return "tf32";
     case Precision::tf32x3: return "tf32x3";
+    case Precision::bf16: return "bf16";
     case Precision::fp32: break;
   }
   return "fp32";
@@ -130,12 +131,10 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
     cudaStream_t st = nullptr;
     EVOPLAST_CUBLAS(cublasGetStream(h, &st));
     const dim3 grid((N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM, batch);
-    if (g_precision == Precision::tf32x3)
-      EVOPLAST_LAUNCH(sgemm_tensor<true>, grid, kTileThreads, 0, st, ta, tb, M, N, K, alpha, A, lda, strideA, B,
-                      ldb, strideB, beta, C, ldc, strideC);
-    else
-      EVOPLAST_LAUNCH(sgemm_tensor<false>, grid, kTileThreads, 0, st, ta, tb, M, N, K, alpha, A, lda, strideA, B,
-                      ldb, strideB, beta, C, ldc, strideC);
+    with_tensor_precision(g_precision, [&](auto p) {
+      EVOPLAST_LAUNCH(sgemm_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, ta, tb, M, N, K, alpha, A, lda,
+                      strideA, B, ldb, strideB, beta, C, ldc, strideC);
+    });
     return;
   }
   if (g_impl == GemmImpl::tiled) {

@@ -1,18 +1,27 @@
 // Tensor cores behind one wrapper: the warp-wide mma.sync m16n8k8 with TF32
-// operands and fp32 accumulators, and the conversions into TF32. Under nvcc it
-// is the PTX instruction; in the SIMT simulator (EVOPLAST_SIMT) the same
-// fragments go through simt::mma_m16n8k8_tf32, which follows the PTX ISA's
-// fragment layout, so kernels built on it are checked there against the CPU.
+// operands and m16n8k16 with bf16 operands, both with fp32 accumulators, and
+// the conversions into TF32 and bf16. Under nvcc they are the PTX
+// instructions; in the SIMT simulator (EVOPLAST_SIMT) the same fragments go
+// through simt::mma_m16n8k8_tf32 and simt::mma_m16n8k16_bf16, which follow the
+// PTX ISA's fragment layouts, so kernels built on them are checked there
+// against the CPU.
 //
-// Fragments (g = lane / 4, t = lane % 4; A is 16×8 row-major, B is 8×8, C/D 16×8):
+// TF32 fragments (g = lane / 4, t = lane % 4; A is 16×8 row-major, B is 8×8, C/D 16×8):
 //   a[0..3] = A[g][t], A[g+8][t], A[g][t+4], A[g+8][t+4]
 //   b[0..1] = B[t][g], B[t+4][g]
 //   c, d[0..3] = C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]
-// Every lane of the warp must call it together (it is a warp collective).
+// bf16 fragments (A is 16×16, B 16×8; two values per register, the lower
+// index in the low half):
+//   a[0..3] = A[g][2t..2t+1], A[g+8][2t..2t+1], A[g][2t+8..2t+9], A[g+8][2t+8..2t+9]
+//   b[0..1] = B[2t..2t+1][g], B[2t+8..2t+9][g]
+//   c, d as for TF32.
+// Every lane of the warp must call them together (they are warp collectives).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "kernels/cuda.hpp"
 
 #if defined(EVOPLAST_SIMT)
 #include <bit>
@@ -44,7 +53,42 @@ __device__ __forceinline__ float tf32_value(std::uint32_t bits) {
 #endif
 }
 
-// d = A·B + c over the warp (d may be c).
+// Two f32 → one register of two bf16, rounded to nearest even
+// (cvt.rn.bf16x2.f32); lo in the low half. NaN stays NaN.
+__device__ __forceinline__ std::uint32_t to_bf16x2(float lo, float hi) {
+#if defined(EVOPLAST_SIMT)
+  const auto one = [](float x) -> std::uint32_t {
+    const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FFFu;  // NaN
+    return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;    // ties to even; overflow rounds to ∞
+  };
+  return one(lo) | (one(hi) << 16);
+#else
+  std::uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));  // the first source goes high
+  return r;
+#endif
+}
+
+// d = A·B + c over the warp (d may be c), A·B at bf16 (k = 16).
+#if defined(EVOPLAST_SIMT)
+inline void mma_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
+                     std::source_location site = std::source_location::current()) {
+  ::simt::mma_m16n8k16_bf16(d, a, b, c, site);
+}
+#else
+__device__ __forceinline__ void mma_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2],
+                                         const float c[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%10, %11, %12, %13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+        "f"(c[3]));
+}
+#endif
+
+// d = A·B + c over the warp (d may be c), A·B at TF32 (k = 8).
 #if defined(EVOPLAST_SIMT)
 inline void mma_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
                      std::source_location site = std::source_location::current()) {

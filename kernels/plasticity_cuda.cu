@@ -132,7 +132,7 @@ struct SynapseUpdate {
 
 // The dense plasticity step on tensor cores: block (x, y) a 64×64 tile of a
 // net's (Out, In) synapses, block z the net; g and h from one pass over x.
-template <bool kSplit>
+template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
     plasticity_dense_fused_kernel(DenseShape s, const PlasticityCoeffs* __restrict__ coeffs,
                                   const float* __restrict__ x, const float* __restrict__ error_hebb,
@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(kTileThreads)
                                   float* __restrict__ acc, float* __restrict__ omega) {
   const std::size_t p = blockIdx.z, synapses = std::size_t(s.Out) * s.In;
   const float* eh = error_hebb + p * s.N * 2 * s.Out;
-  tensor_tile_pair<kSplit>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, s.N,
+  tensor_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, s.N,
                            StackedRows{eh, s.N, s.Out, 0}, StackedRows{eh, s.N, s.Out, s.Out},
                            StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
                            SynapseUpdate{coeffs + p, mean_x + p * s.In, mean_y + p * s.Out, mean_y2 + p * s.Out,
@@ -263,12 +263,10 @@ void plasticity_update_dense_fused(Stream st, const DenseShape& s, const Plastic
                                    const float* error_hebb, const float* mean_x, const float* mean_y,
                                    const float* mean_y2, float* w, float* sq_avg, float* acc_delta, float* omega) {
   const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.Out + kTileM - 1) / kTileM), unsigned(s.P));
-  if (gemm_precision() == Precision::tf32x3)
-    EVOPLAST_LAUNCH(plasticity_dense_fused_kernel<true>, grid, kTileThreads, 0, st, s, coeffs, x, error_hebb, mean_x,
-                    mean_y, mean_y2, w, sq_avg, acc_delta, omega);
-  else
-    EVOPLAST_LAUNCH(plasticity_dense_fused_kernel<false>, grid, kTileThreads, 0, st, s, coeffs, x, error_hebb, mean_x,
-                    mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    EVOPLAST_LAUNCH(plasticity_dense_fused_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, coeffs, x,
+                    error_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
+  });
 }
 void plasticity_bias_update(Stream st, int P, int Out, const PlasticityCoeffs* coeffs, const float* gb,
                             const float* mean_y, float* b, float* sq_avg, float* acc_delta) {

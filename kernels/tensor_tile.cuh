@@ -6,6 +6,8 @@
 // operands) and the implicit-GEMM convolution (B gathered from the image as
 // it is loaded: no im2col matrix in global memory).
 #pragma once
+#include <type_traits>
+
 #include "kernels/mma.cuh"
 
 namespace evoplast::kernels::cuda {
@@ -19,31 +21,67 @@ struct TensorTiles {
 };
 
 // The warp's 32×32 outputs at (wm, wn) of the tile: acc += A·B over one
-// 16-deep slice in shared memory (g = lane / 4, t = lane % 4).
-template <bool kSplit>
+// 16-deep slice in shared memory (g = lane / 4, t = lane % 4), at precision
+// kP: two TF32 k-steps of 8 (one mma each, or three in split TF32), or one
+// bf16 k-step of 16.
+template <Precision kP>
 __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&ta)[kTileM][kTileK + 4],
                                            const float (&tb)[kTileK][kTileN + 8], int wm, int wn, int g, int t) {
-#pragma unroll
-  for (int kk = 0; kk < kTileK; kk += 8) {
-    float a[2][4], b[4][2];
+  static_assert(kP != Precision::fp32, "the tensor-core path has no fp32 operands");
+  if constexpr (kP == Precision::bf16) {
+    std::uint32_t a[2][4], b[4][2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int r = wm + i * 16 + g;
-      a[i][0] = ta[r][kk + t];
-      a[i][1] = ta[r + 8][kk + t];
-      a[i][2] = ta[r][kk + t + 4];
-      a[i][3] = ta[r + 8][kk + t + 4];
+      a[i][0] = to_bf16x2(ta[r][2 * t], ta[r][2 * t + 1]);
+      a[i][1] = to_bf16x2(ta[r + 8][2 * t], ta[r + 8][2 * t + 1]);
+      a[i][2] = to_bf16x2(ta[r][2 * t + 8], ta[r][2 * t + 9]);
+      a[i][3] = to_bf16x2(ta[r + 8][2 * t + 8], ta[r + 8][2 * t + 9]);
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int c = wn + j * 8 + g;
-      b[j][0] = tb[kk + t][c];
-      b[j][1] = tb[kk + t + 4][c];
+      b[j][0] = to_bf16x2(tb[2 * t][c], tb[2 * t + 1][c]);
+      b[j][1] = to_bf16x2(tb[2 * t + 8][c], tb[2 * t + 9][c]);
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) mma_fp32_operands<kSplit>(acc[i][j], a[i], b[j]);
+      for (int j = 0; j < 4; ++j) mma_bf16(acc[i][j], a[i], b[j], acc[i][j]);
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < kTileK; kk += 8) {
+      float a[2][4], b[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int r = wm + i * 16 + g;
+        a[i][0] = ta[r][kk + t];
+        a[i][1] = ta[r + 8][kk + t];
+        a[i][2] = ta[r][kk + t + 4];
+        a[i][3] = ta[r + 8][kk + t + 4];
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int c = wn + j * 8 + g;
+        b[j][0] = tb[kk + t][c];
+        b[j][1] = tb[kk + t + 4][c];
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) mma_fp32_operands<kP == Precision::tf32x3>(acc[i][j], a[i], b[j]);
+    }
+  }
+}
+
+// launch(std::integral_constant<Precision, p>{}) for a tensor-core precision
+// p (tf32, tf32x3 or bf16): the one place a run-time precision picks a kernel.
+template <class Launch>
+void with_tensor_precision(Precision p, const Launch& launch) {
+  switch (p) {
+    case Precision::tf32x3: return launch(std::integral_constant<Precision, Precision::tf32x3>{});
+    case Precision::bf16: return launch(std::integral_constant<Precision, Precision::bf16>{});
+    default: return launch(std::integral_constant<Precision, Precision::tf32>{});
   }
 }
 
@@ -75,7 +113,7 @@ __device__ __forceinline__ void for_each_fragment(int m0, int n0, const WarpPlac
 // per output inside the tile (the caller checks the bounds). The sum runs over
 // k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
 // multiple of kTileK; the loaders give zeros past their K).
-template <bool kSplit, class LoadA, class LoadB, class Store>
+template <Precision kP, class LoadA, class LoadB, class Store>
 __device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA& load_a, const LoadB& load_b,
                             const Store& store) {
   __shared__ TensorTiles tiles;
@@ -85,7 +123,7 @@ __device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA&
     load_a.fill(tiles.a, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
-    warp_slice<kSplit>(acc, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
+    warp_slice<kP>(acc, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
     __syncthreads();  // every warp has read the slice before it is overwritten
   }
   for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
@@ -94,7 +132,7 @@ __device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA&
 // Two products with the same right operand, A1·B and A2·B, in one pass over
 // B: store(m, n, first, second) once per output. For the plasticity step,
 // where A1 holds the error rows and A2 the Hebbian rows of the same units.
-template <bool kSplit, class LoadA1, class LoadA2, class LoadB, class Store>
+template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
 __device__ void tensor_tile_pair(int m0, int n0, int K, const LoadA1& load_a1, const LoadA2& load_a2,
                                  const LoadB& load_b, const Store& store) {
   __shared__ TensorTiles tiles;
@@ -106,8 +144,8 @@ __device__ void tensor_tile_pair(int m0, int n0, int K, const LoadA1& load_a1, c
     load_a2.fill(a2, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
-    warp_slice<kSplit>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
-    warp_slice<kSplit>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
+    warp_slice<kP>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
+    warp_slice<kP>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
     __syncthreads();
   }
   for_each_fragment(m0, n0, p,

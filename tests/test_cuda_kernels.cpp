@@ -156,28 +156,39 @@ TEST_CASE("cuda: dense forward and backward match the CPU") {
 //           accumulation is not guaranteed round-to-nearest);
 //   tf32x3: x = big + small, both tf32, leaves ≤ 2^-22·|x|; the three
 //           products miss ≤ 3·2^-22·|a·b| (small·small and both remainders);
-//           3K additions at ≤ 2u.
-// Plus 4u·mag for the bias and α/β steps. The test also requires tf32's
-// largest error to show its rounding (above 2^-16·mag somewhere: the tensor
-// path ran) and tf32x3's to stay below 2^-18·mag (fp32-level, as promised).
+//           3K additions at ≤ 2u;
+//   bf16:   each operand rounded to 7 mantissa bits (rn: relative error
+//           ≤ 2^-8), so a product is off by ≤ (2^-7 + 2^-16)·|a·b| (the
+//           product itself is exact in fp32); K additions at ≤ 2u.
+// Plus 4u·mag for the bias and α/β steps. The test also requires tf32's and
+// bf16's largest errors to show their rounding (above 2^-16·mag and
+// 2^-12·mag somewhere: the tensor path ran at that precision) and tf32x3's to
+// stay below 2^-18·mag (fp32-level, as promised).
+double tensor_bound(kernels::cuda::Precision precision, double K) {
+  const double u = std::ldexp(1.0, -24);
+  switch (precision) {
+    case kernels::cuda::Precision::tf32x3: return 3 * std::ldexp(1.0, -22) + 6.0 * K * u + 4 * u;
+    case kernels::cuda::Precision::bf16: return std::ldexp(1.0, -7) + std::ldexp(1.0, -16) + 2.0 * K * u + 4 * u;
+    default: return std::ldexp(1.0, -10) + std::ldexp(1.0, -22) + 2.0 * K * u + 4 * u;
+  }
+}
+
 TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error bound") {
   namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const double u = std::ldexp(1.0, -24);
   struct BackToFp32 {
     ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
   } back_to_fp32;
   // The backend takes the precision by name, and says it.
   CHECK(make_backend("cuda", "tf32")->name().find("GEMM tensor cores tf32") != std::string::npos);
   CHECK(kc::gemm_precision() == kc::Precision::tf32);
-  CHECK_THROWS_WITH_AS(make_backend("cuda", "fp16"), doctest::Contains("choose fp32, tf32 or tf32x3"), EngineError);
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3}) {
+  CHECK(make_backend("cuda", "bf16")->name().find("GEMM tensor cores bf16") != std::string::npos);
+  CHECK(kc::gemm_precision() == kc::Precision::bf16);
+  CHECK_THROWS_WITH_AS(make_backend("cuda", "fp16"), doctest::Contains("choose fp32, tf32, tf32x3 or bf16"),
+                       EngineError);
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
     kc::set_gemm_precision(precision);
-    const bool split = precision == kc::Precision::tf32x3;
-    const auto bound = [&](int K) {
-      return split ? 3 * std::ldexp(1.0, -22) + 6.0 * K * u + 4 * u
-                   : std::ldexp(1.0, -10) + std::ldexp(1.0, -22) + 2.0 * K * u + 4 * u;
-    };
+    const auto bound = [&](int K) { return tensor_bound(precision, K); };
     double worst = 0;  // the largest error / mag seen
     const auto check_sum = [&](double got, double exact, double mag, int K, const char* what) {
       const double err = std::fabs(got - exact);
@@ -223,8 +234,8 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
       }
     }
     MESSAGE(std::string(kc::precision_name(precision)) << ": largest error " << worst << " of Σ|a·b|");
-    if (split) CHECK(worst < std::ldexp(1.0, -18));
-    else CHECK(worst > std::ldexp(1.0, -16));
+    if (precision == kc::Precision::tf32x3) CHECK(worst < std::ldexp(1.0, -18));
+    else CHECK(worst > std::ldexp(1.0, precision == kc::Precision::bf16 ? -12 : -16));
   }
 }
 
@@ -240,17 +251,15 @@ TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error
     ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
   } back_to_fp32;
   const double u = std::ldexp(1.0, -24);
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3}) {
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
     kc::set_gemm_precision(precision);
-    const bool split = precision == kc::Precision::tf32x3;
     for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 3, 1, 28, 28, 32, 3, true},
                                ConvShape{2, 3, 3, 9, 7, 70, 5, false},
                                ConvShape{1, 9, 1, 28, 28, 4, 3, false}}) {  // dW's sum in 2 splits
       const std::string name = kc::precision_name(precision);
       CAPTURE(name); CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
       const int KK = s.Cin * s.K * s.K, Ho = s.Ho(), Wo = s.Wo();
-      const double bound = split ? 3 * std::ldexp(1.0, -22) + 6.0 * KK * u + 4 * u
-                                 : std::ldexp(1.0, -10) + std::ldexp(1.0, -22) + 2.0 * KK * u + 4 * u;
+      const double bound = tensor_bound(precision, KK);
       auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
       h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
       const auto X = x.c.body(), W = w.c.body(), B = b.c.body(), Y = y.g.body();
@@ -275,10 +284,7 @@ TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error
                                   << ", exact " << exact << ", bound " << bound * mag);
               }
       // Backward: dw (a split sum over N·Ho·Wo), dx (over Cout·K², not for a shared input), db (fp32 sums).
-      const auto bound_for = [&](double terms) {
-        return split ? 3 * std::ldexp(1.0, -22) + 6.0 * terms * u + 4 * u
-                     : std::ldexp(1.0, -10) + std::ldexp(1.0, -22) + 2.0 * terms * u + 4 * u;
-      };
+      const auto bound_for = [&](double terms) { return tensor_bound(precision, terms); };
       auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
       auto dx = h.out(s.shared_input ? 1 : s.x_size());
       h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),

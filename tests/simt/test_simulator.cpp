@@ -60,6 +60,25 @@ __global__ void add_value(float v, std::size_t n, float* y) {
     y[i] += v;
 }
 
+// The same through the bf16 wrapper: D (16×8) = A (16×16) · B (16×8) + C,
+// A and B row-major, two values per register in the PTX ISA's layout.
+__global__ void warp_mma_bf16(const float* A, const float* B, const float* C, float* D) {
+  namespace kc = evoplast::kernels::cuda;
+  const int lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
+  const std::uint32_t a[4] = {kc::to_bf16x2(A[g * 16 + 2 * t], A[g * 16 + 2 * t + 1]),
+                              kc::to_bf16x2(A[(g + 8) * 16 + 2 * t], A[(g + 8) * 16 + 2 * t + 1]),
+                              kc::to_bf16x2(A[g * 16 + 2 * t + 8], A[g * 16 + 2 * t + 9]),
+                              kc::to_bf16x2(A[(g + 8) * 16 + 2 * t + 8], A[(g + 8) * 16 + 2 * t + 9])};
+  const std::uint32_t b[2] = {kc::to_bf16x2(B[(2 * t) * 8 + g], B[(2 * t + 1) * 8 + g]),
+                              kc::to_bf16x2(B[(2 * t + 8) * 8 + g], B[(2 * t + 9) * 8 + g])};
+  float d[4] = {C[g * 8 + 2 * t], C[g * 8 + 2 * t + 1], C[(g + 8) * 8 + 2 * t], C[(g + 8) * 8 + 2 * t + 1]};
+  kc::mma_bf16(d, a, b, d);
+  D[g * 8 + 2 * t] = d[0];
+  D[g * 8 + 2 * t + 1] = d[1];
+  D[(g + 8) * 8 + 2 * t] = d[2];
+  D[(g + 8) * 8 + 2 * t + 1] = d[3];
+}
+
 template <typename T>
 T* device_alloc(std::size_t n) {
   void* p = nullptr;
@@ -166,6 +185,42 @@ TEST_CASE("simt: mma.sync m16n8k8 follows the PTX fragment layout, with operands
         float want = c[std::size_t(m * 8 + n)];  // products of tf32 values are exact in fp32
         for (int k = 0; k < 8; ++k)
           want += tf32_reference(a[std::size_t(m * 8 + k)]) * tf32_reference(b[std::size_t(k * 8 + n)]);
+        CHECK_MESSAGE(got[std::size_t(m * 8 + n)] == want, "D[" << m << "][" << n << "]");
+      }
+  }
+  simt::set_order(simt::Order::forward);
+  cudaFree(A), cudaFree(B), cudaFree(C), cudaFree(D);
+}
+
+// bf16 as cvt.rn.bf16x2.f32 rounds: to 8 significant bits, ties to even.
+float bf16_reference(float x) {
+  const double m = std::ldexp(1.0, 7 - std::ilogb(x));
+  return float(std::copysign(std::nearbyint(std::fabs(double(x)) * m) / m, double(x)));
+}
+
+TEST_CASE("simt: mma.sync m16n8k16 follows the PTX fragment layout, with operands rounded to bf16") {
+  CHECK(bf16_reference(1.0f + 0x1p-8f) == 1.0f);                  // a tie goes to the even neighbour
+  CHECK(bf16_reference(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);
+  std::vector<float> a(16 * 16), b(16 * 8), c(16 * 8);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = 1.0f + float(i) / 97.0f - float(i % 5) * 0.37f;
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = 0.5f - float(i) / 61.0f + float(i % 3) * 0.113f;
+  for (std::size_t i = 0; i < c.size(); ++i) c[i] = float(i % 11) - 5.0f;
+  float *A = device_alloc<float>(a.size()), *B = device_alloc<float>(b.size()), *C = device_alloc<float>(c.size());
+  float* D = device_alloc<float>(c.size());
+  REQUIRE(cudaMemcpy(A, a.data(), a.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaMemcpy(B, b.data(), b.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaMemcpy(C, c.data(), c.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
+    simt::set_order(o);
+    EVOPLAST_LAUNCH(warp_mma_bf16, 1, 32, 0, nullptr, static_cast<const float*>(A), static_cast<const float*>(B),
+                    static_cast<const float*>(C), D);
+    std::vector<float> got(c.size());
+    REQUIRE(cudaMemcpy(got.data(), D, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int m = 0; m < 16; ++m)
+      for (int n = 0; n < 8; ++n) {
+        float want = c[std::size_t(m * 8 + n)];  // products of bf16 values are exact in fp32
+        for (int k = 0; k < 16; ++k)
+          want += bf16_reference(a[std::size_t(m * 16 + k)]) * bf16_reference(b[std::size_t(k * 8 + n)]);
         CHECK_MESSAGE(got[std::size_t(m * 8 + n)] == want, "D[" << m << "][" << n << "]");
       }
   }

@@ -27,35 +27,62 @@ unsigned linear_thread() {
 // The value of a tf32 operand register: its top 19 bits.
 float tf32_value(std::uint32_t bits) { return std::bit_cast<float>(bits & 0xFFFFE000u); }
 
-}  // namespace
-
-void mma_m16n8k8_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
-                      std::source_location site) {
+// Leaves this lane's fragments in its warp's slot, meets the warp, and
+// returns the lane's four outputs from every lane's fragments: `unpack`
+// builds the warp's A (16×K) and B (K×8) from the slot.
+template <int K, class Unpack>
+void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
+              std::source_location site, const Unpack& unpack) {
   const unsigned tid = linear_thread(), lane = tid % kWarpSize;
   MmaSlot& slot = t_mma[tid / kWarpSize];
   std::memcpy(slot.a[lane], a, sizeof slot.a[lane]);
   std::memcpy(slot.b[lane], b, sizeof slot.b[lane]);
   const float c_in[4] = {c[0], c[1], c[2], c[3]};  // d may alias c
   warp_barrier(site, 1);
-  // The warp's A (16×8) and B (8×8) from every lane's fragments.
-  float A[16][8], B[8][8];
-  for (int l = 0; l < kWarpSize; ++l) {
-    const int g = l / 4, t = l % 4;
-    A[g][t] = tf32_value(slot.a[l][0]);
-    A[g + 8][t] = tf32_value(slot.a[l][1]);
-    A[g][t + 4] = tf32_value(slot.a[l][2]);
-    A[g + 8][t + 4] = tf32_value(slot.a[l][3]);
-    B[t][g] = tf32_value(slot.b[l][0]);
-    B[t + 4][g] = tf32_value(slot.b[l][1]);
-  }
+  float A[16][K], B[K][8];
+  for (int l = 0; l < kWarpSize; ++l) unpack(slot.a[l], slot.b[l], l / 4, l % 4, A, B);
   const int g = int(lane) / 4, t = int(lane) % 4;
   for (int i = 0; i < 4; ++i) {
     const int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
     float sum = c_in[i];
-    for (int k = 0; k < 8; ++k) sum += A[row][k] * B[k][col];
+    for (int k = 0; k < K; ++k) sum += A[row][k] * B[k][col];
     d[i] = sum;
   }
   warp_barrier(site, 2);  // every lane has read the slot before any writes it again
+}
+
+// The value of one bf16 (the top half of a float).
+float bf16_value(std::uint32_t half) { return std::bit_cast<float>((half & 0xFFFFu) << 16); }
+
+}  // namespace
+
+void mma_m16n8k8_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
+                      std::source_location site) {
+  warp_mma<8>(d, a, b, c, site, [](const std::uint32_t* ra, const std::uint32_t* rb, int g, int t, float (&A)[16][8],
+                                   float (&B)[8][8]) {
+    A[g][t] = tf32_value(ra[0]);
+    A[g + 8][t] = tf32_value(ra[1]);
+    A[g][t + 4] = tf32_value(ra[2]);
+    A[g + 8][t + 4] = tf32_value(ra[3]);
+    B[t][g] = tf32_value(rb[0]);
+    B[t + 4][g] = tf32_value(rb[1]);
+  });
+}
+
+void mma_m16n8k16_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
+                       std::source_location site) {
+  warp_mma<16>(d, a, b, c, site, [](const std::uint32_t* ra, const std::uint32_t* rb, int g, int t,
+                                    float (&A)[16][16], float (&B)[16][8]) {
+    for (int h = 0; h < 2; ++h) {  // h: which half of the register (column or row 2t + h)
+      const int shift = 16 * h;
+      A[g][2 * t + h] = bf16_value(ra[0] >> shift);
+      A[g + 8][2 * t + h] = bf16_value(ra[1] >> shift);
+      A[g][2 * t + 8 + h] = bf16_value(ra[2] >> shift);
+      A[g + 8][2 * t + 8 + h] = bf16_value(ra[3] >> shift);
+      B[2 * t + h][g] = bf16_value(rb[0] >> shift);
+      B[2 * t + 8 + h][g] = bf16_value(rb[1] >> shift);
+    }
+  });
 }
 
 }  // namespace simt

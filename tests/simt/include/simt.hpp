@@ -108,6 +108,13 @@ void warp_barrier(std::source_location site, int step);
 // tensor core ignores them); products are exact and summed in fp32 in k order.
 void mma_m16n8k8_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
                       std::source_location site = std::source_location::current());
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: D (16×8) = A (16×16) ·
+// B (16×8) + C, two bf16 per register (the lower index in the low half):
+//   a[0..3]: A[g][2t..2t+1], A[g+8][2t..2t+1], A[g][2t+8..2t+9], A[g+8][2t+8..2t+9]
+//   b[0..1]: B[2t..2t+1][g], B[2t+8..2t+9][g]
+//   c, d: as for m16n8k8. Products are exact and summed in fp32 in k order.
+void mma_m16n8k16_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
+                       std::source_location site = std::source_location::current());
 
 template <typename T>
 bool argument_ok(const char* kernel, int index, const T& v) {
