@@ -249,8 +249,11 @@ class CudaBackend final : public Backend {
     ring_.make_room(stream_);
     EVOPLAST_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeGlobal));
     set_capturing(true);
+    cudaGraph_t graph = nullptr;
     try {
       step();
+      set_capturing(false);
+      EVOPLAST_CUDA(cudaStreamEndCapture(stream_, &graph));
     } catch (const Arena::GrowsInCapture&) {
       // A region this step needs is larger than its first run made it: the
       // captured work is dropped unrun (its table uploads with it) and the
@@ -258,19 +261,19 @@ class CudaBackend final : public Backend {
       abandon_capture();
       step();
       return;
-    } catch (const kc::CudaError& e) {  // a CUDA call the capture refused, most likely
+    } catch (const kc::CudaError& e) {
+      // A call the capture refused, most likely: the captured work is
+      // dropped unrun, this step and every later one run directly (said
+      // once). A genuine CUDA error shows again when the step runs.
       abandon_capture();
-      throw EngineError(fmt::format("{} (in a training step captured as a CUDA graph; EVOPLAST_CUDA_GRAPHS=0 "
-                                    "launches steps directly)",
-                                    e.what()));
+      stop_graphs(e.what());
+      step();
+      return;
     } catch (...) {
       abandon_capture();
       throw;
     }
-    set_capturing(false);
-    cudaGraph_t graph = nullptr;
-    EVOPLAST_CUDA(cudaStreamEndCapture(stream_, &graph));
-    launch_step_graph(graph);
+    if (!launch_step_graph(graph)) step();
   }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
@@ -432,9 +435,16 @@ class CudaBackend final : public Backend {
     (void)cudaGetLastError();
     tables_->forget();
   }
+  void stop_graphs(const std::string& why) {
+    graphs_ = false;
+    fmt::print(stderr, "evoplast: a training step could not run as a CUDA graph ({}); steps are launched "
+                       "directly from now on\n",
+               why);
+  }
   // Launches a captured step: the last step's executable graph updated with
-  // its arguments, or a new one where the work differs.
-  void launch_step_graph(cudaGraph_t graph) {
+  // its arguments, or a new one where the work differs. False (graphs
+  // stopped, nothing launched) when no executable graph could be made.
+  bool launch_step_graph(cudaGraph_t graph) {
     if (step_exec_) {
       cudaGraphExecUpdateResultInfo info{};
       if (cudaGraphExecUpdate(step_exec_, graph, &info) != cudaSuccess) {
@@ -445,8 +455,15 @@ class CudaBackend final : public Backend {
     }
     const cudaError_t made = step_exec_ ? cudaSuccess : cudaGraphInstantiate(&step_exec_, graph, 0);
     EVOPLAST_CUDA_PRINT(cudaGraphDestroy(graph));
-    EVOPLAST_CUDA(made);
+    if (made != cudaSuccess) {
+      (void)cudaGetLastError();
+      step_exec_ = nullptr;
+      tables_->forget();  // the graph's table uploads never ran
+      stop_graphs(std::string("cudaGraphInstantiate: ") + cudaGetErrorString(made));
+      return false;
+    }
     EVOPLAST_CUDA(cudaGraphLaunch(step_exec_, stream_));
+    return true;
   }
 
   // cuDNN, created on first use (only the vendor convolution needs it).

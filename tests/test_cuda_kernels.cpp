@@ -899,6 +899,24 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 #endif
 }
 
+TEST_CASE("cuda: a step a capture cannot hold runs directly, and so do the steps after it") {
+  auto be = make_backend("cuda");
+  if (!be->captures_steps()) return;  // graphs off in this environment: nothing to fall back from
+  Buffer<float> one(*be, 4), sum(*be, 4);
+  be->fill(one.data(), 4, 1.0f);
+  be->fill(sum.data(), 4, 0.0f);
+  be->run_step(4, [&] { be->add_scaled(4, 1.0f, one.data(), sum.data()); });  // the first runs directly
+  // A wait inside the step: refused by the capture, so the captured work is
+  // dropped unrun, and the step runs directly (once: the sum shows it).
+  be->run_step(4, [&] {
+    be->add_scaled(4, 1.0f, one.data(), sum.data());
+    be->synchronize();
+  });
+  CHECK_FALSE(be->captures_steps());
+  be->run_step(4, [&] { be->add_scaled(4, 1.0f, one.data(), sum.data()); });
+  CHECK(sum.download() == std::vector<float>(4, 3.0f));
+}
+
 TEST_CASE("cuda: a convolution split into chunks of nets matches the CPU") {
   Harness h;
   const std::size_t saved = kernels::conv_scratch_budget();
