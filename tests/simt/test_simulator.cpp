@@ -163,9 +163,12 @@ float tf32_reference(float x) {
   return float(std::copysign(std::floor(scaled + 0.5) / m, double(x)));
 }
 
-TEST_CASE("simt: mma.sync m16n8k8 follows the PTX fragment layout, with operands rounded to tf32") {
-  CHECK(tf32_reference(1.0f + 0x1p-11f) == 1.0f + 0x1p-10f);  // a tie goes away from zero
-  std::vector<float> a(16 * 8), b(8 * 8), c(16 * 8);
+// One warp's D = A·B + C (A 16×K and B K×8 row-major, C and D 16×8) through
+// `launch(A, B, C, D)`, in every thread order: each D must be the exact
+// products of the operands as `round` rounds them, summed in k order from C.
+template <class Launch>
+void check_warp_mma(int K, float (*round)(float), const Launch& launch) {
+  std::vector<float> a(std::size_t(16 * K)), b(std::size_t(K * 8)), c(16 * 8);
   for (std::size_t i = 0; i < a.size(); ++i) a[i] = 1.0f + float(i) / 97.0f - float(i % 5) * 0.37f;
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = 0.5f - float(i) / 61.0f + float(i % 3) * 0.113f;
   for (std::size_t i = 0; i < c.size(); ++i) c[i] = float(i % 11) - 5.0f;
@@ -176,20 +179,25 @@ TEST_CASE("simt: mma.sync m16n8k8 follows the PTX fragment layout, with operands
   REQUIRE(cudaMemcpy(C, c.data(), c.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
   for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
     simt::set_order(o);
-    EVOPLAST_LAUNCH(warp_mma, 1, 32, 0, nullptr, -1, static_cast<const float*>(A), static_cast<const float*>(B),
-                    static_cast<const float*>(C), D);
+    launch(static_cast<const float*>(A), static_cast<const float*>(B), static_cast<const float*>(C), D);
     std::vector<float> got(c.size());
     REQUIRE(cudaMemcpy(got.data(), D, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
     for (int m = 0; m < 16; ++m)
       for (int n = 0; n < 8; ++n) {
-        float want = c[std::size_t(m * 8 + n)];  // products of tf32 values are exact in fp32
-        for (int k = 0; k < 8; ++k)
-          want += tf32_reference(a[std::size_t(m * 8 + k)]) * tf32_reference(b[std::size_t(k * 8 + n)]);
+        float want = c[std::size_t(m * 8 + n)];  // products of tf32 or bf16 values are exact in fp32
+        for (int k = 0; k < K; ++k) want += round(a[std::size_t(m * K + k)]) * round(b[std::size_t(k * 8 + n)]);
         CHECK_MESSAGE(got[std::size_t(m * 8 + n)] == want, "D[" << m << "][" << n << "]");
       }
   }
   simt::set_order(simt::Order::forward);
   cudaFree(A), cudaFree(B), cudaFree(C), cudaFree(D);
+}
+
+TEST_CASE("simt: mma.sync m16n8k8 follows the PTX fragment layout, with operands rounded to tf32") {
+  CHECK(tf32_reference(1.0f + 0x1p-11f) == 1.0f + 0x1p-10f);  // a tie goes away from zero
+  check_warp_mma(8, tf32_reference, [](const float* A, const float* B, const float* C, float* D) {
+    EVOPLAST_LAUNCH(warp_mma, 1, 32, 0, nullptr, -1, A, B, C, D);
+  });
 }
 
 // bf16 as cvt.rn.bf16x2.f32 rounds: to 8 significant bits, ties to even.
@@ -199,33 +207,11 @@ float bf16_reference(float x) {
 }
 
 TEST_CASE("simt: mma.sync m16n8k16 follows the PTX fragment layout, with operands rounded to bf16") {
-  CHECK(bf16_reference(1.0f + 0x1p-8f) == 1.0f);                  // a tie goes to the even neighbour
+  CHECK(bf16_reference(1.0f + 0x1p-8f) == 1.0f);  // a tie goes to the even neighbour
   CHECK(bf16_reference(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);
-  std::vector<float> a(16 * 16), b(16 * 8), c(16 * 8);
-  for (std::size_t i = 0; i < a.size(); ++i) a[i] = 1.0f + float(i) / 97.0f - float(i % 5) * 0.37f;
-  for (std::size_t i = 0; i < b.size(); ++i) b[i] = 0.5f - float(i) / 61.0f + float(i % 3) * 0.113f;
-  for (std::size_t i = 0; i < c.size(); ++i) c[i] = float(i % 11) - 5.0f;
-  float *A = device_alloc<float>(a.size()), *B = device_alloc<float>(b.size()), *C = device_alloc<float>(c.size());
-  float* D = device_alloc<float>(c.size());
-  REQUIRE(cudaMemcpy(A, a.data(), a.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
-  REQUIRE(cudaMemcpy(B, b.data(), b.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
-  REQUIRE(cudaMemcpy(C, c.data(), c.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
-  for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
-    simt::set_order(o);
-    EVOPLAST_LAUNCH(warp_mma_bf16, 1, 32, 0, nullptr, static_cast<const float*>(A), static_cast<const float*>(B),
-                    static_cast<const float*>(C), D);
-    std::vector<float> got(c.size());
-    REQUIRE(cudaMemcpy(got.data(), D, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
-    for (int m = 0; m < 16; ++m)
-      for (int n = 0; n < 8; ++n) {
-        float want = c[std::size_t(m * 8 + n)];  // products of bf16 values are exact in fp32
-        for (int k = 0; k < 16; ++k)
-          want += bf16_reference(a[std::size_t(m * 16 + k)]) * bf16_reference(b[std::size_t(k * 8 + n)]);
-        CHECK_MESSAGE(got[std::size_t(m * 8 + n)] == want, "D[" << m << "][" << n << "]");
-      }
-  }
-  simt::set_order(simt::Order::forward);
-  cudaFree(A), cudaFree(B), cudaFree(C), cudaFree(D);
+  check_warp_mma(16, bf16_reference, [](const float* A, const float* B, const float* C, float* D) {
+    EVOPLAST_LAUNCH(warp_mma_bf16, 1, 32, 0, nullptr, A, B, C, D);
+  });
 }
 
 TEST_CASE("simt: a warp collective not reached by every lane is an error naming the kernel and the warp") {
