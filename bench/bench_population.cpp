@@ -105,7 +105,10 @@ int main(int argc, char** argv) {
       net.init_params(1, false);
       std::optional<engine::Optimizer> opt;
       std::optional<engine::Plasticity> plastic;
-      if (rule == "backprop") opt.emplace(*backend, net, engine::OptimizerConfig{});
+      if (rule == "backprop") {
+        net.set_conv_relu_pool_fusion(true);
+        opt.emplace(*backend, net, engine::OptimizerConfig{});
+      }
       else plastic.emplace(*backend, net, std::vector<engine::Rule>(std::size_t(P), engine::named_rule(rule)), 1);
       std::vector<float> xh(std::size_t(batch) * spec.in_c * spec.in_h * spec.in_w);
       for (auto& v : xh) v = u(rng);

@@ -70,6 +70,34 @@ class Backend {
                               const float* dy, float* dx, float* dw, float* db) = 0;
   virtual void maxpool2d_forward(const PoolShape& s, const float* x, float* y,
                                  std::int32_t* argmax) = 0;
+  // conv → ReLU → 2×2 max-pool as one step: y and argmax (P, N, Cout, Ho/2,
+  // Wo/2) as conv2d_forward, relu_forward (in place) and maxpool2d_forward
+  // leave them. conv_out (P, N, Cout, Ho, Wo) is working space: the
+  // composition (here) leaves the ReLU's output there, a fused kernel
+  // (the CUDA backend on tensor cores) never touches it.
+  virtual void conv2d_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                                        float* conv_out, float* y, std::int32_t* argmax) {
+    conv2d_forward(s, x, w, b, conv_out);
+    relu_forward(s.y_size(), conv_out, conv_out);
+    maxpool2d_forward(pool_after(s), conv_out, y, argmax);
+  }
+  // Its backward from dy (P, N, Cout, Ho/2, Wo/2): dx, dw, db as
+  // maxpool2d_backward, relu_backward and conv2d_backward give them, with
+  // conv_out as the forward left it and conv_grad (its shape) as working
+  // space. y's sign stands for the ReLU's (a positive rescaling of y, as
+  // dropout's, changes nothing).
+  virtual void conv2d_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* conv_out,
+                                         const float* y, const std::int32_t* argmax, const float* dy,
+                                         float* conv_grad, float* dx, float* dw, float* db) {
+    (void)y;  // the composition reads the ReLU's sign from conv_out
+    maxpool2d_backward(pool_after(s), dy, argmax, conv_grad);
+    relu_backward(s.y_size(), conv_out, conv_grad, conv_grad);
+    conv2d_backward(s, x, w, conv_grad, dx, dw, db);
+  }
+  // The 2×2 pool over a convolution's output planes.
+  static PoolShape pool_after(const ConvShape& s) {
+    return PoolShape{std::int64_t(s.P) * s.N * s.Cout, s.Ho(), s.Wo(), 2};
+  }
   virtual void maxpool2d_backward(const PoolShape& s, const float* dy,
                                   const std::int32_t* argmax, float* dx) = 0;
   virtual void relu_forward(std::size_t n, const float* x, float* y) = 0;

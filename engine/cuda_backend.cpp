@@ -286,6 +286,18 @@ class CudaBackend final : public Backend {
       return kc::conv2d_backward_cudnn(stream_, dnn(), *arena_, s, x, w, dy, dx, dw, db);
     kc::conv2d_backward(stream_, blas_, *arena_, s, x, w, dy, dx, dw, db);
   }
+  void conv2d_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                                float* conv_out, float* y, std::int32_t* argmax) override {
+    if (!fuses_conv_relu_pool()) return Backend::conv2d_relu_pool_forward(s, x, w, b, conv_out, y, argmax);
+    kc::conv2d_relu_pool_forward(stream_, s, x, w, b, y, argmax);
+  }
+  void conv2d_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* conv_out,
+                                 const float* y, const std::int32_t* argmax, const float* dy, float* conv_grad,
+                                 float* dx, float* dw, float* db) override {
+    if (!fuses_conv_relu_pool())
+      return Backend::conv2d_relu_pool_backward(s, x, w, conv_out, y, argmax, dy, conv_grad, dx, dw, db);
+    kc::conv2d_relu_pool_backward(stream_, *arena_, s, x, w, y, argmax, dy, dx, dw, db);
+  }
   void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) override {
     kc::dense_forward(stream_, blas_, s, x, w, b, y);
   }
@@ -414,6 +426,11 @@ class CudaBackend final : public Backend {
                                               }));
   }
 
+  // conv → ReLU → pool in one kernel: on tensor cores with our convolution
+  // (in fp32 and with cuDNN the layers run one by one).
+  static bool fuses_conv_relu_pool() {
+    return kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
+  }
   // $EVOPLAST_CUDA_GRAPHS=0 launches every step directly; so do the modes a
   // capture cannot hold: a synchronisation after every launch
   // (EVOPLAST_CUDA_SYNC=1) and cuDNN (its algorithm search runs on first use).

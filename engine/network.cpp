@@ -258,6 +258,15 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
     const Layer& L = layers_[i];
     const float* in = act(L.act_in);
     float* out = L.act_out == 0 ? nullptr : acts_[L.act_out].data();
+    if (fused_conv_at(i)) {  // this conv, the ReLU and the pool after it in one step
+      const Layer& pool = layers_[i + 2];
+      backend_.conv2d_relu_pool_forward(
+          ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input}, in,
+          params_[L.w].value.data(), params_[L.b].value.data(), out, acts_[pool.act_out].data(),
+          argmax_[i + 2].data());
+      i += 2;
+      continue;
+    }
     switch (L.spec.kind) {
       case LayerKind::conv:
         backend_.conv2d_forward(
@@ -311,6 +320,16 @@ void PopulationNet::backward_async(const std::int32_t* labels, int N) {
     const Layer& L = layers_[i];
     const float* dy = grads_[L.act_out].data();
     float* dx = L.act_in == 0 ? nullptr : grads_[L.act_in].data();
+    if (i >= 2 && fused_conv_at(i - 2)) {  // the pool of a fused triple: all three below, at its conv
+      const Layer& conv = layers_[i - 2];
+      backend_.conv2d_relu_pool_backward(
+          ConvShape{P_, N, conv.in_c, conv.in_h, conv.in_w, conv.out_c, conv.spec.k, conv.shared_input},
+          act(conv.act_in), params_[conv.w].value.data(), acts_[conv.act_out].data(), acts_[L.act_out].data(),
+          argmax_[i].data(), dy, grads_[conv.act_out].data(), conv.act_in == 0 ? nullptr : grads_[conv.act_in].data(),
+          params_[conv.w].grad.data(), params_[conv.b].grad.data());
+      i -= 2;
+      continue;
+    }
     switch (L.spec.kind) {
       case LayerKind::conv:
         backend_.conv2d_backward(
@@ -326,6 +345,12 @@ void PopulationNet::backward_async(const std::int32_t* labels, int N) {
       default: backward_nonparametric(int(i), dy, dx); break;
     }
   }
+}
+
+bool PopulationNet::fused_conv_at(std::size_t i) const {
+  return fuse_conv_relu_pool_ && i + 2 < layers_.size() && layers_[i].spec.kind == LayerKind::conv &&
+         layers_[i + 1].spec.kind == LayerKind::relu && kwta_[i + 1].per_net.empty() &&
+         layers_[i + 2].spec.kind == LayerKind::maxpool && layers_[i + 2].spec.k == 2;
 }
 
 void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {

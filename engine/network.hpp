@@ -98,6 +98,15 @@ class PopulationNet {
   // Units of hidden plastic layer `hidden` per sample (k-WTA's `units`).
   int hidden_units(int hidden) const;
 
+  // Each conv → ReLU → 2×2 max-pool run as one backend step
+  // (conv2d_relu_pool_forward/backward: on tensor cores, the convolution's
+  // full-size output never reaches memory). Off by default: the plasticity
+  // engine reads every conv layer's own activation, which the fused step
+  // does not write (Plasticity turns it off). Layers with k-WTA after their
+  // ReLU are not fused.
+  void set_conv_relu_pool_fusion(bool on) { fuse_conv_relu_pool_ = on; }
+  bool conv_relu_pool_fusion() const { return fuse_conv_relu_pool_; }
+
   // Task-incremental heads: allowed (N, classes) in backend memory, applied to
   // the logits at the end of every forward until cleared with nullptr.
   void set_head_mask(const std::uint8_t* allowed) { head_mask_ = allowed; }
@@ -143,6 +152,9 @@ class PopulationNet {
   };
   std::vector<Kwta> kwta_;                    // per layer (the ReLU after a hidden plastic layer)
   int relu_after_hidden(int hidden) const;    // layer index of that ReLU, or −1
+  bool fuse_conv_relu_pool_ = false;
+  // Whether layer i is a conv that runs fused with the ReLU and pool after it.
+  bool fused_conv_at(std::size_t i) const;
   Buffer<float> logp_, loss_;                 // (P, N, classes), (P)
   Buffer<std::int64_t> correct_;              // (P)
   const float* input_ = nullptr;

@@ -61,6 +61,7 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
   admit_population(backend, MemoryPlan(spec, std::max(c.batch, c.eval_batch), c.batch, false), c.population,
                    std::max(c.batch, c.eval_batch));
   PopulationNet net(backend, spec, c.population, std::max(c.batch, c.eval_batch));
+  net.set_conv_relu_pool_fusion(true);  // backprop only: nothing reads a conv layer's own activation
   net.init_params(c.seed, c.same_init);
   Optimizer opt(backend, net, c.optimizer);
 

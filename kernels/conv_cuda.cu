@@ -26,14 +26,18 @@ __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, f
   }
 }
 
-// Element k = (ci, ky, kx) of the patch under output column col = (n, oy, ox):
-// x[n][ci][oy + ky][ox + kx], or 0 past the patch matrix (Cin·K², N·Ho·Wo).
+// Element k = (ci, ky, kx) of the patch under output (n, oy, ox): x[n][ci][oy + ky][ox + kx].
+__device__ __forceinline__ float patch_element_at(const float* x, const ConvShape& s, int k, int n, int oy, int ox) {
+  const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
+  return x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
+}
+
+// The same under output column col = (n, oy, ox), or 0 past the patch matrix (Cin·K², N·Ho·Wo).
 __device__ __forceinline__ float patch_element(const float* x, const ConvShape& s, int k, int col) {
   const int Wo = s.Wo(), HW = s.Ho() * Wo;
   if (k >= s.Cin * s.K * s.K || col >= s.N * HW) return 0.0f;
-  const int n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
-  const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
-  return x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
+  const int pos = col % HW;
+  return patch_element_at(x, s, k, col / HW, pos / Wo, pos % Wo);
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
@@ -75,15 +79,44 @@ __global__ void __launch_bounds__(kTileThreads)
 
 // ---- the backward pass on tensor cores ----
 
-// A(co, col) = dy[n][co][pos] of one net, col = (n, pos): the weight
+// A convolution's output error dy (P, N, Cout, Ho, Wo) as the backward
+// kernels read it: at(p, n, co, oy, ox). Stored, or made as it is read from
+// the error of a ReLU and 2×2 max-pool after the convolution (PooledError).
+struct StoredError {
+  const float* dy;  // (P, N, Cout, Ho, Wo)
+  int N, Cout, Ho, Wo;
+  __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
+    return dy[(((p * N + n) * Cout + co) * Ho + oy) * std::size_t(Wo) + ox];
+  }
+};
+// conv → ReLU → 2×2 max-pool, backward: an output gets the pooled error where
+// it was its window's maximum and that maximum passed the ReLU (> 0), else 0;
+// outputs outside every window get 0. What maxpool2d_backward then
+// relu_backward would write, without writing it.
+struct PooledError {
+  const float* dy;             // (P, N, Cout, Hp, Wp): the pooled output's error
+  const float* y;              // (P, N, Cout, Hp, Wp): the pooled output (its sign is the ReLU's)
+  const std::int32_t* argmax;  // (P, N, Cout, Hp, Wp): the maximum's index in the Ho×Wo plane
+  int N, Cout, Ho, Wo, Hp, Wp;
+  __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
+    const int ph = oy / 2, pw = ox / 2;
+    if (ph >= Hp || pw >= Wp) return 0.0f;
+    const std::size_t j = (((p * N + n) * Cout + co) * Hp + ph) * std::size_t(Wp) + pw;
+    return argmax[j] == oy * Wo + ox && y[j] > 0.0f ? dy[j] : 0.0f;
+  }
+};
+
+// A(co, col) = dy[n][co][pos] of net p, col = (n, pos): the weight
 // gradient's left operand read in place (no gathered copy).
+template <class Error>
 struct OutputErrorRows {
-  const float* dy;  // (N, Cout, HW)
-  int Cout, HW, cols;
+  Error dy;
+  std::size_t p;
+  int Cout, Wo, HW, cols;
   __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
     for (int i = threadIdx.x; i < kTileM * kTileK; i += kTileThreads) {
       const int kk = i % kTileK, mm = i / kTileK, co = m0 + mm, col = k0 + kk;
-      tile[mm][kk] = co < Cout && col < cols ? dy[(std::size_t(col / HW) * Cout + co) * HW + col % HW] : 0.0f;
+      tile[mm][kk] = co < Cout && col < cols ? dy.at(p, col / HW, co, col % HW / Wo, col % Wo) : 0.0f;
     }
   }
 };
@@ -116,8 +149,10 @@ struct TransposedWeights {
 // B(k, col) = dy[n][co][iy − ky][ix − kx] (0 outside the output), k = (co, ky, kx),
 // col = (n, iy, ix) over the input's pixels: the input gradient gathers its
 // error in place of col2im's scattered sum.
+template <class Error>
 struct ErrorWindows {
-  const float* dy;  // (N, Cout, Ho, Wo)
+  Error dy;
+  std::size_t p;
   ConvShape s;
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
     const int Ho = s.Ho(), Wo = s.Wo(), KK = s.K * s.K, rows = s.Cout * KK, HWin = s.H * s.W, cols = s.N * HWin;
@@ -127,7 +162,7 @@ struct ErrorWindows {
       if (k < rows && col < cols) {
         const int n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
         const int co = k / KK, oy = iy - k % KK / s.K, ox = ix - k % s.K;
-        if (oy >= 0 && oy < Ho && ox >= 0 && ox < Wo) v = dy[((std::size_t(n) * s.Cout + co) * Ho + oy) * Wo + ox];
+        if (oy >= 0 && oy < Ho && ox >= 0 && ox < Wo) v = dy.at(p, n, co, oy, ox);
       }
       tile[kk][nn] = v;
     }
@@ -153,29 +188,28 @@ struct InputGradStore {
 };
 
 // dx (N, Cin, H, W) of net z = Wᵀ·(error windows): block (x, y) a tile of (Cin, N·H·W).
-template <Precision kP>
+template <Precision kP, class Error>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_input_grad_tensor(ConvShape s, const float* __restrict__ w, const float* __restrict__ dy,
-                           float* __restrict__ dx) {
+    conv_input_grad_tensor(ConvShape s, const float* __restrict__ w, Error dy, float* __restrict__ dx) {
   const std::size_t p = blockIdx.z;
   const int HWin = s.H * s.W;
   tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Cout * s.K * s.K,
                       TransposedWeights{w + p * s.Cout * s.Cin * s.K * s.K, s.Cin, s.Cout, s.K},
-                      ErrorWindows{dy + p * s.N * s.Cout * s.Ho() * s.Wo(), s},
+                      ErrorWindows<Error>{dy, p, s},
                       InputGradStore{dx + p * s.N * s.Cin * HWin, s.Cin, HWin, s.N * HWin});
 }
 
 // One split of the weight gradient's N·Ho·Wo-long sum: block z = split · P + p
 // writes its partial (Cout, KK) tile into partial[split][p].
-template <Precision kP>
+template <Precision kP, class Error>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_weight_grad_tensor(ConvShape s, int split_len, const float* __restrict__ x, const float* __restrict__ dy,
+    conv_weight_grad_tensor(ConvShape s, int split_len, const float* __restrict__ x, Error dy,
                             float* __restrict__ partial) {
   const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
   const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
   tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, k_begin, k_end,
-                      OutputErrorRows{dy + p * s.N * s.Cout * HW, s.Cout, HW, cols},
+                      OutputErrorRows<Error>{dy, p, s.Cout, s.Wo(), HW, cols},
                       ImagePatches{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
                       RowMajorStore{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK});
 }
@@ -191,15 +225,17 @@ __global__ void sum_splits_kernel(int splits, std::size_t n, const float* __rest
 }
 
 // db[p, co] = Σ over (n, pos) of dy[p][n][co][pos]: one block per (p, co), read in place.
-__global__ void bias_grad_kernel(ConvShape s, const float* __restrict__ dy, float* __restrict__ db) {
+template <class Error>
+__global__ void bias_grad_kernel(ConvShape s, Error dy, float* __restrict__ db) {
   __shared__ float part[kThreads];
-  const int HW = s.Ho() * s.Wo();
+  const int Wo = s.Wo(), HW = s.Ho() * Wo;
   const std::size_t len = std::size_t(s.N) * HW;
   for (std::size_t r = blockIdx.x; r < std::size_t(s.P) * s.Cout; r += gridDim.x) {
-    const std::size_t p = r / s.Cout, co = r % s.Cout;
+    const std::size_t p = r / s.Cout;
+    const int co = int(r % s.Cout);
     float acc = 0;
     for (std::size_t j = threadIdx.x; j < len; j += blockDim.x)
-      acc += dy[((p * s.N + j / HW) * s.Cout + co) * HW + j % HW];
+      acc += dy.at(p, int(j / HW), co, int(j % HW) / Wo, int(j % HW) % Wo);
     acc = block_sum(acc, part);
     if (threadIdx.x == 0) db[r] = acc;
   }
@@ -329,13 +365,14 @@ int weight_grad_split_len(const ConvShape& s) {
   return (len + kTileK - 1) / kTileK * kTileK;
 }
 
-template <Precision kP>
-void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
-                             const float* dy, float* dx, float* dw, float* db) {
+template <Precision kP, class Error>
+void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w, Error dy,
+                             float* dx, float* dw, float* db) {
   const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
   if (db) {
     const std::size_t rows = std::size_t(s.P) * s.Cout;
-    EVOPLAST_LAUNCH(bias_grad_kernel, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st, s, dy, db);
+    EVOPLAST_LAUNCH(bias_grad_kernel<Error>, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st, s,
+                    dy, db);
   }
   if (dw) {
     const int len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
@@ -343,13 +380,13 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
     float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(splits) * n);
     const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                     unsigned(splits * s.P));
-    EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
+    EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
     if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
   }
   if (dx) {
     const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
                     unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
-    EVOPLAST_LAUNCH(conv_input_grad_tensor<kP>, grid, kTileThreads, 0, st, s, w, dy, dx);
+    EVOPLAST_LAUNCH(conv_input_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, w, dy, dx);
   }
 }
 
@@ -358,12 +395,95 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
 // windows) written in place of col2im. Scratch: the split partial sums only.
 void conv_backward_tensor(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                           const float* dy, float* dx, float* dw, float* db) {
+  const StoredError error{dy, s.N, s.Cout, s.Ho(), s.Wo()};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, dy, dx, dw, db);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, error, dx, dw, db);
   });
 }
 
+// The fused forward GEMM's columns, ordered by pool window: col = 4·win +
+// slot, win = (n, ph, pw), slot = the (dy, dx) of the 2×2 window in row
+// order, so a tile's 64 columns hold 16 whole windows. Outputs outside every
+// window (an odd last row or column) are not computed.
+struct WindowColumns {
+  const float* x;  // (N, Cin, H, W): this net's input, or the shared one
+  ConvShape s;
+  int Hp, Wp;
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
+    const int KK = s.Cin * s.K * s.K, cols = s.N * Hp * Wp * 4;
+    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
+      const int k = k0 + i / kTileN, col = n0 + i % kTileN;
+      float v = 0.0f;
+      if (k < KK && col < cols) {
+        const int win = col / 4, slot = col % 4, n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
+        v = patch_element_at(x, s, k, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
+      }
+      tile[i / kTileN][i % kTileN] = v;
+    }
+  }
+};
+
+// conv → ReLU → 2×2 max-pool of every net at once: block (x, y) a tile of
+// (Cout, 4·windows), block z the net. The tile's convolution outputs go to
+// shared memory, and each window is reduced there with the bias, the ReLU
+// and the max as relu_forward and maxpool2d_forward would (the first maximum
+// wins); only the pooled value and its argmax reach global memory.
+template <Precision kP>
+__global__ void __launch_bounds__(kTileThreads)
+    conv_relu_pool_forward_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
+                                  const float* __restrict__ b, float* __restrict__ y,
+                                  std::int32_t* __restrict__ argmax) {
+  __shared__ float out[kTileM][kTileN + 1];  // the tile's convolution outputs, 4 per window
+  const std::size_t p = blockIdx.z;
+  const int KK = s.Cin * s.K * s.K, Wo = s.Wo(), Hp = s.Ho() / 2, Wp = Wo / 2, windows = s.N * Hp * Wp;
+  const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
+  tensor_tile<kP>(m0, n0, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
+                  WindowColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp},
+                  [&](int m, int n, float v) { out[m - m0][n - n0] = v; });
+  __syncthreads();  // every warp's outputs are in `out`
+  for (int i = threadIdx.x; i < kTileM * (kTileN / 4); i += kTileThreads) {
+    const int r = i / (kTileN / 4), c = i % (kTileN / 4), co = m0 + r, win = n0 / 4 + c;
+    if (co >= s.Cout || win >= windows) continue;
+    const float bias = b[p * s.Cout + co];
+    float best = 0.0f;
+    int best_slot = 0;
+    for (int slot = 0; slot < 4; ++slot) {
+      const float z = out[r][4 * c + slot] + bias;
+      const float v = z > 0.0f ? z : 0.0f;
+      if (slot == 0 || v > best) best = v, best_slot = slot;
+    }
+    const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
+    const std::size_t j = ((p * s.N + n) * s.Cout + co) * std::size_t(Hp) * Wp + std::size_t(ph) * Wp + pw;
+    y[j] = best;
+    argmax[j] = (2 * ph + best_slot / 2) * Wo + 2 * pw + best_slot % 2;
+  }
+}
+
 }  // namespace
+
+void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const float* x, const float* w, const float* b, float* y,
+                              std::int32_t* argmax) {
+  if (gemm_precision() == Precision::fp32)
+    throw std::invalid_argument("conv2d_relu_pool_forward: a tensor-core precision only (fp32 composes the layers)");
+  const std::size_t cols = std::size_t(s.N) * (s.Ho() / 2) * (s.Wo() / 2) * 4;
+  const dim3 grid(unsigned((cols + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM), unsigned(s.P));
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    EVOPLAST_LAUNCH(conv_relu_pool_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, y,
+                    argmax);
+  });
+}
+
+void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                               const float* y, const std::int32_t* argmax, const float* dy, float* dx, float* dw,
+                               float* db) {
+  if (gemm_precision() == Precision::fp32)
+    throw std::invalid_argument("conv2d_relu_pool_backward: a tensor-core precision only (fp32 composes the layers)");
+  if (s.shared_input && dx) throw std::invalid_argument("conv2d_relu_pool_backward: no input gradient for a shared input");
+  const PooledError error{dy, y, argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2};
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, error, dx, dw, db);
+  });
+}
 
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db) {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -897,6 +898,112 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
   // The graph path ran: four of the five steps of each population were graphs.
   CHECK(simt::graph_launches() >= graphs_before + 8);
 #endif
+}
+
+// conv → ReLU → 2×2 max-pool fused (the CUDA backend's override) against the
+// three layers one by one (Backend's composition), both on the GPU at each
+// tensor-core precision: the same values, bit for bit, since every output
+// sums the same products in the same order (the fused GEMM only orders its
+// columns by pool window), and the full-size output and error are never
+// written. Odd sizes (a last row or column outside every window), a shared
+// input and more than one 64-row tile; biases small enough that whole
+// windows fall below zero (the ReLU's ties).
+TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  struct BackToFp32 {
+    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
+  } back_to_fp32;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
+    kc::set_gemm_precision(precision);
+    for (const ConvShape& s : {ConvShape{2, 3, 2, 9, 8, 5, 3, false}, ConvShape{2, 2, 1, 12, 12, 32, 3, true},
+                               ConvShape{1, 2, 3, 14, 13, 70, 3, false}}) {
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input);
+      const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
+      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3), dy = h.in(pooled);
+      const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+      auto conv_out = gpu(s.y_size()), conv_grad = gpu(s.y_size()), unused_out = gpu(s.y_size()),
+           unused_grad = gpu(s.y_size());
+      auto y1 = gpu(pooled), y2 = gpu(pooled), dw1 = gpu(s.w_size()), dw2 = gpu(s.w_size());
+      auto db1 = gpu(s.b_size()), db2 = gpu(s.b_size()), dx1 = gpu(s.x_size()), dx2 = gpu(s.x_size());
+      Guarded<std::int32_t> a1(*h.gpu, std::vector<std::int32_t>(pooled, -7)), a2(*h.gpu, a1.body());
+      h.gpu->Backend::conv2d_relu_pool_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), conv_out.ptr(), y1.ptr(), a1.ptr());
+      h.gpu->conv2d_relu_pool_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), unused_out.ptr(), y2.ptr(), a2.ptr());
+      const auto Y = y2.body();
+      CHECK(Y == y1.body());
+      CHECK(a2.body() == a1.body());
+      CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);  // some windows wholly below zero
+      float* dx_one = s.shared_input ? nullptr : dx1.ptr();
+      float* dx_fused = s.shared_input ? nullptr : dx2.ptr();
+      h.gpu->Backend::conv2d_relu_pool_backward(s, x.g.ptr(), w.g.ptr(), conv_out.ptr(), y1.ptr(), a1.ptr(),
+                                                dy.g.ptr(), conv_grad.ptr(), dx_one, dw1.ptr(), db1.ptr());
+      h.gpu->conv2d_relu_pool_backward(s, x.g.ptr(), w.g.ptr(), unused_out.ptr(), y2.ptr(), a2.ptr(), dy.g.ptr(),
+                                       unused_grad.ptr(), dx_fused, dw2.ptr(), db2.ptr());
+      CHECK(dw2.body() == dw1.body());
+      CHECK(db2.body() == db1.body());
+      if (!s.shared_input) CHECK(dx2.body() == dx1.body());
+      for (Guarded<float>* never : {&unused_out, &unused_grad}) {
+        const auto v = never->body();
+        CHECK(std::all_of(v.begin(), v.end(), [](float f) { return std::isnan(f); }));
+      }
+    }
+  }
+}
+
+// The network's switch: a CNN trained with each conv → ReLU → pool as one
+// step follows, bit for bit, the same net run layer by layer: on the CPU
+// (which composes the layers) and on the GPU in TF32 (the fused kernels;
+// the dropout after the pool rescales the pooled output the fused
+// backward reads its ReLU from). The plasticity engine turns it off.
+TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the weights of one run layer by layer") {
+  namespace kc = evoplast::kernels::cuda;
+  struct BackToFp32 {
+    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
+  } back_to_fp32;
+  const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
+  CpuBackend cpu;
+  auto gpu = make_backend("cuda", "tf32");
+  for (Backend* be : {static_cast<Backend*>(&cpu), gpu.get()}) {
+    const std::string name = be->name();
+    CAPTURE(name);
+    std::vector<std::vector<float>> weights, curves;
+    for (bool fused : {false, true}) {
+      const int P = 2, N = 8;
+      PopulationNet net(*be, spec, P, N);
+      net.set_conv_relu_pool_fusion(fused);
+      net.init_params(4, false);
+      Optimizer opt(*be, net, {});
+      std::mt19937 rng(6);
+      Buffer<float> x(*be, N * 64);
+      Buffer<std::int32_t> y(*be, N);
+      std::vector<float> curve;
+      for (int step = 0; step < 2; ++step) {
+        x.upload(check::random_vector<float>(N * 64, rng, -1, 2));
+        std::vector<std::int32_t> yl(N);
+        for (int n = 0; n < N; ++n) yl[std::size_t(n)] = (n + step) % 10;
+        y.upload(yl);
+        net.forward(x.data(), N, true, 1, std::uint64_t(step));
+        const auto loss = net.backward(y.data(), N);
+        opt.step(std::vector<float>(P, 1.0f));
+        curve.insert(curve.end(), loss.begin(), loss.end());
+      }
+      std::vector<float> all;
+      for (auto& prm : net.params()) {
+        const auto v = prm.value.download();
+        all.insert(all.end(), v.begin(), v.end());
+      }
+      weights.push_back(all);
+      curves.push_back(curve);
+      if (fused) {
+        Plasticity learn(*be, net, std::vector<Rule>(P, named_rule("hebb")), 1);
+        CHECK_FALSE(net.conv_relu_pool_fusion());
+      }
+    }
+    CHECK(curves[1] == curves[0]);
+    CHECK(weights[1] == weights[0]);
+  }
 }
 
 TEST_CASE("cuda: a step a capture cannot hold runs directly, and so do the steps after it") {
