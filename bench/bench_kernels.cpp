@@ -45,6 +45,18 @@ double time_it(engine::Backend& be, const char* name, const std::function<void()
   return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
 }
 
+// The same for work on the default stream (the ceilings' own cuBLAS handle):
+// the whole device is synchronised around the timing.
+double time_on_device(const char* name, const std::function<void()>& fn, int warm = 1, int reps = 5) {
+  for (int i = 0; i < warm; ++i) fn();
+  EVOPLAST_CUDA(cudaDeviceSynchronize());
+  NvtxRange r(name);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) fn();
+  EVOPLAST_CUDA(cudaDeviceSynchronize());
+  return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,15 +89,7 @@ int main(int argc, char** argv) {
       EVOPLAST_CUBLAS(
           cublasSgemm(tf32_blas, CUBLAS_OP_N, CUBLAS_OP_N, G, G, G, &one, a.data(), G, b.data(), G, &zero, c.data(), G));
     };
-    tf32_gemm();  // warm-up; on the default stream, so the whole device is synchronised around the timing
-    EVOPLAST_CUDA(cudaDeviceSynchronize());
-    const auto t_start = Clock::now();
-    {
-      NvtxRange r("ceiling tf32 sgemm");
-      for (int i = 0; i < 5; ++i) tf32_gemm();
-      EVOPLAST_CUDA(cudaDeviceSynchronize());
-    }
-    const double t_tf32 = std::chrono::duration<double>(Clock::now() - t_start).count() / 5;
+    const double t_tf32 = time_on_device("ceiling tf32 sgemm", tf32_gemm);
     const double peak_tf32 = 2.0 * G * G * double(G) / t_tf32 / 1e12;
     // The bf16 ceiling: cuBLAS's GEMM on bf16 operands with fp32 accumulation,
     // same size (the operands' values do not matter to its speed).
@@ -99,15 +103,7 @@ int main(int argc, char** argv) {
                                    CUDA_R_16BF, G, &zero, c.data(), CUDA_R_32F, G, CUBLAS_COMPUTE_32F,
                                    CUBLAS_GEMM_DEFAULT));
     };
-    bf16_gemm();
-    EVOPLAST_CUDA(cudaDeviceSynchronize());
-    const auto t_bf16_start = Clock::now();
-    {
-      NvtxRange r("ceiling bf16 gemm");
-      for (int i = 0; i < 5; ++i) bf16_gemm();
-      EVOPLAST_CUDA(cudaDeviceSynchronize());
-    }
-    const double t_bf16 = std::chrono::duration<double>(Clock::now() - t_bf16_start).count() / 5;
+    const double t_bf16 = time_on_device("ceiling bf16 gemm", bf16_gemm);
     const double peak_bf16 = 2.0 * G * G * double(G) / t_bf16 / 1e12;
     EVOPLAST_CUDA(cudaFree(a16));
     EVOPLAST_CUDA(cudaFree(b16));

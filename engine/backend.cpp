@@ -13,8 +13,8 @@ namespace {
 
 std::unique_ptr<Backend> cpu_backend(const std::string& precision) {
   if (!precision.empty() && precision != "fp32")
-    throw EngineError(fmt::format("precision {}: the CPU backend computes in fp32 only (TF32 is a GPU's tensor "
-                                  "cores); use precision fp32, or the cuda backend on a GPU",
+    throw EngineError(fmt::format("precision {}: the CPU backend computes in fp32 only (tf32, tf32x3 and bf16 are "
+                                  "a GPU's tensor-core arithmetic); use precision fp32, or the cuda backend on a GPU",
                                   precision));
   return std::make_unique<CpuBackend>();
 }
