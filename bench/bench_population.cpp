@@ -18,6 +18,8 @@
 #include "apps/ranks.hpp"
 #include "bench/nvtx.hpp"
 #include "engine/backend.hpp"
+#include "engine/errors.hpp"
+#include "engine/memory_plan.hpp"
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
@@ -101,14 +103,23 @@ int main(int argc, char** argv) {
         if (ranks.distributed()) report_rank(ranks, P_all, 0, 0, 0, 0, 0);
         continue;
       }
-      engine::PopulationNet net(*backend, spec, P, batch);
+      // A size that does not fit this machine is a row saying so, not the end of the table
+      // (one process: a distributed run's ranks report together, so there it ends the run).
+      if (!ranks.distributed()) try {
+          engine::admit_population(*backend,
+                                   engine::MemoryPlan(spec, batch, batch, rule != "backprop",
+                                                      backend->fuses_conv_relu_pool()),
+                                   P, batch);
+        } catch (const engine::PopulationTooLarge& e) {
+          fmt::print("{:>5} does not fit: {}\n", P, e.what());
+          continue;
+        }
+      // Backprop runs conv → ReLU → pool fused (as evolve train); the rules read every conv's activation.
+      engine::PopulationNet net(*backend, spec, P, batch, rule == "backprop");
       net.init_params(1, false);
       std::optional<engine::Optimizer> opt;
       std::optional<engine::Plasticity> plastic;
-      if (rule == "backprop") {
-        net.set_conv_relu_pool_fusion(true);
-        opt.emplace(*backend, net, engine::OptimizerConfig{});
-      }
+      if (rule == "backprop") opt.emplace(*backend, net, engine::OptimizerConfig{});
       else plastic.emplace(*backend, net, std::vector<engine::Rule>(std::size_t(P), engine::named_rule(rule)), 1);
       std::vector<float> xh(std::size_t(batch) * spec.in_c * spec.in_h * spec.in_w);
       for (auto& v : xh) v = u(rng);

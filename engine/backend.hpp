@@ -94,6 +94,10 @@ class Backend {
     relu_backward(s.y_size(), conv_out, conv_grad, conv_grad);
     conv2d_backward(s, x, w, conv_grad, dx, dw, db);
   }
+  // Whether conv2d_relu_pool_forward/backward run without their full-size
+  // working space (conv_out, conv_grad: then left untouched and may be
+  // null), so a net that fuses them need not allocate it.
+  virtual bool fuses_conv_relu_pool() const { return false; }
   // The 2×2 pool over a convolution's output planes.
   static PoolShape pool_after(const ConvShape& s) {
     return PoolShape{std::int64_t(s.P) * s.N * s.Cout, s.Ho(), s.Wo(), 2};

@@ -286,6 +286,11 @@ class CudaBackend final : public Backend {
       return kc::conv2d_backward_cudnn(stream_, dnn(), *arena_, s, x, w, dy, dx, dw, db);
     kc::conv2d_backward(stream_, blas_, *arena_, s, x, w, dy, dx, dw, db);
   }
+  // conv → ReLU → pool in one kernel: on tensor cores with our convolution
+  // (in fp32 and with cuDNN the layers run one by one).
+  bool fuses_conv_relu_pool() const override {
+    return kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
+  }
   void conv2d_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                                 float* conv_out, float* y, std::int32_t* argmax) override {
     if (!fuses_conv_relu_pool()) return Backend::conv2d_relu_pool_forward(s, x, w, b, conv_out, y, argmax);
@@ -426,11 +431,6 @@ class CudaBackend final : public Backend {
                                               }));
   }
 
-  // conv → ReLU → pool in one kernel: on tensor cores with our convolution
-  // (in fp32 and with cuDNN the layers run one by one).
-  static bool fuses_conv_relu_pool() {
-    return kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
-  }
   // $EVOPLAST_CUDA_GRAPHS=0 launches every step directly; so do the modes a
   // capture cannot hold: a synchronisation after every launch
   // (EVOPLAST_CUDA_SYNC=1) and cuDNN (its algorithm search runs on first use).

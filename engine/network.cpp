@@ -101,8 +101,12 @@ NetSpec NetSpec::adapted(int h, int w, int c) const {
   return s;
 }
 
-PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch)
-    : backend_(backend), spec_(std::move(spec)), P_(population), max_batch_(max_batch) {
+PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch, bool fuse_conv_relu_pool)
+    : backend_(backend),
+      spec_(std::move(spec)),
+      P_(population),
+      max_batch_(max_batch),
+      fuse_conv_relu_pool_(fuse_conv_relu_pool) {
   try {
     allocate();
   } catch (const OutOfDeviceMemory& e) {
@@ -137,13 +141,11 @@ void PopulationNet::allocate() {
 
   int c = spec_.in_c, h = spec_.in_h, w = spec_.in_w;
   int slot = 0;  // activation slot 0 is the shared input
-  acts_.emplace_back();
-  grads_.emplace_back();
+  slot_floats_.push_back(0);
   int conv_count = 0, dense_count = 0;
-  const auto new_slot = [&](std::size_t per_image) {
-    acts_.emplace_back(backend_, std::size_t(P_) * max_batch_ * per_image);
-    grads_.emplace_back(backend_, std::size_t(P_) * max_batch_ * per_image);
-    return int(acts_.size()) - 1;
+  const auto new_slot = [&](std::size_t per_image) {  // allocated by fit_slots below, if used
+    slot_floats_.push_back(std::size_t(P_) * max_batch_ * per_image);
+    return int(slot_floats_.size()) - 1;
   };
   const auto add_param = [&](std::string name, std::size_t per_net, std::size_t fan_in) {
     params_.push_back(Param{std::move(name), per_net, fan_in,
@@ -219,9 +221,24 @@ void PopulationNet::allocate() {
     w = L.out_w;
   }
   kwta_.resize(layers_.size());
+  acts_.resize(slot_floats_.size());
+  grads_.resize(slot_floats_.size());
+  fit_slots();
   logp_ = Buffer<float>(backend_, std::size_t(P_) * max_batch_ * spec_.classes);
   loss_ = Buffer<float>(backend_, P_);
   correct_ = Buffer<std::int64_t>(backend_, P_);
+}
+
+void PopulationNet::fit_slots() {
+  std::vector<std::size_t> need = slot_floats_;
+  if (backend_.fuses_conv_relu_pool())
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      if (fused_conv_at(i)) need[std::size_t(layers_[i].act_out)] = 0;
+  for (std::size_t slot = 0; slot < need.size(); ++slot) {
+    if (acts_[slot].size() == need[slot]) continue;  // a slot is either absent or whole
+    acts_[slot] = Buffer<float>(backend_, need[slot]);
+    grads_[slot] = Buffer<float>(backend_, need[slot]);
+  }
 }
 
 std::size_t PopulationNet::params_per_net() const {
@@ -249,6 +266,7 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
                                     std::uint64_t step) {
   if (N < 1 || N > max_batch_)
     throw EngineError(fmt::format("forward: batch {} outside [1, {}]", N, max_batch_));
+  fit_slots();  // the backend may have stopped fusing (its precision switched)
   input_ = x;
   last_N_ = N;
   last_train_ = train;
@@ -422,10 +440,11 @@ void PopulationNet::set_kwta(int hidden, std::vector<kernels::KwtaParams> per_ne
   Kwta& k = kwta_[std::size_t(relu)];
   if (!active) {
     k = Kwta{};
-    return;
+  } else {
+    k.per_net = std::move(per_net);
+    if (k.scale.size() == 0) k.scale = Buffer<float>(backend_, std::size_t(P_) * max_batch_);
   }
-  k.per_net = std::move(per_net);
-  if (k.scale.size() == 0) k.scale = Buffer<float>(backend_, std::size_t(P_) * max_batch_);
+  fit_slots();  // a conv before k-WTA is not fused
 }
 
 void PopulationNet::score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,

@@ -51,8 +51,10 @@ struct Param {
 
 class PopulationNet {
  public:
-  // max_batch bounds the N of every forward call.
-  PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch);
+  // max_batch bounds the N of every forward call. fuse_conv_relu_pool: see
+  // set_conv_relu_pool_fusion (given here, the working space a fused step does
+  // without is never allocated).
+  PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch, bool fuse_conv_relu_pool = false);
 
   int population() const { return P_; }
   // These P nets are nets first_net … first_net + P − 1 of a larger population
@@ -100,11 +102,15 @@ class PopulationNet {
 
   // Each conv → ReLU → 2×2 max-pool run as one backend step
   // (conv2d_relu_pool_forward/backward: on tensor cores, the convolution's
-  // full-size output never reaches memory). Off by default: the plasticity
-  // engine reads every conv layer's own activation, which the fused step
-  // does not write (Plasticity turns it off). Layers with k-WTA after their
-  // ReLU are not fused.
-  void set_conv_relu_pool_fusion(bool on) { fuse_conv_relu_pool_ = on; }
+  // full-size output never reaches memory, and where the backend does
+  // without it, that output's activation and gradient are not allocated).
+  // Off by default: the plasticity engine reads every conv layer's own
+  // activation, which the fused step does not write (Plasticity turns it
+  // off). Layers with k-WTA after their ReLU are not fused.
+  void set_conv_relu_pool_fusion(bool on) {
+    fuse_conv_relu_pool_ = on;
+    fit_slots();
+  }
   bool conv_relu_pool_fusion() const { return fuse_conv_relu_pool_; }
 
   // Task-incremental heads: allowed (N, classes) in backend memory, applied to
@@ -137,6 +143,10 @@ class PopulationNet {
  private:
 
   void allocate();
+  // Allocates each activation and gradient slot some layer uses and releases
+  // the ones none does: the output of a conv whose fused step does without it
+  // (Backend::fuses_conv_relu_pool). Allocates nothing once they fit.
+  void fit_slots();
 
   Backend& backend_;
   NetSpec spec_;
@@ -145,6 +155,7 @@ class PopulationNet {
   std::vector<Param> params_;
   std::vector<Layer> layers_;
   std::vector<Buffer<float>> acts_, grads_;  // (P, N, per-image) each; acts_[0] unused (input)
+  std::vector<std::size_t> slot_floats_;     // per slot: P · max_batch · per-image (0: the input)
   std::vector<Buffer<std::int32_t>> argmax_;  // per layer (maxpool only)
   struct Kwta {
     std::vector<kernels::KwtaParams> per_net;  // (P); empty: off

@@ -58,10 +58,11 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
       c.test_limit > 0 ? std::min<std::int64_t>(c.test_limit, data.test.count) : data.test.count;
 
   const NetSpec spec = NetSpec::parse(c.net).adapted(train.rows, train.cols, data.info->classes);
-  admit_population(backend, MemoryPlan(spec, std::max(c.batch, c.eval_batch), c.batch, false), c.population,
-                   std::max(c.batch, c.eval_batch));
-  PopulationNet net(backend, spec, c.population, std::max(c.batch, c.eval_batch));
-  net.set_conv_relu_pool_fusion(true);  // backprop only: nothing reads a conv layer's own activation
+  const int max_batch = std::max(c.batch, c.eval_batch);
+  admit_population(backend, MemoryPlan(spec, max_batch, c.batch, false, backend.fuses_conv_relu_pool()),
+                   c.population, max_batch);
+  // conv → ReLU → pool fused: backprop alone reads no conv layer's own activation.
+  PopulationNet net(backend, spec, c.population, max_batch, true);
   net.init_params(c.seed, c.same_init);
   Optimizer opt(backend, net, c.optimizer);
 

@@ -38,6 +38,12 @@ namespace {
 
 constexpr std::size_t kGuard = 64;
 
+// The GEMMs' precision is process-wide: a test that switches it puts fp32
+// (the default) back when it ends, however it ends.
+struct Fp32AtExit {
+  ~Fp32AtExit() { kernels::cuda::set_gemm_precision(kernels::cuda::Precision::fp32); }
+};
+
 // A buffer with sentinel guards on both sides of its body.
 template <typename T>
 struct Guarded {
@@ -177,9 +183,7 @@ double tensor_bound(kernels::cuda::Precision precision, double K) {
 TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error bound") {
   namespace kc = evoplast::kernels::cuda;
   Harness h;
-  struct BackToFp32 {
-    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
-  } back_to_fp32;
+  const Fp32AtExit back_to_fp32;
   // The backend takes the precision by name, and says it.
   CHECK(make_backend("cuda", "tf32")->name().find("GEMM tensor cores tf32") != std::string::npos);
   CHECK(kc::gemm_precision() == kc::Precision::tf32);
@@ -248,9 +252,7 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
 TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error bound") {
   namespace kc = evoplast::kernels::cuda;
   Harness h;
-  struct BackToFp32 {
-    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
-  } back_to_fp32;
+  const Fp32AtExit back_to_fp32;
   const double u = std::ldexp(1.0, -24);
   for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
     kc::set_gemm_precision(precision);
@@ -481,9 +483,7 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   // state agree to a few fp32 ulps relative, and Adadelta's √ ratio can grow that tenfold: 1e-5 absolute, 1e-4 relative.
   {
     namespace kc = evoplast::kernels::cuda;
-    struct BackToFp32 {
-      ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
-    } back_to_fp32;
+    const Fp32AtExit back_to_fp32;
     auto stacked = h.from(z.c.body()), mean_y = h.from(my.c.body()), mean_y2 = h.from(my2.c.body());
     auto mean_x = h.from(mx.c.body());
     for (kc::Precision precision : {kc::Precision::fp32, kc::Precision::tf32x3}) {
@@ -911,9 +911,7 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
   namespace kc = evoplast::kernels::cuda;
   Harness h;
-  struct BackToFp32 {
-    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
-  } back_to_fp32;
+  const Fp32AtExit back_to_fp32;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
     kc::set_gemm_precision(precision);
@@ -956,12 +954,12 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
 // step follows, bit for bit, the same net run layer by layer: on the CPU
 // (which composes the layers) and on the GPU in TF32 (the fused kernels;
 // the dropout after the pool rescales the pooled output the fused
-// backward reads its ReLU from). The plasticity engine turns it off.
+// backward reads its ReLU from). The GPU's fused net holds no full-size
+// conv2 output (its slot is null: a kernel that read it would fault). The
+// plasticity engine turns fusion off, and the slot comes back.
 TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the weights of one run layer by layer") {
   namespace kc = evoplast::kernels::cuda;
-  struct BackToFp32 {
-    ~BackToFp32() { kc::set_gemm_precision(kc::Precision::fp32); }
-  } back_to_fp32;
+  const Fp32AtExit back_to_fp32;
   const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
   CpuBackend cpu;
   auto gpu = make_backend("cuda", "tf32");
@@ -971,8 +969,9 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
     std::vector<std::vector<float>> weights, curves;
     for (bool fused : {false, true}) {
       const int P = 2, N = 8;
-      PopulationNet net(*be, spec, P, N);
-      net.set_conv_relu_pool_fusion(fused);
+      PopulationNet net(*be, spec, P, N, fused);
+      const int conv2_slot = net.layers()[2].act_out;  // conv, ReLU, conv (fused with the ReLU and pool after it)
+      CHECK((net.activation(conv2_slot) == nullptr) == (fused && be == gpu.get()));
       net.init_params(4, false);
       Optimizer opt(*be, net, {});
       std::mt19937 rng(6);
@@ -999,6 +998,7 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
       if (fused) {
         Plasticity learn(*be, net, std::vector<Rule>(P, named_rule("hebb")), 1);
         CHECK_FALSE(net.conv_relu_pool_fusion());
+        CHECK(net.activation(conv2_slot) != nullptr);
       }
     }
     CHECK(curves[1] == curves[0]);

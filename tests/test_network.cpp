@@ -5,6 +5,7 @@
 #include <random>
 
 #include "check.hpp"
+#include "engine/counting_backend.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/errors.hpp"
 #include "engine/memory_plan.hpp"
@@ -216,6 +217,40 @@ TEST_CASE("memory plan: 1 024 MLP nets and 256 CNN nets fit an H100's 80 GB, scr
     CHECK(cnn.bytes(int(fits), true) <= card);
     CHECK(cnn.bytes(int(fits) + 1, true) > card);
   }
+}
+
+TEST_CASE("a backend that fuses conv → ReLU → pool spares the conv's activation and gradient, and only then") {
+  // The seed CNN's conv2 (64 × 24 × 24 per image) is followed by a ReLU and a 2×2 pool; conv1 is not.
+  const std::size_t conv2 = std::size_t(64) * 24 * 24, batch = 64, P = 3;
+  const std::size_t spared = 2 * P * batch * conv2 * sizeof(float);  // activation and gradient
+  const auto built = [&](bool backend_fuses, bool net_fuses) {
+    CountingBackend be;
+    be.fused_conv_relu_pool = backend_fuses;
+    { PopulationNet net(be, NetSpec::seed_cnn(), int(P), int(batch), net_fuses); }
+    return be.bytes;
+  };
+  CHECK(built(true, false) == built(false, true));  // fused by a backend that needs the space: all there
+  CHECK(built(false, false) - built(true, true) == spared);
+
+  // Turned off, or the ReLU given k-WTA (not fused), the slot comes back; turned on again, it goes.
+  CountingBackend be;
+  be.fused_conv_relu_pool = true;
+  PopulationNet net(be, NetSpec::seed_cnn(), int(P), int(batch), true);
+  const std::size_t fused = be.bytes;
+  net.set_conv_relu_pool_fusion(false);
+  CHECK(be.bytes - fused == spared);  // the counting backend's total only grows
+  net.set_conv_relu_pool_fusion(true);
+  const std::size_t before_kwta = be.bytes;
+  std::vector<evoplast::kernels::KwtaParams> keep(P, evoplast::kernels::KwtaParams{100, 0});
+  net.set_kwta(1, keep);  // hidden layer 1 is conv2
+  CHECK(be.bytes - before_kwta == spared + P * batch * sizeof(float));  // the slot and k-WTA's scale
+
+  // The memory plan counts as the backend will run (backprop: fused; plastic nets: never).
+  const MemoryPlan plain(NetSpec::seed_cnn(), int(batch), int(batch), false, false);
+  const MemoryPlan fused_plan(NetSpec::seed_cnn(), int(batch), int(batch), false, true);
+  CHECK(plain.per_net() - fused_plan.per_net() == spared / P);
+  CHECK(MemoryPlan(NetSpec::seed_cnn(), int(batch), int(batch), true, true).per_net() ==
+        MemoryPlan(NetSpec::seed_cnn(), int(batch), int(batch), true, false).per_net());
 }
 
 TEST_CASE("chunked convolution plan: chunks within the budget, at least one net") {
