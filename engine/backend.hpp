@@ -70,26 +70,32 @@ class Backend {
                               const float* dy, float* dx, float* dw, float* db) = 0;
   virtual void maxpool2d_forward(const PoolShape& s, const float* x, float* y,
                                  std::int32_t* argmax) = 0;
-  // conv → ReLU → 2×2 max-pool as one step: y and argmax (P, N, Cout, Ho/2,
-  // Wo/2) as conv2d_forward, relu_forward (in place) and maxpool2d_forward
+  // conv → ReLU → 2×2 max-pool (→ dropout, where dropout.rate > 0) as one
+  // step: y and argmax (P, N, Cout, Ho/2, Wo/2) as conv2d_forward,
+  // relu_forward, maxpool2d_forward (and dropout_forward on y in place)
   // leave them. conv_out (P, N, Cout, Ho, Wo) is working space: the
   // composition (here) leaves the ReLU's output there, a fused kernel
   // (the CUDA backend on tensor cores) never touches it.
-  virtual void conv2d_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                                        float* conv_out, float* y, std::int32_t* argmax) {
+  virtual void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x,
+                                        const float* w, const float* b, float* conv_out, float* y,
+                                        std::int32_t* argmax) {
     conv2d_forward(s, x, w, b, conv_out);
     relu_forward(s.y_size(), conv_out, conv_out);
     maxpool2d_forward(pool_after(s), conv_out, y, argmax);
+    if (dropout.rate > 0) dropout_forward(s.P, pool_after(s).y_size() / std::size_t(s.P), dropout, y, y);
   }
-  // Its backward from dy (P, N, Cout, Ho/2, Wo/2): dx, dw, db as
-  // maxpool2d_backward, relu_backward and conv2d_backward give them, with
-  // conv_out as the forward left it and conv_grad (its shape) as working
-  // space. y's sign stands for the ReLU's (a positive rescaling of y, as
-  // dropout's, changes nothing).
-  virtual void conv2d_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* conv_out,
-                                         const float* y, const std::int32_t* argmax, const float* dy,
-                                         float* conv_grad, float* dx, float* dw, float* db) {
+  // Its backward from dy (P, N, Cout, Ho/2, Wo/2), the error of y: dx, dw,
+  // db as dropout_backward, maxpool2d_backward, relu_backward and
+  // conv2d_backward give them, with conv_out as the forward left it and
+  // conv_grad (its shape) as working space; the composition runs dropout's
+  // backward on dy in place. y's sign stands for the ReLU's and dropout's
+  // masks (where y > 0 the element was kept and the ReLU passed it).
+  virtual void conv2d_relu_pool_backward(const ConvShape& s, const DropoutParams& dropout, const float* x,
+                                         const float* w, const float* conv_out, const float* y,
+                                         const std::int32_t* argmax, float* dy, float* conv_grad, float* dx,
+                                         float* dw, float* db) {
     (void)y;  // the composition reads the ReLU's sign from conv_out
+    if (dropout.rate > 0) dropout_backward(s.P, pool_after(s).y_size() / std::size_t(s.P), dropout, dy, dy);
     maxpool2d_backward(pool_after(s), dy, argmax, conv_grad);
     relu_backward(s.y_size(), conv_out, conv_grad, conv_grad);
     conv2d_backward(s, x, w, conv_grad, dx, dw, db);

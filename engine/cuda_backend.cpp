@@ -291,17 +291,18 @@ class CudaBackend final : public Backend {
   bool fuses_conv_relu_pool() const override {
     return kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
   }
-  void conv2d_relu_pool_forward(const ConvShape& s, const float* x, const float* w, const float* b,
-                                float* conv_out, float* y, std::int32_t* argmax) override {
-    if (!fuses_conv_relu_pool()) return Backend::conv2d_relu_pool_forward(s, x, w, b, conv_out, y, argmax);
-    kc::conv2d_relu_pool_forward(stream_, s, x, w, b, y, argmax);
-  }
-  void conv2d_relu_pool_backward(const ConvShape& s, const float* x, const float* w, const float* conv_out,
-                                 const float* y, const std::int32_t* argmax, const float* dy, float* conv_grad,
-                                 float* dx, float* dw, float* db) override {
+  void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
+                                const float* b, float* conv_out, float* y, std::int32_t* argmax) override {
     if (!fuses_conv_relu_pool())
-      return Backend::conv2d_relu_pool_backward(s, x, w, conv_out, y, argmax, dy, conv_grad, dx, dw, db);
-    kc::conv2d_relu_pool_backward(stream_, *arena_, s, x, w, y, argmax, dy, dx, dw, db);
+      return Backend::conv2d_relu_pool_forward(s, dropout, x, w, b, conv_out, y, argmax);
+    kc::conv2d_relu_pool_forward(stream_, s, dropout, x, w, b, y, argmax);
+  }
+  void conv2d_relu_pool_backward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
+                                 const float* conv_out, const float* y, const std::int32_t* argmax, float* dy,
+                                 float* conv_grad, float* dx, float* dw, float* db) override {
+    if (!fuses_conv_relu_pool())
+      return Backend::conv2d_relu_pool_backward(s, dropout, x, w, conv_out, y, argmax, dy, conv_grad, dx, dw, db);
+    kc::conv2d_relu_pool_backward(stream_, *arena_, s, dropout, x, w, y, argmax, dy, dx, dw, db);
   }
   void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) override {
     kc::dense_forward(stream_, blas_, s, x, w, b, y);

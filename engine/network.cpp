@@ -276,13 +276,14 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
     const Layer& L = layers_[i];
     const float* in = act(L.act_in);
     float* out = L.act_out == 0 ? nullptr : acts_[L.act_out].data();
-    if (fused_conv_at(i)) {  // this conv, the ReLU and the pool after it in one step
+    if (fused_conv_at(i)) {  // this conv, the ReLU and the pool after it (and a dropout after that) in one step
       const Layer& pool = layers_[i + 2];
+      const bool dropout = fused_dropout_at(i + 3);
       backend_.conv2d_relu_pool_forward(
-          ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input}, in,
-          params_[L.w].value.data(), params_[L.b].value.data(), out, acts_[pool.act_out].data(),
-          argmax_[i + 2].data());
-      i += 2;
+          ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input},
+          dropout ? dropout_params(i + 3) : DropoutParams{}, in, params_[L.w].value.data(),
+          params_[L.b].value.data(), out, acts_[pool.act_out].data(), argmax_[i + 2].data());
+      i += dropout ? 3 : 2;
       continue;
     }
     switch (L.spec.kind) {
@@ -309,9 +310,7 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
         break;
       case LayerKind::dropout:
         if (train && L.spec.rate > 0)
-          backend_.dropout_forward(P_, std::size_t(N) * L.out_per_image(),
-                                   DropoutParams{L.spec.rate, dropout_seed, int(i), step, first_net_}, in,
-                                   out);
+          backend_.dropout_forward(P_, std::size_t(N) * L.out_per_image(), dropout_params(i), in, out);
         break;
       case LayerKind::flatten: break;
     }
@@ -338,13 +337,17 @@ void PopulationNet::backward_async(const std::int32_t* labels, int N) {
     const Layer& L = layers_[i];
     const float* dy = grads_[L.act_out].data();
     float* dx = L.act_in == 0 ? nullptr : grads_[L.act_in].data();
+    if (fused_dropout_at(i)) continue;  // run with the conv, ReLU and pool below it
     if (i >= 2 && fused_conv_at(i - 2)) {  // the pool of a fused triple: all three below, at its conv
       const Layer& conv = layers_[i - 2];
+      // The error of the step's output: the pool's, or the fused dropout's (the same slot: in place).
       backend_.conv2d_relu_pool_backward(
           ConvShape{P_, N, conv.in_c, conv.in_h, conv.in_w, conv.out_c, conv.spec.k, conv.shared_input},
-          act(conv.act_in), params_[conv.w].value.data(), acts_[conv.act_out].data(), acts_[L.act_out].data(),
-          argmax_[i].data(), dy, grads_[conv.act_out].data(), conv.act_in == 0 ? nullptr : grads_[conv.act_in].data(),
-          params_[conv.w].grad.data(), params_[conv.b].grad.data());
+          fused_dropout_at(i + 1) ? dropout_params(i + 1) : DropoutParams{}, act(conv.act_in),
+          params_[conv.w].value.data(), acts_[conv.act_out].data(), acts_[L.act_out].data(), argmax_[i].data(),
+          grads_[L.act_out].data(), grads_[conv.act_out].data(),
+          conv.act_in == 0 ? nullptr : grads_[conv.act_in].data(), params_[conv.w].grad.data(),
+          params_[conv.b].grad.data());
       i -= 2;
       continue;
     }
@@ -371,6 +374,16 @@ bool PopulationNet::fused_conv_at(std::size_t i) const {
          layers_[i + 2].spec.kind == LayerKind::maxpool && layers_[i + 2].spec.k == 2;
 }
 
+bool PopulationNet::fused_dropout_at(std::size_t i) const {
+  return i >= 3 && i < layers_.size() && fused_conv_at(i - 3) && layers_[i].spec.kind == LayerKind::dropout;
+}
+
+DropoutParams PopulationNet::dropout_params(std::size_t i) const {
+  // Off outside training (rate 0: nothing drawn, nothing scaled).
+  const float rate = last_train_ ? layers_[i].spec.rate : 0.0f;
+  return DropoutParams{rate, last_seed_, int(i), last_step_, first_net_};
+}
+
 void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
   const Layer& L = layers_[std::size_t(i)];
   const int N = last_N_;
@@ -392,7 +405,7 @@ void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
     case LayerKind::dropout:
       if (last_train_ && L.spec.rate > 0)
         backend_.dropout_backward(P_, std::size_t(N) * L.out_per_image(),
-                                  DropoutParams{L.spec.rate, last_seed_, i, last_step_, first_net_}, dy, dx);
+                                  dropout_params(std::size_t(i)), dy, dx);
       break;
     case LayerKind::flatten: break;
     case LayerKind::conv:

@@ -100,7 +100,7 @@ class PopulationNet {
   // Units of hidden plastic layer `hidden` per sample (k-WTA's `units`).
   int hidden_units(int hidden) const;
 
-  // Each conv → ReLU → 2×2 max-pool run as one backend step
+  // Each conv → ReLU → 2×2 max-pool (and a dropout right after) run as one backend step
   // (conv2d_relu_pool_forward/backward: on tensor cores, the convolution's
   // full-size output never reaches memory, and where the backend does
   // without it, that output's activation and gradient are not allocated).
@@ -166,6 +166,10 @@ class PopulationNet {
   bool fuse_conv_relu_pool_ = false;
   // Whether layer i is a conv that runs fused with the ReLU and pool after it.
   bool fused_conv_at(std::size_t i) const;
+  // Whether layer i is a dropout run in that step too (right after the pool).
+  bool fused_dropout_at(std::size_t i) const;
+  // Dropout layer i's masks in the last forward (rate 0 outside training).
+  DropoutParams dropout_params(std::size_t i) const;
   Buffer<float> logp_, loss_;                 // (P, N, classes), (P)
   Buffer<std::int64_t> correct_;              // (P)
   const float* input_ = nullptr;

@@ -11,11 +11,9 @@ __global__ void relu_backward_kernel(std::size_t n, const float* y, const float*
 }
 // The same counter-based mask as the CPU (kernels/common.hpp), redrawn in backward.
 __global__ void dropout_kernel(int P, std::size_t per_net, DropoutParams d, const float* in, float* out) {
-  const float scale = d.rate < 1.0f ? 1.0f / (1.0f - d.rate) : 0.0f;
+  const float scale = dropout_scale(d);
   EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) {
-    const int p = int(i / per_net);
-    const std::uint64_t key = dropout_key(d.seed, d.layer, d.first_net + p, d.step);
-    out[i] = uniform01(key, i % per_net) >= d.rate ? in[i] * scale : 0.0f;
+    out[i] = dropout_keeps(d, int(i / per_net), i % per_net) ? in[i] * scale : 0.0f;
   }
 }
 __global__ void fill_kernel(float* x, std::size_t n, float v) {

@@ -83,4 +83,11 @@ EVOPLAST_HD std::uint64_t dropout_key(std::uint64_t seed, int layer, int net, st
   return mix64(mix64(mix64(seed ^ (std::uint64_t(layer) << 48)) ^ std::uint64_t(net)) ^ step);
 }
 
+// Whether dropout keeps element i of net p (of this slice) …
+EVOPLAST_HD bool dropout_keeps(const DropoutParams& d, int p, std::size_t i) {
+  return uniform01(dropout_key(d.seed, d.layer, d.first_net + p, d.step), i) >= d.rate;
+}
+// … and the factor a kept element is scaled by.
+EVOPLAST_HD float dropout_scale(const DropoutParams& d) { return d.rate < 1.0f ? 1.0f / (1.0f - d.rate) : 0.0f; }
+
 }  // namespace evoplast::kernels

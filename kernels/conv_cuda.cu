@@ -94,15 +94,16 @@ struct StoredError {
 // outputs outside every window get 0. What maxpool2d_backward then
 // relu_backward would write, without writing it.
 struct PooledError {
-  const float* dy;             // (P, N, Cout, Hp, Wp): the pooled output's error
-  const float* y;              // (P, N, Cout, Hp, Wp): the pooled output (its sign is the ReLU's)
+  const float* dy;             // (P, N, Cout, Hp, Wp): the error of the step's output y
+  const float* y;              // (P, N, Cout, Hp, Wp): pooled (and dropped out); > 0: kept, the ReLU passed
   const std::int32_t* argmax;  // (P, N, Cout, Hp, Wp): the maximum's index in the Ho×Wo plane
   int N, Cout, Ho, Wo, Hp, Wp;
+  float scale;  // dropout's on the kept elements (1: none)
   __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
     const int ph = oy / 2, pw = ox / 2;
     if (ph >= Hp || pw >= Wp) return 0.0f;
     const std::size_t j = (((p * N + n) * Cout + co) * Hp + ph) * std::size_t(Wp) + pw;
-    return argmax[j] == oy * Wo + ox && y[j] > 0.0f ? dy[j] : 0.0f;
+    return argmax[j] == oy * Wo + ox && y[j] > 0.0f ? dy[j] * scale : 0.0f;
   }
 };
 
@@ -427,11 +428,12 @@ struct WindowColumns {
 // (Cout, 4·windows), block z the net. The tile's convolution outputs go to
 // shared memory, and each window is reduced there with the bias, the ReLU
 // and the max as relu_forward and maxpool2d_forward would (the first maximum
-// wins); only the pooled value and its argmax reach global memory.
+// wins), then dropout's mask where dropout.rate > 0; only the pooled value
+// and its argmax reach global memory.
 template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_relu_pool_forward_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
-                                  const float* __restrict__ b, float* __restrict__ y,
+    conv_relu_pool_forward_tensor(ConvShape s, DropoutParams dropout, const float* __restrict__ x,
+                                  const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
                                   std::int32_t* __restrict__ argmax) {
   __shared__ float out[kTileM][kTileN + 1];  // the tile's convolution outputs, 4 per window
   const std::size_t p = blockIdx.z;
@@ -453,7 +455,9 @@ __global__ void __launch_bounds__(kTileThreads)
       if (slot == 0 || v > best) best = v, best_slot = slot;
     }
     const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
-    const std::size_t j = ((p * s.N + n) * s.Cout + co) * std::size_t(Hp) * Wp + std::size_t(ph) * Wp + pw;
+    const std::size_t in_net = (std::size_t(n) * s.Cout + co) * std::size_t(Hp) * Wp + std::size_t(ph) * Wp + pw;
+    const std::size_t j = p * std::size_t(s.N) * s.Cout * Hp * Wp + in_net;
+    if (dropout.rate > 0) best = dropout_keeps(dropout, int(p), in_net) ? best * dropout_scale(dropout) : 0.0f;
     y[j] = best;
     argmax[j] = (2 * ph + best_slot / 2) * Wo + 2 * pw + best_slot % 2;
   }
@@ -461,25 +465,26 @@ __global__ void __launch_bounds__(kTileThreads)
 
 }  // namespace
 
-void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const float* x, const float* w, const float* b, float* y,
-                              std::int32_t* argmax) {
+void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams& dropout, const float* x,
+                              const float* w, const float* b, float* y, std::int32_t* argmax) {
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("conv2d_relu_pool_forward: a tensor-core precision only (fp32 composes the layers)");
   const std::size_t cols = std::size_t(s.N) * (s.Ho() / 2) * (s.Wo() / 2) * 4;
   const dim3 grid(unsigned((cols + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM), unsigned(s.P));
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    EVOPLAST_LAUNCH(conv_relu_pool_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, y,
-                    argmax);
+    EVOPLAST_LAUNCH(conv_relu_pool_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, dropout, x, w,
+                    b, y, argmax);
   });
 }
 
-void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
-                               const float* y, const std::int32_t* argmax, const float* dy, float* dx, float* dw,
-                               float* db) {
+void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const DropoutParams& dropout,
+                               const float* x, const float* w, const float* y, const std::int32_t* argmax,
+                               const float* dy, float* dx, float* dw, float* db) {
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("conv2d_relu_pool_backward: a tensor-core precision only (fp32 composes the layers)");
   if (s.shared_input && dx) throw std::invalid_argument("conv2d_relu_pool_backward: no input gradient for a shared input");
-  const PooledError error{dy, y, argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2};
+  const PooledError error{dy,     y,          argmax,     s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2,
+                          dropout.rate > 0 ? dropout_scale(dropout) : 1.0f};
   with_tensor_precision(gemm_precision(), [&](auto p) {
     conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, error, dx, dw, db);
   });

@@ -80,18 +80,19 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
                     const float* b, float* y);
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
-// conv → ReLU → 2×2 max-pool in one pass on tensor cores (precision not
-// fp32): y (P, N, Cout, Ho/2, Wo/2) and argmax (P, N, Cout, Ho/2, Wo/2; the
-// index in the Ho×Wo plane) as conv2d_forward, relu_forward and
-// maxpool2d_forward would leave them; the convolution's output is never
-// written. Its backward: dx, dw, db as maxpool2d_backward, relu_backward and
-// conv2d_backward would give from dy (P, N, Cout, Ho/2, Wo/2), the
-// convolution's error made as it is read (y's sign is the ReLU's).
-void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const float* x, const float* w, const float* b, float* y,
-                              std::int32_t* argmax);
-void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
-                               const float* y, const std::int32_t* argmax, const float* dy, float* dx, float* dw,
-                               float* db);
+// conv → ReLU → 2×2 max-pool (→ dropout where dropout.rate > 0) in one pass
+// on tensor cores (precision not fp32): y (P, N, Cout, Ho/2, Wo/2) and argmax
+// (P, N, Cout, Ho/2, Wo/2; the index in the Ho×Wo plane) as conv2d_forward,
+// relu_forward, maxpool2d_forward and dropout_forward would leave them; the
+// convolution's output is never written. Its backward: dx, dw, db as
+// dropout_backward, maxpool2d_backward, relu_backward and conv2d_backward
+// would give from dy (P, N, Cout, Ho/2, Wo/2; not changed), the
+// convolution's error made as it is read (y > 0: kept, and the ReLU passed).
+void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams& dropout, const float* x,
+                              const float* w, const float* b, float* y, std::int32_t* argmax);
+void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const DropoutParams& dropout,
+                               const float* x, const float* w, const float* y, const std::int32_t* argmax,
+                               const float* dy, float* dx, float* dw, float* db);
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
                    float* y);
 void dense_backward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* dy,

@@ -907,7 +907,9 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 // columns by pool window), and the full-size output and error are never
 // written. Odd sizes (a last row or column outside every window), a shared
 // input and more than one 64-row tile; biases small enough that whole
-// windows fall below zero (the ReLU's ties).
+// windows fall below zero (the ReLU's ties); with and without a dropout
+// after the pool (its mask drawn in the forward epilogue, its scale applied
+// as the backward reads the error).
 TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
   namespace kc = evoplast::kernels::cuda;
   Harness h;
@@ -915,30 +917,44 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
     kc::set_gemm_precision(precision);
-    for (const ConvShape& s : {ConvShape{2, 3, 2, 9, 8, 5, 3, false}, ConvShape{2, 2, 1, 12, 12, 32, 3, true},
-                               ConvShape{1, 2, 3, 14, 13, 70, 3, false}}) {
+    const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 8, 5, 3, false}, 0.25f},
+                                                 {ConvShape{2, 2, 1, 12, 12, 32, 3, true}, 0.0f},
+                                                 {ConvShape{1, 2, 3, 14, 13, 70, 3, false}, 0.5f}};
+    for (const auto& [s, rate] : cases) {
       const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input);
+      CAPTURE(name); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input); CAPTURE(rate);
+      const DropoutParams dropout{rate, 9, 4, 2, 1};  // seed, layer, step, first net
       const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
       auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3), dy = h.in(pooled);
+      // The composition runs dropout's backward on dy in place: the fused step gets its own copy.
+      Guarded<float> dy1(*h.gpu, dy.g.body()), dy2(*h.gpu, dy.g.body());
       const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
       auto conv_out = gpu(s.y_size()), conv_grad = gpu(s.y_size()), unused_out = gpu(s.y_size()),
            unused_grad = gpu(s.y_size());
       auto y1 = gpu(pooled), y2 = gpu(pooled), dw1 = gpu(s.w_size()), dw2 = gpu(s.w_size());
       auto db1 = gpu(s.b_size()), db2 = gpu(s.b_size()), dx1 = gpu(s.x_size()), dx2 = gpu(s.x_size());
       Guarded<std::int32_t> a1(*h.gpu, std::vector<std::int32_t>(pooled, -7)), a2(*h.gpu, a1.body());
-      h.gpu->Backend::conv2d_relu_pool_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), conv_out.ptr(), y1.ptr(), a1.ptr());
-      h.gpu->conv2d_relu_pool_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), unused_out.ptr(), y2.ptr(), a2.ptr());
+      h.gpu->Backend::conv2d_relu_pool_forward(s, dropout, x.g.ptr(), w.g.ptr(), b.g.ptr(), conv_out.ptr(), y1.ptr(),
+                                               a1.ptr());
+      h.gpu->conv2d_relu_pool_forward(s, dropout, x.g.ptr(), w.g.ptr(), b.g.ptr(), unused_out.ptr(), y2.ptr(),
+                                      a2.ptr());
       const auto Y = y2.body();
       CHECK(Y == y1.body());
       CHECK(a2.body() == a1.body());
-      CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);  // some windows wholly below zero
+      CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);  // some windows wholly below zero (or dropped)
+      if (rate > 0) {  // scaled survivors: some value is no product of a window's maximum alone
+        const auto C = conv_out.body();
+        std::size_t scaled = 0;
+        for (float v : Y) scaled += v > 0 && std::find(C.begin(), C.end(), v) == C.end();
+        CHECK(scaled > 0);
+      }
       float* dx_one = s.shared_input ? nullptr : dx1.ptr();
       float* dx_fused = s.shared_input ? nullptr : dx2.ptr();
-      h.gpu->Backend::conv2d_relu_pool_backward(s, x.g.ptr(), w.g.ptr(), conv_out.ptr(), y1.ptr(), a1.ptr(),
-                                                dy.g.ptr(), conv_grad.ptr(), dx_one, dw1.ptr(), db1.ptr());
-      h.gpu->conv2d_relu_pool_backward(s, x.g.ptr(), w.g.ptr(), unused_out.ptr(), y2.ptr(), a2.ptr(), dy.g.ptr(),
-                                       unused_grad.ptr(), dx_fused, dw2.ptr(), db2.ptr());
+      h.gpu->Backend::conv2d_relu_pool_backward(s, dropout, x.g.ptr(), w.g.ptr(), conv_out.ptr(), y1.ptr(), a1.ptr(),
+                                                dy1.ptr(), conv_grad.ptr(), dx_one, dw1.ptr(), db1.ptr());
+      h.gpu->conv2d_relu_pool_backward(s, dropout, x.g.ptr(), w.g.ptr(), unused_out.ptr(), y2.ptr(), a2.ptr(),
+                                       dy2.ptr(), unused_grad.ptr(), dx_fused, dw2.ptr(), db2.ptr());
+      CHECK(dy2.body() == dy.g.body());  // the fused step leaves its input alone
       CHECK(dw2.body() == dw1.body());
       CHECK(db2.body() == db1.body());
       if (!s.shared_input) CHECK(dx2.body() == dx1.body());
