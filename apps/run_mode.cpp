@@ -793,7 +793,8 @@ std::unique_ptr<engine::Backend> open_backend(const io::RunConfig& cfg, const Ra
     const int nets = std::max(cfg.population, cfg.finalists) + int(cfg.controls.size());
     engine::admit_population(*backend,
                              engine::MemoryPlan(engine::NetSpec::parse(cfg.net).adapted(28, 28, 10),
-                                                std::max(cfg.batch, cfg.eval_batch), cfg.batch, true),
+                                                std::max(cfg.batch, cfg.eval_batch), cfg.batch, true,
+                                                backend->fuses_conv_steps()),
                              share_of(nets, 0, ranks.size()).count, std::max(cfg.batch, cfg.eval_batch));
   } catch (const engine::PopulationTooLarge& e) {
     const long room = e.fits * ranks.size() - long(cfg.controls.size());

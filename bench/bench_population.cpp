@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       if (!ranks.distributed()) try {
           engine::admit_population(*backend,
                                    engine::MemoryPlan(spec, batch, batch, rule != "backprop",
-                                                      backend->fuses_conv_relu_pool()),
+                                                      backend->fuses_conv_steps()),
                                    P, batch);
         } catch (const engine::PopulationTooLarge& e) {
           fmt::print("{:>5} does not fit: {}\n", P, e.what());

@@ -10,6 +10,7 @@
 #      tests (the trainings left out: minutes under the sanitizer),
 #   4. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1),
 #   5. Nsight Compute's top three kernels (optional: GPU_CHECK_NCU=1).
+# EVOPLAST_FUSION=0 runs show what the fused conv steps buy.
 # Full logs go to $OUT (or ./gpu-check-out); a short table is printed last.
 set -uo pipefail
 build="${BUILD:-build-gpu}"
@@ -64,6 +65,9 @@ EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$
 "$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision bf16 >"$out/bench_bf16.log" 2>&1
 # Every step launched kernel by kernel instead of as one CUDA graph (what the graph saves).
 EVOPLAST_CUDA_GRAPHS=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 >"$out/bench_tf32x3_nographs.log" 2>&1
+# The conv steps composed instead of fused (conv → ReLU → pool → dropout; a plastic conv's stacked rows).
+EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 >"$out/bench_tf32x3_unfused.log" 2>&1
+EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb >"$out/bench_hebb_tf32x3_unfused.log" 2>&1
 "$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 >"$out/torch.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
@@ -104,7 +108,7 @@ def table(path):
     rows = {}
     for line in open(path, errors="replace"):
         f = line.split()
-        if len(f) >= 3 and f[0].isdigit():
+        if len(f) >= 3 and f[0].isdigit() and f[1] != "does":  # "P does not fit: …" rows left out
             rows[int(f[0])] = float(f[-1])
     return rows
 try:
@@ -113,6 +117,7 @@ try:
     tf32, tf32x3, torch_tf32 = table(f"{d}/bench_tf32.log"), table(f"{d}/bench_tf32x3.log"), table(f"{d}/torch_tf32.log")
     hebb_x3, no_graphs = table(f"{d}/bench_hebb_tf32x3.log"), table(f"{d}/bench_tf32x3_nographs.log")
     bf16 = table(f"{d}/bench_bf16.log")
+    unfused, hebb_unfused = table(f"{d}/bench_tf32x3_unfused.log"), table(f"{d}/bench_hebb_tf32x3_unfused.log")
 except FileNotFoundError as e:
     print("missing log:", e); sys.exit(0)
 print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
@@ -122,11 +127,12 @@ for P in sorted(set(ours) | set(torch)):
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
     print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
 print("tensor cores (ours, backprop) beside PyTorch with TF32 allowed")
-print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'bf16':>10} {'x3 no graph':>12} {'hebb tf32x3':>12} "
-      f"{'PyTorch tf32':>13} {'tf32/PyTorch':>13} {'hebb/bp x3':>11}")
+print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'bf16':>10} {'x3 no graph':>12} {'x3 unfused':>11} {'hebb tf32x3':>12} "
+      f"{'hebb unfused':>13} {'PyTorch tf32':>13} {'tf32/PyTorch':>13} {'hebb/bp x3':>11}")
 for P in sorted(set(tf32) | set(torch_tf32)):
     a, b, ng, hb, t = tf32.get(P), tf32x3.get(P), no_graphs.get(P), hebb_x3.get(P), torch_tf32.get(P)
-    print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {bf16.get(P, 0):>10.0f} {ng or 0:>12.0f} {hb or 0:>12.0f} "
+    print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {bf16.get(P, 0):>10.0f} {ng or 0:>12.0f} {unfused.get(P, 0):>11.0f} "
+          f"{hb or 0:>12.0f} {hebb_unfused.get(P, 0):>13.0f} "
           f"{t or 0:>13.0f} {(f'{a / t:.2f}x' if a and t else '—'):>13} {(f'{hb / b:.2f}' if hb and b else '—'):>11}")
 PY
 echo; cat "$out/bench_kernels.log"

@@ -100,10 +100,11 @@ class Backend {
     relu_backward(s.y_size(), conv_out, conv_grad, conv_grad);
     conv2d_backward(s, x, w, conv_grad, dx, dw, db);
   }
-  // Whether conv2d_relu_pool_forward/backward run without their full-size
-  // working space (conv_out, conv_grad: then left untouched and may be
-  // null), so a net that fuses them need not allocate it.
-  virtual bool fuses_conv_relu_pool() const { return false; }
+  // Whether the fused conv steps (conv2d_relu_pool_forward/backward,
+  // plasticity_conv_grads) run without their working space (conv_out,
+  // conv_grad, error_hebb: then untouched and may be null), so their
+  // callers need not allocate it.
+  virtual bool fuses_conv_steps() const { return false; }
   // The 2×2 pool over a convolution's output planes.
   static PoolShape pool_after(const ConvShape& s) {
     return PoolShape{std::int64_t(s.P) * s.N * s.Cout, s.Ho(), s.Wo(), 2};
@@ -139,6 +140,21 @@ class Backend {
   virtual void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
                                     const float* e, const float* y, const std::int32_t* labels,
                                     float* theta, float* error_hebb, float* mean_y, float* mean_y2) = 0;
+  // A conv plastic layer's [g; h] (P, 2·Out, Cin·K·K) and [Σe; Σŷ/(N·S)]
+  // (P, 2·Out) from its error e and activity y (P, N, Out, Ho, Wo), s.Cout =
+  // Out, with mean_y, mean_y2 and θ as stack_error_and_hebb leaves them
+  // (no labels: a conv is never the readout). Here its stacked rows go
+  // through error_hebb (P, N, 2·Out, Ho·Wo, working space) to the weight
+  // gradient; a backend that fuses makes them as its GEMM reads them.
+  virtual void plasticity_conv_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                                     const float* e, const float* y, float* theta, float* error_hebb,
+                                     float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {
+    stack_error_and_hebb(s.P, s.N, s.Cout, s.Ho() * s.Wo(), coeffs, e, y, nullptr, theta, error_hebb, mean_y,
+                         mean_y2);
+    ConvShape stacked = s;
+    stacked.Cout = 2 * s.Cout;
+    conv2d_backward(stacked, x, nullptr, error_hebb, nullptr, grad_hebb, grad_hebb_bias);
+  }
   virtual void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) = 0;
   virtual void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) = 0;
   virtual void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs,

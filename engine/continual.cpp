@@ -42,9 +42,9 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
                                   c.epochs, c.batch, c.eval_batch, c.lr));
   const io::ImageSet& first = proto.tasks[0].data->train;
   const NetSpec spec = NetSpec::parse(c.net).adapted(first.rows, first.cols, proto.classes);
-  admit_population(backend, MemoryPlan(spec, std::max(c.batch, c.eval_batch), c.batch, true), P,
-                   std::max(c.batch, c.eval_batch));
-  PopulationNet net(backend, spec, P, std::max(c.batch, c.eval_batch));
+  const int max_batch = std::max(c.batch, c.eval_batch);
+  admit_population(backend, MemoryPlan(spec, max_batch, c.batch, true, backend.fuses_conv_steps()), P, max_batch);
+  PopulationNet net(backend, spec, P, max_batch);
   net.set_first_net(c.first_net);
   net.init_params(c.seed, /*same_for_all=*/true);
   Plasticity plasticity(backend, net, rules, c.seed, 0.9f, 1e-6f, c.batch);

@@ -12,7 +12,7 @@ class CountingBackend final : public Backend {
  public:
   std::size_t bytes = 0;
   // Counts for a backend that runs conv → ReLU → pool without its working space.
-  bool fused_conv_relu_pool = false;
+  bool fused_conv_steps = false;
 
   std::string name() const override { return "counting"; }
   void* allocate(std::size_t n) override {
@@ -24,7 +24,7 @@ class CountingBackend final : public Backend {
   void to_host(void*, const void*, std::size_t) override {}
   void copy(void*, const void*, std::size_t) override {}
   std::size_t memory_available() const override { return SIZE_MAX; }
-  bool fuses_conv_relu_pool() const override { return fused_conv_relu_pool; }
+  bool fuses_conv_steps() const override { return fused_conv_steps; }
 
   void conv2d_forward(const ConvShape&, const float*, const float*, const float*, float*) override {}
   void conv2d_backward(const ConvShape&, const float*, const float*, const float*, float*, float*, float*) override {}

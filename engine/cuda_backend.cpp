@@ -286,21 +286,25 @@ class CudaBackend final : public Backend {
       return kc::conv2d_backward_cudnn(stream_, dnn(), *arena_, s, x, w, dy, dx, dw, db);
     kc::conv2d_backward(stream_, blas_, *arena_, s, x, w, dy, dx, dw, db);
   }
-  // conv → ReLU → pool in one kernel: on tensor cores with our convolution
-  // (in fp32 and with cuDNN the layers run one by one).
-  bool fuses_conv_relu_pool() const override {
+  // conv → ReLU → pool in one kernel, a conv plastic layer's stacked rows
+  // made as they are read: on tensor cores with our convolution (in fp32 and
+  // with cuDNN the steps are composed). $EVOPLAST_FUSION=0 composes them
+  // too (to see what fusion buys).
+  bool fuses_conv_steps() const override {
+    const char* e = std::getenv("EVOPLAST_FUSION");
+    if (e && std::strcmp(e, "0") == 0) return false;
     return kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
   }
   void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
                                 const float* b, float* conv_out, float* y, std::int32_t* argmax) override {
-    if (!fuses_conv_relu_pool())
+    if (!fuses_conv_steps())
       return Backend::conv2d_relu_pool_forward(s, dropout, x, w, b, conv_out, y, argmax);
     kc::conv2d_relu_pool_forward(stream_, s, dropout, x, w, b, y, argmax);
   }
   void conv2d_relu_pool_backward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
                                  const float* conv_out, const float* y, const std::int32_t* argmax, float* dy,
                                  float* conv_grad, float* dx, float* dw, float* db) override {
-    if (!fuses_conv_relu_pool())
+    if (!fuses_conv_steps())
       return Backend::conv2d_relu_pool_backward(s, dropout, x, w, conv_out, y, argmax, dy, conv_grad, dx, dw, db);
     kc::conv2d_relu_pool_backward(stream_, *arena_, s, dropout, x, w, y, argmax, dy, dx, dw, db);
   }
@@ -352,6 +356,15 @@ class CudaBackend final : public Backend {
                             float* mean_y2) override {
     kc::stack_error_and_hebb(stream_, P, N, Out, S, table(coeffs, P), e, y, labels, theta, error_hebb, mean_y,
                              mean_y2);
+  }
+  void plasticity_conv_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x, const float* e,
+                             const float* y, float* theta, float* error_hebb, float* grad_hebb, float* grad_hebb_bias,
+                             float* mean_y, float* mean_y2) override {
+    if (!fuses_conv_steps())
+      return Backend::plasticity_conv_grads(s, coeffs, x, e, y, theta, error_hebb, grad_hebb, grad_hebb_bias, mean_y,
+                                            mean_y2);
+    kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, e, y, theta, grad_hebb, grad_hebb_bias);
+    kc::plasticity_unit_stats(stream_, s.P, s.N, s.Cout, s.Ho() * s.Wo(), y, theta, mean_y, mean_y2);  // θ read first
   }
   void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
                                const float* error_hebb, float* grad_hebb, const float* mean_x, const float* mean_y,

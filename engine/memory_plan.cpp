@@ -20,11 +20,11 @@ namespace {
 // larger of feedback alignment (a random matrix per layer) and direct feedback
 // alignment (one per layer to the classes).
 std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bool plastic,
-                  bool fuses_conv_relu_pool) {
+                  bool fuses_conv_steps) {
   std::size_t most = 0;
   for (Feedback fb : plastic ? std::vector<Feedback>{Feedback::fa, Feedback::dfa} : std::vector<Feedback>{Feedback::backprop}) {
     CountingBackend be;
-    be.fused_conv_relu_pool = fuses_conv_relu_pool;
+    be.fused_conv_steps = fuses_conv_steps;
     {
       PopulationNet net(be, spec, P, max_batch, !plastic);  // as train_iid and Plasticity set it
       if (plastic) {
@@ -42,12 +42,12 @@ std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bo
 
 }  // namespace
 
-MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic, bool fuses_conv_relu_pool)
+MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic, bool fuses_conv_steps)
     : max_batch_(max_batch) {
   std::size_t one = 0, two = 0;
   try {
-    one = count(spec, 1, max_batch, train_batch, plastic, fuses_conv_relu_pool);
-    two = count(spec, 2, max_batch, train_batch, plastic, fuses_conv_relu_pool);
+    one = count(spec, 1, max_batch, train_batch, plastic, fuses_conv_steps);
+    two = count(spec, 2, max_batch, train_batch, plastic, fuses_conv_steps);
   } catch (const std::bad_alloc&) {
     // Only host-side initial values are made while counting: they alone did not fit.
     const std::string name = spec.name.size() > 40 ? spec.name.substr(0, 40) + "…" : spec.name;

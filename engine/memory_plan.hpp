@@ -20,10 +20,9 @@ class MemoryPlan {
   // max_batch: the largest batch (evaluation's); train_batch: the largest a
   // learning step takes. plastic: nets learn through Plasticity (rules, FA/DFA
   // feedback weights); otherwise through the Optimizer (evolve train), with
-  // each conv → ReLU → pool fused, and fuses_conv_relu_pool says whether the
-  // backend then does without the conv's full-size output
-  // (Backend::fuses_conv_relu_pool).
-  MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic, bool fuses_conv_relu_pool = false);
+  // each conv → ReLU → pool fused. fuses_conv_steps: whether the backend's
+  // fused conv steps do without their working space (Backend::fuses_conv_steps).
+  MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic, bool fuses_conv_steps = false);
 
   std::size_t per_net() const { return per_net_; }
   std::size_t fixed() const { return fixed_; }

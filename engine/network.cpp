@@ -231,7 +231,7 @@ void PopulationNet::allocate() {
 
 void PopulationNet::fit_slots() {
   std::vector<std::size_t> need = slot_floats_;
-  if (backend_.fuses_conv_relu_pool())
+  if (backend_.fuses_conv_steps())
     for (std::size_t i = 0; i < layers_.size(); ++i)
       if (fused_conv_at(i)) need[std::size_t(layers_[i].act_out)] = 0;
   for (std::size_t slot = 0; slot < need.size(); ++slot) {

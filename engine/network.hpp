@@ -145,7 +145,7 @@ class PopulationNet {
   void allocate();
   // Allocates each activation and gradient slot some layer uses and releases
   // the ones none does: the output of a conv whose fused step does without it
-  // (Backend::fuses_conv_relu_pool). Allocates nothing once they fit.
+  // (Backend::fuses_conv_steps). Allocates nothing once they fit.
   void fit_slots();
 
   Backend& backend_;

@@ -74,7 +74,8 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
       backend_.fill(buf.data(), n, 0.0f);
       return buf;
     };
-    s.error_hebb = zeros(std::size_t(P) * max_batch * 2 * s.out * s.positions);
+    s.conv = L.spec.kind == LayerKind::conv;
+    stacked_rows(s);
     s.grad_hebb = zeros(2 * w);
     s.grad_hebb_bias = zeros(2 * b);
     s.mean_x = zeros(std::size_t(P) * s.in);
@@ -151,6 +152,19 @@ void Plasticity::consolidate_ewc() {
 }
 
 float* Plasticity::params_value(std::size_t i) { return net_.params()[i].value.data(); }
+
+float* Plasticity::stacked_rows(LayerState& s) {
+  if (s.conv && backend_.fuses_conv_steps()) {
+    s.error_hebb = Buffer<float>();
+    return nullptr;
+  }
+  const std::size_t n = std::size_t(net_.population()) * train_batch_ * 2 * s.out * s.positions;
+  if (s.error_hebb.size() != n) {  // made once (or again if the backend stopped fusing: its precision switched)
+    s.error_hebb = Buffer<float>(backend_, n);
+    backend_.fill(s.error_hebb.data(), n, 0.0f);
+  }
+  return s.error_hebb.data();
+}
 
 void Plasticity::freeze(int p) {
   if (diverged_[std::size_t(p)]) return;
@@ -262,17 +276,17 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       label_gated |= c.label_mix != 0;
       bounded |= c.w_norm > 0;
     }
-    // The label enters the Hebbian post factor at the readout only (its units are the classes).
-    backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y,
-                                  is_output && label_gated ? labels : nullptr, s.theta.data(),
-                                  s.error_hebb.data(), s.mean_y.data(), s.mean_y2.data());
-    if (L.spec.kind == LayerKind::conv) {
-      const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, 2 * L.out_c, L.spec.k, L.shared_input};
-      backend_.conv2d_backward(cs, x, nullptr, s.error_hebb.data(), nullptr, s.grad_hebb.data(), s.grad_hebb_bias.data());
-      backend_.pre_mean_conv(ConvShape{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k,
-                                       L.shared_input},
-                             x, s.mean_x.data());
+    if (s.conv) {  // [g; h] and the stacked rows' sums, the rows made as they are read where the backend fuses
+      const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input};
+      backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s),
+                                     s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
+                                     s.mean_y2.data());
+      backend_.pre_mean_conv(cs, x, s.mean_x.data());
     } else {  // the bias rows only here: the weights' [g; h] comes with their update below
+      // The label enters the Hebbian post factor at the readout only (its units are the classes).
+      backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y,
+                                    is_output && label_gated ? labels : nullptr, s.theta.data(),
+                                    s.error_hebb.data(), s.mean_y.data(), s.mean_y2.data());
       const DenseShape ds{P, N, s.in, 2 * s.out, L.shared_input};
       backend_.dense_backward(ds, x, nullptr, s.error_hebb.data(), nullptr, nullptr, s.grad_hebb_bias.data());
       backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());

@@ -51,6 +51,7 @@ class Plasticity {
  private:
   struct LayerState {
     int layer = -1;           // index in net.layers()
+    bool conv = false;        // a conv layer (else dense)
     int out = 0, in = 0, positions = 1;
     bool relu_after = false;
     // error_hebb: [e | ŷ/(N·S)] stacked as 2·Out rows (P, N, 2·Out, S); grad_hebb:
@@ -63,6 +64,10 @@ class Plasticity {
   };
 
   void freeze(int p);
+  // error_hebb, allocated where the stacked rows are stored: every dense layer,
+  // and a conv layer unless the backend makes them as it reads them
+  // (Backend::fuses_conv_steps; then null).
+  float* stacked_rows(LayerState& s);
   float* params_value(std::size_t i);
 
   Backend& backend_;

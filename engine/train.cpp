@@ -59,7 +59,7 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
 
   const NetSpec spec = NetSpec::parse(c.net).adapted(train.rows, train.cols, data.info->classes);
   const int max_batch = std::max(c.batch, c.eval_batch);
-  admit_population(backend, MemoryPlan(spec, max_batch, c.batch, false, backend.fuses_conv_relu_pool()),
+  admit_population(backend, MemoryPlan(spec, max_batch, c.batch, false, backend.fuses_conv_steps()),
                    c.population, max_batch);
   // conv → ReLU → pool fused: backprop alone reads no conv layer's own activation.
   PopulationNet net(backend, spec, c.population, max_batch, true);

@@ -8,6 +8,7 @@
 // in their final layout, so no patch matrix, GEMM output or column gradient
 // touches global memory (the memory plan's im2col scratch is an upper bound).
 #include "kernels/conv_plan.hpp"
+#include "kernels/plasticity.hpp"
 #include "kernels/cuda_util.cuh"
 #include "kernels/tensor_tile.cuh"
 
@@ -104,6 +105,24 @@ struct PooledError {
     if (ph >= Hp || pw >= Wp) return 0.0f;
     const std::size_t j = (((p * N + n) * Cout + co) * Hp + ph) * std::size_t(Wp) + pw;
     return argmax[j] == oy * Wo + ox && y[j] > 0.0f ? dy[j] * scale : 0.0f;
+  }
+};
+
+// The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
+// read (stack_error_and_hebb's values, no labels): row co < Out is the
+// error, row Out + o the Hebbian post factor of y_o with θ as it is.
+struct StackedError {
+  const float* e;                  // (P, N, Out, Ho, Wo)
+  const float* y;                  // (P, N, Out, Ho, Wo)
+  const float* theta;              // (P, Out)
+  const PlasticityCoeffs* coeffs;  // (P)
+  int N, Out, Ho, Wo;
+  float inv;  // 1 / (N·Ho·Wo)
+  __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
+    const int o = co < Out ? co : co - Out;
+    const std::size_t i = ((p * N + n) * Out + o) * std::size_t(Ho) * Wo + std::size_t(oy) * Wo + ox;
+    if (co < Out) return e[i];
+    return hebb_post(y[i], theta[p * Out + o], coeffs[p].bcm) * inv;
   }
 };
 
@@ -487,6 +506,20 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
                           dropout.rate > 0 ? dropout_scale(dropout) : 1.0f};
   with_tensor_precision(gemm_precision(), [&](auto p) {
     conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, error, dx, dw, db);
+  });
+}
+
+void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
+                             const float* x, const float* e, const float* y, const float* theta, float* grad_hebb,
+                             float* grad_hebb_bias) {
+  if (gemm_precision() == Precision::fp32)
+    throw std::invalid_argument("conv2d_plasticity_grads: a tensor-core precision only (fp32 stacks the rows)");
+  const StackedError rows{e, y, theta, coeffs, s.N, s.Cout, s.Ho(), s.Wo(), 1.0f / (float(s.N) * float(s.Ho() * s.Wo()))};
+  ConvShape stacked = s;
+  stacked.Cout = 2 * s.Cout;
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, stacked, x, nullptr, rows, nullptr, grad_hebb,
+                                                grad_hebb_bias);
   });
 }
 

@@ -119,6 +119,18 @@ void fill(Stream st, float* x, std::size_t n, float value);
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
                           const float* e, const float* y, const std::int32_t* labels, float* theta, float* error_hebb,
                           float* mean_y, float* mean_y2);
+// Its second half alone: ⟨y⟩, ⟨y²⟩ of each unit and θ's move toward ⟨y²⟩.
+void plasticity_unit_stats(Stream st, int P, int N, int Out, int S, const float* y, float* theta, float* mean_y,
+                           float* mean_y2);
+// A conv plastic layer's [g; h] on tensor cores without the stacked rows in
+// memory: the weight-gradient pass over [e | ŷ/(N·S)] (s.Cout = Out units),
+// each row made as the loaders read it from e and y (P, N, Out, Ho, Wo) and
+// θ (P, Out) as it is (call plasticity_unit_stats after). grad_hebb
+// (P, 2·Out, Cin·K·K) and grad_hebb_bias (P, 2·Out) as stack_error_and_hebb
+// (no labels) and conv2d_backward over its 2·Out rows give them.
+void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
+                             const float* x, const float* e, const float* y, const float* theta, float* grad_hebb,
+                             float* grad_hebb_bias);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
 // The dense plasticity step with g and h computed on tensor cores and the
 // update fused into that GEMM's epilogue (tensor-core precisions only):

@@ -44,6 +44,13 @@ struct PlasticityCoeffs {
 
 constexpr float kBcmTau = 0.1f;  // rate of the BCM threshold's running average
 
+// The Hebbian post factor of activity y under BCM share bcm and threshold θ,
+// before the label's share and the 1/(N·S): y·((1 − bcm) + bcm·(y − θ)).
+template <typename T>
+EVOPLAST_HD T hebb_post(T y, T theta, T bcm) {
+  return y * ((T(1) - bcm) + bcm * (y - theta));
+}
+
 // One synapse's update under its net's rule: opt(g), the Hebbian, pre, post
 // and constant terms, the decays, consolidation, Ω and the clip — written
 // once, term by term, for the CPU, the GPU's update kernel and the GEMM

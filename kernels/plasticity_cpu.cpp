@@ -25,7 +25,7 @@ void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* 
         for (int s = 0; s < S; ++s) {
           const T yv = y[src + s];
           error_hebb_n[s] = e[src + s];
-          const T hebb = yv * ((T(1) - bcm) + bcm * (yv - th));
+          const T hebb = hebb_post(yv, th, bcm);
           zh[s] = mix == T(0) ? hebb * inv
                               : ((T(1) - mix) * hebb + mix * T(labels[n] == o ? 1 : 0)) * inv;
           sum += yv;

@@ -19,7 +19,7 @@ __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeff
     const std::size_t s = i % S, o = i / S % Out, n = i / (std::size_t(S) * Out) % N, p = i / (std::size_t(S) * Out * N);
     const float bcm = coeffs[p].bcm, mix = labels ? coeffs[p].label_mix : 0.0f;
     const float yv = y[i], th = theta[p * Out + o];
-    const float hebb = yv * ((1.0f - bcm) + bcm * (yv - th));
+    const float hebb = hebb_post(yv, th, bcm);
     float* row = error_hebb + ((p * N + n) * 2 * Out + o) * S + s;
     row[0] = e[i];
     row[std::size_t(Out) * S] =
@@ -229,7 +229,11 @@ void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const Plastic
                           float* mean_y2) {
   EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * N * Out * S), kThreads, 0, st, P, N, Out, S, coeffs, e, y,
                   labels, theta, error_hebb);
-  const std::size_t units = std::size_t(P) * Out;  // after stack_kernel read θ
+  plasticity_unit_stats(st, P, N, Out, S, y, theta, mean_y, mean_y2);  // after stack_kernel read θ
+}
+void plasticity_unit_stats(Stream st, int P, int N, int Out, int S, const float* y, float* theta, float* mean_y,
+                           float* mean_y2) {
+  const std::size_t units = std::size_t(P) * Out;
   EVOPLAST_LAUNCH(stack_stats_kernel, unsigned(units < max_blocks() ? units : max_blocks()), kStatThreads, 0, st, P,
                   N, Out, S, y, theta, mean_y, mean_y2);
 }

@@ -966,6 +966,92 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
   }
 }
 
+// A conv plastic layer's [g; h] with the stacked rows [e | ŷ/(N·S)] made as
+// the weight-gradient GEMM reads them equals, bit for bit, the pass over the
+// rows stored by stack_error_and_hebb (the same products in the same order;
+// the rows' values by one expression, hebb_post, built without FMA
+// contraction): at each tensor-core precision, a shared input and a per-net
+// one with 2·Out over one 64-row tile, BCM shares 0, ½ and 1 against a
+// non-zero θ. The statistics and θ's move too; the rows' buffer is never
+// touched.
+TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they are read equals the stored rows' pass") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  const Fp32AtExit back_to_fp32;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
+    kc::set_gemm_precision(precision);
+    for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{2, 2, 3, 10, 9, 70, 3, false}}) {
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name); CAPTURE(s.Cout); CAPTURE(s.shared_input);
+      REQUIRE(h.gpu->fuses_conv_steps());
+      std::vector<PlasticityCoeffs> coeffs(std::size_t(s.P));
+      for (int p = 0; p < s.P; ++p) coeffs[std::size_t(p)].bcm = 0.5f * float(p % 3);
+      const std::size_t units = std::size_t(s.P) * s.Cout, S = std::size_t(s.Ho()) * s.Wo();
+      auto x = h.in(s.x_size()), e = h.in(s.y_size()), y = h.in(s.y_size(), 0, 2), theta = h.in(units, 0, 1);
+      Guarded<float> theta1(*h.gpu, theta.g.body()), theta2(*h.gpu, theta.g.body());
+      const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+      const std::size_t gh = std::size_t(s.P) * 2 * s.Cout * s.Cin * s.K * s.K;
+      auto rows = gpu(std::size_t(s.P) * s.N * 2 * s.Cout * S), unused_rows = gpu(rows.n);
+      auto g1 = gpu(gh), g2 = gpu(gh), b1 = gpu(2 * units), b2 = gpu(2 * units);
+      auto m1 = gpu(units), m2 = gpu(units), q1 = gpu(units), q2 = gpu(units);
+      h.gpu->Backend::plasticity_conv_grads(s, coeffs.data(), x.g.ptr(), e.g.ptr(), y.g.ptr(), theta1.ptr(),
+                                            rows.ptr(), g1.ptr(), b1.ptr(), m1.ptr(), q1.ptr());
+      h.gpu->plasticity_conv_grads(s, coeffs.data(), x.g.ptr(), e.g.ptr(), y.g.ptr(), theta2.ptr(),
+                                   unused_rows.ptr(), g2.ptr(), b2.ptr(), m2.ptr(), q2.ptr());
+      CHECK(g2.body() == g1.body());
+      CHECK(b2.body() == b1.body());
+      CHECK(m2.body() == m1.body());
+      CHECK(q2.body() == q1.body());
+      CHECK(theta2.body() == theta1.body());
+      CHECK(theta2.body() != theta.g.body());  // θ moved
+      const auto v = unused_rows.body();
+      CHECK(std::all_of(v.begin(), v.end(), [](float f) { return std::isnan(f); }));
+    }
+  }
+}
+
+// The plasticity engine's wiring: a CNN whose nets learn by hebb and bcm
+// follows the same weights, bit for bit, with its conv layers' stacked
+// rows made as they are read (TF32) or stored first ($EVOPLAST_FUSION=0),
+// θ moving after the rows used it in both.
+TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv steps fused or composed") {
+  const Fp32AtExit back_to_fp32;
+  struct FusionBackOn {
+    ~FusionBackOn() { unsetenv("EVOPLAST_FUSION"); }
+  } fusion_back_on;
+  auto gpu = make_backend("cuda", "tf32");
+  const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
+  std::vector<std::vector<float>> weights;
+  for (bool fused : {true, false}) {
+    if (!fused) setenv("EVOPLAST_FUSION", "0", 1);
+    REQUIRE(gpu->fuses_conv_steps() == fused);
+    const int P = 2, N = 4;
+    PopulationNet net(*gpu, spec, P, N);
+    net.init_params(4, false);
+    Plasticity learn(*gpu, net, {named_rule("hebb"), named_rule("bcm")}, 1, 0.9f, 1e-6f, N);
+    std::mt19937 rng(8);
+    Buffer<float> x(*gpu, N * 64);
+    Buffer<std::int32_t> y(*gpu, N);
+    for (int step = 0; step < 2; ++step) {
+      x.upload(check::random_vector<float>(N * 64, rng, -1, 2));
+      std::vector<std::int32_t> yl(N);
+      for (int n = 0; n < N; ++n) yl[std::size_t(n)] = (n + step) % 10;
+      y.upload(yl);
+      net.forward(x.data(), N, true, 1, std::uint64_t(step));
+      learn.step(y.data(), N, 1.0f, 0);
+    }
+    std::vector<float> all;
+    for (auto& prm : net.params()) {
+      const auto v = prm.value.download();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    CHECK(std::all_of(all.begin(), all.end(), [](float f) { return std::isfinite(f); }));
+    weights.push_back(all);
+  }
+  CHECK(weights[1] == weights[0]);
+}
+
 // The network's switch: a CNN trained with each conv → ReLU → pool as one
 // step follows, bit for bit, the same net run layer by layer: on the CPU
 // (which composes the layers) and on the GPU in TF32 (the fused kernels;
