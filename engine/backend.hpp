@@ -62,6 +62,12 @@ class Backend {
   // Operations (float32); shapes as in kernels/*.hpp.
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               float* y) = 0;
+  // conv → ReLU: y as conv2d_forward and relu_forward (in place) leave it
+  // (the CUDA backend applies the ReLU as it writes y: one pass fewer).
+  virtual void conv2d_relu_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
+    conv2d_forward(s, x, w, b, y);
+    relu_forward(s.y_size(), y, y);
+  }
   virtual void conv2d_backward(const ConvShape& s, const float* x, const float* w,
                                const float* dy, float* dx, float* dw, float* db) = 0;
   virtual void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b,

@@ -278,7 +278,11 @@ class CudaBackend final : public Backend {
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
     if (kc::conv_impl() == kc::ConvImpl::cudnn) return kc::conv2d_forward_cudnn(stream_, dnn(), *arena_, s, x, w, b, y);
-    kc::conv2d_forward(stream_, blas_, *arena_, s, x, w, b, y);
+    kc::conv2d_forward(stream_, blas_, *arena_, s, x, w, b, false, y);
+  }
+  void conv2d_relu_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) override {
+    if (kc::conv_impl() == kc::ConvImpl::cudnn) return Backend::conv2d_relu_forward(s, x, w, b, y);
+    kc::conv2d_forward(stream_, blas_, *arena_, s, x, w, b, true, y);
   }
   void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                        float* db) override {

@@ -287,11 +287,18 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
       continue;
     }
     switch (L.spec.kind) {
-      case LayerKind::conv:
-        backend_.conv2d_forward(
-            ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input}, in,
-            params_[L.w].value.data(), params_[L.b].value.data(), out);
+      case LayerKind::conv: {
+        const ConvShape cs{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input};
+        const float* w = params_[L.w].value.data();
+        const float* b = params_[L.b].value.data();
+        if (i + 1 < layers_.size() && layers_[i + 1].spec.kind == LayerKind::relu) {
+          backend_.conv2d_relu_forward(cs, in, w, b, out);  // the ReLU as y is written (in place: one slot)
+          kwta_forward(++i, N);
+        } else {
+          backend_.conv2d_forward(cs, in, w, b, out);
+        }
         break;
+      }
       case LayerKind::dense:
         backend_.dense_forward(
             DenseShape{P_, N, int(L.in_per_image()), L.out_c, L.shared_input}, in,
@@ -299,9 +306,7 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
         break;
       case LayerKind::relu:
         backend_.relu_forward(std::size_t(P_) * N * L.out_per_image(), in, out);
-        if (!kwta_[i].per_net.empty())
-          backend_.kwta_forward(P_, N, int(L.out_per_image()), kwta_[i].per_net.data(),
-                                acts_[L.act_out].data(), kwta_[i].scale.data());
+        kwta_forward(i, N);
         break;
       case LayerKind::maxpool:
         backend_.maxpool2d_forward(PoolShape{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w,
@@ -372,6 +377,13 @@ bool PopulationNet::fused_conv_at(std::size_t i) const {
   return fuse_conv_relu_pool_ && i + 2 < layers_.size() && layers_[i].spec.kind == LayerKind::conv &&
          layers_[i + 1].spec.kind == LayerKind::relu && kwta_[i + 1].per_net.empty() &&
          layers_[i + 2].spec.kind == LayerKind::maxpool && layers_[i + 2].spec.k == 2;
+}
+
+void PopulationNet::kwta_forward(std::size_t relu, int N) {
+  const Layer& L = layers_[relu];
+  if (!kwta_[relu].per_net.empty())
+    backend_.kwta_forward(P_, N, int(L.out_per_image()), kwta_[relu].per_net.data(), acts_[L.act_out].data(),
+                          kwta_[relu].scale.data());
 }
 
 bool PopulationNet::fused_dropout_at(std::size_t i) const {

@@ -166,6 +166,8 @@ class PopulationNet {
   bool fuse_conv_relu_pool_ = false;
   // Whether layer i is a conv that runs fused with the ReLU and pool after it.
   bool fused_conv_at(std::size_t i) const;
+  // k-WTA after ReLU layer `relu` (if set) on its output, N samples.
+  void kwta_forward(std::size_t relu, int N);
   // Whether layer i is a dropout run in that step too (right after the pool).
   bool fused_dropout_at(std::size_t i) const;
   // Dropout layer i's masks in the last forward (rate 0 outside training).

@@ -53,14 +53,17 @@ struct ImageColumns {
   }
 };
 
-// A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co].
+// A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co], through the ReLU
+// after it when relu (as relu_forward would leave it in place).
 struct ConvOutput {
   float* y;
   const float* b;
   int Cout, cols, HW;
+  bool relu;
   __device__ void operator()(int co, int col, float v) const {
     if (co >= Cout || col >= cols) return;
-    y[(std::size_t(col / HW) * Cout + co) * HW + col % HW] = v + b[co];
+    const float z = v + b[co];
+    y[(std::size_t(col / HW) * Cout + co) * HW + col % HW] = relu ? (z > 0.0f ? z : 0.0f) : z;
   }
 };
 
@@ -69,13 +72,13 @@ struct ConvOutput {
 template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
     conv_forward_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
-                        const float* __restrict__ b, float* __restrict__ y) {
+                        const float* __restrict__ b, bool relu, float* __restrict__ y) {
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
   tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, KK,
                       StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
                       ImageColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
-                      ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW});
+                      ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW, relu});
 }
 
 // ---- the backward pass on tensor cores ----
@@ -263,13 +266,14 @@ __global__ void bias_grad_kernel(ConvShape s, Error dy, float* __restrict__ db) 
 
 // y (P, N, Cout, HW) = out (P, Cout, N·HW) + b.
 __global__ void scatter_bias_kernel(ConvShape s, const float* __restrict__ out, const float* __restrict__ b,
-                                    float* __restrict__ y) {
+                                    bool relu, float* __restrict__ y) {
   const int HW = s.Ho() * s.Wo();
   const std::size_t total = std::size_t(s.P) * s.N * s.Cout * HW;
   EVOPLAST_GRID_STRIDE(i, total) {
     const int pos = int(i % HW), c = int(i / HW % s.Cout), n = int(i / (std::size_t(HW) * s.Cout) % s.N);
     const std::size_t p = i / (std::size_t(HW) * s.Cout * s.N);
-    y[i] = out[(p * s.Cout + c) * std::size_t(s.N) * HW + std::size_t(n) * HW + pos] + b[p * s.Cout + c];
+    const float z = out[(p * s.Cout + c) * std::size_t(s.N) * HW + std::size_t(n) * HW + pos] + b[p * s.Cout + c];
+    y[i] = relu ? (z > 0.0f ? z : 0.0f) : z;
   }
 }
 
@@ -326,13 +330,13 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, floa
 // scratch stays within its budget for any P; a shared input's columns are
 // built once for every chunk.
 void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
-                    const float* b, float* y) {
+                    const float* b, bool relu, float* y) {
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
   if (gemm_precision() != Precision::fp32) {
     const dim3 grid(unsigned((std::size_t(s.N) * HW + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                     unsigned(s.P));
     with_tensor_precision(gemm_precision(), [&](auto p) {
-      EVOPLAST_LAUNCH(conv_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, y);
+      EVOPLAST_LAUNCH(conv_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, relu, y);
     });
     return;
   }
@@ -362,7 +366,7 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
       gemm(h, false, false, s.Cout, int(ld), KK, 1.0f, wc, KK, (long long)w_net, cols, int(ld), (long long)KK * ld,
            0.0f, out, int(ld), (long long)s.Cout * ld, c.P);
     EVOPLAST_LAUNCH(scatter_bias_kernel, blocks_for(c.y_size()), kThreads, 0, st, c, out, b + std::size_t(p0) * s.Cout,
-                    y + p0 * y_net);
+                    relu, y + p0 * y_net);
   }
 }
 

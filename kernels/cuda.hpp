@@ -76,8 +76,10 @@ void conv2d_forward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, c
 void conv2d_backward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                            const float* dy, float* dx, float* dw, float* db);
 
+// relu: y through the ReLU after the convolution, applied as y is written
+// (what relu_forward would leave in place).
 void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
-                    const float* b, float* y);
+                    const float* b, bool relu, float* y);
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
 // conv → ReLU → 2×2 max-pool (→ dropout where dropout.rate > 0) in one pass

@@ -966,6 +966,32 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
   }
 }
 
+// conv → ReLU with the ReLU applied as y is written equals the two layers
+// one by one, bit for bit: fp32 (im2col + GEMM, the ReLU in the scatter) and
+// every tensor-core precision (the ReLU in the tile's store), with biases
+// that leave outputs on both sides of zero.
+TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers give one by one") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  const Fp32AtExit back_to_fp32;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (kc::Precision precision : {kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
+    kc::set_gemm_precision(precision);
+    for (const ConvShape& s : {ConvShape{2, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 2, 3, 10, 9, 70, 3, false}}) {
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name); CAPTURE(s.Cout); CAPTURE(s.shared_input);
+      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3);
+      Guarded<float> y1(*h.gpu, std::vector<float>(s.y_size(), nan)), y2(*h.gpu, y1.body());
+      h.gpu->Backend::conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y1.ptr());
+      h.gpu->conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y2.ptr());
+      const auto Y = y2.body();
+      CHECK(Y == y1.body());
+      CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);
+      CHECK(std::count_if(Y.begin(), Y.end(), [](float v) { return v > 0; }) > 0);
+    }
+  }
+}
+
 // A conv plastic layer's [g; h] with the stacked rows [e | ŷ/(N·S)] made as
 // the weight-gradient GEMM reads them equals, bit for bit, the pass over the
 // rows stored by stack_error_and_hebb (the same products in the same order;
