@@ -117,6 +117,18 @@ class Backend {
   }
   virtual void maxpool2d_backward(const PoolShape& s, const float* dy,
                                   const std::int32_t* argmax, float* dx) = 0;
+  // A max-pool's backward and the ReLU's before it: dx (planes, H, W) as
+  // maxpool2d_backward and relu_backward on the ReLU's output relu_y (its
+  // shape) give it. y (planes, Ho, Wo) is the pool's output (a positive
+  // rescaling, as dropout's, changes nothing): its sign is the ReLU's at the
+  // window's maximum, which the CUDA backend reads instead of relu_y (one
+  // pass instead of two).
+  virtual void maxpool2d_relu_backward(const PoolShape& s, const float* dy, const std::int32_t* argmax,
+                                       const float* y, const float* relu_y, float* dx) {
+    (void)y;  // the composition reads the ReLU's sign from relu_y
+    maxpool2d_backward(s, dy, argmax, dx);
+    relu_backward(s.x_size(), relu_y, dx, dx);
+  }
   virtual void relu_forward(std::size_t n, const float* x, float* y) = 0;
   virtual void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) = 0;
   // k-winners-take-all (kernels/sparsity.hpp); params is a host array of P.

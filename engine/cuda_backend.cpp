@@ -325,6 +325,11 @@ class CudaBackend final : public Backend {
   void maxpool2d_backward(const PoolShape& s, const float* dy, const std::int32_t* argmax, float* dx) override {
     kc::maxpool2d_backward(stream_, s, dy, argmax, dx);
   }
+  void maxpool2d_relu_backward(const PoolShape& s, const float* dy, const std::int32_t* argmax, const float* y,
+                               const float* relu_y, float* dx) override {
+    (void)relu_y;  // the pooled output's sign is the ReLU's
+    kc::maxpool2d_relu_backward(stream_, s, dy, argmax, y, dx);
+  }
   void relu_forward(std::size_t n, const float* x, float* y) override { kc::relu_forward(stream_, n, x, y); }
   void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) override {
     kc::relu_backward(stream_, n, y, dy, dx);

@@ -368,7 +368,7 @@ void PopulationNet::backward_async(const std::int32_t* labels, int N) {
                                 act(L.act_in), params_[L.w].value.data(), dy, dx,
                                 params_[L.w].grad.data(), params_[L.b].grad.data());
         break;
-      default: backward_nonparametric(int(i), dy, dx); break;
+      default: i = std::size_t(backward_nonparametric(int(i), dy, dx)); break;
     }
   }
 }
@@ -396,7 +396,7 @@ DropoutParams PopulationNet::dropout_params(std::size_t i) const {
   return DropoutParams{rate, last_seed_, int(i), last_step_, first_net_};
 }
 
-void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
+int PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
   const Layer& L = layers_[std::size_t(i)];
   const int N = last_N_;
   switch (L.spec.kind) {
@@ -408,12 +408,18 @@ void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
       }
       backend_.relu_backward(std::size_t(P_) * N * L.out_per_image(), act(L.act_out), dy, dx);
       break;
-    case LayerKind::maxpool:
-      if (dx)
-        backend_.maxpool2d_backward(PoolShape{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w,
-                                              L.spec.k},
-                                    dy, argmax_[std::size_t(i)].data(), dx);
+    case LayerKind::maxpool: {
+      if (!dx) break;
+      const PoolShape ps{std::int64_t(P_) * N * L.in_c, L.in_h, L.in_w, L.spec.k};
+      const std::size_t below = std::size_t(i) - 1;
+      // A ReLU right below (in place: its output is this pool's input, its error dx) runs along.
+      if (i >= 1 && layers_[below].spec.kind == LayerKind::relu && kwta_[below].per_net.empty()) {
+        backend_.maxpool2d_relu_backward(ps, dy, argmax_[std::size_t(i)].data(), act(L.act_out), act(L.act_in), dx);
+        return i - 1;
+      }
+      backend_.maxpool2d_backward(ps, dy, argmax_[std::size_t(i)].data(), dx);
       break;
+    }
     case LayerKind::dropout:
       if (last_train_ && L.spec.rate > 0)
         backend_.dropout_backward(P_, std::size_t(N) * L.out_per_image(),
@@ -424,6 +430,7 @@ void PopulationNet::backward_nonparametric(int i, const float* dy, float* dx) {
     case LayerKind::dense:
       throw EngineError("backward_nonparametric: layer has parameters");
   }
+  return i;
 }
 
 int PopulationNet::relu_after_hidden(int hidden) const {

@@ -133,7 +133,9 @@ class PopulationNet {
   float* logp() { return logp_.data(); }
   // The backward pass of non-parametric layer i (ReLU, max-pool, dropout,
   // flatten) for the last forward's batch: dx from dy (slots of that layer).
-  void backward_nonparametric(int i, const float* dy, float* dx);
+  // Returns the lowest layer it covered: i, or i − 1 where a max-pool took
+  // the ReLU below it along (maxpool2d_relu_backward: one pass, not two).
+  int backward_nonparametric(int i, const float* dy, float* dx);
   float* loss_buffer() { return loss_.data(); }
   int last_batch() const { return last_N_; }
   bool last_train() const { return last_train_; }

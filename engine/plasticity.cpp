@@ -227,7 +227,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     const float* dy = net_.gradient(L.act_out);
     float* dx = L.act_in == 0 ? nullptr : net_.gradient(L.act_in);
     if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) {
-      net_.backward_nonparametric(int(i), dy, dx);
+      i = std::size_t(net_.backward_nonparametric(int(i), dy, dx));
       continue;
     }
     LayerState& s = layers_[std::size_t(--k)];

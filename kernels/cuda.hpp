@@ -101,6 +101,11 @@ void dense_backward(Stream st, Blas h, const DenseShape& s, const float* x, cons
                     float* dx, float* dw, float* db);
 void maxpool2d_forward(Stream st, const PoolShape& s, const float* x, float* y, std::int32_t* argmax);
 void maxpool2d_backward(Stream st, const PoolShape& s, const float* dy, const std::int32_t* argmax, float* dx);
+// The pool's backward and the ReLU's before it in one pass: dx as
+// maxpool2d_backward then relu_backward give it, the ReLU's sign read from
+// the pooled output y (planes, Ho, Wo), the window's maximum.
+void maxpool2d_relu_backward(Stream st, const PoolShape& s, const float* dy, const std::int32_t* argmax,
+                             const float* y, float* dx);
 void relu_forward(Stream st, std::size_t n, const float* x, float* y);
 void relu_backward(Stream st, std::size_t n, const float* y, const float* dy, float* dx);
 void dropout_forward(Stream st, int P, std::size_t per_net, const DropoutParams& d, const float* x, float* y);

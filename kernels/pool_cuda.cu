@@ -22,8 +22,11 @@ __global__ void maxpool_forward_kernel(PoolShape s, const float* __restrict__ x,
 }
 
 // Windows do not overlap (stride k), so each input element gathers from at most one output.
+// relu_sign: null, or the pooled output y whose sign is the ReLU's before the
+// pool (the window's maximum passed it iff y > 0).
 __global__ void maxpool_backward_kernel(PoolShape s, const float* __restrict__ dy,
-                                        const std::int32_t* __restrict__ argmax, float* __restrict__ dx) {
+                                        const std::int32_t* __restrict__ argmax, const float* __restrict__ relu_sign,
+                                        float* __restrict__ dx) {
   const int Ho = s.Ho(), Wo = s.Wo();
   EVOPLAST_GRID_STRIDE(i, s.x_size()) {
     const int xx = int(i % s.W), yy = int(i / s.W % s.H);
@@ -32,7 +35,7 @@ __global__ void maxpool_backward_kernel(PoolShape s, const float* __restrict__ d
     float v = 0;
     if (oy < Ho && ox < Wo) {
       const std::size_t o = q * Ho * Wo + oy * Wo + ox;
-      if (argmax[o] == yy * s.W + xx) v = dy[o];
+      if (argmax[o] == yy * s.W + xx && (!relu_sign || relu_sign[o] > 0.0f)) v = dy[o];
     }
     dx[i] = v;
   }
@@ -45,7 +48,11 @@ void maxpool2d_forward(Stream st, const PoolShape& s, const float* x, float* y, 
 }
 
 void maxpool2d_backward(Stream st, const PoolShape& s, const float* dy, const std::int32_t* argmax, float* dx) {
-  EVOPLAST_LAUNCH(maxpool_backward_kernel, blocks_for(s.x_size()), kThreads, 0, st, s, dy, argmax, dx);
+  EVOPLAST_LAUNCH(maxpool_backward_kernel, blocks_for(s.x_size()), kThreads, 0, st, s, dy, argmax, nullptr, dx);
+}
+void maxpool2d_relu_backward(Stream st, const PoolShape& s, const float* dy, const std::int32_t* argmax,
+                             const float* y, float* dx) {
+  EVOPLAST_LAUNCH(maxpool_backward_kernel, blocks_for(s.x_size()), kThreads, 0, st, s, dy, argmax, y, dx);
 }
 
 }  // namespace evoplast::kernels::cuda

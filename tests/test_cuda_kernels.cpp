@@ -368,6 +368,25 @@ TEST_CASE("cuda: max-pool, ReLU, dropout and fill match the CPU") {
     h.gpu->maxpool2d_backward(s, dy.g.ptr(), arg.g.ptr(), dx.g.ptr());
     h.same(dx, 0, 0, "dx");
   }
+  // The pool's backward with the ReLU's before it: the CPU composes the two, the GPU reads the ReLU's sign
+  // from the pooled output. A ReLU's output (windows wholly at zero too), then a dropout after the pool:
+  // every third output dropped with its error, the rest scaled by 2.
+  for (PoolShape s : {PoolShape{3 * 5 * 4, 24, 24, 2}, PoolShape{7, 9, 7, 3}}) {
+    CAPTURE(s.planes);
+    std::vector<float> relu_out = check::random_vector<float>(s.x_size(), h.rng, -1, 0.3);
+    for (float& v : relu_out) v = v > 0 ? v : 0.0f;
+    auto r = h.from(relu_out), y = h.out(s.y_size());
+    auto arg = h.out<std::int32_t>(s.y_size());
+    h.cpu.maxpool2d_forward(s, r.c.ptr(), y.c.ptr(), arg.c.ptr());
+    h.gpu->maxpool2d_forward(s, r.g.ptr(), y.g.ptr(), arg.g.ptr());
+    std::vector<float> Y = y.c.body(), DY = check::random_vector<float>(s.y_size(), h.rng, -1, 1);
+    for (std::size_t i = 0; i < Y.size(); ++i) (i % 3 == 0 ? (Y[i] = DY[i] = 0.0f) : (Y[i] *= 2.0f));
+    CHECK(std::count(Y.begin(), Y.end(), 0.0f) > std::ptrdiff_t(Y.size() / 3) + 1);  // windows at zero too
+    auto dropped = h.from(Y), dy = h.from(DY), dx = h.out(s.x_size());
+    h.cpu.maxpool2d_relu_backward(s, dy.c.ptr(), arg.c.ptr(), dropped.c.ptr(), r.c.ptr(), dx.c.ptr());
+    h.gpu->maxpool2d_relu_backward(s, dy.g.ptr(), arg.g.ptr(), dropped.g.ptr(), r.g.ptr(), dx.g.ptr());
+    h.same(dx, 0, 0, "pool and ReLU dx");
+  }
   const std::size_t n = 100003;
   auto x = h.in(n), y = h.out(n), dy = h.in(n), dx = h.out(n);
   h.cpu.relu_forward(n, x.c.ptr(), y.c.ptr());
