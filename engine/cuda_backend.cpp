@@ -178,6 +178,8 @@ class CudaBackend final : public Backend {
     arena_ = std::make_unique<Arena>(stream_);
     tables_ = std::make_unique<TableCache>(kTablePool);
     graphs_ = step_graphs_enabled();
+    const char* fusion = std::getenv("EVOPLAST_FUSION");  // read once: fuses_conv_steps runs per step
+    fusion_allowed_ = !(fusion && std::strcmp(fusion, "0") == 0);
     const std::string gemm = kc::gemm_precision() != kc::Precision::fp32
                                  ? std::string("tensor cores ") + kc::precision_name(kc::gemm_precision())
                              : kc::gemm_impl() == kc::GemmImpl::tiled ? "tiled fp32"
@@ -293,11 +295,9 @@ class CudaBackend final : public Backend {
   // conv → ReLU → pool in one kernel, a conv plastic layer's stacked rows
   // made as they are read: on tensor cores with our convolution (in fp32 and
   // with cuDNN the steps are composed). $EVOPLAST_FUSION=0 composes them
-  // too (to see what fusion buys).
+  // too (to see what fusion buys), read when the backend is made.
   bool fuses_conv_steps() const override {
-    const char* e = std::getenv("EVOPLAST_FUSION");
-    if (e && std::strcmp(e, "0") == 0) return false;
-    return kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
+    return fusion_allowed_ && kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
   }
   void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
                                 const float* b, float* conv_out, float* y, std::int32_t* argmax) override {
@@ -518,6 +518,7 @@ class CudaBackend final : public Backend {
   void* blas_workspace_ = nullptr;
   std::unique_ptr<TableCache> tables_;
   bool graphs_ = false, capturing_ = false;
+  bool fusion_allowed_ = true;  // $EVOPLAST_FUSION is not 0
   int warm_batch_ = 0;  // the largest batch a step has run directly with
   cudaGraphExec_t step_exec_ = nullptr;
   cudaStream_t stream_ = nullptr;

@@ -230,14 +230,18 @@ void PopulationNet::allocate() {
 }
 
 void PopulationNet::fit_slots() {
-  std::vector<std::size_t> need = slot_floats_;
-  if (backend_.fuses_conv_steps())
-    for (std::size_t i = 0; i < layers_.size(); ++i)
-      if (fused_conv_at(i)) need[std::size_t(layers_[i].act_out)] = 0;
-  for (std::size_t slot = 0; slot < need.size(); ++slot) {
-    if (acts_[slot].size() == need[slot]) continue;  // a slot is either absent or whole
-    acts_[slot] = Buffer<float>(backend_, need[slot]);
-    grads_[slot] = Buffer<float>(backend_, need[slot]);
+  slots_fit_fused_ = backend_.fuses_conv_steps();
+  const auto needed = [&](std::size_t slot) {
+    if (slots_fit_fused_)
+      for (std::size_t i = 0; i < layers_.size(); ++i)
+        if (fused_conv_at(i) && std::size_t(layers_[i].act_out) == slot) return std::size_t(0);
+    return slot_floats_[slot];
+  };
+  for (std::size_t slot = 0; slot < slot_floats_.size(); ++slot) {
+    const std::size_t need = needed(slot);
+    if (acts_[slot].size() == need) continue;  // a slot is either absent or whole
+    acts_[slot] = Buffer<float>(backend_, need);
+    grads_[slot] = Buffer<float>(backend_, need);
   }
 }
 
@@ -266,7 +270,7 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
                                     std::uint64_t step) {
   if (N < 1 || N > max_batch_)
     throw EngineError(fmt::format("forward: batch {} outside [1, {}]", N, max_batch_));
-  fit_slots();  // the backend may have stopped fusing (its precision switched)
+  if (backend_.fuses_conv_steps() != slots_fit_fused_) fit_slots();  // its precision switched
   input_ = x;
   last_N_ = N;
   last_train_ = train;

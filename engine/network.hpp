@@ -149,6 +149,7 @@ class PopulationNet {
   // the ones none does: the output of a conv whose fused step does without it
   // (Backend::fuses_conv_steps). Allocates nothing once they fit.
   void fit_slots();
+  bool slots_fit_fused_ = false;  // the backend's fuses_conv_steps() when the slots were last fit
 
   Backend& backend_;
   NetSpec spec_;

@@ -155,7 +155,7 @@ float* Plasticity::params_value(std::size_t i) { return net_.params()[i].value.d
 
 float* Plasticity::stacked_rows(LayerState& s) {
   if (s.conv && backend_.fuses_conv_steps()) {
-    s.error_hebb = Buffer<float>();
+    if (s.error_hebb.size()) s.error_hebb = Buffer<float>();  // the backend started fusing: its precision switched
     return nullptr;
   }
   const std::size_t n = std::size_t(net_.population()) * train_batch_ * 2 * s.out * s.positions;

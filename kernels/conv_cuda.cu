@@ -11,6 +11,7 @@
 #include "kernels/plasticity.hpp"
 #include "kernels/cuda_util.cuh"
 #include "kernels/tensor_tile.cuh"
+#include <type_traits>
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -407,10 +408,13 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
     EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
     if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
   }
-  if (dx) {
-    const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
-                    unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
-    EVOPLAST_LAUNCH(conv_input_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, w, dy, dx);
+  // A plastic layer's stacked rows have no input gradient: its kernel is not instantiated for them.
+  if constexpr (!std::is_same_v<Error, StackedError>) {
+    if (dx) {
+      const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
+                      unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
+      EVOPLAST_LAUNCH(conv_input_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, w, dy, dx);
+    }
   }
 }
 

@@ -1065,11 +1065,11 @@ TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv 
   struct FusionBackOn {
     ~FusionBackOn() { unsetenv("EVOPLAST_FUSION"); }
   } fusion_back_on;
-  auto gpu = make_backend("cuda", "tf32");
   const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
   std::vector<std::vector<float>> weights;
   for (bool fused : {true, false}) {
-    if (!fused) setenv("EVOPLAST_FUSION", "0", 1);
+    if (!fused) setenv("EVOPLAST_FUSION", "0", 1);  // read when the backend is made
+    auto gpu = make_backend("cuda", "tf32");
     REQUIRE(gpu->fuses_conv_steps() == fused);
     const int P = 2, N = 4;
     PopulationNet net(*gpu, spec, P, N);

@@ -245,6 +245,19 @@ TEST_CASE("a backend that fuses conv steps spares their working space, and only 
   net.set_kwta(1, keep);  // hidden layer 1 is conv2
   CHECK(be.bytes - before_kwta == spared + P * batch * sizeof(float));  // the slot and k-WTA's scale
 
+  // A backend that stops fusing (its precision switched) gets the slot back at the next forward,
+  // and later forwards allocate nothing.
+  CountingBackend switching;
+  switching.fused_conv_steps = true;
+  PopulationNet switched(switching, NetSpec::seed_cnn(), int(P), int(batch), true);
+  switching.fused_conv_steps = false;
+  const std::size_t before_switch = switching.bytes;
+  const auto* placeholder = reinterpret_cast<const float*>(std::uintptr_t(256));  // no operation runs
+  switched.forward(placeholder, int(batch), true, 1, 0);
+  CHECK(switching.bytes - before_switch == spared);
+  switched.forward(placeholder, int(batch), true, 1, 1);
+  CHECK(switching.bytes - before_switch == spared);
+
   // The memory plan counts as the backend will run: backprop fuses conv → ReLU → pool; plastic
   // nets do not, but their conv layers' stacked [e | ŷ] rows (2·Out per position and sample)
   // are then never stored: conv1's 32 × 26 × 26 and conv2's 64 × 24 × 24, at the training batch.
