@@ -349,24 +349,29 @@ void PopulationNet::backward_async(const std::int32_t* labels, int N) {
     if (fused_dropout_at(i)) continue;  // run with the conv, ReLU and pool below it
     if (i >= 2 && fused_conv_at(i - 2)) {  // the pool of a fused triple: all three below, at its conv
       const Layer& conv = layers_[i - 2];
+      const bool through_relu = input_relu_at(i - 2);
       // The error of the step's output: the pool's, or the fused dropout's (the same slot: in place).
       backend_.conv2d_relu_pool_backward(
-          ConvShape{P_, N, conv.in_c, conv.in_h, conv.in_w, conv.out_c, conv.spec.k, conv.shared_input},
+          ConvShape{P_, N, conv.in_c, conv.in_h, conv.in_w, conv.out_c, conv.spec.k, conv.shared_input,
+                    through_relu},
           fused_dropout_at(i + 1) ? dropout_params(i + 1) : DropoutParams{}, act(conv.act_in),
           params_[conv.w].value.data(), acts_[conv.act_out].data(), acts_[L.act_out].data(), argmax_[i].data(),
           grads_[L.act_out].data(), grads_[conv.act_out].data(),
           conv.act_in == 0 ? nullptr : grads_[conv.act_in].data(), params_[conv.w].grad.data(),
           params_[conv.b].grad.data());
-      i -= 2;
+      i -= through_relu ? 3 : 2;  // the ReLU below the conv is done too
       continue;
     }
     switch (L.spec.kind) {
-      case LayerKind::conv:
+      case LayerKind::conv: {
+        const bool through_relu = input_relu_at(i);
         backend_.conv2d_backward(
-            ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input},
+            ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input, through_relu},
             act(L.act_in), params_[L.w].value.data(), dy, dx, params_[L.w].grad.data(),
             params_[L.b].grad.data());
+        if (through_relu) --i;  // the ReLU below is done
         break;
+      }
       case LayerKind::dense:
         backend_.dense_backward(DenseShape{P_, N, int(L.in_per_image()), L.out_c, L.shared_input},
                                 act(L.act_in), params_[L.w].value.data(), dy, dx,
@@ -375,6 +380,11 @@ void PopulationNet::backward_async(const std::int32_t* labels, int N) {
       default: i = std::size_t(backward_nonparametric(int(i), dy, dx)); break;
     }
   }
+}
+
+bool PopulationNet::input_relu_at(std::size_t i) const {
+  return i >= 1 && i < layers_.size() && layers_[i].spec.kind == LayerKind::conv && layers_[i].act_in != 0 &&
+         layers_[i - 1].spec.kind == LayerKind::relu && kwta_[i - 1].per_net.empty();
 }
 
 bool PopulationNet::fused_conv_at(std::size_t i) const {

@@ -136,6 +136,9 @@ class PopulationNet {
   // Returns the lowest layer it covered: i, or i − 1 where a max-pool took
   // the ReLU below it along (maxpool2d_relu_backward: one pass, not two).
   int backward_nonparametric(int i, const float* dy, float* dx);
+  // Whether conv layer i's input is a ReLU's output (no k-WTA after it) that its input
+  // gradient can be written through (ConvShape::input_relu): that ReLU's backward is then done.
+  bool input_relu_at(std::size_t i) const;
   float* loss_buffer() { return loss_.data(); }
   int last_batch() const { return last_N_; }
   bool last_train() const { return last_train_; }

@@ -248,6 +248,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
 
     // Error to the layer below, through W (backprop) or the fixed B (FA), before W changes.
     const float* w = net_.params()[std::size_t(L.w)].value.data();
+    const bool through_relu = dx && net_.input_relu_at(i);  // the ReLU below then needs no pass
     if (dx) {
       const float* wfb = w;
       // Every net by FA: its fixed B as it is; a mix: each net's W or B picked in one pass.
@@ -259,7 +260,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       }
       if (L.spec.kind == LayerKind::conv)
         backend_.conv2d_backward(ConvShape{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k,
-                                           L.shared_input},
+                                           L.shared_input, through_relu},
                                  x, wfb, e, dx, nullptr, nullptr);
       else
         backend_.dense_backward(DenseShape{P, N, s.in, s.out, L.shared_input}, x, wfb, e, dx,
@@ -319,6 +320,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
                                    anchor_[i].data(), params_value(i));
       }
     }
+    if (through_relu) --i;  // the ReLU below this conv: its backward was the conv's
   }
 }
 

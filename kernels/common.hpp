@@ -20,6 +20,9 @@ struct ConvShape {
   int Cin = 1, H = 1, W = 1;
   int Cout = 1, K = 1;
   bool shared_input = false;  // input is (N, Cin, H, W), the same for every net (first layer)
+  // Backward only: x is a ReLU's output, and the input gradient is written through that
+  // ReLU's backward (0 where x ≤ 0), so the ReLU needs no pass of its own.
+  bool input_relu = false;
   EVOPLAST_HD int Ho() const { return H - K + 1; }
   EVOPLAST_HD int Wo() const { return W - K + 1; }
   EVOPLAST_HD std::size_t x_size() const { return std::size_t(shared_input ? 1 : P) * N * Cin * H * W; }

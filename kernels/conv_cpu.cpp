@@ -156,6 +156,9 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
       }
     }
   }
+  if (dx && s.input_relu)  // through the ReLU whose output x is, as relu_backward would
+    for (std::size_t i = 0; i < s.x_size(); ++i)
+      if (!(x[i] > T(0))) dx[i] = T(0);
 }
 
 template void conv2d_forward<float>(const ConvShape&, const float*, const float*, const float*,

@@ -202,25 +202,30 @@ struct RowMajorStore {
   }
 };
 
-// dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel).
+// dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel); where relu_x is
+// given (ConvShape::input_relu: x is a ReLU's output), through that ReLU's backward.
 struct InputGradStore {
-  float* dx;  // (N, Cin, H·W)
+  float* dx;            // (N, Cin, H·W)
+  const float* relu_x;  // (N, Cin, H·W): this net's input, or null
   int Cin, HWin, cols;
   __device__ void operator()(int ci, int col, float v) const {
-    if (ci < Cin && col < cols) dx[(std::size_t(col / HWin) * Cin + ci) * HWin + col % HWin] = v;
+    if (ci >= Cin || col >= cols) return;
+    const std::size_t i = (std::size_t(col / HWin) * Cin + ci) * HWin + col % HWin;
+    dx[i] = relu_x && !(relu_x[i] > 0.0f) ? 0.0f : v;
   }
 };
 
 // dx (N, Cin, H, W) of net z = Wᵀ·(error windows): block (x, y) a tile of (Cin, N·H·W).
 template <Precision kP, class Error>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_input_grad_tensor(ConvShape s, const float* __restrict__ w, Error dy, float* __restrict__ dx) {
-  const std::size_t p = blockIdx.z;
+    conv_input_grad_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w, Error dy,
+                           float* __restrict__ dx) {
+  const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   const int HWin = s.H * s.W;
   tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Cout * s.K * s.K,
                       TransposedWeights{w + p * s.Cout * s.Cin * s.K * s.K, s.Cin, s.Cout, s.K},
                       ErrorWindows<Error>{dy, p, s},
-                      InputGradStore{dx + p * s.N * s.Cin * HWin, s.Cin, HWin, s.N * HWin});
+                      InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
 
 // One split of the weight gradient's N·Ho·Wo-long sum: block z = split · P + p
@@ -305,8 +310,10 @@ __global__ void row_sum_kernel(int rows, std::size_t len, const float* __restric
 }
 
 // dx (P, N, Cin, H, W) = col2im(dcols (P, KK, N·HW)): each input pixel gathers
-// from the patches that cover it (no atomics).
-__global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, float* __restrict__ dx) {
+// from the patches that cover it (no atomics); through the ReLU whose output x
+// (P, N, Cin, H, W) is where s.input_relu.
+__global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, const float* __restrict__ x,
+                              float* __restrict__ dx) {
   const int Ho = s.Ho(), Wo = s.Wo(), HW = Ho * Wo, KK = s.Cin * s.K * s.K;
   const std::size_t ld = std::size_t(s.N) * HW, total = std::size_t(s.P) * s.N * s.Cin * s.H * s.W;
   EVOPLAST_GRID_STRIDE(i, total) {
@@ -321,7 +328,7 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, floa
         const int row = (ci * s.K + ky) * s.K + kx;
         acc += dcols[(p * KK + row) * ld + std::size_t(n) * HW + oy * Wo + ox];
       }
-    dx[i] = acc;
+    dx[i] = s.input_relu && !(x[i] > 0.0f) ? 0.0f : acc;
   }
 }
 
@@ -413,7 +420,7 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
     if (dx) {
       const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
                       unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
-      EVOPLAST_LAUNCH(conv_input_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, w, dy, dx);
+      EVOPLAST_LAUNCH(conv_input_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
     }
   }
 }
@@ -572,7 +579,8 @@ void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const f
       float* dcols = ws.floats(2, std::size_t(c.P) * KK * ld);
       gemm(h, true, false, KK, int(ld), s.Cout, 1.0f, w + p0 * w_net, KK, (long long)w_net, dyc, int(ld),
            (long long)s.Cout * ld, 0.0f, dcols, int(ld), (long long)KK * ld, c.P);
-      EVOPLAST_LAUNCH(col2im_kernel, blocks_for(c.x_size()), kThreads, 0, st, c, dcols, dx + p0 * x_net);
+      EVOPLAST_LAUNCH(col2im_kernel, blocks_for(c.x_size()), kThreads, 0, st, c, dcols, x + p0 * x_net,
+                      dx + p0 * x_net);
     }
   }
 }

@@ -219,6 +219,7 @@ void conv2d_backward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, 
     EVOPLAST_CUDNN(cudnnConvolutionBackwardData, h, &one, d.w, w, d.y, dyg, d.conv, algo, work, bytes, &zero, d.x,
                    dxg);
     swap_leading(st, s.N, s.P, std::size_t(s.Cin) * s.H * s.W, dxg, dx);
+    if (s.input_relu) relu_backward(st, s.x_size(), x, dx, dx);  // cuDNN has no such epilogue: a pass of its own
   }
 }
 

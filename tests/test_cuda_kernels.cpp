@@ -1011,6 +1011,56 @@ TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers giv
   }
 }
 
+// A conv's input gradient written through the ReLU whose output its input is
+// (ConvShape::input_relu) equals, bit for bit, the gradient followed by that
+// ReLU's own pass: fp32 (col2im), every tensor-core precision (the tile's
+// store), and the fused conv → ReLU → pool backward; x holds zeros and
+// negatives, Cin spans more than one 64-row tile.
+TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives what the ReLU's pass gives") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  const Fp32AtExit back_to_fp32;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (kc::Precision precision : {kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
+    kc::set_gemm_precision(precision);
+    for (ConvShape s : {ConvShape{2, 3, 2, 8, 9, 5, 3, false}, ConvShape{2, 2, 70, 6, 6, 4, 3, false}}) {
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name); CAPTURE(s.Cin);
+      auto x_host = check::random_vector<float>(s.x_size(), h.rng, -1, 1);
+      for (std::size_t i = 0; i < x_host.size(); i += 7) x_host[i] = 0.0f;  // a ReLU's output: zeros, then clipped
+      for (float& v : x_host) v = std::max(v, 0.0f);
+      auto x = h.from(x_host), w = h.in(s.w_size()), dy = h.in(s.y_size());
+      Guarded<float> dx1(*h.gpu, std::vector<float>(s.x_size(), nan)), dx2(*h.gpu, dx1.body());
+      h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx1.ptr(), nullptr, nullptr);
+      h.gpu->relu_backward(s.x_size(), x.g.ptr(), dx1.ptr(), dx1.ptr());
+      ConvShape through = s;
+      through.input_relu = true;
+      h.gpu->conv2d_backward(through, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx2.ptr(), nullptr, nullptr);
+      const auto DX = dx2.body();
+      CHECK(DX == dx1.body());
+      CHECK(std::count(DX.begin(), DX.end(), 0.0f) > 0);
+      CHECK(std::count_if(DX.begin(), DX.end(), [](float v) { return v != 0.0f; }) > 0);
+      if (precision == kc::Precision::fp32) continue;
+      // The fused step's backward (dropout off): its dx through the same ReLU.
+      const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
+      const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+      auto unused = gpu(s.y_size()), y = gpu(pooled), dw = gpu(s.w_size()), db = gpu(s.b_size());
+      auto b = h.in(s.b_size(), -0.3, 0.3), dyp = h.in(pooled);
+      Guarded<std::int32_t> argmax(*h.gpu, std::vector<std::int32_t>(pooled, -7));
+      h.gpu->conv2d_relu_pool_forward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), b.g.ptr(), unused.ptr(), y.ptr(),
+                                      argmax.ptr());
+      Guarded<float> dyp1(*h.gpu, dyp.g.body()), dyp2(*h.gpu, dyp.g.body());
+      auto dx3 = gpu(s.x_size()), dx4 = gpu(s.x_size());
+      h.gpu->conv2d_relu_pool_backward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), unused.ptr(), y.ptr(),
+                                       argmax.ptr(), dyp1.ptr(), unused.ptr(), dx3.ptr(), dw.ptr(), db.ptr());
+      h.gpu->relu_backward(s.x_size(), x.g.ptr(), dx3.ptr(), dx3.ptr());
+      h.gpu->conv2d_relu_pool_backward(through, DropoutParams{}, x.g.ptr(), w.g.ptr(), unused.ptr(), y.ptr(),
+                                       argmax.ptr(), dyp2.ptr(), unused.ptr(), dx4.ptr(), dw.ptr(), db.ptr());
+      CHECK(dx4.body() == dx3.body());
+    }
+  }
+}
+
 // A conv plastic layer's [g; h] with the stacked rows [e | ŷ/(N·S)] made as
 // the weight-gradient GEMM reads them equals, bit for bit, the pass over the
 // rows stored by stack_error_and_hebb (the same products in the same order;

@@ -3,6 +3,7 @@
 // against central finite differences in float64.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -132,6 +133,32 @@ TEST_CASE("conv2d_backward matches finite differences in float64") {
     CHECK_CLOSE_VEC(db, numeric_gradient(b, loss), 1e-7, 1e-6);
     if (!s.shared_input) CHECK_CLOSE_VEC(dx, numeric_gradient(x, loss), 1e-7, 1e-6);
   }
+}
+
+// ConvShape::input_relu: x = relu(z), and the input gradient comes out with respect to z.
+TEST_CASE("conv2d_backward through the ReLU below it matches finite differences of conv(relu(z))") {
+  std::mt19937 rng(13);
+  ConvShape s{2, 2, 3, 6, 5, 2, 3, false};
+  s.input_relu = true;
+  auto z = check::random_vector<double>(s.x_size(), rng);
+  const auto w = check::random_vector<double>(s.w_size(), rng);
+  const auto b = check::random_vector<double>(s.b_size(), rng);
+  const auto r = check::random_vector<double>(s.y_size(), rng);  // L = Σ r ⊙ conv(relu(z))
+  std::vector<double> x(s.x_size()), y(s.y_size());
+  const auto relu = [&] {
+    for (std::size_t i = 0; i < z.size(); ++i) x[i] = z[i] > 0 ? z[i] : 0;
+  };
+  const auto loss = [&] {
+    relu();
+    k::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+    return dot(r, y);
+  };
+  const auto expected = numeric_gradient(z, loss);
+  relu();
+  std::vector<double> dz(s.x_size(), NAN);
+  k::conv2d_backward<double>(s, x.data(), w.data(), r.data(), dz.data(), nullptr, nullptr);
+  CHECK(std::count(dz.begin(), dz.end(), 0.0) > 0);
+  CHECK_CLOSE_VEC(dz, expected, 1e-7, 1e-6);
 }
 
 TEST_CASE("dense_forward matches the naive product") {
