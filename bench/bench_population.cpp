@@ -132,8 +132,7 @@ int main(int argc, char** argv) {
       const std::vector<float> lr(std::size_t(P), 1.0f);
       const auto learn = [&] {
         if (opt) {
-          net.backward_async(y.data(), batch);
-          opt->step(lr);
+          opt->backward_and_step(y.data(), batch, lr);
         } else {
           plastic->step_async(y.data(), batch, 1.0f, 0);
         }

@@ -74,6 +74,18 @@ class Backend {
                              float* y) = 0;
   virtual void dense_backward(const DenseShape& s, const float* x, const float* w,
                               const float* dy, float* dx, float* dw, float* db) = 0;
+  // dense_backward with the weights' Adadelta step taken along: dx from w as
+  // it was, db, then w, sq_avg and acc_delta (P, Out, In) as adadelta_step
+  // with rates lr (host, P) leaves them. dw (P, Out, In) is working space:
+  // the composition (here) leaves the gradient there; the CUDA backend on
+  // tensor cores steps each weight as its gradient leaves the GEMM's
+  // accumulators and never touches dw.
+  virtual void dense_backward_adadelta(const DenseShape& s, const float* lr, float rho, float eps, const float* x,
+                                       float* w, const float* dy, float* dx, float* dw, float* db, float* sq_avg,
+                                       float* acc_delta) {
+    dense_backward(s, x, w, dy, dx, dw, db);
+    adadelta_step(s.P, std::size_t(s.Out) * s.In, lr, rho, eps, w, dw, sq_avg, acc_delta);
+  }
   virtual void maxpool2d_forward(const PoolShape& s, const float* x, float* y,
                                  std::int32_t* argmax) = 0;
   // conv → ReLU → 2×2 max-pool (→ dropout, where dropout.rate > 0) as one

@@ -319,6 +319,16 @@ class CudaBackend final : public Backend {
                       float* db) override {
     kc::dense_backward(stream_, blas_, s, x, w, dy, dx, dw, db);
   }
+  // On tensor cores, the weight-gradient GEMM's epilogue steps each weight
+  // (fp32 composes: cuBLAS has no such epilogue). $EVOPLAST_FUSION=0 composes too.
+  void dense_backward_adadelta(const DenseShape& s, const float* lr, float rho, float eps, const float* x, float* w,
+                               const float* dy, float* dx, float* dw, float* db, float* sq_avg,
+                               float* acc_delta) override {
+    if (!fusion_allowed_ || kc::gemm_precision() == kc::Precision::fp32)
+      return Backend::dense_backward_adadelta(s, lr, rho, eps, x, w, dy, dx, dw, db, sq_avg, acc_delta);
+    kc::dense_backward(stream_, blas_, s, x, w, dy, dx, nullptr, db);  // dx from w before it moves
+    kc::dense_weight_adadelta(stream_, s, table(lr, s.P), rho, eps, x, dy, w, sq_avg, acc_delta);
+  }
   void maxpool2d_forward(const PoolShape& s, const float* x, float* y, std::int32_t* argmax) override {
     kc::maxpool2d_forward(stream_, s, x, y, argmax);
   }

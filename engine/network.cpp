@@ -334,7 +334,7 @@ std::vector<float> PopulationNet::backward(const std::int32_t* labels, int N) {
   return loss_.download();
 }
 
-void PopulationNet::backward_async(const std::int32_t* labels, int N) {
+void PopulationNet::backward_async(const std::int32_t* labels, int N, DenseAdadelta* adadelta) {
   if (N != last_N_ || !input_)
     throw EngineError("backward: call forward with the same batch first");
   const int C = spec_.classes;
@@ -372,11 +372,20 @@ void PopulationNet::backward_async(const std::int32_t* labels, int N) {
         if (through_relu) --i;  // the ReLU below is done
         break;
       }
-      case LayerKind::dense:
-        backend_.dense_backward(DenseShape{P_, N, int(L.in_per_image()), L.out_c, L.shared_input},
-                                act(L.act_in), params_[L.w].value.data(), dy, dx,
-                                params_[L.w].grad.data(), params_[L.b].grad.data());
+      case LayerKind::dense: {
+        const DenseShape s{P_, N, int(L.in_per_image()), L.out_c, L.shared_input};
+        if (adadelta) {
+          backend_.dense_backward_adadelta(s, adadelta->lr, adadelta->rho, adadelta->eps, act(L.act_in),
+                                           params_[L.w].value.data(), dy, dx, params_[L.w].grad.data(),
+                                           params_[L.b].grad.data(), adadelta->sq_avg[std::size_t(L.w)],
+                                           adadelta->acc_delta[std::size_t(L.w)]);
+          adadelta->stepped[std::size_t(L.w)] = true;
+        } else {
+          backend_.dense_backward(s, act(L.act_in), params_[L.w].value.data(), dy, dx, params_[L.w].grad.data(),
+                                  params_[L.b].grad.data());
+        }
         break;
+      }
       default: i = std::size_t(backward_nonparametric(int(i), dy, dx)); break;
     }
   }

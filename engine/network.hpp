@@ -83,8 +83,18 @@ class PopulationNet {
   // (backend memory), then the backward pass; fills every Param's grad.
   // Returns the mean loss of each net (host, P).
   std::vector<float> backward(const std::int32_t* labels, int N);
+  // Adadelta for the dense layers' weights, taken along by backward_async
+  // (Backend::dense_backward_adadelta): a dense layer's weights move as their
+  // gradient is made, after the error below was computed from them.
+  struct DenseAdadelta {
+    const float* lr = nullptr;              // (P) host: each net's rate
+    float rho = 0.9f, eps = 1e-6f;
+    std::vector<float*> sq_avg, acc_delta;  // per Param (as params()): its state (P, per_net)
+    std::vector<bool> stepped;              // per Param: set where backward_async stepped it
+  };
   // The same without reading the loss back: it stays in loss_buffer() (P).
-  void backward_async(const std::int32_t* labels, int N);
+  // With adadelta, the dense layers' weights are stepped on the way.
+  void backward_async(const std::int32_t* labels, int N, DenseAdadelta* adadelta = nullptr);
 
   // After a forward: per-net summed NLL and correct counts over the N rows.
   void score(const std::int32_t* labels, int N, std::vector<double>& loss_sum,

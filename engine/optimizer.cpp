@@ -20,12 +20,35 @@ Optimizer::Optimizer(Backend& backend, PopulationNet& net, OptimizerConfig confi
   }
 }
 
-void Optimizer::step(const std::vector<float>& lr) {
+void Optimizer::step(const std::vector<float>& lr) { step_except(lr, {}); }
+
+void Optimizer::backward_and_step(const std::int32_t* labels, int N, const std::vector<float>& lr) {
+  if (config_.kind != "adadelta") {
+    net_.backward_async(labels, N);
+    return step(lr);
+  }
+  check_rates(lr);
+  PopulationNet::DenseAdadelta along{lr.data(), config_.rho, config_.eps, {}, {}, {}};
+  for (std::size_t i = 0; i < sq_avg_.size(); ++i) {
+    along.sq_avg.push_back(sq_avg_[i].data());
+    along.acc_delta.push_back(acc_delta_[i].data());
+  }
+  along.stepped.assign(sq_avg_.size(), false);
+  net_.backward_async(labels, N, &along);
+  step_except(lr, along.stepped);
+}
+
+void Optimizer::check_rates(const std::vector<float>& lr) const {
+  if (int(lr.size()) != net_.population())
+    throw EngineError(fmt::format("optimizer: {} learning rates for {} nets", lr.size(), net_.population()));
+}
+
+void Optimizer::step_except(const std::vector<float>& lr, const std::vector<bool>& stepped) {
+  check_rates(lr);
   const int P = net_.population();
-  if (int(lr.size()) != P)
-    throw EngineError(fmt::format("optimizer: {} learning rates for {} nets", lr.size(), P));
   auto& params = net_.params();
   for (std::size_t i = 0; i < params.size(); ++i) {
+    if (i < stepped.size() && stepped[i]) continue;  // stepped by the backward pass already
     Param& prm = params[i];
     if (config_.kind == "sgd")
       backend_.sgd_step(P, prm.per_net, lr.data(), prm.value.data(), prm.grad.data());

@@ -19,8 +19,17 @@ class Optimizer {
   Optimizer(Backend& backend, PopulationNet& net, OptimizerConfig config);
   // One step for every net with its own rate: lr is a host array of P rates.
   void step(const std::vector<float>& lr);
+  // The net's backward pass (after its forward) and this step: with Adadelta
+  // the dense layers' weights are stepped as their gradients are made
+  // (PopulationNet::DenseAdadelta), the other parameters after; the same
+  // result as backward_async then step.
+  void backward_and_step(const std::int32_t* labels, int N, const std::vector<float>& lr);
 
  private:
+  void check_rates(const std::vector<float>& lr) const;
+  // step, but for the parameters marked in stepped (per Param; shorter: none).
+  void step_except(const std::vector<float>& lr, const std::vector<bool>& stepped);
+
   Backend& backend_;
   PopulationNet& net_;
   OptimizerConfig config_;

@@ -114,9 +114,8 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
       backend.run_step(N, [&] {
         batches.load_shuffled(std::size_t(n0), N);
         net.forward(batches.x(), N, /*train=*/true, c.seed, s);
-        net.backward_async(batches.y(), N);
+        opt.backward_and_step(batches.y(), N, lr);
         backend.add_scaled(c.population, float(N), net.loss_buffer(), loss_sum.data());
-        opt.step(lr);
       });
     }
     const auto sums = loss_sum.download();

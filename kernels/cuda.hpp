@@ -97,6 +97,11 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
                                const float* dy, float* dx, float* dw, float* db);
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
                    float* y);
+// Each net's weights w (P, Out, In) stepped by Adadelta (rates lr: P, device) as
+// their gradient dyᵀ·x leaves the tensor-core GEMM's accumulators; sq_avg and
+// acc_delta (P, Out, In) its state. A tensor-core precision only.
+void dense_weight_adadelta(Stream st, const DenseShape& s, const float* lr, float rho, float eps, const float* x,
+                           const float* dy, float* w, float* sq_avg, float* acc_delta);
 void dense_backward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* dy,
                     float* dx, float* dw, float* db);
 void maxpool2d_forward(Stream st, const PoolShape& s, const float* x, float* y, std::int32_t* argmax);

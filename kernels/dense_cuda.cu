@@ -1,5 +1,7 @@
 // Dense layers of the whole population as strided-batched GEMMs.
 #include "kernels/cuda_util.cuh"
+#include "kernels/optim_math.hpp"
+#include "kernels/tensor_tile.cuh"
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -22,7 +24,52 @@ __global__ void column_sum_kernel(int P, int N, int Out, const float* __restrict
   }
 }
 
+// The tile's epilogue: weight (o, i) of one net stepped by Adadelta as its
+// gradient leaves the accumulators, as adadelta_step would step it; the
+// gradient never reaches memory, W and its state are read and written once.
+struct AdadeltaStore {
+  float *w, *sq_avg, *acc_delta;  // (Out, In) each, this net's
+  float lr, rho, eps;
+  int Out, In;
+  __device__ void operator()(int o, int i, float g) const {
+    if (o >= Out || i >= In) return;
+    const std::size_t k = std::size_t(o) * In + i;
+    float v = sq_avg[k], u = acc_delta[k];
+    const float delta = adadelta_delta(g, rho, eps, v, u);
+    sq_avg[k] = v;
+    acc_delta[k] = u;
+    w[k] -= lr * delta;
+  }
+};
+
+// dW_p (Out, In) = dy_pᵀ · x_p, the same tiles and loaders as the strided
+// GEMM's (so the same sums), each stepped where it is made: block (x, y) a
+// 64×64 tile of a net's weights, block z the net.
+template <Precision kP>
+__global__ void __launch_bounds__(kTileThreads)
+    dense_weight_adadelta_kernel(DenseShape s, const float* __restrict__ lr, float rho, float eps,
+                                 const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ w,
+                                 float* __restrict__ sq_avg, float* __restrict__ acc_delta) {
+  const std::size_t p = blockIdx.z, per_net = std::size_t(s.Out) * s.In;
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.N,
+                  StridedA{dy + p * s.N * s.Out, s.Out, s.Out, s.N, true},
+                  StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
+                  AdadeltaStore{w + p * per_net, sq_avg + p * per_net, acc_delta + p * per_net, lr[p], rho, eps,
+                                s.Out, s.In});
+}
+
 }  // namespace
+
+void dense_weight_adadelta(Stream st, const DenseShape& s, const float* lr, float rho, float eps, const float* x,
+                           const float* dy, float* w, float* sq_avg, float* acc_delta) {
+  if (gemm_precision() == Precision::fp32)
+    throw std::invalid_argument("dense_weight_adadelta: a tensor-core precision only (fp32 composes)");
+  const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.Out + kTileM - 1) / kTileM), unsigned(s.P));
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    EVOPLAST_LAUNCH(dense_weight_adadelta_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, lr, rho, eps, x,
+                    dy, w, sq_avg, acc_delta);
+  });
+}
 
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
                    float* y) {

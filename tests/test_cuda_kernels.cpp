@@ -1061,6 +1061,50 @@ TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives
   }
 }
 
+// A dense layer's backward with its weights' Adadelta step in the
+// weight-gradient GEMM's epilogue equals, bit for bit, the gradient stored
+// and then stepped (the same tiles and sums, the one adadelta_delta): at
+// each tensor-core precision, a shared input and a per-net one with Out and
+// In over one 64-wide tile, each net at its own rate, state in progress.
+// dx comes from the weights before they move; dw is never touched.
+TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilogue gives the stored gradient's step") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  const Fp32AtExit back_to_fp32;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
+    kc::set_gemm_precision(precision);
+    for (const DenseShape& s : {DenseShape{3, 5, 70, 67, false}, DenseShape{2, 9, 20, 10, true}}) {
+      const std::string name = kc::precision_name(precision);
+      CAPTURE(name); CAPTURE(s.Out); CAPTURE(s.shared_input);
+      const std::vector<float> lr = {1.0f, 0.5f, 0.25f};
+      auto x = h.in(s.x_size()), dy = h.in(s.y_size());
+      const auto w0 = check::random_vector<float>(s.w_size(), h.rng, -1, 1);
+      const auto sq0 = check::random_vector<float>(s.w_size(), h.rng, 0, 0.1);
+      const auto acc0 = check::random_vector<float>(s.w_size(), h.rng, 0, 0.1);
+      const auto gpu = [&](const std::vector<float>& v) { return Guarded<float>(*h.gpu, v); };
+      auto w1 = gpu(w0), w2 = gpu(w0), sq1 = gpu(sq0), sq2 = gpu(sq0), acc1 = gpu(acc0), acc2 = gpu(acc0);
+      const std::vector<float> unset(s.w_size(), nan);
+      auto dw1 = gpu(unset), dw2 = gpu(unset), db1 = gpu(std::vector<float>(s.b_size(), nan)), db2 = gpu(db1.body());
+      auto dx1 = gpu(std::vector<float>(s.x_size(), nan)), dx2 = gpu(dx1.body());
+      float* dx_one = s.shared_input ? nullptr : dx1.ptr();
+      float* dx_fused = s.shared_input ? nullptr : dx2.ptr();
+      h.gpu->Backend::dense_backward_adadelta(s, lr.data(), 0.9f, 1e-6f, x.g.ptr(), w1.ptr(), dy.g.ptr(), dx_one,
+                                              dw1.ptr(), db1.ptr(), sq1.ptr(), acc1.ptr());
+      h.gpu->dense_backward_adadelta(s, lr.data(), 0.9f, 1e-6f, x.g.ptr(), w2.ptr(), dy.g.ptr(), dx_fused, dw2.ptr(),
+                                     db2.ptr(), sq2.ptr(), acc2.ptr());
+      CHECK(w2.body() == w1.body());
+      CHECK(w2.body() != w0);
+      CHECK(sq2.body() == sq1.body());
+      CHECK(acc2.body() == acc1.body());
+      CHECK(db2.body() == db1.body());
+      if (!s.shared_input) CHECK(dx2.body() == dx1.body());
+      const auto untouched = dw2.body();
+      CHECK(std::all_of(untouched.begin(), untouched.end(), [](float f) { return std::isnan(f); }));
+    }
+  }
+}
+
 // A conv plastic layer's [g; h] with the stacked rows [e | ŷ/(N·S)] made as
 // the weight-gradient GEMM reads them equals, bit for bit, the pass over the
 // rows stored by stack_error_and_hebb (the same products in the same order;
@@ -1151,9 +1195,11 @@ TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv 
 // step follows, bit for bit, the same net run layer by layer: on the CPU
 // (which composes the layers) and on the GPU in TF32 (the fused kernels;
 // the dropout after the pool rescales the pooled output the fused
-// backward reads its ReLU from). The GPU's fused net holds no full-size
-// conv2 output (its slot is null: a kernel that read it would fault). The
-// plasticity engine turns fusion off, and the slot comes back.
+// backward reads its ReLU from), the fused run also stepping the dense
+// layers' weights by Adadelta in their weight-gradient GEMM
+// (Optimizer::backward_and_step, as evolve train). The GPU's fused net holds
+// no full-size conv2 output (its slot is null: a kernel that read it would
+// fault). The plasticity engine turns fusion off, and the slot comes back.
 TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the weights of one run layer by layer") {
   namespace kc = evoplast::kernels::cuda;
   const Fp32AtExit back_to_fp32;
@@ -1181,8 +1227,15 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
         for (int n = 0; n < N; ++n) yl[std::size_t(n)] = (n + step) % 10;
         y.upload(yl);
         net.forward(x.data(), N, true, 1, std::uint64_t(step));
-        const auto loss = net.backward(y.data(), N);
-        opt.step(std::vector<float>(P, 1.0f));
+        const std::vector<float> lr(P, 1.0f);
+        std::vector<float> loss(P);
+        if (fused) {
+          opt.backward_and_step(y.data(), N, lr);
+          be->to_host(loss.data(), net.loss_buffer(), P * sizeof(float));
+        } else {
+          loss = net.backward(y.data(), N);
+          opt.step(lr);
+        }
         curve.insert(curve.end(), loss.begin(), loss.end());
       }
       std::vector<float> all;

@@ -149,6 +149,41 @@ TEST_CASE("Adadelta training drives the loss on a fixed batch down for every net
   CHECK(step_lr(1.0f, 0.7f, 2) == doctest::Approx(0.49f));
 }
 
+// Optimizer::backward_and_step hands the dense layers' Adadelta to the backward pass
+// (Backend::dense_backward_adadelta); each net at its own rate, the result is backward then step.
+TEST_CASE("Adadelta taken along the backward pass gives the weights of backward then step") {
+  CpuBackend be;
+  const Batch b = random_batch(8, 5);
+  const NetSpec spec = NetSpec::parse("cnn").adapted(28, 28, 10);
+  std::vector<std::vector<float>> weights;
+  for (bool along : {false, true}) {
+    PopulationNet net(be, spec, 2, 8);
+    net.init_params(3, false);
+    Optimizer opt(be, net, {});
+    Buffer<float> x(be, b.x.size());
+    Buffer<std::int32_t> y(be, b.y.size());
+    x.upload(b.x);
+    y.upload(b.y);
+    const std::vector<float> lr = {1.0f, 0.5f};
+    for (int step = 0; step < 3; ++step) {
+      net.forward(x.data(), 8, true, 1, std::uint64_t(step));
+      if (along) {
+        opt.backward_and_step(y.data(), 8, lr);
+      } else {
+        net.backward(y.data(), 8);
+        opt.step(lr);
+      }
+    }
+    std::vector<float> all;
+    for (auto& prm : net.params()) {
+      const auto v = prm.value.download();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    weights.push_back(all);
+  }
+  CHECK(weights[1] == weights[0]);
+}
+
 namespace {
 // A CPU backend with a small "device memory", to see out-of-memory advice.
 class TinyMemoryBackend : public CpuBackend {
