@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   std::vector<int> populations = {1, 10, 64, 256, 1024};
   std::string net_name = "cnn", rule = "backprop", backend_name = "auto", precision = "fp32";
   int batch = 64, steps = 20, warmup = 3;
+  bool mixed_fa = false;
   app.add_option("-P,--population", populations, "Population sizes")->delimiter(',')->capture_default_str();
   app.add_option("--net", net_name, "Architecture")->capture_default_str();
   app.add_option("--rule", rule, "backprop (plain Adadelta step) or a named rule through the plasticity path")
@@ -76,6 +77,9 @@ int main(int argc, char** argv) {
   app.add_option("--precision", precision, "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 or bf16")
       ->check(CLI::IsMember(evoplast::engine::kPrecisions))
       ->capture_default_str();
+  app.add_flag("--mixed-fa", mixed_fa,
+               "With a named rule: every other net passes its error down by feedback alignment (a mixed "
+               "population, as evolution makes)");
   app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();
   app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();
   if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "bench_population")) return *exit_code;
@@ -85,8 +89,8 @@ int main(int argc, char** argv) {
     kernels::cpu::set_cpu_threads(apps::rank_threads(0, ranks));
     ranks.pin_device();
     auto backend = engine::make_backend(backend_name, precision);
-    fmt::print("bench_population: {} on {}, batch {}, rule {}, {} timed steps{}\n", net_name, backend->name(), batch,
-               rule, steps,
+    fmt::print("bench_population: {} on {}, batch {}, rule {}{}, {} timed steps{}\n", net_name, backend->name(), batch,
+               rule, mixed_fa ? " (every other net by feedback alignment)" : "", steps,
                ranks.distributed() ? fmt::format(", {} MPI ranks ({} CPU threads each)", ranks.size(),
                                                  kernels::cpu::cpu_threads())
                                    : std::string());
@@ -120,7 +124,11 @@ int main(int argc, char** argv) {
       std::optional<engine::Optimizer> opt;
       std::optional<engine::Plasticity> plastic;
       if (rule == "backprop") opt.emplace(*backend, net, engine::OptimizerConfig{});
-      else plastic.emplace(*backend, net, std::vector<engine::Rule>(std::size_t(P), engine::named_rule(rule)), 1);
+      else {
+        std::vector<engine::Rule> rules(std::size_t(P), engine::named_rule(rule));
+        for (int p = 1; mixed_fa && p < P; p += 2) rules[std::size_t(p)].feedback = engine::Feedback::fa;
+        plastic.emplace(*backend, net, rules, 1);
+      }
       std::vector<float> xh(std::size_t(batch) * spec.in_c * spec.in_h * spec.in_w);
       for (auto& v : xh) v = u(rng);
       std::vector<std::int32_t> yh(static_cast<std::size_t>(batch));

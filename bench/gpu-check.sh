@@ -10,7 +10,7 @@
 #      tests (the trainings left out: minutes under the sanitizer),
 #   4. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1),
 #   5. Nsight Compute's top three kernels (optional: GPU_CHECK_NCU=1).
-# EVOPLAST_FUSION=0 runs show what the fused conv steps buy.
+# EVOPLAST_FUSION=0 runs show what the fused steps buy (conv steps, dense Adadelta epilogue).
 # Full logs go to $OUT (or ./gpu-check-out); a short table is printed last.
 set -uo pipefail
 build="${BUILD:-build-gpu}"
@@ -65,9 +65,12 @@ EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$
 "$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision bf16 >"$out/bench_bf16.log" 2>&1
 # Every step launched kernel by kernel instead of as one CUDA graph (what the graph saves).
 EVOPLAST_CUDA_GRAPHS=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 >"$out/bench_tf32x3_nographs.log" 2>&1
-# The conv steps composed instead of fused (conv → ReLU → pool → dropout; a plastic conv's stacked rows).
+# The fused steps composed instead (conv → ReLU → pool → dropout; a plastic conv's stacked rows; backprop's dense Adadelta).
 EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 >"$out/bench_tf32x3_unfused.log" 2>&1
 EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb >"$out/bench_hebb_tf32x3_unfused.log" 2>&1
+# A population mixing feedback alignment in (as evolution makes): each net's W or B read where it lies, or picked into a copy.
+"$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-fa >"$out/bench_hebb_fa_tf32x3.log" 2>&1
+EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-fa >"$out/bench_hebb_fa_tf32x3_unfused.log" 2>&1
 "$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 >"$out/torch.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
@@ -118,6 +121,7 @@ try:
     hebb_x3, no_graphs = table(f"{d}/bench_hebb_tf32x3.log"), table(f"{d}/bench_tf32x3_nographs.log")
     bf16 = table(f"{d}/bench_bf16.log")
     unfused, hebb_unfused = table(f"{d}/bench_tf32x3_unfused.log"), table(f"{d}/bench_hebb_tf32x3_unfused.log")
+    hebb_fa, hebb_fa_unfused = table(f"{d}/bench_hebb_fa_tf32x3.log"), table(f"{d}/bench_hebb_fa_tf32x3_unfused.log")
 except FileNotFoundError as e:
     print("missing log:", e); sys.exit(0)
 print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
@@ -134,6 +138,10 @@ for P in sorted(set(tf32) | set(torch_tf32)):
     print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {bf16.get(P, 0):>10.0f} {ng or 0:>12.0f} {unfused.get(P, 0):>11.0f} "
           f"{hb or 0:>12.0f} {hebb_unfused.get(P, 0):>13.0f} "
           f"{t or 0:>13.0f} {(f'{a / t:.2f}x' if a and t else '—'):>13} {(f'{hb / b:.2f}' if hb and b else '—'):>11}")
+print("hebb tf32x3 with every other net by feedback alignment: W or B read where they lie (fused) or picked into a copy")
+print(f"{'P':>5} {'mixed FA':>10} {'unfused':>10}")
+for P in sorted(hebb_fa):
+    print(f"{P:>5} {hebb_fa.get(P, 0):>10.0f} {hebb_fa_unfused.get(P, 0):>10.0f}")
 PY
 echo; cat "$out/bench_kernels.log"
 echo; echo "ncu (P = 64, hebb, tf32x3; $ncu_rc): top kernels by time"

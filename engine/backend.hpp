@@ -118,10 +118,10 @@ class Backend {
     relu_backward(s.y_size(), conv_out, conv_grad, conv_grad);
     conv2d_backward(s, x, w, conv_grad, dx, dw, db);
   }
-  // Whether the fused conv steps (conv2d_relu_pool_forward/backward,
-  // plasticity_conv_grads) run without their working space (conv_out,
-  // conv_grad, error_hebb: then untouched and may be null), so their
-  // callers need not allocate it.
+  // Whether the fused steps (conv2d_relu_pool_forward/backward,
+  // plasticity_conv_grads, the *_input_grad_picked pair) run without their
+  // working space (conv_out, conv_grad, error_hebb, picked: then untouched
+  // and may be null), so their callers need not allocate it.
   virtual bool fuses_conv_steps() const { return false; }
   // The 2×2 pool over a convolution's output planes.
   static PoolShape pool_after(const ConvShape& s) {
@@ -204,6 +204,22 @@ class Backend {
                                   const float* y, bool relu_after, float* e) = 0;
   virtual void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,
                             float* out) = 0;
+  // Feedback alignment in a mixed population: the error a layer passes down
+  // (dx only) through each net's own weights w or, where use_fb[p] (host, P),
+  // its fixed feedback matrix fb, both w's shape; as pick_per_net into picked
+  // (w's shape) then the layer's backward give it. Where the backend fuses
+  // (fuses_conv_steps) each net's matrix is read where it lies and picked is
+  // untouched (may be null): no per-step copy of the weights.
+  virtual void dense_input_grad_picked(const DenseShape& s, const std::uint8_t* use_fb, const float* x,
+                                       const float* w, const float* fb, const float* dy, float* picked, float* dx) {
+    pick_per_net(s.P, std::size_t(s.Out) * s.In, use_fb, w, fb, picked);
+    dense_backward(s, x, picked, dy, dx, nullptr, nullptr);
+  }
+  virtual void conv2d_input_grad_picked(const ConvShape& s, const std::uint8_t* use_fb, const float* x,
+                                        const float* w, const float* fb, const float* dy, float* picked, float* dx) {
+    pick_per_net(s.P, std::size_t(s.Cout) * s.Cin * s.K * s.K, use_fb, w, fb, picked);
+    conv2d_backward(s, x, picked, dy, dx, nullptr, nullptr);
+  }
   virtual void plasticity_bound_rows(int P, int Out, int In, const PlasticityCoeffs* coeffs,
                                      float* w) = 0;
   virtual void plasticity_bias_update(int P, int Out, const PlasticityCoeffs* coeffs,

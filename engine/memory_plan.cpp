@@ -17,7 +17,8 @@ namespace evoplast::engine {
 namespace {
 
 // Bytes P nets hold: the net and what learns in it. For plastic nets, the
-// larger of feedback alignment (a random matrix per layer) and direct feedback
+// larger of feedback alignment (a random matrix per layer; every other net,
+// so a mixed population's picked weights count too) and direct feedback
 // alignment (one per layer to the classes).
 std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bool plastic,
                   bool fuses_conv_steps) {
@@ -28,9 +29,9 @@ std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bo
     {
       PopulationNet net(be, spec, P, max_batch, !plastic);  // as train_iid and Plasticity set it
       if (plastic) {
-        Rule r = named_rule("hebb");
-        r.feedback = fb;
-        Plasticity learn(be, net, std::vector<Rule>(std::size_t(P), r), 1, 0.9f, 1e-6f, train_batch);
+        std::vector<Rule> rules(std::size_t(P), named_rule("hebb"));
+        for (int p = 0; p < P; ++p) rules[std::size_t(p)].feedback = fb == Feedback::fa && p % 2 ? Feedback::backprop : fb;
+        Plasticity learn(be, net, rules, 1, 0.9f, 1e-6f, train_batch);
       } else {
         Optimizer opt(be, net, {});
       }
@@ -44,10 +45,11 @@ std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bo
 
 MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool plastic, bool fuses_conv_steps)
     : max_batch_(max_batch) {
-  std::size_t one = 0, two = 0;
+  // Counted at 2 and 3 nets (a mixed population's buffers exist from 2 on).
+  std::size_t two = 0, three = 0;
   try {
-    one = count(spec, 1, max_batch, train_batch, plastic, fuses_conv_steps);
     two = count(spec, 2, max_batch, train_batch, plastic, fuses_conv_steps);
+    three = count(spec, 3, max_batch, train_batch, plastic, fuses_conv_steps);
   } catch (const std::bad_alloc&) {
     // Only host-side initial values are made while counting: they alone did not fit.
     const std::string name = spec.name.size() > 40 ? spec.name.substr(0, 40) + "…" : spec.name;
@@ -55,8 +57,8 @@ MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool
                                   "alone do not fit); choose a smaller net",
                                   name));
   }
-  per_net_ = two > one ? two - one : one;
-  fixed_ = one > per_net_ ? one - per_net_ : 0;
+  per_net_ = three > two ? three - two : two;
+  fixed_ = two > 2 * per_net_ ? two - 2 * per_net_ : 0;
   CountingBackend probe;
   const PopulationNet net(probe, spec, 1, max_batch);
   for (const auto& l : net.layers())

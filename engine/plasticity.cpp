@@ -92,7 +92,7 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
       s.fa_w = Buffer<float>(backend_, w);
       s.fa_w.upload(feedback_weights(P, std::size_t(s.out) * s.in, 1.0f / std::sqrt(float(s.in)), feedback_seed,
                                      int(i), net_.first_net()));
-      if (!all_fa_) s.feedback_w = zeros(w);  // each net's W or B, picked per step (a mixed population)
+      if (!all_fa_) picked_feedback(s);  // a mixed population: each net's W or B
     }
     if (any_dfa_) {
       const std::size_t units = std::size_t(s.out) * s.positions;
@@ -164,6 +164,16 @@ float* Plasticity::stacked_rows(LayerState& s) {
     backend_.fill(s.error_hebb.data(), n, 0.0f);
   }
   return s.error_hebb.data();
+}
+
+float* Plasticity::picked_feedback(LayerState& s) {
+  if (backend_.fuses_conv_steps()) {
+    if (s.feedback_w.size()) s.feedback_w = Buffer<float>();  // the backend started fusing: its precision switched
+    return nullptr;
+  }
+  const std::size_t n = std::size_t(net_.population()) * s.out * s.in;
+  if (s.feedback_w.size() != n) s.feedback_w = Buffer<float>(backend_, n);  // made once (or again: fusing stopped)
+  return s.feedback_w.data();
 }
 
 void Plasticity::freeze(int p) {
@@ -250,21 +260,22 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     const float* w = net_.params()[std::size_t(L.w)].value.data();
     const bool through_relu = dx && net_.input_relu_at(i);  // the ReLU below then needs no pass
     if (dx) {
-      const float* wfb = w;
-      // Every net by FA: its fixed B as it is; a mix: each net's W or B picked in one pass.
-      if (all_fa_) {
-        wfb = s.fa_w.data();
-      } else if (any_fa_) {
-        backend_.pick_per_net(P, std::size_t(s.out) * s.in, uses_fa_.data(), w, s.fa_w.data(), s.feedback_w.data());
-        wfb = s.feedback_w.data();
+      // Every net by FA: its fixed B as it is; a mix: each net's W or B, read where it lies where the backend fuses.
+      const float* wfb = all_fa_ ? s.fa_w.data() : w;
+      const bool mixed = any_fa_ && !all_fa_;
+      if (L.spec.kind == LayerKind::conv) {
+        const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input, through_relu};
+        if (mixed)
+          backend_.conv2d_input_grad_picked(cs, uses_fa_.data(), x, w, s.fa_w.data(), e, picked_feedback(s), dx);
+        else
+          backend_.conv2d_backward(cs, x, wfb, e, dx, nullptr, nullptr);
+      } else {
+        const DenseShape ds{P, N, s.in, s.out, L.shared_input};
+        if (mixed)
+          backend_.dense_input_grad_picked(ds, uses_fa_.data(), x, w, s.fa_w.data(), e, picked_feedback(s), dx);
+        else
+          backend_.dense_backward(ds, x, wfb, e, dx, nullptr, nullptr);
       }
-      if (L.spec.kind == LayerKind::conv)
-        backend_.conv2d_backward(ConvShape{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k,
-                                           L.shared_input, through_relu},
-                                 x, wfb, e, dx, nullptr, nullptr);
-      else
-        backend_.dense_backward(DenseShape{P, N, s.in, s.out, L.shared_input}, x, wfb, e, dx,
-                                nullptr, nullptr);
     }
 
     // One pass over x gives g (error rows) and h (Hebbian rows).

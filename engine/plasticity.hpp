@@ -59,7 +59,8 @@ class Plasticity {
     Buffer<float> error_hebb, grad_hebb, grad_hebb_bias, mean_x, mean_y, mean_y2, theta;
     // Adadelta's running averages of g² and Δ² for weights and biases; importance Ω.
     Buffer<float> sq_grad_w, sq_delta_w, omega, sq_grad_b, sq_delta_b;
-    Buffer<float> fa_w, feedback_w;      // FA: random (P, Out, In); the weights dx uses (a mix of FA and not)
+    Buffer<float> fa_w, feedback_w;      // FA: random (P, Out, In); a mix of FA and not: the picked weights
+                                         // dx uses, where the backend does not fuse (picked_feedback)
     Buffer<float> dfa_w, dfa_b, dfa_out;  // DFA: (P, Out·S, classes), zeros, (P, N, Out·S)
   };
 
@@ -68,6 +69,9 @@ class Plasticity {
   // and a conv layer unless the backend makes them as it reads them
   // (Backend::fuses_conv_steps; then null).
   float* stacked_rows(LayerState& s);
+  // feedback_w, allocated in a mixed population unless the backend reads each
+  // net's W or B where it lies (Backend::fuses_conv_steps; then null).
+  float* picked_feedback(LayerState& s);
   float* params_value(std::size_t i);
 
   Backend& backend_;

@@ -193,15 +193,6 @@ struct ErrorWindows {
   }
 };
 
-// A plain row-major store: out[m·ld + n] for m < M, n < N.
-struct RowMajorStore {
-  float* out;
-  int M, N, ld;
-  __device__ void operator()(int m, int n, float v) const {
-    if (m < M && n < N) out[std::size_t(m) * ld + n] = v;
-  }
-};
-
 // dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel); where relu_x is
 // given (ConvShape::input_relu: x is a ReLU's output), through that ReLU's backward.
 struct InputGradStore {
@@ -215,15 +206,16 @@ struct InputGradStore {
   }
 };
 
-// dx (N, Cin, H, W) of net z = Wᵀ·(error windows): block (x, y) a tile of (Cin, N·H·W).
+// dx (N, Cin, H, W) of net z = Wᵀ·(error windows), W that net's weights or
+// feedback matrix: block (x, y) a tile of (Cin, N·H·W).
 template <Precision kP, class Error>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_input_grad_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w, Error dy,
+    conv_input_grad_tensor(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
                            float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   const int HWin = s.H * s.W;
   tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Cout * s.K * s.K,
-                      TransposedWeights{w + p * s.Cout * s.Cin * s.K * s.K, s.Cin, s.Cout, s.K},
+                      TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
                       ErrorWindows<Error>{dy, p, s},
                       InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
@@ -397,8 +389,13 @@ int weight_grad_split_len(const ConvShape& s) {
   return (len + kTileK - 1) / kTileK * kTileK;
 }
 
+// Every net's own weights w (P, Cout, Cin, K, K).
+PickedWeights own_weights(const ConvShape& s, const float* w) {
+  return PickedWeights{w, nullptr, nullptr, std::size_t(s.Cout) * s.Cin * s.K * s.K};
+}
+
 template <Precision kP, class Error>
-void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w, Error dy,
+void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, PickedWeights w, Error dy,
                              float* dx, float* dw, float* db) {
   const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
   if (db) {
@@ -432,7 +429,7 @@ void conv_backward_tensor(Stream st, Scratch& ws, const ConvShape& s, const floa
                           const float* dy, float* dx, float* dw, float* db) {
   const StoredError error{dy, s.N, s.Cout, s.Ho(), s.Wo()};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, error, dx, dw, db);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, own_weights(s, w), error, dx, dw, db);
   });
 }
 
@@ -520,7 +517,19 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
   const PooledError error{dy,     y,          argmax,     s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2,
                           dropout.rate > 0 ? dropout_scale(dropout) : 1.0f};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, w, error, dx, dw, db);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, own_weights(s, w), error, dx, dw, db);
+  });
+}
+
+void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const std::uint8_t* use_fb,
+                              const float* x, const float* w, const float* fb, const float* dy, float* dx) {
+  if (gemm_precision() == Precision::fp32)
+    throw std::invalid_argument("conv2d_input_grad_picked: a tensor-core precision only (fp32 picks into a copy)");
+  if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_picked: no input gradient for a shared input");
+  const StoredError error{dy, s.N, s.Cout, s.Ho(), s.Wo()};
+  const PickedWeights picked{w, fb, use_fb, std::size_t(s.Cout) * s.Cin * s.K * s.K};
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked, error, dx, nullptr, nullptr);
   });
 }
 
@@ -533,7 +542,7 @@ void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const P
   ConvShape stacked = s;
   stacked.Cout = 2 * s.Cout;
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, stacked, x, nullptr, rows, nullptr, grad_hebb,
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, stacked, x, PickedWeights{}, rows, nullptr, grad_hebb,
                                                 grad_hebb_bias);
   });
 }

@@ -95,6 +95,13 @@ void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams
 void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const DropoutParams& dropout,
                                const float* x, const float* w, const float* y, const std::int32_t* argmax,
                                const float* dy, float* dx, float* dw, float* db);
+// Feedback alignment in a mixed population, on tensor cores: dx through each
+// net's own weights w or, where use_fb[p] (device, P), its fixed feedback
+// matrix fb (both (P, Out, In) / (P, Cout, Cin, K, K)), read where they lie.
+void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const std::uint8_t* use_fb,
+                              const float* x, const float* w, const float* fb, const float* dy, float* dx);
+void dense_input_grad_picked(Stream st, const DenseShape& s, const std::uint8_t* use_fb, const float* w,
+                             const float* fb, const float* dy, float* dx);
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
                    float* y);
 // Each net's weights w (P, Out, In) stepped by Adadelta (rates lr: P, device) as

@@ -58,7 +58,31 @@ __global__ void __launch_bounds__(kTileThreads)
                                 s.Out, s.In});
 }
 
+// dx_p (N, In) = dy_p (N, Out) · W_p (Out, In), W_p net p's weights or its
+// feedback matrix: the strided GEMM's tiles and loaders, so the same sums.
+template <Precision kP>
+__global__ void __launch_bounds__(kTileThreads)
+    dense_input_grad_picked_kernel(DenseShape s, PickedWeights w, const float* __restrict__ dy,
+                                   float* __restrict__ dx) {
+  const std::size_t p = blockIdx.z;
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Out,
+                  StridedA{dy + p * s.N * s.Out, s.Out, s.N, s.Out, false}, StridedB{w.of(p), s.In, s.Out, s.In, false},
+                  RowMajorStore{dx + p * s.N * s.In, s.N, s.In, s.In});
+}
+
 }  // namespace
+
+void dense_input_grad_picked(Stream st, const DenseShape& s, const std::uint8_t* use_fb, const float* w,
+                             const float* fb, const float* dy, float* dx) {
+  if (gemm_precision() == Precision::fp32)
+    throw std::invalid_argument("dense_input_grad_picked: a tensor-core precision only (fp32 picks into a copy)");
+  if (s.shared_input) throw std::invalid_argument("dense_input_grad_picked: no input gradient for a shared input");
+  const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.N + kTileM - 1) / kTileM), unsigned(s.P));
+  const PickedWeights picked{w, fb, use_fb, std::size_t(s.Out) * s.In};
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    EVOPLAST_LAUNCH(dense_input_grad_picked_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, picked, dy, dx);
+  });
+}
 
 void dense_weight_adadelta(Stream st, const DenseShape& s, const float* lr, float rho, float eps, const float* x,
                            const float* dy, float* w, float* sq_avg, float* acc_delta) {

@@ -179,4 +179,23 @@ struct StridedB {
   }
 };
 
+// A plain row-major store: out[m·ld + n] for m < M, n < N.
+struct RowMajorStore {
+  float* out;
+  int M, N, ld;
+  __device__ void operator()(int m, int n, float v) const {
+    if (m < M && n < N) out[std::size_t(m) * ld + n] = v;
+  }
+};
+
+// Each net's weights (P, per_net): its own w, or (feedback alignment) its
+// fixed feedback matrix fb where use_fb[p] is set; use_fb null: w for all.
+struct PickedWeights {
+  const float* w;
+  const float* fb;             // null where use_fb is
+  const std::uint8_t* use_fb;  // (P) or null
+  std::size_t per_net;
+  __device__ const float* of(std::size_t p) const { return (use_fb && use_fb[p] ? fb : w) + p * per_net; }
+};
+
 }  // namespace evoplast::kernels::cuda

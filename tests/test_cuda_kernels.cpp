@@ -1105,6 +1105,46 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
   }
 }
 
+// Feedback alignment in a mixed population: dx through each net's own W or
+// its fixed B read where they lie equals, bit for bit, the pass over a copy
+// picked first (the same tiles and sums): dense and conv, at each
+// tensor-core precision; the copy's buffer is not needed (null).
+TEST_CASE("cuda: a mixed population's error through W or B read where they lie equals the picked copy's") {
+  namespace kc = evoplast::kernels::cuda;
+  Harness h;
+  const Fp32AtExit back_to_fp32;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<std::uint8_t> use_fb = {1, 0, 1};
+  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
+    kc::set_gemm_precision(precision);
+    const std::string name = kc::precision_name(precision);
+    CAPTURE(name);
+    const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+    const DenseShape d{3, 5, 70, 67, false};
+    auto x = h.in(d.x_size()), w = h.in(d.w_size()), fb = h.in(d.w_size()), dy = h.in(d.y_size());
+    auto picked = gpu(d.w_size()), dx1 = gpu(d.x_size()), dx2 = gpu(d.x_size());
+    h.gpu->Backend::dense_input_grad_picked(d, use_fb.data(), x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(),
+                                            picked.ptr(), dx1.ptr());
+    h.gpu->dense_input_grad_picked(d, use_fb.data(), x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(), nullptr, dx2.ptr());
+    CHECK(dx2.body() == dx1.body());
+    const ConvShape c{3, 2, 3, 8, 9, 5, 3, false};
+    auto cx = h.in(c.x_size()), cw = h.in(c.w_size()), cfb = h.in(c.w_size()), cdy = h.in(c.y_size());
+    auto cpicked = gpu(c.w_size()), cdx1 = gpu(c.x_size()), cdx2 = gpu(c.x_size()), own = gpu(c.x_size());
+    h.gpu->Backend::conv2d_input_grad_picked(c, use_fb.data(), cx.g.ptr(), cw.g.ptr(), cfb.g.ptr(), cdy.g.ptr(),
+                                             cpicked.ptr(), cdx1.ptr());
+    h.gpu->conv2d_input_grad_picked(c, use_fb.data(), cx.g.ptr(), cw.g.ptr(), cfb.g.ptr(), cdy.g.ptr(), nullptr,
+                                    cdx2.ptr());
+    const auto DX = cdx2.body();
+    CHECK(DX == cdx1.body());
+    // Net 1 passes its error through its own W: what conv2d_backward gives it.
+    h.gpu->conv2d_backward(c, cx.g.ptr(), cw.g.ptr(), cdy.g.ptr(), own.ptr(), nullptr, nullptr);
+    const auto OWN = own.body();
+    const std::size_t x_net = c.x_size() / 3;
+    CHECK(std::equal(DX.begin() + x_net, DX.begin() + 2 * x_net, OWN.begin() + x_net));
+    CHECK_FALSE(std::equal(DX.begin(), DX.begin() + x_net, OWN.begin()));  // net 0's through B
+  }
+}
+
 // A conv plastic layer's [g; h] with the stacked rows [e | ŷ/(N·S)] made as
 // the weight-gradient GEMM reads them equals, bit for bit, the pass over the
 // rows stored by stack_error_and_hebb (the same products in the same order;
@@ -1150,10 +1190,12 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
   }
 }
 
-// The plasticity engine's wiring: a CNN whose nets learn by hebb and bcm
-// follows the same weights, bit for bit, with its conv layers' stacked
-// rows made as they are read (TF32) or stored first ($EVOPLAST_FUSION=0),
-// θ moving after the rows used it in both.
+// The plasticity engine's wiring: a CNN whose nets learn by hebb, bcm and
+// hebb by feedback alignment follows the same weights, bit for bit, with
+// its conv layers' stacked rows made as they are read (TF32) or stored
+// first ($EVOPLAST_FUSION=0), θ moving after the rows used it in both, and
+// the mixed population's error passed down through each net's W or B read
+// where it lies or picked into a copy.
 TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv steps fused or composed") {
   const Fp32AtExit back_to_fp32;
   struct FusionBackOn {
@@ -1165,10 +1207,12 @@ TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv 
     if (!fused) setenv("EVOPLAST_FUSION", "0", 1);  // read when the backend is made
     auto gpu = make_backend("cuda", "tf32");
     REQUIRE(gpu->fuses_conv_steps() == fused);
-    const int P = 2, N = 4;
+    const int P = 3, N = 4;
     PopulationNet net(*gpu, spec, P, N);
     net.init_params(4, false);
-    Plasticity learn(*gpu, net, {named_rule("hebb"), named_rule("bcm")}, 1, 0.9f, 1e-6f, N);
+    Rule by_fa = named_rule("hebb");
+    by_fa.feedback = Feedback::fa;
+    Plasticity learn(*gpu, net, {named_rule("hebb"), named_rule("bcm"), by_fa}, 1, 0.9f, 1e-6f, N);
     std::mt19937 rng(8);
     Buffer<float> x(*gpu, N * 64);
     Buffer<std::int32_t> y(*gpu, N);

@@ -304,6 +304,19 @@ TEST_CASE("a backend that fuses conv steps spares their working space, and only 
   CHECK(MemoryPlan(NetSpec::seed_cnn(), eval_batch, int(batch), true, false).per_net() -
             MemoryPlan(NetSpec::seed_cnn(), eval_batch, int(batch), true, true).per_net() ==
         rows);
+
+  // A population mixing feedback alignment with other modes passes its error through each net's
+  // W or B: a copy picked per step (one more W per net) where the backend does not read them
+  // where they lie. An MLP, where feedback alignment's buffers outweigh direct feedback's.
+  const NetSpec mlp = NetSpec::parse("mlp400x2").adapted(28, 28, 10);
+  CountingBackend probe;
+  PopulationNet one(probe, mlp, 1, 1);
+  std::size_t weights = 0;
+  for (const auto& prm : one.params())
+    if (prm.name.back() == 'w') weights += prm.per_net * sizeof(float);
+  CHECK(MemoryPlan(mlp, eval_batch, int(batch), true, false).per_net() -
+            MemoryPlan(mlp, eval_batch, int(batch), true, true).per_net() ==
+        weights);
 }
 
 TEST_CASE("chunked convolution plan: chunks within the budget, at least one net") {
