@@ -103,6 +103,32 @@ struct Harness {
   }
 };
 
+namespace kc = evoplast::kernels::cuda;
+const std::initializer_list<kc::Precision> kTensorPrecisions = {kc::Precision::tf32, kc::Precision::tf32x3,
+                                                                kc::Precision::bf16};
+
+// body(precision) with each precision of the list set as the GEMMs' (its
+// name captured for the checks' messages); fp32 again after, however it ends.
+template <class Body>
+void at_precisions(std::initializer_list<kc::Precision> precisions, Body body) {
+  const Fp32AtExit back_to_fp32;
+  for (kc::Precision precision : precisions) {
+    kc::set_gemm_precision(precision);
+    const std::string name = kc::precision_name(precision);
+    CAPTURE(name);
+    body(precision);
+  }
+}
+
+// A GPU buffer of NaNs: an element a kernel writes shows, and one it should not have.
+Guarded<float> unwritten(Backend& gpu, std::size_t n) {
+  return Guarded<float>(gpu, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
+}
+bool untouched(Guarded<float>& b) {
+  const auto v = b.body();
+  return std::all_of(v.begin(), v.end(), [](float f) { return std::isnan(f); });
+}
+
 const ConvShape kConv[] = {{1, 1, 1, 5, 5, 1, 1, false},  {3, 5, 2, 7, 6, 4, 3, false},
                            {3, 7, 1, 28, 28, 32, 3, true}, {2, 3, 3, 9, 7, 2, 5, false},
                            {3, 70, 4, 12, 12, 8, 3, false}};
@@ -181,9 +207,8 @@ double tensor_bound(kernels::cuda::Precision precision, double K) {
 }
 
 TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error bound") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
+  const Fp32AtExit back_to_fp32;  // make_backend below sets the precision too
   // The backend takes the precision by name, and says it.
   CHECK(make_backend("cuda", "tf32")->name().find("GEMM tensor cores tf32") != std::string::npos);
   CHECK(kc::gemm_precision() == kc::Precision::tf32);
@@ -191,8 +216,7 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
   CHECK(kc::gemm_precision() == kc::Precision::bf16);
   CHECK_THROWS_WITH_AS(make_backend("cuda", "fp16"), doctest::Contains("choose fp32, tf32, tf32x3 or bf16"),
                        EngineError);
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
+  at_precisions(kTensorPrecisions, [&](kc::Precision precision) {
     const auto bound = [&](int K) { return tensor_bound(precision, K); };
     double worst = 0;  // the largest error / mag seen
     const auto check_sum = [&](double got, double exact, double mag, int K, const char* what) {
@@ -201,8 +225,7 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
       if (!(err <= bound(K) * mag)) FAIL_CHECK(std::string(what) << ": |" << got << " − " << exact << "| > " << bound(K) * mag);
     };
     for (DenseShape s : {DenseShape{2, 37, 70, 45, false}, DenseShape{3, 65, 784, 40, true}}) {
-      const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out);
+      CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out);
       auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
       auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
       auto dx = h.out(s.shared_input ? 1 : s.x_size());
@@ -241,7 +264,7 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
     MESSAGE(std::string(kc::precision_name(precision)) << ": largest error " << worst << " of Σ|a·b|");
     if (precision == kc::Precision::tf32x3) CHECK(worst < std::ldexp(1.0, -18));
     else CHECK(worst > std::ldexp(1.0, precision == kc::Precision::bf16 ? -12 : -16));
-  }
+  });
 }
 
 // The implicit-GEMM convolution on tensor cores, forward and backward: each
@@ -250,17 +273,13 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
 // an fp32 sum), over shapes with a shared input, odd sizes and more than one
 // 64-row tile.
 TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error bound") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
   const double u = std::ldexp(1.0, -24);
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
+  at_precisions(kTensorPrecisions, [&](kc::Precision precision) {
     for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 3, 1, 28, 28, 32, 3, true},
                                ConvShape{2, 3, 3, 9, 7, 70, 5, false},
                                ConvShape{1, 9, 1, 28, 28, 4, 3, false}}) {  // dW's sum in 2 splits
-      const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
+      CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
       const int KK = s.Cin * s.K * s.K, Ho = s.Ho(), Wo = s.Wo();
       const double bound = tensor_bound(precision, KK);
       auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
@@ -350,7 +369,7 @@ TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error
               }
       }
     }
-  }
+  });
 }
 
 TEST_CASE("cuda: max-pool, ReLU, dropout and fill match the CPU") {
@@ -930,24 +949,19 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 // after the pool (its mask drawn in the forward epilogue, its scale applied
 // as the backward reads the error).
 TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
+  at_precisions(kTensorPrecisions, [&](kc::Precision) {
     const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 8, 5, 3, false}, 0.25f},
                                                  {ConvShape{2, 2, 1, 12, 12, 32, 3, true}, 0.0f},
                                                  {ConvShape{1, 2, 3, 14, 13, 70, 3, false}, 0.5f}};
     for (const auto& [s, rate] : cases) {
-      const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input); CAPTURE(rate);
+      CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input); CAPTURE(rate);
       const DropoutParams dropout{rate, 9, 4, 2, 1};  // seed, layer, step, first net
       const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
       auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3), dy = h.in(pooled);
       // The composition runs dropout's backward on dy in place: the fused step gets its own copy.
       Guarded<float> dy1(*h.gpu, dy.g.body()), dy2(*h.gpu, dy.g.body());
-      const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+      const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
       auto conv_out = gpu(s.y_size()), conv_grad = gpu(s.y_size()), unused_out = gpu(s.y_size()),
            unused_grad = gpu(s.y_size());
       auto y1 = gpu(pooled), y2 = gpu(pooled), dw1 = gpu(s.w_size()), dw2 = gpu(s.w_size());
@@ -978,11 +992,10 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
       CHECK(db2.body() == db1.body());
       if (!s.shared_input) CHECK(dx2.body() == dx1.body());
       for (Guarded<float>* never : {&unused_out, &unused_grad}) {
-        const auto v = never->body();
-        CHECK(std::all_of(v.begin(), v.end(), [](float f) { return std::isnan(f); }));
+        CHECK(untouched(*never));
       }
     }
-  }
+  });
 }
 
 // conv → ReLU with the ReLU applied as y is written equals the two layers
@@ -990,17 +1003,13 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
 // every tensor-core precision (the ReLU in the tile's store), with biases
 // that leave outputs on both sides of zero.
 TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers give one by one") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (kc::Precision precision : {kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
+  at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
+                [&](kc::Precision) {
     for (const ConvShape& s : {ConvShape{2, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 2, 3, 10, 9, 70, 3, false}}) {
-      const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.Cout); CAPTURE(s.shared_input);
+      CAPTURE(s.Cout); CAPTURE(s.shared_input);
       auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3);
-      Guarded<float> y1(*h.gpu, std::vector<float>(s.y_size(), nan)), y2(*h.gpu, y1.body());
+      auto y1 = unwritten(*h.gpu, s.y_size()), y2 = unwritten(*h.gpu, s.y_size());
       h.gpu->Backend::conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y1.ptr());
       h.gpu->conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y2.ptr());
       const auto Y = y2.body();
@@ -1008,7 +1017,7 @@ TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers giv
       CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);
       CHECK(std::count_if(Y.begin(), Y.end(), [](float v) { return v > 0; }) > 0);
     }
-  }
+  });
 }
 
 // A conv's input gradient written through the ReLU whose output its input is
@@ -1017,20 +1026,16 @@ TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers giv
 // store), and the fused conv → ReLU → pool backward; x holds zeros and
 // negatives, Cin spans more than one 64-row tile.
 TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives what the ReLU's pass gives") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (kc::Precision precision : {kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
+  at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
+                [&](kc::Precision precision) {
     for (ConvShape s : {ConvShape{2, 3, 2, 8, 9, 5, 3, false}, ConvShape{2, 2, 70, 6, 6, 4, 3, false}}) {
-      const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.Cin);
+      CAPTURE(s.Cin);
       auto x_host = check::random_vector<float>(s.x_size(), h.rng, -1, 1);
       for (std::size_t i = 0; i < x_host.size(); i += 7) x_host[i] = 0.0f;  // a ReLU's output: zeros, then clipped
       for (float& v : x_host) v = std::max(v, 0.0f);
       auto x = h.from(x_host), w = h.in(s.w_size()), dy = h.in(s.y_size());
-      Guarded<float> dx1(*h.gpu, std::vector<float>(s.x_size(), nan)), dx2(*h.gpu, dx1.body());
+      auto dx1 = unwritten(*h.gpu, s.x_size()), dx2 = unwritten(*h.gpu, s.x_size());
       h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx1.ptr(), nullptr, nullptr);
       h.gpu->relu_backward(s.x_size(), x.g.ptr(), dx1.ptr(), dx1.ptr());
       ConvShape through = s;
@@ -1043,7 +1048,7 @@ TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives
       if (precision == kc::Precision::fp32) continue;
       // The fused step's backward (dropout off): its dx through the same ReLU.
       const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
-      const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+      const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
       auto unused = gpu(s.y_size()), y = gpu(pooled), dw = gpu(s.w_size()), db = gpu(s.b_size());
       auto b = h.in(s.b_size(), -0.3, 0.3), dyp = h.in(pooled);
       Guarded<std::int32_t> argmax(*h.gpu, std::vector<std::int32_t>(pooled, -7));
@@ -1058,7 +1063,7 @@ TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives
                                        argmax.ptr(), dyp2.ptr(), unused.ptr(), dx4.ptr(), dw.ptr(), db.ptr());
       CHECK(dx4.body() == dx3.body());
     }
-  }
+  });
 }
 
 // A dense layer's backward with its weights' Adadelta step in the
@@ -1068,15 +1073,10 @@ TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives
 // In over one 64-wide tile, each net at its own rate, state in progress.
 // dx comes from the weights before they move; dw is never touched.
 TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilogue gives the stored gradient's step") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
+  at_precisions(kTensorPrecisions, [&](kc::Precision) {
     for (const DenseShape& s : {DenseShape{3, 5, 70, 67, false}, DenseShape{2, 9, 20, 10, true}}) {
-      const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.Out); CAPTURE(s.shared_input);
+      CAPTURE(s.Out); CAPTURE(s.shared_input);
       const std::vector<float> lr = {1.0f, 0.5f, 0.25f};
       auto x = h.in(s.x_size()), dy = h.in(s.y_size());
       const auto w0 = check::random_vector<float>(s.w_size(), h.rng, -1, 1);
@@ -1084,9 +1084,9 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
       const auto acc0 = check::random_vector<float>(s.w_size(), h.rng, 0, 0.1);
       const auto gpu = [&](const std::vector<float>& v) { return Guarded<float>(*h.gpu, v); };
       auto w1 = gpu(w0), w2 = gpu(w0), sq1 = gpu(sq0), sq2 = gpu(sq0), acc1 = gpu(acc0), acc2 = gpu(acc0);
-      const std::vector<float> unset(s.w_size(), nan);
-      auto dw1 = gpu(unset), dw2 = gpu(unset), db1 = gpu(std::vector<float>(s.b_size(), nan)), db2 = gpu(db1.body());
-      auto dx1 = gpu(std::vector<float>(s.x_size(), nan)), dx2 = gpu(dx1.body());
+      auto dw1 = unwritten(*h.gpu, s.w_size()), dw2 = unwritten(*h.gpu, s.w_size());
+      auto db1 = unwritten(*h.gpu, s.b_size()), db2 = unwritten(*h.gpu, s.b_size());
+      auto dx1 = unwritten(*h.gpu, s.x_size()), dx2 = unwritten(*h.gpu, s.x_size());
       float* dx_one = s.shared_input ? nullptr : dx1.ptr();
       float* dx_fused = s.shared_input ? nullptr : dx2.ptr();
       h.gpu->Backend::dense_backward_adadelta(s, lr.data(), 0.9f, 1e-6f, x.g.ptr(), w1.ptr(), dy.g.ptr(), dx_one,
@@ -1099,10 +1099,9 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
       CHECK(acc2.body() == acc1.body());
       CHECK(db2.body() == db1.body());
       if (!s.shared_input) CHECK(dx2.body() == dx1.body());
-      const auto untouched = dw2.body();
-      CHECK(std::all_of(untouched.begin(), untouched.end(), [](float f) { return std::isnan(f); }));
+      CHECK(untouched(dw2));
     }
-  }
+  });
 }
 
 // Feedback alignment in a mixed population: dx through each net's own W or
@@ -1110,16 +1109,11 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
 // picked first (the same tiles and sums): dense and conv, at each
 // tensor-core precision; the copy's buffer is not needed (null).
 TEST_CASE("cuda: a mixed population's error through W or B read where they lie equals the picked copy's") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<std::uint8_t> use_fb = {1, 0, 1};
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
-    const std::string name = kc::precision_name(precision);
-    CAPTURE(name);
-    const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+  at_precisions(kTensorPrecisions, [&](kc::Precision) {
+   
+    const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
     const DenseShape d{3, 5, 70, 67, false};
     auto x = h.in(d.x_size()), w = h.in(d.w_size()), fb = h.in(d.w_size()), dy = h.in(d.y_size());
     auto picked = gpu(d.w_size()), dx1 = gpu(d.x_size()), dx2 = gpu(d.x_size());
@@ -1142,7 +1136,7 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
     const std::size_t x_net = c.x_size() / 3;
     CHECK(std::equal(DX.begin() + x_net, DX.begin() + 2 * x_net, OWN.begin() + x_net));
     CHECK_FALSE(std::equal(DX.begin(), DX.begin() + x_net, OWN.begin()));  // net 0's through B
-  }
+  });
 }
 
 // A conv plastic layer's [g; h] with the stacked rows [e | ŷ/(N·S)] made as
@@ -1154,22 +1148,17 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
 // non-zero θ. The statistics and θ's move too; the rows' buffer is never
 // touched.
 TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they are read equals the stored rows' pass") {
-  namespace kc = evoplast::kernels::cuda;
   Harness h;
-  const Fp32AtExit back_to_fp32;
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (kc::Precision precision : {kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16}) {
-    kc::set_gemm_precision(precision);
+  at_precisions(kTensorPrecisions, [&](kc::Precision) {
     for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{2, 2, 3, 10, 9, 70, 3, false}}) {
-      const std::string name = kc::precision_name(precision);
-      CAPTURE(name); CAPTURE(s.Cout); CAPTURE(s.shared_input);
+      CAPTURE(s.Cout); CAPTURE(s.shared_input);
       REQUIRE(h.gpu->fuses_conv_steps());
       std::vector<PlasticityCoeffs> coeffs(std::size_t(s.P));
       for (int p = 0; p < s.P; ++p) coeffs[std::size_t(p)].bcm = 0.5f * float(p % 3);
       const std::size_t units = std::size_t(s.P) * s.Cout, S = std::size_t(s.Ho()) * s.Wo();
       auto x = h.in(s.x_size()), e = h.in(s.y_size()), y = h.in(s.y_size(), 0, 2), theta = h.in(units, 0, 1);
       Guarded<float> theta1(*h.gpu, theta.g.body()), theta2(*h.gpu, theta.g.body());
-      const auto gpu = [&](std::size_t n) { return Guarded<float>(*h.gpu, std::vector<float>(n, nan)); };
+      const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
       const std::size_t gh = std::size_t(s.P) * 2 * s.Cout * s.Cin * s.K * s.K;
       auto rows = gpu(std::size_t(s.P) * s.N * 2 * s.Cout * S), unused_rows = gpu(rows.n);
       auto g1 = gpu(gh), g2 = gpu(gh), b1 = gpu(2 * units), b2 = gpu(2 * units);
@@ -1184,10 +1173,9 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
       CHECK(q2.body() == q1.body());
       CHECK(theta2.body() == theta1.body());
       CHECK(theta2.body() != theta.g.body());  // θ moved
-      const auto v = unused_rows.body();
-      CHECK(std::all_of(v.begin(), v.end(), [](float f) { return std::isnan(f); }));
+      CHECK(untouched(unused_rows));
     }
-  }
+  });
 }
 
 // The plasticity engine's wiring: a CNN whose nets learn by hebb, bcm and
