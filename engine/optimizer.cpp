@@ -1,5 +1,7 @@
 #include "engine/optimizer.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "engine/errors.hpp"
@@ -16,7 +18,12 @@ Optimizer::Optimizer(Backend& backend, PopulationNet& net, OptimizerConfig confi
       acc_delta_.emplace_back(backend_, prm.value.size());
       backend_.fill(sq_avg_.back().data(), prm.value.size(), 0.0f);  // on the device: no host copy
       backend_.fill(acc_delta_.back().data(), prm.value.size(), 0.0f);
+      along_.sq_avg.push_back(sq_avg_.back().data());
+      along_.acc_delta.push_back(acc_delta_.back().data());
     }
+    along_.rho = config_.rho;
+    along_.eps = config_.eps;
+    along_.stepped.assign(sq_avg_.size(), false);
   }
 }
 
@@ -28,14 +35,10 @@ void Optimizer::backward_and_step(const std::int32_t* labels, int N, const std::
     return step(lr);
   }
   check_rates(lr);
-  PopulationNet::DenseAdadelta along{lr.data(), config_.rho, config_.eps, {}, {}, {}};
-  for (std::size_t i = 0; i < sq_avg_.size(); ++i) {
-    along.sq_avg.push_back(sq_avg_[i].data());
-    along.acc_delta.push_back(acc_delta_[i].data());
-  }
-  along.stepped.assign(sq_avg_.size(), false);
-  net_.backward_async(labels, N, &along);
-  step_except(lr, along.stepped);
+  along_.lr = lr.data();
+  std::fill(along_.stepped.begin(), along_.stepped.end(), false);
+  net_.backward_async(labels, N, &along_);
+  step_except(lr, along_.stepped);
 }
 
 void Optimizer::check_rates(const std::vector<float>& lr) const {

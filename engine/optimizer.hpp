@@ -34,6 +34,7 @@ class Optimizer {
   PopulationNet& net_;
   OptimizerConfig config_;
   std::vector<Buffer<float>> sq_avg_, acc_delta_;  // per Param, (P, per_net)
+  PopulationNet::DenseAdadelta along_;              // handed to the backward pass (made once: no host work per step)
 };
 
 // StepLR with step size 1 epoch: lr · γ^epoch.
