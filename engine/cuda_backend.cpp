@@ -296,9 +296,7 @@ class CudaBackend final : public Backend {
   // made as they are read: on tensor cores with our convolution (in fp32 and
   // with cuDNN the steps are composed). $EVOPLAST_FUSION=0 composes them
   // too (to see what fusion buys), read when the backend is made.
-  bool fuses_conv_steps() const override {
-    return fusion_allowed_ && kc::gemm_precision() != kc::Precision::fp32 && kc::conv_impl() != kc::ConvImpl::cudnn;
-  }
+  bool fuses_conv_steps() const override { return fuses_tensor_epilogues() && kc::conv_impl() != kc::ConvImpl::cudnn; }
   void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
                                 const float* b, float* conv_out, float* y, std::int32_t* argmax) override {
     if (!fuses_conv_steps())
@@ -334,7 +332,7 @@ class CudaBackend final : public Backend {
   void dense_backward_adadelta(const DenseShape& s, const float* lr, float rho, float eps, const float* x, float* w,
                                const float* dy, float* dx, float* dw, float* db, float* sq_avg,
                                float* acc_delta) override {
-    if (!fusion_allowed_ || kc::gemm_precision() == kc::Precision::fp32)
+    if (!fuses_tensor_epilogues())
       return Backend::dense_backward_adadelta(s, lr, rho, eps, x, w, dy, dx, dw, db, sq_avg, acc_delta);
     kc::dense_backward(stream_, blas_, s, x, w, dy, dx, nullptr, db);  // dx from w before it moves
     kc::dense_weight_adadelta(stream_, s, table(lr, s.P), rho, eps, x, dy, w, sq_avg, acc_delta);
@@ -539,6 +537,10 @@ class CudaBackend final : public Backend {
   std::unique_ptr<TableCache> tables_;
   bool graphs_ = false, capturing_ = false;
   bool fusion_allowed_ = true;  // $EVOPLAST_FUSION is not 0
+  // Our tensor-core kernels can take a step into their loads or epilogue
+  // (fp32 runs on cuBLAS, which cannot); a conv step also needs our
+  // convolution, not cuDNN's (fuses_conv_steps).
+  bool fuses_tensor_epilogues() const { return fusion_allowed_ && kc::gemm_precision() != kc::Precision::fp32; }
   int warm_batch_ = 0;  // the largest batch a step has run directly with
   cudaGraphExec_t step_exec_ = nullptr;
   cudaStream_t stream_ = nullptr;

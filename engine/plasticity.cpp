@@ -27,6 +27,16 @@ std::vector<float> feedback_weights(int P, std::size_t per_net, float bound, std
   return v;
 }
 
+// Fits a working buffer to n floats: made once, again if n changes (the
+// backend stopped fusing the step that does without it: its precision
+// switched), released when n is 0 (it started fusing). Returns whether it was
+// just made, for the caller to initialise it.
+bool fit_working_space(Backend& backend, Buffer<float>& buffer, std::size_t n) {
+  if (buffer.size() == n) return false;
+  buffer = n ? Buffer<float>(backend, n) : Buffer<float>();
+  return n != 0;
+}
+
 }  // namespace
 
 Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> rules,
@@ -154,25 +164,15 @@ void Plasticity::consolidate_ewc() {
 float* Plasticity::params_value(std::size_t i) { return net_.params()[i].value.data(); }
 
 float* Plasticity::stacked_rows(LayerState& s) {
-  if (s.conv && backend_.fuses_conv_steps()) {
-    if (s.error_hebb.size()) s.error_hebb = Buffer<float>();  // the backend started fusing: its precision switched
-    return nullptr;
-  }
+  const bool stored = !(s.conv && backend_.fuses_conv_steps());
   const std::size_t n = std::size_t(net_.population()) * train_batch_ * 2 * s.out * s.positions;
-  if (s.error_hebb.size() != n) {  // made once (or again if the backend stopped fusing: its precision switched)
-    s.error_hebb = Buffer<float>(backend_, n);
-    backend_.fill(s.error_hebb.data(), n, 0.0f);
-  }
+  if (fit_working_space(backend_, s.error_hebb, stored ? n : 0)) backend_.fill(s.error_hebb.data(), n, 0.0f);
   return s.error_hebb.data();
 }
 
 float* Plasticity::picked_feedback(LayerState& s) {
-  if (backend_.fuses_conv_steps()) {
-    if (s.feedback_w.size()) s.feedback_w = Buffer<float>();  // the backend started fusing: its precision switched
-    return nullptr;
-  }
-  const std::size_t n = std::size_t(net_.population()) * s.out * s.in;
-  if (s.feedback_w.size() != n) s.feedback_w = Buffer<float>(backend_, n);  // made once (or again: fusing stopped)
+  const bool stored = !backend_.fuses_conv_steps();
+  fit_working_space(backend_, s.feedback_w, stored ? std::size_t(net_.population()) * s.out * s.in : 0);
   return s.feedback_w.data();
 }
 
