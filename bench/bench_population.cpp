@@ -119,7 +119,9 @@ int main(int argc, char** argv) {
           continue;
         }
       // Backprop runs conv → ReLU → pool fused (as evolve train); the rules read every conv's activation.
-      engine::PopulationNet net(*backend, spec, P, batch, rule == "backprop");
+      engine::PopulationNet net(*backend, spec, P, batch,
+                                 rule == "backprop" ? engine::ConvReluPool::fused
+                                                    : engine::ConvReluPool::fused_keeping_activation);
       net.init_params(1, false);
       std::optional<engine::Optimizer> opt;
       std::optional<engine::Plasticity> plastic;

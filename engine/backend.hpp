@@ -91,9 +91,10 @@ class Backend {
   // conv → ReLU → 2×2 max-pool (→ dropout, where dropout.rate > 0) as one
   // step: y and argmax (P, N, Cout, Ho/2, Wo/2) as conv2d_forward,
   // relu_forward, maxpool2d_forward (and dropout_forward on y in place)
-  // leave them. conv_out (P, N, Cout, Ho, Wo) is working space: the
-  // composition (here) leaves the ReLU's output there, a fused kernel
-  // (the CUDA backend on tensor cores) never touches it.
+  // leave them; conv_out (P, N, Cout, Ho, Wo) the ReLU's output, as
+  // relu_forward leaves it (the plasticity rules read it). Where the backend
+  // fuses_conv_steps(), conv_out may be null: a fused kernel (the CUDA
+  // backend on tensor cores) then never writes the full-size output.
   virtual void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x,
                                         const float* w, const float* b, float* conv_out, float* y,
                                         std::int32_t* argmax) {

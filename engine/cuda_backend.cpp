@@ -299,9 +299,10 @@ class CudaBackend final : public Backend {
   bool fuses_conv_steps() const override { return fuses_tensor_epilogues() && kc::conv_impl() != kc::ConvImpl::cudnn; }
   void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
                                 const float* b, float* conv_out, float* y, std::int32_t* argmax) override {
-    if (!fuses_conv_steps())
+    const bool odd = s.Ho() % 2 || s.Wo() % 2;  // then the fused kernel leaves a last row or column unwritten
+    if (!fuses_conv_steps() || (conv_out && odd))
       return Backend::conv2d_relu_pool_forward(s, dropout, x, w, b, conv_out, y, argmax);
-    kc::conv2d_relu_pool_forward(stream_, s, dropout, x, w, b, y, argmax);
+    kc::conv2d_relu_pool_forward(stream_, s, dropout, x, w, b, conv_out, y, argmax);
   }
   void conv2d_relu_pool_backward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
                                  const float* conv_out, const float* y, const std::int32_t* argmax, float* dy,

@@ -27,7 +27,8 @@ std::size_t count(const NetSpec& spec, int P, int max_batch, int train_batch, bo
     CountingBackend be;
     be.fused_conv_steps = fuses_conv_steps;
     {
-      PopulationNet net(be, spec, P, max_batch, !plastic);  // as train_iid and Plasticity set it
+      PopulationNet net(be, spec, P, max_batch,  // as train_iid and Plasticity set it
+                        plastic ? ConvReluPool::fused_keeping_activation : ConvReluPool::fused);
       if (plastic) {
         std::vector<Rule> rules(std::size_t(P), named_rule("hebb"));
         for (int p = 0; p < P; ++p) rules[std::size_t(p)].feedback = fb == Feedback::fa && p % 2 ? Feedback::backprop : fb;

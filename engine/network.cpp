@@ -101,12 +101,13 @@ NetSpec NetSpec::adapted(int h, int w, int c) const {
   return s;
 }
 
-PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch, bool fuse_conv_relu_pool)
+PopulationNet::PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch,
+                             ConvReluPool conv_relu_pool)
     : backend_(backend),
       spec_(std::move(spec)),
       P_(population),
       max_batch_(max_batch),
-      fuse_conv_relu_pool_(fuse_conv_relu_pool) {
+      conv_relu_pool_(conv_relu_pool) {
   try {
     allocate();
   } catch (const OutOfDeviceMemory& e) {
@@ -232,7 +233,7 @@ void PopulationNet::allocate() {
 void PopulationNet::fit_slots() {
   slots_fit_fused_ = backend_.fuses_conv_steps();
   const auto needed = [&](std::size_t slot) {
-    if (slots_fit_fused_)
+    if (slots_fit_fused_ && conv_relu_pool_ == ConvReluPool::fused)
       for (std::size_t i = 0; i < layers_.size(); ++i)
         if (fused_conv_at(i) && std::size_t(layers_[i].act_out) == slot) return std::size_t(0);
     return slot_floats_[slot];
@@ -283,10 +284,13 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
     if (fused_conv_at(i)) {  // this conv, the ReLU and the pool after it (and a dropout after that) in one step
       const Layer& pool = layers_[i + 2];
       const bool dropout = fused_dropout_at(i + 3);
+      // The conv's activation where the rules read it or the backend composes (null: its slot is absent).
+      const bool keep = (conv_relu_pool_ == ConvReluPool::fused_keeping_activation && train) ||
+                        !backend_.fuses_conv_steps();
       backend_.conv2d_relu_pool_forward(
           ConvShape{P_, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input},
           dropout ? dropout_params(i + 3) : DropoutParams{}, in, params_[L.w].value.data(),
-          params_[L.b].value.data(), out, acts_[pool.act_out].data(), argmax_[i + 2].data());
+          params_[L.b].value.data(), keep ? out : nullptr, acts_[pool.act_out].data(), argmax_[i + 2].data());
       i += dropout ? 3 : 2;
       continue;
     }
@@ -397,7 +401,7 @@ bool PopulationNet::input_relu_at(std::size_t i) const {
 }
 
 bool PopulationNet::fused_conv_at(std::size_t i) const {
-  return fuse_conv_relu_pool_ && i + 2 < layers_.size() && layers_[i].spec.kind == LayerKind::conv &&
+  return conv_relu_pool_ != ConvReluPool::layered && i + 2 < layers_.size() && layers_[i].spec.kind == LayerKind::conv &&
          layers_[i + 1].spec.kind == LayerKind::relu && kwta_[i + 1].per_net.empty() &&
          layers_[i + 2].spec.kind == LayerKind::maxpool && layers_[i + 2].spec.k == 2;
 }

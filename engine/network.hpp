@@ -49,12 +49,27 @@ struct Param {
   Buffer<float> value, grad;
 };
 
+// How each conv → ReLU → 2×2 max-pool (and a dropout right after) runs
+// (PopulationNet::set_conv_relu_pool_fusion).
+enum class ConvReluPool {
+  layered,  // layer by layer
+  // One backend step (conv2d_relu_pool_forward/backward): on tensor cores the
+  // convolution's full-size output never reaches memory, and where the
+  // backend does without it, that output's activation and gradient are not
+  // allocated. Backprop's choice.
+  fused,
+  // One step that writes the conv's activation in training forwards, which
+  // the plasticity rules read; evaluation forwards do without it, as fused.
+  fused_keeping_activation,
+};
+
 class PopulationNet {
  public:
-  // max_batch bounds the N of every forward call. fuse_conv_relu_pool: see
+  // max_batch bounds the N of every forward call. conv_relu_pool: see
   // set_conv_relu_pool_fusion (given here, the working space a fused step does
   // without is never allocated).
-  PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch, bool fuse_conv_relu_pool = false);
+  PopulationNet(Backend& backend, NetSpec spec, int population, int max_batch,
+                ConvReluPool conv_relu_pool = ConvReluPool::layered);
 
   int population() const { return P_; }
   // These P nets are nets first_net … first_net + P − 1 of a larger population
@@ -110,18 +125,13 @@ class PopulationNet {
   // Units of hidden plastic layer `hidden` per sample (k-WTA's `units`).
   int hidden_units(int hidden) const;
 
-  // Each conv → ReLU → 2×2 max-pool (and a dropout right after) run as one backend step
-  // (conv2d_relu_pool_forward/backward: on tensor cores, the convolution's
-  // full-size output never reaches memory, and where the backend does
-  // without it, that output's activation and gradient are not allocated).
-  // Off by default: the plasticity engine reads every conv layer's own
-  // activation, which the fused step does not write (Plasticity turns it
-  // off). Layers with k-WTA after their ReLU are not fused.
-  void set_conv_relu_pool_fusion(bool on) {
-    fuse_conv_relu_pool_ = on;
+  // How each conv → ReLU → 2×2 max-pool runs (ConvReluPool; layered by
+  // default). Layers with k-WTA after their ReLU are never fused.
+  void set_conv_relu_pool_fusion(ConvReluPool mode) {
+    conv_relu_pool_ = mode;
     fit_slots();
   }
-  bool conv_relu_pool_fusion() const { return fuse_conv_relu_pool_; }
+  ConvReluPool conv_relu_pool_fusion() const { return conv_relu_pool_; }
 
   // Task-incremental heads: allowed (N, classes) in backend memory, applied to
   // the logits at the end of every forward until cleared with nullptr.
@@ -179,7 +189,7 @@ class PopulationNet {
   };
   std::vector<Kwta> kwta_;                    // per layer (the ReLU after a hidden plastic layer)
   int relu_after_hidden(int hidden) const;    // layer index of that ReLU, or −1
-  bool fuse_conv_relu_pool_ = false;
+  ConvReluPool conv_relu_pool_ = ConvReluPool::layered;
   // Whether layer i is a conv that runs fused with the ReLU and pool after it.
   bool fused_conv_at(std::size_t i) const;
   // k-WTA after ReLU layer `relu` (if set) on its output, N samples.

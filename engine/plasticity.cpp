@@ -47,7 +47,7 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
       rho_(rho),
       eps_(eps),
       train_batch_(train_batch > 0 ? std::min(train_batch, net.max_batch()) : net.max_batch()) {
-  net_.set_conv_relu_pool_fusion(false);  // the rules read each conv layer's own activation
+  net_.set_conv_relu_pool_fusion(ConvReluPool::fused_keeping_activation);  // the rules read each conv's activation
   const int P = net_.population();
   if (int(rules_.size()) != P)
     throw EngineError(fmt::format("{} rules for a population of {}", rules_.size(), P));

@@ -62,7 +62,7 @@ TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConf
   admit_population(backend, MemoryPlan(spec, max_batch, c.batch, false, backend.fuses_conv_steps()),
                    c.population, max_batch);
   // conv → ReLU → pool fused: backprop alone reads no conv layer's own activation.
-  PopulationNet net(backend, spec, c.population, max_batch, true);
+  PopulationNet net(backend, spec, c.population, max_batch, ConvReluPool::fused);
   net.init_params(c.seed, c.same_init);
   Optimizer opt(backend, net, c.optimizer);
 

@@ -459,13 +459,14 @@ struct WindowColumns {
 // (Cout, 4·windows), block z the net. The tile's convolution outputs go to
 // shared memory, and each window is reduced there with the bias, the ReLU
 // and the max as relu_forward and maxpool2d_forward would (the first maximum
-// wins), then dropout's mask where dropout.rate > 0; only the pooled value
-// and its argmax reach global memory.
+// wins), then dropout's mask where dropout.rate > 0; the pooled value and its
+// argmax reach global memory, and the ReLU's output only where act is not
+// null (then Ho and Wo are even: every output lies in a window).
 template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
     conv_relu_pool_forward_tensor(ConvShape s, DropoutParams dropout, const float* __restrict__ x,
-                                  const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
-                                  std::int32_t* __restrict__ argmax) {
+                                  const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ act,
+                                  float* __restrict__ y, std::int32_t* __restrict__ argmax) {
   __shared__ float out[kTileM][kTileN + 1];  // the tile's convolution outputs, 4 per window
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, Wo = s.Wo(), Hp = s.Ho() / 2, Wp = Wo / 2, windows = s.N * Hp * Wp;
@@ -478,14 +479,19 @@ __global__ void __launch_bounds__(kTileThreads)
     const int r = i / (kTileN / 4), c = i % (kTileN / 4), co = m0 + r, win = n0 / 4 + c;
     if (co >= s.Cout || win >= windows) continue;
     const float bias = b[p * s.Cout + co];
+    const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
+    // The window's top-left output in act, where asked for.
+    float* act_window =
+        act ? act + ((p * s.N + n) * s.Cout + co) * std::size_t(s.Ho()) * Wo + std::size_t(2 * ph) * Wo + 2 * pw
+            : nullptr;
     float best = 0.0f;
     int best_slot = 0;
     for (int slot = 0; slot < 4; ++slot) {
       const float z = out[r][4 * c + slot] + bias;
       const float v = z > 0.0f ? z : 0.0f;
       if (slot == 0 || v > best) best = v, best_slot = slot;
+      if (act_window) act_window[(slot / 2) * Wo + slot % 2] = v;
     }
-    const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
     const std::size_t in_net = (std::size_t(n) * s.Cout + co) * std::size_t(Hp) * Wp + std::size_t(ph) * Wp + pw;
     const std::size_t j = p * std::size_t(s.N) * s.Cout * Hp * Wp + in_net;
     if (dropout.rate > 0) best = dropout_keeps(dropout, int(p), in_net) ? best * dropout_scale(dropout) : 0.0f;
@@ -497,14 +503,17 @@ __global__ void __launch_bounds__(kTileThreads)
 }  // namespace
 
 void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams& dropout, const float* x,
-                              const float* w, const float* b, float* y, std::int32_t* argmax) {
+                              const float* w, const float* b, float* act, float* y, std::int32_t* argmax) {
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("conv2d_relu_pool_forward: a tensor-core precision only (fp32 composes the layers)");
+  if (act && (s.Ho() % 2 || s.Wo() % 2))
+    throw std::invalid_argument("conv2d_relu_pool_forward: the ReLU's output is written for even output sizes only "
+                                "(an odd last row or column lies outside every window)");
   const std::size_t cols = std::size_t(s.N) * (s.Ho() / 2) * (s.Wo() / 2) * 4;
   const dim3 grid(unsigned((cols + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM), unsigned(s.P));
   with_tensor_precision(gemm_precision(), [&](auto p) {
     EVOPLAST_LAUNCH(conv_relu_pool_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, dropout, x, w,
-                    b, y, argmax);
+                    b, act, y, argmax);
   });
 }
 

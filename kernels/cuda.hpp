@@ -86,12 +86,14 @@ void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const f
 // on tensor cores (precision not fp32): y (P, N, Cout, Ho/2, Wo/2) and argmax
 // (P, N, Cout, Ho/2, Wo/2; the index in the Ho×Wo plane) as conv2d_forward,
 // relu_forward, maxpool2d_forward and dropout_forward would leave them; the
-// convolution's output is never written. Its backward: dx, dw, db as
-// dropout_backward, maxpool2d_backward, relu_backward and conv2d_backward
-// would give from dy (P, N, Cout, Ho/2, Wo/2; not changed), the
-// convolution's error made as it is read (y > 0: kept, and the ReLU passed).
+// ReLU's output act (P, N, Cout, Ho, Wo) is written only where act is not
+// null (for the plasticity rules; Ho and Wo even, else invalid_argument).
+// Its backward: dx, dw, db as dropout_backward, maxpool2d_backward,
+// relu_backward and conv2d_backward would give from dy (P, N, Cout, Ho/2,
+// Wo/2; not changed), the convolution's error made as it is read (y > 0:
+// kept, and the ReLU passed).
 void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams& dropout, const float* x,
-                              const float* w, const float* b, float* y, std::int32_t* argmax);
+                              const float* w, const float* b, float* act, float* y, std::int32_t* argmax);
 void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const DropoutParams& dropout,
                                const float* x, const float* w, const float* y, const std::int32_t* argmax,
                                const float* dy, float* dx, float* dw, float* db);

@@ -943,17 +943,19 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 // tensor-core precision: the same values, bit for bit, since every output
 // sums the same products in the same order (the fused GEMM only orders its
 // columns by pool window), and the full-size output and error are never
-// written. Odd sizes (a last row or column outside every window), a shared
-// input and more than one 64-row tile; biases small enough that whole
-// windows fall below zero (the ReLU's ties); with and without a dropout
-// after the pool (its mask drawn in the forward epilogue, its scale applied
-// as the backward reads the error).
+// written unless asked for. Odd sizes (a last row and column outside every
+// window), a shared input and more than one 64-row tile; biases small enough
+// that whole windows fall below zero (the ReLU's ties); with and without a
+// dropout after the pool (its mask drawn in the forward epilogue, its scale
+// applied as the backward reads the error). The ReLU's output kept for the
+// plasticity rules is the composition's, written by the fused kernel at even
+// sizes (the backend composes at odd ones, where it would miss a row).
 TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
-    const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 8, 5, 3, false}, 0.25f},
+    const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 9, 5, 3, false}, 0.25f},
                                                  {ConvShape{2, 2, 1, 12, 12, 32, 3, true}, 0.0f},
-                                                 {ConvShape{1, 2, 3, 14, 13, 70, 3, false}, 0.5f}};
+                                                 {ConvShape{1, 2, 3, 14, 14, 70, 3, false}, 0.5f}};
     for (const auto& [s, rate] : cases) {
       CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input); CAPTURE(rate);
       const DropoutParams dropout{rate, 9, 4, 2, 1};  // seed, layer, step, first net
@@ -969,11 +971,16 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
       Guarded<std::int32_t> a1(*h.gpu, std::vector<std::int32_t>(pooled, -7)), a2(*h.gpu, a1.body());
       h.gpu->Backend::conv2d_relu_pool_forward(s, dropout, x.g.ptr(), w.g.ptr(), b.g.ptr(), conv_out.ptr(), y1.ptr(),
                                                a1.ptr());
-      h.gpu->conv2d_relu_pool_forward(s, dropout, x.g.ptr(), w.g.ptr(), b.g.ptr(), unused_out.ptr(), y2.ptr(),
-                                      a2.ptr());
+      h.gpu->conv2d_relu_pool_forward(s, dropout, x.g.ptr(), w.g.ptr(), b.g.ptr(), nullptr, y2.ptr(), a2.ptr());
       const auto Y = y2.body();
       CHECK(Y == y1.body());
       CHECK(a2.body() == a1.body());
+      auto kept = gpu(s.y_size()), y3 = gpu(pooled);  // the ReLU's output asked for, as the rules ask
+      Guarded<std::int32_t> a3(*h.gpu, a1.body());
+      h.gpu->conv2d_relu_pool_forward(s, dropout, x.g.ptr(), w.g.ptr(), b.g.ptr(), kept.ptr(), y3.ptr(), a3.ptr());
+      CHECK(kept.body() == conv_out.body());
+      CHECK(y3.body() == Y);
+      CHECK(a3.body() == a1.body());
       CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);  // some windows wholly below zero (or dropped)
       if (rate > 0) {  // scaled survivors: some value is no product of a window's maximum alone
         const auto C = conv_out.body();
@@ -1052,7 +1059,7 @@ TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives
       auto unused = gpu(s.y_size()), y = gpu(pooled), dw = gpu(s.w_size()), db = gpu(s.b_size());
       auto b = h.in(s.b_size(), -0.3, 0.3), dyp = h.in(pooled);
       Guarded<std::int32_t> argmax(*h.gpu, std::vector<std::int32_t>(pooled, -7));
-      h.gpu->conv2d_relu_pool_forward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), b.g.ptr(), unused.ptr(), y.ptr(),
+      h.gpu->conv2d_relu_pool_forward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), b.g.ptr(), nullptr, y.ptr(),
                                       argmax.ptr());
       Guarded<float> dyp1(*h.gpu, dyp.g.body()), dyp2(*h.gpu, dyp.g.body());
       auto dx3 = gpu(s.x_size()), dx4 = gpu(s.x_size());
@@ -1181,9 +1188,12 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
 // The plasticity engine's wiring: a CNN whose nets learn by hebb, bcm and
 // hebb by feedback alignment follows the same weights, bit for bit, with
 // its conv layers' stacked rows made as they are read (TF32) or stored
-// first ($EVOPLAST_FUSION=0), θ moving after the rows used it in both, and
-// the mixed population's error passed down through each net's W or B read
-// where it lies or picked into a copy.
+// first ($EVOPLAST_FUSION=0), θ moving after the rows used it in both, the
+// mixed population's error passed down through each net's W or B read
+// where it lies or picked into a copy, and conv2 → ReLU → pool run as one
+// step that writes the activation the rules read (in training forwards; an
+// evaluation forward leaves it alone) or layer by layer; the evaluation's
+// logits too.
 TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv steps fused or composed") {
   const Fp32AtExit back_to_fp32;
   struct FusionBackOn {
@@ -1218,6 +1228,19 @@ TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv 
       all.insert(all.end(), v.begin(), v.end());
     }
     CHECK(std::all_of(all.begin(), all.end(), [](float f) { return std::isfinite(f); }));
+    const auto& conv2 = net.layers()[2];  // conv, ReLU, conv (then ReLU and pool)
+    const auto activation = [&] {
+      std::vector<float> a(std::size_t(P) * N * conv2.out_per_image());
+      gpu->to_host(a.data(), net.activation(conv2.act_out), a.size() * sizeof(float));
+      return a;
+    };
+    const auto trained = activation();
+    x.upload(check::random_vector<float>(N * 64, rng, -1, 2));
+    const float* logits = net.forward(x.data(), N, false, 1, 0);
+    CHECK((activation() == trained) == fused);  // the fused evaluation does without it
+    std::vector<float> out(std::size_t(P) * N * 10);
+    gpu->to_host(out.data(), logits, out.size() * sizeof(float));
+    all.insert(all.end(), out.begin(), out.end());
     weights.push_back(all);
   }
   CHECK(weights[1] == weights[0]);
@@ -1231,7 +1254,8 @@ TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv 
 // layers' weights by Adadelta in their weight-gradient GEMM
 // (Optimizer::backward_and_step, as evolve train). The GPU's fused net holds
 // no full-size conv2 output (its slot is null: a kernel that read it would
-// fault). The plasticity engine turns fusion off, and the slot comes back.
+// fault). The plasticity engine keeps the activation for its rules, and the
+// slot comes back.
 TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the weights of one run layer by layer") {
   namespace kc = evoplast::kernels::cuda;
   const Fp32AtExit back_to_fp32;
@@ -1244,7 +1268,7 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
     std::vector<std::vector<float>> weights, curves;
     for (bool fused : {false, true}) {
       const int P = 2, N = 8;
-      PopulationNet net(*be, spec, P, N, fused);
+      PopulationNet net(*be, spec, P, N, fused ? ConvReluPool::fused : ConvReluPool::layered);
       const int conv2_slot = net.layers()[2].act_out;  // conv, ReLU, conv (fused with the ReLU and pool after it)
       CHECK((net.activation(conv2_slot) == nullptr) == (fused && be == gpu.get()));
       net.init_params(4, false);
@@ -1279,7 +1303,7 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
       curves.push_back(curve);
       if (fused) {
         Plasticity learn(*be, net, std::vector<Rule>(P, named_rule("hebb")), 1);
-        CHECK_FALSE(net.conv_relu_pool_fusion());
+        CHECK(net.conv_relu_pool_fusion() == ConvReluPool::fused_keeping_activation);
         CHECK(net.activation(conv2_slot) != nullptr);
       }
     }

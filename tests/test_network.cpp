@@ -258,23 +258,30 @@ TEST_CASE("a backend that fuses conv steps spares their working space, and only 
   // The seed CNN's conv2 (64 × 24 × 24 per image) is followed by a ReLU and a 2×2 pool; conv1 is not.
   const std::size_t conv2 = std::size_t(64) * 24 * 24, batch = 64, P = 3;
   const std::size_t spared = 2 * P * batch * conv2 * sizeof(float);  // activation and gradient
-  const auto built = [&](bool backend_fuses, bool net_fuses) {
+  using enum ConvReluPool;
+  const auto built = [&](bool backend_fuses, ConvReluPool net_fuses) {
     CountingBackend be;
     be.fused_conv_steps = backend_fuses;
     { PopulationNet net(be, NetSpec::seed_cnn(), int(P), int(batch), net_fuses); }
     return be.bytes;
   };
-  CHECK(built(true, false) == built(false, true));  // fused by a backend that needs the space: all there
-  CHECK(built(false, false) - built(true, true) == spared);
+  CHECK(built(true, layered) == built(false, fused));  // fused by a backend that needs the space: all there
+  CHECK(built(false, layered) - built(true, fused) == spared);
+  // Fused for the plasticity rules, which read the activation: all there.
+  CHECK(built(true, fused_keeping_activation) == built(true, layered));
 
-  // Turned off, or the ReLU given k-WTA (not fused), the slot comes back; turned on again, it goes.
+  // Turned off, kept for the rules, or the ReLU given k-WTA (not fused), the slot comes back; fused again, it goes.
   CountingBackend be;
   be.fused_conv_steps = true;
-  PopulationNet net(be, NetSpec::seed_cnn(), int(P), int(batch), true);
-  const std::size_t fused = be.bytes;
-  net.set_conv_relu_pool_fusion(false);
-  CHECK(be.bytes - fused == spared);  // the counting backend's total only grows
-  net.set_conv_relu_pool_fusion(true);
+  PopulationNet net(be, NetSpec::seed_cnn(), int(P), int(batch), fused);
+  std::size_t before = be.bytes;
+  net.set_conv_relu_pool_fusion(layered);
+  CHECK(be.bytes - before == spared);  // the counting backend's total only grows
+  net.set_conv_relu_pool_fusion(fused);
+  before = be.bytes;
+  net.set_conv_relu_pool_fusion(fused_keeping_activation);
+  CHECK(be.bytes - before == spared);
+  net.set_conv_relu_pool_fusion(fused);
   const std::size_t before_kwta = be.bytes;
   std::vector<evoplast::kernels::KwtaParams> keep(P, evoplast::kernels::KwtaParams{100, 0});
   net.set_kwta(1, keep);  // hidden layer 1 is conv2
@@ -284,7 +291,7 @@ TEST_CASE("a backend that fuses conv steps spares their working space, and only 
   // and later forwards allocate nothing.
   CountingBackend switching;
   switching.fused_conv_steps = true;
-  PopulationNet switched(switching, NetSpec::seed_cnn(), int(P), int(batch), true);
+  PopulationNet switched(switching, NetSpec::seed_cnn(), int(P), int(batch), fused);
   switching.fused_conv_steps = false;
   const std::size_t before_switch = switching.bytes;
   const auto* placeholder = reinterpret_cast<const float*>(std::uintptr_t(256));  // no operation runs
