@@ -28,29 +28,61 @@ __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, f
   }
 }
 
-// Element k = (ci, ky, kx) of the patch under output (n, oy, ox): x[n][ci][oy + ky][ox + kx].
-__device__ __forceinline__ float patch_element_at(const float* x, const ConvShape& s, int k, int n, int oy, int ox) {
-  const int ci = k / (s.K * s.K), ky = k / s.K % s.K, kx = k % s.K;
-  return x[((std::size_t(n) * s.Cin + ci) * s.H + oy + ky) * s.W + ox + kx];
+// The loaders below keep each thread on one index of its tile for the whole
+// slice (the same element order as a flat i = thread + 128·j walk, so the
+// same loads coalesce and the same shared-memory banks are hit): one of a B
+// tile's 64 columns, its rows kRowStepB apart, or one of an A tile's 16 k,
+// its rows kRowStepA apart. What depends on that index alone (an output's
+// (n, oy, ox), a patch row's (c, ky, kx)) is worked out once per slice, and
+// the other index is stepped without dividing: the divisions by run-time
+// sizes were most of a loader's instructions, per element.
+constexpr int kRowStepB = kTileThreads / kTileN, kRowStepA = kTileThreads / kTileK;
+static_assert(kTileThreads % kTileN == 0 && kTileThreads % kTileK == 0, "a thread keeps one column of its tile");
+
+// Row k = (c, ky, kx) of a patch or window matrix (c an input channel, or
+// an output channel for an error window), stepped along k without dividing.
+struct PatchRow {
+  int c, ky, kx;
+  __device__ PatchRow(int k, int K) : c(k / (K * K)), ky(k / K % K), kx(k % K) {}
+  __device__ void advance(int by, int K) {
+    for (kx += by; kx >= K; kx -= K)
+      if (++ky == K) ky = 0, ++c;
+  }
+};
+
+// The patch under output (n, oy, ox): its top-left pixel in channel 0, x[n][0][oy][ox].
+__device__ __forceinline__ const float* patch_corner(const float* x, const ConvShape& s, int n, int oy, int ox) {
+  return x + (std::size_t(n) * s.Cin * s.H + oy) * s.W + ox;
 }
 
-// The same under output column col = (n, oy, ox), or 0 past the patch matrix (Cin·K², N·Ho·Wo).
-__device__ __forceinline__ float patch_element(const float* x, const ConvShape& s, int k, int col) {
-  const int Wo = s.Wo(), HW = s.Ho() * Wo;
-  if (k >= s.Cin * s.K * s.K || col >= s.N * HW) return 0.0f;
-  const int pos = col % HW;
-  return patch_element_at(x, s, k, col / HW, pos / Wo, pos % Wo);
+// visit(r, v) for r = r0, r0 + step, … < end: v = element k_base + r of the
+// patch at corner, x[n][ci][oy + ky][ox + kx] for k = (ci, ky, kx), or 0
+// where corner is null (a column past the matrix) or past Cin·K².
+template <class Visit>
+__device__ __forceinline__ void for_patch_rows(const float* corner, const ConvShape& s, int k_base, int r0,
+                                               int end, int step, const Visit& visit) {
+  const int KK = s.Cin * s.K * s.K;
+  PatchRow row(k_base + r0, s.K);
+  for (int r = r0; r < end; r += step, row.advance(step, s.K))
+    visit(r, corner && k_base + r < KK ? corner[(std::size_t(row.c) * s.H + row.ky) * s.W + row.kx] : 0.0f);
+}
+
+// The patch under output column col = (n, oy, ox) of the patch matrix
+// (Cin·K², N·Ho·Wo), or null past its columns.
+__device__ __forceinline__ const float* column_patch(const float* x, const ConvShape& s, int col) {
+  const int Wo = s.Wo(), HW = s.Ho() * Wo, pos = col % HW;
+  return col < s.N * HW ? patch_corner(x, s, col / HW, pos / Wo, pos % Wo) : nullptr;
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
-// tile is loaded: B(k, col) = patch_element(k, col); consecutive threads take
-// consecutive columns.
+// tile is loaded: B(k, col) = element k of the patch under column col.
 struct ImageColumns {
   const float* x;  // (N, Cin, H, W): this net's input, or the shared one
   ConvShape s;
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads)
-      tile[i / kTileN][i % kTileN] = patch_element(x, s, k0 + i / kTileN, n0 + i % kTileN);
+    const int c = threadIdx.x % kTileN;
+    for_patch_rows(column_patch(x, s, n0 + c), s, k0, threadIdx.x / kTileN, kTileK, kRowStepB,
+                   [&](int r, float v) { tile[r][c] = v; });
   }
 };
 
@@ -138,22 +170,24 @@ struct OutputErrorRows {
   std::size_t p;
   int Cout, Wo, HW, cols;
   __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
-    for (int i = threadIdx.x; i < kTileM * kTileK; i += kTileThreads) {
-      const int kk = i % kTileK, mm = i / kTileK, co = m0 + mm, col = k0 + kk;
-      tile[mm][kk] = co < Cout && col < cols ? dy.at(p, col / HW, co, col % HW / Wo, col % Wo) : 0.0f;
+    const int kk = threadIdx.x % kTileK, col = k0 + kk, n = col / HW, oy = col % HW / Wo, ox = col % Wo;
+    for (int mm = threadIdx.x / kTileK; mm < kTileM; mm += kRowStepA) {
+      const int co = m0 + mm;
+      tile[mm][kk] = co < Cout && col < cols ? dy.at(p, n, co, oy, ox) : 0.0f;
     }
   }
 };
 
-// B(col, k) = patch_element(k, col): ImageColumns transposed, the weight
-// gradient's right operand (rows are columns of the output, the long sum);
-// consecutive threads take consecutive columns.
+// B(col, k) = element k of the patch under output column col: ImageColumns
+// transposed, the weight gradient's right operand (rows are columns of the
+// output, the long sum).
 struct ImagePatches {
   const float* x;  // (N, Cin, H, W)
   ConvShape s;
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads)
-      tile[i % kTileK][i / kTileK] = patch_element(x, s, n0 + i / kTileK, k0 + i % kTileK);
+    const int kk = threadIdx.x % kTileK;
+    for_patch_rows(column_patch(x, s, k0 + kk), s, n0, threadIdx.x / kTileK, kTileN, kRowStepA,
+                   [&](int nn, float v) { tile[kk][nn] = v; });
   }
 };
 
@@ -162,10 +196,12 @@ struct TransposedWeights {
   const float* w;  // (Cout, Cin, K, K)
   int Cin, Cout, K;
   __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
-    const int KK = K * K, rows = Cout * KK;
-    for (int i = threadIdx.x; i < kTileM * kTileK; i += kTileThreads) {
-      const int kk = i % kTileK, mm = i / kTileK, ci = m0 + mm, k = k0 + kk;
-      tile[mm][kk] = ci < Cin && k < rows ? w[(std::size_t(k / KK) * Cin + ci) * KK + k % KK] : 0.0f;
+    const int KK = K * K, kk = threadIdx.x % kTileK, k = k0 + kk;
+    // W[co][·][ky][kx] for this thread's k: consecutive ci lie KK apart.
+    const float* column = k < Cout * KK ? w + std::size_t(k / KK) * Cin * KK + k % KK : nullptr;
+    for (int mm = threadIdx.x / kTileK; mm < kTileM; mm += kRowStepA) {
+      const int ci = m0 + mm;
+      tile[mm][kk] = column && ci < Cin ? column[std::size_t(ci) * KK] : 0.0f;
     }
   }
 };
@@ -179,16 +215,16 @@ struct ErrorWindows {
   std::size_t p;
   ConvShape s;
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    const int Ho = s.Ho(), Wo = s.Wo(), KK = s.K * s.K, rows = s.Cout * KK, HWin = s.H * s.W, cols = s.N * HWin;
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
-      const int kk = i / kTileN, nn = i % kTileN, k = k0 + kk, col = n0 + nn;
-      float v = 0.0f;
-      if (k < rows && col < cols) {
-        const int n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
-        const int co = k / KK, oy = iy - k % KK / s.K, ox = ix - k % s.K;
-        if (oy >= 0 && oy < Ho && ox >= 0 && ox < Wo) v = dy.at(p, n, co, oy, ox);
-      }
-      tile[kk][nn] = v;
+    const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, HWin = s.H * s.W;
+    const int nn = threadIdx.x % kTileN, col = n0 + nn, n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
+    const bool in_matrix = col < s.N * HWin;
+    int kk = threadIdx.x / kTileN;
+    PatchRow row(k0 + kk, s.K);  // (co, ky, kx)
+    for (; kk < kTileK; kk += kRowStepB, row.advance(kRowStepB, s.K)) {
+      const int oy = iy - row.ky, ox = ix - row.kx;
+      tile[kk][nn] = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo
+                         ? dy.at(p, n, row.c, oy, ox)
+                         : 0.0f;
     }
   }
 };
@@ -442,16 +478,11 @@ struct WindowColumns {
   ConvShape s;
   int Hp, Wp;
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    const int KK = s.Cin * s.K * s.K, cols = s.N * Hp * Wp * 4;
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
-      const int k = k0 + i / kTileN, col = n0 + i % kTileN;
-      float v = 0.0f;
-      if (k < KK && col < cols) {
-        const int win = col / 4, slot = col % 4, n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
-        v = patch_element_at(x, s, k, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
-      }
-      tile[i / kTileN][i % kTileN] = v;
-    }
+    const int c = threadIdx.x % kTileN, col = n0 + c, win = col / 4, slot = col % 4;
+    const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
+    const float* corner =
+        col < s.N * Hp * Wp * 4 ? patch_corner(x, s, n, 2 * ph + slot / 2, 2 * pw + slot % 2) : nullptr;
+    for_patch_rows(corner, s, k0, threadIdx.x / kTileN, kTileK, kRowStepB, [&](int r, float v) { tile[r][c] = v; });
   }
 };
 
