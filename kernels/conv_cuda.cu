@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(kTileThreads)
                         const float* __restrict__ b, bool relu, float* __restrict__ y) {
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, KK,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cout, s.N * HW}, 0, KK,
                       StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
                       ImageColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
                       ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW, relu});
@@ -250,10 +250,9 @@ __global__ void __launch_bounds__(kTileThreads)
                            float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   const int HWin = s.H * s.W;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Cout * s.K * s.K,
-                      TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
-                      ErrorWindows<Error>{dy, p, s},
-                      InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cin, s.N * HWin}, 0,
+                  s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K}, ErrorWindows<Error>{dy, p, s},
+                  InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
 
 // One split of the weight gradient's N·Ho·Wo-long sum: block z = split · P + p
@@ -265,7 +264,7 @@ __global__ void __launch_bounds__(kTileThreads)
   const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
   const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, k_begin, k_end,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cout, KK}, k_begin, k_end,
                       OutputErrorRows<Error>{dy, p, s.Cout, s.Wo(), HW, cols},
                       ImagePatches{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
                       RowMajorStore{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK});
@@ -502,7 +501,7 @@ __global__ void __launch_bounds__(kTileThreads)
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, Wo = s.Wo(), Hp = s.Ho() / 2, Wp = Wo / 2, windows = s.N * Hp * Wp;
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
-  tensor_tile<kP>(m0, n0, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
+  tensor_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
                   WindowColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp},
                   [&](int m, int n, float v) { out[m - m0][n - n0] = v; });
   __syncthreads();  // every warp's outputs are in `out`

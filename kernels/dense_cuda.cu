@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(kTileThreads)
                                  const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ w,
                                  float* __restrict__ sq_avg, float* __restrict__ acc_delta) {
   const std::size_t p = blockIdx.z, per_net = std::size_t(s.Out) * s.In;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.N,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, 0, s.N,
                   StridedA{dy + p * s.N * s.Out, s.Out, s.Out, s.N, true},
                   StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
                   AdadeltaStore{w + p * per_net, sq_avg + p * per_net, acc_delta + p * per_net, lr[p], rho, eps,
@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kTileThreads)
     dense_input_grad_picked_kernel(DenseShape s, PickedWeights w, const float* __restrict__ dy,
                                    float* __restrict__ dx) {
   const std::size_t p = blockIdx.z;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, s.Out,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.N, s.In}, 0, s.Out,
                   StridedA{dy + p * s.N * s.Out, s.Out, s.N, s.Out, false}, StridedB{w.of(p), s.In, s.Out, s.In, false},
                   RowMajorStore{dx + p * s.N * s.In, s.N, s.In, s.In});
 }

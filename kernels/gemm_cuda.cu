@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kTileThreads)
     sgemm_tensor(bool ta, bool tb, int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
                  long long sA, const float* __restrict__ B, int ldb, long long sB, float beta,
                  float* __restrict__ C, int ldc, long long sC) {
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, 0, K,
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{M, N}, 0, K,
                       StridedA{A + blockIdx.z * sA, lda, M, K, ta}, StridedB{B + blockIdx.z * sB, ldb, K, N, tb},
                       GemmStore{C + blockIdx.z * sC, ldc, M, N, alpha, beta});
 }

@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(kTileThreads)
                                   float* __restrict__ acc, float* __restrict__ omega) {
   const std::size_t p = blockIdx.z, synapses = std::size_t(s.Out) * s.In;
   const float* eh = error_hebb + p * s.N * 2 * s.Out;
-  tensor_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, s.N,
+  tensor_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, s.N,
                            StackedRows{eh, s.N, s.Out, 0}, StackedRows{eh, s.N, s.Out, s.Out},
                            StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
                            SynapseUpdate{coeffs + p, mean_x + p * s.In, mean_y + p * s.Out, mean_y2 + p * s.Out,

@@ -108,22 +108,35 @@ __device__ __forceinline__ void for_each_fragment(int m0, int n0, const WarpPlac
         visit(m0 + p.wm + i * 16 + p.g + (q >= 2 ? 8 : 0), n0 + p.wn + j * 8 + 2 * p.t + (q & 1), i, j, q);
 }
 
+// The product C's rows and columns (M, N). A warp whose 32×32 outputs all
+// lie past them (rows 32–63 where M = 32: conv1's outputs, conv2's input
+// gradient; most of a 10-class head's tile) skips its mma, leaving the
+// tensor cores to the warps with work; it still helps load the tiles, and
+// the store drops its outputs as it drops every output past C.
+struct TileExtent {
+  int M, N;
+};
+__device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, const WarpPlace& p) {
+  return m0 + p.wm < c.M && n0 + p.wn < c.N;
+}
+
 // load_a.fill(tiles.a, m0, k0) and load_b.fill(tiles.b, k0, n0) are called by
 // every thread of the block (each fills its share); store(m, n, value) once
 // per output inside the tile (the caller checks the bounds). The sum runs over
 // k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
 // multiple of kTileK; the loaders give zeros past their K).
 template <Precision kP, class LoadA, class LoadB, class Store>
-__device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA& load_a, const LoadB& load_b,
-                            const Store& store) {
+__device__ void tensor_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, const LoadA& load_a,
+                            const LoadB& load_b, const Store& store) {
   __shared__ TensorTiles tiles;
   const WarpPlace p = warp_place();
+  const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
   float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
   for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
     load_a.fill(tiles.a, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
-    warp_slice<kP>(acc, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
+    if (busy) warp_slice<kP>(acc, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
     __syncthreads();  // every warp has read the slice before it is overwritten
   }
   for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
@@ -133,19 +146,22 @@ __device__ void tensor_tile(int m0, int n0, int k_begin, int k_end, const LoadA&
 // B: store(m, n, first, second) once per output. For the plasticity step,
 // where A1 holds the error rows and A2 the Hebbian rows of the same units.
 template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
-__device__ void tensor_tile_pair(int m0, int n0, int K, const LoadA1& load_a1, const LoadA2& load_a2,
+__device__ void tensor_tile_pair(int m0, int n0, TileExtent c, int K, const LoadA1& load_a1, const LoadA2& load_a2,
                                  const LoadB& load_b, const Store& store) {
   __shared__ TensorTiles tiles;
   __shared__ float a2[kTileM][kTileK + 4];
   const WarpPlace p = warp_place();
+  const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
   for (int k0 = 0; k0 < K; k0 += kTileK) {
     load_a1.fill(tiles.a, m0, k0);
     load_a2.fill(a2, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
-    warp_slice<kP>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
-    warp_slice<kP>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
+    if (busy) {
+      warp_slice<kP>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
+      warp_slice<kP>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
+    }
     __syncthreads();
   }
   for_each_fragment(m0, n0, p,
