@@ -60,6 +60,8 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
     uses_fa_.push_back(r.feedback == Feedback::fa);
   }
   all_fa_ = std::all_of(rules_.begin(), rules_.end(), [](const Rule& r) { return r.feedback == Feedback::fa; });
+  routes_error_ = std::any_of(hidden_error_.begin(), hidden_error_.end(),
+                              [](kernels::HiddenError h) { return h != kernels::HiddenError::keep; });
   diverged_.assign(std::size_t(P), 0);
   ewc_lambda_.assign(std::size_t(P), 0.0f);
   loss_sum_ = Buffer<float>(backend_, std::size_t(P));
@@ -248,7 +250,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     const float* x = net_.activation(L.act_in);
 
     // The error each hidden layer sees, by the feedback mode of each net (one pass for all).
-    if (!is_output) {
+    if (!is_output && routes_error_) {  // a population that only passes errors down leaves e as it is
       if (any_dfa_)  // project e_out through the fixed random matrix: (P, N, Out·S)
         backend_.dense_forward(DenseShape{P, N, C, int(units), false}, e_out, s.dfa_w.data(),
                                s.dfa_b.data(), s.dfa_out.data());
