@@ -33,7 +33,8 @@ __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, f
 // same loads coalesce and the same shared-memory banks are hit): one of a B
 // tile's 64 columns, its rows kRowStepB apart, or one of an A tile's 16 k,
 // its rows kRowStepA apart. What depends on that index alone (an output's
-// (n, oy, ox), a patch row's (c, ky, kx)) is worked out once per slice, and
+// (n, oy, ox), a patch row's (c, ky, kx)) is worked out once per slice, or
+// once per block where the thread keeps its column for the whole sum, and
 // the other index is stepped without dividing: the divisions by run-time
 // sizes were most of a loader's instructions, per element.
 constexpr int kRowStepB = kTileThreads / kTileN, kRowStepA = kTileThreads / kTileK;
@@ -70,19 +71,41 @@ __device__ __forceinline__ void for_patch_rows(const float* corner, const ConvSh
 // The patch under output column col = (n, oy, ox) of the patch matrix
 // (Cin·K², N·Ho·Wo), or null past its columns.
 __device__ __forceinline__ const float* column_patch(const float* x, const ConvShape& s, int col) {
-  const int Wo = s.Wo(), HW = s.Ho() * Wo, pos = col % HW;
-  return col < s.N * HW ? patch_corner(x, s, col / HW, pos / Wo, pos % Wo) : nullptr;
+  // Worked out whether or not col is inside, so that the compiler may lift it out of the slice loop.
+  const int Wo = s.Wo(), HW = s.Ho() * Wo, n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
+  return col < s.N * HW ? patch_corner(x, s, n, oy, ox) : nullptr;
+}
+
+// Column threadIdx % kTileN of a B tile from the patch at corner (null: a
+// column past the matrix, zeros): its rows k0 + r, r = threadIdx / kTileN,
+// kRowStepB apart, row holding the (c, ky, kx) of the first and left at the
+// next slice's first (slices follow each other kTileK apart, as tensor_tile
+// walks them).
+// Patches of an image (Cin, H, W) under a K×K kernel: what a column's loader
+// keeps of the shape (the rest of ConvShape would only hold registers).
+struct PatchGeometry {
+  int rows, K, H, W;  // rows = Cin·K²
+  __device__ explicit PatchGeometry(const ConvShape& s) : rows(s.Cin * s.K * s.K), K(s.K), H(s.H), W(s.W) {}
+};
+__device__ __forceinline__ void fill_patch_column(float (&tile)[kTileK][kTileN + 8], const float* corner,
+                                                  PatchRow& row, const PatchGeometry& g, int k0) {
+  const int c = threadIdx.x % kTileN;
+  for (int r = threadIdx.x / kTileN; r < kTileK; r += kRowStepB, row.advance(kRowStepB, g.K))
+    tile[r][c] = corner && k0 + r < g.rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f;
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
-// tile is loaded: B(k, col) = element k of the patch under column col.
+// tile is loaded: B(k, col) = element k of the patch under column col. Made
+// once per block (its tile's first column n0, the sum from k_begin): each
+// thread's column is its own for the whole sum.
 struct ImageColumns {
-  const float* x;  // (N, Cin, H, W): this net's input, or the shared one
-  ConvShape s;
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    const int c = threadIdx.x % kTileN;
-    for_patch_rows(column_patch(x, s, n0 + c), s, k0, threadIdx.x / kTileN, kTileK, kRowStepB,
-                   [&](int r, float v) { tile[r][c] = v; });
+  PatchGeometry g;
+  const float* corner;  // this thread's column's patch, or null past the matrix
+  PatchRow row;         // the (ci, ky, kx) of its next row
+  __device__ ImageColumns(const float* x, const ConvShape& s, int k_begin, int n0)
+      : g(s), corner(column_patch(x, s, n0 + int(threadIdx.x) % kTileN)), row(k_begin + int(threadIdx.x) / kTileN, s.K) {}
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
+    fill_patch_column(tile, corner, row, g, k0);
   }
 };
 
@@ -107,10 +130,10 @@ __global__ void __launch_bounds__(kTileThreads)
     conv_forward_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
                         const float* __restrict__ b, bool relu, float* __restrict__ y) {
   const std::size_t p = blockIdx.z;
-  const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cout, s.N * HW}, 0, KK,
+  const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), n0 = int(blockIdx.x) * kTileN;
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, s.N * HW}, 0, KK,
                       StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
-                      ImageColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
+                      ImageColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, 0, n0),
                       ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW, relu});
 }
 
@@ -214,13 +237,19 @@ struct ErrorWindows {
   Error dy;
   std::size_t p;
   ConvShape s;
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, HWin = s.H * s.W;
-    const int nn = threadIdx.x % kTileN, col = n0 + nn, n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
-    const bool in_matrix = col < s.N * HWin;
-    int kk = threadIdx.x / kTileN;
-    PatchRow row(k0 + kk, s.K);  // (co, ky, kx)
-    for (; kk < kTileK; kk += kRowStepB, row.advance(kRowStepB, s.K)) {
+  int n, iy, ix;   // this thread's column: input pixel (n, iy, ix)
+  bool in_matrix;  // the column lies inside the matrix (N·H·W)
+  PatchRow row;    // the (co, ky, kx) of its next row
+  // Made once per block (its tile's first column n0, the sum from k_begin): each thread's column is its own.
+  __device__ ErrorWindows(Error dy, std::size_t p, const ConvShape& s, int k_begin, int n0)
+      : dy(dy), p(p), s(s), row(k_begin + int(threadIdx.x) / kTileN, s.K) {
+    const int HWin = s.H * s.W, col = n0 + int(threadIdx.x) % kTileN;
+    n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
+    in_matrix = col < s.N * HWin;
+  }
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
+    const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, nn = threadIdx.x % kTileN;
+    for (int kk = threadIdx.x / kTileN; kk < kTileK; kk += kRowStepB, row.advance(kRowStepB, s.K)) {
       const int oy = iy - row.ky, ox = ix - row.kx;
       tile[kk][nn] = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo
                          ? dy.at(p, n, row.c, oy, ox)
@@ -249,9 +278,9 @@ __global__ void __launch_bounds__(kTileThreads)
     conv_input_grad_tensor(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
                            float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
-  const int HWin = s.H * s.W;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cin, s.N * HWin}, 0,
-                  s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K}, ErrorWindows<Error>{dy, p, s},
+  const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
+                  s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K}, ErrorWindows<Error>(dy, p, s, 0, n0),
                   InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
 
@@ -473,15 +502,18 @@ void conv_backward_tensor(Stream st, Scratch& ws, const ConvShape& s, const floa
 // order, so a tile's 64 columns hold 16 whole windows. Outputs outside every
 // window (an odd last row or column) are not computed.
 struct WindowColumns {
-  const float* x;  // (N, Cin, H, W): this net's input, or the shared one
-  ConvShape s;
-  int Hp, Wp;
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    const int c = threadIdx.x % kTileN, col = n0 + c, win = col / 4, slot = col % 4;
+  PatchGeometry g;
+  const float* corner;  // this thread's column's patch, or null past the matrix
+  PatchRow row;         // the (ci, ky, kx) of its next row
+  // Made once per block (its tile's first column n0; the sum from k = 0): each thread's column is its own.
+  __device__ WindowColumns(const float* x, const ConvShape& s, int Hp, int Wp, int n0)
+      : g(s), corner(nullptr), row(int(threadIdx.x) / kTileN, s.K) {
+    const int col = n0 + int(threadIdx.x) % kTileN, win = col / 4, slot = col % 4;
     const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
-    const float* corner =
-        col < s.N * Hp * Wp * 4 ? patch_corner(x, s, n, 2 * ph + slot / 2, 2 * pw + slot % 2) : nullptr;
-    for_patch_rows(corner, s, k0, threadIdx.x / kTileN, kTileK, kRowStepB, [&](int r, float v) { tile[r][c] = v; });
+    if (col < s.N * Hp * Wp * 4) corner = patch_corner(x, s, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
+  }
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
+    fill_patch_column(tile, corner, row, g, k0);
   }
 };
 
@@ -502,7 +534,7 @@ __global__ void __launch_bounds__(kTileThreads)
   const int KK = s.Cin * s.K * s.K, Wo = s.Wo(), Hp = s.Ho() / 2, Wp = Wo / 2, windows = s.N * Hp * Wp;
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
   tensor_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
-                  WindowColumns{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp},
+                  WindowColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp, n0),
                   [&](int m, int n, float v) { out[m - m0][n - n0] = v; });
   __syncthreads();  // every warp's outputs are in `out`
   for (int i = threadIdx.x; i < kTileM * (kTileN / 4); i += kTileThreads) {

@@ -121,13 +121,15 @@ __device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, c
 }
 
 // load_a.fill(tiles.a, m0, k0) and load_b.fill(tiles.b, k0, n0) are called by
-// every thread of the block (each fills its share); store(m, n, value) once
+// every thread of the block (each fills its share), slice after slice (a
+// loader may carry its place from one to the next: they are this thread's
+// copies); store(m, n, value) once
 // per output inside the tile (the caller checks the bounds). The sum runs over
 // k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
 // multiple of kTileK; the loaders give zeros past their K).
 template <Precision kP, class LoadA, class LoadB, class Store>
-__device__ void tensor_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, const LoadA& load_a,
-                            const LoadB& load_b, const Store& store) {
+__device__ void tensor_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, LoadA load_a, LoadB load_b,
+                            const Store& store) {
   __shared__ TensorTiles tiles;
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
@@ -146,8 +148,8 @@ __device__ void tensor_tile(int m0, int n0, TileExtent c, int k_begin, int k_end
 // B: store(m, n, first, second) once per output. For the plasticity step,
 // where A1 holds the error rows and A2 the Hebbian rows of the same units.
 template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
-__device__ void tensor_tile_pair(int m0, int n0, TileExtent c, int K, const LoadA1& load_a1, const LoadA2& load_a2,
-                                 const LoadB& load_b, const Store& store) {
+__device__ void tensor_tile_pair(int m0, int n0, TileExtent c, int K, LoadA1 load_a1, LoadA2 load_a2, LoadB load_b,
+                                 const Store& store) {
   __shared__ TensorTiles tiles;
   __shared__ float a2[kTileM][kTileK + 4];
   const WarpPlace p = warp_place();
