@@ -401,9 +401,9 @@ bool PopulationNet::input_relu_at(std::size_t i) const {
 }
 
 bool PopulationNet::fused_conv_at(std::size_t i) const {
-  return conv_relu_pool_ != ConvReluPool::layered && i + 2 < layers_.size() && layers_[i].spec.kind == LayerKind::conv &&
-         layers_[i + 1].spec.kind == LayerKind::relu && kwta_[i + 1].per_net.empty() &&
-         layers_[i + 2].spec.kind == LayerKind::maxpool && layers_[i + 2].spec.k == 2;
+  return conv_relu_pool_ != ConvReluPool::layered && i + 2 < layers_.size() &&
+         layers_[i].spec.kind == LayerKind::conv && layers_[i + 1].spec.kind == LayerKind::relu &&
+         kwta_[i + 1].per_net.empty() && layers_[i + 2].spec.kind == LayerKind::maxpool && layers_[i + 2].spec.k == 2;
 }
 
 void PopulationNet::kwta_forward(std::size_t relu, int N) {

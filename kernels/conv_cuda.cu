@@ -103,7 +103,9 @@ struct ImageColumns {
   const float* corner;  // this thread's column's patch, or null past the matrix
   PatchRow row;         // the (ci, ky, kx) of its next row
   __device__ ImageColumns(const float* x, const ConvShape& s, int k_begin, int n0)
-      : g(s), corner(column_patch(x, s, n0 + int(threadIdx.x) % kTileN)), row(k_begin + int(threadIdx.x) / kTileN, s.K) {}
+      : g(s),
+        corner(column_patch(x, s, n0 + int(threadIdx.x) % kTileN)),
+        row(k_begin + int(threadIdx.x) / kTileN, s.K) {}
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
     fill_patch_column(tile, corner, row, g, k0);
   }
@@ -280,7 +282,8 @@ __global__ void __launch_bounds__(kTileThreads)
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
   tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
-                  s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K}, ErrorWindows<Error>(dy, p, s, 0, n0),
+                  s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
+                  ErrorWindows<Error>(dy, p, s, 0, n0),
                   InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
 
