@@ -51,47 +51,55 @@ struct PatchRow {
   }
 };
 
-// The patch under output (n, oy, ox): its top-left pixel in channel 0, x[n][0][oy][ox].
-__device__ __forceinline__ const float* patch_corner(const float* x, const ConvShape& s, int n, int oy, int ox) {
-  return x + (std::size_t(n) * s.Cin * s.H + oy) * s.W + ox;
-}
-
-// visit(r, v) for r = r0, r0 + step, … < end: v = element k_base + r of the
-// patch at corner, x[n][ci][oy + ky][ox + kx] for k = (ci, ky, kx), or 0
-// where corner is null (a column past the matrix) or past Cin·K².
-template <class Visit>
-__device__ __forceinline__ void for_patch_rows(const float* corner, const ConvShape& s, int k_base, int r0,
-                                               int end, int step, const Visit& visit) {
-  const int KK = s.Cin * s.K * s.K;
-  PatchRow row(k_base + r0, s.K);
-  for (int r = r0; r < end; r += step, row.advance(step, s.K))
-    visit(r, corner && k_base + r < KK ? corner[(std::size_t(row.c) * s.H + row.ky) * s.W + row.kx] : 0.0f);
-}
-
-// The patch under output column col = (n, oy, ox) of the patch matrix
-// (Cin·K², N·Ho·Wo), or null past its columns.
-__device__ __forceinline__ const float* column_patch(const float* x, const ConvShape& s, int col) {
-  // Worked out whether or not col is inside, so that the compiler may lift it out of the slice loop.
-  const int Wo = s.Wo(), HW = s.Ho() * Wo, n = col / HW, pos = col % HW, oy = pos / Wo, ox = pos % Wo;
-  return col < s.N * HW ? patch_corner(x, s, n, oy, ox) : nullptr;
-}
-
-// Column threadIdx % kTileN of a B tile from the patch at corner (null: a
-// column past the matrix, zeros): its rows k0 + r, r = threadIdx / kTileN,
-// kRowStepB apart, row holding the (c, ky, kx) of the first and left at the
-// next slice's first (slices follow each other kTileK apart, as tensor_tile
-// walks them).
-// Patches of an image (Cin, H, W) under a K×K kernel: what a column's loader
-// keeps of the shape (the rest of ConvShape would only hold registers).
-struct PatchGeometry {
-  int rows, K, H, W;  // rows = Cin·K²
-  __device__ explicit PatchGeometry(const ConvShape& s) : rows(s.Cin * s.K * s.K), K(s.K), H(s.H), W(s.W) {}
+// An output position (n, oy, ox) among a convolution's N·Ho·Wo columns,
+// stepped along them without dividing.
+struct OutputPosition {
+  int n, oy, ox;
+  __device__ OutputPosition(int col, int Ho, int Wo) : n(col / (Ho * Wo)), oy(col % (Ho * Wo) / Wo), ox(col % Wo) {}
+  __device__ void advance(int by, int Ho, int Wo) {
+    for (ox += by; ox >= Wo; ox -= Wo)
+      if (++oy == Ho) oy = 0, ++n;
+  }
 };
+
+// Patches of images (Cin, H, W) under a K×K kernel: what a loader keeps of
+// the shape (the rest of ConvShape would only hold registers).
+struct PatchGeometry {
+  int Cin, K, H, W;
+  __device__ explicit PatchGeometry(const ConvShape& s) : Cin(s.Cin), K(s.K), H(s.H), W(s.W) {}
+  __device__ int rows() const { return Cin * K * K; }
+  // The patch under output (n, oy, ox): its top-left pixel in channel 0, x[n][0][oy][ox].
+  __device__ const float* corner(const float* x, int n, int oy, int ox) const {
+    return x + (std::size_t(n) * Cin * H + oy) * W + ox;
+  }
+};
+
+// visit(r, v) for r = r0, r0 + step, … < end, row holding the (c, ky, kx)
+// of k_base + r0 (and left past the last): v = element k_base + r of the
+// patch at corner, x[n][ci][oy + ky][ox + kx], or 0 where corner is null (a
+// column past the matrix) or past Cin·K².
+template <class Visit>
+__device__ __forceinline__ void visit_patch_rows(const float* corner, PatchRow& row, const PatchGeometry& g,
+                                                 int k_base, int r0, int end, int step, const Visit& visit) {
+  const int rows = g.rows();
+  for (int r = r0; r < end; r += step, row.advance(step, g.K))
+    visit(r, corner && k_base + r < rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f);
+}
+
+// The patch under column col of the patch matrix (Cin·K², N·Ho·Wo), or null past its columns.
+__device__ __forceinline__ const float* column_patch(const float* x, const ConvShape& s, int col) {
+  const OutputPosition at(col, s.Ho(), s.Wo());
+  return col < s.N * s.Ho() * s.Wo() ? PatchGeometry(s).corner(x, at.n, at.oy, at.ox) : nullptr;
+}
+
+// Column threadIdx % kTileN of a B tile from the patch at corner: its rows
+// k0 + r, r = threadIdx / kTileN, kRowStepB apart, row holding the (c, ky,
+// kx) of the first and left at the next slice's first (slices follow each
+// other kTileK apart, as tensor_tile walks them).
 __device__ __forceinline__ void fill_patch_column(float (&tile)[kTileK][kTileN + 8], const float* corner,
                                                   PatchRow& row, const PatchGeometry& g, int k0) {
   const int c = threadIdx.x % kTileN;
-  for (int r = threadIdx.x / kTileN; r < kTileK; r += kRowStepB, row.advance(kRowStepB, g.K))
-    tile[r][c] = corner && k0 + r < g.rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f;
+  visit_patch_rows(corner, row, g, k0, threadIdx.x / kTileN, kTileK, kRowStepB, [&](int r, float v) { tile[r][c] = v; });
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
@@ -193,26 +201,58 @@ template <class Error>
 struct OutputErrorRows {
   Error dy;
   std::size_t p;
-  int Cout, Wo, HW, cols;
-  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
-    const int kk = threadIdx.x % kTileK, col = k0 + kk, n = col / HW, oy = col % HW / Wo, ox = col % Wo;
+  int Cout, Ho, Wo, cols;
+  int col;            // this thread's column of the slice: k0 + threadIdx % kTileK
+  OutputPosition at;  // its (n, oy, ox)
+  // Made once per block (the sum from k_begin); each slice moves the thread's column kTileK on.
+  __device__ OutputErrorRows(Error dy, std::size_t p, const ConvShape& s, int k_begin)
+      : dy(dy),
+        p(p),
+        Cout(s.Cout),
+        Ho(s.Ho()),
+        Wo(s.Wo()),
+        cols(s.N * s.Ho() * s.Wo()),
+        col(k_begin + int(threadIdx.x) % kTileK),
+        at(col, Ho, Wo) {}
+  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int /*k0: carried*/) {
+    const int kk = threadIdx.x % kTileK;
     for (int mm = threadIdx.x / kTileK; mm < kTileM; mm += kRowStepA) {
       const int co = m0 + mm;
-      tile[mm][kk] = co < Cout && col < cols ? dy.at(p, n, co, oy, ox) : 0.0f;
+      tile[mm][kk] = co < Cout && col < cols ? dy.at(p, at.n, co, at.oy, at.ox) : 0.0f;
     }
+    col += kTileK;
+    at.advance(kTileK, Ho, Wo);
   }
 };
 
 // B(col, k) = element k of the patch under output column col: ImageColumns
 // transposed, the weight gradient's right operand (rows are columns of the
-// output, the long sum).
+// output, the long sum). Made once per block (its tile's first patch row
+// n0, the sum from k_begin): each thread keeps its patch rows, and each
+// slice moves its column kTileK on.
 struct ImagePatches {
   const float* x;  // (N, Cin, H, W)
-  ConvShape s;
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
+  PatchGeometry g;
+  int Ho, Wo, cols;
+  int col;            // this thread's column of the slice: k0 + threadIdx % kTileK
+  OutputPosition at;  // its (n, oy, ox)
+  PatchRow first;     // the (ci, ky, kx) of its first patch row, n0 + threadIdx / kTileK
+  __device__ ImagePatches(const float* x, const ConvShape& s, int k_begin, int n0)
+      : x(x),
+        g(s),
+        Ho(s.Ho()),
+        Wo(s.Wo()),
+        cols(s.N * s.Ho() * s.Wo()),
+        col(k_begin + int(threadIdx.x) % kTileK),
+        at(col, Ho, Wo),
+        first(n0 + int(threadIdx.x) / kTileK, s.K) {}
+  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int /*k0: carried*/, int n0) {
     const int kk = threadIdx.x % kTileK;
-    for_patch_rows(column_patch(x, s, k0 + kk), s, n0, threadIdx.x / kTileK, kTileN, kRowStepA,
-                   [&](int nn, float v) { tile[kk][nn] = v; });
+    PatchRow row = first;
+    visit_patch_rows(col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0, threadIdx.x / kTileK,
+                     kTileN, kRowStepA, [&](int nn, float v) { tile[kk][nn] = v; });
+    col += kTileK;
+    at.advance(kTileK, Ho, Wo);
   }
 };
 
@@ -296,9 +336,10 @@ __global__ void __launch_bounds__(kTileThreads)
   const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
   const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cout, KK}, k_begin, k_end,
-                      OutputErrorRows<Error>{dy, p, s.Cout, s.Wo(), HW, cols},
-                      ImagePatches{x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s},
+  const int n0 = int(blockIdx.x) * kTileN;
+  tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, KK}, k_begin, k_end,
+                  OutputErrorRows<Error>(dy, p, s, k_begin),
+                  ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0),
                       RowMajorStore{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK});
 }
 
@@ -513,7 +554,7 @@ struct WindowColumns {
       : g(s), corner(nullptr), row(int(threadIdx.x) / kTileN, s.K) {
     const int col = n0 + int(threadIdx.x) % kTileN, win = col / 4, slot = col % 4;
     const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
-    if (col < s.N * Hp * Wp * 4) corner = patch_corner(x, s, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
+    if (col < s.N * Hp * Wp * 4) corner = g.corner(x, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
   }
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
     fill_patch_column(tile, corner, row, g, k0);
