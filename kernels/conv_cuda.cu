@@ -99,7 +99,8 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
 __device__ __forceinline__ void fill_patch_column(float (&tile)[kTileK][kTileN + 8], const float* corner,
                                                   PatchRow& row, const PatchGeometry& g, int k0) {
   const int c = threadIdx.x % kTileN;
-  visit_patch_rows(corner, row, g, k0, threadIdx.x / kTileN, kTileK, kRowStepB, [&](int r, float v) { tile[r][c] = v; });
+  visit_patch_rows(corner, row, g, k0, threadIdx.x / kTileN, kTileK, kRowStepB,
+                   [&](int r, float v) { tile[r][c] = v; });
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
