@@ -27,6 +27,7 @@ using kernels::DropoutParams;
 using kernels::GatherShape;
 using kernels::KwtaParams;
 using kernels::PlasticityCoeffs;
+using kernels::PooledConvError;
 using kernels::PoolShape;
 
 class Backend {
@@ -185,6 +186,33 @@ class Backend {
     ConvShape stacked = s;
     stacked.Cout = 2 * s.Cout;
     conv2d_backward(stacked, x, nullptr, error_hebb, nullptr, grad_hebb, grad_hebb_bias);
+  }
+  // A conv plastic layer followed by a ReLU and a 2×2 max-pool, its error
+  // made from the pool's (PooledConvError; mode a host array), s.Cout = Out.
+  // Here the error is stored into e (P, N, Out, Ho, Wo: working space) by
+  // pooled_conv_error and read as a stored one is: conv2d_backward (or
+  // conv2d_input_grad_picked where use_fb is not null) for dx, and
+  // plasticity_conv_grads. A backend that fuses (fuses_conv_steps) makes
+  // the error as its kernels read it: e untouched (may be null).
+  void pooled_conv_error(const ConvShape& s, const PooledConvError& err, float* e) {
+    maxpool2d_relu_backward(pool_after(s), err.dy, err.argmax, err.y, err.act, e);
+    if (err.mode) route_hidden_error(s.P, s.y_size() / std::size_t(s.P), err.mode, err.dfa_e, err.act, true, e);
+  }
+  virtual void conv2d_input_grad_pooled(const ConvShape& s, const PooledConvError& err, const std::uint8_t* use_fb,
+                                        const float* x, const float* w, const float* fb, float* e, float* picked,
+                                        float* dx) {
+    pooled_conv_error(s, err, e);
+    if (use_fb)
+      conv2d_input_grad_picked(s, use_fb, x, w, fb, e, picked, dx);
+    else
+      conv2d_backward(s, x, w, e, dx, nullptr, nullptr);
+  }
+  virtual void plasticity_conv_grads_pooled(const ConvShape& s, const PooledConvError& err,
+                                            const PlasticityCoeffs* coeffs, const float* x, const float* y,
+                                            float* theta, float* e, float* error_hebb, float* grad_hebb,
+                                            float* grad_hebb_bias, float* mean_y, float* mean_y2) {
+    pooled_conv_error(s, err, e);
+    plasticity_conv_grads(s, coeffs, x, e, y, theta, error_hebb, grad_hebb, grad_hebb_bias, mean_y, mean_y2);
   }
   virtual void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) = 0;
   virtual void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) = 0;

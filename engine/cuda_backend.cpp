@@ -321,6 +321,13 @@ class CudaBackend final : public Backend {
     if (!fuses_conv_steps()) return Backend::conv2d_input_grad_picked(s, use_fb, x, w, fb, dy, picked, dx);
     kc::conv2d_input_grad_picked(stream_, *arena_, s, table(use_fb, s.P), x, w, fb, dy, dx);
   }
+  void conv2d_input_grad_pooled(const ConvShape& s, const PooledConvError& err, const std::uint8_t* use_fb,
+                                const float* x, const float* w, const float* fb, float* e, float* picked,
+                                float* dx) override {
+    if (!fuses_conv_steps()) return Backend::conv2d_input_grad_pooled(s, err, use_fb, x, w, fb, e, picked, dx);
+    kc::conv2d_input_grad_pooled(stream_, *arena_, s, on_device(err, s.P), use_fb ? table(use_fb, s.P) : nullptr, x,
+                                 w, fb, dx);
+  }
   void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) override {
     kc::dense_forward(stream_, blas_, s, x, w, b, y);
   }
@@ -392,6 +399,16 @@ class CudaBackend final : public Backend {
       return Backend::plasticity_conv_grads(s, coeffs, x, e, y, theta, error_hebb, grad_hebb, grad_hebb_bias, mean_y,
                                             mean_y2);
     kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, e, y, theta, grad_hebb, grad_hebb_bias);
+    kc::plasticity_unit_stats(stream_, s.P, s.N, s.Cout, s.Ho() * s.Wo(), y, theta, mean_y, mean_y2);  // θ read first
+  }
+  void plasticity_conv_grads_pooled(const ConvShape& s, const PooledConvError& err, const PlasticityCoeffs* coeffs,
+                                    const float* x, const float* y, float* theta, float* e, float* error_hebb,
+                                    float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) override {
+    if (!fuses_conv_steps())
+      return Backend::plasticity_conv_grads_pooled(s, err, coeffs, x, y, theta, e, error_hebb, grad_hebb,
+                                                   grad_hebb_bias, mean_y, mean_y2);
+    kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, on_device(err, s.P), y, theta, grad_hebb,
+                                grad_hebb_bias);
     kc::plasticity_unit_stats(stream_, s.P, s.N, s.Cout, s.Ho() * s.Wo(), y, theta, mean_y, mean_y2);  // θ read first
   }
   void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
@@ -471,6 +488,11 @@ class CudaBackend final : public Backend {
                                               [&](void* dst, const void* src, std::size_t bytes) {
                                                 to_device(dst, src, bytes);
                                               }));
+  }
+  // A pooled conv error with its per-net modes as a device table.
+  PooledConvError on_device(PooledConvError e, int P) {
+    if (e.mode) e.mode = table(e.mode, P);
+    return e;
   }
 
   // $EVOPLAST_CUDA_GRAPHS=0 launches every step directly; so do the modes a

@@ -232,17 +232,23 @@ void PopulationNet::allocate() {
 
 void PopulationNet::fit_slots() {
   slots_fit_fused_ = backend_.fuses_conv_steps();
-  const auto needed = [&](std::size_t slot) {
-    if (slots_fit_fused_ && conv_relu_pool_ == ConvReluPool::fused)
-      for (std::size_t i = 0; i < layers_.size(); ++i)
-        if (fused_conv_at(i) && std::size_t(layers_[i].act_out) == slot) return std::size_t(0);
-    return slot_floats_[slot];
+  // Whether slot is a fused conv's output: its error is then read from the
+  // pool's as it is made, never stored (backprop's and the rules' alike).
+  const auto fused_output = [&](std::size_t slot) {
+    if (!slots_fit_fused_) return false;
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      if (fused_conv_at(i) && std::size_t(layers_[i].act_out) == slot) return true;
+    return false;
+  };
+  // A slot is either absent or whole.
+  const auto fit = [&](Buffer<float>& slot, std::size_t need) {
+    if (slot.size() != need) slot = Buffer<float>(backend_, need);
   };
   for (std::size_t slot = 0; slot < slot_floats_.size(); ++slot) {
-    const std::size_t need = needed(slot);
-    if (acts_[slot].size() == need) continue;  // a slot is either absent or whole
-    acts_[slot] = Buffer<float>(backend_, need);
-    grads_[slot] = Buffer<float>(backend_, need);
+    const bool spared = fused_output(slot);
+    // The activation stays where the rules read it (fused_keeping_activation).
+    fit(acts_[slot], spared && conv_relu_pool_ == ConvReluPool::fused ? 0 : slot_floats_[slot]);
+    fit(grads_[slot], spared ? 0 : slot_floats_[slot]);
   }
 }
 

@@ -60,6 +60,8 @@ enum class ConvReluPool {
   fused,
   // One step that writes the conv's activation in training forwards, which
   // the plasticity rules read; evaluation forwards do without it, as fused.
+  // The gradient is not allocated either where the backend does without it:
+  // the rules read the conv's error from the pool's (PooledConvError).
   fused_keeping_activation,
 };
 
@@ -159,6 +161,11 @@ class PopulationNet {
   // Whether conv layer i's input is a ReLU's output (no k-WTA after it) that its input
   // gradient can be written through (ConvShape::input_relu): that ReLU's backward is then done.
   bool input_relu_at(std::size_t i) const;
+  // Whether layer i is a conv that runs fused with the ReLU and 2×2 pool after it.
+  bool fused_conv_at(std::size_t i) const;
+  // Max-pool layer i's argmax in the last forward (P, N, C, Ho, Wo): each
+  // window's maximum's index in its input plane.
+  const std::int32_t* pool_argmax(std::size_t i) const { return argmax_[i].data(); }
   float* loss_buffer() { return loss_.data(); }
   int last_batch() const { return last_N_; }
   bool last_train() const { return last_train_; }
@@ -190,8 +197,6 @@ class PopulationNet {
   std::vector<Kwta> kwta_;                    // per layer (the ReLU after a hidden plastic layer)
   int relu_after_hidden(int hidden) const;    // layer index of that ReLU, or −1
   ConvReluPool conv_relu_pool_ = ConvReluPool::layered;
-  // Whether layer i is a conv that runs fused with the ReLU and pool after it.
-  bool fused_conv_at(std::size_t i) const;
   // k-WTA after ReLU layer `relu` (if set) on its output, N samples.
   void kwta_forward(std::size_t relu, int N);
   // Whether layer i is a dropout run in that step too (right after the pool).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "engine/errors.hpp"
@@ -234,11 +235,20 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
   int k = int(layers_.size());  // plastic index, counted down
   const int plastic_count = int(layers_.size());
   std::vector<kernels::PlasticityCoeffs> coeffs(static_cast<std::size_t>(P));
+  // Where the backend fuses, a conv under a ReLU and 2×2 pool reads its error
+  // from the pool's as it is made (never stored): set at the pool, used by
+  // the conv next down.
+  std::optional<PooledConvError> pooled;
   for (std::size_t i = layers.size(); i-- > 0;) {
     const auto& L = layers[i];
     const float* dy = net_.gradient(L.act_out);
     float* dx = L.act_in == 0 ? nullptr : net_.gradient(L.act_in);
     if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) {
+      if (i >= 2 && net_.fused_conv_at(i - 2) && backend_.fuses_conv_steps()) {
+        pooled = PooledConvError{dy, net_.activation(L.act_out), net_.pool_argmax(i), nullptr, nullptr, nullptr};
+        --i;  // the ReLU's backward is the conv's too
+        continue;
+      }
       i = std::size_t(net_.backward_nonparametric(int(i), dy, dx));
       continue;
     }
@@ -254,9 +264,15 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       if (any_dfa_)  // project e_out through the fixed random matrix: (P, N, Out·S)
         backend_.dense_forward(DenseShape{P, N, C, int(units), false}, e_out, s.dfa_w.data(),
                                s.dfa_b.data(), s.dfa_out.data());
-      backend_.route_hidden_error(P, std::size_t(N) * units, hidden_error_.data(),
-                                  any_dfa_ ? s.dfa_out.data() : nullptr, y, s.relu_after, e);
+      if (pooled) {  // routed as the error is read
+        pooled->mode = hidden_error_.data();
+        pooled->dfa_e = any_dfa_ ? s.dfa_out.data() : nullptr;
+      } else {
+        backend_.route_hidden_error(P, std::size_t(N) * units, hidden_error_.data(),
+                                    any_dfa_ ? s.dfa_out.data() : nullptr, y, s.relu_after, e);
+      }
     }
+    if (pooled) pooled->act = y;
 
     // Error to the layer below, through W (backprop) or the fixed B (FA), before W changes.
     const float* w = net_.params()[std::size_t(L.w)].value.data();
@@ -267,7 +283,10 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       const bool mixed = any_fa_ && !all_fa_;
       if (L.spec.kind == LayerKind::conv) {
         const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input, through_relu};
-        if (mixed)
+        if (pooled)
+          backend_.conv2d_input_grad_pooled(cs, *pooled, mixed ? uses_fa_.data() : nullptr, x, wfb, s.fa_w.data(), e,
+                                            mixed ? picked_feedback(s) : nullptr, dx);
+        else if (mixed)
           backend_.conv2d_input_grad_picked(cs, uses_fa_.data(), x, w, s.fa_w.data(), e, picked_feedback(s), dx);
         else
           backend_.conv2d_backward(cs, x, wfb, e, dx, nullptr, nullptr);
@@ -292,9 +311,14 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     }
     if (s.conv) {  // [g; h] and the stacked rows' sums, the rows made as they are read where the backend fuses
       const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input};
-      backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s),
-                                     s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
-                                     s.mean_y2.data());
+      if (pooled)
+        backend_.plasticity_conv_grads_pooled(cs, *pooled, coeffs.data(), x, y, s.theta.data(), e, stacked_rows(s),
+                                              s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
+                                              s.mean_y2.data());
+      else
+        backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s),
+                                       s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
+                                       s.mean_y2.data());
       backend_.pre_mean_conv(cs, x, s.mean_x.data());
     } else {  // the bias rows only here: the weights' [g; h] comes with their update below
       // The label enters the Hebbian post factor at the readout only (its units are the classes).
@@ -334,6 +358,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       }
     }
     if (through_relu) --i;  // the ReLU below this conv: its backward was the conv's
+    pooled.reset();
   }
 }
 

@@ -178,23 +178,52 @@ struct PooledError {
   }
 };
 
+// A conv plastic layer's error under a ReLU and 2×2 max-pool, by each net's
+// feedback mode (PooledConvError): keep reads the pool's error as
+// PooledError does, dfa the projection where the ReLU passed, none 0; the
+// values route_hidden_error leaves in a stored error.
+struct RoutedPooledError {
+  PooledError kept;         // the pool's error routed to its windows' maxima
+  const HiddenError* mode;  // (P), device; null: every net keeps
+  const float* dfa_e;       // (P, N, Cout, Ho, Wo), or null
+  const float* act;         // (P, N, Cout, Ho, Wo): the ReLU's output
+  __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
+    const HiddenError m = mode ? mode[p] : HiddenError::keep;
+    if (m == HiddenError::keep) return kept.at(p, n, co, oy, ox);
+    if (m == HiddenError::none) return 0.0f;
+    const std::size_t i = (((p * kept.N + n) * kept.Cout + co) * kept.Ho + oy) * std::size_t(kept.Wo) + ox;
+    return act[i] > 0.0f ? dfa_e[i] : 0.0f;
+  }
+};
+
+RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError& e) {
+  return RoutedPooledError{PooledError{e.dy, e.y, e.argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2, 1.0f},
+                           e.mode, e.dfa_e, e.act};
+}
+
 // The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
 // read (stack_error_and_hebb's values, no labels): row co < Out is the
-// error, row Out + o the Hebbian post factor of y_o with θ as it is.
+// error (stored, or made from the pool above: Error), row Out + o the
+// Hebbian post factor of y_o with θ as it is.
+template <class Error>
 struct StackedError {
-  const float* e;                  // (P, N, Out, Ho, Wo)
+  Error e;                         // (P, N, Out, Ho, Wo) as the kernels read it
   const float* y;                  // (P, N, Out, Ho, Wo)
   const float* theta;              // (P, Out)
   const PlasticityCoeffs* coeffs;  // (P)
   int N, Out, Ho, Wo;
   float inv;  // 1 / (N·Ho·Wo)
   __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
-    const int o = co < Out ? co : co - Out;
+    if (co < Out) return e.at(p, n, co, oy, ox);
+    const int o = co - Out;
     const std::size_t i = ((p * N + n) * Out + o) * std::size_t(Ho) * Wo + std::size_t(oy) * Wo + ox;
-    if (co < Out) return e[i];
     return hebb_post(y[i], theta[p * Out + o], coeffs[p].bcm) * inv;
   }
 };
+template <class Error>
+constexpr bool is_stacked_rows = false;
+template <class Error>
+constexpr bool is_stacked_rows<StackedError<Error>> = true;
 
 // A(co, col) = dy[n][co][pos] of net p, col = (n, pos): the weight
 // gradient's left operand read in place (no gathered copy).
@@ -522,7 +551,7 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
     if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
   }
   // A plastic layer's stacked rows have no input gradient: its kernel is not instantiated for them.
-  if constexpr (!std::is_same_v<Error, StackedError>) {
+  if constexpr (!is_stacked_rows<Error>) {
     if (dx) {
       const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
                       unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
@@ -649,17 +678,50 @@ void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const 
   });
 }
 
-void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
-                             const float* x, const float* e, const float* y, const float* theta, float* grad_hebb,
-                             float* grad_hebb_bias) {
+namespace {
+
+template <class Error>
+void conv2d_plasticity_grads_at(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
+                                const float* x, Error e, const float* y, const float* theta, float* grad_hebb,
+                                float* grad_hebb_bias) {
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("conv2d_plasticity_grads: a tensor-core precision only (fp32 stacks the rows)");
-  const StackedError rows{e, y, theta, coeffs, s.N, s.Cout, s.Ho(), s.Wo(), 1.0f / (float(s.N) * float(s.Ho() * s.Wo()))};
+  const StackedError<Error> rows{e,      y,      theta,  coeffs,
+                                 s.N,    s.Cout, s.Ho(), s.Wo(),
+                                 1.0f / (float(s.N) * float(s.Ho() * s.Wo()))};
   ConvShape stacked = s;
   stacked.Cout = 2 * s.Cout;
   with_tensor_precision(gemm_precision(), [&](auto p) {
     conv_backward_tensor_at<decltype(p)::value>(st, ws, stacked, x, PickedWeights{}, rows, nullptr, grad_hebb,
                                                 grad_hebb_bias);
+  });
+}
+
+}  // namespace
+
+void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
+                             const float* x, const float* e, const float* y, const float* theta, float* grad_hebb,
+                             float* grad_hebb_bias) {
+  conv2d_plasticity_grads_at(st, ws, s, coeffs, x, StoredError{e, s.N, s.Cout, s.Ho(), s.Wo()}, y, theta, grad_hebb,
+                             grad_hebb_bias);
+}
+
+void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
+                             const float* x, const PooledConvError& e, const float* y, const float* theta,
+                             float* grad_hebb, float* grad_hebb_bias) {
+  conv2d_plasticity_grads_at(st, ws, s, coeffs, x, routed_pooled_error(s, e), y, theta, grad_hebb, grad_hebb_bias);
+}
+
+void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
+                              const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx) {
+  if (gemm_precision() == Precision::fp32)
+    throw std::invalid_argument("conv2d_input_grad_pooled: a tensor-core precision only (fp32 stores the error)");
+  if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_pooled: no input gradient for a shared input");
+  const PickedWeights weights =
+      use_fb ? PickedWeights{w, fb, use_fb, std::size_t(s.Cout) * s.Cin * s.K * s.K} : own_weights(s, w);
+  with_tensor_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, weights, routed_pooled_error(s, e), dx, nullptr,
+                                                nullptr);
   });
 }
 

@@ -102,6 +102,11 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
 // matrix fb (both (P, Out, In) / (P, Cout, Cin, K, K)), read where they lie.
 void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const std::uint8_t* use_fb,
                               const float* x, const float* w, const float* fb, const float* dy, float* dx);
+// A conv plastic layer's input gradient with its error e made from the pool
+// above it as it is read (PooledConvError, mode a device table), on tensor
+// cores: through each net's w, or where use_fb (device, P; null: none) its fb.
+void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
+                              const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx);
 void dense_input_grad_picked(Stream st, const DenseShape& s, const std::uint8_t* use_fb, const float* w,
                              const float* fb, const float* dy, float* dx);
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
@@ -152,6 +157,11 @@ void plasticity_unit_stats(Stream st, int P, int N, int Out, int S, const float*
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
                              const float* x, const float* e, const float* y, const float* theta, float* grad_hebb,
                              float* grad_hebb_bias);
+// The same with e made from the pool above the layer as it is read
+// (PooledConvError, mode a device table): e is never stored.
+void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
+                             const float* x, const PooledConvError& e, const float* y, const float* theta,
+                             float* grad_hebb, float* grad_hebb_bias);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
 // The dense plasticity step with g and h computed on tensor cores and the
 // update fused into that GEMM's epilogue (tensor-core precisions only):

@@ -76,6 +76,21 @@ EVOPLAST_HD void update_synapse(const PlasticityCoeffs& c, T g, T h, T mean_x, T
 // the direct projection of the output error (dfa).
 enum class HiddenError : std::uint8_t { keep = 0, none = 1, dfa = 2 };
 
+// A conv plastic layer's output error e (P, N, Out, Ho, Wo) where a ReLU and
+// a 2×2 max-pool follow the conv, described by what it is made from: what
+// maxpool2d_relu_backward and then route_hidden_error (relu_after) store.
+// A net on keep gets the pool's error at its window's maximum where the ReLU
+// passed it (y > 0), else 0; on dfa, the projection dfa_e where act > 0; on
+// none, 0. A backend that fuses reads it so, and e is never stored.
+struct PooledConvError {
+  const float* dy;             // (P, N, Out, Ho/2, Wo/2): the pool's output error
+  const float* y;              // (P, N, Out, Ho/2, Wo/2): the pool's output
+  const std::int32_t* argmax;  // (P, N, Out, Ho/2, Wo/2): the maximum's index in its Ho×Wo plane
+  const HiddenError* mode;     // (P), host in the engine, device in the kernels; null: every net keeps
+  const float* dfa_e;          // (P, N, Out, Ho, Wo), or null where no net is on dfa
+  const float* act;            // (P, N, Out, Ho, Wo): the ReLU's output
+};
+
 }  // namespace evoplast::kernels
 
 namespace evoplast::kernels::cpu {

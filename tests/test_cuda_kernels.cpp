@@ -1185,10 +1185,82 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
   });
 }
 
-// The plasticity engine's wiring: a CNN whose nets learn by hebb, bcm and
-// hebb by feedback alignment follows the same weights, bit for bit, with
-// its conv layers' stacked rows made as they are read (TF32) or stored
-// first ($EVOPLAST_FUSION=0), θ moving after the rows used it in both, the
+// A conv plastic layer's error made from the pool above it as the kernels
+// read it (PooledConvError) equals, bit for bit, the error stored first by
+// maxpool2d_relu_backward and route_hidden_error: the input gradient
+// (through each net's own W, and a mixed population's W or B) and [g; h]
+// with their sums and statistics, at each tensor-core precision; nets that
+// keep the pool's error, take the DFA projection or none, and a population
+// whose nets all keep theirs (no modes). An odd output size leaves a last
+// row outside every window. The stored error's buffer is never touched.
+TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals the routed error stored first") {
+  Harness h;
+  using kernels::HiddenError;
+  const std::vector<HiddenError> modes = {HiddenError::keep, HiddenError::dfa, HiddenError::none};
+  const std::vector<std::uint8_t> use_fb = {1, 0, 0};
+  at_precisions(kTensorPrecisions, [&](kc::Precision) {
+    for (const ConvShape& s : {ConvShape{3, 2, 3, 10, 10, 5, 3, false, true}, ConvShape{3, 2, 2, 9, 10, 6, 3, false}}) {
+      CAPTURE(s.H);
+      REQUIRE(h.gpu->fuses_conv_steps());
+      const int Hp = s.Ho() / 2, Wp = s.Wo() / 2;
+      const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * Hp * Wp, units = std::size_t(s.P) * s.Cout;
+      auto x = h.in(s.x_size(), -0.5, 1), w = h.in(s.w_size()), fb = h.in(s.w_size()), dy = h.in(pooled);
+      auto y = h.in(pooled, -0.5, 1), act = h.in(s.y_size(), -0.5, 1), dfa = h.in(s.y_size());
+      auto theta = h.in(units, 0, 1);
+      std::vector<std::int32_t> where(pooled);  // each window's maximum: any of its four outputs
+      for (std::size_t j = 0; j < pooled; ++j) {
+        const int pw = int(j % std::size_t(Wp)), ph = int(j / std::size_t(Wp) % std::size_t(Hp));
+        const int slot = int(h.rng() % 4);
+        where[j] = (2 * ph + slot / 2) * s.Wo() + 2 * pw + slot % 2;
+      }
+      Guarded<std::int32_t> argmax(*h.gpu, where);
+      std::vector<PlasticityCoeffs> coeffs(std::size_t(s.P));
+      for (int p = 0; p < s.P; ++p) coeffs[std::size_t(p)].bcm = 0.5f * float(p);
+      const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
+      for (const HiddenError* mode : {modes.data(), static_cast<const HiddenError*>(nullptr)}) {
+        CAPTURE(mode != nullptr);
+        const PooledConvError err{dy.g.ptr(), y.g.ptr(), argmax.ptr(), mode, mode ? dfa.g.ptr() : nullptr,
+                                  act.g.ptr()};
+        auto e = gpu(s.y_size()), unused_e = gpu(s.y_size()), picked = gpu(s.w_size());
+        for (const std::uint8_t* picks : {static_cast<const std::uint8_t*>(nullptr), use_fb.data()}) {
+          CAPTURE(picks != nullptr);
+          auto dx1 = gpu(s.x_size()), dx2 = gpu(s.x_size());
+          h.gpu->Backend::conv2d_input_grad_pooled(s, err, picks, x.g.ptr(), w.g.ptr(), fb.g.ptr(), e.ptr(),
+                                                   picked.ptr(), dx1.ptr());
+          h.gpu->conv2d_input_grad_pooled(s, err, picks, x.g.ptr(), w.g.ptr(), fb.g.ptr(), unused_e.ptr(), nullptr,
+                                          dx2.ptr());
+          CHECK(dx2.body() == dx1.body());
+          CHECK(untouched(unused_e));
+        }
+        const auto E = e.body();  // the routed error as stored: some of each kind
+        CHECK(std::count(E.begin(), E.end(), 0.0f) > 0);
+        CHECK(std::count_if(E.begin(), E.end(), [](float v) { return v != 0.0f; }) > 0);
+        Guarded<float> theta1(*h.gpu, theta.g.body()), theta2(*h.gpu, theta.g.body());
+        const std::size_t gh = std::size_t(s.P) * 2 * s.Cout * s.Cin * s.K * s.K;
+        auto rows = gpu(2 * s.y_size());  // the stacked rows, stored by the composition
+        auto g1 = gpu(gh), g2 = gpu(gh), b1 = gpu(2 * units), b2 = gpu(2 * units);
+        auto m1 = gpu(units), m2 = gpu(units), q1 = gpu(units), q2 = gpu(units);
+        h.gpu->Backend::plasticity_conv_grads_pooled(s, err, coeffs.data(), x.g.ptr(), act.g.ptr(), theta1.ptr(),
+                                                     e.ptr(), rows.ptr(), g1.ptr(), b1.ptr(), m1.ptr(), q1.ptr());
+        h.gpu->plasticity_conv_grads_pooled(s, err, coeffs.data(), x.g.ptr(), act.g.ptr(), theta2.ptr(),
+                                            unused_e.ptr(), nullptr, g2.ptr(), b2.ptr(), m2.ptr(), q2.ptr());
+        CHECK(g2.body() == g1.body());
+        CHECK(b2.body() == b1.body());
+        CHECK(m2.body() == m1.body());
+        CHECK(q2.body() == q1.body());
+        CHECK(theta2.body() == theta1.body());
+        CHECK(untouched(unused_e));
+      }
+    }
+  });
+}
+
+// The plasticity engine's wiring: a CNN whose nets learn by hebb, bcm, and
+// hebb by feedback alignment, by DFA and with no hidden error, follows the
+// same weights, bit for bit, with its conv layers' stacked rows made as
+// they are read (TF32) or stored first ($EVOPLAST_FUSION=0), conv2's error
+// read from the pool's as it is made or stored (and routed) first, θ
+// moving after the rows used it in both, the
 // mixed population's error passed down through each net's W or B read
 // where it lies or picked into a copy, and conv2 → ReLU → pool run as one
 // step that writes the activation the rules read (in training forwards; an
@@ -1205,12 +1277,15 @@ TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv 
     if (!fused) setenv("EVOPLAST_FUSION", "0", 1);  // read when the backend is made
     auto gpu = make_backend("cuda", "tf32");
     REQUIRE(gpu->fuses_conv_steps() == fused);
-    const int P = 3, N = 4;
+    const int P = 5, N = 4;
     PopulationNet net(*gpu, spec, P, N);
     net.init_params(4, false);
-    Rule by_fa = named_rule("hebb");
-    by_fa.feedback = Feedback::fa;
-    Plasticity learn(*gpu, net, {named_rule("hebb"), named_rule("bcm"), by_fa}, 1, 0.9f, 1e-6f, N);
+    std::vector<Rule> rules = {named_rule("hebb"), named_rule("bcm"), named_rule("hebb"), named_rule("hebb"),
+                               named_rule("hebb")};
+    rules[2].feedback = Feedback::fa;
+    rules[3].feedback = Feedback::dfa;
+    rules[4].feedback = Feedback::none;
+    Plasticity learn(*gpu, net, rules, 1, 0.9f, 1e-6f, N);
     std::mt19937 rng(8);
     Buffer<float> x(*gpu, N * 64);
     Buffer<std::int32_t> y(*gpu, N);
@@ -1305,6 +1380,7 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
         Plasticity learn(*be, net, std::vector<Rule>(P, named_rule("hebb")), 1);
         CHECK(net.conv_relu_pool_fusion() == ConvReluPool::fused_keeping_activation);
         CHECK(net.activation(conv2_slot) != nullptr);
+        CHECK((net.gradient(conv2_slot) == nullptr) == be->fuses_conv_steps());  // its error is read from the pool's
       }
     }
     CHECK(curves[1] == curves[0]);
