@@ -174,6 +174,74 @@ int main(int argc, char** argv) {
           time_it(*be, "fc1 fwd", [&] { be->dense_forward(fc1, xf.data(), wf.data(), bf.data(), yf.data()); }),
           2.0 * P * N * 9216.0 * 128, 0);
     }
+    // The fused conv steps on tensor cores (TF32) beside the same steps composed
+    // (the backend's layer-by-layer reference): conv2 → ReLU → 2×2 pool, forward
+    // and backward, and a plastic conv2's input gradient and [g; h] with its
+    // error read from the pool's (PooledConvError) or stored first.
+    kc::set_gemm_impl(kc::GemmImpl::tiled);
+    kc::set_conv_impl(kc::ConvImpl::im2col);
+    kc::set_gemm_precision(kc::Precision::tf32);
+    if (be->fuses_conv_steps()) {
+      const std::size_t pooled = conv2.y_size() / 4;  // 24 × 24 → 12 × 12
+      auto py = random_buffer(*be, pooled, rng), pdy = random_buffer(*be, pooled, rng);
+      engine::Buffer<std::int32_t> argmax(*be, pooled);
+      auto act = random_buffer(*be, conv2.y_size(), rng), e2 = random_buffer(*be, conv2.y_size(), rng);
+      const engine::DropoutParams no_dropout{};
+      be->conv2d_relu_pool_forward(conv2, no_dropout, y1.data(), w2.data(), b2.data(), act.data(), py.data(),
+                                   argmax.data());  // the argmax the backward passes read
+      for (const bool fused : {true, false}) {
+        const char* impl = fused ? "fused tf32" : "composed tf32";
+        row("conv2→ReLU→pool fwd", impl, time_it(*be, "conv2 relu pool fwd", [&] {
+              if (fused)
+                be->conv2d_relu_pool_forward(conv2, no_dropout, y1.data(), w2.data(), b2.data(), nullptr, py.data(),
+                                             argmax.data());
+              else
+                be->Backend::conv2d_relu_pool_forward(conv2, no_dropout, y1.data(), w2.data(), b2.data(), act.data(),
+                                                      py.data(), argmax.data());
+            }),
+            flops_conv(conv2), 0);
+        engine::ConvShape through = conv2;
+        through.input_relu = true;
+        row("conv2→ReLU→pool bwd (dx, dw, db)", impl, time_it(*be, "conv2 relu pool bwd", [&] {
+              if (fused)
+                be->conv2d_relu_pool_backward(through, no_dropout, y1.data(), w2.data(), nullptr, py.data(),
+                                              argmax.data(), pdy.data(), nullptr, dx2.data(), dw2.data(), db2.data());
+              else
+                be->Backend::conv2d_relu_pool_backward(through, no_dropout, y1.data(), w2.data(), act.data(),
+                                                       py.data(), argmax.data(), pdy.data(), e2.data(), dx2.data(),
+                                                       dw2.data(), db2.data());
+            }),
+            2 * flops_conv(conv2), 0);
+      }
+      const std::vector<kernels::PlasticityCoeffs> rule2(
+          std::size_t(P), engine::named_rule("hebb").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));  // conv2: plastic layer 1 of 4
+      const std::size_t units = std::size_t(P) * conv2.Cout;
+      auto gh2 = random_buffer(*be, 2 * conv2.w_size(), rng), gb2 = random_buffer(*be, 2 * units, rng);
+      auto theta2 = random_buffer(*be, units, rng), my_2 = random_buffer(*be, units, rng);
+      auto my2_2 = random_buffer(*be, units, rng), rows2 = random_buffer(*be, 2 * conv2.y_size(), rng);
+      const engine::PooledConvError from_pool{pdy.data(), py.data(), argmax.data(), nullptr, nullptr, act.data()};
+      engine::ConvShape through = conv2;
+      through.input_relu = true;
+      for (const bool fused : {true, false}) {
+        row("plastic conv2 dx + [g; h]", fused ? "pooled tf32" : "stored tf32", time_it(*be, "plastic conv2", [&] {
+              if (fused) {
+                be->conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr, nullptr,
+                                             nullptr, dx2.data());
+                be->plasticity_conv_grads_pooled(conv2, from_pool, rule2.data(), y1.data(), act.data(), theta2.data(),
+                                                 nullptr, nullptr, gh2.data(), gb2.data(), my_2.data(), my2_2.data());
+              } else {
+                be->Backend::conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr,
+                                                      e2.data(), nullptr, dx2.data());
+                be->Backend::plasticity_conv_grads_pooled(conv2, from_pool, rule2.data(), y1.data(), act.data(),
+                                                          theta2.data(), e2.data(), rows2.data(), gh2.data(),
+                                                          gb2.data(), my_2.data(), my2_2.data());
+              }
+            }),
+            3 * flops_conv(conv2), 0);
+      }
+    }
+    kc::set_gemm_precision(kc::Precision::fp32);
+
     // The fused plasticity update of fc1: bandwidth-bound.
     const int Out = 128, In = 9216;
     const std::size_t n = std::size_t(P) * Out * In;
