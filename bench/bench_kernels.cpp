@@ -213,8 +213,9 @@ int main(int argc, char** argv) {
             }),
             2 * flops_conv(conv2), 0);
       }
+      // conv2 is plastic layer 1 of 4.
       const std::vector<kernels::PlasticityCoeffs> rule2(
-          std::size_t(P), engine::named_rule("hebb").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));  // conv2: plastic layer 1 of 4
+          std::size_t(P), engine::named_rule("hebb").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));
       const std::size_t units = std::size_t(P) * conv2.Cout;
       auto gh2 = random_buffer(*be, 2 * conv2.w_size(), rng), gb2 = random_buffer(*be, 2 * units, rng);
       auto theta2 = random_buffer(*be, units, rng), my_2 = random_buffer(*be, units, rng);
