@@ -535,20 +535,24 @@ PickedWeights own_weights(const ConvShape& s, const float* w) {
 template <Precision kP, class Error>
 void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, PickedWeights w, Error dy,
                              float* dx, float* dw, float* db) {
-  const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
-  if (db) {
-    const std::size_t rows = std::size_t(s.P) * s.Cout;
-    EVOPLAST_LAUNCH(bias_grad_kernel<Error>, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st, s,
-                    dy, db);
-  }
-  if (dw) {
-    const int len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
-    const std::size_t n = std::size_t(s.P) * s.Cout * KK;
-    float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(splits) * n);
-    const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
-                    unsigned(splits * s.P));
-    EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
-    if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
+  // A plastic layer's routed error reaches dW and db only inside its stacked
+  // rows: its own weight-gradient kernels are not instantiated.
+  if constexpr (!std::is_same_v<Error, RoutedPooledError>) {
+    const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
+    if (db) {
+      const std::size_t rows = std::size_t(s.P) * s.Cout;
+      EVOPLAST_LAUNCH(bias_grad_kernel<Error>, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st,
+                      s, dy, db);
+    }
+    if (dw) {
+      const int len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
+      const std::size_t n = std::size_t(s.P) * s.Cout * KK;
+      float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(splits) * n);
+      const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
+                      unsigned(splits * s.P));
+      EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
+      if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
+    }
   }
   // A plastic layer's stacked rows have no input gradient: its kernel is not instantiated for them.
   if constexpr (!is_stacked_rows<Error>) {
