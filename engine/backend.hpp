@@ -193,7 +193,9 @@ class Backend {
   // pooled_conv_error and read as a stored one is: conv2d_backward (or
   // conv2d_input_grad_picked where use_fb is not null) for dx, and
   // plasticity_conv_grads. A backend that fuses (fuses_conv_steps) makes
-  // the error as its kernels read it: e untouched (may be null).
+  // the error as its kernels read it: e untouched (may be null), and dx
+  // written for the nets on keep only (one on DFA or none routes every
+  // hidden layer's error, so nothing reads the error passed down to it).
   void pooled_conv_error(const ConvShape& s, const PooledConvError& err, float* e) {
     maxpool2d_relu_backward(pool_after(s), err.dy, err.argmax, err.y, err.act, e);
     if (err.mode) route_hidden_error(s.P, s.y_size() / std::size_t(s.P), err.mode, err.dfa_e, err.act, true, e);

@@ -63,6 +63,8 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
   all_fa_ = std::all_of(rules_.begin(), rules_.end(), [](const Rule& r) { return r.feedback == Feedback::fa; });
   routes_error_ = std::any_of(hidden_error_.begin(), hidden_error_.end(),
                               [](kernels::HiddenError h) { return h != kernels::HiddenError::keep; });
+  passes_error_down_ = std::any_of(hidden_error_.begin(), hidden_error_.end(),
+                                   [](kernels::HiddenError h) { return h == kernels::HiddenError::keep; });
   diverged_.assign(std::size_t(P), 0);
   ewc_lambda_.assign(std::size_t(P), 0.0f);
   loss_sum_ = Buffer<float>(backend_, std::size_t(P));
@@ -242,14 +244,15 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
   for (std::size_t i = layers.size(); i-- > 0;) {
     const auto& L = layers[i];
     const float* dy = net_.gradient(L.act_out);
-    float* dx = L.act_in == 0 ? nullptr : net_.gradient(L.act_in);
+    // Where every net routes its hidden layers' error (DFA, none), none goes below the readout.
+    float* dx = L.act_in == 0 || !passes_error_down_ ? nullptr : net_.gradient(L.act_in);
     if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) {
       if (i >= 2 && net_.fused_conv_at(i - 2) && backend_.fuses_conv_steps()) {
         pooled = PooledConvError{dy, net_.activation(L.act_out), net_.pool_argmax(i), nullptr, nullptr, nullptr};
         --i;  // the ReLU's backward is the conv's too
         continue;
       }
-      i = std::size_t(net_.backward_nonparametric(int(i), dy, dx));
+      if (passes_error_down_) i = std::size_t(net_.backward_nonparametric(int(i), dy, dx));
       continue;
     }
     LayerState& s = layers_[std::size_t(--k)];

@@ -83,6 +83,9 @@ class Plasticity {
   bool any_fa_ = false, any_dfa_ = false, all_fa_ = false;
   std::vector<kernels::HiddenError> hidden_error_;  // (P) what each net's hidden layers learn from
   bool routes_error_ = false;  // some net's hidden error is not the one passed down (none or DFA)
+  // Some net's hidden error is the one passed down (backprop or FA): else no
+  // error goes below the readout, every hidden layer's being routed.
+  bool passes_error_down_ = true;
   std::vector<std::uint8_t> uses_fa_;               // (P) 1: the error goes down through B, not W
   std::vector<float> ewc_lambda_;
   std::vector<Buffer<float>> fisher_, fisher_task_, anchor_;  // per Param

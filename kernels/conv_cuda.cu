@@ -196,6 +196,16 @@ struct RoutedPooledError {
   }
 };
 
+// Whether net p's error goes on below the layer: a net that routes its hidden
+// layers' errors (DFA, none) reads none of it.
+template <class Error>
+__device__ bool passes_down(const Error&, std::size_t) {
+  return true;
+}
+__device__ inline bool passes_down(const RoutedPooledError& e, std::size_t p) {
+  return !e.mode || e.mode[p] == HiddenError::keep;
+}
+
 RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError& e) {
   return RoutedPooledError{PooledError{e.dy, e.y, e.argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2, 1.0f},
                            e.mode, e.dfa_e, e.act};
@@ -350,6 +360,7 @@ __global__ void __launch_bounds__(kTileThreads)
     conv_input_grad_tensor(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
                            float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
+  if (!passes_down(dy, p)) return;  // the whole block: its net's dx is never read
   const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
   tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
                   s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},

@@ -105,6 +105,8 @@ void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const 
 // A conv plastic layer's input gradient with its error e made from the pool
 // above it as it is read (PooledConvError, mode a device table), on tensor
 // cores: through each net's w, or where use_fb (device, P; null: none) its fb.
+// Only nets on keep get their dx written: one on DFA or none routes every
+// hidden layer's error, so nothing reads what would come down to it.
 void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
                               const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx);
 void dense_input_grad_picked(Stream st, const DenseShape& s, const std::uint8_t* use_fb, const float* w,

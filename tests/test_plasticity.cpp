@@ -2,7 +2,9 @@
 // isolation, and the fused kernels against their definitions.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "check.hpp"
@@ -315,6 +317,52 @@ TEST_CASE("feedback alignment and direct feedback alignment learn a teacher task
     for (std::size_t j = 0; j < per; ++j) same &= hidden_w[p * per + j] == hidden_w0[p * per + j];
     CHECK(same == (p == 3));
   }
+}
+
+// Where every net routes its hidden layers' error (DFA, none), no error goes
+// below the readout: no layer computes an input gradient, and the nets learn
+// bit for bit as they do beside a net that passes its error down (whose
+// presence makes every layer compute it).
+TEST_CASE("a population that routes every hidden error passes none below the readout, and learns the same") {
+  struct CountingInputGrads : CpuBackend {
+    int input_grads = 0;
+    void dense_backward(const DenseShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                        float* db) override {
+      input_grads += dx != nullptr;
+      CpuBackend::dense_backward(s, x, w, dy, dx, dw, db);
+    }
+  };
+  const int in = 20, N = 16;
+  NetSpec spec = NetSpec::parse("mlp24x2").adapted(4, 5, 4);
+  std::vector<std::vector<float>> weights;
+  for (const int P : {2, 3}) {
+    CAPTURE(P);
+    CountingInputGrads be;
+    PopulationNet net(be, spec, P, N);
+    net.init_params(3, false);
+    std::vector<Rule> rules = {named_rule("dfa"), named_rule("bcm"), named_rule("baseline")};
+    rules.resize(std::size_t(P));
+    Plasticity plastic(be, net, rules, 2);
+    std::mt19937 rng(5);
+    const auto T = check::random_vector<float>(4 * in, rng, -1, 1);
+    Buffer<float> xb(be, std::size_t(N) * in);
+    Buffer<std::int32_t> yb(be, N);
+    for (int step = 0; step < 4; ++step) {
+      const Batch b = teacher_batch(N, in, rng, T);
+      xb.upload(b.x);
+      yb.upload(b.y);
+      net.forward(xb.data(), N, true, 1, std::uint64_t(step));
+      plastic.step(yb.data(), N, 1.0f, 0);
+    }
+    CHECK(be.input_grads == (P == 2 ? 0 : 4 * 2));  // the readout's and the second hidden layer's, per step
+    std::vector<float> first_two;  // nets 0 and 1 of every parameter
+    for (auto& prm : net.params()) {
+      const auto v = prm.value.download();
+      first_two.insert(first_two.end(), v.begin(), v.begin() + 2 * std::ptrdiff_t(prm.per_net));
+    }
+    weights.push_back(first_two);
+  }
+  CHECK(weights[0] == weights[1]);
 }
 
 TEST_CASE("a diverging rule marks only its own net — the others' results are unchanged") {
