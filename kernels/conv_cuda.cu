@@ -230,6 +230,18 @@ struct StackedError {
     return hebb_post(y[i], theta[p * Out + o], coeffs[p].bcm) * inv;
   }
 };
+// Whether the rows [m0, m0 + kTileM) of net p's error are all 0 by
+// construction: a tile of error rows (not the Hebbian ones) of a net on none
+// in the stacked rows over a routed error. Its g tile is then 0 exactly (for
+// finite inputs), written without the GEMM.
+template <class Error>
+__device__ bool rows_vanish(const Error&, std::size_t, int) {
+  return false;
+}
+__device__ inline bool rows_vanish(const StackedError<RoutedPooledError>& rows, std::size_t p, int m0) {
+  return m0 + kTileM <= rows.Out && rows.e.mode && rows.e.mode[p] == HiddenError::none;
+}
+
 template <class Error>
 constexpr bool is_stacked_rows = false;
 template <class Error>
@@ -377,11 +389,14 @@ __global__ void __launch_bounds__(kTileThreads)
   const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
   const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
-  const int n0 = int(blockIdx.x) * kTileN;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, KK}, k_begin, k_end,
-                  OutputErrorRows<Error>(dy, p, s, k_begin),
-                  ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0),
-                      RowMajorStore{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK});
+  const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
+  const RowMajorStore store{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK};
+  if (rows_vanish(dy, p, m0)) {  // the whole block
+    for (int i = threadIdx.x; i < kTileM * kTileN; i += kTileThreads) store(m0 + i / kTileN, n0 + i % kTileN, 0.0f);
+    return;
+  }
+  tensor_tile<kP>(m0, n0, TileExtent{s.Cout, KK}, k_begin, k_end, OutputErrorRows<Error>(dy, p, s, k_begin),
+                  ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0), store);
 }
 
 // dw = Σ over the splits of partial, in split order (the same bits every run).
