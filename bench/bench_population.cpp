@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   std::vector<int> populations = {1, 10, 64, 256, 1024};
   std::string net_name = "cnn", rule = "backprop", backend_name = "auto", precision = "fp32";
   int batch = 64, steps = 20, warmup = 3;
-  bool mixed_fa = false;
+  bool mixed_fa = false, mixed_feedback = false;
   app.add_option("-P,--population", populations, "Population sizes")->delimiter(',')->capture_default_str();
   app.add_option("--net", net_name, "Architecture")->capture_default_str();
   app.add_option("--rule", rule, "backprop (plain Adadelta step) or a named rule through the plasticity path")
@@ -80,6 +80,11 @@ int main(int argc, char** argv) {
   app.add_flag("--mixed-fa", mixed_fa,
                "With a named rule: every other net passes its error down by feedback alignment (a mixed "
                "population, as evolution makes)");
+  app.add_flag("--mixed-feedback", mixed_feedback,
+               "With a named rule: net p learns its hidden layers from the error passed down (p % 4 = 0), by "
+               "feedback alignment (1), by direct feedback alignment (2) or from none (3), as an evolved "
+               "population holds all four")
+      ->excludes("--mixed-fa");
   app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();
   app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();
   if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "bench_population")) return *exit_code;
@@ -90,7 +95,11 @@ int main(int argc, char** argv) {
     ranks.pin_device();
     auto backend = engine::make_backend(backend_name, precision);
     fmt::print("bench_population: {} on {}, batch {}, rule {}{}, {} timed steps{}\n", net_name, backend->name(), batch,
-               rule, mixed_fa ? " (every other net by feedback alignment)" : "", steps,
+               rule,
+               mixed_fa         ? " (every other net by feedback alignment)"
+               : mixed_feedback ? " (nets by backprop, FA, DFA and none in turn)"
+                                : "",
+               steps,
                ranks.distributed() ? fmt::format(", {} MPI ranks ({} CPU threads each)", ranks.size(),
                                                  kernels::cpu::cpu_threads())
                                    : std::string());
@@ -129,6 +138,9 @@ int main(int argc, char** argv) {
       else {
         std::vector<engine::Rule> rules(std::size_t(P), engine::named_rule(rule));
         for (int p = 1; mixed_fa && p < P; p += 2) rules[std::size_t(p)].feedback = engine::Feedback::fa;
+        const engine::Feedback turns[] = {engine::Feedback::backprop, engine::Feedback::fa, engine::Feedback::dfa,
+                                          engine::Feedback::none};
+        for (int p = 0; mixed_feedback && p < P; ++p) rules[std::size_t(p)].feedback = turns[(share.first + p) % 4];
         plastic.emplace(*backend, net, rules, 1);
       }
       std::vector<float> xh(std::size_t(batch) * spec.in_c * spec.in_h * spec.in_w);

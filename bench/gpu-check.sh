@@ -71,6 +71,9 @@ EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf
 # A population mixing feedback alignment in (as evolution makes): each net's W or B read where it lies, or picked into a copy.
 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-fa >"$out/bench_hebb_fa_tf32x3.log" 2>&1
 EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-fa >"$out/bench_hebb_fa_tf32x3_unfused.log" 2>&1
+# Nets by backprop, FA, DFA and none in turn: errors routed as conv2 reads them, no dx for nets that discard it.
+"$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-feedback >"$out/bench_hebb_mixed_tf32x3.log" 2>&1
+EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-feedback >"$out/bench_hebb_mixed_tf32x3_unfused.log" 2>&1
 "$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 >"$out/torch.log" 2>&1
 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
@@ -122,6 +125,8 @@ try:
     bf16 = table(f"{d}/bench_bf16.log")
     unfused, hebb_unfused = table(f"{d}/bench_tf32x3_unfused.log"), table(f"{d}/bench_hebb_tf32x3_unfused.log")
     hebb_fa, hebb_fa_unfused = table(f"{d}/bench_hebb_fa_tf32x3.log"), table(f"{d}/bench_hebb_fa_tf32x3_unfused.log")
+    hebb_mixed = table(f"{d}/bench_hebb_mixed_tf32x3.log")
+    hebb_mixed_unfused = table(f"{d}/bench_hebb_mixed_tf32x3_unfused.log")
 except FileNotFoundError as e:
     print("missing log:", e); sys.exit(0)
 print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
@@ -138,10 +143,12 @@ for P in sorted(set(tf32) | set(torch_tf32)):
     print(f"{P:>5} {a or 0:>10.0f} {b or 0:>10.0f} {bf16.get(P, 0):>10.0f} {ng or 0:>12.0f} {unfused.get(P, 0):>11.0f} "
           f"{hb or 0:>12.0f} {hebb_unfused.get(P, 0):>13.0f} "
           f"{t or 0:>13.0f} {(f'{a / t:.2f}x' if a and t else '—'):>13} {(f'{hb / b:.2f}' if hb and b else '—'):>11}")
-print("hebb tf32x3 with every other net by feedback alignment: W or B read where they lie (fused) or picked into a copy")
-print(f"{'P':>5} {'mixed FA':>10} {'unfused':>10}")
-for P in sorted(hebb_fa):
-    print(f"{P:>5} {hebb_fa.get(P, 0):>10.0f} {hebb_fa_unfused.get(P, 0):>10.0f}")
+print("hebb tf32x3 with every other net by feedback alignment: W or B read where they lie (fused) or picked into a copy;")
+print("and with nets by backprop, FA, DFA and none in turn: errors routed as read (fused) or stored")
+print(f"{'P':>5} {'mixed FA':>10} {'unfused':>10} {'mixed all':>10} {'unfused':>10}")
+for P in sorted(set(hebb_fa) | set(hebb_mixed)):
+    print(f"{P:>5} {hebb_fa.get(P, 0):>10.0f} {hebb_fa_unfused.get(P, 0):>10.0f} {hebb_mixed.get(P, 0):>10.0f} "
+          f"{hebb_mixed_unfused.get(P, 0):>10.0f}")
 PY
 echo; cat "$out/bench_kernels.log"
 echo; echo "ncu (P = 64, hebb, tf32x3; $ncu_rc): top kernels by time"
