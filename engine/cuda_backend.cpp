@@ -398,8 +398,7 @@ class CudaBackend final : public Backend {
     if (!fuses_conv_steps())
       return Backend::plasticity_conv_grads(s, coeffs, x, e, y, theta, error_hebb, grad_hebb, grad_hebb_bias, mean_y,
                                             mean_y2);
-    kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, e, y, theta, grad_hebb, grad_hebb_bias);
-    kc::plasticity_unit_stats(stream_, s.P, s.N, s.Cout, s.Ho() * s.Wo(), y, theta, mean_y, mean_y2);  // θ read first
+    fused_conv_plasticity_grads(s, coeffs, x, e, y, theta, grad_hebb, grad_hebb_bias, mean_y, mean_y2);
   }
   void plasticity_conv_grads_pooled(const ConvShape& s, const PooledConvError& err, const PlasticityCoeffs* coeffs,
                                     const float* x, const float* y, float* theta, float* e, float* error_hebb,
@@ -407,9 +406,8 @@ class CudaBackend final : public Backend {
     if (!fuses_conv_steps())
       return Backend::plasticity_conv_grads_pooled(s, err, coeffs, x, y, theta, e, error_hebb, grad_hebb,
                                                    grad_hebb_bias, mean_y, mean_y2);
-    kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, on_device(err, s.P), y, theta, grad_hebb,
-                                grad_hebb_bias);
-    kc::plasticity_unit_stats(stream_, s.P, s.N, s.Cout, s.Ho() * s.Wo(), y, theta, mean_y, mean_y2);  // θ read first
+    fused_conv_plasticity_grads(s, coeffs, x, on_device(err, s.P), y, theta, grad_hebb, grad_hebb_bias, mean_y,
+                                mean_y2);
   }
   void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
                                const float* error_hebb, float* grad_hebb, const float* mean_x, const float* mean_y,
@@ -488,6 +486,16 @@ class CudaBackend final : public Backend {
                                               [&](void* dst, const void* src, std::size_t bytes) {
                                                 to_device(dst, src, bytes);
                                               }));
+  }
+  // A conv plastic layer's [g; h] with its stacked rows made as the GEMM
+  // reads them from the error e (stored: a device pointer; or made from the
+  // pool's: PooledConvError), then θ, ⟨y⟩ and ⟨y²⟩ (θ read by the rows first).
+  template <class Error>
+  void fused_conv_plasticity_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x, const Error& e,
+                                   const float* y, float* theta, float* grad_hebb, float* grad_hebb_bias,
+                                   float* mean_y, float* mean_y2) {
+    kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, e, y, theta, grad_hebb, grad_hebb_bias);
+    kc::plasticity_unit_stats(stream_, s.P, s.N, s.Cout, s.Ho() * s.Wo(), y, theta, mean_y, mean_y2);
   }
   // A pooled conv error with its per-net modes as a device table.
   PooledConvError on_device(PooledConvError e, int P) {

@@ -187,14 +187,25 @@ struct RoutedPooledError {
   const HiddenError* mode;  // (P), device; null: every net keeps
   const float* dfa_e;       // (P, N, Cout, Ho, Wo), or null
   const float* act;         // (P, N, Cout, Ho, Wo): the ReLU's output
+  HiddenError net_mode;     // the mode of the net read for (for_net), looked up once per block
   __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
-    const HiddenError m = mode ? mode[p] : HiddenError::keep;
-    if (m == HiddenError::keep) return kept.at(p, n, co, oy, ox);
-    if (m == HiddenError::none) return 0.0f;
+    if (net_mode == HiddenError::keep) return kept.at(p, n, co, oy, ox);
+    if (net_mode == HiddenError::none) return 0.0f;
     const std::size_t i = (((p * kept.N + n) * kept.Cout + co) * kept.Ho + oy) * std::size_t(kept.Wo) + ox;
     return act[i] > 0.0f ? dfa_e[i] : 0.0f;
   }
 };
+
+// An error as net p's loaders read it: a routed error with p's mode looked
+// up (once per block, not per element); any other as it is.
+template <class Error>
+__device__ Error for_net(const Error& e, std::size_t) {
+  return e;
+}
+__device__ inline RoutedPooledError for_net(RoutedPooledError e, std::size_t p) {
+  e.net_mode = e.mode ? e.mode[p] : HiddenError::keep;
+  return e;
+}
 
 // Whether net p's error goes on below the layer: a net that routes its hidden
 // layers' errors (DFA, none) reads none of it.
@@ -208,7 +219,7 @@ __device__ inline bool passes_down(const RoutedPooledError& e, std::size_t p) {
 
 RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError& e) {
   return RoutedPooledError{PooledError{e.dy, e.y, e.argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2, 1.0f},
-                           e.mode, e.dfa_e, e.act};
+                           e.mode, e.dfa_e, e.act, HiddenError::keep};
 }
 
 // The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
@@ -230,6 +241,11 @@ struct StackedError {
     return hebb_post(y[i], theta[p * Out + o], coeffs[p].bcm) * inv;
   }
 };
+template <class Error>
+__device__ StackedError<Error> for_net(StackedError<Error> rows, std::size_t p) {
+  rows.e = for_net(rows.e, p);
+  return rows;
+}
 // Whether the rows [m0, m0 + kTileM) of net p's error are all 0 by
 // construction: a tile of error rows (not the Hebbian ones) of a net on none
 // in the stacked rows over a routed error. Its g tile is then 0 exactly (for
@@ -257,8 +273,8 @@ struct OutputErrorRows {
   int col;            // this thread's column of the slice: k0 + threadIdx % kTileK
   OutputPosition at;  // its (n, oy, ox)
   // Made once per block (the sum from k_begin); each slice moves the thread's column kTileK on.
-  __device__ OutputErrorRows(Error dy, std::size_t p, const ConvShape& s, int k_begin)
-      : dy(dy),
+  __device__ OutputErrorRows(const Error& dy, std::size_t p, const ConvShape& s, int k_begin)
+      : dy(for_net(dy, p)),
         p(p),
         Cout(s.Cout),
         Ho(s.Ho()),
@@ -335,8 +351,8 @@ struct ErrorWindows {
   bool in_matrix;  // the column lies inside the matrix (N·H·W)
   PatchRow row;    // the (co, ky, kx) of its next row
   // Made once per block (its tile's first column n0, the sum from k_begin): each thread's column is its own.
-  __device__ ErrorWindows(Error dy, std::size_t p, const ConvShape& s, int k_begin, int n0)
-      : dy(dy), p(p), s(s), row(k_begin + int(threadIdx.x) / kTileN, s.K) {
+  __device__ ErrorWindows(const Error& dy, std::size_t p, const ConvShape& s, int k_begin, int n0)
+      : dy(for_net(dy, p)), p(p), s(s), row(k_begin + int(threadIdx.x) / kTileN, s.K) {
     const int HWin = s.H * s.W, col = n0 + int(threadIdx.x) % kTileN;
     n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
     in_matrix = col < s.N * HWin;
@@ -418,9 +434,10 @@ __global__ void bias_grad_kernel(ConvShape s, Error dy, float* __restrict__ db) 
   for (std::size_t r = blockIdx.x; r < std::size_t(s.P) * s.Cout; r += gridDim.x) {
     const std::size_t p = r / s.Cout;
     const int co = int(r % s.Cout);
+    const Error net_dy = for_net(dy, p);
     float acc = 0;
     for (std::size_t j = threadIdx.x; j < len; j += blockDim.x)
-      acc += dy.at(p, int(j / HW), co, int(j % HW) / Wo, int(j % HW) % Wo);
+      acc += net_dy.at(p, int(j / HW), co, int(j % HW) / Wo, int(j % HW) % Wo);
     acc = block_sum(acc, part);
     if (threadIdx.x == 0) db[r] = acc;
   }
@@ -553,9 +570,11 @@ int weight_grad_split_len(const ConvShape& s) {
   return (len + kTileK - 1) / kTileK * kTileK;
 }
 
-// Every net's own weights w (P, Cout, Cin, K, K).
-PickedWeights own_weights(const ConvShape& s, const float* w) {
-  return PickedWeights{w, nullptr, nullptr, std::size_t(s.Cout) * s.Cin * s.K * s.K};
+// Each net's weights w (P, Cout, Cin, K, K), or its feedback matrix fb (the
+// same shape) where use_fb (P) picks it; use_fb null: every net's own w.
+PickedWeights picked_weights(const ConvShape& s, const float* w, const float* fb = nullptr,
+                             const std::uint8_t* use_fb = nullptr) {
+  return PickedWeights{w, fb, use_fb, std::size_t(s.Cout) * s.Cin * s.K * s.K};
 }
 
 template <Precision kP, class Error>
@@ -597,7 +616,7 @@ void conv_backward_tensor(Stream st, Scratch& ws, const ConvShape& s, const floa
                           const float* dy, float* dx, float* dw, float* db) {
   const StoredError error{dy, s.N, s.Cout, s.Ho(), s.Wo()};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, own_weights(s, w), error, dx, dw, db);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w), error, dx, dw, db);
   });
 }
 
@@ -692,7 +711,7 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
   const PooledError error{dy,     y,          argmax,     s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2,
                           dropout.rate > 0 ? dropout_scale(dropout) : 1.0f};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, own_weights(s, w), error, dx, dw, db);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w), error, dx, dw, db);
   });
 }
 
@@ -702,9 +721,9 @@ void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const 
     throw std::invalid_argument("conv2d_input_grad_picked: a tensor-core precision only (fp32 picks into a copy)");
   if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_picked: no input gradient for a shared input");
   const StoredError error{dy, s.N, s.Cout, s.Ho(), s.Wo()};
-  const PickedWeights picked{w, fb, use_fb, std::size_t(s.Cout) * s.Cin * s.K * s.K};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked, error, dx, nullptr, nullptr);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w, fb, use_fb), error, dx, nullptr,
+                                                nullptr);
   });
 }
 
@@ -747,11 +766,9 @@ void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const 
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("conv2d_input_grad_pooled: a tensor-core precision only (fp32 stores the error)");
   if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_pooled: no input gradient for a shared input");
-  const PickedWeights weights =
-      use_fb ? PickedWeights{w, fb, use_fb, std::size_t(s.Cout) * s.Cin * s.K * s.K} : own_weights(s, w);
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, weights, routed_pooled_error(s, e), dx, nullptr,
-                                                nullptr);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w, fb, use_fb),
+                                                routed_pooled_error(s, e), dx, nullptr, nullptr);
   });
 }
 
