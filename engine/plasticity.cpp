@@ -60,6 +60,13 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
                                                           : kernels::HiddenError::keep);
     uses_fa_.push_back(r.feedback == Feedback::fa);
   }
+  for (int p = 0; p < P; ++p) {
+    if (hidden_error_[std::size_t(p)] != kernels::HiddenError::dfa) continue;
+    if (!dfa_runs_.empty() && dfa_runs_.back().first + dfa_runs_.back().second == p)
+      ++dfa_runs_.back().second;
+    else
+      dfa_runs_.emplace_back(p, 1);
+  }
   all_fa_ = std::all_of(rules_.begin(), rules_.end(), [](const Rule& r) { return r.feedback == Feedback::fa; });
   routes_error_ = std::any_of(hidden_error_.begin(), hidden_error_.end(),
                               [](kernels::HiddenError h) { return h != kernels::HiddenError::keep; });
@@ -264,9 +271,12 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
 
     // The error each hidden layer sees, by the feedback mode of each net (one pass for all).
     if (!is_output && routes_error_) {  // a population that only passes errors down leaves e as it is
-      if (any_dfa_)  // project e_out through the fixed random matrix: (P, N, Out·S)
-        backend_.dense_forward(DenseShape{P, N, C, int(units), false}, e_out, s.dfa_w.data(),
-                               s.dfa_b.data(), s.dfa_out.data());
+      // Each DFA net's e_out through its fixed random matrix: (P, N, Out·S), the other nets' slices untouched.
+      for (const auto& [first, count] : dfa_runs_)
+        backend_.dense_forward(DenseShape{count, N, C, int(units), false}, e_out + std::size_t(first) * N * C,
+                               s.dfa_w.data() + std::size_t(first) * units * C,
+                               s.dfa_b.data() + std::size_t(first) * units,
+                               s.dfa_out.data() + std::size_t(first) * N * units);
       if (pooled) {  // routed as the error is read
         pooled->mode = hidden_error_.data();
         pooled->dfa_e = any_dfa_ ? s.dfa_out.data() : nullptr;

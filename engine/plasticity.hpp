@@ -6,6 +6,7 @@
 // random feedback weights, EWC's Fisher and anchor, and divergence isolation.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "engine/network.hpp"
@@ -83,6 +84,9 @@ class Plasticity {
   bool any_fa_ = false, any_dfa_ = false, all_fa_ = false;
   std::vector<kernels::HiddenError> hidden_error_;  // (P) what each net's hidden layers learn from
   bool routes_error_ = false;  // some net's hidden error is not the one passed down (none or DFA)
+  // (first net, count) of each run of consecutive nets on DFA: the projection
+  // is made for them only (its output is read for no other net).
+  std::vector<std::pair<int, int>> dfa_runs_;
   // Some net's hidden error is the one passed down (backprop or FA): else no
   // error goes below the readout, every hidden layer's being routed.
   bool passes_error_down_ = true;

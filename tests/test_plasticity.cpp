@@ -365,6 +365,43 @@ TEST_CASE("a population that routes every hidden error passes none below the rea
   CHECK(weights[0] == weights[1]);
 }
 
+// The DFA projection is made per run of consecutive DFA nets: nets 1, 2 and
+// 4 among others learn as they do in a population all on DFA (one run).
+TEST_CASE("the nets on DFA learn the same among nets on other rules as in a population all on DFA") {
+  const int in = 20, N = 16, P = 5;
+  NetSpec spec = NetSpec::parse("mlp24x2").adapted(4, 5, 4);
+  const std::vector<Rule> mixed = {named_rule("bcm"), named_rule("dfa"), named_rule("dfa"), named_rule("baseline"),
+                                   named_rule("dfa")};
+  std::vector<std::vector<float>> weights;
+  for (const auto& rules : {mixed, std::vector<Rule>(std::size_t(P), named_rule("dfa"))}) {
+    CpuBackend be;
+    PopulationNet net(be, spec, P, N);
+    net.init_params(3, false);
+    Plasticity plastic(be, net, rules, 2);
+    std::mt19937 rng(5);
+    const auto T = check::random_vector<float>(4 * in, rng, -1, 1);
+    Buffer<float> xb(be, std::size_t(N) * in);
+    Buffer<std::int32_t> yb(be, N);
+    for (int step = 0; step < 4; ++step) {
+      const Batch b = teacher_batch(N, in, rng, T);
+      xb.upload(b.x);
+      yb.upload(b.y);
+      net.forward(xb.data(), N, true, 1, std::uint64_t(step));
+      plastic.step(yb.data(), N, 1.0f, 0);
+    }
+    std::vector<float> dfa_nets;  // nets 1, 2 and 4 of every parameter
+    for (auto& prm : net.params()) {
+      const auto v = prm.value.download();
+      for (const int p : {1, 2, 4})
+        dfa_nets.insert(dfa_nets.end(), v.begin() + p * std::ptrdiff_t(prm.per_net),
+                        v.begin() + (p + 1) * std::ptrdiff_t(prm.per_net));
+    }
+    weights.push_back(dfa_nets);
+  }
+  CHECK(weights[0] == weights[1]);
+  CHECK(weights[0] != std::vector<float>(weights[0].size(), 0.0f));
+}
+
 TEST_CASE("a diverging rule marks only its own net — the others' results are unchanged") {
   const synthetic::Protocol sp("split-class", 600, 200);
   const Protocol& proto = sp.protocol;
