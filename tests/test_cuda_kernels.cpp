@@ -154,30 +154,39 @@ void check_conv_matches(Harness& h, const ConvShape& s) {
 
 }  // namespace
 
+// The fp32-level precisions, whatever $EVOPLAST_PRECISION says: the CPU
+// comparisons below hold them to 1e-4; tf32 and bf16 are held to their own
+// error bounds ("… stay within each precision's error bound").
+const std::initializer_list<kc::Precision> kFp32Level = {kc::Precision::fp32, kc::Precision::tf32x3};
+
 TEST_CASE("cuda: conv2d forward and backward match the CPU") {
   Harness h;
-  for (const ConvShape& s : kConv) check_conv_matches(h, s);
+  at_precisions(kFp32Level, [&](kc::Precision) {
+    for (const ConvShape& s : kConv) check_conv_matches(h, s);
+  });
 }
 
 TEST_CASE("cuda: dense forward and backward match the CPU") {
   Harness h;
-  for (DenseShape s : {DenseShape{1, 1, 1, 1, false}, DenseShape{3, 65, 33, 10, false},
-                       DenseShape{3, 7, 784, 40, true}, DenseShape{2, 129, 130, 17, false}}) {
-    CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out); CAPTURE(s.shared_input);
-    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
-    h.cpu.dense_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
-    h.gpu->dense_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
-    h.same(y, 1e-4, 1e-4, "y");
-    auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
-    auto dx = h.out(s.shared_input ? 1 : s.x_size());
-    h.cpu.dense_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
-                         db.c.ptr());
-    h.gpu->dense_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
-                          db.g.ptr());
-    h.same(dw, 1e-4, 1e-4, "dw");
-    h.same(db, 1e-4, 1e-4, "db");
-    if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
-  }
+  at_precisions(kFp32Level, [&](kc::Precision) {
+    for (DenseShape s : {DenseShape{1, 1, 1, 1, false}, DenseShape{3, 65, 33, 10, false},
+                         DenseShape{3, 7, 784, 40, true}, DenseShape{2, 129, 130, 17, false}}) {
+      CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out); CAPTURE(s.shared_input);
+      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+      h.cpu.dense_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+      h.gpu->dense_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+      h.same(y, 1e-4, 1e-4, "y");
+      auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
+      auto dx = h.out(s.shared_input ? 1 : s.x_size());
+      h.cpu.dense_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
+                           db.c.ptr());
+      h.gpu->dense_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                            db.g.ptr());
+      h.same(dw, 1e-4, 1e-4, "dw");
+      h.same(db, 1e-4, 1e-4, "db");
+      if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+    }
+  });
 }
 
 // Dense layers with every GEMM on tensor cores: each output within the
