@@ -25,6 +25,7 @@ using kernels::ConvShape;
 using kernels::DenseShape;
 using kernels::DropoutParams;
 using kernels::GatherShape;
+using kernels::HiddenError;
 using kernels::KwtaParams;
 using kernels::PlasticityCoeffs;
 using kernels::PooledConvError;
@@ -240,11 +241,17 @@ class Backend {
   // its fixed feedback matrix fb, both w's shape; as pick_per_net into picked
   // (w's shape) then the layer's backward give it. Where the backend fuses
   // (fuses_conv_steps) each net's matrix is read where it lies and picked is
-  // untouched (may be null): no per-step copy of the weights.
-  virtual void dense_input_grad_picked(const DenseShape& s, const std::uint8_t* use_fb, const float* x,
-                                       const float* w, const float* fb, const float* dy, float* picked, float* dx) {
-    pick_per_net(s.P, std::size_t(s.Out) * s.In, use_fb, w, fb, picked);
-    dense_backward(s, x, picked, dy, dx, nullptr, nullptr);
+  // untouched (may be null): no per-step copy of the weights. The dense
+  // layer's also takes use_fb null (every net's own w) and each net's
+  // feedback mode (host, P; null: every net keeps): where the backend fuses,
+  // only the nets on keep get their dx written, as nothing reads what would
+  // come down to a net on DFA or none (every hidden layer's error is routed).
+  virtual void dense_input_grad_picked(const DenseShape& s, const HiddenError* mode, const std::uint8_t* use_fb,
+                                       const float* x, const float* w, const float* fb, const float* dy,
+                                       float* picked, float* dx) {
+    (void)mode;  // every net's dx, read or not
+    if (use_fb) pick_per_net(s.P, std::size_t(s.Out) * s.In, use_fb, w, fb, picked);
+    dense_backward(s, x, use_fb ? picked : w, dy, dx, nullptr, nullptr);
   }
   virtual void conv2d_input_grad_picked(const ConvShape& s, const std::uint8_t* use_fb, const float* x,
                                         const float* w, const float* fb, const float* dy, float* picked, float* dx) {

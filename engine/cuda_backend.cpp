@@ -311,10 +311,12 @@ class CudaBackend final : public Backend {
       return Backend::conv2d_relu_pool_backward(s, dropout, x, w, conv_out, y, argmax, dy, conv_grad, dx, dw, db);
     kc::conv2d_relu_pool_backward(stream_, *arena_, s, dropout, x, w, y, argmax, dy, dx, dw, db);
   }
-  void dense_input_grad_picked(const DenseShape& s, const std::uint8_t* use_fb, const float* x, const float* w,
-                               const float* fb, const float* dy, float* picked, float* dx) override {
-    if (!fuses_conv_steps()) return Backend::dense_input_grad_picked(s, use_fb, x, w, fb, dy, picked, dx);
-    kc::dense_input_grad_picked(stream_, s, table(use_fb, s.P), w, fb, dy, dx);
+  void dense_input_grad_picked(const DenseShape& s, const HiddenError* mode, const std::uint8_t* use_fb,
+                               const float* x, const float* w, const float* fb, const float* dy, float* picked,
+                               float* dx) override {
+    if (!fuses_conv_steps()) return Backend::dense_input_grad_picked(s, mode, use_fb, x, w, fb, dy, picked, dx);
+    kc::dense_input_grad_picked(stream_, s, mode ? table(mode, s.P) : nullptr, use_fb ? table(use_fb, s.P) : nullptr,
+                                w, fb, dy, dx);
   }
   void conv2d_input_grad_picked(const ConvShape& s, const std::uint8_t* use_fb, const float* x, const float* w,
                                 const float* fb, const float* dy, float* picked, float* dx) override {

@@ -305,8 +305,12 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
           backend_.conv2d_backward(cs, x, wfb, e, dx, nullptr, nullptr);
       } else {
         const DenseShape ds{P, N, s.in, s.out, L.shared_input};
-        if (mixed)
-          backend_.dense_input_grad_picked(ds, uses_fa_.data(), x, w, s.fa_w.data(), e, picked_feedback(s), dx);
+        // Where the backend fuses, the nets on DFA or none get no dx (nothing reads it).
+        const bool skips = routes_error_ && backend_.fuses_conv_steps();
+        if (mixed || skips)
+          backend_.dense_input_grad_picked(ds, skips ? hidden_error_.data() : nullptr,
+                                           mixed ? uses_fa_.data() : nullptr, x, wfb, s.fa_w.data(), e,
+                                           mixed ? picked_feedback(s) : nullptr, dx);
         else
           backend_.dense_backward(ds, x, wfb, e, dx, nullptr, nullptr);
       }

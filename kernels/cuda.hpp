@@ -109,8 +109,11 @@ void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const 
 // hidden layer's error, so nothing reads what would come down to it.
 void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
                               const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx);
-void dense_input_grad_picked(Stream st, const DenseShape& s, const std::uint8_t* use_fb, const float* w,
-                             const float* fb, const float* dy, float* dx);
+// A dense layer's input gradient on tensor cores through each net's w, or
+// where use_fb (device, P; null: none) its fb; only the nets on keep (mode:
+// device, P; null: all) get their dx written.
+void dense_input_grad_picked(Stream st, const DenseShape& s, const HiddenError* mode, const std::uint8_t* use_fb,
+                             const float* w, const float* fb, const float* dy, float* dx);
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
                    float* y);
 // Each net's weights w (P, Out, In) stepped by Adadelta (rates lr: P, device) as

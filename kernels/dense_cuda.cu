@@ -60,11 +60,13 @@ __global__ void __launch_bounds__(kTileThreads)
 
 // dx_p (N, In) = dy_p (N, Out) · W_p (Out, In), W_p net p's weights or its
 // feedback matrix: the strided GEMM's tiles and loaders, so the same sums.
+// A net not on keep (mode; null: all keep) gets none: nothing reads it.
 template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
-    dense_input_grad_picked_kernel(DenseShape s, PickedWeights w, const float* __restrict__ dy,
-                                   float* __restrict__ dx) {
+    dense_input_grad_picked_kernel(DenseShape s, const HiddenError* __restrict__ mode, PickedWeights w,
+                                   const float* __restrict__ dy, float* __restrict__ dx) {
   const std::size_t p = blockIdx.z;
+  if (mode && mode[p] != HiddenError::keep) return;  // the whole block
   tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.N, s.In}, 0, s.Out,
                   StridedA{dy + p * s.N * s.Out, s.Out, s.N, s.Out, false}, StridedB{w.of(p), s.In, s.Out, s.In, false},
                   RowMajorStore{dx + p * s.N * s.In, s.N, s.In, s.In});
@@ -72,15 +74,16 @@ __global__ void __launch_bounds__(kTileThreads)
 
 }  // namespace
 
-void dense_input_grad_picked(Stream st, const DenseShape& s, const std::uint8_t* use_fb, const float* w,
-                             const float* fb, const float* dy, float* dx) {
+void dense_input_grad_picked(Stream st, const DenseShape& s, const HiddenError* mode, const std::uint8_t* use_fb,
+                             const float* w, const float* fb, const float* dy, float* dx) {
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("dense_input_grad_picked: a tensor-core precision only (fp32 picks into a copy)");
   if (s.shared_input) throw std::invalid_argument("dense_input_grad_picked: no input gradient for a shared input");
   const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.N + kTileM - 1) / kTileM), unsigned(s.P));
   const PickedWeights picked{w, fb, use_fb, std::size_t(s.Out) * s.In};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    EVOPLAST_LAUNCH(dense_input_grad_picked_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, picked, dy, dx);
+    EVOPLAST_LAUNCH(dense_input_grad_picked_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, mode, picked, dy,
+                    dx);
   });
 }
 

@@ -1123,20 +1123,36 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
 // Feedback alignment in a mixed population: dx through each net's own W or
 // its fixed B read where they lie equals, bit for bit, the pass over a copy
 // picked first (the same tiles and sums): dense and conv, at each
-// tensor-core precision; the copy's buffer is not needed (null).
+// tensor-core precision; the copy's buffer is not needed (null). A dense
+// layer's nets on DFA or none get no dx (nothing reads it), and with no
+// picks every net passes its error through its own W.
 TEST_CASE("cuda: a mixed population's error through W or B read where they lie equals the picked copy's") {
   Harness h;
   const std::vector<std::uint8_t> use_fb = {1, 0, 1};
+  using kernels::HiddenError;
+  const std::vector<HiddenError> modes = {HiddenError::keep, HiddenError::dfa, HiddenError::none};
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
-   
     const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
     const DenseShape d{3, 5, 70, 67, false};
     auto x = h.in(d.x_size()), w = h.in(d.w_size()), fb = h.in(d.w_size()), dy = h.in(d.y_size());
     auto picked = gpu(d.w_size()), dx1 = gpu(d.x_size()), dx2 = gpu(d.x_size());
-    h.gpu->Backend::dense_input_grad_picked(d, use_fb.data(), x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(),
+    h.gpu->Backend::dense_input_grad_picked(d, nullptr, use_fb.data(), x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(),
                                             picked.ptr(), dx1.ptr());
-    h.gpu->dense_input_grad_picked(d, use_fb.data(), x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(), nullptr, dx2.ptr());
+    h.gpu->dense_input_grad_picked(d, nullptr, use_fb.data(), x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(), nullptr,
+                                   dx2.ptr());
     CHECK(dx2.body() == dx1.body());
+    auto routed = gpu(d.x_size());
+    h.gpu->dense_input_grad_picked(d, modes.data(), use_fb.data(), x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(),
+                                   nullptr, routed.ptr());
+    const auto R = routed.body(), DX1 = dx1.body();
+    const auto dense_net = std::ptrdiff_t(d.x_size() / std::size_t(d.P));
+    CHECK(std::equal(R.begin(), R.begin() + dense_net, DX1.begin()));  // net 0 keeps its error
+    CHECK(std::all_of(R.begin() + dense_net, R.end(), [](float v) { return std::isnan(v); }));
+    auto own_picked = gpu(d.x_size()), own_dense = gpu(d.x_size());
+    h.gpu->dense_input_grad_picked(d, nullptr, nullptr, x.g.ptr(), w.g.ptr(), fb.g.ptr(), dy.g.ptr(), nullptr,
+                                   own_picked.ptr());
+    h.gpu->dense_backward(d, x.g.ptr(), w.g.ptr(), dy.g.ptr(), own_dense.ptr(), nullptr, nullptr);
+    CHECK(own_picked.body() == own_dense.body());
     const ConvShape c{3, 2, 3, 8, 9, 5, 3, false};
     auto cx = h.in(c.x_size()), cw = h.in(c.w_size()), cfb = h.in(c.w_size()), cdy = h.in(c.y_size());
     auto cpicked = gpu(c.w_size()), cdx1 = gpu(c.x_size()), cdx2 = gpu(c.x_size()), own = gpu(c.x_size());
