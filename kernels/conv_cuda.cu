@@ -216,6 +216,15 @@ __device__ bool passes_down(const Error&, std::size_t) {
 __device__ inline bool passes_down(const RoutedPooledError& e, std::size_t p) {
   return !e.mode || e.mode[p] == HiddenError::keep;
 }
+// The error a net that passes it down reads (passes_down holds): a routed
+// error's kept part, with no per-element look at the net's mode.
+template <class Error>
+__device__ const Error& passed_down(const Error& e) {
+  return e;
+}
+__device__ inline const PooledError& passed_down(const RoutedPooledError& e) {
+  return e.kept;
+}
 
 RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError& e) {
   return RoutedPooledError{PooledError{e.dy, e.y, e.argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2, 1.0f},
@@ -390,9 +399,10 @@ __global__ void __launch_bounds__(kTileThreads)
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   if (!passes_down(dy, p)) return;  // the whole block: its net's dx is never read
   const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
+  using Down = std::decay_t<decltype(passed_down(dy))>;
   tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
                   s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
-                  ErrorWindows<Error>(dy, p, s, 0, n0),
+                  ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
                   InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
 
