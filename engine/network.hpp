@@ -163,6 +163,10 @@ class PopulationNet {
   bool input_relu_at(std::size_t i) const;
   // Whether layer i is a conv that runs fused with the ReLU and 2×2 pool after it.
   bool fused_conv_at(std::size_t i) const;
+  // Whether layer i is a dropout run in that step too (right after the pool).
+  bool fused_dropout_at(std::size_t i) const;
+  // Dropout layer i's masks in the last forward (rate 0 outside training).
+  DropoutParams dropout_params(std::size_t i) const;
   // Max-pool layer i's argmax in the last forward (P, N, C, Ho, Wo): each
   // window's maximum's index in its input plane.
   const std::int32_t* pool_argmax(std::size_t i) const { return argmax_[i].data(); }
@@ -199,10 +203,6 @@ class PopulationNet {
   ConvReluPool conv_relu_pool_ = ConvReluPool::layered;
   // k-WTA after ReLU layer `relu` (if set) on its output, N samples.
   void kwta_forward(std::size_t relu, int N);
-  // Whether layer i is a dropout run in that step too (right after the pool).
-  bool fused_dropout_at(std::size_t i) const;
-  // Dropout layer i's masks in the last forward (rate 0 outside training).
-  DropoutParams dropout_params(std::size_t i) const;
   Buffer<float> logp_, loss_;                 // (P, N, classes), (P)
   Buffer<std::int64_t> correct_;              // (P)
   const float* input_ = nullptr;

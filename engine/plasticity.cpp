@@ -248,14 +248,23 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
   // from the pool's as it is made (never stored): set at the pool, used by
   // the conv next down.
   std::optional<PooledConvError> pooled;
+  float pooled_scale = 1.0f;  // the scale of a dropout fused after that pool, applied as its error is read
   for (std::size_t i = layers.size(); i-- > 0;) {
     const auto& L = layers[i];
     const float* dy = net_.gradient(L.act_out);
     // Where every net routes its hidden layers' error (DFA, none), none goes below the readout.
     float* dx = L.act_in == 0 || !passes_error_down_ ? nullptr : net_.gradient(L.act_in);
     if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) {
-      if (i >= 2 && net_.fused_conv_at(i - 2) && backend_.fuses_conv_steps()) {
-        pooled = PooledConvError{dy, net_.activation(L.act_out), net_.pool_argmax(i), nullptr, nullptr, nullptr};
+      const bool fuses = backend_.fuses_conv_steps();
+      if (fuses && net_.fused_dropout_at(i)) {  // in place after the pool: its backward is the conv's loaders'
+        const DropoutParams d = net_.dropout_params(i);
+        pooled_scale = d.rate > 0 ? kernels::dropout_scale(d) : 1.0f;
+        continue;
+      }
+      if (fuses && i >= 2 && net_.fused_conv_at(i - 2)) {
+        pooled = PooledConvError{dy, net_.activation(L.act_out), net_.pool_argmax(i), nullptr, nullptr, nullptr,
+                                 pooled_scale};
+        pooled_scale = 1.0f;
         --i;  // the ReLU's backward is the conv's too
         continue;
       }

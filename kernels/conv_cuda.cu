@@ -227,8 +227,8 @@ __device__ inline const PooledError& passed_down(const RoutedPooledError& e) {
 }
 
 RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError& e) {
-  return RoutedPooledError{PooledError{e.dy, e.y, e.argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2, 1.0f},
-                           e.mode, e.dfa_e, e.act, HiddenError::keep};
+  const PooledError kept{e.dy, e.y, e.argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2, e.scale};
+  return RoutedPooledError{kept, e.mode, e.dfa_e, e.act, HiddenError::keep};
 }
 
 // The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are

@@ -1219,7 +1219,9 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
 // whose nets all keep theirs (no modes). An odd output size leaves a last
 // row outside every window. The stored error's buffer is never touched, and
 // nor is the dx of a net on DFA or none (nothing reads it); a net on none
-// gets its g as 0 without the GEMM where its error rows fill a tile.
+// gets its g as 0 without the GEMM where its error rows fill a tile. With
+// a dropout after the pool (the second shape), its scale applied as the
+// error is read equals dropout_backward run on the pool's error first.
 TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals the routed error stored first") {
   Harness h;
   using kernels::HiddenError;
@@ -1235,6 +1237,13 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
       auto x = h.in(s.x_size(), -0.5, 1), w = h.in(s.w_size()), fb = h.in(s.w_size()), dy = h.in(pooled);
       auto y = h.in(pooled, -0.5, 1), act = h.in(s.y_size(), -0.5, 1), dfa = h.in(s.y_size());
       auto theta = h.in(units, 0, 1);
+      // The dropout after the pool, in place: y its output; the composition reads the error of its input.
+      const DropoutParams dropout{s.Cout == 64 ? 0.25f : 0.0f, 11, 5, 3, 0};
+      auto dropped_dy = unwritten(*h.gpu, pooled);
+      if (dropout.rate > 0) {
+        h.gpu->dropout_forward(s.P, pooled / std::size_t(s.P), dropout, y.g.ptr(), y.g.ptr());
+        h.gpu->dropout_backward(s.P, pooled / std::size_t(s.P), dropout, dy.g.ptr(), dropped_dy.ptr());
+      }
       std::vector<std::int32_t> where(pooled);  // each window's maximum: any of its four outputs
       for (std::size_t j = 0; j < pooled; ++j) {
         const int pw = int(j % std::size_t(Wp)), ph = int(j / std::size_t(Wp) % std::size_t(Hp));
@@ -1247,15 +1256,22 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
       const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
       for (const HiddenError* mode : {modes.data(), static_cast<const HiddenError*>(nullptr)}) {
         CAPTURE(mode != nullptr);
-        const PooledConvError err{dy.g.ptr(), y.g.ptr(), argmax.ptr(), mode, mode ? dfa.g.ptr() : nullptr,
+        // composed: the dropout's backward run first; fused: its scale as the error is read.
+        const PooledConvError err{dropout.rate > 0 ? dropped_dy.ptr() : dy.g.ptr(),
+                                  y.g.ptr(),
+                                  argmax.ptr(),
+                                  mode,
+                                  mode ? dfa.g.ptr() : nullptr,
                                   act.g.ptr()};
+        PooledConvError fused = err;
+        if (dropout.rate > 0) fused.dy = dy.g.ptr(), fused.scale = kernels::dropout_scale(dropout);
         auto e = gpu(s.y_size()), unused_e = gpu(s.y_size()), picked = gpu(s.w_size());
         for (const std::uint8_t* picks : {static_cast<const std::uint8_t*>(nullptr), use_fb.data()}) {
           CAPTURE(picks != nullptr);
           auto dx1 = gpu(s.x_size()), dx2 = gpu(s.x_size());
           h.gpu->Backend::conv2d_input_grad_pooled(s, err, picks, x.g.ptr(), w.g.ptr(), fb.g.ptr(), e.ptr(),
                                                    picked.ptr(), dx1.ptr());
-          h.gpu->conv2d_input_grad_pooled(s, err, picks, x.g.ptr(), w.g.ptr(), fb.g.ptr(), unused_e.ptr(), nullptr,
+          h.gpu->conv2d_input_grad_pooled(s, fused, picks, x.g.ptr(), w.g.ptr(), fb.g.ptr(), unused_e.ptr(), nullptr,
                                           dx2.ptr());
           const auto DX1 = dx1.body(), DX2 = dx2.body();
           const std::size_t x_net = s.x_size() / std::size_t(s.P);
@@ -1277,8 +1293,13 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
         auto m1 = gpu(units), m2 = gpu(units), q1 = gpu(units), q2 = gpu(units);
         h.gpu->Backend::plasticity_conv_grads_pooled(s, err, coeffs.data(), x.g.ptr(), act.g.ptr(), theta1.ptr(),
                                                      e.ptr(), rows.ptr(), g1.ptr(), b1.ptr(), m1.ptr(), q1.ptr());
-        h.gpu->plasticity_conv_grads_pooled(s, err, coeffs.data(), x.g.ptr(), act.g.ptr(), theta2.ptr(),
+        h.gpu->plasticity_conv_grads_pooled(s, fused, coeffs.data(), x.g.ptr(), act.g.ptr(), theta2.ptr(),
                                             unused_e.ptr(), nullptr, g2.ptr(), b2.ptr(), m2.ptr(), q2.ptr());
+        if (dropout.rate > 0)  // the composition does not read the dropout's mask: it refuses its scale
+          CHECK_THROWS_AS(h.gpu->Backend::plasticity_conv_grads_pooled(s, fused, coeffs.data(), x.g.ptr(),
+                                                                       act.g.ptr(), theta1.ptr(), e.ptr(), rows.ptr(),
+                                                                       g1.ptr(), b1.ptr(), m1.ptr(), q1.ptr()),
+                          std::invalid_argument);
         CHECK(g2.body() == g1.body());
         CHECK(b2.body() == b1.body());
         CHECK(m2.body() == m1.body());
