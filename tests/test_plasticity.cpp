@@ -323,6 +323,40 @@ TEST_CASE("feedback alignment and direct feedback alignment learn a teacher task
 // below the readout: no layer computes an input gradient, and the nets learn
 // bit for bit as they do beside a net that passes its error down (whose
 // presence makes every layer compute it).
+namespace {
+
+// The parameters of each net of `nets` in turn (per parameter) after 4
+// plasticity steps of a population learning by `rules` on a teacher's
+// batches (the same draws and initial weights whatever the population).
+std::vector<float> weights_after_teacher_steps(Backend& be, const std::vector<Rule>& rules,
+                                               std::initializer_list<int> nets) {
+  const int in = 20, N = 16, P = int(rules.size());
+  const NetSpec spec = NetSpec::parse("mlp24x2").adapted(4, 5, 4);
+  PopulationNet net(be, spec, P, N);
+  net.init_params(3, false);
+  Plasticity plastic(be, net, rules, 2);
+  std::mt19937 rng(5);
+  const auto T = check::random_vector<float>(4 * in, rng, -1, 1);
+  Buffer<float> xb(be, std::size_t(N) * in);
+  Buffer<std::int32_t> yb(be, N);
+  for (int step = 0; step < 4; ++step) {
+    const Batch b = teacher_batch(N, in, rng, T);
+    xb.upload(b.x);
+    yb.upload(b.y);
+    net.forward(xb.data(), N, true, 1, std::uint64_t(step));
+    plastic.step(yb.data(), N, 1.0f, 0);
+  }
+  std::vector<float> out;
+  for (auto& prm : net.params()) {
+    const auto v = prm.value.download();
+    const auto per_net = std::ptrdiff_t(prm.per_net);
+    for (const int p : nets) out.insert(out.end(), v.begin() + p * per_net, v.begin() + (p + 1) * per_net);
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("a population that routes every hidden error passes none below the readout, and learns the same") {
   struct CountingInputGrads : CpuBackend {
     int input_grads = 0;
@@ -332,35 +366,14 @@ TEST_CASE("a population that routes every hidden error passes none below the rea
       CpuBackend::dense_backward(s, x, w, dy, dx, dw, db);
     }
   };
-  const int in = 20, N = 16;
-  NetSpec spec = NetSpec::parse("mlp24x2").adapted(4, 5, 4);
-  std::vector<std::vector<float>> weights;
+  std::vector<std::vector<float>> weights;  // nets 0 and 1
   for (const int P : {2, 3}) {
     CAPTURE(P);
     CountingInputGrads be;
-    PopulationNet net(be, spec, P, N);
-    net.init_params(3, false);
     std::vector<Rule> rules = {named_rule("dfa"), named_rule("bcm"), named_rule("baseline")};
     rules.resize(std::size_t(P));
-    Plasticity plastic(be, net, rules, 2);
-    std::mt19937 rng(5);
-    const auto T = check::random_vector<float>(4 * in, rng, -1, 1);
-    Buffer<float> xb(be, std::size_t(N) * in);
-    Buffer<std::int32_t> yb(be, N);
-    for (int step = 0; step < 4; ++step) {
-      const Batch b = teacher_batch(N, in, rng, T);
-      xb.upload(b.x);
-      yb.upload(b.y);
-      net.forward(xb.data(), N, true, 1, std::uint64_t(step));
-      plastic.step(yb.data(), N, 1.0f, 0);
-    }
+    weights.push_back(weights_after_teacher_steps(be, rules, {0, 1}));
     CHECK(be.input_grads == (P == 2 ? 0 : 4 * 2));  // the readout's and the second hidden layer's, per step
-    std::vector<float> first_two;  // nets 0 and 1 of every parameter
-    for (auto& prm : net.params()) {
-      const auto v = prm.value.download();
-      first_two.insert(first_two.end(), v.begin(), v.begin() + 2 * std::ptrdiff_t(prm.per_net));
-    }
-    weights.push_back(first_two);
   }
   CHECK(weights[0] == weights[1]);
 }
@@ -368,38 +381,13 @@ TEST_CASE("a population that routes every hidden error passes none below the rea
 // The DFA projection is made per run of consecutive DFA nets: nets 1, 2 and
 // 4 among others learn as they do in a population all on DFA (one run).
 TEST_CASE("the nets on DFA learn the same among nets on other rules as in a population all on DFA") {
-  const int in = 20, N = 16, P = 5;
-  NetSpec spec = NetSpec::parse("mlp24x2").adapted(4, 5, 4);
   const std::vector<Rule> mixed = {named_rule("bcm"), named_rule("dfa"), named_rule("dfa"), named_rule("baseline"),
                                    named_rule("dfa")};
-  std::vector<std::vector<float>> weights;
-  for (const auto& rules : {mixed, std::vector<Rule>(std::size_t(P), named_rule("dfa"))}) {
-    CpuBackend be;
-    PopulationNet net(be, spec, P, N);
-    net.init_params(3, false);
-    Plasticity plastic(be, net, rules, 2);
-    std::mt19937 rng(5);
-    const auto T = check::random_vector<float>(4 * in, rng, -1, 1);
-    Buffer<float> xb(be, std::size_t(N) * in);
-    Buffer<std::int32_t> yb(be, N);
-    for (int step = 0; step < 4; ++step) {
-      const Batch b = teacher_batch(N, in, rng, T);
-      xb.upload(b.x);
-      yb.upload(b.y);
-      net.forward(xb.data(), N, true, 1, std::uint64_t(step));
-      plastic.step(yb.data(), N, 1.0f, 0);
-    }
-    std::vector<float> dfa_nets;  // nets 1, 2 and 4 of every parameter
-    for (auto& prm : net.params()) {
-      const auto v = prm.value.download();
-      for (const int p : {1, 2, 4})
-        dfa_nets.insert(dfa_nets.end(), v.begin() + p * std::ptrdiff_t(prm.per_net),
-                        v.begin() + (p + 1) * std::ptrdiff_t(prm.per_net));
-    }
-    weights.push_back(dfa_nets);
-  }
-  CHECK(weights[0] == weights[1]);
-  CHECK(weights[0] != std::vector<float>(weights[0].size(), 0.0f));
+  CpuBackend be;
+  const auto among_others = weights_after_teacher_steps(be, mixed, {1, 2, 4});
+  const auto all_dfa = weights_after_teacher_steps(be, std::vector<Rule>(5, named_rule("dfa")), {1, 2, 4});
+  CHECK(among_others == all_dfa);
+  CHECK(among_others != std::vector<float>(among_others.size(), 0.0f));
 }
 
 TEST_CASE("a diverging rule marks only its own net — the others' results are unchanged") {
