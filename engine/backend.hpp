@@ -198,13 +198,13 @@ class Backend {
   // the error as its kernels read it: e untouched (may be null), and dx
   // written for the nets on keep only (one on DFA or none routes every
   // hidden layer's error, so nothing reads the error passed down to it).
-  // A dropout's scale (err.scale ≠ 1) is read only where the backend fuses:
-  // its mask is then y's sign, which the composition does not read; compose
-  // dropout_backward into dy first.
+  // A dropout after the pool (err.dropout) is read only where the backend
+  // fuses: its mask is then y's sign, which the composition does not read;
+  // compose dropout_backward into dy first.
   void pooled_conv_error(const ConvShape& s, const PooledConvError& err, float* e) {
-    if (err.scale != 1.0f)
-      throw std::invalid_argument("pooled_conv_error: a dropout's scale is read only where the backend fuses; "
-                                  "run dropout_backward on dy first");
+    if (err.dropout.rate > 0)
+      throw std::invalid_argument("pooled_conv_error: a dropout after the pool is read only where the backend "
+                                  "fuses; run dropout_backward on dy first");
     maxpool2d_relu_backward(pool_after(s), err.dy, err.argmax, err.y, err.act, e);
     if (err.mode) route_hidden_error(s.P, s.y_size() / std::size_t(s.P), err.mode, err.dfa_e, err.act, true, e);
   }

@@ -248,7 +248,6 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
   // from the pool's as it is made (never stored): set at the pool, used by
   // the conv next down.
   std::optional<PooledConvError> pooled;
-  float pooled_scale = 1.0f;  // the scale of a dropout fused after that pool, applied as its error is read
   for (std::size_t i = layers.size(); i-- > 0;) {
     const auto& L = layers[i];
     const float* dy = net_.gradient(L.act_out);
@@ -256,15 +255,11 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     float* dx = L.act_in == 0 || !passes_error_down_ ? nullptr : net_.gradient(L.act_in);
     if (L.spec.kind != LayerKind::conv && L.spec.kind != LayerKind::dense) {
       const bool fuses = backend_.fuses_conv_steps();
-      if (fuses && net_.fused_dropout_at(i)) {  // in place after the pool: its backward is the conv's loaders'
-        const DropoutParams d = net_.dropout_params(i);
-        pooled_scale = d.rate > 0 ? kernels::dropout_scale(d) : 1.0f;
-        continue;
-      }
+      if (fuses && net_.fused_dropout_at(i)) continue;  // in place after the pool: read with it, below
       if (fuses && i >= 2 && net_.fused_conv_at(i - 2)) {
+        const DropoutParams dropout = net_.fused_dropout_at(i + 1) ? net_.dropout_params(i + 1) : DropoutParams{};
         pooled = PooledConvError{dy, net_.activation(L.act_out), net_.pool_argmax(i), nullptr, nullptr, nullptr,
-                                 pooled_scale};
-        pooled_scale = 1.0f;
+                                 dropout};
         --i;  // the ReLU's backward is the conv's too
         continue;
       }

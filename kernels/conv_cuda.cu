@@ -226,9 +226,18 @@ __device__ inline const PooledError& passed_down(const RoutedPooledError& e) {
   return e.kept;
 }
 
+// The error of conv s's output made from dy, the error of the pool after it
+// (or of a dropout after that, in place: rate 0, none), y and argmax (P, N,
+// Cout, Ho/2, Wo/2) as the backward kernels read it.
+PooledError pooled_error(const ConvShape& s, const float* dy, const float* y, const std::int32_t* argmax,
+                         const DropoutParams& dropout) {
+  return PooledError{dy,         y,          argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2,
+                     dropout.rate > 0 ? dropout_scale(dropout) : 1.0f};
+}
+
 RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError& e) {
-  const PooledError kept{e.dy, e.y, e.argmax, s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2, e.scale};
-  return RoutedPooledError{kept, e.mode, e.dfa_e, e.act, HiddenError::keep};
+  return RoutedPooledError{pooled_error(s, e.dy, e.y, e.argmax, e.dropout), e.mode, e.dfa_e, e.act,
+                           HiddenError::keep};
 }
 
 // The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
@@ -718,10 +727,9 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("conv2d_relu_pool_backward: a tensor-core precision only (fp32 composes the layers)");
   if (s.shared_input && dx) throw std::invalid_argument("conv2d_relu_pool_backward: no input gradient for a shared input");
-  const PooledError error{dy,     y,          argmax,     s.N, s.Cout, s.Ho(), s.Wo(), s.Ho() / 2, s.Wo() / 2,
-                          dropout.rate > 0 ? dropout_scale(dropout) : 1.0f};
   with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w), error, dx, dw, db);
+    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w),
+                                                pooled_error(s, dy, y, argmax, dropout), dx, dw, db);
   });
 }
 

@@ -89,11 +89,10 @@ struct PooledConvError {
   const HiddenError* mode;     // (P), host in the engine, device in the kernels; null: every net keeps
   const float* dfa_e;          // (P, N, Out, Ho, Wo), or null where no net is on dfa
   const float* act;            // (P, N, Out, Ho, Wo): the ReLU's output
-  // Where a dropout follows the pool in place (dy is then its output's
-  // error, y its output: y > 0 where the element was kept and the ReLU
-  // passed), its scale on the kept elements, applied as the error is read
-  // (the dropout's own backward never runs); 1: none.
-  float scale = 1.0f;
+  // The dropout after the pool, in place (dy is then its output's error, y
+  // its output: y > 0 where the element was kept and the ReLU passed), its
+  // scale applied as the error is read (its own backward never runs); rate 0: none.
+  DropoutParams dropout = {};
 };
 
 }  // namespace evoplast::kernels

@@ -1264,7 +1264,7 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
                                   mode ? dfa.g.ptr() : nullptr,
                                   act.g.ptr()};
         PooledConvError fused = err;
-        if (dropout.rate > 0) fused.dy = dy.g.ptr(), fused.scale = kernels::dropout_scale(dropout);
+        if (dropout.rate > 0) fused.dy = dy.g.ptr(), fused.dropout = dropout;
         auto e = gpu(s.y_size()), unused_e = gpu(s.y_size()), picked = gpu(s.w_size());
         for (const std::uint8_t* picks : {static_cast<const std::uint8_t*>(nullptr), use_fb.data()}) {
           CAPTURE(picks != nullptr);
@@ -1295,7 +1295,7 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
                                                      e.ptr(), rows.ptr(), g1.ptr(), b1.ptr(), m1.ptr(), q1.ptr());
         h.gpu->plasticity_conv_grads_pooled(s, fused, coeffs.data(), x.g.ptr(), act.g.ptr(), theta2.ptr(),
                                             unused_e.ptr(), nullptr, g2.ptr(), b2.ptr(), m2.ptr(), q2.ptr());
-        if (dropout.rate > 0)  // the composition does not read the dropout's mask: it refuses its scale
+        if (dropout.rate > 0)  // the composition does not read the dropout's mask: it refuses the dropout
           CHECK_THROWS_AS(h.gpu->Backend::plasticity_conv_grads_pooled(s, fused, coeffs.data(), x.g.ptr(),
                                                                        act.g.ptr(), theta1.ptr(), e.ptr(), rows.ptr(),
                                                                        g1.ptr(), b1.ptr(), m1.ptr(), q1.ptr()),
