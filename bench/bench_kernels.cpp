@@ -256,6 +256,15 @@ int main(int argc, char** argv) {
                                 sq.data(), acc.data(), om.data());
         }),
         0, double(n) * 4 * (2 + 4 + 4));  // reads g, h, W, v, u, Ω; writes W, v, u, Ω
+    // ⟨x_patch⟩ (the rule's B·⟨x⟩ term): one read of the layer's input.
+    auto mx1 = random_buffer(*be, std::size_t(P) * conv1.Cin * 9, rng);
+    auto mx2 = random_buffer(*be, std::size_t(P) * conv2.Cin * 9, rng);
+    row("⟨x⟩ conv1 (shared input)", "ours", time_it(*be, "mean x conv1", [&] {
+          be->pre_mean_conv(conv1, x1.data(), mx1.data());
+        }),
+        0, double(conv1.x_size()) * 4);
+    row("⟨x⟩ conv2", "ours", time_it(*be, "mean x conv2", [&] { be->pre_mean_conv(conv2, y1.data(), mx2.data()); }),
+        0, double(conv2.x_size()) * 4);
   } catch (const std::exception& e) {
     fmt::print(stderr, "bench_kernels: error: {}\n", e.what());
     return 1;

@@ -325,10 +325,11 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       coeffs[std::size_t(p)] = rules_[std::size_t(p)].coeffs(k, plastic_count, lr, epoch, rho_, eps_);
       coeffs[std::size_t(p)].frozen = diverged_[std::size_t(p)];
     }
-    bool label_gated = false, bounded = false;
+    bool label_gated = false, bounded = false, reads_pre_mean = false;
     for (const auto& c : coeffs) {
       label_gated |= c.label_mix != 0;
       bounded |= c.w_norm > 0;
+      reads_pre_mean |= c.B != 0;  // ⟨x⟩ enters only as B·⟨x⟩: where every B is 0 it is not taken (stays 0)
     }
     if (s.conv) {  // [g; h] and the stacked rows' sums, the rows made as they are read where the backend fuses
       const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input};
@@ -340,7 +341,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
         backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s),
                                        s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
                                        s.mean_y2.data());
-      backend_.pre_mean_conv(cs, x, s.mean_x.data());
+      if (reads_pre_mean) backend_.pre_mean_conv(cs, x, s.mean_x.data());
     } else {  // the bias rows only here: the weights' [g; h] comes with their update below
       // The label enters the Hebbian post factor at the readout only (its units are the classes).
       backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y,
@@ -348,7 +349,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
                                     s.error_hebb.data(), s.mean_y.data(), s.mean_y2.data());
       const DenseShape ds{P, N, s.in, 2 * s.out, L.shared_input};
       backend_.dense_backward(ds, x, nullptr, s.error_hebb.data(), nullptr, nullptr, s.grad_hebb_bias.data());
-      backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
+      if (reads_pre_mean) backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
     }
 
     // The fused epilogue: every term, the optimiser state, Ω, the clip, once per synapse.

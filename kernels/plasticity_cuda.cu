@@ -1,6 +1,9 @@
 // The fused plasticity update on the GPU: one kernel per plastic layer for
 // all P nets, each with its own rule; it reads g, h, the statistics, W and its
 // state once and writes W, the optimiser state and Ω once.
+#include <stdexcept>
+#include <string>
+
 #include "kernels/cuda_util.cuh"
 #include "kernels/optim_math.hpp"
 #include "kernels/tensor_tile.cuh"
@@ -66,20 +69,36 @@ __global__ void pre_mean_dense_kernel(DenseShape s, const float* __restrict__ x,
   }
 }
 
+// ⟨x_patch⟩ in the CPU reference's order, so the two agree bit for bit: one
+// block per (net, input channel) sums the channel's plane over the images
+// (pixel by pixel, n = 0…N−1) into shared memory, then each of its K² patch
+// elements is the Ho×Wo window sum of that plane. x is read once. (A thread
+// per (net, patch element) summing its N·Ho·Wo values one after another, as
+// before, kept a few hundred warps in flight for the seed CNN's conv2 at
+// P = 64, each ~37 k loads long, and 18 warps for conv1.)
+constexpr int kPlaneFloats = 64 * 64;  // the largest input plane (H·W) a block holds
 __global__ void pre_mean_conv_kernel(ConvShape s, const float* __restrict__ x, float* __restrict__ m) {
-  const int Ho = s.Ho(), Wo = s.Wo(), KK = s.Cin * s.K * s.K;
+  __shared__ float plane[kPlaneFloats];
+  const int Ho = s.Ho(), Wo = s.Wo(), KK = s.K * s.K, HW = s.H * s.W;
   const float inv = 1.0f / (float(s.N) * Ho * Wo);
-  EVOPLAST_GRID_STRIDE(i, std::size_t(s.P) * KK) {
-    const std::size_t p = i / KK;
-    const int j = int(i % KK), ci = j / (s.K * s.K), ky = j / s.K % s.K, kx = j % s.K;
-    const float* xp = x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W);
-    float acc = 0;
-    for (int n = 0; n < s.N; ++n) {
-      const float* plane = xp + (std::size_t(n) * s.Cin + ci) * s.H * s.W;
+  for (std::size_t pc = blockIdx.x; pc < std::size_t(s.P) * s.Cin; pc += gridDim.x) {
+    const std::size_t p = pc / s.Cin;
+    const int ci = int(pc % s.Cin);
+    const float* xc = x + ((s.shared_input ? 0 : p * s.N) * s.Cin + ci) * HW;  // image 0's plane ci
+    for (int i = int(threadIdx.x); i < HW; i += int(blockDim.x)) {
+      float acc = 0;
+      for (int n = 0; n < s.N; ++n) acc += xc[std::size_t(n) * s.Cin * HW + i];
+      plane[i] = acc;
+    }
+    __syncthreads();
+    for (int j = int(threadIdx.x); j < KK; j += int(blockDim.x)) {
+      const int ky = j / s.K, kx = j % s.K;
+      float acc = 0;
       for (int oy = 0; oy < Ho; ++oy)
         for (int ox = 0; ox < Wo; ++ox) acc += plane[(oy + ky) * s.W + ox + kx];
+      m[pc * KK + j] = acc * inv;
     }
-    m[i] = acc * inv;
+    __syncthreads();  // the plane is read before the next channel's overwrites it
   }
 }
 
@@ -255,7 +274,12 @@ void pre_mean_dense(Stream st, const DenseShape& s, const float* x, float* mean_
   EVOPLAST_LAUNCH(pre_mean_dense_kernel, blocks_for(std::size_t(s.P) * s.In), kThreads, 0, st, s, x, mean_x);
 }
 void pre_mean_conv(Stream st, const ConvShape& s, const float* x, float* mean_x) {
-  EVOPLAST_LAUNCH(pre_mean_conv_kernel, blocks_for(std::size_t(s.P) * s.Cin * s.K * s.K), kThreads, 0, st, s, x, mean_x);
+  if (std::size_t(s.H) * s.W > std::size_t(kPlaneFloats))
+    throw std::invalid_argument("pre_mean_conv: an input plane of " + std::to_string(s.H) + "×" + std::to_string(s.W) +
+                                " is larger than the 64×64 a block holds");
+  const std::size_t planes = std::size_t(s.P) * s.Cin;
+  EVOPLAST_LAUNCH(pre_mean_conv_kernel, unsigned(planes < max_blocks() ? planes : max_blocks()), kThreads, 0, st, s,
+                  x, mean_x);
 }
 void plasticity_update(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, const float* grad_hebb,
                        const float* mean_x, const float* mean_y, const float* mean_y2, float* w, float* sq_avg,

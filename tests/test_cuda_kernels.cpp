@@ -507,12 +507,18 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   auto x = h.in(ds.x_size()), mx = h.out(std::size_t(P) * In);
   h.cpu.pre_mean_dense(ds, x.c.ptr(), mx.c.ptr());
   h.gpu->pre_mean_dense(ds, x.g.ptr(), mx.g.ptr());
-  h.same(mx, 1e-6, 1e-5, "mean x (dense)");
-  const ConvShape cs{3, 5, 2, 9, 8, 4, 3, false};
-  auto xc = h.in(cs.x_size()), mxc = h.out(std::size_t(3) * 2 * 9);
-  h.cpu.pre_mean_conv(cs, xc.c.ptr(), mxc.c.ptr());
-  h.gpu->pre_mean_conv(cs, xc.g.ptr(), mxc.g.ptr());
-  h.same(mxc, 1e-6, 1e-5, "mean x (conv)");
+  // ⟨x⟩ is summed in the CPU's order (images first, then the patch's window over that plane): bit for bit.
+  h.same(mx, 0, 0, "mean x (dense)");
+  for (const ConvShape& cs : kConv) {
+    CAPTURE(cs.P); CAPTURE(cs.N); CAPTURE(cs.Cin); CAPTURE(cs.H); CAPTURE(cs.K); CAPTURE(cs.shared_input);
+    auto xc = h.in(cs.x_size()), mxc = h.out(std::size_t(cs.P) * cs.Cin * cs.K * cs.K);
+    h.cpu.pre_mean_conv(cs, xc.c.ptr(), mxc.c.ptr());
+    h.gpu->pre_mean_conv(cs, xc.g.ptr(), mxc.g.ptr());
+    h.same(mxc, 0, 0, "mean x (conv)");
+  }
+  auto big = h.out(std::size_t(2) * 65 * 64);
+  CHECK_THROWS_AS(h.gpu->pre_mean_conv(ConvShape{1, 2, 1, 65, 64, 1, 3, true}, big.g.ptr(), big.g.ptr()),
+                  std::invalid_argument);  // a plane larger than a block holds: refused, not overrun
   auto gh = h.in(std::size_t(P) * 2 * Out * In), w = h.in(std::size_t(P) * Out * In);
   auto sq = h.in(std::size_t(P) * Out * In, 0, 1), acc = h.in(std::size_t(P) * Out * In, 0, 1e-3);
   auto om = h.in(std::size_t(P) * Out * In, 0, 1e-3);
@@ -810,6 +816,10 @@ TEST_CASE("cuda: with the block cap at 2, grid-stride loops still cover every el
   h.cpu.conv2d_forward(s, cx.c.ptr(), w.c.ptr(), b.c.ptr(), cy.c.ptr());
   h.gpu->conv2d_forward(s, cx.g.ptr(), w.g.ptr(), b.g.ptr(), cy.g.ptr());
   h.same(cy, 1e-4, 1e-4, "conv y (im2col and scatter, capped)");
+  auto mx = h.out(std::size_t(s.P) * s.Cin * s.K * s.K);  // 4 planes on 2 blocks: each block takes two in turn
+  h.cpu.pre_mean_conv(s, cx.c.ptr(), mx.c.ptr());
+  h.gpu->pre_mean_conv(s, cx.g.ptr(), mx.g.ptr());
+  h.same(mx, 0, 0, "mean x (conv, capped)");
   const int P = 3;
   const std::size_t per = 2001;
   const float lr[P] = {1.0f, 0.5f, 0.25f};

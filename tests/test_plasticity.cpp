@@ -390,6 +390,30 @@ TEST_CASE("the nets on DFA learn the same among nets on other rules as in a popu
   CHECK(among_others != std::vector<float>(among_others.size(), 0.0f));
 }
 
+// ⟨x⟩ enters the update only as B·⟨x⟩, so it is taken only at a layer where
+// some net's rule has B ≠ 0 (a pass over x each: the named rules all have B = 0).
+TEST_CASE("⟨x⟩ is taken only where some net's rule has B ≠ 0, and the nets with B = 0 learn the same") {
+  struct CountingPreMeans : CpuBackend {
+    int pre_means = 0;
+    void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) override {
+      ++pre_means;
+      CpuBackend::pre_mean_dense(s, x, mean_x);
+    }
+  };
+  Rule with_b = named_rule("hebb");
+  with_b.hidden[0].B = 1e-2f;
+  CountingPreMeans without, beside;
+  const auto alone = weights_after_teacher_steps(without, {named_rule("hebb"), named_rule("baseline")}, {0, 1});
+  const auto among = weights_after_teacher_steps(beside, {named_rule("hebb"), named_rule("baseline"), with_b}, {0, 1});
+  CHECK(without.pre_means == 0);
+  CHECK(beside.pre_means == 4 * 2);  // both hidden layers use hidden[0]'s B, the readout's is 0; 4 steps
+  CHECK(alone == among);
+  // B reaches the update: net 2 learns otherwise than it would with B = 0.
+  CpuBackend be;
+  CHECK(weights_after_teacher_steps(be, {named_rule("hebb"), with_b}, {1}) !=
+        weights_after_teacher_steps(be, {named_rule("hebb"), named_rule("hebb")}, {1}));
+}
+
 TEST_CASE("a diverging rule marks only its own net — the others' results are unchanged") {
   const synthetic::Protocol sp("split-class", 600, 200);
   const Protocol& proto = sp.protocol;
