@@ -1,134 +1,183 @@
 #!/usr/bin/env bash
-# The GPU check, run on the device machine from the repository root with a
-# build carried in build-gpu/ (see the README, "Checking on a GPU"):
-#   1. every test executable, the CUDA tests with cuBLAS, with our tiled GEMM,
-#      with cuDNN, and with every GEMM on our tensor-core kernel (tf32x3),
-#   2. bench_population (backprop and the hebb rule; steps as CUDA graphs,
-#      and once launched directly) beside torch_reference.py in the same
-#      call, on the same card,
-#   3. compute-sanitizer (memcheck, racecheck, synccheck) over the CUDA kernel
+# The GPU check, run on the device machine from the repository root with the
+# archive of bench/pack-gpu-build.sh carried in gpu-pack/ (or a build in
+# build-gpu/; see the README, "Checking on a GPU"). Steps, most
+# telling first, each bounded in time, so one call of the device tool (600 s)
+# ends with the table printed, whatever hangs or is slow:
+#   1. the CUDA tests (cuBLAS GEMMs, the default precision),
+#   2. bench_population (backprop and the hebb rule, fp32, TF32, split TF32,
+#      bf16; steps as CUDA graphs) beside torch_reference.py (TF32 off and on)
+#      in the same call, on the same card; bench_kernels per kernel,
+#   3. the CUDA tests again with our tiled GEMM, with cuDNN, and with every GEMM
+#      on our tensor-core kernel (tf32x3); the CPU tests, end-to-end MNIST, the
+#      bad-input CLI and kill-and-resume tests,
+#   4. compute-sanitizer (memcheck, racecheck, synccheck) over the CUDA kernel
 #      tests (the trainings left out: minutes under the sanitizer),
-#   4. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1),
-#   5. Nsight Compute's top three kernels (optional: GPU_CHECK_NCU=1).
-# EVOPLAST_FUSION=0 runs show what the fused steps buy (conv steps, dense Adadelta epilogue).
-# Full logs go to $OUT (or ./gpu-check-out); a short table is printed last.
+#   5. what fusion, graphs, cuDNN, our tiled GEMM and mixed populations change
+#      (EVOPLAST_FUSION=0 composes the fused steps; EVOPLAST_CUDA_GRAPHS=0
+#      launches kernel by kernel); a short train on each backend,
+#   6. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1),
+#   7. Nsight Compute's top three kernels (optional: GPU_CHECK_NCU=1).
+# GPU_CHECK_BUDGET_S (default 520) bounds the whole: a step that would start
+# with less than 15 s left is skipped, and one that starts runs at most until
+# the budget ends (its log says so). GPU_CHECK_STEPS, an extended regex,
+# runs only the steps whose names match (a second call for those skipped).
+# Logs: one per step, packed at the end into $OUT/gpu-check-logs.tar.gz beside
+# summary.txt (the device tool brings back 8 files at most); the table is
+# also printed last.
 set -uo pipefail
+# The build and data as bench/pack-gpu-build.sh packed them (one archive: the folders are over what travels).
+if [[ -f gpu-pack/build.tar.gz ]]; then
+  rm -rf build-gpu data-gpu
+  tar -xzf gpu-pack/build.tar.gz || { echo "gpu-check: gpu-pack/build.tar.gz does not unpack" >&2; exit 1; }
+fi
 build="${BUILD:-build-gpu}"
 out="${OUT:-gpu-check-out}"
+logs="$(mktemp -d)"
 mkdir -p "$out"
+budget_s="${GPU_CHECK_BUDGET_S:-520}"
+wanted="${GPU_CHECK_STEPS:-.}"
+start_s=$(date +%s)
 # Libraries and data carried from the build machine (bench/pack-gpu-build.sh).
 export LD_LIBRARY_PATH="$PWD/$build/lib:${LD_LIBRARY_PATH:-}"
 [[ -d data-gpu ]] && export EVOPLAST_DATA_DIR="$PWD/data-gpu"
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-echo "card: ${card:-unknown}" | tee "$out/card.txt"
+echo "card: ${card:-unknown}" | tee "$logs/card.txt"
 
-# The test executables directly: ctest's files hold the build machine's absolute paths.
-"$build/tests/test_cpu" >"$out/test_cpu.log" 2>&1
-cpu_rc=$?
-"$build/tests/test_cuda" >"$out/test_cuda.log" 2>&1
-cuda_rc=$?
-EVOPLAST_GEMM=tiled "$build/tests/test_cuda" >"$out/test_cuda_tiled.log" 2>&1
-tiled_rc=$?
-EVOPLAST_CONV=cudnn "$build/tests/test_cuda" >"$out/test_cuda_cudnn.log" 2>&1
-cudnn_rc=$?
-# Every GEMM on our tensor-core kernel in split TF32: the suite at its fp32 tolerances.
-EVOPLAST_PRECISION=tf32x3 "$build/tests/test_cuda" >"$out/test_cuda_tf32x3.log" 2>&1
-tf32x3_rc=$?
-"$build/tests/test_e2e" >"$out/test_e2e.log" 2>&1
-e2e_rc=$?
-# The kernels under compute-sanitizer; EVOPLAST_CUDA_SYNC=1 makes a fault name its launch.
-sanitize_rc=""
+# step NAME LIMIT_S COMMAND…: COMMAND with its output in $logs/NAME.log, for at
+# most LIMIT_S seconds and never past the budget; how it ended in ended[NAME].
+declare -A ended
+steps=()  # in the order they came
+step() {
+  local name=$1 limit=$2
+  shift 2
+  steps+=("$name")
+  [[ "$name" =~ $wanted ]] || { ended[$name]="not run (GPU_CHECK_STEPS)"; return 0; }
+  local left=$((budget_s - ($(date +%s) - start_s)))
+  if ((left < 15)); then
+    ended[$name]="skipped (the ${budget_s} s budget was spent)"
+    echo "${ended[$name]}" >"$logs/$name.log"
+    return 0
+  fi
+  ((limit > left)) && limit=$left
+  timeout --kill-after=5 "$limit" "$@" >"$logs/$name.log" 2>&1
+  local rc=$?
+  if ((rc == 124 || rc == 137)); then
+    ended[$name]="timed out after ${limit} s"
+    echo "gpu-check: ${ended[$name]}" >>"$logs/$name.log"
+  else
+    ended[$name]="exit $rc"
+  fi
+  echo "$(printf '%4d' $(($(date +%s) - start_s))) s  $name: ${ended[$name]}"
+}
+populations=(-P 1,10,64,256,1024 --steps 20)
+few=(-P 1,10,64 --steps 20)
+bench="$build/bench_population"
+torch=(env PYTHONUNBUFFERED=1 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20)
+
+# 1. Correctness first: the test executables directly (ctest's files hold the build machine's absolute paths).
+step test_cuda 150 "$build/tests/test_cuda"
+# 2. The figures the issue's targets are about.
+step bench_backprop 60 "$bench" "${populations[@]}"
+step bench_hebb 60 "$bench" "${populations[@]}" --rule hebb
+step torch 90 "${torch[@]}"
+step bench_tf32 45 "$bench" "${populations[@]}" --precision tf32
+step torch_tf32 90 "${torch[@]}" --tf32
+step bench_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3
+step bench_hebb_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3 --rule hebb
+step bench_bf16 45 "$bench" "${populations[@]}" --precision bf16
+step bench_kernels 90 "$build/bench_kernels"
+# 3. The other test runs: every GEMM on our tiled kernel, cuDNN's convolutions, split TF32 at fp32 tolerances.
+step test_cuda_tiled 120 env EVOPLAST_GEMM=tiled "$build/tests/test_cuda"
+step test_cuda_cudnn 120 env EVOPLAST_CONV=cudnn "$build/tests/test_cuda"
+step test_cuda_tf32x3 120 env EVOPLAST_PRECISION=tf32x3 "$build/tests/test_cuda"
+step test_e2e 120 "$build/tests/test_e2e"
+step test_cpu 120 "$build/tests/test_cpu"
+step cli 60 bash tests/cli_bad_inputs.sh "$build/evolve"
+step resume 90 bash tests/resume_after_kill.sh "$build/evolve" "${EVOPLAST_DATA_DIR:-data}"
+# 4. The sanitizers.
 if command -v compute-sanitizer >/dev/null; then
+  # EVOPLAST_CUDA_SYNC=1 makes a fault name its launch.
   for tool in memcheck racecheck synccheck; do
-    EVOPLAST_CUDA_SYNC=1 timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/test_cuda" \
-      "--test-case-exclude=*training*,*populations of 4*,*accuracy matrix*" >"$out/sanitizer_$tool.log" 2>&1
-    sanitize_rc+="$tool: exit $? ($(grep -E 'ERROR SUMMARY' "$out/sanitizer_$tool.log" | tail -1)); "
+    step "sanitizer_$tool" 120 env EVOPLAST_CUDA_SYNC=1 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      "$build/tests/test_cuda" "--test-case-exclude=*training*,*populations of 4*,*accuracy matrix*"
   done
 else
-  sanitize_rc="compute-sanitizer not on the PATH"
+  for tool in memcheck racecheck synccheck; do ended[sanitizer_$tool]="compute-sanitizer not on the PATH"; done
 fi
-bash tests/cli_bad_inputs.sh "$build/evolve" >"$out/cli.log" 2>&1
-cli_rc=$?
-bash tests/resume_after_kill.sh "$build/evolve" "${EVOPLAST_DATA_DIR:-data}" >"$out/resume.log" 2>&1
-resume_rc=$?
-# A short train on each backend, side by side.
-"$build/evolve" train --backend cuda --epochs 1 --train-limit 20000 --validation 2000 >"$out/train_cuda.log" 2>&1
-"$build/evolve" train --backend cpu --epochs 1 --train-limit 20000 --validation 2000 --threads 16 >"$out/train_cpu.log" 2>&1
-
-"$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$out/bench_backprop.log" 2>&1
-"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --rule hebb >"$out/bench_hebb.log" 2>&1
-EVOPLAST_CONV=cudnn "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$out/bench_cudnn.log" 2>&1
-EVOPLAST_GEMM=tiled "$build/bench_population" -P 1,10,64,256,1024 --steps 20 >"$out/bench_tiled.log" 2>&1
-"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32 >"$out/bench_tf32.log" 2>&1
-"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32x3 >"$out/bench_tf32x3.log" 2>&1
-"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision tf32x3 --rule hebb >"$out/bench_hebb_tf32x3.log" 2>&1
-"$build/bench_population" -P 1,10,64,256,1024 --steps 20 --precision bf16 >"$out/bench_bf16.log" 2>&1
+# 5. What each choice buys.
+step bench_cudnn 45 env EVOPLAST_CONV=cudnn "$bench" "${populations[@]}"
+step bench_tiled 45 env EVOPLAST_GEMM=tiled "$bench" "${populations[@]}"
 # Every step launched kernel by kernel instead of as one CUDA graph (what the graph saves).
-EVOPLAST_CUDA_GRAPHS=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 >"$out/bench_tf32x3_nographs.log" 2>&1
-# The fused steps composed instead (conv → ReLU → pool → dropout; a plastic conv's stacked rows; backprop's dense Adadelta).
-EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 >"$out/bench_tf32x3_unfused.log" 2>&1
-EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb >"$out/bench_hebb_tf32x3_unfused.log" 2>&1
-# A population mixing feedback alignment in (as evolution makes): each net's W or B read where it lies, or picked into a copy.
-"$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-fa >"$out/bench_hebb_fa_tf32x3.log" 2>&1
-EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-fa >"$out/bench_hebb_fa_tf32x3_unfused.log" 2>&1
+step bench_tf32x3_nographs 30 env EVOPLAST_CUDA_GRAPHS=0 "$bench" "${few[@]}" --precision tf32x3
+# The fused steps composed instead (conv → ReLU → pool → dropout; a plastic conv's stacked rows;
+# backprop's dense Adadelta).
+step bench_tf32x3_unfused 30 env EVOPLAST_FUSION=0 "$bench" "${few[@]}" --precision tf32x3
+step bench_hebb_tf32x3_unfused 30 env EVOPLAST_FUSION=0 "$bench" "${few[@]}" --precision tf32x3 --rule hebb
+# A population mixing feedback alignment in (as evolution makes): each net's W or B read where it
+# lies, or picked into a copy.
+step bench_hebb_fa_tf32x3 30 "$bench" "${few[@]}" --precision tf32x3 --rule hebb --mixed-fa
+step bench_hebb_fa_tf32x3_unfused 30 env EVOPLAST_FUSION=0 "$bench" "${few[@]}" --precision tf32x3 --rule hebb \
+  --mixed-fa
 # Nets by backprop, FA, DFA and none in turn: errors routed as conv2 reads them, no dx for nets that discard it.
-"$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-feedback >"$out/bench_hebb_mixed_tf32x3.log" 2>&1
-EVOPLAST_FUSION=0 "$build/bench_population" -P 1,10,64 --steps 20 --precision tf32x3 --rule hebb --mixed-feedback >"$out/bench_hebb_mixed_tf32x3_unfused.log" 2>&1
-"$build/bench_kernels" >"$out/bench_kernels.log" 2>&1
-python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 >"$out/torch.log" 2>&1
-python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20 --tf32 >"$out/torch_tf32.log" 2>&1
-
-# Nsight Compute over a few steps of the P = 64 CNN on tensor cores: the top three kernels by time.
-# Optional (GPU_CHECK_NCU=1): minutes of device time.
-ncu_rc="not run (GPU_CHECK_NCU=1 runs it)"
-if [[ "${GPU_CHECK_NCU:-0}" == 1 ]] && ! command -v ncu >/dev/null; then ncu_rc="ncu not on the PATH"; fi
-if [[ "${GPU_CHECK_NCU:-0}" == 1 ]] && command -v ncu >/dev/null; then
-  timeout 240 ncu --launch-skip 300 --launch-count 60 --section SpeedOfLight \
-    "$build/bench_population" -P 64 --steps 5 --precision tf32x3 --rule hebb >"$out/ncu.log" 2>&1
-  ncu_rc="exit $?"
-fi
-
+step bench_hebb_mixed_tf32x3 30 "$bench" "${few[@]}" --precision tf32x3 --rule hebb --mixed-feedback
+step bench_hebb_mixed_tf32x3_unfused 30 env EVOPLAST_FUSION=0 "$bench" "${few[@]}" --precision tf32x3 --rule hebb \
+  --mixed-feedback
+# A short train on each backend, side by side.
+step train_cuda 60 "$build/evolve" train --backend cuda --epochs 1 --train-limit 20000 --validation 2000
+step train_cpu 90 "$build/evolve" train --backend cpu --epochs 1 --train-limit 20000 --validation 2000 --threads 16
+# 6 and 7, optional: minutes of device time each.
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
-  start=$(date +%s.%N)
-  "$build/evolve" run --preset seed --quiet --out "$out/seed-run" >"$out/seed_run.log" 2>&1
-  seed_rc=$?
-  seed_s=$(echo "$(date +%s.%N) - $start" | bc)
+  seed_start=$(date +%s)
+  step seed_run 300 "$build/evolve" run --preset seed --quiet --out "$logs/seed-run"
+  seed_s=$(($(date +%s) - seed_start))
+fi
+# Nsight Compute over a few steps of the P = 64 CNN on tensor cores: the top three kernels by time.
+if [[ "${GPU_CHECK_NCU:-0}" == 1 ]] && ! command -v ncu >/dev/null; then ended[ncu]="ncu not on the PATH"; fi
+if [[ "${GPU_CHECK_NCU:-0}" == 1 ]] && command -v ncu >/dev/null; then
+  step ncu 240 ncu --launch-skip 300 --launch-count 60 --section SpeedOfLight \
+    "$bench" -P 64 --steps 5 --precision tf32x3 --rule hebb
 fi
 
+summarise() {
 echo
-echo "=== summary (${card:-unknown}) ==="
-cases() { grep -E '^\[doctest\] test cases' "$1" | tail -1; }
-echo "test_cpu:          exit $cpu_rc — $(cases "$out/test_cpu.log")"
-echo "test_cuda (cuBLAS): exit $cuda_rc — $(cases "$out/test_cuda.log")"
-echo "test_cuda (tiled):  exit $tiled_rc — $(cases "$out/test_cuda_tiled.log")"
-echo "test_cuda (cuDNN):  exit $cudnn_rc — $(cases "$out/test_cuda_cudnn.log")"
-echo "test_cuda (tf32x3): exit $tf32x3_rc — $(cases "$out/test_cuda_tf32x3.log")"
-echo "test_e2e: exit $e2e_rc; cli bad inputs: exit $cli_rc; resume after SIGKILL: exit $resume_rc"
-echo "compute-sanitizer: $sanitize_rc"
-echo "train 1 epoch (20k images), cuda: $(grep -E '^epoch|^test' "$out/train_cuda.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
-echo "train 1 epoch (20k images), cpu:  $(grep -E '^epoch|^test' "$out/train_cpu.log" | tr -s ' ' | cut -c1-150 | paste -sd'|')"
-python3 - "$out" <<'PY'
+echo "=== summary (${card:-unknown}; $(($(date +%s) - start_s)) s of a ${budget_s} s budget) ==="
+cases() { grep -E '^\[doctest\] test cases' "$logs/$1.log" 2>/dev/null | tail -1; }
+how() { echo "${ended[$1]:-not run}"; }
+for t in test_cuda test_cuda_tiled test_cuda_cudnn test_cuda_tf32x3 test_e2e test_cpu; do
+  printf '%-17s %s — %s\n' "$t:" "$(how $t)" "$(cases $t)"
+done
+echo "cli bad inputs: $(how cli); resume after SIGKILL: $(how resume)"
+echo "compute-sanitizer: $(for t in memcheck racecheck synccheck; do
+  echo -n "$t $(how sanitizer_$t) ($(grep -E 'ERROR SUMMARY' "$logs/sanitizer_$t.log" 2>/dev/null | tail -1)); "
+done)"
+for b in cuda cpu; do
+  echo "train 1 epoch (20k images), $b: $(how train_$b) $(grep -E '^epoch|^test' "$logs/train_$b.log" 2>/dev/null |
+    tr -s ' ' | cut -c1-150 | paste -sd'|')"
+done
+echo "not finished (skipped, timed out or failed): $(for k in "${steps[@]}"; do
+  [[ "${ended[$k]}" == "exit 0" || "${ended[$k]}" == "not run (GPU_CHECK_STEPS)" ]] || echo -n "$k "; done)"
+python3 - "$logs" <<'PY'
 import sys, re
 d = sys.argv[1]
 def table(path):
     rows = {}
-    for line in open(path, errors="replace"):
+    try: lines = open(path, errors="replace").readlines()
+    except FileNotFoundError: return rows  # a step skipped or not asked for: its columns read 0
+    for line in lines:
         f = line.split()
         if len(f) >= 3 and f[0].isdigit() and f[1] != "does":  # "P does not fit: …" rows left out
             rows[int(f[0])] = float(f[-1])
     return rows
-try:
-    ours, hebb, torch = table(f"{d}/bench_backprop.log"), table(f"{d}/bench_hebb.log"), table(f"{d}/torch.log")
-    dnn, tiled = table(f"{d}/bench_cudnn.log"), table(f"{d}/bench_tiled.log")
-    tf32, tf32x3, torch_tf32 = table(f"{d}/bench_tf32.log"), table(f"{d}/bench_tf32x3.log"), table(f"{d}/torch_tf32.log")
-    hebb_x3, no_graphs = table(f"{d}/bench_hebb_tf32x3.log"), table(f"{d}/bench_tf32x3_nographs.log")
-    bf16 = table(f"{d}/bench_bf16.log")
-    unfused, hebb_unfused = table(f"{d}/bench_tf32x3_unfused.log"), table(f"{d}/bench_hebb_tf32x3_unfused.log")
-    hebb_fa, hebb_fa_unfused = table(f"{d}/bench_hebb_fa_tf32x3.log"), table(f"{d}/bench_hebb_fa_tf32x3_unfused.log")
-    hebb_mixed = table(f"{d}/bench_hebb_mixed_tf32x3.log")
-    hebb_mixed_unfused = table(f"{d}/bench_hebb_mixed_tf32x3_unfused.log")
-except FileNotFoundError as e:
-    print("missing log:", e); sys.exit(0)
+ours, hebb, torch = table(f"{d}/bench_backprop.log"), table(f"{d}/bench_hebb.log"), table(f"{d}/torch.log")
+dnn, tiled = table(f"{d}/bench_cudnn.log"), table(f"{d}/bench_tiled.log")
+tf32, tf32x3, torch_tf32 = table(f"{d}/bench_tf32.log"), table(f"{d}/bench_tf32x3.log"), table(f"{d}/torch_tf32.log")
+hebb_x3, no_graphs = table(f"{d}/bench_hebb_tf32x3.log"), table(f"{d}/bench_tf32x3_nographs.log")
+bf16 = table(f"{d}/bench_bf16.log")
+unfused, hebb_unfused = table(f"{d}/bench_tf32x3_unfused.log"), table(f"{d}/bench_hebb_tf32x3_unfused.log")
+hebb_fa, hebb_fa_unfused = table(f"{d}/bench_hebb_fa_tf32x3.log"), table(f"{d}/bench_hebb_fa_tf32x3_unfused.log")
+hebb_mixed = table(f"{d}/bench_hebb_mixed_tf32x3.log")
+hebb_mixed_unfused = table(f"{d}/bench_hebb_mixed_tf32x3_unfused.log")
 print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
 print(f"{'P':>5} {'backprop':>10} {'hebb':>10} {'cuDNN conv':>11} {'tiled GEMM':>11} {'PyTorch':>10} {'bp/PyTorch':>11} {'hebb/PyTorch':>13}")
 for P in sorted(set(ours) | set(torch)):
@@ -150,9 +199,9 @@ for P in sorted(set(hebb_fa) | set(hebb_mixed)):
     print(f"{P:>5} {hebb_fa.get(P, 0):>10.0f} {hebb_fa_unfused.get(P, 0):>10.0f} {hebb_mixed.get(P, 0):>10.0f} "
           f"{hebb_mixed_unfused.get(P, 0):>10.0f}")
 PY
-echo; cat "$out/bench_kernels.log"
-echo; echo "ncu (P = 64, hebb, tf32x3; $ncu_rc): top kernels by time"
-python3 - "$out/ncu.log" <<'PY'
+echo; cat "$logs/bench_kernels.log" 2>/dev/null || echo "bench_kernels: $(how bench_kernels)"
+echo; echo "ncu (P = 64, hebb, tf32x3; $(how ncu)): top kernels by time"
+python3 - "$logs/ncu.log" <<'PY'
 import re, sys, collections
 time, sm, mem, name = collections.Counter(), {}, {}, None
 units = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
@@ -176,4 +225,14 @@ total = sum(time.values()) or 1
 for k, t in time.most_common(3):
     print(f"  {k:<40} {t:10.1f} us ({100 * t / total:4.1f}%)  SM {sm.get(k, '?')}%  memory {mem.get(k, '?')}%")
 PY
-if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: exit $seed_rc, ${seed_s}s"; fi
+if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then echo "seed preset end to end: $(how seed_run), ${seed_s} s"; fi
+}
+summarise | tee "$out/summary.txt"
+# Every log in one archive (the device tool brings back 8 files at most, 16 MiB each); a log is cut to its
+# last 2 MiB first where the archive would be larger than that.
+tar -czf "$out/gpu-check-logs.tar.gz" -C "$logs" .
+if (($(stat -c %s "$out/gpu-check-logs.tar.gz") > 15 * 1024 * 1024)); then
+  find "$logs" -type f -size +2M -exec sh -c 'tail -c 2M "$1" >"$1.tail" && mv "$1.tail" "$1"' _ {} \;
+  tar -czf "$out/gpu-check-logs.tar.gz" -C "$logs" .
+fi
+echo "logs: $out/gpu-check-logs.tar.gz ($(du -h "$out/gpu-check-logs.tar.gz" | cut -f1)), the table: $out/summary.txt"
