@@ -129,8 +129,11 @@ step train_cpu 90 "$build/evolve" train --backend cpu --epochs 1 --train-limit 2
 # 6 and 7, optional: minutes of device time each.
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
   seed_start=$(date +%s)
-  step seed_run 300 "$build/evolve" run --preset seed --quiet --out "$logs/seed-run"
+  seed_dir="$(mktemp -d)/seed-run"  # its checkpoints stay here: only the small records travel back
+  step seed_run 300 "$build/evolve" run --preset seed --quiet --out "$seed_dir"
   seed_s=$(($(date +%s) - seed_start))
+  mkdir -p "$logs/seed-run"
+  cp "$seed_dir"/*.jsonl "$seed_dir"/*.json "$seed_dir"/*.toml "$seed_dir"/*.md "$logs/seed-run/" 2>/dev/null
 fi
 # Nsight Compute over a few steps of the P = 64 CNN on tensor cores: the top three kernels by time.
 if [[ "${GPU_CHECK_NCU:-0}" == 1 ]] && ! command -v ncu >/dev/null; then ended[ncu]="ncu not on the PATH"; fi
