@@ -123,6 +123,17 @@ step bench_hebb_fa_tf32x3_unfused 30 env EVOPLAST_FUSION=0 "$bench" "${few[@]}" 
 step bench_hebb_mixed_tf32x3 30 "$bench" "${few[@]}" --precision tf32x3 --rule hebb --mixed-feedback
 step bench_hebb_mixed_tf32x3_unfused 30 env EVOPLAST_FUSION=0 "$bench" "${few[@]}" --precision tf32x3 --rule hebb \
   --mixed-feedback
+# The population spread over MPI ranks on this one card (issue: per-rank and total network-images/s),
+# where the machine has mpirun (the device machine seen so far had none).
+if command -v mpirun >/dev/null; then
+  for k in 1 2; do
+    step "bench_mpi_$k" 60 mpirun --oversubscribe --allow-run-as-root -np "$k" "$bench" -P 64 --steps 20 \
+      --precision tf32x3
+  done
+else
+  ended[bench_mpi_1]="mpirun not on the PATH"
+  ended[bench_mpi_2]="mpirun not on the PATH"
+fi
 # A short train on each backend, side by side.
 step train_cuda 60 "$build/evolve" train --backend cuda --epochs 1 --train-limit 20000 --validation 2000
 step train_cpu 90 "$build/evolve" train --backend cpu --epochs 1 --train-limit 20000 --validation 2000 --threads 16
@@ -154,6 +165,8 @@ echo "cli bad inputs: $(how cli); resume after SIGKILL: $(how resume)"
 echo "compute-sanitizer: $(for t in memcheck racecheck synccheck; do
   echo -n "$t $(how sanitizer_$t) ($(grep -E 'ERROR SUMMARY' "$logs/sanitizer_$t.log" 2>/dev/null | tail -1)); "
 done)"
+echo "MPI ranks on this card (P = 64, tf32x3): 1 rank $(how bench_mpi_1), 2 ranks $(how bench_mpi_2):"
+cat "$logs/bench_mpi_1.log" "$logs/bench_mpi_2.log" 2>/dev/null | grep -E "^ *(64|rank|total)" | sed 's/^/  /'
 for b in cuda cpu; do
   echo "train 1 epoch (20k images), $b: $(how train_$b) $(grep -E '^epoch|^test' "$logs/train_$b.log" 2>/dev/null |
     tr -s ' ' | cut -c1-150 | paste -sd'|')"
