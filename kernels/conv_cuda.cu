@@ -74,16 +74,23 @@ struct PatchGeometry {
   }
 };
 
-// visit(r, v) for r = r0, r0 + step, … < end, row holding the (c, ky, kx)
-// of k_base + r0 (and left past the last): v = element k_base + r of the
-// patch at corner, x[n][ci][oy + ky][ox + kx], or 0 where corner is null (a
-// column past the matrix) or past Cin·K².
+// visit(r, v) for the kPerThread rows r = r0, r0 + step, …, row holding the
+// (c, ky, kx) of k_base + r0 (and left past the last): v = element k_base + r
+// of the patch at corner, x[n][ci][oy + ky][ox + kx], or 0 where corner is
+// null (a column past the matrix) or past Cin·K². Every value is read before
+// any is visited (fetch_then_put).
 template <class Visit>
 __device__ __forceinline__ void visit_patch_rows(const float* corner, PatchRow& row, const PatchGeometry& g,
-                                                 int k_base, int r0, int end, int step, const Visit& visit) {
+                                                 int k_base, int r0, int step, const Visit& visit) {
   const int rows = g.rows();
-  for (int r = r0; r < end; r += step, row.advance(step, g.K))
-    visit(r, corner && k_base + r < rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f);
+  fetch_then_put<kPerThread>(
+      [&](int i) {
+        const int r = r0 + i * step;
+        const float v = corner && k_base + r < rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f;
+        row.advance(step, g.K);
+        return v;
+      },
+      [&](int i, float v) { visit(r0 + i * step, v); });
 }
 
 // The patch under column col of the patch matrix (Cin·K², N·Ho·Wo), or null past its columns.
@@ -99,8 +106,8 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
 __device__ __forceinline__ void fill_patch_column(float (&tile)[kTileK][kTileN + 8], const float* corner,
                                                   PatchRow& row, const PatchGeometry& g, int k0) {
   const int c = threadIdx.x % kTileN;
-  visit_patch_rows(corner, row, g, k0, threadIdx.x / kTileN, kTileK, kRowStepB,
-                   [&](int r, float v) { tile[r][c] = v; });
+  static_assert(kTileK / kRowStepB == kPerThread, "a thread's rows are its share of the tile");
+  visit_patch_rows(corner, row, g, k0, threadIdx.x / kTileN, kRowStepB, [&](int r, float v) { tile[r][c] = v; });
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
@@ -301,11 +308,13 @@ struct OutputErrorRows {
         col(k_begin + int(threadIdx.x) % kTileK),
         at(col, Ho, Wo) {}
   __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int /*k0: carried*/) {
-    const int kk = threadIdx.x % kTileK;
-    for (int mm = threadIdx.x / kTileK; mm < kTileM; mm += kRowStepA) {
-      const int co = m0 + mm;
-      tile[mm][kk] = co < Cout && col < cols ? dy.at(p, at.n, co, at.oy, at.ox) : 0.0f;
-    }
+    const int kk = threadIdx.x % kTileK, mm0 = threadIdx.x / kTileK;
+    fetch_then_put<kPerThread>(
+        [&](int i) {
+          const int co = m0 + mm0 + i * kRowStepA;
+          return co < Cout && col < cols ? dy.at(p, at.n, co, at.oy, at.ox) : 0.0f;
+        },
+        [&](int i, float v) { tile[mm0 + i * kRowStepA][kk] = v; });
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
@@ -335,8 +344,9 @@ struct ImagePatches {
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int /*k0: carried*/, int n0) {
     const int kk = threadIdx.x % kTileK;
     PatchRow row = first;
+    static_assert(kTileN / kRowStepA == kPerThread, "a thread's rows are its share of the tile");
     visit_patch_rows(col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0, threadIdx.x / kTileK,
-                     kTileN, kRowStepA, [&](int nn, float v) { tile[kk][nn] = v; });
+                     kRowStepA, [&](int nn, float v) { tile[kk][nn] = v; });
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
@@ -350,10 +360,13 @@ struct TransposedWeights {
     const int KK = K * K, kk = threadIdx.x % kTileK, k = k0 + kk;
     // W[co][·][ky][kx] for this thread's k: consecutive ci lie KK apart.
     const float* column = k < Cout * KK ? w + std::size_t(k / KK) * Cin * KK + k % KK : nullptr;
-    for (int mm = threadIdx.x / kTileK; mm < kTileM; mm += kRowStepA) {
-      const int ci = m0 + mm;
-      tile[mm][kk] = column && ci < Cin ? column[std::size_t(ci) * KK] : 0.0f;
-    }
+    const int mm0 = threadIdx.x / kTileK;
+    fetch_then_put<kPerThread>(
+        [&](int i) {
+          const int ci = m0 + mm0 + i * kRowStepA;
+          return column && ci < Cin ? column[std::size_t(ci) * KK] : 0.0f;
+        },
+        [&](int i, float v) { tile[mm0 + i * kRowStepA][kk] = v; });
   }
 };
 
@@ -377,12 +390,17 @@ struct ErrorWindows {
   }
   __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
     const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, nn = threadIdx.x % kTileN;
-    for (int kk = threadIdx.x / kTileN; kk < kTileK; kk += kRowStepB, row.advance(kRowStepB, s.K)) {
-      const int oy = iy - row.ky, ox = ix - row.kx;
-      tile[kk][nn] = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo
-                         ? dy.at(p, n, row.c, oy, ox)
-                         : 0.0f;
-    }
+    const int kk0 = threadIdx.x / kTileN;
+    fetch_then_put<kPerThread>(
+        [&](int i) {
+          const int kk = kk0 + i * kRowStepB, oy = iy - row.ky, ox = ix - row.kx;
+          const float v = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo
+                              ? dy.at(p, n, row.c, oy, ox)
+                              : 0.0f;
+          row.advance(kRowStepB, s.K);
+          return v;
+        },
+        [&](int i, float v) { tile[kk0 + i * kRowStepB][nn] = v; });
   }
 };
 

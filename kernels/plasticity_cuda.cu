@@ -125,10 +125,16 @@ struct StackedRows {
   const float* error_hebb;  // (N, 2·Out) of this net
   int N, Out, offset;
   __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
-    for (int i = threadIdx.x; i < kTileM * kTileK; i += kTileThreads) {
-      const int mm = i % kTileM, kk = i / kTileM, o = m0 + mm, n = k0 + kk;
-      tile[mm][kk] = o < Out && n < N ? error_hebb[std::size_t(n) * 2 * Out + offset + o] : 0.0f;
-    }
+    const int i0 = int(threadIdx.x);  // element i = i0 + r·kTileThreads at (i % kTileM, i / kTileM)
+    fetch_then_put<kPerThread>(
+        [&](int r) {
+          const int i = i0 + r * kTileThreads, o = m0 + i % kTileM, n = k0 + i / kTileM;
+          return o < Out && n < N ? error_hebb[std::size_t(n) * 2 * Out + offset + o] : 0.0f;
+        },
+        [&](int r, float v) {
+          const int i = i0 + r * kTileThreads;
+          tile[i % kTileM][i / kTileM] = v;
+        });
   }
 };
 

@@ -14,6 +14,25 @@ namespace evoplast::kernels::cuda {
 
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 128;
 
+// Each thread's share of an A (kTileM × kTileK) or a B (kTileK × kTileN) tile.
+constexpr int kPerThread = kTileM * kTileK / kTileThreads;
+static_assert(kTileM * kTileK == kTileK * kTileN && kTileM * kTileK % kTileThreads == 0,
+              "every thread loads the same number of elements of either tile");
+
+// A loader's share of a tile, every value fetched before any is stored:
+// v[r] = fetch(r) for r = 0…kCount−1 in turn (fetch may step a place it
+// carries), then put(r, v[r]). A load is waited for only where its value is
+// used, so the kCount loads are in flight together; a store after each load
+// would wait out each load's latency in turn.
+template <int kCount, class Fetch, class Put>
+__device__ __forceinline__ void fetch_then_put(const Fetch& fetch, const Put& put) {
+  float v[kCount];
+#pragma unroll
+  for (int r = 0; r < kCount; ++r) v[r] = fetch(r);
+#pragma unroll
+  for (int r = 0; r < kCount; ++r) put(r, v[r]);
+}
+
 // The shared tiles, padded so that a warp's fragment loads fall in 32 different banks.
 struct TensorTiles {
   float a[kTileM][kTileK + 4];  // A(m0 + m, k0 + k) at a[m][k]
