@@ -60,6 +60,16 @@ struct OutputPosition {
     for (ox += by; ox >= Wo; ox -= Wo)
       if (++oy == Ho) oy = 0, ++n;
   }
+  // By a stride's (n, oy, ox) digits (an OutputPosition made from the stride), with carries: O(1) for any stride.
+  __device__ void advance(const OutputPosition& by, int Ho, int Wo) {
+    ox += by.ox;
+    const int c = ox >= Wo;
+    ox -= c * Wo;
+    oy += by.oy + c;
+    const int d = oy >= Ho;
+    oy -= d * Ho;
+    n += by.n + d;
+  }
 };
 
 // Patches of images (Cin, H, W) under a K×K kernel: what a loader keeps of
@@ -463,18 +473,19 @@ __global__ void sum_splits_kernel(int splits, std::size_t n, const float* __rest
 }
 
 // db[p, co] = Σ over (n, pos) of dy[p][n][co][pos]: one block per (p, co), read in place.
+// Each thread takes positions threadIdx, threadIdx + blockDim, … in order,
+// stepped without dividing (64-bit divisions per element were most of its work).
 template <class Error>
 __global__ void bias_grad_kernel(ConvShape s, Error dy, float* __restrict__ db) {
   __shared__ float part[kThreads];
-  const int Wo = s.Wo(), HW = s.Ho() * Wo;
-  const std::size_t len = std::size_t(s.N) * HW;
+  const int Ho = s.Ho(), Wo = s.Wo();
+  const OutputPosition first(int(threadIdx.x), Ho, Wo), stride(int(blockDim.x), Ho, Wo);
   for (std::size_t r = blockIdx.x; r < std::size_t(s.P) * s.Cout; r += gridDim.x) {
     const std::size_t p = r / s.Cout;
     const int co = int(r % s.Cout);
     const Error net_dy = for_net(dy, p);
     float acc = 0;
-    for (std::size_t j = threadIdx.x; j < len; j += blockDim.x)
-      acc += net_dy.at(p, int(j / HW), co, int(j % HW) / Wo, int(j % HW) % Wo);
+    for (OutputPosition at = first; at.n < s.N; at.advance(stride, Ho, Wo)) acc += net_dy.at(p, at.n, co, at.oy, at.ox);
     acc = block_sum(acc, part);
     if (threadIdx.x == 0) db[r] = acc;
   }

@@ -39,15 +39,21 @@ __global__ void stack_stats_kernel(int P, int N, int Out, int S, const float* __
                                    float* __restrict__ mean_y2) {
   __shared__ float part[kThreads];
   const float inv = 1.0f / (float(N) * float(S));
-  const std::size_t count = std::size_t(N) * S;
+  // Thread t sums elements j = t, t + blockDim, … of the unit's N·S, in order, as (n, s) stepped without
+  // dividing: by blockDim's (n, s) digits, with a carry.
+  const int first_n = int(threadIdx.x) / S, first_s = int(threadIdx.x) % S;
+  const int step_n = int(blockDim.x) / S, step_s = int(blockDim.x) % S;
   for (std::size_t unit = blockIdx.x; unit < std::size_t(P) * Out; unit += gridDim.x) {
     const std::size_t p = unit / Out, o = unit % Out;
     float sum = 0, sum2 = 0;
-    for (std::size_t j = threadIdx.x; j < count; j += blockDim.x) {
-      const std::size_t n = j / S, s = j % S;
+    for (int n = first_n, s = first_s; n < N;) {
       const float yv = y[((p * N + n) * Out + o) * S + s];
       sum += yv;
       sum2 += yv * yv;
+      s += step_s;
+      const int carry = s >= S;
+      s -= carry * S;
+      n += step_n + carry;
     }
     sum = block_sum(sum, part);
     sum2 = block_sum(sum2, part);
