@@ -240,6 +240,17 @@ int main(int argc, char** argv) {
             }),
             3 * flops_conv(conv2), 0);
       }
+      // A backprop-like rule (A = s_h = 0) reads no h: its Hebbian rows' tile is written as 0 without the GEMM.
+      const std::vector<kernels::PlasticityCoeffs> baseline2(
+          std::size_t(P), engine::named_rule("baseline").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));
+      row("plastic conv2 dx + [g] (baseline: no h)", "pooled tf32", time_it(*be, "plastic conv2 no h", [&] {
+            be->conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr, nullptr, nullptr,
+                                         dx2.data());
+            be->plasticity_conv_grads_pooled(conv2, from_pool, baseline2.data(), y1.data(), act.data(),
+                                             theta2.data(), nullptr, nullptr, gh2.data(), gb2.data(), my_2.data(),
+                                             my2_2.data());
+          }),
+          2 * flops_conv(conv2), 0);
     }
     kc::set_gemm_precision(kc::Precision::fp32);
 

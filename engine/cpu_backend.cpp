@@ -110,8 +110,7 @@ void CpuBackend::plasticity_update_dense(const DenseShape& s, const PlasticityCo
                                          const float* error_hebb, float* grad_hebb, const float* mean_x,
                                          const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
                                          float* acc_delta, float* omega) {
-  dense_backward(DenseShape{s.P, s.N, s.In, 2 * s.Out, s.shared_input}, x, nullptr, error_hebb, nullptr, grad_hebb,
-                 nullptr);
+  k::plasticity_grads_dense(s, coeffs, x, error_hebb, grad_hebb);
   plasticity_update(s.P, s.Out, s.In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
 }
 void CpuBackend::route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode,

@@ -260,7 +260,8 @@ RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError&
 // The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
 // read (stack_error_and_hebb's values, no labels): row co < Out is the
 // error (stored, or made from the pool above: Error), row Out + o the
-// Hebbian post factor of y_o with θ as it is.
+// Hebbian post factor of y_o with θ as it is (a half the net's rule does not
+// read is 0: read_rows leaves it out, and the kernels load nothing for it).
 template <class Error>
 struct StackedError {
   Error e;                         // (P, N, Out, Ho, Wo) as the kernels read it
@@ -281,16 +282,31 @@ __device__ StackedError<Error> for_net(StackedError<Error> rows, std::size_t p) 
   rows.e = for_net(rows.e, p);
   return rows;
 }
-// Whether the rows [m0, m0 + kTileM) of net p's error are all 0 by
-// construction: a tile of error rows (not the Hebbian ones) of a net on none
-// in the stacked rows over a routed error. Its g tile is then 0 exactly (for
-// finite inputs), written without the GEMM.
+// The rows [first, last) of net p's error (Cout rows) that are not 0 by
+// construction: all of them, but in the stacked rows without a half the
+// net's rule does not read, nor the error rows of a net on none. A tile of
+// rows all outside is 0 exactly (for finite inputs), written without the
+// GEMM (nothing loaded), and so is a bias sum of such a row.
+struct RowRange {
+  int first, last;
+  __device__ bool has(int row) const { return row >= first && row < last; }
+  __device__ bool misses_tile(int m0) const { return first >= last || m0 >= last || m0 + kTileM <= first; }
+};
 template <class Error>
-__device__ bool rows_vanish(const Error&, std::size_t, int) {
+__device__ RowRange read_rows(const Error&, std::size_t, int Cout) {
+  return {0, Cout};
+}
+__device__ inline bool error_vanishes(const StoredError&, std::size_t) {
   return false;
 }
-__device__ inline bool rows_vanish(const StackedError<RoutedPooledError>& rows, std::size_t p, int m0) {
-  return m0 + kTileM <= rows.Out && rows.e.mode && rows.e.mode[p] == HiddenError::none;
+__device__ inline bool error_vanishes(const RoutedPooledError& e, std::size_t p) {
+  return e.mode && e.mode[p] == HiddenError::none;
+}
+template <class Error>
+__device__ RowRange read_rows(const StackedError<Error>& rows, std::size_t p, int /*Cout: 2·Out*/) {
+  const PlasticityCoeffs& c = rows.coeffs[p];
+  const bool errors = reads_error_rows(c) && !error_vanishes(rows.e, p);
+  return {errors ? 0 : rows.Out, reads_hebbian_rows(c) ? 2 * rows.Out : rows.Out};
 }
 
 template <class Error>
@@ -454,12 +470,26 @@ __global__ void __launch_bounds__(kTileThreads)
   const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
   const RowMajorStore store{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK};
-  if (rows_vanish(dy, p, m0)) {  // the whole block
+  if (read_rows(dy, p, s.Cout).misses_tile(m0)) {  // the whole block is 0
     for (int i = threadIdx.x; i < kTileM * kTileN; i += kTileThreads) store(m0 + i / kTileN, n0 + i % kTileN, 0.0f);
     return;
   }
   tensor_tile<kP>(m0, n0, TileExtent{s.Cout, KK}, k_begin, k_end, OutputErrorRows<Error>(dy, p, s, k_begin),
                   ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0), store);
+}
+
+// dw (P, Cout, KK): the rows outside each net's read_rows set to the 0 their
+// zero rows sum to, after a tile that held rows on both sides of the range
+// (conv1's 2·32 stacked rows) summed them all. (A range test on every load,
+// or in the tile's store, kept more registers live through the GEMM's main
+// loop: 8–40 more.)
+template <class Error>
+__global__ void zero_unread_rows_kernel(ConvShape s, Error dy, float* __restrict__ dw) {
+  const int KK = s.Cin * s.K * s.K;
+  EVOPLAST_GRID_STRIDE(i, std::size_t(s.P) * s.Cout * KK) {
+    const std::size_t row = i / KK;
+    if (!read_rows(dy, row / s.Cout, s.Cout).has(int(row % s.Cout))) dw[i] = 0.0f;
+  }
 }
 
 // dw = Σ over the splits of partial, in split order (the same bits every run).
@@ -485,7 +515,8 @@ __global__ void bias_grad_kernel(ConvShape s, Error dy, float* __restrict__ db) 
     const int co = int(r % s.Cout);
     const Error net_dy = for_net(dy, p);
     float acc = 0;
-    for (OutputPosition at = first; at.n < s.N; at.advance(stride, Ho, Wo)) acc += net_dy.at(p, at.n, co, at.oy, at.ox);
+    if (read_rows(dy, p, s.Cout).has(co))  // the same for the whole block (block_sum's barrier)
+      for (OutputPosition at = first; at.n < s.N; at.advance(stride, Ho, Wo)) acc += net_dy.at(p, at.n, co, at.oy, at.ox);
     acc = block_sum(acc, part);
     if (threadIdx.x == 0) db[r] = acc;
   }
@@ -645,6 +676,9 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
                       unsigned(splits * s.P));
       EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
       if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
+      if constexpr (is_stacked_rows<Error>)
+        if (s.Cout % (2 * kTileM) != 0)  // a tile may hold rows on both sides of a half
+          EVOPLAST_LAUNCH(zero_unread_rows_kernel<Error>, blocks_for(n), kThreads, 0, st, s, dy, dw);
     }
   }
   // A plastic layer's stacked rows have no input gradient: its kernel is not instantiated for them.

@@ -71,6 +71,21 @@ EVOPLAST_HD void update_synapse(const PlasticityCoeffs& c, T g, T h, T mean_x, T
   w = nw;
 }
 
+// Which half of a net's stacked rows [e | ŷ] its rule reads. g enters the
+// update only through α (opt(g)) and s_g (Ω's |g·ΔW|), and its rows' sums
+// (the bias's ⟨e⟩) only through α; h only through A and s_h; a frozen net
+// reads neither. A half that is not read is stacked as 0, so its product is
+// 0 and a backend may skip it: a rule pays only for the products it uses
+// (backprop-like rules, A = s_h = 0, make no h; the fly's fixed hidden
+// layers neither g nor h). What changes is only the optimiser state of a
+// net with α = 0, which then sees g = 0, and reads nothing.
+EVOPLAST_HD bool reads_error_rows(const PlasticityCoeffs& c) {
+  return !c.frozen && (c.alpha != 0.0f || c.s_g != 0.0f);
+}
+EVOPLAST_HD bool reads_hebbian_rows(const PlasticityCoeffs& c) {
+  return !c.frozen && (c.A != 0.0f || c.s_h != 0.0f);
+}
+
 // What a net's hidden layer learns from (its rule's feedback): the error that
 // came down through W or feedback alignment's B (keep), nothing (none), or
 // the direct projection of the output error (dfa).
@@ -102,7 +117,8 @@ namespace evoplast::kernels::cpu {
 // error_hebb = [e | ŷ/(N·S)] along the unit axis; mean_y = ⟨y⟩, mean_y2 = ⟨y²⟩ over
 // (n, s); θ moves toward ⟨y²⟩ after ŷ used its old value. labels: null, or
 // (with S = 1 and Out = classes, the readout) the minibatch's labels, mixed
-// into ŷ by each net's label_mix.
+// into ŷ by each net's label_mix. A half a net's rule does not read
+// (reads_error_rows, reads_hebbian_rows) is written as 0.
 template <typename T>
 void stack_error_and_hebb(int P, int N, int Out, int S,
                           const PlasticityCoeffs* coeffs,  // (P), host
@@ -123,6 +139,16 @@ void pre_mean_dense(const DenseShape& s,
 // ⟨x_patch⟩ over the minibatch and the positions (conv): (P, Cin·K·K).
 template <typename T>
 void pre_mean_conv(const ConvShape& s, const T* x, T* mean_x);
+
+// A dense layer's [g; h] = stacked rowsᵀ · x per net, each half only where
+// the net's rule reads it (the other written as 0, what the product of its
+// zero rows gives for a finite x): a backprop-like rule pays for g alone.
+template <typename T>
+void plasticity_grads_dense(const DenseShape& s,             // the layer: Out units, In inputs
+                            const PlasticityCoeffs* coeffs,  // (P), host
+                            const T* x,                      // shared_input ? (N, In) : (P, N, In)
+                            const T* error_hebb,             // (P, N, 2·Out) from stack_error_and_hebb
+                            T* grad_hebb);                   // (P, 2·Out, In), overwritten
 
 // The fused epilogue over every synapse of every net.
 template <typename T>

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/gemm_cpu.hpp"
 #include "kernels/optim_math.hpp"
 #include "kernels/plasticity.hpp"
 
@@ -14,6 +15,7 @@ void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* 
   const T inv = T(1) / (T(N) * T(S));
   for (int p = 0; p < P; ++p) {
     const T bcm = coeffs[p].bcm, mix = labels ? T(coeffs[p].label_mix) : T(0);
+    const bool error_read = reads_error_rows(coeffs[p]), hebb_read = reads_hebbian_rows(coeffs[p]);
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < Out; ++o) {
       const T th = theta[std::size_t(p) * Out + o];
@@ -24,10 +26,11 @@ void stack_error_and_hebb(int P, int N, int Out, int S, const PlasticityCoeffs* 
         T* zh = error_hebb_n + std::size_t(Out) * S;
         for (int s = 0; s < S; ++s) {
           const T yv = y[src + s];
-          error_hebb_n[s] = e[src + s];
+          error_hebb_n[s] = error_read ? e[src + s] : T(0);
           const T hebb = hebb_post(yv, th, bcm);
-          zh[s] = mix == T(0) ? hebb * inv
-                              : ((T(1) - mix) * hebb + mix * T(labels[n] == o ? 1 : 0)) * inv;
+          zh[s] = !hebb_read  ? T(0)
+                  : mix == T(0) ? hebb * inv
+                                : ((T(1) - mix) * hebb + mix * T(labels[n] == o ? 1 : 0)) * inv;
           sum += yv;
           sum2 += yv * yv;
         }
@@ -77,6 +80,26 @@ void pre_mean_conv(const ConvShape& s, const T* x, T* mean_x) {
       for (int oy = 0; oy < Ho; ++oy)
         for (int ox = 0; ox < Wo; ++ox) acc += sp[(oy + ky) * s.W + ox + kx];
       mean_x[std::size_t(p) * KK + j] = acc * inv;
+    }
+  }
+}
+
+template <typename T>
+void plasticity_grads_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const T* x, const T* error_hebb,
+                            T* grad_hebb) {
+  const std::size_t half = std::size_t(s.Out) * s.In;
+  for (int p = 0; p < s.P; ++p) {
+    const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.In);
+    const T* rows = error_hebb + std::size_t(p) * s.N * 2 * s.Out;  // (N, 2·Out)
+    T* g = grad_hebb + std::size_t(p) * 2 * half;
+    const bool read[2] = {reads_error_rows(coeffs[p]), reads_hebbian_rows(coeffs[p])};
+    for (int part = 0; part < 2; ++part) {  // g (Out, In) = e_rowsᵀ · x, then h from the ŷ rows
+      T* out = g + std::size_t(part) * half;
+      if (read[part])
+        gemm<T>(true, false, s.Out, s.In, s.N, T(1), rows + std::size_t(part) * s.Out, 2 * s.Out, xp, s.In, T(0), out,
+                s.In);
+      else
+        std::fill(out, out + half, T(0));
     }
   }
 }
@@ -208,6 +231,7 @@ void flag_nonfinite(int P, std::size_t per_net, const T* x, std::uint8_t* flags)
   template void route_hidden_error<T>(int, std::size_t, const HiddenError*, const T*, const T*, bool, T*); \
   template void pick_per_net<T>(int, std::size_t, const std::uint8_t*, const T*, const T*, T*); \
   template void pre_mean_dense<T>(const DenseShape&, const T*, T*);                            \
+  template void plasticity_grads_dense<T>(const DenseShape&, const PlasticityCoeffs*, const T*, const T*, T*); \
   template void pre_mean_conv<T>(const ConvShape&, const T*, T*);                              \
   template void plasticity_update<T>(int, int, int, const PlasticityCoeffs*, const T*,         \
                                      const T*, const T*, const T*, T*, T*, T*, T*);            \

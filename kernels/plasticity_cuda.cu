@@ -20,13 +20,16 @@ __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeff
   const float inv = 1.0f / (float(N) * float(S));
   EVOPLAST_GRID_STRIDE(i, std::size_t(P) * N * Out * S) {
     const std::size_t s = i % S, o = i / S % Out, n = i / (std::size_t(S) * Out) % N, p = i / (std::size_t(S) * Out * N);
-    const float bcm = coeffs[p].bcm, mix = labels ? coeffs[p].label_mix : 0.0f;
-    const float yv = y[i], th = theta[p * Out + o];
-    const float hebb = hebb_post(yv, th, bcm);
+    const PlasticityCoeffs& c = coeffs[p];
+    const float mix = labels ? c.label_mix : 0.0f;
     float* row = error_hebb + ((p * N + n) * 2 * Out + o) * S + s;
-    row[0] = e[i];
-    row[std::size_t(Out) * S] =
-        mix == 0.0f ? hebb * inv : ((1.0f - mix) * hebb + mix * (labels[n] == int(o) ? 1.0f : 0.0f)) * inv;
+    row[0] = reads_error_rows(c) ? e[i] : 0.0f;  // a half the rule does not read is 0, and not read
+    float z = 0.0f;
+    if (reads_hebbian_rows(c)) {
+      const float hebb = hebb_post(y[i], theta[p * Out + o], c.bcm);
+      z = mix == 0.0f ? hebb * inv : ((1.0f - mix) * hebb + mix * (labels[n] == int(o) ? 1.0f : 0.0f)) * inv;
+    }
+    row[std::size_t(Out) * S] = z;
   }
 }
 
@@ -172,7 +175,9 @@ __global__ void __launch_bounds__(kTileThreads)
                                   float* __restrict__ acc, float* __restrict__ omega) {
   const std::size_t p = blockIdx.z, synapses = std::size_t(s.Out) * s.In;
   const float* eh = error_hebb + p * s.N * 2 * s.Out;
+  // A half of the rows the net's rule does not read is 0 (stack_kernel): g or h is 0 without the GEMM.
   tensor_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, s.N,
+                           reads_error_rows(coeffs[p]), reads_hebbian_rows(coeffs[p]),
                            StackedRows{eh, s.N, s.Out, 0}, StackedRows{eh, s.N, s.Out, s.Out},
                            StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
                            SynapseUpdate{coeffs + p, mean_x + p * s.In, mean_y + p * s.Out, mean_y2 + p * s.Out,

@@ -166,22 +166,26 @@ __device__ void tensor_tile(int m0, int n0, TileExtent c, int k_begin, int k_end
 // Two products with the same right operand, A1·B and A2·B, in one pass over
 // B: store(m, n, first, second) once per output. For the plasticity step,
 // where A1 holds the error rows and A2 the Hebbian rows of the same units.
+// A product whose rows are all 0 (with_first or with_second false: the same
+// for the whole block) is neither loaded nor multiplied: it is stored as
+// the 0 it would sum to.
 template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
-__device__ void tensor_tile_pair(int m0, int n0, TileExtent c, int K, LoadA1 load_a1, LoadA2 load_a2, LoadB load_b,
-                                 const Store& store) {
+__device__ void tensor_tile_pair(int m0, int n0, TileExtent c, int K, bool with_first, bool with_second,
+                                 LoadA1 load_a1, LoadA2 load_a2, LoadB load_b, const Store& store) {
   __shared__ TensorTiles tiles;
   __shared__ float a2[kTileM][kTileK + 4];
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
+  if (!with_first && !with_second) K = 0;  // nothing to sum: B is not read either
   for (int k0 = 0; k0 < K; k0 += kTileK) {
-    load_a1.fill(tiles.a, m0, k0);
-    load_a2.fill(a2, m0, k0);
+    if (with_first) load_a1.fill(tiles.a, m0, k0);
+    if (with_second) load_a2.fill(a2, m0, k0);
     load_b.fill(tiles.b, k0, n0);
     __syncthreads();
     if (busy) {
-      warp_slice<kP>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
-      warp_slice<kP>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
+      if (with_first) warp_slice<kP>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
+      if (with_second) warp_slice<kP>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
     }
     __syncthreads();
   }

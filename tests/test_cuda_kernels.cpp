@@ -1188,15 +1188,22 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
 // contraction): at each tensor-core precision, a shared input and a per-net
 // one with 2·Out over one 64-row tile, BCM shares 0, ½ and 1 against a
 // non-zero θ. The statistics and θ's move too; the rows' buffer is never
-// touched.
+// touched. Nets whose rule reads g and h, g only (A = 0) and h only (α = 0):
+// the half a rule does not read is 0 (where it fills a tile, written without
+// the GEMM: 70 outputs put g rows 0–63 and h rows 76–139 in tiles of their own).
 TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they are read equals the stored rows' pass") {
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
-    for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{2, 2, 3, 10, 9, 70, 3, false}}) {
+    for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 2, 3, 10, 9, 70, 3, false}}) {
       CAPTURE(s.Cout); CAPTURE(s.shared_input);
       REQUIRE(h.gpu->fuses_conv_steps());
       std::vector<PlasticityCoeffs> coeffs(std::size_t(s.P));
-      for (int p = 0; p < s.P; ++p) coeffs[std::size_t(p)].bcm = 0.5f * float(p % 3);
+      for (int p = 0; p < s.P; ++p) {
+        PlasticityCoeffs& c = coeffs[std::size_t(p)];
+        c.bcm = 0.5f * float(p % 3);
+        c.alpha = p == 2 ? 0.0f : 1.0f;
+        c.A = p == 1 ? 0.0f : 1.0f;
+      }
       const std::size_t units = std::size_t(s.P) * s.Cout, S = std::size_t(s.Ho()) * s.Wo();
       auto x = h.in(s.x_size()), e = h.in(s.y_size()), y = h.in(s.y_size(), 0, 2), theta = h.in(units, 0, 1);
       Guarded<float> theta1(*h.gpu, theta.g.body()), theta2(*h.gpu, theta.g.body());
@@ -1216,6 +1223,18 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
       CHECK(theta2.body() == theta1.body());
       CHECK(theta2.body() != theta.g.body());  // θ moved
       CHECK(untouched(unused_rows));
+      const auto G = g2.body();  // net 0 has g and h, net 1 g and a zero h, net 2 a zero g and h
+      const std::size_t half = gh / std::size_t(2 * s.P);
+      const auto zeros = [&](int p, int part) {
+        const auto from = G.begin() + std::ptrdiff_t((2 * std::size_t(p) + std::size_t(part)) * half);
+        return std::count(from, from + std::ptrdiff_t(half), 0.0f);
+      };
+      CHECK(zeros(0, 0) == 0);
+      CHECK(zeros(0, 1) == 0);
+      CHECK(zeros(1, 0) == 0);
+      CHECK(zeros(1, 1) == std::ptrdiff_t(half));
+      CHECK(zeros(2, 0) == std::ptrdiff_t(half));
+      CHECK(zeros(2, 1) == 0);
     }
   });
 }
@@ -1262,7 +1281,10 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
       }
       Guarded<std::int32_t> argmax(*h.gpu, where);
       std::vector<PlasticityCoeffs> coeffs(std::size_t(s.P));
-      for (int p = 0; p < s.P; ++p) coeffs[std::size_t(p)].bcm = 0.5f * float(p);
+      for (int p = 0; p < s.P; ++p) {
+        coeffs[std::size_t(p)].bcm = 0.5f * float(p);
+        coeffs[std::size_t(p)].alpha = coeffs[std::size_t(p)].A = 1;  // g and h read (else their rows are 0)
+      }
       const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
       for (const HiddenError* mode : {modes.data(), static_cast<const HiddenError*>(nullptr)}) {
         CAPTURE(mode != nullptr);

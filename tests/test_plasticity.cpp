@@ -523,15 +523,22 @@ TEST_CASE("plasticity statistics match their definitions: ⟨x⟩ (dense and con
     for (int n = 0; n < d.N; ++n)
       for (int i = 0; i < d.In; ++i) wd[std::size_t(p) * d.In + i] += xd[(std::size_t(p) * d.N + n) * d.In + i] / d.N;
   CHECK_CLOSE_VEC(md, wd, 1e-12, 1e-12);
-  // z = [e | ŷ/(N·S)], ŷ = y·((1 − bcm) + bcm·(y − θ)); ⟨y⟩, ⟨y²⟩; θ moves a tenth toward ⟨y²⟩.
-  const int P = 2, N = 3, Out = 2, S = 4;
+  // z = [e | ŷ/(N·S)], ŷ = y·((1 − bcm) + bcm·(y − θ)); ⟨y⟩, ⟨y²⟩; θ moves a tenth toward ⟨y²⟩. A half
+  // the net's rule does not read is 0: the error rows where α = s_g = 0, the Hebbian ones where A = s_h = 0,
+  // both for a frozen net; the statistics and θ are the same for every net.
+  const int P = 5, N = 3, Out = 2, S = 4;
   std::vector<PlasticityCoeffs> c(P);
-  c[0].bcm = 0;
+  for (auto& ci : c) ci.alpha = 1, ci.A = 1;
   c[1].bcm = 0.5f;
+  c[1].alpha = 0, c[1].s_g = 0.5f, c[1].A = 0, c[1].s_h = 0.5f;  // both read through Ω
+  c[2].A = 0;                                                    // backprop-like: no h
+  c[3].alpha = 0;                                                // no g
+  c[4].frozen = 1;
+  const bool error_read[P] = {true, true, true, false, false}, hebb_read[P] = {true, true, false, true, false};
   const auto e = check::random_vector<double>(std::size_t(P) * N * Out * S, rng);
   const auto y = check::random_vector<double>(e.size(), rng, 0, 2);
-  std::vector<double> theta = {0.1, 0.2, 0.3, 0.4}, theta0 = theta;
-  std::vector<double> z(2 * e.size(), NAN), my(4, NAN), my2(4, NAN);
+  std::vector<double> theta = check::random_vector<double>(std::size_t(P) * Out, rng, 0, 0.5), theta0 = theta;
+  std::vector<double> z(2 * e.size(), NAN), my(theta.size(), NAN), my2(theta.size(), NAN);
   k::stack_error_and_hebb(P, N, Out, S, c.data(), e.data(), y.data(), nullptr, theta.data(), z.data(), my.data(), my2.data());
   for (int p = 0; p < P; ++p)
     for (int o = 0; o < Out; ++o) {
@@ -540,9 +547,9 @@ TEST_CASE("plasticity statistics match their definitions: ⟨x⟩ (dense and con
         for (int q = 0; q < S; ++q) {
           const std::size_t src = ((std::size_t(p) * N + n) * Out + o) * S + q;
           const double yv = y[src], b = c[std::size_t(p)].bcm, th = theta0[std::size_t(p * Out + o)];
-          CHECK(z[((std::size_t(p) * N + n) * 2 * Out + o) * S + q] == e[src]);
+          CHECK(z[((std::size_t(p) * N + n) * 2 * Out + o) * S + q] == (error_read[p] ? e[src] : 0.0));
           CHECK(z[((std::size_t(p) * N + n) * 2 * Out + Out + o) * S + q] ==
-                doctest::Approx(yv * ((1 - b) + b * (yv - th)) / (N * S)));
+                doctest::Approx(hebb_read[p] ? yv * ((1 - b) + b * (yv - th)) / (N * S) : 0.0));
           s1 += yv;
           s2 += yv * yv;
         }
@@ -550,4 +557,33 @@ TEST_CASE("plasticity statistics match their definitions: ⟨x⟩ (dense and con
       CHECK(my2[std::size_t(p * Out + o)] == doctest::Approx(s2 / (N * S)));
       CHECK(theta[std::size_t(p * Out + o)] == doctest::Approx(0.9 * theta0[std::size_t(p * Out + o)] + 0.1 * s2 / (N * S)));
     }
+}
+
+// A dense layer's [g; h] = stacked rowsᵀ · x, each half only where the net's rule reads it: the other is 0,
+// what the product of its zero rows (stack_error_and_hebb) gives, so the rule's update is the same.
+TEST_CASE("a dense layer's [g; h] is made only for the halves a net's rule reads") {
+  std::mt19937 rng(23);
+  const kernels::DenseShape s{5, 6, 7, 3, false};
+  std::vector<PlasticityCoeffs> c(std::size_t(s.P));
+  for (auto& ci : c) ci.alpha = 1, ci.A = 1;
+  c[1].alpha = 0, c[1].s_g = 0.5f, c[1].A = 0, c[1].s_h = 0.5f;  // both read through Ω
+  c[2].A = 0;                                                    // backprop-like: no h
+  c[3].alpha = 0;                                                // no g
+  c[4].frozen = 1;                                               // neither
+  const bool read[5][2] = {{true, true}, {true, true}, {true, false}, {false, true}, {false, false}};
+  const auto x = check::random_vector<double>(s.x_size(), rng);
+  const auto rows = check::random_vector<double>(std::size_t(s.P) * s.N * 2 * s.Out, rng);  // any values
+  std::vector<double> gh(std::size_t(s.P) * 2 * s.Out * s.In, NAN);
+  k::plasticity_grads_dense(s, c.data(), x.data(), rows.data(), gh.data());
+  for (int p = 0; p < s.P; ++p)
+    for (int half = 0; half < 2; ++half)
+      for (int o = 0; o < s.Out; ++o)
+        for (int i = 0; i < s.In; ++i) {
+          double want = 0;
+          for (int n = 0; n < s.N && read[p][half]; ++n)
+            want += rows[(std::size_t(p) * s.N + n) * 2 * s.Out + half * s.Out + o] *
+                    x[(std::size_t(p) * s.N + n) * s.In + i];
+          CAPTURE(p); CAPTURE(half);
+          CHECK(gh[((std::size_t(p) * 2 + half) * s.Out + o) * s.In + i] == doctest::Approx(want).epsilon(1e-12));
+        }
 }

@@ -140,6 +140,7 @@ TEST_CASE("the label-gated Hebbian term: μ = 1 stacks the one-hot label, μ = 0
   std::vector<PlasticityCoeffs> c(P);
   c[0].label_mix = 1;
   c[1].label_mix = 0.25f;
+  for (auto& ci : c) ci.A = 1;  // the Hebbian rows are read (else they are 0)
   std::mt19937 rng(5);
   const auto e = check::random_vector<float>(std::size_t(P) * N * Out, rng);
   const auto y = check::random_vector<float>(std::size_t(P) * N * Out, rng, 0, 2);
