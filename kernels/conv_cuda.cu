@@ -516,7 +516,8 @@ __global__ void bias_grad_kernel(ConvShape s, Error dy, float* __restrict__ db) 
     const Error net_dy = for_net(dy, p);
     float acc = 0;
     if (read_rows(dy, p, s.Cout).has(co))  // the same for the whole block (block_sum's barrier)
-      for (OutputPosition at = first; at.n < s.N; at.advance(stride, Ho, Wo)) acc += net_dy.at(p, at.n, co, at.oy, at.ox);
+      for (OutputPosition at = first; at.n < s.N; at.advance(stride, Ho, Wo))
+        acc += net_dy.at(p, at.n, co, at.oy, at.ox);
     acc = block_sum(acc, part);
     if (threadIdx.x == 0) db[r] = acc;
   }

@@ -71,19 +71,31 @@ EVOPLAST_HD void update_synapse(const PlasticityCoeffs& c, T g, T h, T mean_x, T
   w = nw;
 }
 
+// Whether a net's rule can move its weights at a layer: some term of ΔW is
+// on, or the clip (which may pull a weight in without one). Where none is,
+// ΔW = 0 exactly, and the update of W, its optimiser state and Ω is
+// skipped (the fly's fixed hidden layers: 2 000·784 synapses per net);
+// that state then stays as it was where the update would have moved it
+// (Ω by s_h·|h|, Adadelta's by g), which nothing reads.
+EVOPLAST_HD bool moves_weights(const PlasticityCoeffs& c) {
+  return !c.frozen && (c.alpha != 0.0f || c.A != 0.0f || c.B != 0.0f || c.C != 0.0f || c.D != 0.0f ||
+                       c.omega != 0.0f || c.lambda != 0.0f || c.w_max > 0.0f);
+}
+
 // Which half of a net's stacked rows [e | ŷ] its rule reads. g enters the
 // update only through α (opt(g)) and s_g (Ω's |g·ΔW|), and its rows' sums
-// (the bias's ⟨e⟩) only through α; h only through A and s_h; a frozen net
-// reads neither. A half that is not read is stacked as 0, so its product is
-// 0 and a backend may skip it: a rule pays only for the products it uses
-// (backprop-like rules, A = s_h = 0, make no h; the fly's fixed hidden
-// layers neither g nor h). What changes is only the optimiser state of a
-// net with α = 0, which then sees g = 0, and reads nothing.
+// (the bias's ⟨e⟩) only through α; h only through A and s_h; a net whose
+// weights do not move (moves_weights; a frozen net) reads neither. A half
+// that is not read is stacked as 0, so its product is 0 and a backend may
+// skip it: a rule pays only for the products it uses (backprop-like rules,
+// A = s_h = 0, make no h; the fly's fixed hidden layers neither g nor h).
+// What changes is only the optimiser state of a net with α = 0, which then
+// sees g = 0, and reads nothing.
 EVOPLAST_HD bool reads_error_rows(const PlasticityCoeffs& c) {
-  return !c.frozen && (c.alpha != 0.0f || c.s_g != 0.0f);
+  return moves_weights(c) && (c.alpha != 0.0f || c.s_g != 0.0f);
 }
 EVOPLAST_HD bool reads_hebbian_rows(const PlasticityCoeffs& c) {
-  return !c.frozen && (c.A != 0.0f || c.s_h != 0.0f);
+  return moves_weights(c) && (c.A != 0.0f || c.s_h != 0.0f);
 }
 
 // What a net's hidden layer learns from (its rule's feedback): the error that

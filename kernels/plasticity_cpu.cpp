@@ -110,7 +110,7 @@ void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, c
                        T* acc_delta, T* omega) {
   for (int p = 0; p < P; ++p) {
     const PlasticityCoeffs& c = coeffs[p];
-    if (c.frozen) continue;
+    if (!moves_weights(c)) continue;  // ΔW = 0 (or a frozen net): W and its state left as they are
     const T* mx = mean_x + std::size_t(p) * In;
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < Out; ++o) {

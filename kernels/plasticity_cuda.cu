@@ -119,7 +119,7 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
   EVOPLAST_GRID_STRIDE(k, std::size_t(P) * Out * In) {
     const std::size_t p = k / (std::size_t(Out) * In), o = k / In % Out, i = k % In;
     const PlasticityCoeffs c = coeffs[p];
-    if (c.frozen) continue;
+    if (!moves_weights(c)) continue;  // ΔW = 0 (or a frozen net): W and its state left as they are
     const float g = grad_hebb[(p * 2 * Out + o) * In + i], h = grad_hebb[(p * 2 * Out + Out + o) * In + i];
     float wk = w[k], v = sq[k], u = acc[k], om = omega[k];
     update_synapse(c, g, h, mean_x[p * In + i], mean_y[p * Out + o], mean_y2[p * Out + o], wk, v, u, om);
@@ -156,7 +156,7 @@ struct SynapseUpdate {
   float *w, *sq, *acc, *omega;  // (Out, In) each, this net's
   int Out, In;
   __device__ void operator()(int o, int i, float g, float h) const {
-    if (o >= Out || i >= In || c->frozen) return;
+    if (o >= Out || i >= In || !moves_weights(*c)) return;
     const std::size_t k = std::size_t(o) * In + i;
     float wk = w[k], v = sq[k], u = acc[k], om = omega[k];
     update_synapse(*c, g, h, mean_x[i], mean_y[o], mean_y2[o], wk, v, u, om);
@@ -174,6 +174,7 @@ __global__ void __launch_bounds__(kTileThreads)
                                   const float* __restrict__ mean_y2, float* __restrict__ w, float* __restrict__ sq,
                                   float* __restrict__ acc, float* __restrict__ omega) {
   const std::size_t p = blockIdx.z, synapses = std::size_t(s.Out) * s.In;
+  if (!moves_weights(coeffs[p])) return;  // ΔW = 0 (or a frozen net): nothing to sum or update
   const float* eh = error_hebb + p * s.N * 2 * s.Out;
   // A half of the rows the net's rule does not read is 0 (stack_kernel): g or h is 0 without the GEMM.
   tensor_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, s.N,

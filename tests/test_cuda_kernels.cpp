@@ -474,7 +474,7 @@ TEST_CASE("cuda: loss, accuracy counts and optimisers match the CPU") {
 
 TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   Harness h;
-  const int P = 9, N = 37, Out = 19, In = 23, S = 1;
+  const int P = 10, N = 37, Out = 19, In = 23, S = 1;
   std::vector<PlasticityCoeffs> coeffs;
   for (const auto& name : named_rules()) {
     // The readout's coefficients (plastic index 1 of 2): fly's label gating and row bound.
@@ -482,6 +482,9 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
     c.omega = c.omega == 0 ? 0.001f : c.omega;  // exercise every term
     coeffs.push_back(c);
   }
+  // The fly's fixed hidden layer (plastic index 0 of 2): no term moves W, so neither it nor its state changes.
+  coeffs.push_back(named_rule("fly").coeffs(0, 2, 1.0f, 1, 0.9f, 1e-6f));
+  REQUIRE_FALSE(kernels::moves_weights(coeffs.back()));
   coeffs[3].w_max = 0.3f;
   coeffs[5].frozen = 1;
   coeffs[2].label_mix = 0.25f;  // a mix of label and output
@@ -610,7 +613,7 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.gpu->flag_nonfinite(P, 100, v.g.ptr(), flags.g.ptr());
   const auto fg = flags.g.body();
   CHECK(fg == flags.c.body());
-  CHECK(fg == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1, 0});
+  CHECK(fg == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1, 0, 0});
 }
 
 TEST_CASE("cuda: k-winners-take-all forward and backward match the CPU, ties and k = 100% included") {

@@ -523,14 +523,15 @@ TEST_CASE("plasticity statistics match their definitions: ⟨x⟩ (dense and con
     for (int n = 0; n < d.N; ++n)
       for (int i = 0; i < d.In; ++i) wd[std::size_t(p) * d.In + i] += xd[(std::size_t(p) * d.N + n) * d.In + i] / d.N;
   CHECK_CLOSE_VEC(md, wd, 1e-12, 1e-12);
-  // z = [e | ŷ/(N·S)], ŷ = y·((1 − bcm) + bcm·(y − θ)); ⟨y⟩, ⟨y²⟩; θ moves a tenth toward ⟨y²⟩. A half
-  // the net's rule does not read is 0: the error rows where α = s_g = 0, the Hebbian ones where A = s_h = 0,
+  // z = [e | ŷ/(N·S)], ŷ = y·((1 − bcm) + bcm·(y − θ)); ⟨y⟩, ⟨y²⟩; θ moves a tenth toward ⟨y²⟩.
+  // A half the net's rule does not read is 0: the error rows where α = s_g = 0, the Hebbian ones where A = s_h = 0,
   // both for a frozen net; the statistics and θ are the same for every net.
   const int P = 5, N = 3, Out = 2, S = 4;
   std::vector<PlasticityCoeffs> c(P);
   for (auto& ci : c) ci.alpha = 1, ci.A = 1;
   c[1].bcm = 0.5f;
-  c[1].alpha = 0, c[1].s_g = 0.5f, c[1].A = 0, c[1].s_h = 0.5f;  // both read through Ω
+  c[1].alpha = 0, c[1].s_g = 0.5f, c[1].A = 0, c[1].s_h = 0.5f;  // both read by Ω,
+  c[1].lambda = 0.1f;                                            // as W moves
   c[2].A = 0;                                                    // backprop-like: no h
   c[3].alpha = 0;                                                // no g
   c[4].frozen = 1;
@@ -566,7 +567,8 @@ TEST_CASE("a dense layer's [g; h] is made only for the halves a net's rule reads
   const kernels::DenseShape s{5, 6, 7, 3, false};
   std::vector<PlasticityCoeffs> c(std::size_t(s.P));
   for (auto& ci : c) ci.alpha = 1, ci.A = 1;
-  c[1].alpha = 0, c[1].s_g = 0.5f, c[1].A = 0, c[1].s_h = 0.5f;  // both read through Ω
+  c[1].alpha = 0, c[1].s_g = 0.5f, c[1].A = 0, c[1].s_h = 0.5f;  // both read by Ω,
+  c[1].lambda = 0.1f;                                            // as W moves
   c[2].A = 0;                                                    // backprop-like: no h
   c[3].alpha = 0;                                                // no g
   c[4].frozen = 1;                                               // neither
@@ -586,4 +588,45 @@ TEST_CASE("a dense layer's [g; h] is made only for the halves a net's rule reads
           CAPTURE(p); CAPTURE(half);
           CHECK(gh[((std::size_t(p) * 2 + half) * s.Out + o) * s.In + i] == doctest::Approx(want).epsilon(1e-12));
         }
+}
+
+// A rule none of whose terms moves W (the fly's fixed hidden layers) skips the update: W, its optimiser
+// state and Ω stay as they were, though s_h·|h| and Adadelta's running averages would have moved the state.
+// The clip alone moves W (a weight above w_max is pulled in), and so updates.
+TEST_CASE("a rule that cannot move a layer's weights leaves them and their state as they were") {
+  std::mt19937 rng(29);
+  const int P = 3, Out = 4, In = 6;
+  std::vector<PlasticityCoeffs> c(P);
+  for (auto& ci : c) ci.eta = 1, ci.s_h = 1, ci.rho_omega = 0.5f;  // no term of ΔW on
+  c[1].w_max = 0.25f;                                                // but the clip
+  c[2].frozen = 1;
+  CHECK_FALSE(kernels::moves_weights(c[0]));
+  CHECK(kernels::moves_weights(c[1]));
+  CHECK_FALSE(kernels::moves_weights(c[2]));
+  const std::size_t n = std::size_t(P) * Out * In;
+  const auto gh = check::random_vector<double>(2 * n, rng);
+  const auto mx = check::random_vector<double>(std::size_t(P) * In, rng);
+  const auto my = check::random_vector<double>(std::size_t(P) * Out, rng, 0, 1);
+  const auto my2 = check::random_vector<double>(std::size_t(P) * Out, rng, 0, 1);
+  auto w = check::random_vector<double>(n, rng), sq = check::random_vector<double>(n, rng, 0, 1);
+  auto acc = check::random_vector<double>(n, rng, 0, 1), om = check::random_vector<double>(n, rng, 0, 1);
+  const auto w0 = w, sq0 = sq, acc0 = acc, om0 = om;
+  k::plasticity_update(P, Out, In, c.data(), gh.data(), mx.data(), my.data(), my2.data(), w.data(), sq.data(),
+                       acc.data(), om.data());
+  const std::size_t per_net = std::size_t(Out) * In;
+  const auto same = [&](const std::vector<double>& a, const std::vector<double>& b, int p) {
+    return std::equal(a.begin() + std::ptrdiff_t(p * per_net), a.begin() + std::ptrdiff_t((p + 1) * per_net),
+                      b.begin() + std::ptrdiff_t(p * per_net));
+  };
+  for (int p : {0, 2}) {
+    CAPTURE(p);
+    CHECK(same(w, w0, p));
+    CHECK(same(sq, sq0, p));
+    CHECK(same(acc, acc0, p));
+    CHECK(same(om, om0, p));
+  }
+  CHECK_FALSE(same(w, w0, 1));  // clipped to ±0.25
+  CHECK(std::all_of(w.begin() + std::ptrdiff_t(per_net), w.begin() + std::ptrdiff_t(2 * per_net),
+                    [](double v) { return std::fabs(v) <= 0.25; }));
+  CHECK_FALSE(same(om, om0, 1));  // Ω moved by ρ_Ω and s_h·|h|
 }
