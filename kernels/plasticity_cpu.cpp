@@ -109,8 +109,7 @@ void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, c
                        const T* mean_x, const T* mean_y, const T* mean_y2, T* w, T* sq_avg,
                        T* acc_delta, T* omega) {
   for (int p = 0; p < P; ++p) {
-    const PlasticityCoeffs& c = coeffs[p];
-    if (!moves_weights(c)) continue;  // ΔW = 0 (or a frozen net): W and its state left as they are
+    if (!moves_weights(coeffs[p])) continue;  // ΔW = 0 (or a frozen net): W and its state left as they are
     const T* mx = mean_x + std::size_t(p) * In;
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < Out; ++o) {
@@ -118,10 +117,10 @@ void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs, c
       const T* g = grad_hebb + (std::size_t(p) * 2 * Out + o) * In;
       const T* h = g + std::size_t(Out) * In;
       const T my = mean_y[std::size_t(p) * Out + o], my2 = mean_y2[std::size_t(p) * Out + o];
-      for (int i = 0; i < In; ++i) {
-        const std::size_t k = row + i;
-        update_synapse(c, g[i], h[i], mx[i], my, my2, w[k], sq_avg[k], acc_delta[k], omega[k]);
-      }
+      T *wr = w + row, *sq = sq_avg + row, *acc = acc_delta + row, *om = omega + row;
+      const PlasticityCoeffs c = coeffs[p];  // this thread's copy: no store through wr can change it
+#pragma omp simd  // the synapses are independent (GCC cannot prove w, the state and Ω apart)
+      for (int i = 0; i < In; ++i) update_synapse(c, g[i], h[i], mx[i], my, my2, wr[i], sq[i], acc[i], om[i]);
     }
   }
 }
