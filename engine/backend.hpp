@@ -179,7 +179,8 @@ class Backend {
   // Out, with mean_y, mean_y2 and θ as stack_error_and_hebb leaves them
   // (no labels: a conv is never the readout). Here its stacked rows go
   // through error_hebb (P, N, 2·Out, Ho·Wo, working space) to the weight
-  // gradient; a backend that fuses makes them as its GEMM reads them.
+  // gradient; a backend that fuses makes them as its GEMM reads them, and
+  // need not write the Σŷ half (nothing reads it).
   virtual void plasticity_conv_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x,
                                      const float* e, const float* y, float* theta, float* error_hebb,
                                      float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {

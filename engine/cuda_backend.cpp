@@ -491,13 +491,14 @@ class CudaBackend final : public Backend {
   }
   // A conv plastic layer's [g; h] with its stacked rows made as the GEMM
   // reads them from the error e (stored: a device pointer; or made from the
-  // pool's: PooledConvError), then θ, ⟨y⟩ and ⟨y²⟩ (θ read by the rows first).
+  // pool's: PooledConvError), then the bias sums with θ, ⟨y⟩ and ⟨y²⟩ (θ
+  // read by the rows first).
   template <class Error>
   void fused_conv_plasticity_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x, const Error& e,
                                    const float* y, float* theta, float* grad_hebb, float* grad_hebb_bias,
                                    float* mean_y, float* mean_y2) {
-    kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, e, y, theta, grad_hebb, grad_hebb_bias);
-    kc::plasticity_unit_stats(stream_, s.P, s.N, s.Cout, s.Ho() * s.Wo(), y, theta, mean_y, mean_y2);
+    kc::conv2d_plasticity_grads(stream_, *arena_, s, table(coeffs, s.P), x, e, y, theta, grad_hebb, grad_hebb_bias,
+                                mean_y, mean_y2);
   }
   // A pooled conv error with its per-net modes as a device table.
   PooledConvError on_device(PooledConvError e, int P) {

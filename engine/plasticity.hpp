@@ -56,7 +56,8 @@ class Plasticity {
     int out = 0, in = 0, positions = 1;
     bool relu_after = false;
     // error_hebb: [e | ŷ/(N·S)] stacked as 2·Out rows (P, N, 2·Out, S); grad_hebb:
-    // its weight-gradient pass, [g; h] (P, 2·Out, In); grad_hebb_bias: [⟨e⟩; ⟨ŷ⟩] (P, 2·Out).
+    // its weight-gradient pass, [g; h] (P, 2·Out, In); grad_hebb_bias: [⟨e⟩; ⟨ŷ⟩] (P, 2·Out),
+    // of which only ⟨e⟩ is read (a backend that fuses a conv layer's step leaves ⟨ŷ⟩ unwritten).
     Buffer<float> error_hebb, grad_hebb, grad_hebb_bias, mean_x, mean_y, mean_y2, theta;
     // Adadelta's running averages of g² and Δ² for weights and biases; importance Ω.
     Buffer<float> sq_grad_w, sq_delta_w, omega, sq_grad_b, sq_delta_b;

@@ -11,6 +11,7 @@
 #include "kernels/plasticity.hpp"
 #include "kernels/cuda_util.cuh"
 #include "kernels/tensor_tile.cuh"
+#include "kernels/unit_stats.cuh"
 #include <type_traits>
 
 namespace evoplast::kernels::cuda {
@@ -502,23 +503,56 @@ __global__ void sum_splits_kernel(int splits, std::size_t n, const float* __rest
   }
 }
 
-// db[p, co] = Σ over (n, pos) of dy[p][n][co][pos]: one block per (p, co), read in place.
-// Each thread takes positions threadIdx, threadIdx + blockDim, … in order,
+// Σ over (n, pos) of row co of net p's error dy (net_dy: for_net's), read
+// in place by one block; every thread calls it (block_sum's barriers). Each
+// thread takes positions threadIdx, threadIdx + blockDim, … in order,
 // stepped without dividing (64-bit divisions per element were most of its work).
+template <class Error>
+__device__ float error_row_sum(const ConvShape& s, const Error& net_dy, std::size_t p, int co, float* part) {
+  const int Ho = s.Ho(), Wo = s.Wo();
+  const OutputPosition stride(int(blockDim.x), Ho, Wo);
+  float acc = 0;
+  for (OutputPosition at(int(threadIdx.x), Ho, Wo); at.n < s.N; at.advance(stride, Ho, Wo))
+    acc += net_dy.at(p, at.n, co, at.oy, at.ox);
+  return block_sum(acc, part);
+}
+
+// db[p, co] = Σ over (n, pos) of dy[p][n][co][pos]: one block per (p, co).
 template <class Error>
 __global__ void bias_grad_kernel(ConvShape s, Error dy, float* __restrict__ db) {
   __shared__ float part[kThreads];
-  const int Ho = s.Ho(), Wo = s.Wo();
-  const OutputPosition first(int(threadIdx.x), Ho, Wo), stride(int(blockDim.x), Ho, Wo);
-  for (std::size_t r = blockIdx.x; r < std::size_t(s.P) * s.Cout; r += gridDim.x) {
+  const std::size_t rows = std::size_t(s.P) * s.Cout, stride = gridDim.x;
+  for (std::size_t r = blockIdx.x; r < rows; r += stride) {
     const std::size_t p = r / s.Cout;
-    const int co = int(r % s.Cout);
-    const Error net_dy = for_net(dy, p);
+    const float acc = error_row_sum(s, for_net(dy, p), p, int(r % s.Cout), part);
+    if (threadIdx.x == 0) db[r] = acc;
+  }
+}
+
+// A conv plastic layer's row sums after its weight gradient read θ (s.Cout =
+// Out): block r takes net p = r / (2·Out) and stacked row co = r % (2·Out).
+// An error row gives its bias sum db[p][co] (0 where read_rows leaves it
+// out); a Hebbian row, unit o = co − Out, gives ⟨y⟩, ⟨y²⟩ and θ's move
+// (unit_stats) in place of its own sum, which nothing reads (db there is
+// not written). So y is read once, where the stored rows' pass reads it for
+// the Hebbian rows' sums and again for the statistics; the values are those
+// of that pass, bit for bit (the same sums in the same order).
+template <class Error>
+__global__ void stacked_sums_kernel(ConvShape s, StackedError<Error> rows, float* __restrict__ db,
+                                    float* __restrict__ theta, float* __restrict__ mean_y,
+                                    float* __restrict__ mean_y2) {
+  __shared__ float part[kThreads];
+  const int Out = s.Cout;
+  const std::size_t blocks = std::size_t(s.P) * 2 * Out, stride = gridDim.x;
+  for (std::size_t r = blockIdx.x; r < blocks; r += stride) {
+    const std::size_t p = r / (2 * Out);
+    const int co = int(r % (2 * Out));
+    if (co >= Out) {  // the same for the whole block, as is the test below (block_sum's barriers)
+      unit_stats(p, co - Out, s.N, Out, s.Ho() * s.Wo(), rows.y, part, theta, mean_y, mean_y2);
+      continue;
+    }
     float acc = 0;
-    if (read_rows(dy, p, s.Cout).has(co))  // the same for the whole block (block_sum's barrier)
-      for (OutputPosition at = first; at.n < s.N; at.advance(stride, Ho, Wo))
-        acc += net_dy.at(p, at.n, co, at.oy, at.ox);
-    acc = block_sum(acc, part);
+    if (read_rows(rows, p, 2 * Out).has(co)) acc = error_row_sum(s, for_net(rows.e, p), p, co, part);
     if (threadIdx.x == 0) db[r] = acc;
   }
 }
@@ -813,8 +847,8 @@ namespace {
 
 template <class Error>
 void conv2d_plasticity_grads_at(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
-                                const float* x, Error e, const float* y, const float* theta, float* grad_hebb,
-                                float* grad_hebb_bias) {
+                                const float* x, Error e, const float* y, float* theta, float* grad_hebb,
+                                float* grad_hebb_bias, float* mean_y, float* mean_y2) {
   if (gemm_precision() == Precision::fp32)
     throw std::invalid_argument("conv2d_plasticity_grads: a tensor-core precision only (fp32 stacks the rows)");
   const StackedError<Error> rows{e,      y,      theta,  coeffs,
@@ -822,25 +856,29 @@ void conv2d_plasticity_grads_at(Stream st, Scratch& ws, const ConvShape& s, cons
                                  1.0f / (float(s.N) * float(s.Ho() * s.Wo()))};
   ConvShape stacked = s;
   stacked.Cout = 2 * s.Cout;
-  with_tensor_precision(gemm_precision(), [&](auto p) {
+  with_tensor_precision(gemm_precision(), [&](auto p) {  // [g; h], reading θ as it is
     conv_backward_tensor_at<decltype(p)::value>(st, ws, stacked, x, PickedWeights{}, rows, nullptr, grad_hebb,
-                                                grad_hebb_bias);
+                                                nullptr);
   });
+  const std::size_t blocks = std::size_t(s.P) * 2 * s.Cout;  // then the sums, moving θ
+  EVOPLAST_LAUNCH(stacked_sums_kernel<Error>, unsigned(blocks < max_blocks() ? blocks : max_blocks()), kThreads, 0,
+                  st, s, rows, grad_hebb_bias, theta, mean_y, mean_y2);
 }
 
 }  // namespace
 
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
-                             const float* x, const float* e, const float* y, const float* theta, float* grad_hebb,
-                             float* grad_hebb_bias) {
+                             const float* x, const float* e, const float* y, float* theta, float* grad_hebb,
+                             float* grad_hebb_bias, float* mean_y, float* mean_y2) {
   conv2d_plasticity_grads_at(st, ws, s, coeffs, x, StoredError{e, s.N, s.Cout, s.Ho(), s.Wo()}, y, theta, grad_hebb,
-                             grad_hebb_bias);
+                             grad_hebb_bias, mean_y, mean_y2);
 }
 
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
-                             const float* x, const PooledConvError& e, const float* y, const float* theta,
-                             float* grad_hebb, float* grad_hebb_bias) {
-  conv2d_plasticity_grads_at(st, ws, s, coeffs, x, routed_pooled_error(s, e), y, theta, grad_hebb, grad_hebb_bias);
+                             const float* x, const PooledConvError& e, const float* y, float* theta,
+                             float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {
+  conv2d_plasticity_grads_at(st, ws, s, coeffs, x, routed_pooled_error(s, e), y, theta, grad_hebb, grad_hebb_bias,
+                             mean_y, mean_y2);
 }
 
 void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,

@@ -156,17 +156,19 @@ void plasticity_unit_stats(Stream st, int P, int N, int Out, int S, const float*
 // A conv plastic layer's [g; h] on tensor cores without the stacked rows in
 // memory: the weight-gradient pass over [e | ŷ/(N·S)] (s.Cout = Out units),
 // each row made as the loaders read it from e and y (P, N, Out, Ho, Wo) and
-// θ (P, Out) as it is (call plasticity_unit_stats after). grad_hebb
-// (P, 2·Out, Cin·K·K) and grad_hebb_bias (P, 2·Out) as stack_error_and_hebb
-// (no labels) and conv2d_backward over its 2·Out rows give them.
+// θ (P, Out) as it is; then, in one pass, the error rows' sums and each
+// unit's ⟨y⟩, ⟨y²⟩ (P, Out) and θ's move. grad_hebb (P, 2·Out, Cin·K·K),
+// the error half of grad_hebb_bias (P, 2·Out), the statistics and θ as
+// stack_error_and_hebb (no labels) and conv2d_backward over its 2·Out rows
+// give them; grad_hebb_bias's Hebbian half (read by nothing) is not written.
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
-                             const float* x, const float* e, const float* y, const float* theta, float* grad_hebb,
-                             float* grad_hebb_bias);
+                             const float* x, const float* e, const float* y, float* theta, float* grad_hebb,
+                             float* grad_hebb_bias, float* mean_y, float* mean_y2);
 // The same with e made from the pool above the layer as it is read
 // (PooledConvError, mode a device table): e is never stored.
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
-                             const float* x, const PooledConvError& e, const float* y, const float* theta,
-                             float* grad_hebb, float* grad_hebb_bias);
+                             const float* x, const PooledConvError& e, const float* y, float* theta,
+                             float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
 // The dense plasticity step with g and h computed on tensor cores and the
 // update fused into that GEMM's epilogue (tensor-core precisions only):

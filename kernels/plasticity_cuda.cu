@@ -7,6 +7,7 @@
 #include "kernels/cuda_util.cuh"
 #include "kernels/optim_math.hpp"
 #include "kernels/tensor_tile.cuh"
+#include "kernels/unit_stats.cuh"
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -36,36 +37,13 @@ __global__ void stack_kernel(int P, int N, int Out, int S, const PlasticityCoeff
 // ⟨y⟩, ⟨y²⟩ and θ of each unit (p, o): one block per unit, its N·S values
 // summed across the block (the conv layers' N·S is tens of thousands, and
 // P·Out only a few thousand units: a thread per unit left most SMs idle).
-constexpr int kStatThreads = 128;
 __global__ void stack_stats_kernel(int P, int N, int Out, int S, const float* __restrict__ y,
                                    float* __restrict__ theta, float* __restrict__ mean_y,
                                    float* __restrict__ mean_y2) {
   __shared__ float part[kThreads];
-  const float inv = 1.0f / (float(N) * float(S));
-  // Thread t sums elements j = t, t + blockDim, … of the unit's N·S, in order, as (n, s) stepped without
-  // dividing: by blockDim's (n, s) digits, with a carry.
-  const int first_n = int(threadIdx.x) / S, first_s = int(threadIdx.x) % S;
-  const int step_n = int(blockDim.x) / S, step_s = int(blockDim.x) % S;
-  for (std::size_t unit = blockIdx.x; unit < std::size_t(P) * Out; unit += gridDim.x) {
-    const std::size_t p = unit / Out, o = unit % Out;
-    float sum = 0, sum2 = 0;
-    for (int n = first_n, s = first_s; n < N;) {
-      const float yv = y[((p * N + n) * Out + o) * S + s];
-      sum += yv;
-      sum2 += yv * yv;
-      s += step_s;
-      const int carry = s >= S;
-      s -= carry * S;
-      n += step_n + carry;
-    }
-    sum = block_sum(sum, part);
-    sum2 = block_sum(sum2, part);
-    if (threadIdx.x == 0) {
-      mean_y[unit] = sum * inv;
-      mean_y2[unit] = sum2 * inv;
-      theta[unit] = (1.0f - kBcmTau) * theta[unit] + kBcmTau * sum2 * inv;
-    }
-  }
+  const std::size_t units = std::size_t(P) * Out, stride = gridDim.x;
+  for (std::size_t unit = blockIdx.x; unit < units; unit += stride)
+    unit_stats(unit / Out, int(unit % Out), N, Out, S, y, part, theta, mean_y, mean_y2);
 }
 
 __global__ void pre_mean_dense_kernel(DenseShape s, const float* __restrict__ x, float* __restrict__ m) {
@@ -271,7 +249,7 @@ void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const Plastic
 void plasticity_unit_stats(Stream st, int P, int N, int Out, int S, const float* y, float* theta, float* mean_y,
                            float* mean_y2) {
   const std::size_t units = std::size_t(P) * Out;
-  EVOPLAST_LAUNCH(stack_stats_kernel, unsigned(units < max_blocks() ? units : max_blocks()), kStatThreads, 0, st, P,
+  EVOPLAST_LAUNCH(stack_stats_kernel, unsigned(units < max_blocks() ? units : max_blocks()), kThreads, 0, st, P,
                   N, Out, S, y, theta, mean_y, mean_y2);
 }
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w) {

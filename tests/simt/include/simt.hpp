@@ -28,6 +28,14 @@
 //   so reads of unwritten memory show; every pointer argument of a launch
 //   must lie in a live device allocation (a host pointer is an error);
 // - an execution error is sticky, as on a GPU: every later call returns it.
+//
+// threadIdx, blockIdx, blockDim and gridDim are members of a thread_local
+// (regs below). GCC 12's UBSan null check of that thread_local, read after a
+// call not inlined in the same loop (a grid-stride loop over units whose body
+// calls a __device__ function with barriers), reused stale flags and
+// reported "member access within null pointer of type 'struct Registers'"
+// though the address is not null (seen in the objdump); such a kernel reads
+// gridDim once before its loop.
 #pragma once
 #define EVOPLAST_SIMT 1
 
