@@ -698,11 +698,13 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
   // rows: its own weight-gradient kernels are not instantiated.
   if constexpr (!std::is_same_v<Error, RoutedPooledError>) {
     const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
-    if (db) {
-      const std::size_t rows = std::size_t(s.P) * s.Cout;
-      EVOPLAST_LAUNCH(bias_grad_kernel<Error>, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0, st,
-                      s, dy, db);
-    }
+    // Stacked rows' sums come with the units' statistics (stacked_sums_kernel): no bias kernel for them.
+    if constexpr (!is_stacked_rows<Error>)
+      if (db) {
+        const std::size_t rows = std::size_t(s.P) * s.Cout;
+        EVOPLAST_LAUNCH(bias_grad_kernel<Error>, unsigned(rows < max_blocks() ? rows : max_blocks()), kThreads, 0,
+                        st, s, dy, db);
+      }
     if (dw) {
       const int len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
       const std::size_t n = std::size_t(s.P) * s.Cout * KK;
