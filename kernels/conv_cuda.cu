@@ -262,7 +262,7 @@ RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError&
 // read (stack_error_and_hebb's values, no labels): row co < Out is the
 // error (stored, or made from the pool above: Error), row Out + o the
 // Hebbian post factor of y_o with θ as it is (a half the net's rule does not
-// read is 0: read_rows leaves it out, and the kernels load nothing for it).
+// read is 0: read_rows leaves it out, see conv_weight_grad_tensor).
 template <class Error>
 struct StackedError {
   Error e;                         // (P, N, Out, Ho, Wo) as the kernels read it

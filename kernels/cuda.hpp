@@ -150,9 +150,6 @@ void fill(Stream st, float* x, std::size_t n, float value);
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
                           const float* e, const float* y, const std::int32_t* labels, float* theta, float* error_hebb,
                           float* mean_y, float* mean_y2);
-// Its second half alone: ⟨y⟩, ⟨y²⟩ of each unit and θ's move toward ⟨y²⟩.
-void plasticity_unit_stats(Stream st, int P, int N, int Out, int S, const float* y, float* theta, float* mean_y,
-                           float* mean_y2);
 // A conv plastic layer's [g; h] on tensor cores without the stacked rows in
 // memory: the weight-gradient pass over [e | ŷ/(N·S)] (s.Cout = Out units),
 // each row made as the loaders read it from e and y (P, N, Out, Ho, Wo) and

@@ -134,7 +134,7 @@ struct SynapseUpdate {
   float *w, *sq, *acc, *omega;  // (Out, In) each, this net's
   int Out, In;
   __device__ void operator()(int o, int i, float g, float h) const {
-    if (o >= Out || i >= In || !moves_weights(*c)) return;
+    if (o >= Out || i >= In) return;  // (a net whose weights do not move left before its tile)
     const std::size_t k = std::size_t(o) * In + i;
     float wk = w[k], v = sq[k], u = acc[k], om = omega[k];
     update_synapse(*c, g, h, mean_x[i], mean_y[o], mean_y2[o], wk, v, u, om);
@@ -244,11 +244,7 @@ void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const Plastic
                           float* mean_y2) {
   EVOPLAST_LAUNCH(stack_kernel, blocks_for(std::size_t(P) * N * Out * S), kThreads, 0, st, P, N, Out, S, coeffs, e, y,
                   labels, theta, error_hebb);
-  plasticity_unit_stats(st, P, N, Out, S, y, theta, mean_y, mean_y2);  // after stack_kernel read θ
-}
-void plasticity_unit_stats(Stream st, int P, int N, int Out, int S, const float* y, float* theta, float* mean_y,
-                           float* mean_y2) {
-  const std::size_t units = std::size_t(P) * Out;
+  const std::size_t units = std::size_t(P) * Out;  // then the statistics, moving θ after stack_kernel read it
   EVOPLAST_LAUNCH(stack_stats_kernel, unsigned(units < max_blocks() ? units : max_blocks()), kThreads, 0, st, P,
                   N, Out, S, y, theta, mean_y, mean_y2);
 }
