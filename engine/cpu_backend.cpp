@@ -113,6 +113,13 @@ void CpuBackend::plasticity_update_dense(const DenseShape& s, const PlasticityCo
   k::plasticity_grads_dense(s, coeffs, x, error_hebb, grad_hebb);
   plasticity_update(s.P, s.Out, s.In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
 }
+void CpuBackend::plasticity_conv_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x,
+                                       const float* e, const float* y, float* theta, float* error_hebb,
+                                       float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {
+  k::stack_error_and_hebb(s.P, s.N, s.Cout, s.Ho() * s.Wo(), coeffs, e, y, nullptr, theta, error_hebb, mean_y,
+                          mean_y2);
+  k::plasticity_grads_conv(s, coeffs, x, error_hebb, grad_hebb, grad_hebb_bias);  // the halves each rule reads
+}
 void CpuBackend::route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode,
                                     const float* dfa_e, const float* y, bool relu_after, float* e) {
   k::route_hidden_error(P, per_net, mode, dfa_e, y, relu_after, e);

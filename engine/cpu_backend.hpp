@@ -50,6 +50,9 @@ class CpuBackend : public Backend {
                                const float* error_hebb, float* grad_hebb, const float* mean_x, const float* mean_y,
                                const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
                                float* omega) override;
+  void plasticity_conv_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x, const float* e,
+                             const float* y, float* theta, float* error_hebb, float* grad_hebb,
+                             float* grad_hebb_bias, float* mean_y, float* mean_y2) override;
   void route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode, const float* dfa_e,
                           const float* y, bool relu_after, float* e) override;
   void pick_per_net(int P, std::size_t per_net, const std::uint8_t* use_b, const float* a, const float* b,

@@ -27,4 +27,20 @@ void conv2d_backward(const ConvShape& s,
                      T* dw,        // (P, Cout, Cin, K, K), overwritten
                      T* db);       // (P, Cout), overwritten
 
+// Output channels [first, last) of one net.
+struct ChannelRange {
+  int first, last;
+};
+
+// conv2d_backward's dw and db for the channels each net reads: net p's
+// outside rows[p] are written as 0 and not computed (a plastic layer's
+// stacked [e; ŷ] whose rule reads one half, or neither).
+template <typename T>
+void conv2d_weight_grad_rows(const ConvShape& s,
+                             const ChannelRange* rows,  // (P), host
+                             const T* x,                // as in forward
+                             const T* dy,               // (P, N, Cout, Ho, Wo)
+                             T* dw,                     // (P, Cout, Cin, K, K), overwritten
+                             T* db);                    // (P, Cout) or null, overwritten
+
 }  // namespace evoplast::kernels::cpu

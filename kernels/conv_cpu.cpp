@@ -107,9 +107,13 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* b, T* y
   }
 }
 
+namespace {
+
+// conv2d_backward, its dw and db for net p's channels rows[p] only where
+// rows is not null (the others written as 0; dx must then be null).
 template <typename T>
-void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db) {
+void backward(const ConvShape& s, const ChannelRange* rows, const T* x, const T* w, const T* dy, T* dx, T* dw,
+              T* db) {
   if (s.shared_input && dx)
     throw std::invalid_argument("conv2d_backward: no input gradient for a shared input");
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
@@ -120,18 +124,26 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
   const std::size_t x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   const std::size_t x_img = std::size_t(s.Cin) * s.H * s.W;
   if (db) std::fill(db, db + s.b_size(), T(0));
+  if (dw && rows)  // the rows no net reads stay 0; the read ones the first chunk overwrites
+    for (int p = 0; p < s.P; ++p) {
+      T* dwp = dw + std::size_t(p) * s.Cout * KK;
+      std::fill(dwp, dwp + std::size_t(rows[p].first) * KK, T(0));
+      std::fill(dwp + std::size_t(std::max(rows[p].first, rows[p].last)) * KK, dwp + std::size_t(s.Cout) * KK, T(0));
+    }
   for (int n0 = 0; n0 < s.N; n0 += chunk) {
     const int nc = std::min(chunk, s.N - n0);
     const int ld = nc * HW;
     // The columns serve the weight gradient only; a dx-only call skips them.
     if (dw && s.shared_input) im2col(s, x + n0 * x_img, nc, cols);
     for (int p = 0; p < s.P; ++p) {
+      const int first = rows ? rows[p].first : 0, last = rows ? rows[p].last : s.Cout;
+      if (first >= last && !dx) continue;  // nothing of this net is read
       if (dw && !s.shared_input) im2col(s, x + p * x_net + n0 * x_img, nc, cols);
       // dy[p, n0 + n, c, :] → dyc (Cout, nc·HW), and the bias gradient on the way.
       const T* dyp = dy + (std::size_t(p) * s.N + n0) * s.Cout * HW;
       T* dbp = db ? db + std::size_t(p) * s.Cout : nullptr;
 #pragma omp parallel for schedule(static)
-      for (int c = 0; c < s.Cout; ++c) {
+      for (int c = first; c < last; ++c) {
         T sum = 0;
         for (int n = 0; n < nc; ++n) {
           const T* src = dyp + (std::size_t(n) * s.Cout + c) * HW;
@@ -143,10 +155,10 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
         }
         if (dbp) dbp[c] += sum;
       }
-      // dw (Cout, KK) (+)= dyc · colsᵀ; the first chunk overwrites.
-      if (dw)
-        gemm<T>(false, true, s.Cout, KK, ld, T(1), dyc, ld, cols, ld, n0 == 0 ? T(0) : T(1),
-                dw + std::size_t(p) * s.Cout * KK, KK);
+      // dw (Cout, KK) (+)= dyc · colsᵀ, its rows [first, last); the first chunk overwrites.
+      if (dw && first < last)
+        gemm<T>(false, true, last - first, KK, ld, T(1), dyc + std::size_t(first) * ld, ld, cols, ld,
+                n0 == 0 ? T(0) : T(1), dw + (std::size_t(p) * s.Cout + first) * KK, KK);
       if (dx) {
         const T* wp = w + std::size_t(p) * s.Cout * KK;
         // dcols (KK, nc·HW) = wᵀ · dyc, then scattered back onto the images.
@@ -161,6 +173,19 @@ void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T*
       if (!(x[i] > T(0))) dx[i] = T(0);
 }
 
+}  // namespace
+
+template <typename T>
+void conv2d_backward(const ConvShape& s, const T* x, const T* w, const T* dy, T* dx, T* dw,
+                     T* db) {
+  backward<T>(s, nullptr, x, w, dy, dx, dw, db);
+}
+
+template <typename T>
+void conv2d_weight_grad_rows(const ConvShape& s, const ChannelRange* rows, const T* x, const T* dy, T* dw, T* db) {
+  backward<T>(s, rows, x, nullptr, dy, nullptr, dw, db);
+}
+
 template void conv2d_forward<float>(const ConvShape&, const float*, const float*, const float*,
                                     float*);
 template void conv2d_forward<double>(const ConvShape&, const double*, const double*,
@@ -169,5 +194,9 @@ template void conv2d_backward<float>(const ConvShape&, const float*, const float
                                      float*, float*, float*);
 template void conv2d_backward<double>(const ConvShape&, const double*, const double*,
                                       const double*, double*, double*, double*);
+template void conv2d_weight_grad_rows<float>(const ConvShape&, const ChannelRange*, const float*, const float*,
+                                             float*, float*);
+template void conv2d_weight_grad_rows<double>(const ConvShape&, const ChannelRange*, const double*, const double*,
+                                              double*, double*);
 
 }  // namespace evoplast::kernels::cpu

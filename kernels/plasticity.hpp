@@ -162,6 +162,16 @@ void plasticity_grads_dense(const DenseShape& s,             // the layer: Out u
                             const T* error_hebb,             // (P, N, 2·Out) from stack_error_and_hebb
                             T* grad_hebb);                   // (P, 2·Out, In), overwritten
 
+// A conv layer's [g; h] and [Σe; Σŷ] from its stacked rows, each half only
+// where the net's rule reads it (the other written as 0, as for a dense layer).
+template <typename T>
+void plasticity_grads_conv(const ConvShape& s,             // the layer: Cout = Out
+                           const PlasticityCoeffs* coeffs,  // (P), host
+                           const T* x,                      // as conv2d_forward reads it
+                           const T* error_hebb,             // (P, N, 2·Out, Ho·Wo) from stack_error_and_hebb
+                           T* grad_hebb,                    // (P, 2·Out, Cin·K·K), overwritten
+                           T* grad_hebb_bias);              // (P, 2·Out), overwritten
+
 // The fused epilogue over every synapse of every net.
 template <typename T>
 void plasticity_update(int P, int Out, int In,

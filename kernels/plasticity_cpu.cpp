@@ -2,6 +2,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/conv.hpp"
 #include "kernels/gemm_cpu.hpp"
 #include "kernels/optim_math.hpp"
 #include "kernels/plasticity.hpp"
@@ -102,6 +103,18 @@ void plasticity_grads_dense(const DenseShape& s, const PlasticityCoeffs* coeffs,
         std::fill(out, out + half, T(0));
     }
   }
+}
+
+template <typename T>
+void plasticity_grads_conv(const ConvShape& s, const PlasticityCoeffs* coeffs, const T* x, const T* error_hebb,
+                           T* grad_hebb, T* grad_hebb_bias) {
+  std::vector<ChannelRange> rows(std::size_t(s.P));  // the stacked rows [0, Out) are g's, [Out, 2·Out) h's
+  for (int p = 0; p < s.P; ++p)
+    rows[std::size_t(p)] = {reads_error_rows(coeffs[p]) ? 0 : s.Cout,
+                            reads_hebbian_rows(coeffs[p]) ? 2 * s.Cout : s.Cout};
+  ConvShape stacked = s;
+  stacked.Cout = 2 * s.Cout;
+  conv2d_weight_grad_rows(stacked, rows.data(), x, error_hebb, grad_hebb, grad_hebb_bias);
 }
 
 template <typename T>
@@ -232,6 +245,7 @@ void flag_nonfinite(int P, std::size_t per_net, const T* x, std::uint8_t* flags)
   template void pre_mean_dense<T>(const DenseShape&, const T*, T*);                            \
   template void plasticity_grads_dense<T>(const DenseShape&, const PlasticityCoeffs*, const T*, const T*, T*); \
   template void pre_mean_conv<T>(const ConvShape&, const T*, T*);                              \
+  template void plasticity_grads_conv<T>(const ConvShape&, const PlasticityCoeffs*, const T*, const T*, T*, T*); \
   template void plasticity_update<T>(int, int, int, const PlasticityCoeffs*, const T*,         \
                                      const T*, const T*, const T*, T*, T*, T*, T*);            \
   template void plasticity_bias_update<T>(int, int, const PlasticityCoeffs*, const T*,         \

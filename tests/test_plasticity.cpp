@@ -13,6 +13,7 @@
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
+#include "kernels/conv.hpp"
 #include "kernels/dense.hpp"
 #include "kernels/optim.hpp"
 #include "kernels/plasticity.hpp"
@@ -588,6 +589,44 @@ TEST_CASE("a dense layer's [g; h] is made only for the halves a net's rule reads
           CAPTURE(p); CAPTURE(half);
           CHECK(gh[((std::size_t(p) * 2 + half) * s.Out + o) * s.In + i] == doctest::Approx(want).epsilon(1e-12));
         }
+}
+
+// A conv layer's [g; h] and [Σe; Σŷ] likewise: each equals the full stacked product of rows whose unread
+// halves are 0. The second shape's images span two chunks of the CPU's columns (the read rows accumulate).
+TEST_CASE("a conv layer's [g; h] is made only for the halves a net's rule reads") {
+  std::mt19937 rng(31);
+  for (const kernels::ConvShape s : {kernels::ConvShape{5, 3, 2, 7, 6, 4, 3, true},
+                                     kernels::ConvShape{5, 9, 16, 66, 66, 3, 3, false}}) {
+    std::vector<PlasticityCoeffs> c(std::size_t(s.P));
+    for (auto& ci : c) ci.alpha = 1, ci.A = 1;
+    c[1].A = 0;      // no h
+    c[2].alpha = 0;  // no g
+    c[3].frozen = 1;  // neither
+    const bool read[5][2] = {{true, true}, {true, false}, {false, true}, {false, false}, {true, true}};
+    const int Out = s.Cout, S = s.Ho() * s.Wo();
+    kernels::ConvShape stacked = s;
+    stacked.Cout = 2 * Out;
+    const auto x = check::random_vector<double>(s.x_size(), rng);
+    const auto rows = check::random_vector<double>(stacked.y_size(), rng);  // any values
+    auto zeroed = rows;  // what stack_error_and_hebb leaves for the unread halves
+    for (int p = 0; p < s.P; ++p)
+      for (int n = 0; n < s.N; ++n)
+        for (int half = 0; half < 2; ++half)
+          if (!read[p][half]) {
+            auto first = zeroed.begin() + std::ptrdiff_t(((std::size_t(p) * s.N + n) * 2 + half) * Out * S);
+            std::fill(first, first + std::ptrdiff_t(Out) * S, 0.0);
+          }
+    std::vector<double> gh(stacked.w_size(), NAN), gb(stacked.b_size(), NAN);
+    std::vector<double> want_gh(gh.size()), want_gb(gb.size());
+    k::plasticity_grads_conv(s, c.data(), x.data(), rows.data(), gh.data(), gb.data());
+    k::conv2d_backward<double>(stacked, x.data(), nullptr, zeroed.data(), nullptr, want_gh.data(), want_gb.data());
+    const std::size_t KK = std::size_t(s.Cin) * s.K * s.K;
+    for (std::size_t i = 0; i < gh.size(); ++i) {
+      CAPTURE(i / (2 * Out * KK));  // the net
+      CHECK(gh[i] == doctest::Approx(want_gh[i]).epsilon(1e-12));
+    }
+    for (std::size_t i = 0; i < gb.size(); ++i) CHECK(gb[i] == doctest::Approx(want_gb[i]).epsilon(1e-12));
+  }
 }
 
 // A rule none of whose terms moves W (the fly's fixed hidden layers) skips the update: W, its optimiser
