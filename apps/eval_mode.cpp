@@ -118,14 +118,7 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
       ->capture_default_str();
   cmd->add_option("--data-dir", o.data_dir, "Folder holding mnist/ and fashion/");
   cmd->add_flag("--no-verify", o.no_verify, "Skip the MD5 check of the data files");
-  cmd->add_option("--backend", o.backend, "cpu, cuda or auto")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--precision", o.precision,
-                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 (split TF32, about fp32's accuracy) "
-                  "or bf16")
-      ->check(CLI::IsMember(evoplast::engine::kPrecisions))
-      ->capture_default_str();
+  add_device_options(cmd, o.backend, o.precision);
   cmd->add_option("--out", o.out, "Output folder, empty or new (default: a new runs/eval-<protocol>-<time>)");
   cmd->add_flag("-q,--quiet", o.quiet, "Only the final tables");
   cmd->add_option("--run", o.run,

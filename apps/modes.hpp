@@ -9,6 +9,7 @@
 #include <functional>
 #include <thread>
 
+#include "engine/precision.hpp"
 #include "kernels/gemm_cpu.hpp"
 
 namespace evoplast::apps {
@@ -17,6 +18,19 @@ namespace evoplast::apps {
 inline const CLI::Validator kSeed(
     [](std::string& v) { return v.starts_with('-') ? std::string("must be a whole number ≥ 0") : std::string(); },
     "SEED");
+
+// --backend and --precision as train and eval take them (run's name the
+// config keys they set).
+inline void add_device_options(CLI::App* cmd, std::string& backend, std::string& precision) {
+  cmd->add_option("--backend", backend, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--precision", precision,
+                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 (split TF32, about fp32's accuracy) "
+                  "or bf16")
+      ->check(CLI::IsMember(engine::kPrecisions))
+      ->capture_default_str();
+}
 
 // CPU threads for the CPU kernels: 0 is every core; more threads than cores
 // only fight each other (and a huge count starves OpenBLAS's allocator), so

@@ -80,14 +80,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_option("--eval-batch", c.eval_batch, "Minibatch size for evaluation")
       ->capture_default_str();
-  cmd->add_option("--backend", o.backend, "cpu, cuda or auto")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--precision", o.precision,
-                  "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 (split TF32, about fp32's accuracy) "
-                  "or bf16")
-      ->check(CLI::IsMember(evoplast::engine::kPrecisions))
-      ->capture_default_str();
+  add_device_options(cmd, o.backend, o.precision);
   cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
   cmd->add_option("-o,--out", o.out,
                   "Run directory, empty or new (default: a new runs/train-<net>-seed<seed>-<time>): config.json, "
