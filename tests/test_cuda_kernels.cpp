@@ -44,6 +44,26 @@ struct Fp32AtExit {
   ~Fp32AtExit() { kernels::cuda::set_gemm_precision(kernels::cuda::Precision::fp32); }
 };
 
+// A fused path's test makes its backends with fusion allowed, whatever
+// $EVOPLAST_FUSION says (a backend reads it when made), and puts it back at
+// its end: the rest of the suite follows it, so EVOPLAST_FUSION=0 runs the
+// suite on the composed steps.
+struct FusionAllowed {
+  std::optional<std::string> was;
+  FusionAllowed() {
+    if (const char* v = std::getenv("EVOPLAST_FUSION")) was = v;
+    unsetenv("EVOPLAST_FUSION");
+  }
+  ~FusionAllowed() {
+    if (was)
+      setenv("EVOPLAST_FUSION", was->c_str(), 1);
+    else
+      unsetenv("EVOPLAST_FUSION");
+  }
+  FusionAllowed(const FusionAllowed&) = delete;
+  FusionAllowed& operator=(const FusionAllowed&) = delete;
+};
+
 // A buffer with sentinel guards on both sides of its body.
 template <typename T>
 struct Guarded {
@@ -985,6 +1005,7 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 // plasticity rules is the composition's, written by the fused kernel at even
 // sizes (the backend composes at odd ones, where it would miss a row).
 TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
+  const FusionAllowed fusion;
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
     const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 9, 5, 3, false}, 0.25f},
@@ -1044,6 +1065,7 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
 // every tensor-core precision (the ReLU in the tile's store), with biases
 // that leave outputs on both sides of zero.
 TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers give one by one") {
+  const FusionAllowed fusion;
   Harness h;
   at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
                 [&](kc::Precision) {
@@ -1067,6 +1089,7 @@ TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers giv
 // store), and the fused conv → ReLU → pool backward; x holds zeros and
 // negatives, Cin spans more than one 64-row tile.
 TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives what the ReLU's pass gives") {
+  const FusionAllowed fusion;
   Harness h;
   at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
                 [&](kc::Precision precision) {
@@ -1114,6 +1137,7 @@ TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives
 // In over one 64-wide tile, each net at its own rate, state in progress.
 // dx comes from the weights before they move; dw is never touched.
 TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilogue gives the stored gradient's step") {
+  const FusionAllowed fusion;
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
     for (const DenseShape& s : {DenseShape{3, 5, 70, 67, false}, DenseShape{2, 9, 20, 10, true}}) {
@@ -1152,6 +1176,7 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
 // layer's nets on DFA or none get no dx (nothing reads it), and with no
 // picks every net passes its error through its own W.
 TEST_CASE("cuda: a mixed population's error through W or B read where they lie equals the picked copy's") {
+  const FusionAllowed fusion;
   Harness h;
   const std::vector<std::uint8_t> use_fb = {1, 0, 1};
   using kernels::HiddenError;
@@ -1207,6 +1232,7 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
 // the half a rule does not read is 0 (where it fills a tile, written without
 // the GEMM: 70 outputs put g rows 0–63 and h rows 76–139 in tiles of their own).
 TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they are read equals the stored rows' pass") {
+  const FusionAllowed fusion;
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
     for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 4, 3, 12, 11, 70, 3, false}}) {
@@ -1269,6 +1295,7 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
 // a dropout after the pool (the second shape), its scale applied as the
 // error is read equals dropout_backward run on the pool's error first.
 TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals the routed error stored first") {
+  const FusionAllowed fusion;
   Harness h;
   using kernels::HiddenError;
   const std::vector<HiddenError> modes = {HiddenError::keep, HiddenError::dfa, HiddenError::none};
@@ -1373,9 +1400,7 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
 // logits too.
 TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv steps fused or composed") {
   const Fp32AtExit back_to_fp32;
-  struct FusionBackOn {
-    ~FusionBackOn() { unsetenv("EVOPLAST_FUSION"); }
-  } fusion_back_on;
+  const FusionAllowed fusion;
   const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
   std::vector<std::vector<float>> weights;
   for (bool fused : {true, false}) {
@@ -1440,6 +1465,7 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
   namespace kc = evoplast::kernels::cuda;
   const Fp32AtExit back_to_fp32;
   const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
+  const FusionAllowed fusion;
   CpuBackend cpu;
   auto gpu = make_backend("cuda", "tf32");
   for (Backend* be : {static_cast<Backend*>(&cpu), gpu.get()}) {
