@@ -26,6 +26,7 @@
 #include "engine/plasticity.hpp"
 #include "kernels/conv_plan.hpp"
 #include "kernels/cuda.hpp"
+#include "kernels/cuda_check.hpp"
 #include "synthetic.hpp"
 #if defined(EVOPLAST_SIMT)
 #include "simt.hpp"
@@ -44,24 +45,36 @@ struct Fp32AtExit {
   ~Fp32AtExit() { kernels::cuda::set_gemm_precision(kernels::cuda::Precision::fp32); }
 };
 
-// A fused path's test makes its backends with fusion allowed, whatever
-// $EVOPLAST_FUSION says (a backend reads it when made), and puts it back at
-// its end: the rest of the suite follows it, so EVOPLAST_FUSION=0 runs the
-// suite on the composed steps.
-struct FusionAllowed {
-  std::optional<std::string> was;
-  FusionAllowed() {
-    if (const char* v = std::getenv("EVOPLAST_FUSION")) was = v;
-    unsetenv("EVOPLAST_FUSION");
+// A test of a fused path or of the steps as CUDA graphs makes its backends
+// with what would turn those off put aside — $EVOPLAST_FUSION=0 and
+// $EVOPLAST_CUDA_GRAPHS=0 (read when a backend is made), cuDNN's convolutions
+// ($EVOPLAST_CONV=cudnn: process-wide) — and puts them back at its end. The
+// rest of the suite follows them, so the suite run with any of them tests
+// that path everywhere else (gpu-check runs it with EVOPLAST_CONV=cudnn).
+class FastPathsOn {
+ public:
+  FastPathsOn() : conv_(kernels::cuda::conv_impl()) {
+    for (auto& [name, was] : vars_) {
+      if (const char* v = std::getenv(name)) was = v;
+      unsetenv(name);
+    }
+    kernels::cuda::set_conv_impl(kernels::cuda::ConvImpl::im2col);
   }
-  ~FusionAllowed() {
-    if (was)
-      setenv("EVOPLAST_FUSION", was->c_str(), 1);
-    else
-      unsetenv("EVOPLAST_FUSION");
+  ~FastPathsOn() {
+    for (auto& [name, was] : vars_)
+      if (was)
+        setenv(name, was->c_str(), 1);
+      else
+        unsetenv(name);
+    kernels::cuda::set_conv_impl(conv_);
   }
-  FusionAllowed(const FusionAllowed&) = delete;
-  FusionAllowed& operator=(const FusionAllowed&) = delete;
+  FastPathsOn(const FastPathsOn&) = delete;
+  FastPathsOn& operator=(const FastPathsOn&) = delete;
+
+ private:
+  std::pair<const char*, std::optional<std::string>> vars_[2] = {{"EVOPLAST_FUSION", {}},
+                                                                  {"EVOPLAST_CUDA_GRAPHS", {}}};
+  kernels::cuda::ConvImpl conv_;
 };
 
 // A buffer with sentinel guards on both sides of its body.
@@ -925,12 +938,16 @@ TEST_CASE("cuda: populations of 4 learning by backprop, hebb and feedback alignm
   }
 }
 
-TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of steps launched directly") {
+// Skipped where every launch synchronises (EVOPLAST_CUDA_SYNC=1, read once
+// per process): no step is captured there.
+TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of steps launched directly" *
+          doctest::skip(kc::sync_after_launch())) {
   // Backprop on the CNN (convolutions, pooling, dropout, Adadelta) and a
   // plastic population (backprop, hebb, FA, DFA) on an MLP. The learning rate
   // changes after two steps, so its table is uploaded again and the graph
   // made anew. A graph changes how the work is launched, not what runs:
   // the weights must agree bit for bit.
+  const FastPathsOn fast_paths;
   ::setenv("EVOPLAST_CUDA_GRAPHS", "0", 1);
   auto direct = make_backend("cuda");
   ::unsetenv("EVOPLAST_CUDA_GRAPHS");
@@ -1005,7 +1022,7 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 // plasticity rules is the composition's, written by the fused kernel at even
 // sizes (the backend composes at odd ones, where it would miss a row).
 TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
     const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 9, 5, 3, false}, 0.25f},
@@ -1065,7 +1082,7 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
 // every tensor-core precision (the ReLU in the tile's store), with biases
 // that leave outputs on both sides of zero.
 TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers give one by one") {
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   Harness h;
   at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
                 [&](kc::Precision) {
@@ -1089,7 +1106,7 @@ TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers giv
 // store), and the fused conv → ReLU → pool backward; x holds zeros and
 // negatives, Cin spans more than one 64-row tile.
 TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives what the ReLU's pass gives") {
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   Harness h;
   at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
                 [&](kc::Precision precision) {
@@ -1137,7 +1154,7 @@ TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives
 // In over one 64-wide tile, each net at its own rate, state in progress.
 // dx comes from the weights before they move; dw is never touched.
 TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilogue gives the stored gradient's step") {
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
     for (const DenseShape& s : {DenseShape{3, 5, 70, 67, false}, DenseShape{2, 9, 20, 10, true}}) {
@@ -1176,7 +1193,7 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
 // layer's nets on DFA or none get no dx (nothing reads it), and with no
 // picks every net passes its error through its own W.
 TEST_CASE("cuda: a mixed population's error through W or B read where they lie equals the picked copy's") {
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   Harness h;
   const std::vector<std::uint8_t> use_fb = {1, 0, 1};
   using kernels::HiddenError;
@@ -1232,7 +1249,7 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
 // the half a rule does not read is 0 (where it fills a tile, written without
 // the GEMM: 70 outputs put g rows 0–63 and h rows 76–139 in tiles of their own).
 TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they are read equals the stored rows' pass") {
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   Harness h;
   at_precisions(kTensorPrecisions, [&](kc::Precision) {
     for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 4, 3, 12, 11, 70, 3, false}}) {
@@ -1295,7 +1312,7 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
 // a dropout after the pool (the second shape), its scale applied as the
 // error is read equals dropout_backward run on the pool's error first.
 TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals the routed error stored first") {
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   Harness h;
   using kernels::HiddenError;
   const std::vector<HiddenError> modes = {HiddenError::keep, HiddenError::dfa, HiddenError::none};
@@ -1400,7 +1417,7 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
 // logits too.
 TEST_CASE("cuda: a CNN learning by rules follows the same weights with its conv steps fused or composed") {
   const Fp32AtExit back_to_fp32;
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
   std::vector<std::vector<float>> weights;
   for (bool fused : {true, false}) {
@@ -1465,7 +1482,7 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
   namespace kc = evoplast::kernels::cuda;
   const Fp32AtExit back_to_fp32;
   const NetSpec spec = NetSpec::parse("cnn").adapted(8, 8, 10);
-  const FusionAllowed fusion;
+  const FastPathsOn fast_paths;
   CpuBackend cpu;
   auto gpu = make_backend("cuda", "tf32");
   for (Backend* be : {static_cast<Backend*>(&cpu), gpu.get()}) {
@@ -1519,9 +1536,11 @@ TEST_CASE("cuda: a CNN trained with conv → ReLU → pool fused follows the wei
   }
 }
 
-TEST_CASE("cuda: a step a capture cannot hold runs directly, and so do the steps after it") {
+TEST_CASE("cuda: a step a capture cannot hold runs directly, and so do the steps after it" *
+          doctest::skip(kc::sync_after_launch())) {
+  const FastPathsOn fast_paths;
   auto be = make_backend("cuda");
-  if (!be->captures_steps()) return;  // graphs off in this environment: nothing to fall back from
+  REQUIRE(be->captures_steps());
   Buffer<float> one(*be, 4), sum(*be, 4);
   be->fill(one.data(), 4, 1.0f);
   be->fill(sum.data(), 4, 0.0f);
