@@ -73,7 +73,12 @@ const OpenBlas& openblas() {
     if (!lib.sgemm || !lib.dgemm || !lib.set_threads)
       throw std::runtime_error("the OpenBLAS found lacks cblas_sgemm, cblas_dgemm or "
                                "openblas_set_num_threads: install Debian's libopenblas0");
-    lib.set_threads(1);  // every call is one block of blocked_gemm
+    // Every call is one block of blocked_gemm. OpenBLAS's OpenMP build sets
+    // libgomp's thread count to what it is given too (omp_set_num_threads):
+    // ours is put back, or every OpenMP loop of ours would run on one thread.
+    const int ours = omp_get_max_threads();
+    lib.set_threads(1);
+    omp_set_num_threads(ours);
   });
   return lib;
 }
@@ -85,6 +90,9 @@ const OpenBlas& openblas() {
 // and on an MPI rank's share of them. Here C is cut into blocks of a fixed
 // size — rows, or columns when it has fewer rows than columns —, each block is
 // one single-threaded OpenBLAS call, and our OpenMP threads share the blocks.
+// OpenBLAS's OpenMP build runs a call made outside an active parallel region
+// on libgomp's thread count, whatever openblas_set_num_threads said: a single
+// block (or a single thread of ours) runs with that count at 1.
 constexpr int kBlock = 128;
 
 template <typename T, typename Call>
@@ -94,8 +102,7 @@ void blocked_gemm(Call call, bool ta, bool tb, int M, int N, int K, T alpha, con
   const bool by_rows = M >= N;
   const int extent = by_rows ? M : N;
   const int blocks = (extent + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (int b = 0; b < blocks; ++b) {
+  const auto block = [&](int b) {
     const int lo = b * kBlock, n = extent - lo < kBlock ? extent - lo : kBlock;
     if (by_rows)
       call(kRowMajor, oa, ob, n, N, K, alpha, ta ? A + lo : A + std::size_t(lo) * lda, lda, B, ldb, beta,
@@ -103,7 +110,16 @@ void blocked_gemm(Call call, bool ta, bool tb, int M, int N, int K, T alpha, con
     else
       call(kRowMajor, oa, ob, M, n, K, alpha, A, lda, tb ? B + std::size_t(lo) * ldb : B + lo, ldb, beta, C + lo,
            ldc);
+  };
+  const int threads = omp_get_max_threads();
+  if (blocks == 1 || threads == 1 || omp_in_parallel()) {
+    omp_set_num_threads(1);
+    for (int b = 0; b < blocks; ++b) block(b);
+    omp_set_num_threads(threads);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < blocks; ++b) block(b);  // in an active region: each call on its thread alone
 }
 
 }  // namespace
@@ -122,8 +138,8 @@ void gemm<double>(bool ta, bool tb, int M, int N, int K, double alpha, const dou
 
 void set_cpu_threads(int threads) {
   if (threads <= 0) threads = omp_get_num_procs();
+  openblas();  // loaded first: it leaves OpenBLAS on one thread a call (each a block of blocked_gemm)
   omp_set_num_threads(threads);
-  openblas().set_threads(1);  // every OpenBLAS call is one block of blocked_gemm
 }
 
 int cpu_threads() { return omp_get_max_threads(); }
