@@ -16,7 +16,7 @@
 #include "kernels/cpu_threads.hpp"
 
 int main(int argc, char** argv) {
-  evoplast::kernels::cpu::restart_with_passive_waiting(argv);
+  evoplast::kernels::cpu::restart_with_short_spin_waits(argv);
   evoplast::apps::Ranks ranks(&argc, &argv);
   if (ranks.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 speaks for the job
   CLI::App app{"evoplast: evolve local plasticity rules for continual learning"};

@@ -28,7 +28,7 @@ static double since(Clock::time_point t) {
 int run(const std::string& net_name);
 
 int main(int argc, char** argv) {
-  evoplast::kernels::cpu::restart_with_passive_waiting(argv);
+  evoplast::kernels::cpu::restart_with_short_spin_waits(argv);
   CLI::App app{"bench_cpu_train: network-images/s of a training step on the CPU for P = 1, 4, 16"};
   std::string net_name = "cnn";
   app.add_option("net", net_name, "cnn, or an MLP such as mlp400x2")->capture_default_str();

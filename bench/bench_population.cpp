@@ -61,7 +61,7 @@ void report_rank(const apps::Ranks& ranks, int P_all, int nets, double fwd, doub
 }
 
 int main(int argc, char** argv) {
-  evoplast::kernels::cpu::restart_with_passive_waiting(argv);
+  evoplast::kernels::cpu::restart_with_short_spin_waits(argv);
   apps::Ranks ranks(&argc, &argv);
   if (ranks.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 prints
   CLI::App app{"bench_population: network-images/s of a training step for populations of P nets"};
