@@ -8,7 +8,7 @@ namespace evoplast::kernels::cpu {
 
 template <typename T>
 void dense_forward(const DenseShape& s, const T* x, const T* w, const T* b, T* y) {
-  for (int p = 0; p < s.P; ++p) {
+  for_each_net(s.P, double(s.N) * s.In * s.Out, [&](int p) {
     const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.In);
     const T* bp = b + std::size_t(p) * s.Out;
     T* yp = y + std::size_t(p) * s.N * s.Out;
@@ -16,7 +16,7 @@ void dense_forward(const DenseShape& s, const T* x, const T* w, const T* b, T* y
       for (int o = 0; o < s.Out; ++o) yp[std::size_t(n) * s.Out + o] = bp[o];
     gemm<T>(false, true, s.N, s.Out, s.In, T(1), xp, s.In, w + std::size_t(p) * s.Out * s.In, s.In,
             T(1), yp, s.Out);
-  }
+  });
 }
 
 template <typename T>
@@ -24,7 +24,7 @@ void dense_backward(const DenseShape& s, const T* x, const T* w, const T* dy, T*
                     T* db) {
   if (s.shared_input && dx)
     throw std::invalid_argument("dense_backward: no input gradient for a shared input");
-  for (int p = 0; p < s.P; ++p) {
+  for_each_net(s.P, double(s.N) * s.In * s.Out * ((dw ? 1 : 0) + (dx ? 1 : 0)), [&](int p) {
     const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.In);
     const T* wp = w ? w + std::size_t(p) * s.Out * s.In : nullptr;
     const T* dyp = dy + std::size_t(p) * s.N * s.Out;
@@ -42,7 +42,7 @@ void dense_backward(const DenseShape& s, const T* x, const T* w, const T* dy, T*
     if (dx)
       gemm<T>(false, false, s.N, s.In, s.Out, T(1), dyp, s.Out, wp, s.In, T(0),
               dx + std::size_t(p) * s.N * s.In, s.In);
-  }
+  });
 }
 
 template void dense_forward<float>(const DenseShape&, const float*, const float*, const float*,

@@ -144,6 +144,8 @@ void set_cpu_threads(int threads) {
 
 int cpu_threads() { return omp_get_max_threads(); }
 
+void load_blas() { openblas(); }
+
 std::string blas_description() {
   const OpenBlas& lib = openblas();
   std::string core = lib.corename ? lib.corename() : "unknown";

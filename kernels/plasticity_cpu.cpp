@@ -89,7 +89,7 @@ template <typename T>
 void plasticity_grads_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const T* x, const T* error_hebb,
                             T* grad_hebb) {
   const std::size_t half = std::size_t(s.Out) * s.In;
-  for (int p = 0; p < s.P; ++p) {
+  for_each_net(s.P, 2.0 * s.N * s.In * s.Out, [&](int p) {
     const T* xp = x + (s.shared_input ? 0 : std::size_t(p) * s.N * s.In);
     const T* rows = error_hebb + std::size_t(p) * s.N * 2 * s.Out;  // (N, 2·Out)
     T* g = grad_hebb + std::size_t(p) * 2 * half;
@@ -102,7 +102,7 @@ void plasticity_grads_dense(const DenseShape& s, const PlasticityCoeffs* coeffs,
       else
         std::fill(out, out + half, T(0));
     }
-  }
+  });
 }
 
 template <typename T>

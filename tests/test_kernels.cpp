@@ -176,6 +176,26 @@ TEST_CASE("dense_forward matches the naive product") {
   }
 }
 
+// With as many nets as threads the nets are shared among the threads (for_each_net), with fewer each GEMM's
+// blocks are: either way the bits of one thread's run. 300 outputs make 3 blocks of gemm's split.
+TEST_CASE("dense layers give one thread's bits whether the nets or each GEMM's blocks are shared") {
+  std::mt19937 rng(24);
+  const DenseShape s{3, 64, 300, 200, false};
+  const auto x = check::random_vector<float>(s.x_size(), rng), w = check::random_vector<float>(s.w_size(), rng);
+  const auto b = check::random_vector<float>(s.b_size(), rng), dy = check::random_vector<float>(s.y_size(), rng);
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 2, 3, 4}) {  // 3: the nets shared; 4: the blocks
+    k::set_cpu_threads(threads);
+    std::vector<float> y(s.y_size()), dx(s.x_size()), dw(s.w_size()), db(s.b_size());
+    k::dense_forward(s, x.data(), w.data(), b.data(), y.data());
+    k::dense_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    for (auto* v : {&dx, &dw, &db}) y.insert(y.end(), v->begin(), v->end());
+    runs.push_back(y);
+  }
+  k::set_cpu_threads(0);
+  for (std::size_t i = 1; i < runs.size(); ++i) CHECK(runs[i] == runs[0]);
+}
+
 TEST_CASE("dense_backward matches finite differences in float64") {
   std::mt19937 rng(22);
   for (DenseShape s : {DenseShape{3, 4, 6, 5, false}, DenseShape{2, 3, 5, 2, true}}) {
