@@ -80,8 +80,8 @@ class Backend {
   // dense_backward with the weights' Adadelta step taken along: dx from w as
   // it was, db, then w, sq_avg and acc_delta (P, Out, In) as adadelta_step
   // with rates lr (host, P) leaves them. dw (P, Out, In) is working space:
-  // the composition (here) leaves the gradient there; the CUDA backend on
-  // tensor cores steps each weight as its gradient leaves the GEMM's
+  // the composition (here) leaves the gradient there; the CUDA backend
+  // (fusing, its default) steps each weight as its gradient leaves the GEMM's
   // accumulators and never touches dw.
   virtual void dense_backward_adadelta(const DenseShape& s, const float* lr, float rho, float eps, const float* x,
                                        float* w, const float* dy, float* dx, float* dw, float* db, float* sq_avg,
@@ -97,7 +97,7 @@ class Backend {
   // leave them; conv_out (P, N, Cout, Ho, Wo) the ReLU's output, as
   // relu_forward leaves it (the plasticity rules read it). Where the backend
   // fuses_conv_steps(), conv_out may be null: a fused kernel (the CUDA
-  // backend on tensor cores) then never writes the full-size output.
+  // backend's implicit GEMM) then never writes the full-size output.
   virtual void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x,
                                         const float* w, const float* b, float* conv_out, float* y,
                                         std::int32_t* argmax) {

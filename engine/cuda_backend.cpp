@@ -184,9 +184,9 @@ class CudaBackend final : public Backend {
                                  ? std::string("tensor cores ") + kc::precision_name(kc::gemm_precision())
                              : kc::gemm_impl() == kc::GemmImpl::tiled ? "tiled fp32"
                                                                       : "cuBLAS fp32";
-    const std::string conv = kc::conv_impl() == kc::ConvImpl::cudnn        ? "cuDNN"
-                             : kc::gemm_precision() != kc::Precision::fp32 ? "implicit GEMM"
-                                                                           : "im2col";
+    const std::string conv = kc::conv_impl() == kc::ConvImpl::cudnn    ? "cuDNN"
+                             : kc::conv_impl() == kc::ConvImpl::im2col ? "im2col"
+                                                                       : "implicit GEMM";
     name_ = "cuda (" + cuda_device_name(device) + "; GEMM " + gemm + ", conv " + conv +
             (graphs_ ? "; steps as CUDA graphs" : "") + ")";
   }
@@ -293,10 +293,12 @@ class CudaBackend final : public Backend {
     kc::conv2d_backward(stream_, blas_, *arena_, s, x, w, dy, dx, dw, db);
   }
   // conv → ReLU → pool in one kernel, a conv plastic layer's stacked rows
-  // made as they are read: on tensor cores with our convolution (in fp32 and
+  // made as they are read: with our implicit-GEMM convolution (by im2col and
   // with cuDNN the steps are composed). $EVOPLAST_FUSION=0 composes them
   // too (to see what fusion buys), read when the backend is made.
-  bool fuses_conv_steps() const override { return fuses_tensor_epilogues() && kc::conv_impl() != kc::ConvImpl::cudnn; }
+  bool fuses_conv_steps() const override {
+    return fuses_epilogues() && kc::conv_impl() == kc::ConvImpl::implicit_gemm;
+  }
   void conv2d_relu_pool_forward(const ConvShape& s, const DropoutParams& dropout, const float* x, const float* w,
                                 const float* b, float* conv_out, float* y, std::int32_t* argmax) override {
     const bool odd = s.Ho() % 2 || s.Wo() % 2;  // then the fused kernel leaves a last row or column unwritten
@@ -337,12 +339,12 @@ class CudaBackend final : public Backend {
                       float* db) override {
     kc::dense_backward(stream_, blas_, s, x, w, dy, dx, dw, db);
   }
-  // On tensor cores, the weight-gradient GEMM's epilogue steps each weight
-  // (fp32 composes: cuBLAS has no such epilogue). $EVOPLAST_FUSION=0 composes too.
+  // Our tile kernel's weight-gradient epilogue steps each weight
+  // ($EVOPLAST_FUSION=0 composes: the gradient stored, then stepped).
   void dense_backward_adadelta(const DenseShape& s, const float* lr, float rho, float eps, const float* x, float* w,
                                const float* dy, float* dx, float* dw, float* db, float* sq_avg,
                                float* acc_delta) override {
-    if (!fuses_tensor_epilogues())
+    if (!fuses_epilogues())
       return Backend::dense_backward_adadelta(s, lr, rho, eps, x, w, dy, dx, dw, db, sq_avg, acc_delta);
     kc::dense_backward(stream_, blas_, s, x, w, dy, dx, nullptr, db);  // dx from w before it moves
     kc::dense_weight_adadelta(stream_, s, table(lr, s.P), rho, eps, x, dy, w, sq_avg, acc_delta);
@@ -415,7 +417,7 @@ class CudaBackend final : public Backend {
                                const float* error_hebb, float* grad_hebb, const float* mean_x, const float* mean_y,
                                const float* mean_y2, float* w, float* sq_avg, float* acc_delta,
                                float* omega) override {
-    if (kc::gemm_precision() != kc::Precision::fp32)
+    if (fuses_epilogues())
       return kc::plasticity_update_dense_fused(stream_, s, table(coeffs, s.P), x, error_hebb, mean_x, mean_y,
                                                mean_y2, w, sq_avg, acc_delta, omega);
     dense_backward(DenseShape{s.P, s.N, s.In, 2 * s.Out, s.shared_input}, x, nullptr, error_hebb, nullptr, grad_hebb,
@@ -571,10 +573,10 @@ class CudaBackend final : public Backend {
   std::unique_ptr<TableCache> tables_;
   bool graphs_ = false, capturing_ = false;
   bool fusion_allowed_ = true;  // $EVOPLAST_FUSION is not 0
-  // Our tensor-core kernels can take a step into their loads or epilogue
-  // (fp32 runs on cuBLAS, which cannot); a conv step also needs our
-  // convolution, not cuDNN's (fuses_conv_steps).
-  bool fuses_tensor_epilogues() const { return fusion_allowed_ && kc::gemm_precision() != kc::Precision::fp32; }
+  // Our tile kernels (at every precision) take a step into their loads or
+  // epilogue, where cuBLAS could not; a conv step also needs our
+  // implicit-GEMM convolution (fuses_conv_steps).
+  bool fuses_epilogues() const { return fusion_allowed_; }
   int warm_batch_ = 0;  // the largest batch a step has run directly with
   cudaGraphExec_t step_exec_ = nullptr;
   cudaStream_t stream_ = nullptr;

@@ -277,7 +277,7 @@ const float* PopulationNet::forward(const float* x, int N, bool train, std::uint
                                     std::uint64_t step) {
   if (N < 1 || N > max_batch_)
     throw EngineError(fmt::format("forward: batch {} outside [1, {}]", N, max_batch_));
-  if (backend_.fuses_conv_steps() != slots_fit_fused_) fit_slots();  // its precision switched
+  if (backend_.fuses_conv_steps() != slots_fit_fused_) fit_slots();  // its convolution switched
   input_ = x;
   last_N_ = N;
   last_train_ = train;

@@ -53,10 +53,10 @@ struct Param {
 // (PopulationNet::set_conv_relu_pool_fusion).
 enum class ConvReluPool {
   layered,  // layer by layer
-  // One backend step (conv2d_relu_pool_forward/backward): on tensor cores the
-  // convolution's full-size output never reaches memory, and where the
-  // backend does without it, that output's activation and gradient are not
-  // allocated. Backprop's choice.
+  // One backend step (conv2d_relu_pool_forward/backward): where the backend
+  // fuses the steps (the CUDA backend's default) the convolution's full-size
+  // output never reaches memory, and where the backend does without it, that
+  // output's activation and gradient are not allocated. Backprop's choice.
   fused,
   // One step that writes the conv's activation in training forwards, which
   // the plasticity rules read; evaluation forwards do without it, as fused.

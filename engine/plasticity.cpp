@@ -359,7 +359,7 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
       backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.grad_hebb.data(), s.mean_x.data(),
                                  s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(),
                                  s.sq_delta_w.data(), s.omega.data());
-    else  // [g; h] and the update together (one kernel on tensor cores)
+    else  // [g; h] and the update together (one kernel on the GPU)
       backend_.plasticity_update_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, coeffs.data(), x,
                                        s.error_hebb.data(), s.grad_hebb.data(), s.mean_x.data(), s.mean_y.data(),
                                        s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(), s.sq_delta_w.data(),

@@ -1,21 +1,32 @@
-// Convolution on the GPU: an im2col kernel builds the patch matrix of a chunk
-// of nets (once when the input is shared: conv1 is then one wide GEMM over P·Cout
-// rows), cuBLAS multiplies (strided-batched over the population), and small
-// kernels scatter with the bias, gather the error, and fold columns back.
-// On tensor cores (precision tf32, tf32x3 or bf16) both passes are implicit GEMMs
-// over all P nets instead (kernels/tensor_tile.cuh): operands are gathered
-// from the image or the error as each tile is loaded, and outputs are written
-// in their final layout, so no patch matrix, GEMM output or column gradient
+// Convolution on the GPU, by default as implicit GEMMs over all P nets
+// (kernels/gemm_tile.cuh, at the GEMM precision): operands are gathered from
+// the image or the error as each tile is loaded, and outputs are written in
+// their final layout, so no patch matrix, GEMM output or column gradient
 // touches global memory (the memory plan's im2col scratch is an upper bound).
+// By im2col ($EVOPLAST_CONV=im2col): a kernel builds the patch matrix of a
+// chunk of nets (once when the input is shared: conv1 is then one wide GEMM
+// over P·Cout rows), the GEMM multiplies (cuBLAS in fp32, strided-batched over
+// the population), and small kernels scatter with the bias, gather the error,
+// and fold columns back.
 #include "kernels/conv_plan.hpp"
 #include "kernels/plasticity.hpp"
 #include "kernels/cuda_util.cuh"
-#include "kernels/tensor_tile.cuh"
+#include "kernels/gemm_tile.cuh"
 #include "kernels/unit_stats.cuh"
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 namespace evoplast::kernels::cuda {
 namespace {
+
+ConvImpl initial_conv_impl() {
+  const char* e = std::getenv("EVOPLAST_CONV");
+  if (e && std::strcmp(e, "cudnn") == 0 && cudnn_built()) return ConvImpl::cudnn;
+  if (e && std::strcmp(e, "im2col") == 0) return ConvImpl::im2col;
+  return ConvImpl::implicit_gemm;
+}
+ConvImpl g_conv = initial_conv_impl();
 
 // cols (B, Cin·K·K, N·Ho·Wo) from x (B, N, Cin, H, W); B = P, or 1 when shared.
 __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, float* __restrict__ cols) {
@@ -113,7 +124,7 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
 // Column threadIdx % kTileN of a B tile from the patch at corner: its rows
 // k0 + r, r = threadIdx / kTileN, kRowStepB apart, row holding the (c, ky,
 // kx) of the first and left at the next slice's first (slices follow each
-// other kTileK apart, as tensor_tile walks them).
+// other kTileK apart, as gemm_tile walks them).
 __device__ __forceinline__ void fill_patch_column(float (&tile)[kTileK][kTileN + 8], const float* corner,
                                                   PatchRow& row, const PatchGeometry& g, int k0) {
   const int c = threadIdx.x % kTileN;
@@ -152,21 +163,21 @@ struct ConvOutput {
   }
 };
 
-// The forward convolution of every net at once on tensor cores: block (x, y)
+// The forward convolution of every net at once as an implicit GEMM: block (x, y)
 // is a 64×64 tile of (Cout, N·Ho·Wo), block z the net.
 template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_forward_tensor(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
-                        const float* __restrict__ b, bool relu, float* __restrict__ y) {
+    conv_forward_tile(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
+                      const float* __restrict__ b, bool relu, float* __restrict__ y) {
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), n0 = int(blockIdx.x) * kTileN;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, s.N * HW}, 0, KK,
+  gemm_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, s.N * HW}, 0, KK,
                       StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
                       ImageColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, 0, n0),
                       ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW, relu});
 }
 
-// ---- the backward pass on tensor cores ----
+// ---- the backward pass as implicit GEMMs ----
 
 // A convolution's output error dy (P, N, Cout, Ho, Wo) as the backward
 // kernels read it: at(p, n, co, oy, ox). Stored, or made as it is read from
@@ -262,7 +273,7 @@ RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError&
 // read (stack_error_and_hebb's values, no labels): row co < Out is the
 // error (stored, or made from the pool above: Error), row Out + o the
 // Hebbian post factor of y_o with θ as it is (a half the net's rule does not
-// read is 0: read_rows leaves it out, see conv_weight_grad_tensor).
+// read is 0: read_rows leaves it out, see conv_weight_grad_tile).
 template <class Error>
 struct StackedError {
   Error e;                         // (P, N, Out, Ho, Wo) as the kernels read it
@@ -448,24 +459,24 @@ struct InputGradStore {
 // feedback matrix: block (x, y) a tile of (Cin, N·H·W).
 template <Precision kP, class Error>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_input_grad_tensor(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
-                           float* __restrict__ dx) {
+    conv_input_grad_tile(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
+                         float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   if (!passes_down(dy, p)) return;  // the whole block: its net's dx is never read
   const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
   using Down = std::decay_t<decltype(passed_down(dy))>;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
-                  s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
-                  ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
-                  InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
+  gemm_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
+                s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
+                ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
+                InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
 
 // One split of the weight gradient's N·Ho·Wo-long sum: block z = split · P + p
 // writes its partial (Cout, KK) tile into partial[split][p].
 template <Precision kP, class Error>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_weight_grad_tensor(ConvShape s, int split_len, const float* __restrict__ x, Error dy,
-                            float* __restrict__ partial) {
+    conv_weight_grad_tile(ConvShape s, int split_len, const float* __restrict__ x, Error dy,
+                          float* __restrict__ partial) {
   const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
   const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
@@ -475,8 +486,8 @@ __global__ void __launch_bounds__(kTileThreads)
     for (int i = threadIdx.x; i < kTileM * kTileN; i += kTileThreads) store(m0 + i / kTileN, n0 + i % kTileN, 0.0f);
     return;
   }
-  tensor_tile<kP>(m0, n0, TileExtent{s.Cout, KK}, k_begin, k_end, OutputErrorRows<Error>(dy, p, s, k_begin),
-                  ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0), store);
+  gemm_tile<kP>(m0, n0, TileExtent{s.Cout, KK}, k_begin, k_end, OutputErrorRows<Error>(dy, p, s, k_begin),
+                ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0), store);
 }
 
 // dw (P, Cout, KK): the rows outside each net's read_rows set to the 0 their
@@ -621,17 +632,25 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, cons
 
 }  // namespace
 
-// The population is split into chunks of nets (kernels/conv_plan.hpp) so the
-// scratch stays within its budget for any P; a shared input's columns are
-// built once for every chunk.
+void set_conv_impl(ConvImpl impl) {
+  if (impl == ConvImpl::cudnn && !cudnn_built())
+    throw CudaError("EVOPLAST_CONV=cudnn: this build has no cuDNN; unset it to use our convolution");
+  g_conv = impl;
+}
+ConvImpl conv_impl() { return g_conv; }
+
+// By im2col, the population is split into chunks of nets
+// (kernels/conv_plan.hpp) so the scratch stays within its budget for any P; a
+// shared input's columns are built once for every chunk. (cuDNN's passes are
+// the backend's choice: they do not come here.)
 void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                     const float* b, bool relu, float* y) {
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
-  if (gemm_precision() != Precision::fp32) {
+  if (g_conv != ConvImpl::im2col) {
     const dim3 grid(unsigned((std::size_t(s.N) * HW + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                     unsigned(s.P));
-    with_tensor_precision(gemm_precision(), [&](auto p) {
-      EVOPLAST_LAUNCH(conv_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, relu, y);
+    with_precision(gemm_precision(), [&](auto p) {
+      EVOPLAST_LAUNCH(conv_forward_tile<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, relu, y);
     });
     return;
   }
@@ -692,8 +711,8 @@ PickedWeights picked_weights(const ConvShape& s, const float* w, const float* fb
 }
 
 template <Precision kP, class Error>
-void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, PickedWeights w, Error dy,
-                             float* dx, float* dw, float* db) {
+void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, PickedWeights w, Error dy,
+                           float* dx, float* dw, float* db) {
   // A plastic layer's routed error reaches dW and db only inside its stacked
   // rows: its own weight-gradient kernels are not instantiated.
   if constexpr (!std::is_same_v<Error, RoutedPooledError>) {
@@ -711,7 +730,7 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
       float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(splits) * n);
       const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                       unsigned(splits * s.P));
-      EVOPLAST_LAUNCH(conv_weight_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
+      EVOPLAST_LAUNCH(conv_weight_grad_tile<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
       if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
       if constexpr (is_stacked_rows<Error>)
         if (s.Cout % (2 * kTileM) != 0)  // a tile may hold rows on both sides of a half
@@ -723,19 +742,19 @@ void conv_backward_tensor_at(Stream st, Scratch& ws, const ConvShape& s, const f
     if (dx) {
       const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
                       unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
-      EVOPLAST_LAUNCH(conv_input_grad_tensor<kP, Error>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
+      EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
     }
   }
 }
 
-// The backward pass on tensor cores: db read from dy in place, dw as a split
+// The backward pass by implicit GEMMs: db read from dy in place, dw as a split
 // implicit GEMM (dy rows × image patches), dx as an implicit GEMM (Wᵀ × error
 // windows) written in place of col2im. Scratch: the split partial sums only.
-void conv_backward_tensor(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
-                          const float* dy, float* dx, float* dw, float* db) {
+void conv_backward_tile(Stream st, Scratch& ws, const ConvShape& s, const float* x, const float* w,
+                        const float* dy, float* dx, float* dw, float* db) {
   const StoredError error{dy, s.N, s.Cout, s.Ho(), s.Wo()};
-  with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w), error, dx, dw, db);
+  with_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tile_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w), error, dx, dw, db);
   });
 }
 
@@ -768,16 +787,16 @@ struct WindowColumns {
 // null (then Ho and Wo are even: every output lies in a window).
 template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_relu_pool_forward_tensor(ConvShape s, DropoutParams dropout, const float* __restrict__ x,
-                                  const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ act,
-                                  float* __restrict__ y, std::int32_t* __restrict__ argmax) {
+    conv_relu_pool_forward_tile(ConvShape s, DropoutParams dropout, const float* __restrict__ x,
+                                const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ act,
+                                float* __restrict__ y, std::int32_t* __restrict__ argmax) {
   __shared__ float out[kTileM][kTileN + 1];  // the tile's convolution outputs, 4 per window
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, Wo = s.Wo(), Hp = s.Ho() / 2, Wp = Wo / 2, windows = s.N * Hp * Wp;
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
-  tensor_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
-                  WindowColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp, n0),
-                  [&](int m, int n, float v) { out[m - m0][n - n0] = v; });
+  gemm_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
+                WindowColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp, n0),
+                [&](int m, int n, float v) { out[m - m0][n - n0] = v; });
   __syncthreads();  // every warp's outputs are in `out`
   for (int i = threadIdx.x; i < kTileM * (kTileN / 4); i += kTileThreads) {
     const int r = i / (kTileN / 4), c = i % (kTileN / 4), co = m0 + r, win = n0 / 4 + c;
@@ -808,15 +827,13 @@ __global__ void __launch_bounds__(kTileThreads)
 
 void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams& dropout, const float* x,
                               const float* w, const float* b, float* act, float* y, std::int32_t* argmax) {
-  if (gemm_precision() == Precision::fp32)
-    throw std::invalid_argument("conv2d_relu_pool_forward: a tensor-core precision only (fp32 composes the layers)");
   if (act && (s.Ho() % 2 || s.Wo() % 2))
     throw std::invalid_argument("conv2d_relu_pool_forward: the ReLU's output is written for even output sizes only "
                                 "(an odd last row or column lies outside every window)");
   const std::size_t cols = std::size_t(s.N) * (s.Ho() / 2) * (s.Wo() / 2) * 4;
   const dim3 grid(unsigned((cols + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM), unsigned(s.P));
-  with_tensor_precision(gemm_precision(), [&](auto p) {
-    EVOPLAST_LAUNCH(conv_relu_pool_forward_tensor<decltype(p)::value>, grid, kTileThreads, 0, st, s, dropout, x, w,
+  with_precision(gemm_precision(), [&](auto p) {
+    EVOPLAST_LAUNCH(conv_relu_pool_forward_tile<decltype(p)::value>, grid, kTileThreads, 0, st, s, dropout, x, w,
                     b, act, y, argmax);
   });
 }
@@ -824,23 +841,19 @@ void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams
 void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const DropoutParams& dropout,
                                const float* x, const float* w, const float* y, const std::int32_t* argmax,
                                const float* dy, float* dx, float* dw, float* db) {
-  if (gemm_precision() == Precision::fp32)
-    throw std::invalid_argument("conv2d_relu_pool_backward: a tensor-core precision only (fp32 composes the layers)");
   if (s.shared_input && dx) throw std::invalid_argument("conv2d_relu_pool_backward: no input gradient for a shared input");
-  with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w),
+  with_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tile_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w),
                                                 pooled_error(s, dy, y, argmax, dropout), dx, dw, db);
   });
 }
 
 void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const std::uint8_t* use_fb,
                               const float* x, const float* w, const float* fb, const float* dy, float* dx) {
-  if (gemm_precision() == Precision::fp32)
-    throw std::invalid_argument("conv2d_input_grad_picked: a tensor-core precision only (fp32 picks into a copy)");
   if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_picked: no input gradient for a shared input");
   const StoredError error{dy, s.N, s.Cout, s.Ho(), s.Wo()};
-  with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w, fb, use_fb), error, dx, nullptr,
+  with_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tile_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w, fb, use_fb), error, dx, nullptr,
                                                 nullptr);
   });
 }
@@ -851,15 +864,13 @@ template <class Error>
 void conv2d_plasticity_grads_at(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
                                 const float* x, Error e, const float* y, float* theta, float* grad_hebb,
                                 float* grad_hebb_bias, float* mean_y, float* mean_y2) {
-  if (gemm_precision() == Precision::fp32)
-    throw std::invalid_argument("conv2d_plasticity_grads: a tensor-core precision only (fp32 stacks the rows)");
   const StackedError<Error> rows{e,      y,      theta,  coeffs,
                                  s.N,    s.Cout, s.Ho(), s.Wo(),
                                  1.0f / (float(s.N) * float(s.Ho() * s.Wo()))};
   ConvShape stacked = s;
   stacked.Cout = 2 * s.Cout;
-  with_tensor_precision(gemm_precision(), [&](auto p) {  // [g; h], reading θ as it is
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, stacked, x, PickedWeights{}, rows, nullptr, grad_hebb,
+  with_precision(gemm_precision(), [&](auto p) {  // [g; h], reading θ as it is
+    conv_backward_tile_at<decltype(p)::value>(st, ws, stacked, x, PickedWeights{}, rows, nullptr, grad_hebb,
                                                 nullptr);
   });
   const std::size_t blocks = std::size_t(s.P) * 2 * s.Cout;  // then the sums, moving θ
@@ -885,11 +896,9 @@ void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const P
 
 void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
                               const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx) {
-  if (gemm_precision() == Precision::fp32)
-    throw std::invalid_argument("conv2d_input_grad_pooled: a tensor-core precision only (fp32 stores the error)");
   if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_pooled: no input gradient for a shared input");
-  with_tensor_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tensor_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w, fb, use_fb),
+  with_precision(gemm_precision(), [&](auto p) {
+    conv_backward_tile_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w, fb, use_fb),
                                                 routed_pooled_error(s, e), dx, nullptr, nullptr);
   });
 }
@@ -901,8 +910,8 @@ void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const f
   const std::size_t ld = std::size_t(s.N) * HW;
   const std::size_t x_net = std::size_t(s.N) * s.Cin * s.H * s.W, w_net = std::size_t(s.Cout) * KK;
   const std::size_t y_net = std::size_t(s.N) * s.Cout * HW;
-  if (gemm_precision() != Precision::fp32) {
-    conv_backward_tensor(st, ws, s, x, w, dy, dx, dw, db);
+  if (g_conv != ConvImpl::im2col) {
+    conv_backward_tile(st, ws, s, x, w, dy, dx, dw, db);
     return;
   }
   const ConvScratch plan = conv_scratch(s, false, dw != nullptr, dx != nullptr);

@@ -78,12 +78,6 @@ Perf choose(const Perf* perf, int found, const char* what) {
                   std::to_string(budget >> 20) + " MiB workspace budget");
 }
 
-ConvImpl initial_impl() {
-  const char* e = std::getenv("EVOPLAST_CONV");
-  return e && std::strcmp(e, "cudnn") == 0 ? ConvImpl::cudnn : ConvImpl::im2col;
-}
-ConvImpl g_conv = initial_impl();
-
 // out[b][a][i] = in[a][b][i] for in (A, B, inner).
 __global__ void swap_leading_kernel(std::size_t A, std::size_t B, std::size_t inner, const float* __restrict__ in,
                                     float* __restrict__ out) {
@@ -152,8 +146,6 @@ Dnn create_cudnn(Stream st) {
 void destroy_cudnn(Dnn dnn) noexcept {
   if (dnn) cudnn().cudnnDestroy(reinterpret_cast<cudnnHandle_t>(dnn));
 }
-void set_conv_impl(ConvImpl impl) { g_conv = impl; }
-ConvImpl conv_impl() { return g_conv; }
 
 void conv2d_forward_cudnn(Stream st, Dnn dnn, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                           const float* b, float* y) {

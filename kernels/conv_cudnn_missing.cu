@@ -6,10 +6,6 @@ namespace evoplast::kernels::cuda {
 bool cudnn_built() { return false; }
 Dnn create_cudnn(Stream) { throw CudaError("EVOPLAST_CONV=cudnn: this build has no cuDNN; unset it to use our convolution"); }
 void destroy_cudnn(Dnn) noexcept {}
-void set_conv_impl(ConvImpl impl) {
-  if (impl == ConvImpl::cudnn) throw CudaError("EVOPLAST_CONV=cudnn: this build has no cuDNN; unset it to use our convolution");
-}
-ConvImpl conv_impl() { return ConvImpl::im2col; }
 void conv2d_forward_cudnn(Stream, Dnn, Scratch&, const ConvShape&, const float*, const float*, const float*, float*) {
   throw CudaError("EVOPLAST_CONV=cudnn: this build has no cuDNN; unset it to use our convolution");
 }

@@ -44,12 +44,14 @@ struct Scratch {
 enum class GemmImpl { cublas, tiled };
 void set_gemm_impl(GemmImpl impl);
 GemmImpl gemm_impl();
-// The arithmetic of every GEMM: fp32 (the implementation above), or our
-// tensor-core kernel at tf32 (operands rounded to 10 mantissa bits; about
-// 1e-3 relative error per product), tf32x3 (split TF32: three mmas per
-// step, about fp32's accuracy) or bf16 (operands rounded to 7 mantissa bits,
-// about 8e-3 per product; half the mmas of tf32). $EVOPLAST_PRECISION or
-// set_gemm_precision chooses; fp32 by default (the CPU reference's arithmetic).
+// The arithmetic of every GEMM-shaped kernel: fp32 (plain GEMMs by the
+// implementation above; our tile kernels — implicit-GEMM convolutions, fused
+// steps — by FMAs), or our tile kernel for all of them on tensor cores at
+// tf32 (operands rounded to 10 mantissa bits; about 1e-3 relative error per
+// product), tf32x3 (split TF32: three mmas per step, about fp32's accuracy)
+// or bf16 (operands rounded to 7 mantissa bits, about 8e-3 per product; half
+// the mmas of tf32). $EVOPLAST_PRECISION or set_gemm_precision chooses; fp32
+// by default (the CPU reference's arithmetic).
 enum class Precision { fp32, tf32, tf32x3, bf16 };
 void set_gemm_precision(Precision precision);
 Precision gemm_precision();
@@ -59,10 +61,14 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
           long long strideC, int batch);
 
-// Convolution: ours (im2col + the GEMM above) or cuDNN's grouped convolution
-// (the vendor yardstick, in builds that found cuDNN); $EVOPLAST_CONV=cudnn or
-// set_conv_impl chooses. The cudnn entry points take the handle as Dnn.
-enum class ConvImpl { im2col, cudnn };
+// Convolution: ours as an implicit GEMM over all P nets (the default: the
+// tile kernel at the GEMM precision, patches gathered as tiles are loaded),
+// ours by im2col (a patch matrix in scratch, then the GEMM above: cuBLAS in
+// fp32), or cuDNN's grouped convolution (the vendor yardstick, in builds that
+// found cuDNN); $EVOPLAST_CONV=im2col|cudnn or set_conv_impl chooses (cudnn
+// where the build has none: ours, and set_conv_impl throws). The fused conv
+// steps are implicit GEMMs. The cudnn entry points take the handle as Dnn.
+enum class ConvImpl { implicit_gemm, im2col, cudnn };
 bool cudnn_built();  // false where cuDNN was not found at build time (and in the simulator)
 void set_conv_impl(ConvImpl impl);
 ConvImpl conv_impl();
@@ -83,7 +89,7 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
 // conv → ReLU → 2×2 max-pool (→ dropout where dropout.rate > 0) in one pass
-// on tensor cores (precision not fp32): y (P, N, Cout, Ho/2, Wo/2) and argmax
+// (an implicit GEMM at the GEMM precision): y (P, N, Cout, Ho/2, Wo/2) and argmax
 // (P, N, Cout, Ho/2, Wo/2; the index in the Ho×Wo plane) as conv2d_forward,
 // relu_forward, maxpool2d_forward and dropout_forward would leave them; the
 // ReLU's output act (P, N, Cout, Ho, Wo) is written only where act is not
@@ -97,19 +103,19 @@ void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams
 void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const DropoutParams& dropout,
                                const float* x, const float* w, const float* y, const std::int32_t* argmax,
                                const float* dy, float* dx, float* dw, float* db);
-// Feedback alignment in a mixed population, on tensor cores: dx through each
+// Feedback alignment in a mixed population, as an implicit GEMM: dx through each
 // net's own weights w or, where use_fb[p] (device, P), its fixed feedback
 // matrix fb (both (P, Out, In) / (P, Cout, Cin, K, K)), read where they lie.
 void conv2d_input_grad_picked(Stream st, Scratch& ws, const ConvShape& s, const std::uint8_t* use_fb,
                               const float* x, const float* w, const float* fb, const float* dy, float* dx);
 // A conv plastic layer's input gradient with its error e made from the pool
-// above it as it is read (PooledConvError, mode a device table), on tensor
-// cores: through each net's w, or where use_fb (device, P; null: none) its fb.
+// above it as it is read (PooledConvError, mode a device table), as an
+// implicit GEMM: through each net's w, or where use_fb (device, P; null: none) its fb.
 // Only nets on keep get their dx written: one on DFA or none routes every
 // hidden layer's error, so nothing reads what would come down to it.
 void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
                               const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx);
-// A dense layer's input gradient on tensor cores through each net's w, or
+// A dense layer's input gradient by our tile kernel through each net's w, or
 // where use_fb (device, P; null: none) its fb; only the nets on keep (mode:
 // device, P; null: all) get their dx written.
 void dense_input_grad_picked(Stream st, const DenseShape& s, const HiddenError* mode, const std::uint8_t* use_fb,
@@ -117,8 +123,8 @@ void dense_input_grad_picked(Stream st, const DenseShape& s, const HiddenError* 
 void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
                    float* y);
 // Each net's weights w (P, Out, In) stepped by Adadelta (rates lr: P, device) as
-// their gradient dyᵀ·x leaves the tensor-core GEMM's accumulators; sq_avg and
-// acc_delta (P, Out, In) its state. A tensor-core precision only.
+// their gradient dyᵀ·x leaves our tile GEMM's accumulators; sq_avg and
+// acc_delta (P, Out, In) its state.
 void dense_weight_adadelta(Stream st, const DenseShape& s, const float* lr, float rho, float eps, const float* x,
                            const float* dy, float* w, float* sq_avg, float* acc_delta);
 void dense_backward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* dy,
@@ -150,7 +156,7 @@ void fill(Stream st, float* x, std::size_t n, float value);
 void stack_error_and_hebb(Stream st, int P, int N, int Out, int S, const PlasticityCoeffs* coeffs,
                           const float* e, const float* y, const std::int32_t* labels, float* theta, float* error_hebb,
                           float* mean_y, float* mean_y2);
-// A conv plastic layer's [g; h] on tensor cores without the stacked rows in
+// A conv plastic layer's [g; h] as an implicit GEMM without the stacked rows in
 // memory: the weight-gradient pass over [e | ŷ/(N·S)] (s.Cout = Out units),
 // each row made as the loaders read it from e and y (P, N, Out, Ho, Wo) and
 // θ (P, Out) as it is; then, in one pass, the error rows' sums and each
@@ -167,8 +173,8 @@ void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const P
                              const float* x, const PooledConvError& e, const float* y, float* theta,
                              float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
-// The dense plasticity step with g and h computed on tensor cores and the
-// update fused into that GEMM's epilogue (tensor-core precisions only):
+// The dense plasticity step with g and h computed by our tile kernel and the
+// update fused into that GEMM's epilogue:
 // s.Out units; error_hebb (P, N, 2·Out) from stack_error_and_hebb.
 void plasticity_update_dense_fused(Stream st, const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
                                    const float* error_hebb, const float* mean_x, const float* mean_y,

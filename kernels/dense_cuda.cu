@@ -1,7 +1,7 @@
 // Dense layers of the whole population as strided-batched GEMMs.
 #include "kernels/cuda_util.cuh"
 #include "kernels/optim_math.hpp"
-#include "kernels/tensor_tile.cuh"
+#include "kernels/gemm_tile.cuh"
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -51,10 +51,10 @@ __global__ void __launch_bounds__(kTileThreads)
                                  const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ w,
                                  float* __restrict__ sq_avg, float* __restrict__ acc_delta) {
   const std::size_t p = blockIdx.z, per_net = std::size_t(s.Out) * s.In;
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, 0, s.N,
-                  StridedA{dy + p * s.N * s.Out, s.Out, s.Out, s.N, true},
-                  StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
-                  AdadeltaStore{w + p * per_net, sq_avg + p * per_net, acc_delta + p * per_net, lr[p], rho, eps,
+  gemm_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, 0, s.N,
+                StridedA{dy + p * s.N * s.Out, s.Out, s.Out, s.N, true},
+                StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
+                AdadeltaStore{w + p * per_net, sq_avg + p * per_net, acc_delta + p * per_net, lr[p], rho, eps,
                                 s.Out, s.In});
 }
 
@@ -67,21 +67,19 @@ __global__ void __launch_bounds__(kTileThreads)
                                    const float* __restrict__ dy, float* __restrict__ dx) {
   const std::size_t p = blockIdx.z;
   if (mode && mode[p] != HiddenError::keep) return;  // the whole block
-  tensor_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.N, s.In}, 0, s.Out,
-                  StridedA{dy + p * s.N * s.Out, s.Out, s.N, s.Out, false}, StridedB{w.of(p), s.In, s.Out, s.In, false},
-                  RowMajorStore{dx + p * s.N * s.In, s.N, s.In, s.In});
+  gemm_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.N, s.In}, 0, s.Out,
+                StridedA{dy + p * s.N * s.Out, s.Out, s.N, s.Out, false}, StridedB{w.of(p), s.In, s.Out, s.In, false},
+                RowMajorStore{dx + p * s.N * s.In, s.N, s.In, s.In});
 }
 
 }  // namespace
 
 void dense_input_grad_picked(Stream st, const DenseShape& s, const HiddenError* mode, const std::uint8_t* use_fb,
                              const float* w, const float* fb, const float* dy, float* dx) {
-  if (gemm_precision() == Precision::fp32)
-    throw std::invalid_argument("dense_input_grad_picked: a tensor-core precision only (fp32 picks into a copy)");
   if (s.shared_input) throw std::invalid_argument("dense_input_grad_picked: no input gradient for a shared input");
   const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.N + kTileM - 1) / kTileM), unsigned(s.P));
   const PickedWeights picked{w, fb, use_fb, std::size_t(s.Out) * s.In};
-  with_tensor_precision(gemm_precision(), [&](auto p) {
+  with_precision(gemm_precision(), [&](auto p) {
     EVOPLAST_LAUNCH(dense_input_grad_picked_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, mode, picked, dy,
                     dx);
   });
@@ -89,10 +87,8 @@ void dense_input_grad_picked(Stream st, const DenseShape& s, const HiddenError* 
 
 void dense_weight_adadelta(Stream st, const DenseShape& s, const float* lr, float rho, float eps, const float* x,
                            const float* dy, float* w, float* sq_avg, float* acc_delta) {
-  if (gemm_precision() == Precision::fp32)
-    throw std::invalid_argument("dense_weight_adadelta: a tensor-core precision only (fp32 composes)");
   const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.Out + kTileM - 1) / kTileM), unsigned(s.P));
-  with_tensor_precision(gemm_precision(), [&](auto p) {
+  with_precision(gemm_precision(), [&](auto p) {
     EVOPLAST_LAUNCH(dense_weight_adadelta_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, lr, rho, eps, x,
                     dy, w, sq_avg, acc_delta);
   });

@@ -6,7 +6,7 @@
 
 #include "kernels/cuda_util.cuh"
 #include "kernels/optim_math.hpp"
-#include "kernels/tensor_tile.cuh"
+#include "kernels/gemm_tile.cuh"
 #include "kernels/unit_stats.cuh"
 
 namespace evoplast::kernels::cuda {
@@ -142,7 +142,7 @@ struct SynapseUpdate {
   }
 };
 
-// The dense plasticity step on tensor cores: block (x, y) a 64×64 tile of a
+// The dense plasticity step by our tile kernel: block (x, y) a 64×64 tile of a
 // net's (Out, In) synapses, block z the net; g and h from one pass over x.
 template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads)
@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kTileThreads)
   if (!moves_weights(coeffs[p])) return;  // ΔW = 0 (or a frozen net): nothing to sum or update
   const float* eh = error_hebb + p * s.N * 2 * s.Out;
   // A half of the rows the net's rule does not read is 0 (stack_kernel): g or h is 0 without the GEMM.
-  tensor_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, s.N,
+  gemm_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, s.N,
                            reads_error_rows(coeffs[p]), reads_hebbian_rows(coeffs[p]),
                            StackedRows{eh, s.N, s.Out, 0}, StackedRows{eh, s.N, s.Out, s.Out},
                            StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
@@ -283,7 +283,7 @@ void plasticity_update_dense_fused(Stream st, const DenseShape& s, const Plastic
                                    const float* error_hebb, const float* mean_x, const float* mean_y,
                                    const float* mean_y2, float* w, float* sq_avg, float* acc_delta, float* omega) {
   const dim3 grid(unsigned((s.In + kTileN - 1) / kTileN), unsigned((s.Out + kTileM - 1) / kTileM), unsigned(s.P));
-  with_tensor_precision(gemm_precision(), [&](auto p) {
+  with_precision(gemm_precision(), [&](auto p) {
     EVOPLAST_LAUNCH(plasticity_dense_fused_kernel<decltype(p)::value>, grid, kTileThreads, 0, st, s, coeffs, x,
                     error_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
   });

@@ -47,18 +47,22 @@ struct Fp32AtExit {
 
 // A test of a fused path or of the steps as CUDA graphs makes its backends
 // with what would turn those off put aside — $EVOPLAST_FUSION=0 and
-// $EVOPLAST_CUDA_GRAPHS=0 (read when a backend is made), cuDNN's convolutions
-// ($EVOPLAST_CONV=cudnn: process-wide) — and puts them back at its end. The
-// rest of the suite follows them, so the suite run with any of them tests
-// that path everywhere else (gpu-check runs it with EVOPLAST_CONV=cudnn).
+// $EVOPLAST_CUDA_GRAPHS=0 (read when a backend is made), another convolution
+// than the implicit GEMM ($EVOPLAST_CONV: process-wide) — and puts them back
+// at its end. The rest of the suite follows them, so the suite run with any
+// of them tests that path everywhere else (gpu-check runs it with
+// EVOPLAST_CONV=cudnn). Its plain GEMMs run on our tile kernel too (not
+// cuBLAS in fp32), so a composition sums what a fused kernel sums, in the
+// same order, at every precision: the fused paths' tests compare bit for bit.
 class FastPathsOn {
  public:
-  FastPathsOn() : conv_(kernels::cuda::conv_impl()) {
+  FastPathsOn() : conv_(kernels::cuda::conv_impl()), gemm_(kernels::cuda::gemm_impl()) {
     for (auto& [name, was] : vars_) {
       if (const char* v = std::getenv(name)) was = v;
       unsetenv(name);
     }
-    kernels::cuda::set_conv_impl(kernels::cuda::ConvImpl::im2col);
+    kernels::cuda::set_conv_impl(kernels::cuda::ConvImpl::implicit_gemm);
+    kernels::cuda::set_gemm_impl(kernels::cuda::GemmImpl::tiled);
   }
   ~FastPathsOn() {
     for (auto& [name, was] : vars_)
@@ -67,6 +71,7 @@ class FastPathsOn {
       else
         unsetenv(name);
     kernels::cuda::set_conv_impl(conv_);
+    kernels::cuda::set_gemm_impl(gemm_);
   }
   FastPathsOn(const FastPathsOn&) = delete;
   FastPathsOn& operator=(const FastPathsOn&) = delete;
@@ -75,7 +80,24 @@ class FastPathsOn {
   std::pair<const char*, std::optional<std::string>> vars_[2] = {{"EVOPLAST_FUSION", {}},
                                                                   {"EVOPLAST_CUDA_GRAPHS", {}}};
   kernels::cuda::ConvImpl conv_;
+  kernels::cuda::GemmImpl gemm_;
 };
+
+// body() with each of our convolutions chosen in turn (the implicit GEMM, the
+// default, then im2col), the one chosen before put back however it ends.
+template <class Body>
+void at_conv_impls(Body body) {
+  struct Back {
+    kernels::cuda::ConvImpl was = kernels::cuda::conv_impl();
+    ~Back() { kernels::cuda::set_conv_impl(was); }
+  } back;
+  for (auto impl : {kernels::cuda::ConvImpl::implicit_gemm, kernels::cuda::ConvImpl::im2col}) {
+    kernels::cuda::set_conv_impl(impl);
+    const std::string conv = impl == kernels::cuda::ConvImpl::im2col ? "im2col" : "implicit GEMM";
+    CAPTURE(conv);
+    body();
+  }
+}
 
 // A buffer with sentinel guards on both sides of its body.
 template <typename T>
@@ -139,6 +161,9 @@ struct Harness {
 namespace kc = evoplast::kernels::cuda;
 const std::initializer_list<kc::Precision> kTensorPrecisions = {kc::Precision::tf32, kc::Precision::tf32x3,
                                                                 kc::Precision::bf16};
+// Every precision: the fused paths run at each (fp32 by each lane's FMAs).
+const std::initializer_list<kc::Precision> kEveryPrecision = {kc::Precision::fp32, kc::Precision::tf32,
+                                                              kc::Precision::tf32x3, kc::Precision::bf16};
 
 // body(precision) with each precision of the list set as the GEMMs' (its
 // name captured for the checks' messages); fp32 again after, however it ends.
@@ -207,7 +232,9 @@ const std::initializer_list<kc::Precision> kFp32Level = {kc::Precision::fp32, kc
 TEST_CASE("cuda: conv2d forward and backward match the CPU") {
   Harness h;
   at_precisions(kFp32Level, [&](kc::Precision) {
-    for (const ConvShape& s : kConv) check_conv_matches(h, s);
+    at_conv_impls([&] {
+      for (const ConvShape& s : kConv) check_conv_matches(h, s);
+    });
   });
 }
 
@@ -752,21 +779,23 @@ TEST_CASE("cuda: the device shuffle draws the CPU's order") {
   }
 }
 
+// 12×12 images: in the simulator the convolutions' tiles run every thread
+// as a fiber, and 16×16 took three minutes under the sanitizers.
 TEST_CASE("cuda: a short backprop training on the GPU follows the CPU's loss curve") {
   CpuBackend cpu;
   auto gpu = make_backend("cuda");
-  const NetSpec spec = NetSpec::parse("cnn").adapted(16, 16, 10);
+  const NetSpec spec = NetSpec::parse("cnn").adapted(12, 12, 10);
   std::vector<std::vector<float>> curves;
   for (Backend* be : {static_cast<Backend*>(&cpu), gpu.get()}) {
     PopulationNet net(*be, spec, 3, 32);
     net.init_params(4, false);
     Optimizer opt(*be, net, {});
     std::mt19937 rng(6);
-    Buffer<float> x(*be, 32 * 256);
+    Buffer<float> x(*be, 32 * 144);
     Buffer<std::int32_t> y(*be, 32);
     std::vector<float> curve;
     for (int step = 0; step < 20; ++step) {
-      x.upload(check::random_vector<float>(32 * 256, rng, -1, 2));
+      x.upload(check::random_vector<float>(32 * 144, rng, -1, 2));
       std::vector<std::int32_t> yl(32);
       for (int n = 0; n < 32; ++n) yl[std::size_t(n)] = n % 10;
       y.upload(yl);
@@ -1011,7 +1040,7 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 
 // conv → ReLU → 2×2 max-pool fused (the CUDA backend's override) against the
 // three layers one by one (Backend's composition), both on the GPU at each
-// tensor-core precision: the same values, bit for bit, since every output
+// precision: the same values, bit for bit, since every output
 // sums the same products in the same order (the fused GEMM only orders its
 // columns by pool window), and the full-size output and error are never
 // written unless asked for. Odd sizes (a last row and column outside every
@@ -1021,10 +1050,10 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 // applied as the backward reads the error). The ReLU's output kept for the
 // plasticity rules is the composition's, written by the fused kernel at even
 // sizes (the backend composes at odd ones, where it would miss a row).
-TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what the three layers give one by one") {
+TEST_CASE("cuda: conv → ReLU → 2×2 pool fused gives what the three layers give one by one") {
   const FastPathsOn fast_paths;
   Harness h;
-  at_precisions(kTensorPrecisions, [&](kc::Precision) {
+  at_precisions(kEveryPrecision, [&](kc::Precision) {
     const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 9, 5, 3, false}, 0.25f},
                                                  {ConvShape{2, 2, 1, 12, 12, 32, 3, true}, 0.0f},
                                                  {ConvShape{1, 2, 3, 14, 14, 70, 3, false}, 0.5f}};
@@ -1078,85 +1107,87 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused on tensor cores gives what th
 }
 
 // conv → ReLU with the ReLU applied as y is written equals the two layers
-// one by one, bit for bit: fp32 (im2col + GEMM, the ReLU in the scatter) and
-// every tensor-core precision (the ReLU in the tile's store), with biases
-// that leave outputs on both sides of zero.
+// one by one, bit for bit: at every precision the implicit GEMM (the ReLU in
+// the tile's store) and im2col (the ReLU in the scatter), with biases that
+// leave outputs on both sides of zero.
 TEST_CASE("cuda: conv → ReLU written in one pass gives what the two layers give one by one") {
   const FastPathsOn fast_paths;
   Harness h;
-  at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
-                [&](kc::Precision) {
-    for (const ConvShape& s : {ConvShape{2, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 2, 3, 10, 9, 70, 3, false}}) {
-      CAPTURE(s.Cout); CAPTURE(s.shared_input);
-      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3);
-      auto y1 = unwritten(*h.gpu, s.y_size()), y2 = unwritten(*h.gpu, s.y_size());
-      h.gpu->Backend::conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y1.ptr());
-      h.gpu->conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y2.ptr());
-      const auto Y = y2.body();
-      CHECK(Y == y1.body());
-      CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);
-      CHECK(std::count_if(Y.begin(), Y.end(), [](float v) { return v > 0; }) > 0);
-    }
+  at_precisions(kEveryPrecision, [&](kc::Precision) {
+    at_conv_impls([&] {
+      for (const ConvShape& s : {ConvShape{2, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 2, 3, 10, 9, 70, 3, false}}) {
+        CAPTURE(s.Cout); CAPTURE(s.shared_input);
+        auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3);
+        auto y1 = unwritten(*h.gpu, s.y_size()), y2 = unwritten(*h.gpu, s.y_size());
+        h.gpu->Backend::conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y1.ptr());
+        h.gpu->conv2d_relu_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y2.ptr());
+        const auto Y = y2.body();
+        CHECK(Y == y1.body());
+        CHECK(std::count(Y.begin(), Y.end(), 0.0f) > 0);
+        CHECK(std::count_if(Y.begin(), Y.end(), [](float v) { return v > 0; }) > 0);
+      }
+    });
   });
 }
 
 // A conv's input gradient written through the ReLU whose output its input is
 // (ConvShape::input_relu) equals, bit for bit, the gradient followed by that
-// ReLU's own pass: fp32 (col2im), every tensor-core precision (the tile's
-// store), and the fused conv → ReLU → pool backward; x holds zeros and
-// negatives, Cin spans more than one 64-row tile.
+// ReLU's own pass, at every precision: the implicit GEMM (the tile's store),
+// im2col (col2im), and the fused conv → ReLU → pool backward; x holds zeros
+// and negatives, Cin spans more than one 64-row tile.
 TEST_CASE("cuda: a conv's input gradient written through the ReLU below it gives what the ReLU's pass gives") {
   const FastPathsOn fast_paths;
   Harness h;
-  at_precisions({kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16},
-                [&](kc::Precision precision) {
-    for (ConvShape s : {ConvShape{2, 3, 2, 8, 9, 5, 3, false}, ConvShape{2, 2, 70, 6, 6, 4, 3, false}}) {
-      CAPTURE(s.Cin);
-      auto x_host = check::random_vector<float>(s.x_size(), h.rng, -1, 1);
-      for (std::size_t i = 0; i < x_host.size(); i += 7) x_host[i] = 0.0f;  // a ReLU's output: zeros, then clipped
-      for (float& v : x_host) v = std::max(v, 0.0f);
-      auto x = h.from(x_host), w = h.in(s.w_size()), dy = h.in(s.y_size());
-      auto dx1 = unwritten(*h.gpu, s.x_size()), dx2 = unwritten(*h.gpu, s.x_size());
-      h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx1.ptr(), nullptr, nullptr);
-      h.gpu->relu_backward(s.x_size(), x.g.ptr(), dx1.ptr(), dx1.ptr());
-      ConvShape through = s;
-      through.input_relu = true;
-      h.gpu->conv2d_backward(through, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx2.ptr(), nullptr, nullptr);
-      const auto DX = dx2.body();
-      CHECK(DX == dx1.body());
-      CHECK(std::count(DX.begin(), DX.end(), 0.0f) > 0);
-      CHECK(std::count_if(DX.begin(), DX.end(), [](float v) { return v != 0.0f; }) > 0);
-      if (precision == kc::Precision::fp32) continue;
-      // The fused step's backward (dropout off): its dx through the same ReLU.
-      const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
-      const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
-      auto unused = gpu(s.y_size()), y = gpu(pooled), dw = gpu(s.w_size()), db = gpu(s.b_size());
-      auto b = h.in(s.b_size(), -0.3, 0.3), dyp = h.in(pooled);
-      Guarded<std::int32_t> argmax(*h.gpu, std::vector<std::int32_t>(pooled, -7));
-      h.gpu->conv2d_relu_pool_forward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), b.g.ptr(), nullptr, y.ptr(),
-                                      argmax.ptr());
-      Guarded<float> dyp1(*h.gpu, dyp.g.body()), dyp2(*h.gpu, dyp.g.body());
-      auto dx3 = gpu(s.x_size()), dx4 = gpu(s.x_size());
-      h.gpu->conv2d_relu_pool_backward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), unused.ptr(), y.ptr(),
-                                       argmax.ptr(), dyp1.ptr(), unused.ptr(), dx3.ptr(), dw.ptr(), db.ptr());
-      h.gpu->relu_backward(s.x_size(), x.g.ptr(), dx3.ptr(), dx3.ptr());
-      h.gpu->conv2d_relu_pool_backward(through, DropoutParams{}, x.g.ptr(), w.g.ptr(), unused.ptr(), y.ptr(),
-                                       argmax.ptr(), dyp2.ptr(), unused.ptr(), dx4.ptr(), dw.ptr(), db.ptr());
-      CHECK(dx4.body() == dx3.body());
-    }
+  at_precisions(kEveryPrecision, [&](kc::Precision) {
+    at_conv_impls([&] {
+      for (ConvShape s : {ConvShape{2, 3, 2, 8, 9, 5, 3, false}, ConvShape{2, 2, 70, 6, 6, 4, 3, false}}) {
+        CAPTURE(s.Cin);
+        auto x_host = check::random_vector<float>(s.x_size(), h.rng, -1, 1);
+        for (std::size_t i = 0; i < x_host.size(); i += 7) x_host[i] = 0.0f;  // a ReLU's output: zeros, then clipped
+        for (float& v : x_host) v = std::max(v, 0.0f);
+        auto x = h.from(x_host), w = h.in(s.w_size()), dy = h.in(s.y_size());
+        auto dx1 = unwritten(*h.gpu, s.x_size()), dx2 = unwritten(*h.gpu, s.x_size());
+        h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx1.ptr(), nullptr, nullptr);
+        h.gpu->relu_backward(s.x_size(), x.g.ptr(), dx1.ptr(), dx1.ptr());
+        ConvShape through = s;
+        through.input_relu = true;
+        h.gpu->conv2d_backward(through, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx2.ptr(), nullptr, nullptr);
+        const auto DX = dx2.body();
+        CHECK(DX == dx1.body());
+        CHECK(std::count(DX.begin(), DX.end(), 0.0f) > 0);
+        CHECK(std::count_if(DX.begin(), DX.end(), [](float v) { return v != 0.0f; }) > 0);
+        if (kc::conv_impl() != kc::ConvImpl::implicit_gemm) continue;  // the fused steps are implicit GEMMs
+        // The fused step's backward (dropout off): its dx through the same ReLU.
+        const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
+        const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
+        auto unused = gpu(s.y_size()), y = gpu(pooled), dw = gpu(s.w_size()), db = gpu(s.b_size());
+        auto b = h.in(s.b_size(), -0.3, 0.3), dyp = h.in(pooled);
+        Guarded<std::int32_t> argmax(*h.gpu, std::vector<std::int32_t>(pooled, -7));
+        h.gpu->conv2d_relu_pool_forward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), b.g.ptr(), nullptr, y.ptr(),
+                                        argmax.ptr());
+        Guarded<float> dyp1(*h.gpu, dyp.g.body()), dyp2(*h.gpu, dyp.g.body());
+        auto dx3 = gpu(s.x_size()), dx4 = gpu(s.x_size());
+        h.gpu->conv2d_relu_pool_backward(s, DropoutParams{}, x.g.ptr(), w.g.ptr(), unused.ptr(), y.ptr(),
+                                         argmax.ptr(), dyp1.ptr(), unused.ptr(), dx3.ptr(), dw.ptr(), db.ptr());
+        h.gpu->relu_backward(s.x_size(), x.g.ptr(), dx3.ptr(), dx3.ptr());
+        h.gpu->conv2d_relu_pool_backward(through, DropoutParams{}, x.g.ptr(), w.g.ptr(), unused.ptr(), y.ptr(),
+                                         argmax.ptr(), dyp2.ptr(), unused.ptr(), dx4.ptr(), dw.ptr(), db.ptr());
+        CHECK(dx4.body() == dx3.body());
+      }
+    });
   });
 }
 
 // A dense layer's backward with its weights' Adadelta step in the
 // weight-gradient GEMM's epilogue equals, bit for bit, the gradient stored
 // and then stepped (the same tiles and sums, the one adadelta_delta): at
-// each tensor-core precision, a shared input and a per-net one with Out and
+// each precision, a shared input and a per-net one with Out and
 // In over one 64-wide tile, each net at its own rate, state in progress.
 // dx comes from the weights before they move; dw is never touched.
 TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilogue gives the stored gradient's step") {
   const FastPathsOn fast_paths;
   Harness h;
-  at_precisions(kTensorPrecisions, [&](kc::Precision) {
+  at_precisions(kEveryPrecision, [&](kc::Precision) {
     for (const DenseShape& s : {DenseShape{3, 5, 70, 67, false}, DenseShape{2, 9, 20, 10, true}}) {
       CAPTURE(s.Out); CAPTURE(s.shared_input);
       const std::vector<float> lr = {1.0f, 0.5f, 0.25f};
@@ -1189,7 +1220,7 @@ TEST_CASE("cuda: a dense backward stepping Adadelta in the weight-gradient epilo
 // Feedback alignment in a mixed population: dx through each net's own W or
 // its fixed B read where they lie equals, bit for bit, the pass over a copy
 // picked first (the same tiles and sums): dense and conv, at each
-// tensor-core precision; the copy's buffer is not needed (null). A dense
+// precision; the copy's buffer is not needed (null). A dense
 // layer's nets on DFA or none get no dx (nothing reads it), and with no
 // picks every net passes its error through its own W.
 TEST_CASE("cuda: a mixed population's error through W or B read where they lie equals the picked copy's") {
@@ -1198,7 +1229,7 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
   const std::vector<std::uint8_t> use_fb = {1, 0, 1};
   using kernels::HiddenError;
   const std::vector<HiddenError> modes = {HiddenError::keep, HiddenError::dfa, HiddenError::none};
-  at_precisions(kTensorPrecisions, [&](kc::Precision) {
+  at_precisions(kEveryPrecision, [&](kc::Precision) {
     const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
     const DenseShape d{3, 5, 70, 67, false};
     auto x = h.in(d.x_size()), w = h.in(d.w_size()), fb = h.in(d.w_size()), dy = h.in(d.y_size());
@@ -1242,7 +1273,7 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
 // the weight-gradient GEMM reads them equals, bit for bit, the pass over the
 // rows stored by stack_error_and_hebb (the same products in the same order;
 // the rows' values by one expression, hebb_post, built without FMA
-// contraction): at each tensor-core precision, a shared input and a per-net
+// contraction): at each precision, a shared input and a per-net
 // one with 2·Out over one 64-row tile, BCM shares 0, ½ and 1 against a
 // non-zero θ. The statistics and θ's move too; the rows' buffer is never
 // touched. Nets whose rule reads g and h, g only (A = 0) and h only (α = 0):
@@ -1251,7 +1282,7 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
 TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they are read equals the stored rows' pass") {
   const FastPathsOn fast_paths;
   Harness h;
-  at_precisions(kTensorPrecisions, [&](kc::Precision) {
+  at_precisions(kEveryPrecision, [&](kc::Precision) {
     for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 4, 3, 12, 11, 70, 3, false}}) {
       CAPTURE(s.Cout); CAPTURE(s.shared_input);
       REQUIRE(h.gpu->fuses_conv_steps());
@@ -1303,7 +1334,7 @@ TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they ar
 // read it (PooledConvError) equals, bit for bit, the error stored first by
 // maxpool2d_relu_backward and route_hidden_error: the input gradient
 // (through each net's own W, and a mixed population's W or B) and [g; h]
-// with their sums and statistics, at each tensor-core precision; nets that
+// with their sums and statistics, at each precision; nets that
 // keep the pool's error, take the DFA projection or none, and a population
 // whose nets all keep theirs (no modes). An odd output size leaves a last
 // row outside every window. The stored error's buffer is never touched, and
@@ -1317,7 +1348,7 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
   using kernels::HiddenError;
   const std::vector<HiddenError> modes = {HiddenError::keep, HiddenError::dfa, HiddenError::none};
   const std::vector<std::uint8_t> use_fb = {1, 0, 0};
-  at_precisions(kTensorPrecisions, [&](kc::Precision) {
+  at_precisions(kEveryPrecision, [&](kc::Precision) {
     // 64 outputs: the none net's error rows fill a tile, whose g is written as 0 without the GEMM.
     for (const ConvShape& s : {ConvShape{3, 2, 3, 10, 10, 5, 3, false, true}, ConvShape{3, 1, 1, 9, 8, 64, 3, false}}) {
       CAPTURE(s.H);
@@ -1558,6 +1589,8 @@ TEST_CASE("cuda: a step a capture cannot hold runs directly, and so do the steps
 
 TEST_CASE("cuda: a convolution split into chunks of nets matches the CPU") {
   Harness h;
+  const kc::ConvImpl conv = kc::conv_impl();
+  kc::set_conv_impl(kc::ConvImpl::im2col);  // the implicit GEMM needs no scratch to split
   const std::size_t saved = kernels::conv_scratch_budget();
   kernels::set_conv_scratch_budget(16 << 10);  // 16 KiB: one or two nets per chunk
   for (const ConvShape& s : {ConvShape{5, 3, 2, 9, 8, 3, 3, false}, ConvShape{5, 4, 1, 10, 10, 3, 3, true}}) {
@@ -1565,4 +1598,5 @@ TEST_CASE("cuda: a convolution split into chunks of nets matches the CPU") {
     check_conv_matches(h, s);
   }
   kernels::set_conv_scratch_budget(saved);
+  kc::set_conv_impl(conv);
 }

@@ -288,7 +288,7 @@ TEST_CASE("a backend that fuses conv steps spares their working space, and only 
   net.set_kwta(1, keep);  // hidden layer 1 is conv2
   CHECK(be.bytes - before_kwta == spared + P * batch * sizeof(float));  // the slot and k-WTA's scale
 
-  // A backend that stops fusing (its precision switched) gets the slot back at the next forward,
+  // A backend that stops fusing (its convolution switched) gets the slot back at the next forward,
   // and later forwards allocate nothing.
   CountingBackend switching;
   switching.fused_conv_steps = true;

@@ -53,6 +53,11 @@
 struct uint3 {
   unsigned x = 0, y = 0, z = 0;
 };
+// CUDA's vector type, 8-byte aligned as there (UBSan checks the alignment of
+// every load through it).
+struct alignas(8) float2 {
+  float x, y;
+};
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
   constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}

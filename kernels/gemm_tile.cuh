@@ -1,10 +1,13 @@
-// One 64×64 output tile of C = A·B on tensor cores, for any operand layout:
-// the caller's loaders fill the shared A and B tiles (16-deep k slices,
-// zeros outside the matrices), and its store takes each finished C(m, n).
-// 128 threads, four warps in 2 × 2, each warp 32×32 outputs as 2 × 4
-// mma.sync m16n8k8 tiles (kernels/mma.cuh). Used by the GEMM kernel (strided
-// operands) and the implicit-GEMM convolution (B gathered from the image as
-// it is loaded: no im2col matrix in global memory).
+// One 64×64 output tile of C = A·B, for any operand layout and at any
+// precision: the caller's loaders fill the shared A and B tiles (16-deep k
+// slices, zeros outside the matrices), and its store takes each finished
+// C(m, n). 128 threads, four warps in 2 × 2, each warp 32×32 outputs as 2 × 4
+// m16n8 tiles: on tensor cores as mma.sync m16n8k8 (m16n8k16 in bf16;
+// kernels/mma.cuh), or in fp32 by each lane's FMAs over the outputs the same
+// fragment layout gives it. Used by the GEMM kernel (strided operands), the
+// implicit-GEMM convolution (B gathered from the image as it is loaded: no
+// im2col matrix in global memory) and the fused steps' epilogues, so every
+// one of them runs at every precision.
 #pragma once
 #include <type_traits>
 
@@ -33,21 +36,51 @@ __device__ __forceinline__ void fetch_then_put(const Fetch& fetch, const Put& pu
   for (int r = 0; r < kCount; ++r) put(r, v[r]);
 }
 
-// The shared tiles, padded so that a warp's fragment loads fall in 32 different banks.
-struct TensorTiles {
+// The shared tiles, padded so that a warp's fragment loads fall in 32
+// different banks; aligned so that fp32's pairs of B values (an even column
+// of a row 72 floats long) load as one 8-byte float2.
+struct alignas(16) GemmTiles {
   float a[kTileM][kTileK + 4];  // A(m0 + m, k0 + k) at a[m][k]
   float b[kTileK][kTileN + 8];  // B(k0 + k, n0 + n) at b[k][n]
 };
 
 // The warp's 32×32 outputs at (wm, wn) of the tile: acc += A·B over one
 // 16-deep slice in shared memory (g = lane / 4, t = lane % 4), at precision
-// kP: two TF32 k-steps of 8 (one mma each, or three in split TF32), or one
-// bf16 k-step of 16.
+// kP: two TF32 k-steps of 8 (one mma each, or three in split TF32), one
+// bf16 k-step of 16, or (fp32) 16 fused multiply-adds per output in k order,
+// each lane summing its own fragment's outputs (no warp collective). In fp32
+// a lane reads 4 A values a k (8 addresses in a warp, rows 20 floats apart:
+// 8 banks; ptxas loads each row's 4 k at once, the tiles being aligned) and
+// 4 float2 pairs of B (4 addresses in a row, shared by the lanes of a t) for
+// its 32 FMAs: no bank conflicts, and about 5 loads a k (one wavefront
+// each) keep pace with the FMAs (4 warp instructions a clock on an SM, its
+// shared memory one wavefront).
 template <Precision kP>
 __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&ta)[kTileM][kTileK + 4],
                                            const float (&tb)[kTileK][kTileN + 8], int wm, int wn, int g, int t) {
-  static_assert(kP != Precision::fp32, "the tensor-core path has no fp32 operands");
-  if constexpr (kP == Precision::bf16) {
+  if constexpr (kP == Precision::fp32) {
+#pragma unroll
+    for (int k = 0; k < kTileK; ++k) {
+      float a[2][2], b[4][2];  // a[i][h]: row wm + 16i + g + 8h; b[j][h]: column wn + 8j + 2t + h
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        a[i][0] = ta[wm + i * 16 + g][k];
+        a[i][1] = ta[wm + i * 16 + g + 8][k];
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 pair = *reinterpret_cast<const float2*>(&tb[k][wn + j * 8 + 2 * t]);
+        b[j][0] = pair.x;
+        b[j][1] = pair.y;
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) acc[i][j][q] = fmaf(a[i][q / 2], b[j][q % 2], acc[i][j][q]);
+    }
+  } else if constexpr (kP == Precision::bf16) {
     std::uint32_t a[2][4], b[4][2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
@@ -93,11 +126,12 @@ __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&
   }
 }
 
-// launch(std::integral_constant<Precision, p>{}) for a tensor-core precision
-// p (tf32, tf32x3 or bf16): the one place a run-time precision picks a kernel.
+// launch(std::integral_constant<Precision, p>{}) for the precision p: the
+// one place a run-time precision picks a kernel.
 template <class Launch>
-void with_tensor_precision(Precision p, const Launch& launch) {
+void with_precision(Precision p, const Launch& launch) {
   switch (p) {
+    case Precision::fp32: return launch(std::integral_constant<Precision, Precision::fp32>{});
     case Precision::tf32x3: return launch(std::integral_constant<Precision, Precision::tf32x3>{});
     case Precision::bf16: return launch(std::integral_constant<Precision, Precision::bf16>{});
     default: return launch(std::integral_constant<Precision, Precision::tf32>{});
@@ -147,9 +181,9 @@ __device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, c
 // k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
 // multiple of kTileK; the loaders give zeros past their K).
 template <Precision kP, class LoadA, class LoadB, class Store>
-__device__ void tensor_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, LoadA load_a, LoadB load_b,
-                            const Store& store) {
-  __shared__ TensorTiles tiles;
+__device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, LoadA load_a, LoadB load_b,
+                          const Store& store) {
+  __shared__ GemmTiles tiles;
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
   float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
@@ -170,10 +204,10 @@ __device__ void tensor_tile(int m0, int n0, TileExtent c, int k_begin, int k_end
 // for the whole block) is neither loaded nor multiplied: it is stored as
 // the 0 it would sum to.
 template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
-__device__ void tensor_tile_pair(int m0, int n0, TileExtent c, int K, bool with_first, bool with_second,
-                                 LoadA1 load_a1, LoadA2 load_a2, LoadB load_b, const Store& store) {
-  __shared__ TensorTiles tiles;
-  __shared__ float a2[kTileM][kTileK + 4];
+__device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_first, bool with_second,
+                               LoadA1 load_a1, LoadA2 load_a2, LoadB load_b, const Store& store) {
+  __shared__ GemmTiles tiles;
+  alignas(16) __shared__ float a2[kTileM][kTileK + 4];  // aligned as GemmTiles
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
