@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
       return 2.0 * s.P * s.N * s.Cout * s.Ho() * s.Wo() * double(s.Cin) * s.K * s.K;
     };
     // % of the ceiling of the arithmetic used: fp32 SGEMM, TF32 SGEMM (tensor cores), or the copy.
-    const auto row = [&](const std::string& name, const char* impl, double t, double flops, double bytes) {
+    const auto row = [&](const std::string& name, const std::string& impl, double t, double flops, double bytes) {
       const double tf = flops / t / 1e12, gbs = bytes / t / 1e9;
       const double ceiling = kc::gemm_precision() == kc::Precision::fp32   ? peak_tflops
                              : kc::gemm_precision() == kc::Precision::bf16 ? peak_bf16
@@ -145,10 +145,12 @@ int main(int argc, char** argv) {
       kc::ConvImpl conv;
       kc::Precision precision = kc::Precision::fp32;
     };
-    std::vector<Impl> impls = {{"ours", kc::GemmImpl::tiled, kc::ConvImpl::im2col},
-                               {"ours tf32", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::tf32},
-                               {"ours tf32x3", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::tf32x3},
-                               {"ours bf16", kc::GemmImpl::tiled, kc::ConvImpl::im2col, kc::Precision::bf16},
+    // Ours: the tile kernel (implicit-GEMM convolutions) at each precision, fp32 by FMAs.
+    const kc::ConvImpl implicit = kc::ConvImpl::implicit_gemm;
+    std::vector<Impl> impls = {{"ours fp32", kc::GemmImpl::tiled, implicit},
+                               {"ours tf32", kc::GemmImpl::tiled, implicit, kc::Precision::tf32},
+                               {"ours tf32x3", kc::GemmImpl::tiled, implicit, kc::Precision::tf32x3},
+                               {"ours bf16", kc::GemmImpl::tiled, implicit, kc::Precision::bf16},
                                {"im2col+cuBLAS", kc::GemmImpl::cublas, kc::ConvImpl::im2col}};
     try {
       kc::set_conv_impl(kc::ConvImpl::cudnn);
@@ -174,14 +176,17 @@ int main(int argc, char** argv) {
           time_it(*be, "fc1 fwd", [&] { be->dense_forward(fc1, xf.data(), wf.data(), bf.data(), yf.data()); }),
           2.0 * P * N * 9216.0 * 128, 0);
     }
-    // The fused conv steps on tensor cores (TF32) beside the same steps composed
-    // (the backend's layer-by-layer reference): conv2 → ReLU → 2×2 pool, forward
-    // and backward, and a plastic conv2's input gradient and [g; h] with its
-    // error read from the pool's (PooledConvError) or stored first.
+    // The fused conv steps in fp32 (FMAs) and TF32 (tensor cores) beside the
+    // same steps composed (the backend's layer-by-layer reference): conv2 →
+    // ReLU → 2×2 pool, forward and backward, and a plastic conv2's input
+    // gradient and [g; h] with its error read from the pool's
+    // (PooledConvError) or stored first.
     kc::set_gemm_impl(kc::GemmImpl::tiled);
-    kc::set_conv_impl(kc::ConvImpl::im2col);
-    kc::set_gemm_precision(kc::Precision::tf32);
-    if (be->fuses_conv_steps()) {
+    kc::set_conv_impl(implicit);
+    for (const kc::Precision precision : {kc::Precision::fp32, kc::Precision::tf32}) {
+      kc::set_gemm_precision(precision);
+      if (!be->fuses_conv_steps()) break;
+      const std::string at = std::string(" ") + kc::precision_name(precision);
       const std::size_t pooled = conv2.y_size() / 4;  // 24 × 24 → 12 × 12
       auto py = random_buffer(*be, pooled, rng), pdy = random_buffer(*be, pooled, rng);
       engine::Buffer<std::int32_t> argmax(*be, pooled);
@@ -190,7 +195,7 @@ int main(int argc, char** argv) {
       be->conv2d_relu_pool_forward(conv2, no_dropout, y1.data(), w2.data(), b2.data(), act.data(), py.data(),
                                    argmax.data());  // the argmax the backward passes read
       for (const bool fused : {true, false}) {
-        const char* impl = fused ? "fused tf32" : "composed tf32";
+        const std::string impl = (fused ? "fused" : "composed") + at;
         row("conv2→ReLU→pool fwd", impl, time_it(*be, "conv2 relu pool fwd", [&] {
               if (fused)
                 be->conv2d_relu_pool_forward(conv2, no_dropout, y1.data(), w2.data(), b2.data(), nullptr, py.data(),
@@ -224,7 +229,7 @@ int main(int argc, char** argv) {
       engine::ConvShape through = conv2;
       through.input_relu = true;
       for (const bool fused : {true, false}) {
-        row("plastic conv2 dx + [g; h]", fused ? "pooled tf32" : "stored tf32", time_it(*be, "plastic conv2", [&] {
+        row("plastic conv2 dx + [g; h]", (fused ? "pooled" : "stored") + at, time_it(*be, "plastic conv2", [&] {
               if (fused) {
                 be->conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr, nullptr,
                                              nullptr, dx2.data());
@@ -243,7 +248,7 @@ int main(int argc, char** argv) {
       // A backprop-like rule (A = s_h = 0) reads no h: its Hebbian rows' tile is written as 0 without the GEMM.
       const std::vector<kernels::PlasticityCoeffs> baseline2(
           std::size_t(P), engine::named_rule("baseline").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));
-      row("plastic conv2 dx + [g] (baseline: no h)", "pooled tf32", time_it(*be, "plastic conv2 no h", [&] {
+      row("plastic conv2 dx + [g] (baseline: no h)", "pooled" + at, time_it(*be, "plastic conv2 no h", [&] {
             be->conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr, nullptr, nullptr,
                                          dx2.data());
             be->plasticity_conv_grads_pooled(conv2, from_pool, baseline2.data(), y1.data(), act.data(),

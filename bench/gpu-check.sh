@@ -4,12 +4,15 @@
 # build-gpu/; see the README, "Checking on a GPU"). Steps, most
 # telling first, each bounded in time, so one call of the device tool (600 s)
 # ends with the table printed, whatever hangs or is slow:
-#   1. the CUDA tests (cuBLAS GEMMs, the default precision),
+#   1. the CUDA tests (the defaults: fp32, convolutions and fused steps on our
+#      tile kernel by FMAs, plain GEMMs on cuBLAS),
 #   2. bench_population (backprop and the hebb rule, fp32, TF32, split TF32,
-#      bf16; steps as CUDA graphs) beside torch_reference.py (TF32 off and on)
-#      in the same call, on the same card; bench_kernels per kernel,
-#   3. the CUDA tests again with our tiled GEMM, with cuDNN, and with every GEMM
-#      on our tensor-core kernel (tf32x3); the CPU tests, end-to-end MNIST, the
+#      bf16; steps as CUDA graphs; fp32 also as im2col + cuBLAS with the steps
+#      composed, the fp32 path before the tile kernel ran in fp32) beside
+#      torch_reference.py (TF32 off and on) in the same call, on the same
+#      card; bench_kernels per kernel,
+#   3. the CUDA tests again with every GEMM on our tile kernel (fp32), with
+#      cuDNN, and with every GEMM on our tile kernel's tensor cores (tf32x3); the CPU tests, end-to-end MNIST, the
 #      bad-input CLI and kill-and-resume tests,
 #   4. compute-sanitizer (memcheck, racecheck, synccheck) over the CUDA kernel
 #      tests (the trainings left out: minutes under the sanitizer),
@@ -80,6 +83,9 @@ step test_cuda 150 "$build/tests/test_cuda"
 # 2. The figures the issue's targets are about.
 step bench_backprop 60 "$bench" "${populations[@]}"
 step bench_hebb 60 "$bench" "${populations[@]}" --rule hebb
+# fp32 by im2col + cuBLAS, every step composed: which fp32 path should be the default.
+step bench_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}"
+step bench_hebb_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}" --rule hebb
 step torch 90 "${torch[@]}"
 step bench_tf32 45 "$bench" "${populations[@]}" --precision tf32
 step torch_tf32 90 "${torch[@]}" --tf32
@@ -194,12 +200,16 @@ unfused, hebb_unfused = table(f"{d}/bench_tf32x3_unfused.log"), table(f"{d}/benc
 hebb_fa, hebb_fa_unfused = table(f"{d}/bench_hebb_fa_tf32x3.log"), table(f"{d}/bench_hebb_fa_tf32x3_unfused.log")
 hebb_mixed = table(f"{d}/bench_hebb_mixed_tf32x3.log")
 hebb_mixed_unfused = table(f"{d}/bench_hebb_mixed_tf32x3_unfused.log")
-print("network-images/s, seed CNN, batch 64 (ours: im2col conv + cuBLAS GEMM unless named)")
-print(f"{'P':>5} {'backprop':>10} {'hebb':>10} {'cuDNN conv':>11} {'tiled GEMM':>11} {'PyTorch':>10} {'bp/PyTorch':>11} {'hebb/PyTorch':>13}")
+im2col, hebb_im2col = table(f"{d}/bench_im2col.log"), table(f"{d}/bench_hebb_im2col.log")
+print("network-images/s, seed CNN, batch 64, fp32 (ours: implicit-GEMM conv and fused steps by FMAs, cuBLAS for")
+print("the other GEMMs, unless named; 'im2col': im2col conv + cuBLAS, every step composed)")
+print(f"{'P':>5} {'backprop':>10} {'hebb':>10} {'bp im2col':>10} {'hebb im2col':>12} {'cuDNN conv':>11} "
+      f"{'tiled GEMM':>11} {'PyTorch':>10} {'bp/PyTorch':>11} {'hebb/PyTorch':>13}")
 for P in sorted(set(ours) | set(torch)):
     o, h, t = ours.get(P), hebb.get(P), torch.get(P)
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
-    print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
+    print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {im2col.get(P, 0):>10.0f} {hebb_im2col.get(P, 0):>12.0f} "
+          f"{dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
 print("tensor cores (ours, backprop) beside PyTorch with TF32 allowed")
 print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'bf16':>10} {'x3 no graph':>12} {'x3 unfused':>11} {'hebb tf32x3':>12} "
       f"{'hebb unfused':>13} {'PyTorch tf32':>13} {'tf32/PyTorch':>13} {'hebb/bp x3':>11}")
