@@ -7,7 +7,9 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -587,10 +589,38 @@ class CudaBackend final : public Backend {
   std::string name_;
 };
 
+// The CUDA backend's switches (README, "Debugging aids"), read by the
+// kernels as the process starts, where a value they do not know runs the
+// default unannounced: such a value is refused here, in one line naming it.
+// An empty value counts as unset.
+void check_switches() {
+  struct Switch {
+    const char* name;
+    std::vector<std::string> values;
+  };
+  const Switch switches[] = {{"EVOPLAST_PRECISION", {"fp32", "tf32", "tf32x3", "bf16"}},
+                             {"EVOPLAST_CONV", {"implicit", "im2col", "cudnn"}},
+                             {"EVOPLAST_GEMM", {"cublas", "tiled"}},
+                             {"EVOPLAST_FUSION", {"0", "1"}},
+                             {"EVOPLAST_CUDA_GRAPHS", {"0", "1"}},
+                             {"EVOPLAST_CUDA_SYNC", {"0", "1"}},
+                             {"EVOPLAST_POISON_SCRATCH", {"0", "1"}}};
+  for (const Switch& s : switches) {
+    const char* v = std::getenv(s.name);
+    if (!v || !*v) continue;
+    if (std::find(s.values.begin(), s.values.end(), v) == s.values.end())
+      throw EngineError(fmt::format("{}={}: choose {} (or unset it)", s.name, v, fmt::join(s.values, ", ")));
+  }
+  const char* conv = std::getenv("EVOPLAST_CONV");
+  if (conv && std::strcmp(conv, "cudnn") == 0 && !kc::cudnn_built())
+    throw EngineError("EVOPLAST_CONV=cudnn: this build has no cuDNN; unset it to use our convolution");
+}
+
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision) {
   if (cuda_device_count() == 0) throw EngineError("--backend cuda: no CUDA device is visible; use --backend cpu");
+  check_switches();
   if (!precision.empty()) {
     const auto p = kc::parse_precision(precision.c_str());
     if (!p) throw EngineError(fmt::format("precision '{}': choose {}", precision, precision_choices()));

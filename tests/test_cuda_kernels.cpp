@@ -348,6 +348,36 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
   });
 }
 
+// The switches the kernels read as the process starts (EVOPLAST_CONV, …)
+// run the default for a value they do not know: the backend refuses such a
+// value in one line naming it, and takes the known ones and empty ones.
+TEST_CASE("cuda: a switch set to a value it does not know is refused in one line naming it") {
+  const auto with = [](const char* name, const char* value, auto body) {
+    const char* was = std::getenv(name);
+    const std::optional<std::string> saved = was ? std::optional<std::string>(was) : std::nullopt;
+    setenv(name, value, 1);
+    body();
+    if (saved) setenv(name, saved->c_str(), 1);
+    else unsetenv(name);
+  };
+  const std::pair<const char*, const char*> bad[] = {{"EVOPLAST_CONV", "im2co1"}, {"EVOPLAST_FUSION", "off"},
+                                                     {"EVOPLAST_PRECISION", "fp16"}, {"EVOPLAST_GEMM", "cuBLAS"},
+                                                     {"EVOPLAST_CUDA_GRAPHS", "no"}};
+  for (const auto& [name, value] : bad) {
+    CAPTURE(name);
+    const std::string said = std::string(name) + "=" + value + ": choose";
+    with(name, value, [&] {
+      CHECK_THROWS_WITH_AS(make_backend("cuda"), doctest::Contains(said.c_str()), EngineError);
+    });
+  }
+  with("EVOPLAST_CONV", "im2col", [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
+  with("EVOPLAST_CONV", "", [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
+  if (!kc::cudnn_built())  // the simulator never has cuDNN
+    with("EVOPLAST_CONV", "cudnn", [] {
+      CHECK_THROWS_WITH_AS(make_backend("cuda"), doctest::Contains("this build has no cuDNN"), EngineError);
+    });
+}
+
 // The implicit-GEMM convolution on tensor cores, forward and backward: each
 // output within the same per-precision bound as the dense layers above (K =
 // the length of its sum: Cin·K² for y, N·Ho·Wo for dW, Cout·K² for dx; db is
