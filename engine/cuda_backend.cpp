@@ -598,7 +598,7 @@ void check_switches() {
     const char* name;
     std::vector<std::string> values;
   };
-  const Switch switches[] = {{"EVOPLAST_PRECISION", {"fp32", "tf32", "tf32x3", "bf16"}},
+  const Switch switches[] = {{"EVOPLAST_PRECISION", kPrecisions},
                              {"EVOPLAST_CONV", {"implicit", "im2col", "cudnn"}},
                              {"EVOPLAST_GEMM", {"cublas", "tiled"}},
                              {"EVOPLAST_FUSION", {"0", "1"}},

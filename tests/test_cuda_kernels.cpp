@@ -24,6 +24,7 @@
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/plasticity.hpp"
+#include "engine/precision.hpp"
 #include "kernels/conv_plan.hpp"
 #include "kernels/cuda.hpp"
 #include "kernels/cuda_check.hpp"
@@ -370,6 +371,17 @@ TEST_CASE("cuda: a switch set to a value it does not know is refused in one line
       CHECK_THROWS_WITH_AS(make_backend("cuda"), doctest::Contains(said.c_str()), EngineError);
     });
   }
+  // The engine's precision names (the config's and the switch's list) are the kernels' names, each way.
+  for (const std::string& p : evoplast::engine::kPrecisions) {
+    CAPTURE(p);
+    const auto parsed = kc::parse_precision(p.c_str());
+    REQUIRE(parsed);
+    CHECK(kc::precision_name(*parsed) == p);
+    with("EVOPLAST_PRECISION", p.c_str(),
+         [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
+  }
+  for (const kc::Precision p : {kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16})
+    CHECK(evoplast::engine::valid_precision(kc::precision_name(p)));
   with("EVOPLAST_CONV", "im2col", [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
   with("EVOPLAST_CONV", "", [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
   if (!kc::cudnn_built())  // the simulator never has cuDNN
