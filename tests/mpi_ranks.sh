@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # evolve run under mpirun (OpenMPI, CPU backend): the population spread over
 # K ranks gives exactly the records of one process, for uneven shares (7 nets
-# on 2 and 3 ranks) and for more ranks than nets (3 nets on 4 ranks); a rank
-# killed mid-run ends it with rank 0's one line naming that rank and the checkpoint, which
-# then resumes on another number of ranks to the uninterrupted result; a rank
-# that hangs ends it after --rank-timeout with a line naming that rank; modes
-# other than run refuse mpirun. Usage: mpi_ranks.sh EVOLVE DATA_DIR MPIRUN
+# on 2 and 3 ranks), over TCP as between nodes, and for more ranks than nets
+# (3 nets on 4 ranks); a rank killed mid-run ends it with rank 0's one line
+# naming that rank and the checkpoint, which then resumes on another number
+# of ranks to the uninterrupted result; a rank that hangs ends it after
+# --rank-timeout with a line naming that rank; modes other than run refuse
+# mpirun. Usage: mpi_ranks.sh EVOLVE DATA_DIR MPIRUN
 set -euo pipefail
 source "$(dirname "$0")/with_mnist.sh" "$1" "$2"
 mpirun=$3
@@ -48,6 +49,12 @@ mpi 2 "${small[@]}" --out "$tmp/two" >/dev/null
 same "$tmp/one" "$tmp/two"
 mpi 3 "${small[@]}" --out "$tmp/three" >/dev/null
 same "$tmp/one" "$tmp/three"
+
+echo "== the transport between machines (TCP on the loopback, no shared memory): the same records"
+# What a cluster's ranks on different nodes use; the runs above took shared memory.
+"$mpirun" --oversubscribe --allow-run-as-root --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include lo -np 2 \
+  "$evolve" "${small[@]}" --out "$tmp/tcp" >/dev/null
+same "$tmp/one" "$tmp/tcp"
 
 echo "== more ranks than nets (2 individuals + 1 control on 4 ranks)"
 few=("${small[@]}" -P 2 --set ga.tournament=2 --set ga.elites=1 --set fitness.controls=finetune --set fitness.finalists=2)
