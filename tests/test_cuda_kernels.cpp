@@ -16,6 +16,7 @@
 #include <random>
 
 #include "check.hpp"
+#include "divergence.hpp"
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/cpu_backend.hpp"
@@ -1007,6 +1008,13 @@ TEST_CASE("cuda: populations of 4 learning by backprop, hebb and feedback alignm
     CHECK_CLOSE_VEC(curves[1], curves[0], 1e-3, 1e-2);
     CHECK_CLOSE_VEC(weights[1], weights[0], 1e-4, 1e-3);
   }
+}
+
+// Nets share launches, tiles and scratch here: a NaN or an overflow in one
+// must stay in its own rows.
+TEST_CASE("cuda: a diverging rule marks only its own net — the others' results are unchanged") {
+  auto gpu = make_backend("cuda");
+  check_divergence_stays_in_its_net(*gpu);
 }
 
 // Skipped where every launch synchronises (EVOPLAST_CUDA_SYNC=1, read once
