@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
@@ -14,12 +15,13 @@
 #include "engine/rule.hpp"
 #include "synthetic.hpp"
 
-inline void check_divergence_stays_in_its_net(evoplast::engine::Backend& be) {
+inline void check_divergence_stays_in_its_net(evoplast::engine::Backend& be, const std::string& net,
+                                              int train_images = 600) {
   using namespace evoplast::engine;
-  const synthetic::Protocol sp("split-class", 600, 200);
+  const synthetic::Protocol sp("split-class", train_images, 200);
   const Protocol& proto = sp.protocol;
   ContinualConfig cc;
-  cc.net = "mlp16x1";
+  cc.net = net;
   cc.batch = 16;
   Rule explode = named_rule("baseline");
   explode.adadelta = false;

@@ -1014,7 +1014,8 @@ TEST_CASE("cuda: populations of 4 learning by backprop, hebb and feedback alignm
 // must stay in its own rows.
 TEST_CASE("cuda: a diverging rule marks only its own net — the others' results are unchanged") {
   auto gpu = make_backend("cuda");
-  check_divergence_stays_in_its_net(*gpu);
+  check_divergence_stays_in_its_net(*gpu, "mlp16x1");
+  check_divergence_stays_in_its_net(*gpu, "cnn", 150);  // fewer images: a CNN is minutes in the simulator
 }
 
 // Skipped where every launch synchronises (EVOPLAST_CUDA_SYNC=1, read once

@@ -418,7 +418,10 @@ TEST_CASE("⟨x⟩ is taken only where some net's rule has B ≠ 0, and the nets
 
 TEST_CASE("a diverging rule marks only its own net — the others' results are unchanged") {
   CpuBackend be;
-  check_divergence_stays_in_its_net(be);
+  for (const char* net : {"mlp16x1", "cnn"}) {
+    CAPTURE(net);
+    check_divergence_stays_in_its_net(be, net);
+  }
 }
 
 TEST_CASE("a slice of the population trains exactly as inside the whole (what MPI ranks rely on)") {
