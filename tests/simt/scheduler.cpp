@@ -170,14 +170,20 @@ std::string triple(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
 }
 
+// The same source line: file names compared by pointer first (one literal per
+// file in practice), by text where the pointers differ (the strcmp was a tenth
+// of the simulator's time).
+bool same_site(const std::source_location& a, const std::source_location& b) {
+  return a.line() == b.line() && (a.file_name() == b.file_name() || std::strcmp(a.file_name(), b.file_name()) == 0);
+}
+
 // Every lane of the full warp starting at thread lo waits at the same step of the same warp collective.
 bool warp_complete(const std::vector<Fiber>& fibers, unsigned lo) {
   const Fiber& first = fibers[lo];
   if (first.state != Fiber::waiting || first.warp_wait == 0) return false;
   for (unsigned k = lo + 1; k < lo + 32; ++k) {
     const Fiber& f = fibers[k];
-    if (f.state != Fiber::waiting || f.warp_wait != first.warp_wait || f.site.line() != first.site.line() ||
-        std::strcmp(f.site.file_name(), first.site.file_name()) != 0)
+    if (f.state != Fiber::waiting || f.warp_wait != first.warp_wait || !same_site(f.site, first.site))
       return false;
   }
   return true;
@@ -254,8 +260,7 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
       const Fiber* off = nullptr;
       for (unsigned i = lo; i < hi && !off; ++i)
         if (fibers[i].state != Fiber::waiting || fibers[i].warp_wait != at->warp_wait ||
-            fibers[i].site.line() != at->site.line() ||
-            std::strcmp(fibers[i].site.file_name(), at->site.file_name()) != 0)
+            !same_site(fibers[i].site, at->site))
           off = &fibers[i];
       error = "kernel " + std::string(kernel) + ", block " + triple(bid) + ", warp " + std::to_string(w) +
               ": the warp collective at " + site_name(at->site) +
@@ -280,8 +285,7 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
       }
       ++waiting;
       if (!first_waiting) first_waiting = &f;
-      else if (!elsewhere && (f.site.line() != first_waiting->site.line() ||
-                              std::strcmp(f.site.file_name(), first_waiting->site.file_name()) != 0))
+      else if (!elsewhere && !same_site(f.site, first_waiting->site))
         elsewhere = &f;
     }
     if (waiting == 0) return true;
