@@ -309,9 +309,11 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
           backend_.conv2d_backward(cs, x, wfb, e, dx, nullptr, nullptr);
       } else {
         const DenseShape ds{P, N, s.in, s.out, L.shared_input};
-        // Where the backend fuses, the nets on DFA or none get no dx (nothing reads it).
-        const bool skips = routes_error_ && backend_.fuses_conv_steps();
-        if (mixed || skips)
+        // Where the backend fuses, every population's dx comes from one kernel (a net's sums, and so its
+        // records, do not depend on its neighbours' feedback: what MPI ranks' slices rely on), and the nets
+        // on DFA or none get none (nothing reads it).
+        const bool fuses = backend_.fuses_conv_steps(), skips = routes_error_ && fuses;
+        if (mixed || fuses)
           backend_.dense_input_grad_picked(ds, skips ? hidden_error_.data() : nullptr,
                                            mixed ? uses_fa_.data() : nullptr, x, wfb, s.fa_w.data(), e,
                                            mixed ? picked_feedback(s) : nullptr, dx);

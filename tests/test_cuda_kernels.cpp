@@ -16,7 +16,6 @@
 #include <random>
 
 #include "check.hpp"
-#include "divergence.hpp"
 #include "engine/backend.hpp"
 #include "engine/continual.hpp"
 #include "engine/cpu_backend.hpp"
@@ -29,6 +28,7 @@
 #include "kernels/conv_plan.hpp"
 #include "kernels/cuda.hpp"
 #include "kernels/cuda_check.hpp"
+#include "net_independence.hpp"
 #include "synthetic.hpp"
 #if defined(EVOPLAST_SIMT)
 #include "simt.hpp"
@@ -1016,6 +1016,15 @@ TEST_CASE("cuda: a diverging rule marks only its own net — the others' results
   auto gpu = make_backend("cuda");
   check_divergence_stays_in_its_net(*gpu, "mlp16x1");
   check_divergence_stays_in_its_net(*gpu, "cnn", 150);  // fewer images: a CNN is minutes in the simulator
+}
+
+// What MPI ranks on GPUs rely on: a rank's slice gives its nets' records bit
+// for bit.
+TEST_CASE("cuda: a slice of the population trains exactly as inside the whole") {
+  auto gpu = make_backend("cuda");
+  // Fewer images than on the CPU: the six nets' runs are minutes in the simulator.
+  check_slices_train_as_the_whole(*gpu, "mlp16x1", 150, 50);
+  check_slices_train_as_the_whole(*gpu, "cnn", 60, 20);
 }
 
 // Skipped where every launch synchronises (EVOPLAST_CUDA_SYNC=1, read once

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "check.hpp"
-#include "divergence.hpp"
+#include "net_independence.hpp"
 #include "engine/continual.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/network.hpp"
@@ -425,39 +425,11 @@ TEST_CASE("a diverging rule marks only its own net — the others' results are u
 }
 
 TEST_CASE("a slice of the population trains exactly as inside the whole (what MPI ranks rely on)") {
-  // Nets 0–1 and 2–5 run as two populations with first_net 0 and 2 give the
-  // records of the 6 run as one: feedback weights (FA, DFA), k-WTA, EWC and
-  // the label-gated readout keyed by the global net index, nothing shared.
-  const synthetic::Protocol sp("split-class", 600, 200);
-  ContinualConfig cc;
-  cc.net = "mlp16x1";
-  cc.batch = 16;
-  Rule fa = named_rule("finetune");
-  fa.feedback = Feedback::fa;
-  const std::vector<Rule> rules = {named_rule("finetune"), fa, named_rule("dfa"), named_rule("hebb"),
-                                   named_rule("fly"), named_rule("si")};
-  const std::vector<float> lambda = {0, 0, 0, 0, 0, 50};
   CpuBackend be;
-  const auto whole = run_continual(be, sp.protocol, rules, lambda, cc);
-  for (int cut : {2, 5}) {
-    CAPTURE(cut);
-    ContinualConfig head_cc = cc, tail_cc = cc;
-    tail_cc.first_net = cut;
-    const auto head = run_continual(be, sp.protocol, {rules.begin(), rules.begin() + cut},
-                                    {lambda.begin(), lambda.begin() + cut}, head_cc);
-    const auto tail = run_continual(be, sp.protocol, {rules.begin() + cut, rules.end()},
-                                    {lambda.begin() + cut, lambda.end()}, tail_cc);
-    for (std::size_t p = 0; p < rules.size(); ++p) {
-      CAPTURE(rules[p].name);
-      const NetResult& part = p < std::size_t(cut) ? head.nets[p] : tail.nets[p - std::size_t(cut)];
-      CHECK(part.R_test == whole.nets[p].R_test);
-      CHECK(part.L_val == whole.nets[p].L_val);
-      CHECK(part.train_loss == whole.nets[p].train_loss);
-    }
+  for (const char* net : {"mlp16x1", "cnn"}) {
+    CAPTURE(net);
+    check_slices_train_as_the_whole(be, net);
   }
-  // Without the offset the FA and DFA nets of the tail would get other feedback weights.
-  const auto unkeyed = run_continual(be, sp.protocol, {rules.begin() + 1, rules.begin() + 3}, {0, 0}, cc);
-  CHECK(unkeyed.nets[0].L_val != whole.nets[1].L_val);
 }
 
 TEST_CASE("EWC: with λ → ∞ the proximal step keeps the weights at the anchor") {
