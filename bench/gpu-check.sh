@@ -103,10 +103,11 @@ step cli 60 bash tests/cli_bad_inputs.sh "$build/evolve"
 step resume 90 bash tests/resume_after_kill.sh "$build/evolve" "${EVOPLAST_DATA_DIR:-data}"
 # 4. The sanitizers.
 if command -v compute-sanitizer >/dev/null; then
-  # EVOPLAST_CUDA_SYNC=1 makes a fault name its launch.
+  # EVOPLAST_CUDA_SYNC=1 makes a fault name its launch; the trainings are minutes under the sanitizer.
+  trainings="*training*,*populations of 4*,*accuracy matrix*,*diverging*,*slice of the population*"
   for tool in memcheck racecheck synccheck; do
     step "sanitizer_$tool" 120 env EVOPLAST_CUDA_SYNC=1 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-      "$build/tests/test_cuda" "--test-case-exclude=*training*,*populations of 4*,*accuracy matrix*,*diverging*,*slice of the population*"
+      "$build/tests/test_cuda" "--test-case-exclude=$trainings"
   done
 else
   for tool in memcheck racecheck synccheck; do ended[sanitizer_$tool]="compute-sanitizer not on the PATH"; done
