@@ -381,8 +381,7 @@ TEST_CASE("cuda: a switch set to a value it does not know is refused in one line
     with("EVOPLAST_PRECISION", p.c_str(),
          [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
   }
-  for (const kc::Precision p : {kc::Precision::fp32, kc::Precision::tf32, kc::Precision::tf32x3, kc::Precision::bf16})
-    CHECK(evoplast::engine::valid_precision(kc::precision_name(p)));
+  for (const kc::Precision p : kEveryPrecision) CHECK(evoplast::engine::valid_precision(kc::precision_name(p)));
   with("EVOPLAST_CONV", "im2col", [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
   with("EVOPLAST_CONV", "", [] { CHECK(make_backend("cuda")->name().find("cuda") != std::string::npos); });
   if (!kc::cudnn_built())  // the simulator never has cuDNN
