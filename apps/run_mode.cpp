@@ -211,10 +211,12 @@ struct StreamRun {
   std::vector<engine::Protocol> protocols;
   std::vector<engine::ContinualResult> results;  // per protocol
 };
-// One rank's share of an evaluation: its nets and their training throughput.
+// One rank's share of an evaluation: its nets, their training throughput and
+// the machine it ran on (a slow node shows in the report).
 struct RankShare {
   int nets = 0;
   double images_per_s = 0;  // network-images per second of training
+  std::string host;
 };
 struct Runs {
   std::vector<StreamRun> streams;
@@ -222,8 +224,14 @@ struct Runs {
   std::vector<RankShare> ranks;                       // (ranks) one per rank
 };
 
+std::string host_name() {
+  char name[256] = {};
+  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
+}
+
 // "12345 network-images/s", and under mpirun each rank's figure beside the total
-// (the ranks train at the same time, so their figures add up).
+// (the ranks train at the same time, so their figures add up), with its
+// machine's name where the ranks ran on more than one.
 double total_images_per_s(const Runs& runs) {
   double total = 0;
   for (const auto& r : runs.ranks) total += r.images_per_s;
@@ -232,19 +240,24 @@ double total_images_per_s(const Runs& runs) {
 
 std::string throughput_text(const Runs& runs) {
   const double total = total_images_per_s(runs);
+  const bool machines = std::any_of(runs.ranks.begin(), runs.ranks.end(),
+                                    [&](const RankShare& r) { return r.host != runs.ranks.front().host; });
   std::string each;
   for (std::size_t r = 0; r < runs.ranks.size(); ++r) {
-    each += fmt::format("{}rank {}: {:.0f} ({} nets)", r ? ", " : "", r, runs.ranks[r].images_per_s, runs.ranks[r].nets);
+    const RankShare& share = runs.ranks[r];
+    each += fmt::format("{}rank {}{}: {:.0f} ({} nets)", r ? ", " : "", r, machines ? " on " + share.host : "",
+                        share.images_per_s, share.nets);
   }
   return runs.ranks.size() > 1 ? fmt::format("{:.0f} network-images/s ({})", total, each)
                                : fmt::format("{:.0f} network-images/s", total);
 }
 
 // Training throughput of a generation (a timing, like "seconds"): the total
-// network-images/s and each rank's (one in a single process).
+// network-images/s and each rank's (one in a single process), with its machine.
 json throughput_json(const Runs& runs) {
   json each = json::array();
-  for (const auto& r : runs.ranks) each.push_back({{"nets", r.nets}, {"network_images_per_s", r.images_per_s}});
+  for (const auto& r : runs.ranks)
+    each.push_back({{"nets", r.nets}, {"network_images_per_s", r.images_per_s}, {"host", r.host}});
   return {{"network_images_per_s", total_images_per_s(runs)}, {"ranks", each}};
 }
 
@@ -297,7 +310,7 @@ class Evaluator {
         const auto share = share_of(int(rules.size()), ranks_.rank(), ranks_.size());
         const Runs runs = run_share(rules, order.at("lambda").get<std::vector<float>>(),
                                     order.at("seeds").get<std::vector<std::uint64_t>>(), share, {});
-        reply = {{"streams", json::array()}, {"nets", share.count}};
+        reply = {{"streams", json::array()}, {"nets", share.count}, {"host", host_name()}};
         for (const auto& sr : runs.streams) {
           json protocols = json::array();
           for (const auto& res : sr.results) {
@@ -348,7 +361,7 @@ class Evaluator {
       }
       out.streams.push_back(std::move(sr));
     }
-    out.ranks.push_back({share.count, share.count * out.images / std::max(out.train_seconds, 1e-9)});
+    out.ranks.push_back({share.count, share.count * out.images / std::max(out.train_seconds, 1e-9), host_name()});
     return out;
   }
 
@@ -372,7 +385,8 @@ class Evaluator {
       }
     out.seconds += seconds;
     out.train_seconds += train_seconds;
-    out.ranks.push_back({share.count, share.count * images / std::max(train_seconds, 1e-9)});
+    out.ranks.push_back(
+        {share.count, share.count * images / std::max(train_seconds, 1e-9), part.value("host", std::string())});
   }
 
   engine::Backend& backend_;
@@ -590,11 +604,6 @@ std::map<std::string, io::Dataset> load_datasets(const std::vector<engine::Proto
     for (auto& [name, d] : engine::load_protocol_datasets(pc, data_dir, verify))
       if (!datasets.count(name)) datasets.emplace(name, std::move(d));
   return datasets;
-}
-
-std::string host_name() {
-  char name[256] = {};
-  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
 }
 
 // A rank other than 0: the run's configuration from rank 0, its own copy of

@@ -450,9 +450,13 @@ std::string throughput_table(const std::vector<json>& rows) {
     std::string each;
     const json ranks = t.value("ranks", json::array());
     most_ranks = std::max(most_ranks, ranks.size());
+    // Each rank's machine where they ran on more than one (records before 2026-12-02 name none).
+    std::vector<std::string> hosts;
+    for (const auto& rank : ranks) hosts.push_back(rank.value("host", std::string()));
+    const bool machines = std::any_of(hosts.begin(), hosts.end(), [&](const auto& h) { return h != hosts[0]; });
     for (std::size_t k = 0; k < ranks.size(); ++k)
-      each += fmt::format("{}{:.0f} ({} nets)", k ? ", " : "", ranks[k].value("network_images_per_s", 0.0),
-                          ranks[k].value("nets", 0));
+      each += fmt::format("{}{:.0f} ({} nets{})", k ? ", " : "", ranks[k].value("network_images_per_s", 0.0),
+                          ranks[k].value("nets", 0), machines ? " on " + esc(hosts[k]) : "");
     body += fmt::format("<tr><td>{}</td><td>{:.0f}</td><td style=\"text-align:left\">{}</td></tr>", g,
                         t.value("network_images_per_s", 0.0), each);
   }
