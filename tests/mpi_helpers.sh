@@ -4,7 +4,14 @@
 # same A B         fails unless two run directories hold the same records
 #                  (generations.jsonl without its timings, and best_rule.json);
 # rank1_after_checkpoint DIR
-#                  prints rank 1's process id once DIR's first checkpoint exists.
+#                  prints rank 1's process id once DIR's first checkpoint exists;
+# signal_rank1 SIGNAL DIR COMMAND...
+#                  runs COMMAND --out DIR in the background (stderr to DIR.err),
+#                  sends SIGNAL to rank 1 after the first checkpoint, and fails
+#                  unless the run then ends with a non-zero status;
+# one_line PATTERN FILE
+#                  fails unless FILE holds exactly one line from evolve and it
+#                  matches PATTERN (grep's).
 
 small=(run --quiet --data-dir "$data_dir" -P 4 -g 2 --set train.net=mlp32x1 --set train.train_per_task=150
        --set train.val_per_task=50 --set train.test_per_task=50)
@@ -34,4 +41,22 @@ rank1_after_checkpoint() {
     if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then echo "$p"; return; fi
   done
   echo "no rank 1 found" >&2; exit 1
+}
+
+signal_rank1() {
+  local signal=$1 dir=$2 run rc
+  shift 2
+  set +e
+  "$@" --out "$dir" >/dev/null 2>"$dir.err" &
+  run=$!
+  kill "-$signal" "$(rank1_after_checkpoint "$dir")"
+  wait "$run"
+  rc=$?
+  set -e
+  [ "$rc" -ne 0 ] || { echo "rank 1 given SIG$signal: the run must end with a non-zero status"; exit 1; }
+}
+
+one_line() {
+  grep -q "$1" "$2" || { echo "evolve's line is missing:"; cat "$2"; exit 1; }
+  [ "$(grep -c '^evolve: ' "$2")" -eq 1 ] || { echo "more than one line from evolve:"; cat "$2"; exit 1; }
 }

@@ -35,34 +35,17 @@ same "$tmp/few1" "$tmp/few4"
 
 echo "== a rank killed mid-run: rank 0's line, then resume on 3 ranks"
 "$evolve" "${longer[@]}" --out "$tmp/whole" >/dev/null
-set +e
-mpi 2 "${longer[@]}" --out "$tmp/killed" >/dev/null 2>"$tmp/killed.err" &
-run=$!
-kill -9 "$(rank1_after_checkpoint "$tmp/killed")"
-wait "$run"
-rc=$?
-set -e
-[ "$rc" -ne 0 ] || { echo "a killed rank must end the run with a non-zero status"; exit 1; }
-grep -q "evolve: error: rank 1 died (killed or crashed) and mpirun ended the run; the last good checkpoint is $tmp/killed/checkpoint.json.*--resume $tmp/killed" \
-  "$tmp/killed.err" || { echo "rank 0's line is missing:"; cat "$tmp/killed.err"; exit 1; }
-[ "$(grep -c '^evolve: ' "$tmp/killed.err")" -eq 1 ] || { echo "more than one line from evolve:"; cat "$tmp/killed.err"; exit 1; }
+signal_rank1 KILL "$tmp/killed" mpi 2 "${longer[@]}"
+one_line "evolve: error: rank 1 died (killed or crashed) and mpirun ended the run; the last good checkpoint is \
+$tmp/killed/checkpoint.json.*--resume $tmp/killed" "$tmp/killed.err"
 mpi 3 run --quiet --resume "$tmp/killed" --data-dir "$data_dir" >/dev/null
 same "$tmp/whole" "$tmp/killed"
 
 echo "== a rank that hangs: ended after --rank-timeout, naming it; resume in one process"
 # The timeout must outlast a healthy rank's share of a generation, also in a
 # sanitizer build on a busy machine (a 2 s timeout fired there in generation 0).
-set +e
-mpi 2 "${longer[@]}" --rank-timeout 45 --out "$tmp/hung" >/dev/null 2>"$tmp/hung.err" &
-run=$!
-kill -STOP "$(rank1_after_checkpoint "$tmp/hung")"
-wait "$run"
-rc=$?
-set -e
-[ "$rc" -ne 0 ] || { echo "a hung rank must end the run with a non-zero status"; exit 1; }
-grep -q "evolve: error: rank 1 sent nothing within 45 s (--rank-timeout).*--resume $tmp/hung" "$tmp/hung.err" ||
-  { echo "the timeout line is missing:"; cat "$tmp/hung.err"; exit 1; }
-[ "$(grep -c '^evolve: ' "$tmp/hung.err")" -eq 1 ] || { echo "more than one line from evolve:"; cat "$tmp/hung.err"; exit 1; }
+signal_rank1 STOP "$tmp/hung" mpi 2 "${longer[@]}" --rank-timeout 45
+one_line "evolve: error: rank 1 sent nothing within 45 s (--rank-timeout).*--resume $tmp/hung" "$tmp/hung.err"
 "$evolve" run --quiet --resume "$tmp/hung" --data-dir "$data_dir" >/dev/null
 same "$tmp/whole" "$tmp/hung"
 

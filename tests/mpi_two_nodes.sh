@@ -36,18 +36,11 @@ grep -q "([0-9]* nets on node-2), [0-9.]* ([0-9]* nets on node-3)" "$tmp/two/rep
 
 echo "== a rank killed on the other node: rank 0's line, mpirun's names the rank; resume on both nodes"
 "$evolve" "${longer[@]}" --out "$tmp/whole" >/dev/null
-set +e
-nodes "${longer[@]}" --out "$tmp/killed" >/dev/null 2>"$tmp/killed.err" &
-run=$!
-kill -9 "$(rank1_after_checkpoint "$tmp/killed")"
-wait "$run"
-rc=$?
-set -e
-[ "$rc" -ne 0 ] || { echo "a killed rank must end the run with a non-zero status"; exit 1; }
-grep -q "evolve: error: mpirun ended the run (a rank died: mpirun's message names it); the last good checkpoint is $tmp/killed/checkpoint.json.*--resume $tmp/killed" \
-  "$tmp/killed.err" || { echo "rank 0's line is missing:"; cat "$tmp/killed.err"; exit 1; }
-[ "$(grep -c '^evolve: ' "$tmp/killed.err")" -eq 1 ] || { echo "more than one line from evolve:"; cat "$tmp/killed.err"; exit 1; }
-grep -q "process rank 1 .*exited on signal 9" "$tmp/killed.err" || { echo "mpirun's message does not name rank 1:"; cat "$tmp/killed.err"; exit 1; }
+signal_rank1 KILL "$tmp/killed" nodes "${longer[@]}"
+one_line "evolve: error: mpirun ended the run (a rank died: mpirun's message names it); the last good checkpoint \
+is $tmp/killed/checkpoint.json.*--resume $tmp/killed" "$tmp/killed.err"
+grep -q "process rank 1 .*exited on signal 9" "$tmp/killed.err" ||
+  { echo "mpirun's message does not name rank 1:"; cat "$tmp/killed.err"; exit 1; }
 nodes run --quiet --resume "$tmp/killed" --data-dir "$data_dir" >/dev/null
 same "$tmp/whole" "$tmp/killed"
 echo "mpi two nodes: all checks passed"
