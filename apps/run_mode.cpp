@@ -292,7 +292,8 @@ class Evaluator {
     for (int w = 1; w < K; ++w) {
       const json part = json::from_cbor(ranks_.receive(w, kResult, timeout_s_));
       if (part.contains("error"))
-        throw RankFailure(w, false, fmt::format("rank {}: {}", w, part.at("error").get<std::string>()));
+        throw RankFailure(w, false, fmt::format("rank {} on {}: {}", w, part.value("host", std::string("?")),
+                                                part.at("error").get<std::string>()));
       merge(out, part, share_of(n, w, K));
     }
     return out;
@@ -322,7 +323,7 @@ class Evaluator {
           reply["streams"].push_back(protocols);
         }
       } catch (const std::exception& e) {
-        reply = {{"error", e.what()}};
+        reply = {{"error", e.what()}, {"host", host_name()}};
       }
       ranks_.send(0, kResult, json::to_cbor(reply), -1);
     }
@@ -660,8 +661,9 @@ class RankRelease {
     std::vector<std::pair<int, int>> local;  // (rank, pid) of the ranks on this machine
     for (int w = 1; w < ranks_.size(); ++w) {
       const json ready = json::from_cbor(ranks_.receive(w, kReady, timeout_s));
-      if (ready.contains("error"))
-        throw engine::EngineError(fmt::format("rank {}: {}", w, ready.at("error").get<std::string>()));
+      if (ready.contains("error"))  // on a cluster, the node is the thing to fix (its data, its GPU)
+        throw engine::EngineError(fmt::format("rank {} on {}: {}", w, ready.value("host", std::string("?")),
+                                              ready.at("error").get<std::string>()));
       if (ready.value("host", std::string()) == host_name()) local.push_back({w, ready.value("pid", 0)});
     }
     Ranks::watch_local_ranks(local);

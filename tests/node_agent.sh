@@ -7,7 +7,13 @@
 # The daemon and its ranks then see another machine's name: MPI keeps them
 # off shared memory, counts local ranks per node, and evolve's rank 0 cannot
 # watch their processes, as on a cluster. Process ids, files and the network
-# stay shared (a cluster's shared file system; TCP on the loopback).
+# stay shared (a cluster's shared file system; TCP on the loopback), except
+# that NODE_AGENT_EMPTY="HOST DIR" shows DIR empty on HOST (a tmpfs over it,
+# in a mount namespace of that node's own): a node that lacks the data.
 host=$1
 shift
-exec unshare --uts sh -c "hostname node-${host##*.} && $*"
+hide=
+case "${NODE_AGENT_EMPTY:-}" in
+  "$host "*) hide="mount -t tmpfs none '${NODE_AGENT_EMPTY#* }' && " ;;
+esac
+exec unshare --uts --mount sh -c "hostname node-${host##*.} && $hide$*"
