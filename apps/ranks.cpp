@@ -88,24 +88,25 @@ void Ranks::set_last_words(const std::string& advice) {
   current_words.store(next);
 }
 
-void Ranks::pin_device() const {
-  if (size_ <= 1) return;
+std::string device_for_local_rank(const char* visible, int local_rank) {
+  if (!visible) return std::to_string(local_rank);
   std::vector<std::string> devices;
-  if (const char* list = std::getenv("CUDA_VISIBLE_DEVICES")) {
-    std::string entry;
-    for (const char* c = list;; ++c) {
-      if (*c == ',' || *c == 0) {
-        if (!entry.empty()) devices.push_back(entry);
-        entry.clear();
-        if (*c == 0) break;
-      } else {
-        entry += *c;
-      }
+  std::string entry;
+  for (const char* c = visible;; ++c) {
+    if (*c == ',' || *c == 0) {
+      if (!entry.empty()) devices.push_back(entry);
+      entry.clear();
+      if (*c == 0) break;
+    } else if (*c != ' ') {
+      entry += *c;
     }
   }
-  const std::string mine = devices.empty() ? std::to_string(local_rank_)
-                                           : devices[std::size_t(local_rank_) % devices.size()];
-  setenv("CUDA_VISIBLE_DEVICES", mine.c_str(), 1);
+  return devices.empty() ? std::string(visible) : devices[std::size_t(local_rank) % devices.size()];
+}
+
+void Ranks::pin_device() const {
+  if (size_ <= 1) return;
+  setenv("CUDA_VISIBLE_DEVICES", device_for_local_rank(std::getenv("CUDA_VISIBLE_DEVICES"), local_rank_).c_str(), 1);
 }
 
 #ifdef EVOPLAST_HAVE_MPI

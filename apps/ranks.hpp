@@ -21,6 +21,13 @@ struct RankFailure : std::runtime_error {
   RankFailure(int rank_, bool timed_out_, const std::string& what) : std::runtime_error(what), rank(rank_), timed_out(timed_out_) {}
 };
 
+// The GPU a rank takes, as the CUDA_VISIBLE_DEVICES it runs with: the
+// local_rank-th entry of `visible` (the user's list: indices or UUIDs; more
+// ranks than entries share them in turn), or local_rank where the user set
+// none (visible null). A list that is set but names no device ("") stays
+// as it is: the user hid the GPUs.
+std::string device_for_local_rank(const char* visible, int local_rank);
+
 class Ranks {
  public:
   // Joins the MPI job when started by mpirun (and built with MPI).
