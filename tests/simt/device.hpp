@@ -37,4 +37,8 @@ bool is_device_range(const void* p, std::size_t bytes);
 bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const ThreadBody& body,
               std::string& error);
 
+// Fills the calling thread's copy of every __shared__ variable (a kernel's
+// static thread_local) with 0xFF bytes: what a block finds when it starts.
+void poison_shared_memory();
+
 }  // namespace simt::device

@@ -200,6 +200,7 @@ std::vector<unsigned> thread_order(unsigned n, std::mt19937& rng) {
 // Every thread of one block of a kernel with no barrier, without fibers.
 bool run_block_direct(const char* kernel, dim3 grid, dim3 block, uint3 bid, const ThreadBody& body,
                       std::mt19937& rng, std::string& error) {
+  device::poison_shared_memory();
   regs.block_idx = bid;
   regs.block_dim = block;
   regs.grid_dim = grid;
@@ -224,6 +225,7 @@ bool run_block_direct(const char* kernel, dim3 grid, dim3 block, uint3 bid, cons
 // Every thread of one block; false with `error` set when a barrier is broken.
 bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const ThreadBody& body, std::mt19937& rng,
                std::string& error) {
+  device::poison_shared_memory();
   const unsigned n = block.x * block.y * block.z;
   std::vector<Fiber> fibers(n);
   for (unsigned i = 0; i < n; ++i) {

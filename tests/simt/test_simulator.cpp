@@ -11,6 +11,9 @@
 #include "kernels/cuda_check.hpp"
 #include "kernels/mma.cuh"
 
+// The test kernels live where every kernel does (evoplast::kernels::cuda):
+// the simulator poisons the shared memory of that namespace's functions.
+namespace evoplast::kernels::cuda {
 namespace {
 
 // A launch whose failure the runtime must report later (at a synchronisation,
@@ -36,6 +39,15 @@ __global__ void early_exit(float* out) {
   if (threadIdx.x >= blockDim.x / 2) return;
   __syncthreads();
   out[threadIdx.x] = 1;
+}
+
+// Thread 0 of block 0 writes the shared slot; every block reads it back:
+// blocks other than 0 read shared memory no thread of theirs wrote.
+__global__ void read_block0s_shared_slot(float* out) {
+  __shared__ float slot;
+  if (blockIdx.x == 0 && threadIdx.x == 0) slot = 1;
+  __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = slot;
 }
 
 __global__ void copy_kernel(std::size_t n, const float* x, float* y) {
@@ -108,6 +120,8 @@ std::vector<float> sums(bool skip_first_barrier) {
 }
 
 }  // namespace
+}  // namespace evoplast::kernels::cuda
+using namespace evoplast::kernels::cuda;
 
 TEST_CASE("simt: a block reduction is right with its barriers, wrong without one in some order") {
   std::vector<float> want(3, 0);
@@ -160,6 +174,21 @@ TEST_CASE("simt: new device memory reads as NaN, and host memory is not device m
   CHECK(cudaFree(y) == cudaSuccess);
   CHECK(cudaFree(y) == cudaErrorInvalidValue);  // twice
   (void)cudaGetLastError();
+}
+
+TEST_CASE("simt: shared memory no thread of the block wrote reads as NaN, not as an earlier block left it") {
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
+    simt::set_order(o);
+    float* out = device_alloc<float>(3);
+    EVOPLAST_LAUNCH(read_block0s_shared_slot, 3, 64, 0, nullptr, out);
+    std::vector<float> got(3);
+    REQUIRE(cudaMemcpy(got.data(), out, 12, cudaMemcpyDeviceToHost) == cudaSuccess);
+    CHECK(got[0] == 1);
+    CHECK(std::isnan(got[1]));
+    CHECK(std::isnan(got[2]));
+    cudaFree(out);
+  }
+  simt::set_order(simt::Order::forward);
 }
 
 // tf32 as cvt.rna.tf32.f32 rounds: to 10 mantissa bits, ties away from zero.

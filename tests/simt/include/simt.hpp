@@ -20,8 +20,12 @@
 //   (forward, reverse or shuffle), so a missing barrier or a race changes the
 //   result in one of the orders;
 // - __shared__ variables are per block (thread_local to the host thread
-//   that runs the block; not poisoned between blocks: a read of shared
-//   memory no thread wrote sees what an earlier block left);
+//   that runs the block), and filled with 0xFF bytes before every block, as
+//   device memory is: a read of shared memory no thread of the block wrote
+//   sees NaN (or −1), not what an earlier block or kernel left there (they
+//   are found in the test program's own symbol table: the static
+//   thread_locals of functions in evoplast::kernels::cuda, where every kernel
+//   lives; shared_memory.cpp);
 // - launch limits are an H100's: ≤ 1 024 threads per block, grid y and z
 //   ≤ 65 535, dynamic shared memory ≤ 48 KiB unless opted in;
 // - device allocations are filled with 0xFF bytes (NaN floats, −1 integers)
