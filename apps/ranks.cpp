@@ -68,6 +68,13 @@ bool deadline_passed(Clock::time_point start, double timeout_s) {
 
 void nap() { std::this_thread::sleep_for(std::chrono::milliseconds(1)); }
 
+constexpr std::size_t kHostChars = 256;  // a host name and its NUL (Linux's HOST_NAME_MAX is 64)
+
+std::string this_host() {
+  char name[kHostChars] = {};
+  return gethostname(name, kHostChars - 1) == 0 ? std::string(name) : std::string("?");
+}
+
 }  // namespace
 
 void Ranks::watch_local_ranks(const std::vector<std::pair<int, int>>& rank_pids) {
@@ -116,6 +123,7 @@ bool built_with_mpi() { return true; }
 Ranks::Ranks(int* argc, char*** argv) {
   // Only a process that mpirun started joins a job (a singleton MPI_Init
   // would start a runtime for nothing).
+  hosts_ = {this_host()};
   if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMIX_RANK")) return;
   MPI_Init(argc, argv);
   mpi_ = true;
@@ -126,6 +134,13 @@ Ranks::Ranks(int* argc, char*** argv) {
   MPI_Comm_rank(local, &local_rank_);
   MPI_Comm_size(local, &local_size_);
   MPI_Comm_free(&local);
+  // Every rank's machine, once: a failure later names the node (a rank that
+  // hangs or dies cannot say where it is then).
+  std::vector<char> mine(kHostChars, 0), all(kHostChars * std::size_t(size_), 0);
+  std::memcpy(mine.data(), hosts_[0].data(), std::min(hosts_[0].size(), kHostChars - 1));
+  MPI_Allgather(mine.data(), int(kHostChars), MPI_CHAR, all.data(), int(kHostChars), MPI_CHAR, MPI_COMM_WORLD);
+  hosts_.clear();
+  for (int r = 0; r < size_; ++r) hosts_.emplace_back(all.data() + std::size_t(r) * kHostChars);
   // mpirun ends the others with SIGTERM when a rank dies: rank 0 then says
   // where the run can continue from.
   if (rank_ == 0 && size_ > 1) std::signal(SIGTERM, say_last_words);
@@ -147,7 +162,8 @@ void Ranks::send(int to, int tag, const std::vector<std::uint8_t>& bytes, double
     if (done) return;
     if (deadline_passed(start, timeout_s))
       throw RankFailure(to, true,
-                        fmt::format("rank {} took no message within {:.0f} s (--rank-timeout): it hangs", to, timeout_s));
+                        fmt::format("rank {} on {} took no message within {:.0f} s (--rank-timeout): it hangs", to,
+                                    host(to), timeout_s));
     nap();
   }
 }
@@ -160,9 +176,9 @@ std::vector<std::uint8_t> Ranks::receive(int from, int tag, double timeout_s) co
     if (arrived) break;
     if (deadline_passed(start, timeout_s))
       throw RankFailure(from, true,
-                        fmt::format("rank {} sent nothing within {:.0f} s (--rank-timeout): it hangs, or its share "
-                                    "takes longer than that",
-                                    from, timeout_s));
+                        fmt::format("rank {} on {} sent nothing within {:.0f} s (--rank-timeout): it hangs, or its "
+                                    "share takes longer than that",
+                                    from, host(from), timeout_s));
     nap();
   }
   int count = 0;
@@ -191,8 +207,10 @@ Ranks::Ranks(int*, char***) {
   const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
   if (size && rank) {
     size_ = std::max(1, std::atoi(size));
-    rank_ = std::max(0, std::atoi(rank));
+    rank_ = std::min(std::max(0, std::atoi(rank)), size_ - 1);
   }
+  hosts_.assign(std::size_t(size_), "?");  // the others' are unknown: nothing is sent
+  hosts_[std::size_t(rank_)] = this_host();
 }
 Ranks::~Ranks() = default;
 

@@ -41,6 +41,9 @@ class Ranks {
   int local_rank() const { return local_rank_; }  // among the ranks on this machine
   int local_size() const { return local_size_; }
   bool distributed() const { return size_ > 1; }
+  // The name of the machine rank r runs on (every rank's, learnt when the job
+  // starts), so a failure names the node where on a cluster its fix lies.
+  const std::string& host(int r) const { return hosts_[std::size_t(r)]; }
 
   // Bytes to rank `to`, tagged; waits until they are taken, at most timeout_s
   // (< 0: forever). Throws RankFailure naming the peer.
@@ -67,6 +70,7 @@ class Ranks {
  private:
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   bool mpi_ = false;
+  std::vector<std::string> hosts_;  // [size_]
 };
 
 // Which of n nets rank r of K trains: an even split, the first n mod K ranks

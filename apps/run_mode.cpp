@@ -224,11 +224,6 @@ struct Runs {
   std::vector<RankShare> ranks;                       // (ranks) one per rank
 };
 
-std::string host_name() {
-  char name[256] = {};
-  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
-}
-
 // "12345 network-images/s", and under mpirun each rank's figure beside the total
 // (the ranks train at the same time, so their figures add up), with its
 // machine's name where the ranks ran on more than one.
@@ -292,9 +287,9 @@ class Evaluator {
     for (int w = 1; w < K; ++w) {
       const json part = json::from_cbor(ranks_.receive(w, kResult, timeout_s_));
       if (part.contains("error"))
-        throw RankFailure(w, false, fmt::format("rank {} on {}: {}", w, part.value("host", std::string("?")),
-                                                part.at("error").get<std::string>()));
-      merge(out, part, share_of(n, w, K));
+        throw RankFailure(w, false,
+                          fmt::format("rank {} on {}: {}", w, ranks_.host(w), part.at("error").get<std::string>()));
+      merge(out, part, share_of(n, w, K), ranks_.host(w));
     }
     return out;
   }
@@ -311,7 +306,7 @@ class Evaluator {
         const auto share = share_of(int(rules.size()), ranks_.rank(), ranks_.size());
         const Runs runs = run_share(rules, order.at("lambda").get<std::vector<float>>(),
                                     order.at("seeds").get<std::vector<std::uint64_t>>(), share, {});
-        reply = {{"streams", json::array()}, {"nets", share.count}, {"host", host_name()}};
+        reply = {{"streams", json::array()}, {"nets", share.count}};
         for (const auto& sr : runs.streams) {
           json protocols = json::array();
           for (const auto& res : sr.results) {
@@ -323,7 +318,7 @@ class Evaluator {
           reply["streams"].push_back(protocols);
         }
       } catch (const std::exception& e) {
-        reply = {{"error", e.what()}, {"host", host_name()}};
+        reply = {{"error", e.what()}};
       }
       ranks_.send(0, kResult, json::to_cbor(reply), -1);
     }
@@ -362,12 +357,13 @@ class Evaluator {
       }
       out.streams.push_back(std::move(sr));
     }
-    out.ranks.push_back({share.count, share.count * out.images / std::max(out.train_seconds, 1e-9), host_name()});
+    out.ranks.push_back(
+        {share.count, share.count * out.images / std::max(out.train_seconds, 1e-9), ranks_.host(ranks_.rank())});
     return out;
   }
 
-  // Appends rank w's nets (its reply) to every stream and protocol of out.
-  static void merge(Runs& out, const json& part, Share share) {
+  // Appends rank w's nets (its reply) to every stream and protocol of out; host: where it ran.
+  static void merge(Runs& out, const json& part, Share share, const std::string& host) {
     if (part.at("nets").get<int>() != share.count)
       throw engine::EngineError(fmt::format("a rank answered for {} nets, not its {}", part.at("nets").get<int>(),
                                             share.count));
@@ -387,7 +383,7 @@ class Evaluator {
     out.seconds += seconds;
     out.train_seconds += train_seconds;
     out.ranks.push_back(
-        {share.count, share.count * images / std::max(train_seconds, 1e-9), part.value("host", std::string())});
+        {share.count, share.count * images / std::max(train_seconds, 1e-9), host});
   }
 
   engine::Backend& backend_;
@@ -632,7 +628,6 @@ int serve_run(const RunOptions& o, const Ranks& ranks) {
     ready = {{"error", e.what()}};
   }
   ready["pid"] = int(getpid());
-  ready["host"] = host_name();
   ranks.send(0, kReady, json::to_cbor(ready), -1);
   if (evaluator) evaluator->serve();
   else (void)ranks.receive(0, kOrder, -1);  // the stop that follows the error
@@ -662,9 +657,9 @@ class RankRelease {
     for (int w = 1; w < ranks_.size(); ++w) {
       const json ready = json::from_cbor(ranks_.receive(w, kReady, timeout_s));
       if (ready.contains("error"))  // on a cluster, the node is the thing to fix (its data, its GPU)
-        throw engine::EngineError(fmt::format("rank {} on {}: {}", w, ready.value("host", std::string("?")),
-                                              ready.at("error").get<std::string>()));
-      if (ready.value("host", std::string()) == host_name()) local.push_back({w, ready.value("pid", 0)});
+        throw engine::EngineError(
+            fmt::format("rank {} on {}: {}", w, ranks_.host(w), ready.at("error").get<std::string>()));
+      if (ranks_.host(w) == ranks_.host(0)) local.push_back({w, ready.value("pid", 0)});
     }
     Ranks::watch_local_ranks(local);
   }

@@ -45,7 +45,9 @@ echo "== a rank that hangs: ended after --rank-timeout, naming it; resume in one
 # The timeout must outlast a healthy rank's share of a generation, also in a
 # sanitizer build on a busy machine (a 2 s timeout fired there in generation 0).
 signal_rank1 STOP "$tmp/hung" mpi 2 "${longer[@]}" --rank-timeout 45
-one_line "evolve: error: rank 1 sent nothing within 45 s (--rank-timeout).*--resume $tmp/hung" "$tmp/hung.err"
+# The line names the rank's machine, learnt when the job started (the hung rank cannot say).
+one_line "evolve: error: rank 1 on $(hostname) sent nothing within 45 s (--rank-timeout).*--resume $tmp/hung" \
+  "$tmp/hung.err"
 "$evolve" run --quiet --resume "$tmp/hung" --data-dir "$data_dir" >/dev/null
 same "$tmp/whole" "$tmp/hung"
 
