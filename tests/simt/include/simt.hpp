@@ -28,6 +28,8 @@
 //   lives; shared_memory.cpp);
 // - launch limits are an H100's: ≤ 1 024 threads per block, grid y and z
 //   ≤ 65 535, dynamic shared memory ≤ 48 KiB unless opted in;
+// - a local variable not initialised starts as 0xFE bytes (floats −1.7e38;
+//   -ftrivial-auto-var-init=pattern), as a GPU thread's registers hold garbage;
 // - device allocations are filled with 0xFF bytes (NaN floats, −1 integers)
 //   so reads of unwritten memory show; every pointer argument of a launch
 //   must lie in a live device allocation (a host pointer is an error);
