@@ -9,6 +9,10 @@
 
 namespace simt::device {
 
+// What memory nobody wrote holds: new device allocations, scratch, and shared
+// memory at the start of every block.
+constexpr unsigned char kPoison = 0xFF;  // NaN as float, −1 as any integer
+
 // Queues work in stream order (one queue: every stream is serialised, which
 // is one of the orders a GPU may run them in); drain() runs it. While
 // `stream` captures, the work is recorded in its graph instead (`kind` names
@@ -38,7 +42,7 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
               std::string& error);
 
 // Fills the calling thread's copy of every __shared__ variable (a kernel's
-// static thread_local) with 0xFF bytes: what a block finds when it starts.
+// static thread_local) with kPoison: what a block finds when it starts.
 void poison_shared_memory();
 
 }  // namespace simt::device

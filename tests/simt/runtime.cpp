@@ -38,7 +38,6 @@ struct Capture {
 
 constexpr std::size_t kAlign = 256;  // cudaMalloc's alignment
 constexpr std::size_t kStaticShared = 48 << 10, kOptinShared = 227 << 10;
-constexpr unsigned char kPoison = 0xFF;  // NaN as float, −1 as any integer
 
 struct CudaState {
   std::map<const char*, std::size_t> device;  // base → bytes, live device allocations
@@ -278,7 +277,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
                                     std::to_string((st().capacity - std::min(st().capacity, st().in_use)) >> 20) +
                                     " MiB free of the simulated card's " + std::to_string(st().capacity >> 20));
   void* p = simt::aligned_new(bytes);
-  std::memset(p, simt::kPoison, bytes);
+  std::memset(p, simt::device::kPoison, bytes);
   st().device[static_cast<const char*>(p)] = bytes;
   st().in_use += bytes;
   *ptr = p;
@@ -324,7 +323,7 @@ cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream) {
 cudaError_t cudaMallocHost(void** ptr, std::size_t bytes) {
   if (const cudaError_t e = simt::device::capture_forbids("cudaMallocHost")) return e;
   void* p = simt::aligned_new(bytes);
-  std::memset(p, simt::kPoison, bytes);
+  std::memset(p, simt::device::kPoison, bytes);
   st().pinned[static_cast<const char*>(p)] = bytes;
   *ptr = p;
   return simt::ok();

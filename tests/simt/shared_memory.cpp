@@ -1,7 +1,7 @@
 // Shared memory in the SIMT simulator. A __shared__ variable is a kernel's
 // static thread_local (simt.hpp), so the running thread's copy lies in this
 // program's TLS block at the offset its symbol gives. Before each block the
-// scheduler fills every such variable with 0xFF bytes (NaN floats, −1
+// scheduler fills every such variable with kPoison bytes (NaN floats, −1
 // integers), as a device allocation is filled, so a kernel that reads shared
 // memory no thread of its block wrote sees that, not an earlier block's data.
 //
@@ -87,7 +87,7 @@ SharedLayout read_layout() {
 void poison_shared_memory() {
   static const SharedLayout layout = read_layout();
   char* block = reinterpret_cast<char*>(&regs) - layout.regs_offset;  // this thread's TLS block
-  for (const Span& s : layout.spans) std::memset(block + s.offset, 0xFF, s.bytes);
+  for (const Span& s : layout.spans) std::memset(block + s.offset, kPoison, s.bytes);
 }
 
 }  // namespace simt::device
