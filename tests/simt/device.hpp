@@ -41,8 +41,13 @@ bool is_device_range(const void* p, std::size_t bytes);
 bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const ThreadBody& body,
               std::string& error);
 
+// The kernel whose grid this host thread runs; null between grids.
+const char* running_kernel();
+
 // Fills the calling thread's copy of every __shared__ variable (a kernel's
 // static thread_local) with kPoison: what a block finds when it starts.
+// Under AddressSanitizer the bytes around them are poisoned too (once per
+// host thread), so an access past one is an error.
 void poison_shared_memory();
 
 }  // namespace simt::device

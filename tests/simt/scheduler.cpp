@@ -118,6 +118,7 @@ thread_local Fiber* t_running = nullptr;
 thread_local bool t_direct = false;
 thread_local bool t_reached_barrier = false;  // in this launch
 thread_local std::source_location t_direct_site;
+thread_local const char* t_kernel = nullptr;  // the kernel whose grid runs, for the sanitizers' lines
 thread_local bool t_abort = false;  // the block failed: waiting threads end at their barrier
 thread_local const void* t_host_bottom = nullptr;  // the scheduler's stack, for ASan
 thread_local std::size_t t_host_size = 0;
@@ -357,16 +358,23 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
   const bool direct = !always_fibers && known != reaches_barrier.end() && !known->second;
   std::mt19937 rng(12345);
   t_reached_barrier = false;
+  t_kernel = kernel;
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) {
         const bool ok = direct ? run_block_direct(kernel, grid, block, {x, y, z}, body, rng, error)
                                : run_block(kernel, grid, block, {x, y, z}, body, rng, error);
-        if (!ok) return false;
+        if (!ok) {
+          t_kernel = nullptr;
+          return false;
+        }
       }
+  t_kernel = nullptr;
   if (!direct) reaches_barrier[fn] = t_reached_barrier;
   return true;
 }
+
+const char* running_kernel() { return t_kernel; }
 
 }  // namespace device
 }  // namespace simt

@@ -12,39 +12,93 @@
 // statics of templates (they go to their own COMDAT sections), and most
 // shared tiles are in templates. Host code's static thread_locals elsewhere
 // (a CPU kernel's buffer) are not touched.
+//
+// Out of bounds. AddressSanitizer puts no redzones around thread_locals, and
+// UBSan's bounds check sees an index into an array, not one through a
+// pointer (a reduction's `part` handed to a helper). So each variable starts
+// on a 64 KiB boundary (simt.hpp), and the bytes around it that no TLS
+// variable holds (at least 16 KiB after it, as a variable has at most 48 KiB)
+// are poisoned for ASan: an access there stops the test with ASan's report,
+// after a line from __asan_on_error below naming the kernel, the block, the
+// thread and the variable.
+#include <cxxabi.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "device.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define SIMT_ASAN 1
+#endif
+
 namespace simt::device {
 namespace {
 
-// A kernel's static: bytes at offset in the TLS block of the program.
+// Bytes at offset in the TLS block of the program.
 struct Span {
   std::size_t offset, bytes;
 };
+struct SharedVariable {
+  Span span;
+  std::string symbol;  // mangled
+};
+// A guard: bytes next to a shared variable that no TLS variable holds.
+struct Guard {
+  Span span;
+  std::size_t variable;  // index in SharedLayout::variables
+};
 struct SharedLayout {
-  std::vector<Span> spans;
+  std::vector<SharedVariable> variables;
+  std::vector<Guard> guards;
   std::size_t regs_offset = 0;  // simt::regs, whose address locates the block for a thread
 };
 
 // Local statics of evoplast::kernels::cuda's functions, as g++ mangles them.
 constexpr const char kKernelStatic[] = "_ZZN8evoplast7kernels4cuda";
 constexpr const char kRegs[] = "_ZN4simt4regsE";
+constexpr std::size_t kMaxSharedBytes = 48 << 10;  // a kernel's static shared memory on a GPU
 
 [[noreturn]] void cannot(const char* what) {
   std::fprintf(stderr, "simt: %s: the simulator finds shared memory in the test program's symbol table "
                        "(do not strip it)\n", what);
   std::abort();
+}
+
+std::string demangled(const std::string& symbol) {
+  int status = 0;
+  char* text = abi::__cxa_demangle(symbol.c_str(), nullptr, nullptr, &status);
+  std::string out = status == 0 && text ? text : symbol;
+  std::free(text);
+  return out;
+}
+
+// The bytes around each shared variable up to its neighbours among all TLS
+// variables (tls: every defined TLS symbol; end: the TLS segment's size).
+std::vector<Guard> guards_around(const std::vector<SharedVariable>& variables, const std::vector<Span>& tls,
+                                 std::size_t end) {
+  std::vector<Guard> out;
+  for (std::size_t v = 0; v < variables.size(); ++v) {
+    const Span s = variables[v].span;
+    std::size_t below = 0, above = end;
+    for (const Span& t : tls) {
+      if (t.offset < s.offset) below = std::max(below, std::min(s.offset, t.offset + t.bytes));
+      if (t.offset >= s.offset + s.bytes) above = std::min(above, t.offset);
+    }
+    if (below < s.offset) out.push_back({{below, s.offset - below}, v});
+    if (above > s.offset + s.bytes) out.push_back({{s.offset + s.bytes, above - s.offset - s.bytes}, v});
+  }
+  return out;
 }
 
 SharedLayout read_layout() {
@@ -57,8 +111,13 @@ SharedLayout read_layout() {
   if (map == MAP_FAILED) cannot("cannot map /proc/self/exe");
   const char* image = static_cast<const char*>(map);
   const auto* header = reinterpret_cast<const Elf64_Ehdr*>(image);
+  const auto* programs = reinterpret_cast<const Elf64_Phdr*>(image + header->e_phoff);
+  std::size_t tls_bytes = 0;
+  for (unsigned p = 0; p < header->e_phnum; ++p)
+    if (programs[p].p_type == PT_TLS) tls_bytes = programs[p].p_memsz;
   const auto* sections = reinterpret_cast<const Elf64_Shdr*>(image + header->e_shoff);
   SharedLayout out;
+  std::vector<Span> tls;
   bool found_regs = false;
   for (unsigned s = 0; s < header->e_shnum; ++s) {
     if (sections[s].sh_type != SHT_SYMTAB) continue;
@@ -68,26 +127,77 @@ SharedLayout read_layout() {
       const Elf64_Sym& sym = symbols[k];
       if (ELF64_ST_TYPE(sym.st_info) != STT_TLS || sym.st_shndx == SHN_UNDEF) continue;
       const char* name = names + sym.st_name;
+      tls.push_back({sym.st_value, sym.st_size});
       if (std::strcmp(name, kRegs) == 0) {
         out.regs_offset = sym.st_value;
         found_regs = true;
       } else if (sym.st_size > 0 && std::strncmp(name, kKernelStatic, sizeof kKernelStatic - 1) == 0) {
-        out.spans.push_back({sym.st_value, sym.st_size});
+        out.variables.push_back({{sym.st_value, sym.st_size}, name});
       }
     }
   }
   munmap(map, size);
   if (!found_regs) cannot("no symbol simt::regs");
-  if (out.spans.empty()) cannot("no kernel's __shared__ variable (a static thread_local of evoplast::kernels::cuda)");
+  if (out.variables.empty())
+    cannot("no kernel's __shared__ variable (a static thread_local of evoplast::kernels::cuda)");
+  for (const SharedVariable& v : out.variables)
+    if (v.span.bytes > kMaxSharedBytes) {
+      std::fprintf(stderr, "simt: __shared__ %s is %zu bytes: a kernel has at most 48 KiB of static shared memory\n",
+                   demangled(v.symbol).c_str(), v.span.bytes);
+      std::abort();
+    }
+  out.guards = guards_around(out.variables, tls, tls_bytes);
   return out;
 }
+
+const SharedLayout& layout() {
+  static const SharedLayout l = read_layout();
+  return l;
+}
+
+char* tls_block() { return reinterpret_cast<char*>(&regs) - layout().regs_offset; }  // this thread's
 
 }  // namespace
 
 void poison_shared_memory() {
-  static const SharedLayout layout = read_layout();
-  char* block = reinterpret_cast<char*>(&regs) - layout.regs_offset;  // this thread's TLS block
-  for (const Span& s : layout.spans) std::memset(block + s.offset, kPoison, s.bytes);
+  char* block = tls_block();
+  for (const SharedVariable& v : layout().variables) std::memset(block + v.span.offset, kPoison, v.span.bytes);
+#ifdef SIMT_ASAN
+  thread_local bool guarded = false;  // the shadow of a thread's TLS is cleared only when the thread starts
+  if (!guarded)
+    for (const Guard& g : layout().guards) ASAN_POISON_MEMORY_REGION(block + g.span.offset, g.span.bytes);
+  guarded = true;
+#endif
 }
 
 }  // namespace simt::device
+
+#ifdef SIMT_ASAN
+// Called by ASan before its report: where the bad address is next to a shared
+// variable, say which (the nearer, in a gap between two), and who reached it.
+extern "C" void __asan_on_error() {
+  using namespace simt::device;
+  const char* kernel = running_kernel();
+  if (!kernel) return;
+  const char* address = static_cast<const char*>(__asan_get_report_address());
+  const char* block = tls_block();
+  // How far byte `at` (from a variable's first byte) lies outside its `bytes`: 1 for either neighbour.
+  const auto outside = [](long long at, std::size_t bytes) { return at < 0 ? -at : at - (long long)bytes + 1; };
+  const SharedVariable* nearest = nullptr;
+  long long at = 0;  // from the nearest variable's first byte
+  for (const Guard& g : layout().guards) {
+    const char* lo = block + g.span.offset;
+    if (address < lo || address >= lo + g.span.bytes) continue;
+    const SharedVariable& v = layout().variables[g.variable];
+    const long long here = address - (block + v.span.offset);
+    if (!nearest || outside(here, v.span.bytes) < outside(at, nearest->span.bytes)) nearest = &v, at = here;
+  }
+  if (!nearest) return;
+  const auto& r = simt::regs;
+  std::fprintf(stderr,
+               "simt: kernel %s, block (%u,%u,%u), thread (%u,%u,%u): shared memory out of bounds: byte %lld of "
+               "__shared__ %s, which has %zu\n",
+               kernel, r.block_idx.x, r.block_idx.y, r.block_idx.z, r.thread_idx.x, r.thread_idx.y, r.thread_idx.z, at,
+               demangled(nearest->symbol).c_str(), nearest->span.bytes);
+}
+#endif

@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cuda_runtime.h>
+#include <sanitizer/asan_interface.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <string>
@@ -48,6 +51,33 @@ __global__ void read_block0s_shared_slot(float* out) {
   if (blockIdx.x == 0 && threadIdx.x == 0) slot = 1;
   __syncthreads();
   if (threadIdx.x == 0) out[blockIdx.x] = slot;
+}
+
+// Thread 0 asks ASan which bytes around a 20-byte shared array a kernel may
+// touch: out = {its last float, the byte past its end, the last of the 16 KiB
+// past its end, the byte before it}; 1 where poisoned.
+__global__ void probe_around_shared_row(int* out) {
+  __shared__ float row[5];
+  if (threadIdx.x != 0) return;
+  const char* bytes = reinterpret_cast<const char*>(row);
+  out[0] = __asan_address_is_poisoned(bytes + 16);
+  out[1] = __asan_address_is_poisoned(bytes + 20);
+  out[2] = __asan_address_is_poisoned(bytes + 20 + (16 << 10) - 1);
+  out[3] = __asan_address_is_poisoned(bytes - 1);
+}
+
+// Writes slot[i] where the compiler cannot see the array slot points into
+// (not inlined), as a reduction's helper is handed `part`: UBSan's bounds and
+// object-size checks do not see this write.
+[[gnu::noinline]] __device__ void write_one(float* slot, unsigned i) { slot[i] = 1; }
+
+// Each thread writes its own float of a 5-float shared array: with 6 threads,
+// thread 5 writes one past the end.
+__global__ void write_past_shared_row(float* out) {
+  __shared__ float row[5];
+  write_one(row, threadIdx.x);
+  __syncthreads();
+  if (threadIdx.x == 0) out[0] = row[0];
 }
 
 __global__ void copy_kernel(std::size_t n, const float* x, float* y) {
@@ -189,6 +219,49 @@ TEST_CASE("simt: shared memory no thread of the block wrote reads as NaN, not as
     cudaFree(out);
   }
   simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt: the bytes around a __shared__ variable are poisoned for ASan, and its own are not") {
+  int* out = device_alloc<int>(4);
+  EVOPLAST_LAUNCH(probe_around_shared_row, 2, 32, 0, nullptr, out);
+  std::vector<int> got(4);
+  REQUIRE(cudaMemcpy(got.data(), out, 16, cudaMemcpyDeviceToHost) == cudaSuccess);
+  CHECK(got[0] == 0);
+  CHECK(got[1] == 1);
+  CHECK(got[2] == 1);
+  CHECK(got[3] == 1);
+  cudaFree(out);
+}
+
+// The child process runs the kernel and dies of ASan's report; its stderr is read back.
+TEST_CASE("simt: a kernel reaching past a __shared__ array stops, naming the kernel, the thread and the variable") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    void* out = nullptr;
+    if (cudaMalloc(&out, 4) == cudaSuccess) {
+      EVOPLAST_LAUNCH(write_past_shared_row, 1, 6, 0, nullptr, static_cast<float*>(out));
+      (void)cudaDeviceSynchronize();
+    }
+    _exit(0);  // not reached when ASan stops the write
+  }
+  close(fds[1]);
+  std::string report;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) report.append(buffer, std::size_t(n));
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) != 0));
+  INFO(report);
+  CHECK(report.find("simt: kernel write_past_shared_row, block (0,0,0), thread (5,0,0): shared memory out of "
+                    "bounds: byte 20 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+                    "write_past_shared_row(float*)::row, which has 20") != std::string::npos);
+  CHECK(report.find("AddressSanitizer: use-after-poison") != std::string::npos);
 }
 
 // tf32 as cvt.rna.tf32.f32 rounds: to 10 mantissa bits, ties away from zero.

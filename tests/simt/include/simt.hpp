@@ -25,7 +25,11 @@
 //   sees NaN (or −1), not what an earlier block or kernel left there (they
 //   are found in the test program's own symbol table: the static
 //   thread_locals of functions in evoplast::kernels::cuda, where every kernel
-//   lives; shared_memory.cpp);
+//   lives; shared_memory.cpp); each starts on its own 64 KiB boundary, and
+//   the bytes around it that hold nothing are poisoned for AddressSanitizer,
+//   so a kernel reaching past a shared array (through a pointer, where UBSan's
+//   bounds check does not see) fails with a line naming the kernel, the
+//   thread and the variable;
 // - launch limits are an H100's: ≤ 1 024 threads per block, grid y and z
 //   ≤ 65 535, dynamic shared memory ≤ 48 KiB unless opted in;
 // - a local variable not initialised starts as 0xFE bytes (floats −1.7e38;
@@ -171,7 +175,9 @@ void clear_error();                       // forget a sticky error (a new contex
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
-#define __shared__ static thread_local
+// 64 KiB: more than a kernel's 48 KiB of static shared memory, so every
+// variable is followed by at least 16 KiB that no other shared variable holds.
+#define __shared__ __attribute__((aligned(65536))) static thread_local
 #define threadIdx (::simt::regs.thread_idx)
 #define blockIdx (::simt::regs.block_idx)
 #define blockDim (::simt::regs.block_dim)
