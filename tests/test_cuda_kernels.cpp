@@ -206,22 +206,34 @@ const ConvShape kConv[] = {{1, 1, 1, 5, 5, 1, 1, false},  {3, 5, 2, 7, 6, 4, 3, 
                            {3, 70, 4, 12, 12, 8, 3, false}};
 
 
-// Forward and backward of one convolution on both backends, compared.
-void check_conv_matches(Harness& h, const ConvShape& s) {
-  CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K); CAPTURE(s.shared_input);
+// Forward and backward of one layer (Shape: ConvShape or DenseShape, with
+// its Backend members) on both backends, compared; dw's tolerance is the
+// caller's (a conv's dw sums N·Ho·Wo products per weight).
+template <typename Shape>
+void check_layer_matches(Harness& h, const Shape& s,
+                         void (Backend::*forward)(const Shape&, const float*, const float*, const float*, float*),
+                         void (Backend::*backward)(const Shape&, const float*, const float*, const float*, float*,
+                                                   float*, float*),
+                         double dw_atol) {
+  CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.shared_input);
   auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
-  h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
-  h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+  (h.cpu.*forward)(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+  ((*h.gpu).*forward)(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
   h.same(y, 1e-4, 1e-4, "y");
   auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
   auto dx = h.out(s.shared_input ? 1 : s.x_size());
-  h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
-                        db.c.ptr());
-  h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
-                         db.g.ptr());
-  h.same(dw, 1e-3, 1e-4, "dw");
-  h.same(db, 1e-3, 1e-4, "db");
+  (h.cpu.*backward)(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
+                    db.c.ptr());
+  ((*h.gpu).*backward)(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
+                       db.g.ptr());
+  h.same(dw, dw_atol, 1e-4, "dw");
+  h.same(db, dw_atol, 1e-4, "db");
   if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+}
+
+void check_conv_matches(Harness& h, const ConvShape& s) {
+  CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
+  check_layer_matches(h, s, &Backend::conv2d_forward, &Backend::conv2d_backward, 1e-3);
 }
 
 }  // namespace
@@ -245,20 +257,8 @@ TEST_CASE("cuda: dense forward and backward match the CPU") {
   at_precisions(kFp32Level, [&](kc::Precision) {
     for (DenseShape s : {DenseShape{1, 1, 1, 1, false}, DenseShape{3, 65, 33, 10, false},
                          DenseShape{3, 7, 784, 40, true}, DenseShape{2, 129, 130, 17, false}}) {
-      CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out); CAPTURE(s.shared_input);
-      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
-      h.cpu.dense_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
-      h.gpu->dense_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
-      h.same(y, 1e-4, 1e-4, "y");
-      auto dy = h.in(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
-      auto dx = h.out(s.shared_input ? 1 : s.x_size());
-      h.cpu.dense_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), s.shared_input ? nullptr : dx.c.ptr(), dw.c.ptr(),
-                           db.c.ptr());
-      h.gpu->dense_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(),
-                            db.g.ptr());
-      h.same(dw, 1e-4, 1e-4, "dw");
-      h.same(db, 1e-4, 1e-4, "db");
-      if (!s.shared_input) h.same(dx, 1e-4, 1e-4, "dx");
+      CAPTURE(s.In); CAPTURE(s.Out);
+      check_layer_matches(h, s, &Backend::dense_forward, &Backend::dense_backward, 1e-4);
     }
   });
 }
