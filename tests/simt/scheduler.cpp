@@ -198,6 +198,20 @@ std::vector<unsigned> thread_order(unsigned n, std::mt19937& rng) {
   return seq;
 }
 
+// The grid's blocks in the order EVOPLAST_SIMT_ORDER names: a GPU runs them
+// in any order, at once, so a kernel whose blocks read what other blocks of
+// the same launch write gives another result in one of the orders.
+std::vector<uint3> block_order(dim3 grid, std::mt19937& rng) {
+  std::vector<uint3> blocks;
+  blocks.reserve(std::size_t(grid.x) * grid.y * grid.z);
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) blocks.push_back({x, y, z});
+  if (g_order == Order::reverse) std::reverse(blocks.begin(), blocks.end());
+  if (g_order == Order::shuffle) std::shuffle(blocks.begin(), blocks.end(), rng);
+  return blocks;
+}
+
 // Every thread of one block of a kernel with no barrier, without fibers.
 bool run_block_direct(const char* kernel, dim3 grid, dim3 block, uint3 bid, const ThreadBody& body,
                       std::mt19937& rng, std::string& error) {
@@ -359,16 +373,14 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
   std::mt19937 rng(12345);
   t_reached_barrier = false;
   t_kernel = kernel;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        const bool ok = direct ? run_block_direct(kernel, grid, block, {x, y, z}, body, rng, error)
-                               : run_block(kernel, grid, block, {x, y, z}, body, rng, error);
-        if (!ok) {
-          t_kernel = nullptr;
-          return false;
-        }
-      }
+  for (const uint3& bid : block_order(grid, rng)) {
+    const bool ok = direct ? run_block_direct(kernel, grid, block, bid, body, rng, error)
+                           : run_block(kernel, grid, block, bid, body, rng, error);
+    if (!ok) {
+      t_kernel = nullptr;
+      return false;
+    }
+  }
   t_kernel = nullptr;
   if (!direct) reaches_barrier[fn] = t_reached_barrier;
   return true;

@@ -80,6 +80,12 @@ __global__ void write_past_shared_row(float* out) {
   if (threadIdx.x == 0) out[0] = row[0];
 }
 
+// Block b adds 1 to what block b − 1 left (a race between the blocks of one
+// launch): blocks in order chain the additions, blocks in reverse do not.
+__global__ void add_to_previous_block(float* x) {
+  if (threadIdx.x == 0 && blockIdx.x > 0) x[blockIdx.x] = x[blockIdx.x - 1] + 1;
+}
+
 __global__ void copy_kernel(std::size_t n, const float* x, float* y) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
     y[i] = x[i];
@@ -165,6 +171,22 @@ TEST_CASE("simt: a block reduction is right with its barriers, wrong without one
   }
   simt::set_order(simt::Order::forward);
   CHECK(wrong_in_some_order);
+}
+
+TEST_CASE("simt: the blocks of a grid run in the order named, so a race between blocks shows") {
+  const auto run = [](simt::Order order) {
+    simt::set_order(order);
+    float* x = device_alloc<float>(4);
+    REQUIRE(cudaMemsetAsync(x, 0, 16, nullptr) == cudaSuccess);
+    EVOPLAST_LAUNCH(add_to_previous_block, 4, 32, 0, nullptr, x);
+    std::vector<float> got(4);
+    REQUIRE(cudaMemcpy(got.data(), x, 16, cudaMemcpyDeviceToHost) == cudaSuccess);
+    cudaFree(x);
+    return got;
+  };
+  CHECK(run(simt::Order::forward) == std::vector<float>{0, 1, 2, 3});
+  CHECK(run(simt::Order::reverse) == std::vector<float>{0, 1, 1, 1});
+  simt::set_order(simt::Order::forward);
 }
 
 TEST_CASE("simt: launches beyond an H100's limits are refused, naming the kernel") {

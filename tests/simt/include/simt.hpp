@@ -17,8 +17,9 @@
 //   the warp), and the warp then runs on at once, ahead of the other warps,
 //   so a __syncthreads missing between warps shows;
 // - between barriers the fibers run in the order EVOPLAST_SIMT_ORDER names
-//   (forward, reverse or shuffle), so a missing barrier or a race changes the
-//   result in one of the orders;
+//   (forward, reverse or shuffle), and so do the blocks of a grid, so a
+//   missing barrier or a race (between threads, or between blocks of one
+//   launch) changes the result in one of the orders;
 // - __shared__ variables are per block (thread_local to the host thread
 //   that runs the block), and filled with 0xFF bytes before every block, as
 //   device memory is: a read of shared memory no thread of the block wrote
