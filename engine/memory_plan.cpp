@@ -80,6 +80,7 @@ std::size_t MemoryPlan::scratch(int P) const {
       out = std::max(out, c.out);
       dcols = std::max(dcols, c.dcols);
     }
+    cols = std::max(cols, kernels::weight_grad_partial_floats(s));  // the implicit GEMM's in slot 0
   }
   const std::size_t loss_rows = std::size_t(P) * max_batch_;
   // The CUDA backend's fixed buffers beside the arena: pinned-upload staging

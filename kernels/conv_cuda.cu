@@ -471,17 +471,19 @@ __global__ void __launch_bounds__(kTileThreads)
                 InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
 
-// One split of the weight gradient's N·Ho·Wo-long sum: block z = split · P + p
-// writes its partial (Cout, KK) tile into partial[split][p].
+// One split of the weight gradient's N·Ho·Wo-long sum: block z = g · P + p
+// takes split first_split + g and writes its partial (Cout, KK) tile into
+// partial[g][p].
 template <Precision kP, class Error>
 __global__ void __launch_bounds__(kTileThreads)
-    conv_weight_grad_tile(ConvShape s, int split_len, const float* __restrict__ x, Error dy,
+    conv_weight_grad_tile(ConvShape s, int split_len, int first_split, const float* __restrict__ x, Error dy,
                           float* __restrict__ partial) {
-  const std::size_t p = blockIdx.z % unsigned(s.P), split = blockIdx.z / unsigned(s.P);
+  const std::size_t p = blockIdx.z % unsigned(s.P), g = blockIdx.z / unsigned(s.P);
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), cols = s.N * HW;
-  const int k_begin = int(split) * split_len, k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
+  const int k_begin = (first_split + int(g)) * split_len;
+  const int k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
-  const RowMajorStore store{partial + (split * s.P + p) * s.Cout * KK, s.Cout, KK, KK};
+  const RowMajorStore store{partial + (g * s.P + p) * s.Cout * KK, s.Cout, KK, KK};
   if (read_rows(dy, p, s.Cout).misses_tile(m0)) {  // the whole block is 0
     for (int i = threadIdx.x; i < kTileM * kTileN; i += kTileThreads) store(m0 + i / kTileN, n0 + i % kTileN, 0.0f);
     return;
@@ -504,11 +506,12 @@ __global__ void zero_unread_rows_kernel(ConvShape s, Error dy, float* __restrict
   }
 }
 
-// dw = Σ over the splits of partial, in split order (the same bits every run).
-__global__ void sum_splits_kernel(int splits, std::size_t n, const float* __restrict__ partial,
+// dw = Σ over the splits of partial, in split order (the same bits every run);
+// go_on: dw already holds the sum of the splits before these, continued.
+__global__ void sum_splits_kernel(int splits, bool go_on, std::size_t n, const float* __restrict__ partial,
                                   float* __restrict__ dw) {
   EVOPLAST_GRID_STRIDE(i, n) {
-    float acc = 0.0f;
+    float acc = go_on ? dw[i] : 0.0f;
     for (int k = 0; k < splits; ++k) acc += partial[std::size_t(k) * n + i];
     dw[i] = acc;
   }
@@ -686,19 +689,10 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
 
 namespace {
 
-// The weight gradient's sum over N·Ho·Wo is split so that a small population
-// still gives every SM blocks: about 4 096 terms per split, at most 64 splits,
-// and the partial sums (added in order after) within the convolution's scratch
-// budget (kernels/conv_plan.hpp) — so a large population, which has blocks
-// enough, runs one split straight into dW. Returns the terms per split, a
-// multiple of the tile's depth.
+// The terms per split of the weight gradient's sum (conv_plan.hpp's
+// weight_grad_splits: by the net's shape alone), a multiple of the tile's depth.
 int weight_grad_split_len(const ConvShape& s) {
-  const int cols = s.N * s.Ho() * s.Wo();
-  const std::size_t per_split = std::size_t(s.P) * s.Cout * s.Cin * s.K * s.K * sizeof(float);
-  const std::size_t room = conv_scratch_budget() / per_split;
-  int splits = std::min({(cols + 4095) / 4096, 64, int(std::min<std::size_t>(room, 64)),
-                         65535 / std::max(s.P, 1)});  // grid z = splits · P
-  splits = std::max(splits, 1);
+  const int cols = s.N * s.Ho() * s.Wo(), splits = weight_grad_splits(s);
   const int len = (cols + splits - 1) / splits;
   return (len + kTileK - 1) / kTileK * kTileK;
 }
@@ -726,12 +720,19 @@ void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const flo
       }
     if (dw) {
       const int len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
+      const int per_launch = weight_grad_splits_per_launch(s, splits);
       const std::size_t n = std::size_t(s.P) * s.Cout * KK;
-      float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(splits) * n);
-      const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
-                      unsigned(splits * s.P));
-      EVOPLAST_LAUNCH(conv_weight_grad_tile<kP, Error>, grid, kTileThreads, 0, st, s, len, x, dy, partial);
-      if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, splits, n, partial, dw);
+      float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(per_launch) * n);
+      // The splits in order, per_launch at a time, each launch's partial sums
+      // added to dW after it: the same additions, in the same order, as one.
+      for (int first = 0; first < splits; first += per_launch) {
+        const int count = std::min(per_launch, splits - first);
+        const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
+                        unsigned(count * s.P));
+        EVOPLAST_LAUNCH(conv_weight_grad_tile<kP, Error>, grid, kTileThreads, 0, st, s, len, first, x, dy, partial);
+        if (splits > 1)
+          EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, count, first > 0, n, partial, dw);
+      }
       if constexpr (is_stacked_rows<Error>)
         if (s.Cout % (2 * kTileM) != 0)  // a tile may hold rows on both sides of a half
           EVOPLAST_LAUNCH(zero_unread_rows_kernel<Error>, blocks_for(n), kThreads, 0, st, s, dy, dw);

@@ -1,7 +1,9 @@
-// How the CUDA convolution splits a population so its scratch (im2col
-// columns, GEMM outputs, column gradients) stays within a budget: it runs
-// `nets_per_chunk` nets at a time. Host-only arithmetic, shared by the kernels
-// (kernels/conv_cuda.cu) and the engine's memory plan (engine/memory_plan.hpp).
+// How the CUDA convolution splits its work so its scratch stays within a
+// budget: the im2col path (columns, GEMM outputs, column gradients) runs
+// `nets_per_chunk` nets at a time; the implicit GEMM's weight gradient takes
+// its splits of the sum a few at a time. Host-only arithmetic, shared by the
+// kernels (kernels/conv_cuda.cu) and the engine's memory plan
+// (engine/memory_plan.hpp).
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -43,6 +45,32 @@ inline ConvScratch conv_scratch(const ConvShape& s, bool forward, bool want_dw, 
   c.out = n * std::size_t(s.Cout) * ld;
   c.dcols = !forward && want_dx ? n * KK * ld : 0;
   return c;
+}
+
+// The implicit-GEMM weight gradient's sum over N·Ho·Wo (kernels/conv_cuda.cu)
+// is split so that a small population still gives every SM blocks: about
+// 4 096 terms per split, at most 64. The split depends on the net's shape
+// alone, never on P, so a net's dW has the same bits in any population around
+// it (a slice of it on an MPI rank); the scratch budget and the grid's z limit
+// bound how many splits one launch takes. This is the most splits (rounding
+// each to the tile's depth may leave fewer).
+inline int weight_grad_splits(const ConvShape& s) {
+  return std::clamp((s.N * s.Ho() * s.Wo() + 4095) / 4096, 1, 64);
+}
+
+// Splits one launch takes (of `splits`): their partial sums within the
+// scratch budget, grid z = splits · P within 65 535, at least one.
+inline int weight_grad_splits_per_launch(const ConvShape& s, int splits) {
+  const std::size_t per_split = std::size_t(s.P) * s.Cout * s.Cin * s.K * s.K * sizeof(float);
+  const std::size_t room = conv_scratch_budget() / std::max<std::size_t>(per_split, 1);
+  return std::max(1, std::min({splits, int(std::min<std::size_t>(room, 64)), 65535 / std::max(s.P, 1)}));
+}
+
+// Floats of scratch (slot 0) the partial sums of one launch take, at most.
+inline std::size_t weight_grad_partial_floats(const ConvShape& s) {
+  const int splits = weight_grad_splits(s);
+  if (splits == 1) return 0;
+  return std::size_t(weight_grad_splits_per_launch(s, splits)) * s.P * s.Cout * s.Cin * s.K * s.K;
 }
 
 }  // namespace evoplast::kernels

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <span>
 
 #include "check.hpp"
 #include "engine/backend.hpp"
@@ -1644,6 +1646,54 @@ TEST_CASE("cuda: a step a capture cannot hold runs directly, and so do the steps
   CHECK_FALSE(be->captures_steps());
   be->run_step(4, [&] { be->add_scaled(4, 1.0f, one.data(), sum.data()); });
   CHECK(sum.download() == std::vector<float>(4, 3.0f));
+}
+
+// An MPI rank trains a slice of the population, so a net's gradients must not
+// depend on the nets beside it. A conv's weight gradient sums N·Ho·Wo terms in
+// parts (their partial sums in scratch, added in order after); here the
+// scratch budget holds the partial sums of a slice of 2 nets but not of all 6,
+// and the slice's dW must still be the whole's, bit for bit.
+TEST_CASE("cuda: a net's conv weight gradient has the same bits in a slice of the population as in the whole") {
+  auto gpu = make_backend("cuda");
+  const kc::ConvImpl conv = kc::conv_impl();
+  kc::set_conv_impl(kc::ConvImpl::implicit_gemm);
+  const std::size_t saved = kernels::conv_scratch_budget();
+  const ConvShape whole{6, 16, 2, 28, 28, 4, 5, false};  // N·Ho·Wo = 9 216 terms: 3 parts
+  ConvShape slice = whole;
+  slice.P = 2;
+  kernels::set_conv_scratch_budget(3 * slice.w_size() * sizeof(float));  // 3 parts of 2 nets' dW, not of 6
+  std::mt19937 rng(7);
+  const auto x = check::random_vector<float>(whole.x_size(), rng, -1, 1);
+  const auto w = check::random_vector<float>(whole.w_size(), rng, -1, 1);
+  const auto dy = check::random_vector<float>(whole.y_size(), rng, -1, 1);
+  // dW and db of the nets [first, first + s.P) of the whole population, computed as a population of s.P.
+  const auto gradients_of = [&](const ConvShape& s, std::size_t first) {
+    const auto nets = [&](const std::vector<float>& v, std::size_t per_net) {
+      return std::span<const float>(v).subspan(first * per_net, s.P * per_net);
+    };
+    Buffer<float> xb(*gpu, s.x_size()), wb(*gpu, s.w_size()), dyb(*gpu, s.y_size());
+    Buffer<float> dw(*gpu, s.w_size()), db(*gpu, s.b_size());
+    xb.upload(nets(x, whole.x_size() / whole.P));
+    wb.upload(nets(w, whole.w_size() / whole.P));
+    dyb.upload(nets(dy, whole.y_size() / whole.P));
+    gpu->conv2d_backward(s, xb.data(), wb.data(), dyb.data(), nullptr, dw.data(), db.data());
+    std::vector<float> out = dw.download();
+    for (float v : db.download()) out.push_back(v);
+    return out;
+  };
+  const std::vector<float> all = gradients_of(whole, 0), part = gradients_of(slice, 2);
+  const std::size_t w_net = whole.w_size() / whole.P, b_net = whole.b_size() / whole.P;
+  std::vector<float> want(all.begin() + 2 * w_net, all.begin() + 4 * w_net);
+  want.insert(want.end(), all.begin() + whole.w_size() + 2 * b_net, all.begin() + whole.w_size() + 4 * b_net);
+  REQUIRE(part.size() == want.size());
+  std::size_t differ = 0, first = 0;
+  for (std::size_t i = part.size(); i-- > 0;)
+    if (std::bit_cast<std::uint32_t>(part[i]) != std::bit_cast<std::uint32_t>(want[i])) ++differ, first = i;
+  INFO("values differing: " << differ << " of " << part.size() << ", first at " << first << ": " << part[first]
+                            << " in the slice, " << want[first] << " in the whole");
+  CHECK(differ == 0);
+  kernels::set_conv_scratch_budget(saved);
+  kc::set_conv_impl(conv);
 }
 
 TEST_CASE("cuda: a convolution split into chunks of nets matches the CPU") {

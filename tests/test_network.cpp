@@ -240,9 +240,14 @@ TEST_CASE("memory plan: 1 024 MLP nets and 256 CNN nets fit an H100's 80 GB, scr
   CAPTURE(cnn.scratch(256));
   CHECK(mlp.bytes(1024, true) <= h100);
   CHECK(cnn.bytes(256, true) <= h100);
-  // The convolutions are chunked: their scratch stays near the 1 GiB budget per region, whatever P.
-  CHECK(cnn.scratch(256) < std::size_t(4) << 30);
-  CHECK(cnn.scratch(1024) - cnn.scratch(256) == std::size_t(1024 - 256) * 256 * sizeof(float));  // loss rows only
+  // The convolutions are chunked and their weight gradients' partial sums
+  // bounded: each of the three regions stays within the 1 GiB budget whatever
+  // P; beyond them only the loss rows (P × 256 floats), the staging and the
+  // shuffle keys (37.5 MiB).
+  for (int P : {256, 1024, 4096}) {
+    CAPTURE(P);
+    CHECK(cnn.scratch(P) <= (std::size_t(3) << 30) + std::size_t(P) * 256 * sizeof(float) + (std::size_t(38) << 20));
+  }
   // Without chunking conv2's columns alone would be 256 × 288 × 256·576 floats = 43.5 GB.
   // The advice is exact: the largest population that fits, and one more that does not.
   for (const std::size_t card : {std::size_t(8) << 30, h100}) {
@@ -340,4 +345,31 @@ TEST_CASE("chunked convolution plan: chunks within the budget, at least one net"
   evoplast::kernels::set_conv_scratch_budget(1);
   CHECK(evoplast::kernels::conv_scratch(s, true, false, false).nets_per_chunk == 1);
   evoplast::kernels::set_conv_scratch_budget(saved);
+}
+
+TEST_CASE("weight-gradient splits: as many for a slice of the population as for the whole, partial sums within the "
+          "budget") {
+  namespace k = evoplast::kernels;
+  const std::size_t saved = k::conv_scratch_budget();
+  k::set_conv_scratch_budget(std::size_t(64) << 20);
+  k::ConvShape s{1, 64, 32, 26, 26, 64, 3, false};  // N·Ho·Wo = 36 864 terms: 9 splits
+  const int splits = k::weight_grad_splits(s);
+  CHECK(splits == 9);
+  const std::size_t per_net = std::size_t(64) * 32 * 9;  // dW floats
+  for (int P : {1, 8, 64, 1024, 30000}) {
+    CAPTURE(P);
+    s.P = P;
+    CHECK(k::weight_grad_splits(s) == splits);  // the same sums, whatever the nets beside
+    const int per_launch = k::weight_grad_splits_per_launch(s, splits);
+    CHECK(per_launch >= 1);
+    CHECK(per_launch <= splits);
+    CHECK(per_launch * P <= 65535);  // grid z
+    const std::size_t partial = k::weight_grad_partial_floats(s) * sizeof(float);
+    CHECK(partial == std::size_t(per_launch) * P * per_net * sizeof(float));
+    CHECK((partial <= (std::size_t(64) << 20) || per_launch == 1));  // one split of every net at the least
+  }
+  s.N = 4;  // 2 704 terms: one split, written straight into dW
+  CHECK(k::weight_grad_splits(s) == 1);
+  CHECK(k::weight_grad_partial_floats(s) == 0);
+  k::set_conv_scratch_budget(saved);
 }
