@@ -13,6 +13,10 @@ namespace simt::device {
 // memory at the start of every block.
 constexpr unsigned char kPoison = 0xFF;  // NaN as float, −1 as any integer
 
+// Shared memory a kernel has without opting in (an H100's): its static
+// __shared__ variables, or its dynamic shared memory.
+constexpr std::size_t kStaticShared = 48 << 10;
+
 // Queues work in stream order (one queue: every stream is serialised, which
 // is one of the orders a GPU may run them in); drain() runs it. While
 // `stream` captures, the work is recorded in its graph instead (`kind` names

@@ -37,7 +37,7 @@ struct Capture {
 };
 
 constexpr std::size_t kAlign = 256;  // cudaMalloc's alignment
-constexpr std::size_t kStaticShared = 48 << 10, kOptinShared = 227 << 10;
+constexpr std::size_t kOptinShared = 227 << 10;
 
 struct CudaState {
   std::map<const char*, std::size_t> device;  // base → bytes, live device allocations
@@ -168,7 +168,7 @@ void launch_body(const char* kernel, const void* fn, dim3 grid, dim3 block, std:
     return bad("grid " + std::to_string(grid.x) + "×" + std::to_string(grid.y) + "×" + std::to_string(grid.z) +
                ": y and z at most 65535");
   const auto opt = s.max_dynamic_shared.find(fn);
-  const std::size_t limit = opt == s.max_dynamic_shared.end() ? kStaticShared : std::size_t(opt->second);
+  const std::size_t limit = opt == s.max_dynamic_shared.end() ? device::kStaticShared : std::size_t(opt->second);
   if (smem > limit)
     return bad(std::to_string(smem) + " bytes of dynamic shared memory: at most " + std::to_string(limit) +
                (opt == s.max_dynamic_shared.end() ? " unless opted in with cudaFuncSetAttribute" : ""));
@@ -243,7 +243,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   *prop = cudaDeviceProp{};
   std::snprintf(prop->name, sizeof prop->name, "SIMT simulator (H100 limits)");
   prop->totalGlobalMem = st().capacity;
-  prop->sharedMemPerBlock = simt::kStaticShared;
+  prop->sharedMemPerBlock = simt::device::kStaticShared;
   prop->sharedMemPerBlockOptin = simt::kOptinShared;
   prop->warpSize = 32;
   prop->maxThreadsPerBlock = 1024;

@@ -16,9 +16,9 @@
 // Out of bounds. AddressSanitizer puts no redzones around thread_locals, and
 // UBSan's bounds check sees an index into an array, not one through a
 // pointer (a reduction's `part` handed to a helper). So each variable starts
-// on a 64 KiB boundary (simt.hpp), and the bytes around it that no TLS
-// variable holds (at least 16 KiB after it, as a variable has at most 48 KiB)
-// are poisoned for ASan: an access there stops the test with ASan's report,
+// on a 64 KiB boundary (simt.hpp), and the bytes of the TLS block that no
+// variable holds (at least 16 KiB after each, as one has at most 48 KiB) are
+// poisoned for ASan: an access there stops the test with ASan's report,
 // after a line from __asan_on_error below naming the kernel, the block, the
 // thread and the variable.
 #include <cxxabi.h>
@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "device.hpp"
@@ -53,21 +54,15 @@ struct SharedVariable {
   Span span;
   std::string symbol;  // mangled
 };
-// A guard: bytes next to a shared variable that no TLS variable holds.
-struct Guard {
-  Span span;
-  std::size_t variable;  // index in SharedLayout::variables
-};
 struct SharedLayout {
   std::vector<SharedVariable> variables;
-  std::vector<Guard> guards;
+  std::vector<Span> guards;  // the TLS block's gaps, poisoned for ASan
   std::size_t regs_offset = 0;  // simt::regs, whose address locates the block for a thread
 };
 
 // Local statics of evoplast::kernels::cuda's functions, as g++ mangles them.
 constexpr const char kKernelStatic[] = "_ZZN8evoplast7kernels4cuda";
 constexpr const char kRegs[] = "_ZN4simt4regsE";
-constexpr std::size_t kMaxSharedBytes = 48 << 10;  // a kernel's static shared memory on a GPU
 
 [[noreturn]] void cannot(const char* what) {
   std::fprintf(stderr, "simt: %s: the simulator finds shared memory in the test program's symbol table "
@@ -83,21 +78,18 @@ std::string demangled(const std::string& symbol) {
   return out;
 }
 
-// The bytes around each shared variable up to its neighbours among all TLS
-// variables (tls: every defined TLS symbol; end: the TLS segment's size).
-std::vector<Guard> guards_around(const std::vector<SharedVariable>& variables, const std::vector<Span>& tls,
-                                 std::size_t end) {
-  std::vector<Guard> out;
-  for (std::size_t v = 0; v < variables.size(); ++v) {
-    const Span s = variables[v].span;
-    std::size_t below = 0, above = end;
-    for (const Span& t : tls) {
-      if (t.offset < s.offset) below = std::max(below, std::min(s.offset, t.offset + t.bytes));
-      if (t.offset >= s.offset + s.bytes) above = std::min(above, t.offset);
-    }
-    if (below < s.offset) out.push_back({{below, s.offset - below}, v});
-    if (above > s.offset + s.bytes) out.push_back({{s.offset + s.bytes, above - s.offset - s.bytes}, v});
+// The gaps of the TLS block (tls: every defined TLS symbol; end: the
+// segment's size): bytes no variable holds, most of them the room the 64 KiB
+// alignment leaves after each shared variable, the rest alignment padding.
+std::vector<Span> gaps(std::vector<Span> tls, std::size_t end) {
+  std::sort(tls.begin(), tls.end(), [](const Span& a, const Span& b) { return a.offset < b.offset; });
+  std::vector<Span> out;
+  std::size_t covered = 0;  // the end of the variables so far
+  for (const Span& t : tls) {
+    if (t.offset > covered) out.push_back({covered, t.offset - covered});
+    covered = std::max(covered, t.offset + t.bytes);
   }
+  if (end > covered) out.push_back({covered, end - covered});
   return out;
 }
 
@@ -141,12 +133,12 @@ SharedLayout read_layout() {
   if (out.variables.empty())
     cannot("no kernel's __shared__ variable (a static thread_local of evoplast::kernels::cuda)");
   for (const SharedVariable& v : out.variables)
-    if (v.span.bytes > kMaxSharedBytes) {
+    if (v.span.bytes > kStaticShared) {
       std::fprintf(stderr, "simt: __shared__ %s is %zu bytes: a kernel has at most 48 KiB of static shared memory\n",
                    demangled(v.symbol).c_str(), v.span.bytes);
       std::abort();
     }
-  out.guards = guards_around(out.variables, tls, tls_bytes);
+  out.guards = gaps(std::move(tls), tls_bytes);
   return out;
 }
 
@@ -165,7 +157,7 @@ void poison_shared_memory() {
 #ifdef SIMT_ASAN
   thread_local bool guarded = false;  // the shadow of a thread's TLS is cleared only when the thread starts
   if (!guarded)
-    for (const Guard& g : layout().guards) ASAN_POISON_MEMORY_REGION(block + g.span.offset, g.span.bytes);
+    for (const Span& g : layout().guards) ASAN_POISON_MEMORY_REGION(block + g.offset, g.bytes);
   guarded = true;
 #endif
 }
@@ -173,22 +165,21 @@ void poison_shared_memory() {
 }  // namespace simt::device
 
 #ifdef SIMT_ASAN
-// Called by ASan before its report: where the bad address is next to a shared
-// variable, say which (the nearer, in a gap between two), and who reached it.
+// Called by ASan before its report: where the bad address is in a gap beside a
+// shared variable, say which (the nearer, in a gap between two), and who reached it.
 extern "C" void __asan_on_error() {
   using namespace simt::device;
   const char* kernel = running_kernel();
   if (!kernel) return;
   const char* address = static_cast<const char*>(__asan_get_report_address());
   const char* block = tls_block();
+  const auto in = [&](const Span& g) { return address >= block + g.offset && address < block + g.offset + g.bytes; };
+  if (std::none_of(layout().guards.begin(), layout().guards.end(), in)) return;
   // How far byte `at` (from a variable's first byte) lies outside its `bytes`: 1 for either neighbour.
   const auto outside = [](long long at, std::size_t bytes) { return at < 0 ? -at : at - (long long)bytes + 1; };
   const SharedVariable* nearest = nullptr;
   long long at = 0;  // from the nearest variable's first byte
-  for (const Guard& g : layout().guards) {
-    const char* lo = block + g.span.offset;
-    if (address < lo || address >= lo + g.span.bytes) continue;
-    const SharedVariable& v = layout().variables[g.variable];
+  for (const SharedVariable& v : layout().variables) {
     const long long here = address - (block + v.span.offset);
     if (!nearest || outside(here, v.span.bytes) < outside(at, nearest->span.bytes)) nearest = &v, at = here;
   }
