@@ -231,10 +231,15 @@ __global__ void mask_kernel(int P, int N, int C, const std::uint8_t* allowed, fl
     if (!allowed[nc]) logits[i] = -1e9f;
   }
 }
-__global__ void nonfinite_kernel(int P, std::size_t per_net, const float* x, std::uint8_t* flags) {
-  EVOPLAST_GRID_STRIDE(i, std::size_t(P) * per_net) {
-    if (!isfinite(x[i])) flags[i / per_net] = 1;  // every writer writes 1: a benign race
-  }
+// Block p looks at net p's values, and its thread 0 raises the net's flag if
+// one is not finite: one writer a flag (where every thread that saw one wrote
+// the same 1, it was still a race).
+__global__ void nonfinite_kernel(std::size_t per_net, const float* x, std::uint8_t* flags) {
+  __shared__ int part[kThreads];
+  const float* net = x + blockIdx.x * per_net;
+  int bad = 0;
+  for (std::size_t i = threadIdx.x; i < per_net; i += blockDim.x) bad += !isfinite(net[i]);
+  if (block_sum(bad, part) > 0 && threadIdx.x == 0) flags[blockIdx.x] = 1;
 }
 
 }  // namespace
@@ -306,7 +311,10 @@ void mask_logits(Stream st, int P, int N, int C, const std::uint8_t* allowed, fl
   EVOPLAST_LAUNCH(mask_kernel, blocks_for(std::size_t(P) * N * C), kThreads, 0, st, P, N, C, allowed, logits);
 }
 void flag_nonfinite(Stream st, int P, std::size_t per_net, const float* x, std::uint8_t* flags) {
-  EVOPLAST_LAUNCH(nonfinite_kernel, blocks_for(std::size_t(P) * per_net), kThreads, 0, st, P, per_net, x, flags);
+  if (P == 0) return;
+  unsigned threads = 1;  // a power of two (block_sum), no more than there are values
+  while (threads < kThreads && threads < per_net) threads *= 2;
+  EVOPLAST_LAUNCH(nonfinite_kernel, P, threads, 0, st, per_net, x, flags);
 }
 
 }  // namespace evoplast::kernels::cuda

@@ -719,16 +719,23 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.cpu.mask_logits(P, N, 10, mask.c.ptr(), logits.c.ptr());
   h.gpu->mask_logits(P, N, 10, mask.g.ptr(), logits.g.ptr());
   h.same(logits, 0, 0, "masked logits");
-  std::vector<float> vals(std::size_t(P) * 100, 1.0f);
-  vals[250] = NAN;
-  vals[777] = INFINITY;
-  auto v = h.from(vals);
-  auto flags = h.from(std::vector<std::uint8_t>(std::size_t(P), 0));
-  h.cpu.flag_nonfinite(P, 100, v.c.ptr(), flags.c.ptr());
-  h.gpu->flag_nonfinite(P, 100, v.g.ptr(), flags.g.ptr());
-  const auto fg = flags.g.body();
-  CHECK(fg == flags.c.body());
-  CHECK(fg == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1, 0, 0});
+  // Divergence flags: per_net 100 (net 2 with three non-finite values, each
+  // seen by its own thread), 1 (the loss check) and 1 000 (more values than a
+  // block's threads, the bad one last).
+  const auto flagged = [&](std::size_t per_net, const std::vector<std::size_t>& bad) {
+    std::vector<float> vals(std::size_t(P) * per_net, 1.0f);
+    for (std::size_t i : bad) vals[i] = i % 2 ? INFINITY : NAN;
+    auto v = h.from(vals);
+    auto flags = h.from(std::vector<std::uint8_t>(std::size_t(P), 0));
+    h.cpu.flag_nonfinite(P, per_net, v.c.ptr(), flags.c.ptr());
+    h.gpu->flag_nonfinite(P, per_net, v.g.ptr(), flags.g.ptr());
+    const auto fg = flags.g.body();
+    CHECK(fg == flags.c.body());
+    return fg;
+  };
+  CHECK(flagged(100, {250, 251, 299, 777}) == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1, 0, 0});
+  CHECK(flagged(1, {1, 4}) == std::vector<std::uint8_t>{0, 1, 0, 0, 1, 0, 0, 0, 0, 0});
+  CHECK(flagged(1000, {1999, 9000}) == std::vector<std::uint8_t>{0, 1, 0, 0, 0, 0, 0, 0, 0, 1});
 }
 
 TEST_CASE("cuda: k-winners-take-all forward and backward match the CPU, ties and k = 100% included") {
