@@ -2,8 +2,10 @@
 // scheduler (scheduler.cpp) and the cuBLAS stand-in (cublas.cpp) share.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "cuda_runtime.h"
 
@@ -47,6 +49,33 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
 
 // The kernel whose grid this host thread runs; null between grids.
 const char* running_kernel();
+
+// Where the GPU thread running on this host thread is, kept by the scheduler
+// for the race checker (races.cpp).
+struct ThreadPlace {
+  bool active = false;          // a GPU thread runs (false in the scheduler itself)
+  std::uint32_t launch = 0;     // the grid's serial number, from 1: device memory's epoch
+  std::uint32_t block_run = 0;  // the block's serial number over all grids, from 1: shared memory's epoch
+  std::uint32_t block = 0;      // the block's linear index in its grid
+  std::uint32_t phase = 0;      // the __syncthreads its block has passed
+  std::uint32_t thread = 0;     // the thread's linear index in its block
+  const char* stack = nullptr;  // the stack it runs on (its locals are nobody else's)
+  std::size_t stack_bytes = 0;
+};
+extern thread_local ThreadPlace place;
+
+// The live device allocation holding byte p ({nullptr, 0} if none).
+std::pair<const char*, std::size_t> allocation_of(const void* p);
+// This host thread's TLS block, where its copies of the __shared__ variables lie.
+std::pair<char*, std::size_t> tls_block_range();
+// The demangled name of the __shared__ variable holding byte p and p's offset
+// in it ("" if none).
+std::string shared_variable_at(const void* p, std::size_t* offset);
+
+// The race checker (races.cpp): the first race of the running grid, taken
+// (empty if none); the shadow of an allocation being freed, dropped.
+std::string take_race();
+void forget_shadow(const void* base);
 
 // Fills the calling thread's copy of every __shared__ variable (a kernel's
 // static thread_local) with kPoison: what a block finds when it starts.

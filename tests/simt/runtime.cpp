@@ -130,6 +130,12 @@ cudaError_t sticky() { return st().sticky; }
 
 bool is_device_range(const void* p, std::size_t bytes) { return in(st().device, p, bytes); }
 
+std::pair<const char*, std::size_t> allocation_of(const void* p) {
+  const auto [base, size] = find(st().device, p);
+  if (!base || static_cast<const char*>(p) >= base + size) return {nullptr, 0};
+  return {base, size};
+}
+
 }  // namespace device
 
 void drain() {
@@ -294,6 +300,7 @@ cudaError_t release_device(void* ptr, const char* call) {
                                                            "(freed twice, or never allocated)");
   st().in_use -= it->second;
   st().device.erase(it);
+  simt::device::forget_shadow(ptr);
   return cudaSuccess;
 }
 }  // namespace

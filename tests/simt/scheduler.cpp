@@ -6,6 +6,7 @@
 // is; anything else is an error naming the kernel, the barrier and the block.
 // Under AddressSanitizer every switch is announced to it, so the fibers'
 // stacks are checked like any other.
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -31,7 +33,13 @@ namespace simt {
 
 thread_local Registers regs;
 
+namespace device {
+thread_local ThreadPlace place;
+}
+
 namespace {
+
+using device::place;
 
 namespace bc = boost::context;
 
@@ -92,6 +100,7 @@ struct Fiber {
   bc::fiber self;       // resumes this thread
   bc::fiber scheduler;  // inside the thread: resumes the scheduler
   uint3 tid{};
+  std::uint32_t index = 0;  // tid, linear
   State state = ready;
   std::source_location site;  // the barrier it waits at
   int warp_wait = 0;          // 0: at __syncthreads; k > 0: at step k of a warp collective
@@ -156,11 +165,39 @@ bc::fiber start(Fiber& f, const ThreadBody& body) {
 void resume(Fiber& f) {
   t_running = &f;
   regs.thread_idx = f.tid;
+  place.thread = f.index;
+  place.stack = static_cast<const char*>(f.stack_bottom);
+  place.stack_bytes = f.stack_size;
+  place.active = true;
   void* fake = nullptr;
   asan_start(&fake, f.stack_bottom, f.stack_size);
   f.self = std::move(f.self).resume();
   asan_finish(fake, nullptr, nullptr);
+  place.active = false;
   t_running = nullptr;
+}
+
+// The host thread's own stack: where a kernel run without fibers keeps its locals.
+std::pair<const char*, std::size_t> host_stack() {
+  thread_local std::pair<const char*, std::size_t> range = [] {
+    pthread_attr_t attr;
+    void* low = nullptr;
+    std::size_t bytes = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      pthread_attr_getstack(&attr, &low, &bytes);
+      pthread_attr_destroy(&attr);
+    }
+    return std::pair<const char*, std::size_t>(static_cast<const char*>(low), bytes);
+  }();
+  return range;
+}
+
+// A new block's place: its serial number, its index in the grid, no barrier passed yet.
+void enter_block(dim3 grid, uint3 bid) {
+  static std::uint32_t block_runs = 0;
+  place.block_run = ++block_runs;
+  place.block = bid.x + grid.x * (bid.y + grid.y * bid.z);
+  place.phase = 0;
 }
 
 std::string site_name(const std::source_location& s) {
@@ -216,16 +253,22 @@ std::vector<uint3> block_order(dim3 grid, std::mt19937& rng) {
 bool run_block_direct(const char* kernel, dim3 grid, dim3 block, uint3 bid, const ThreadBody& body,
                       std::mt19937& rng, std::string& error) {
   device::poison_shared_memory();
+  enter_block(grid, bid);
   regs.block_idx = bid;
   regs.block_dim = block;
   regs.grid_dim = grid;
   t_direct = true;
   bool ok = true;
+  std::tie(place.stack, place.stack_bytes) = host_stack();
   for (unsigned i : thread_order(block.x * block.y * block.z, rng)) {
     regs.thread_idx = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+    place.thread = i;
+    place.active = true;
     try {
       body();
+      place.active = false;
     } catch (const AbortThread&) {
+      place.active = false;
       error = "kernel " + std::string(kernel) + " reached a barrier at " + site_name(t_direct_site) +
               " in a launch run without fibers (its first launch never reached a barrier or warp collective); "
               "run with EVOPLAST_SIMT_FIBERS=always";
@@ -241,10 +284,12 @@ bool run_block_direct(const char* kernel, dim3 grid, dim3 block, uint3 bid, cons
 bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const ThreadBody& body, std::mt19937& rng,
                std::string& error) {
   device::poison_shared_memory();
+  enter_block(grid, bid);
   const unsigned n = block.x * block.y * block.z;
   std::vector<Fiber> fibers(n);
   for (unsigned i = 0; i < n; ++i) {
     fibers[i].tid = {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+    fibers[i].index = i;
     fibers[i].self = start(fibers[i], body);
   }
   regs.block_idx = bid;
@@ -323,6 +368,7 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
       return false;
     }
     for (Fiber& f : fibers) f.state = Fiber::ready;
+    ++place.phase;  // the barrier opened: what any thread of the block did before it, all see now
   }
 }
 
@@ -371,11 +417,17 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
   const auto known = reaches_barrier.find(fn);
   const bool direct = !always_fibers && known != reaches_barrier.end() && !known->second;
   std::mt19937 rng(12345);
+  static std::uint32_t launches = 0;
+  place.launch = ++launches;
   t_reached_barrier = false;
   t_kernel = kernel;
   for (const uint3& bid : block_order(grid, rng)) {
-    const bool ok = direct ? run_block_direct(kernel, grid, block, bid, body, rng, error)
-                           : run_block(kernel, grid, block, bid, body, rng, error);
+    bool ok = direct ? run_block_direct(kernel, grid, block, bid, body, rng, error)
+                     : run_block(kernel, grid, block, bid, body, rng, error);
+    if (std::string race = take_race(); ok && !race.empty()) {
+      error = std::move(race);
+      ok = false;
+    }
     if (!ok) {
       t_kernel = nullptr;
       return false;

@@ -58,6 +58,7 @@ struct SharedLayout {
   std::vector<SharedVariable> variables;
   std::vector<Span> guards;  // the TLS block's gaps, poisoned for ASan
   std::size_t regs_offset = 0;  // simt::regs, whose address locates the block for a thread
+  std::size_t tls_bytes = 0;    // the TLS block's size (PT_TLS)
 };
 
 // Local statics of evoplast::kernels::cuda's functions, as g++ mangles them.
@@ -139,6 +140,7 @@ SharedLayout read_layout() {
       std::abort();
     }
   out.guards = gaps(std::move(tls), tls_bytes);
+  out.tls_bytes = tls_bytes;
   return out;
 }
 
@@ -150,6 +152,19 @@ const SharedLayout& layout() {
 char* tls_block() { return reinterpret_cast<char*>(&regs) - layout().regs_offset; }  // this thread's
 
 }  // namespace
+
+std::pair<char*, std::size_t> tls_block_range() { return {tls_block(), layout().tls_bytes}; }
+
+std::string shared_variable_at(const void* p, std::size_t* offset) {
+  const char* c = static_cast<const char*>(p);
+  const char* block = tls_block();
+  for (const SharedVariable& v : layout().variables)
+    if (c >= block + v.span.offset && c < block + v.span.offset + v.span.bytes) {
+      *offset = std::size_t(c - (block + v.span.offset));
+      return demangled(v.symbol);
+    }
+  return "";
+}
 
 void poison_shared_memory() {
   char* block = tls_block();

@@ -38,7 +38,11 @@
 // - device allocations are filled with 0xFF bytes (NaN floats, −1 integers)
 //   so reads of unwritten memory show; every pointer argument of a launch
 //   must lie in a live device allocation (a host pointer is an error);
-// - an execution error is sticky, as on a GPU: every later call returns it.
+// - an execution error is sticky, as on a GPU: every later call returns it;
+// - in the second program, test_simt_races, every load and store a kernel
+//   makes goes to the race checker (races.cpp): a word that two threads
+//   touch with no __syncthreads between them, one of them writing (two
+//   blocks never have one between them), fails the launch in any order.
 //
 // threadIdx, blockIdx, blockDim and gridDim are members of a thread_local
 // (regs below). GCC 12's UBSan null check of that thread_local, read after a

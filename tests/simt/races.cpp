@@ -1,0 +1,192 @@
+// The race checker of the SIMT simulator's second program, test_simt_races.
+// There g++ instruments every load and store of the CUDA sources as it does
+// for ThreadSanitizer (-fsanitize=thread), and the calls come here instead of
+// to libtsan (whose fiber contexts cost about 8 ms each: docs/design.md). In the
+// first program (test_simt, under ASan) nothing calls them.
+//
+// Why: between barriers a fiber runs uninterrupted, so where two threads do
+// `x += v` to one word both additions land here, and on a GPU one may be lost;
+// and the blocks of a launch, which a GPU runs at once, run one after another.
+// Changing the order of threads and blocks shows a race whose result depends
+// on the order; these do not.
+//
+// How: each 4-byte word of device memory and of shared memory has a shadow
+// that says which thread (block, thread, barrier phase) last wrote which of
+// its bytes, and which last read them, in which launch (for shared memory:
+// which run of a block). A read of a byte another thread wrote in the same
+// launch, or a write of one another thread read or wrote, is a race unless a
+// __syncthreads lies between them: never for threads of two blocks, whenever
+// the phase has changed for threads of one block. So the order the threads
+// ran in does not matter.
+// The first race of a launch fails it (the simulator's error for a broken
+// rule), in one line naming both threads and the word.
+//
+// Not checked: a write after a read by a thread other than the word's last
+// reader, and after a write of other bytes of the word than the last writer's
+// (one reader and one writer are kept per word); atomics (no kernel of ours uses
+// one; each would count as a race); pinned host memory.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "device.hpp"
+
+namespace simt::device {
+namespace {
+
+// A thread's access to a word.
+struct Access {
+  std::uint32_t epoch = 0;  // the launch (device memory) or block run (shared memory); 0: none
+  std::uint32_t block = 0;
+  std::uint32_t phase = 0;
+  std::uint16_t thread = 0;
+  std::uint8_t bytes = 0;  // which of the word's bytes (bit k: byte k)
+};
+// A word's last write, and its last read.
+struct Shadow {
+  Access write, read;
+};
+
+// The shadow of each device allocation a kernel has touched: a word each.
+std::unordered_map<const char*, std::vector<Shadow>>& device_shadows() {
+  static auto* shadows = new std::unordered_map<const char*, std::vector<Shadow>>;
+  return *shadows;
+}
+
+// The memory an access lands in: its first byte, its size and its shadow.
+struct Region {
+  const char* base = nullptr;
+  std::size_t bytes = 0;
+  Shadow* shadow = nullptr;
+};
+
+// The allocations touched last (a kernel reads and writes a few, over and over).
+constexpr int kRecent = 4;
+Region recent[kRecent];
+unsigned next_recent = 0;
+
+std::string first_race;  // of the running launch
+
+bool inside(const char* p, const char* base, std::size_t bytes) {
+  return std::uintptr_t(p) - std::uintptr_t(base) < bytes;
+}
+
+// The region of device memory holding p (null shadow if none).
+Region device_region(const char* p) {
+  for (const Region& r : recent)
+    if (inside(p, r.base, r.bytes)) return r;
+  const auto [base, bytes] = allocation_of(p);
+  if (!base) return {};
+  std::vector<Shadow>& shadow = device_shadows()[base];
+  if (shadow.empty()) shadow.resize((bytes + 3) / 4);
+  Region r{base, bytes, shadow.data()};
+  recent[next_recent++ % kRecent] = r;
+  return r;
+}
+
+// The TLS block of the host thread that runs the kernels (one drives the
+// device), where its copies of the __shared__ variables lie, and their shadow.
+Region shared_region() {
+  static Region r = [] {
+    const auto [base, bytes] = tls_block_range();
+    return Region{base, bytes, new Shadow[(bytes + 3) / 4]};
+  }();
+  return r;
+}
+
+std::string triple(std::uint32_t linear, dim3 extent) {
+  return "(" + std::to_string(linear % extent.x) + "," + std::to_string(linear / extent.x % extent.y) + "," +
+         std::to_string(linear / (extent.x * extent.y)) + ")";
+}
+
+// The race: the running thread reads or writes byte p, which `other` accessed (`did`: "read" or "wrote").
+void report(const char* p, const Region& r, bool shared, const Access& other, const char* did, bool write) {
+  std::string what;
+  if (shared) {
+    std::size_t offset = 0;
+    const std::string name = shared_variable_at(p, &offset);
+    what = "byte " + std::to_string(offset) + " of __shared__ " + (name.empty() ? "?" : name);
+  } else {
+    what = "byte " + std::to_string(p - r.base) + " of a device allocation of " + std::to_string(r.bytes) + " bytes";
+  }
+  const std::string by = other.block == place.block
+                             ? "thread " + triple(other.thread, regs.block_dim) + " of the same block " +
+                                   std::string(did) + ", with no __syncthreads between them"
+                             : "thread " + triple(other.thread, regs.block_dim) + " of block " +
+                                   triple(other.block, regs.grid_dim) + " " + did + " in the same launch";
+  first_race = "kernel " + std::string(running_kernel() ? running_kernel() : "?") + ", block " +
+               triple(place.block, regs.grid_dim) + ", thread " + triple(place.thread, regs.block_dim) + " " +
+               (write ? "writes " : "reads ") + what + ", which " + by +
+               ": a data race (on a GPU the two run at once: a read sees either value, one of two updates is lost)";
+}
+
+// One access of n bytes at p by the running GPU thread.
+void check(const void* address, std::size_t n, bool write) {
+  if (!place.active || !first_race.empty() || n == 0) return;
+  const char* p = static_cast<const char*>(address);
+  if (inside(p, place.stack, place.stack_bytes)) return;  // its own locals
+  Region r = shared_region();
+  const bool shared = inside(p, r.base, r.bytes);
+  if (!shared) r = device_region(p);
+  if (!r.shadow) return;  // host memory
+  const std::uint32_t epoch = shared ? place.block_run : place.launch;
+  const std::size_t from = std::size_t(p - r.base), to = std::min(from + n, r.bytes);
+  const auto mine = [](const Access& a) { return a.block == place.block && a.thread == place.thread; };
+  for (std::size_t w = from / 4; w * 4 < to; ++w) {
+    const std::size_t lo = std::max(from, w * 4), hi = std::min(to, w * 4 + 4);
+    const auto mask = std::uint8_t(((1u << (hi - lo)) - 1) << (lo - w * 4));
+    // Another thread's access to these bytes in this launch, with no __syncthreads since.
+    const auto races = [&](const Access& a) {
+      const bool ordered = a.block == place.block && a.phase != place.phase;
+      return a.epoch == epoch && (a.bytes & mask) && !mine(a) && !ordered;
+    };
+    Shadow& s = r.shadow[w];
+    if (races(s.write)) return report(r.base + lo, r, shared, s.write, "wrote", write);
+    if (write && races(s.read)) return report(r.base + lo, r, shared, s.read, "read", write);
+    Access& a = write ? s.write : s.read;
+    if (a.epoch == epoch && mine(a)) {
+      a.bytes |= mask;
+      a.phase = place.phase;
+    } else {
+      a = {epoch, place.block, place.phase, std::uint16_t(place.thread), mask};
+    }
+  }
+}
+
+}  // namespace
+
+std::string take_race() {
+  std::string race;
+  race.swap(first_race);
+  return race;
+}
+
+void forget_shadow(const void* base) {
+  device_shadows().erase(static_cast<const char*>(base));
+  for (Region& r : recent)
+    if (r.base == base) r = {};
+}
+
+}  // namespace simt::device
+
+// What g++'s -fsanitize=thread instrumentation calls (the subset the CUDA sources need).
+extern "C" {
+void __tsan_init() {}
+void __tsan_read1(void* p) { simt::device::check(p, 1, false); }
+void __tsan_read2(void* p) { simt::device::check(p, 2, false); }
+void __tsan_read4(void* p) { simt::device::check(p, 4, false); }
+void __tsan_read8(void* p) { simt::device::check(p, 8, false); }
+void __tsan_read16(void* p) { simt::device::check(p, 16, false); }
+void __tsan_write1(void* p) { simt::device::check(p, 1, true); }
+void __tsan_write2(void* p) { simt::device::check(p, 2, true); }
+void __tsan_write4(void* p) { simt::device::check(p, 4, true); }
+void __tsan_write8(void* p) { simt::device::check(p, 8, true); }
+void __tsan_write16(void* p) { simt::device::check(p, 16, true); }
+void __tsan_read_range(void* p, unsigned long n) { simt::device::check(p, n, false); }
+void __tsan_write_range(void* p, unsigned long n) { simt::device::check(p, n, true); }
+void __tsan_vptr_update(void**, void*) {}
+// A function-local static's guard (the only atomic in the CUDA sources).
+char __tsan_atomic8_load(const volatile char* a, int) { return __atomic_load_n(a, __ATOMIC_ACQUIRE); }
+}

@@ -1,0 +1,161 @@
+// The race checker's own checks (test_simt_races only: these kernels are
+// compiled with the CUDA sources, their accesses reported to races.cpp).
+// Each race is one no order of threads or blocks shows: the sums come out
+// right in the simulator, and would not on a GPU.
+#include <doctest/doctest.h>
+
+#include <cuda_runtime.h>
+
+#include <string>
+#include <vector>
+
+// The test kernels live where every kernel does (evoplast::kernels::cuda):
+// the simulator finds shared memory among that namespace's statics.
+namespace evoplast::kernels::cuda {
+namespace {
+
+// Every thread adds its 1 to one word, as if `+=` were atomic (it is not).
+__global__ void add_into_one_word(float* sum) { *sum += 1; }
+
+// The same in shared memory, then thread 0 stores the total.
+__global__ void add_into_one_shared_word(float* sum) {
+  __shared__ float total;
+  if (threadIdx.x == 0) total = 0;
+  __syncthreads();
+  total += 1;
+  __syncthreads();
+  if (threadIdx.x == 0) *sum = total;
+}
+
+// Block b > 0 reads the word block b − 1 writes in the same launch.
+__global__ void read_previous_blocks_word(float* x) {
+  if (threadIdx.x != 0) return;
+  x[blockIdx.x] = float(blockIdx.x);
+  if (blockIdx.x > 0) x[gridDim.x + blockIdx.x] = x[blockIdx.x - 1];
+}
+
+// Race-free: each thread its own word of a shared array, a tree sum between
+// barriers, thread 0 writes the block's total, then (after a barrier) every
+// thread reads it back from global memory and writes its own word.
+__global__ void block_sum_then_broadcast(const float* x, float* totals, float* out) {
+  __shared__ float part[64];
+  const unsigned t = threadIdx.x, i = blockIdx.x * blockDim.x + t;
+  part[t] = x[i];
+  __syncthreads();
+  for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
+    if (t < w) part[t] += part[t + w];
+    __syncthreads();
+  }
+  if (t == 0) totals[blockIdx.x] = part[0];
+  __syncthreads();
+  out[i] = x[i] / totals[blockIdx.x];
+}
+
+// The reduction above with its first barrier missing: thread t < 32 adds part[t + 32] before thread t + 32 wrote it.
+__global__ void block_sum_missing_barrier(const float* x, float* totals) {
+  __shared__ float part[64];
+  const unsigned t = threadIdx.x;
+  part[t] = x[blockIdx.x * blockDim.x + t];
+  for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
+    if (t < w) part[t] += part[t + w];
+    __syncthreads();
+  }
+  if (t == 0) totals[blockIdx.x] = part[0];
+}
+
+float* device_floats(std::size_t n, float value) {
+  void* p = nullptr;
+  REQUIRE(cudaMalloc(&p, n * sizeof(float)) == cudaSuccess);
+  const std::vector<float> host(n, value);
+  REQUIRE(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  return static_cast<float*>(p);
+}
+
+// The launch's error message (empty if it ran clean); the device is reset for the next test.
+template <typename... Params, typename... Args>
+std::string race_in(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
+  ::simt::launch(name, kernel, grid, block, 0, nullptr, args...);
+  const cudaError_t e = cudaDeviceSynchronize();
+  const std::string msg = e == cudaSuccess ? "" : cudaGetErrorString(e);
+  ::simt::clear_error();
+  return msg;
+}
+
+}  // namespace
+}  // namespace evoplast::kernels::cuda
+using namespace evoplast::kernels::cuda;
+
+TEST_CASE("simt races: two threads adding into one word is a race, named with both threads and the word") {
+  float* sum = device_floats(1, 0);
+  const std::string msg = race_in("add_into_one_word", add_into_one_word, 1, 32, sum);
+  INFO(msg);
+  CHECK(msg.find("kernel add_into_one_word, block (0,0,0), thread (1,0,0) reads byte 0 of a device allocation "
+                 "of 4 bytes, which thread (0,0,0) of the same block wrote, with no __syncthreads between them: "
+                 "a data race") != std::string::npos);
+  cudaFree(sum);
+}
+
+TEST_CASE("simt races: so is adding into one word of shared memory, named with the variable") {
+  float* sum = device_floats(1, 0);
+  const std::string msg = race_in("add_into_one_shared_word", add_into_one_shared_word, 1, 32, sum);
+  INFO(msg);
+  CHECK(msg.find("thread (1,0,0) reads byte 0 of __shared__ "
+                 "evoplast::kernels::cuda::(anonymous namespace)::add_into_one_shared_word(float*)::total, which "
+                 "thread (0,0,0) of the same block wrote, with no __syncthreads between them") != std::string::npos);
+  cudaFree(sum);
+}
+
+TEST_CASE("simt races: a block reading what another block of the launch writes is a race, in any block order") {
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
+    simt::set_order(o);
+    float* x = device_floats(8, 0);
+    const std::string msg = race_in("read_previous_blocks_word", read_previous_blocks_word, 4, 32, x);
+    INFO(msg);
+    // Forward, block 1 reads the word block 0 wrote; reversed, block 2 writes the word block 3 read.
+    CHECK(msg.find(o == simt::Order::forward ? "block (1,0,0), thread (0,0,0) reads byte 0 of a device allocation "
+                                               "of 32 bytes, which thread (0,0,0) of block (0,0,0) wrote in the "
+                                               "same launch"
+                                             : "block (2,0,0), thread (0,0,0) writes byte 8 of a device allocation "
+                                               "of 32 bytes, which thread (0,0,0) of block (3,0,0) read in the "
+                                               "same launch") != std::string::npos);
+    cudaFree(x);
+  }
+  simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt races: a reduction missing its first barrier is a race in shared memory, in any thread order") {
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
+    simt::set_order(o);
+    float* x = device_floats(128, 1);
+    float* totals = device_floats(2, 0);
+    const std::string msg = race_in("block_sum_missing_barrier", block_sum_missing_barrier, 2, 64, x, totals);
+    INFO(msg);
+    // Forward, thread 32 writes the word thread 0 read; reversed, thread 31 reads the word thread 63 wrote.
+    CHECK(msg.find(o == simt::Order::forward ? "thread (32,0,0) writes byte 128 of __shared__ "
+                                               "evoplast::kernels::cuda::(anonymous namespace)::"
+                                               "block_sum_missing_barrier(float const*, float*)::part, which "
+                                               "thread (0,0,0) of the same block read"
+                                             : "thread (31,0,0) reads byte 252 of __shared__ "
+                                               "evoplast::kernels::cuda::(anonymous namespace)::"
+                                               "block_sum_missing_barrier(float const*, float*)::part, which "
+                                               "thread (63,0,0) of the same block wrote") != std::string::npos);
+    cudaFree(x);
+    cudaFree(totals);
+  }
+  simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt races: barriers order a block's threads, in shared and in global memory, in any order") {
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
+    simt::set_order(o);
+    float* x = device_floats(128, 2);
+    float* totals = device_floats(2, 0);
+    float* out = device_floats(128, 0);
+    CHECK(race_in("block_sum_then_broadcast", block_sum_then_broadcast, 2, 64, x, totals, out).empty());
+    std::vector<float> got(128);
+    REQUIRE(cudaMemcpy(got.data(), out, 512, cudaMemcpyDeviceToHost) == cudaSuccess);
+    CHECK(got == std::vector<float>(128, 2.0f / 128));
+    for (float* p : {x, totals, out}) cudaFree(p);
+  }
+  simt::set_order(simt::Order::forward);
+}
