@@ -11,20 +11,25 @@
 // on the order; these do not.
 //
 // How: each 4-byte word of device memory and of shared memory has a shadow
-// that says which thread (block, thread, barrier phase) last wrote which of
+// that says which threads (block, thread, barrier phase) last wrote which of
 // its bytes, and which last read them, in which launch (for shared memory:
 // which run of a block). A read of a byte another thread wrote in the same
 // launch, or a write of one another thread read or wrote, is a race unless a
 // __syncthreads lies between them: never for threads of two blocks, whenever
 // the phase has changed for threads of one block. So the order the threads
 // ran in does not matter.
+// Two writers and two readers are kept per word, the last two threads: so a
+// write by a word's last reader still meets the reader before it (every
+// thread reads a flag, then one overwrites it with no barrier: in reverse
+// order the writer reads last), and a read of byte 0 still meets its writer
+// after another thread wrote byte 1.
 // The first race of a launch fails it (the simulator's error for a broken
 // rule), in one line naming both threads and the word.
 //
-// Not checked: a write after a read by a thread other than the word's last
-// reader, and after a write of other bytes of the word than the last writer's
-// (one reader and one writer are kept per word); atomics (no kernel of ours uses
-// one; each would count as a race); pinned host memory.
+// Not checked: an access that races only with a third thread back (three
+// threads read a word, then the last two are ordered before its writer and
+// the first is not); atomics (no kernel of ours uses one; each would count as
+// a race); pinned host memory.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -44,9 +49,9 @@ struct Access {
   std::uint16_t thread = 0;
   std::uint8_t bytes = 0;  // which of the word's bytes (bit k: byte k)
 };
-// A word's last write, and its last read.
+// A word's last two writes and last two reads, by two threads: [0] the latest.
 struct Shadow {
-  Access write, read;
+  Access write[2], read[2];
 };
 
 // The shadow of each device allocation a kernel has touched: a word each.
@@ -143,15 +148,21 @@ void check(const void* address, std::size_t n, bool write) {
       return a.epoch == epoch && (a.bytes & mask) && !mine(a) && !ordered;
     };
     Shadow& s = r.shadow[w];
-    if (races(s.write)) return report(r.base + lo, r, shared, s.write, "wrote", write);
-    if (write && races(s.read)) return report(r.base + lo, r, shared, s.read, "read", write);
-    Access& a = write ? s.write : s.read;
-    if (a.epoch == epoch && mine(a)) {
-      a.bytes |= mask;
-      a.phase = place.phase;
-    } else {
-      a = {epoch, place.block, place.phase, std::uint16_t(place.thread), mask};
+    for (const Access& a : s.write)
+      if (races(a)) return report(r.base + lo, r, shared, a, "wrote", write);
+    if (write)
+      for (const Access& a : s.read)
+        if (races(a)) return report(r.base + lo, r, shared, a, "read", write);
+    Access* last = write ? s.write : s.read;
+    if (last[0].epoch == epoch && mine(last[0]) && last[0].phase == place.phase) {
+      last[0].bytes |= mask;
+      continue;
     }
+    // Another thread's access moves back a slot, and so does my own of an
+    // earlier phase if it holds bytes this one does not (other blocks may
+    // still race with those); else this one stands for it.
+    if (last[0].epoch == epoch && (!mine(last[0]) || (last[0].bytes & ~mask))) last[1] = last[0];
+    last[0] = {epoch, place.block, place.phase, std::uint16_t(place.thread), mask};
   }
 }
 

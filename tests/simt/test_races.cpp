@@ -63,6 +63,23 @@ __global__ void block_sum_missing_barrier(const float* x, float* totals) {
   if (t == 0) totals[blockIdx.x] = part[0];
 }
 
+// Every thread reads a flag thread 0 set; thread 0 then overwrites it with no
+// barrier between, while others may still be reading. In reverse order thread 0
+// reads last, and every thread reads 1: the result is right.
+__global__ void read_then_overwrite(float* out) {
+  __shared__ float flag;
+  if (threadIdx.x == 0) flag = 1;
+  __syncthreads();
+  out[threadIdx.x] = flag;
+  if (threadIdx.x == 0) flag = 2;
+}
+
+// Threads 0 and 1 write bytes 0 and 1 of one word; thread 2 reads byte 0 with no barrier between.
+__global__ void read_a_byte_another_thread_writes(unsigned char* bytes) {
+  if (threadIdx.x < 2) bytes[threadIdx.x] = 1;
+  if (threadIdx.x == 2) bytes[4] = bytes[0];
+}
+
 float* device_floats(std::size_t n, float value) {
   void* p = nullptr;
   REQUIRE(cudaMalloc(&p, n * sizeof(float)) == cudaSuccess);
@@ -158,4 +175,35 @@ TEST_CASE("simt races: barriers order a block's threads, in shared and in global
     for (float* p : {x, totals, out}) cudaFree(p);
   }
   simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt races: a write after several threads read meets a reader other than itself, in any order") {
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
+    simt::set_order(o);
+    float* out = device_floats(32, 0);
+    const std::string msg = race_in("read_then_overwrite", read_then_overwrite, 1, 32, out);
+    INFO(msg);
+    // Forward, thread 1 reads the 2 thread 0 wrote; reversed, thread 0 (the
+    // last reader) writes the flag thread 1 read before it.
+    CHECK(msg.find(o == simt::Order::forward ? "thread (1,0,0) reads byte 0 of __shared__ "
+                                               "evoplast::kernels::cuda::(anonymous namespace)::"
+                                               "read_then_overwrite(float*)::flag, which thread (0,0,0) of the "
+                                               "same block wrote"
+                                             : "thread (0,0,0) writes byte 0 of __shared__ "
+                                               "evoplast::kernels::cuda::(anonymous namespace)::"
+                                               "read_then_overwrite(float*)::flag, which thread (1,0,0) of the "
+                                               "same block read") != std::string::npos);
+    cudaFree(out);
+  }
+  simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt races: a read of a byte meets its writer after another thread wrote another byte of the word") {
+  float* bytes = device_floats(2, 0);
+  const std::string msg = race_in("read_a_byte_another_thread_writes", read_a_byte_another_thread_writes, 1, 3,
+                                  reinterpret_cast<unsigned char*>(bytes));
+  INFO(msg);
+  CHECK(msg.find("thread (2,0,0) reads byte 0 of a device allocation of 8 bytes, which thread (0,0,0) of the "
+                 "same block wrote") != std::string::npos);
+  cudaFree(bytes);
 }
