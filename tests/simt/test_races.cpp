@@ -80,13 +80,20 @@ __global__ void read_a_byte_another_thread_writes(unsigned char* bytes) {
   if (threadIdx.x == 2) bytes[4] = bytes[0];
 }
 
-float* device_floats(std::size_t n, float value) {
-  void* p = nullptr;
-  REQUIRE(cudaMalloc(&p, n * sizeof(float)) == cudaSuccess);
-  const std::vector<float> host(n, value);
-  REQUIRE(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
-  return static_cast<float*>(p);
-}
+// n floats of device memory set to value, freed when it goes.
+struct DeviceFloats {
+  float* p = nullptr;
+  DeviceFloats(std::size_t n, float value) {
+    void* bytes = nullptr;
+    REQUIRE(cudaMalloc(&bytes, n * sizeof(float)) == cudaSuccess);
+    p = static_cast<float*>(bytes);
+    const std::vector<float> host(n, value);
+    REQUIRE(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  }
+  ~DeviceFloats() { cudaFree(p); }
+  DeviceFloats(const DeviceFloats&) = delete;
+  DeviceFloats& operator=(const DeviceFloats&) = delete;
+};
 
 // The launch's error message (empty if it ran clean); the device is reset for the next test.
 template <typename... Params, typename... Args>
@@ -98,112 +105,101 @@ std::string race_in(const char* name, void (*kernel)(Params...), dim3 grid, dim3
   return msg;
 }
 
+// Runs `launch` (which returns race_in's message) with the threads and blocks
+// in forward order, then reversed, and checks each message holds that order's line.
+template <typename Launch>
+void check_race_in_both_orders(const Launch& launch, const char* forward_line, const char* reverse_line) {
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
+    simt::set_order(o);
+    const std::string msg = launch();
+    INFO(msg);
+    CHECK(msg.find(o == simt::Order::forward ? forward_line : reverse_line) != std::string::npos);
+  }
+  simt::set_order(simt::Order::forward);
+}
+
 }  // namespace
 }  // namespace evoplast::kernels::cuda
 using namespace evoplast::kernels::cuda;
 
 TEST_CASE("simt races: two threads adding into one word is a race, named with both threads and the word") {
-  float* sum = device_floats(1, 0);
-  const std::string msg = race_in("add_into_one_word", add_into_one_word, 1, 32, sum);
+  DeviceFloats sum(1, 0);
+  const std::string msg = race_in("add_into_one_word", add_into_one_word, 1, 32, sum.p);
   INFO(msg);
   CHECK(msg.find("kernel add_into_one_word, block (0,0,0), thread (1,0,0) reads byte 0 of a device allocation "
                  "of 4 bytes, which thread (0,0,0) of the same block wrote, with no __syncthreads between them: "
                  "a data race") != std::string::npos);
-  cudaFree(sum);
 }
 
 TEST_CASE("simt races: so is adding into one word of shared memory, named with the variable") {
-  float* sum = device_floats(1, 0);
-  const std::string msg = race_in("add_into_one_shared_word", add_into_one_shared_word, 1, 32, sum);
+  DeviceFloats sum(1, 0);
+  const std::string msg = race_in("add_into_one_shared_word", add_into_one_shared_word, 1, 32, sum.p);
   INFO(msg);
   CHECK(msg.find("thread (1,0,0) reads byte 0 of __shared__ "
                  "evoplast::kernels::cuda::(anonymous namespace)::add_into_one_shared_word(float*)::total, which "
                  "thread (0,0,0) of the same block wrote, with no __syncthreads between them") != std::string::npos);
-  cudaFree(sum);
 }
 
 TEST_CASE("simt races: a block reading what another block of the launch writes is a race, in any block order") {
-  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
-    simt::set_order(o);
-    float* x = device_floats(8, 0);
-    const std::string msg = race_in("read_previous_blocks_word", read_previous_blocks_word, 4, 32, x);
-    INFO(msg);
-    // Forward, block 1 reads the word block 0 wrote; reversed, block 2 writes the word block 3 read.
-    CHECK(msg.find(o == simt::Order::forward ? "block (1,0,0), thread (0,0,0) reads byte 0 of a device allocation "
-                                               "of 32 bytes, which thread (0,0,0) of block (0,0,0) wrote in the "
-                                               "same launch"
-                                             : "block (2,0,0), thread (0,0,0) writes byte 8 of a device allocation "
-                                               "of 32 bytes, which thread (0,0,0) of block (3,0,0) read in the "
-                                               "same launch") != std::string::npos);
-    cudaFree(x);
-  }
-  simt::set_order(simt::Order::forward);
+  // Forward, block 1 reads the word block 0 wrote; reversed, block 2 writes the word block 3 read.
+  check_race_in_both_orders(
+      [] {
+        DeviceFloats x(8, 0);
+        return race_in("read_previous_blocks_word", read_previous_blocks_word, 4, 32, x.p);
+      },
+      "block (1,0,0), thread (0,0,0) reads byte 0 of a device allocation of 32 bytes, which thread (0,0,0) of "
+      "block (0,0,0) wrote in the same launch",
+      "block (2,0,0), thread (0,0,0) writes byte 8 of a device allocation of 32 bytes, which thread (0,0,0) of "
+      "block (3,0,0) read in the same launch");
 }
 
 TEST_CASE("simt races: a reduction missing its first barrier is a race in shared memory, in any thread order") {
-  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
-    simt::set_order(o);
-    float* x = device_floats(128, 1);
-    float* totals = device_floats(2, 0);
-    const std::string msg = race_in("block_sum_missing_barrier", block_sum_missing_barrier, 2, 64, x, totals);
-    INFO(msg);
-    // Forward, thread 32 writes the word thread 0 read; reversed, thread 31 reads the word thread 63 wrote.
-    CHECK(msg.find(o == simt::Order::forward ? "thread (32,0,0) writes byte 128 of __shared__ "
-                                               "evoplast::kernels::cuda::(anonymous namespace)::"
-                                               "block_sum_missing_barrier(float const*, float*)::part, which "
-                                               "thread (0,0,0) of the same block read"
-                                             : "thread (31,0,0) reads byte 252 of __shared__ "
-                                               "evoplast::kernels::cuda::(anonymous namespace)::"
-                                               "block_sum_missing_barrier(float const*, float*)::part, which "
-                                               "thread (63,0,0) of the same block wrote") != std::string::npos);
-    cudaFree(x);
-    cudaFree(totals);
-  }
-  simt::set_order(simt::Order::forward);
+  // Forward, thread 32 writes the word thread 0 read; reversed, thread 31 reads the word thread 63 wrote.
+  check_race_in_both_orders(
+      [] {
+        DeviceFloats x(128, 1);
+        DeviceFloats totals(2, 0);
+        return race_in("block_sum_missing_barrier", block_sum_missing_barrier, 2, 64, x.p, totals.p);
+      },
+      "thread (32,0,0) writes byte 128 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+      "block_sum_missing_barrier(float const*, float*)::part, which thread (0,0,0) of the same block read",
+      "thread (31,0,0) reads byte 252 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+      "block_sum_missing_barrier(float const*, float*)::part, which thread (63,0,0) of the same block wrote");
 }
 
 TEST_CASE("simt races: barriers order a block's threads, in shared and in global memory, in any order") {
   for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
     simt::set_order(o);
-    float* x = device_floats(128, 2);
-    float* totals = device_floats(2, 0);
-    float* out = device_floats(128, 0);
-    CHECK(race_in("block_sum_then_broadcast", block_sum_then_broadcast, 2, 64, x, totals, out).empty());
+    DeviceFloats x(128, 2);
+    DeviceFloats totals(2, 0);
+    DeviceFloats out(128, 0);
+    CHECK(race_in("block_sum_then_broadcast", block_sum_then_broadcast, 2, 64, x.p, totals.p, out.p).empty());
     std::vector<float> got(128);
-    REQUIRE(cudaMemcpy(got.data(), out, 512, cudaMemcpyDeviceToHost) == cudaSuccess);
+    REQUIRE(cudaMemcpy(got.data(), out.p, 512, cudaMemcpyDeviceToHost) == cudaSuccess);
     CHECK(got == std::vector<float>(128, 2.0f / 128));
-    for (float* p : {x, totals, out}) cudaFree(p);
   }
   simt::set_order(simt::Order::forward);
 }
 
 TEST_CASE("simt races: a write after several threads read meets a reader other than itself, in any order") {
-  for (simt::Order o : {simt::Order::forward, simt::Order::reverse}) {
-    simt::set_order(o);
-    float* out = device_floats(32, 0);
-    const std::string msg = race_in("read_then_overwrite", read_then_overwrite, 1, 32, out);
-    INFO(msg);
-    // Forward, thread 1 reads the 2 thread 0 wrote; reversed, thread 0 (the
-    // last reader) writes the flag thread 1 read before it.
-    CHECK(msg.find(o == simt::Order::forward ? "thread (1,0,0) reads byte 0 of __shared__ "
-                                               "evoplast::kernels::cuda::(anonymous namespace)::"
-                                               "read_then_overwrite(float*)::flag, which thread (0,0,0) of the "
-                                               "same block wrote"
-                                             : "thread (0,0,0) writes byte 0 of __shared__ "
-                                               "evoplast::kernels::cuda::(anonymous namespace)::"
-                                               "read_then_overwrite(float*)::flag, which thread (1,0,0) of the "
-                                               "same block read") != std::string::npos);
-    cudaFree(out);
-  }
-  simt::set_order(simt::Order::forward);
+  // Forward, thread 1 reads the 2 thread 0 wrote; reversed, thread 0 (the
+  // last reader) writes the flag thread 1 read before it.
+  check_race_in_both_orders(
+      [] {
+        DeviceFloats out(32, 0);
+        return race_in("read_then_overwrite", read_then_overwrite, 1, 32, out.p);
+      },
+      "thread (1,0,0) reads byte 0 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+      "read_then_overwrite(float*)::flag, which thread (0,0,0) of the same block wrote",
+      "thread (0,0,0) writes byte 0 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+      "read_then_overwrite(float*)::flag, which thread (1,0,0) of the same block read");
 }
 
 TEST_CASE("simt races: a read of a byte meets its writer after another thread wrote another byte of the word") {
-  float* bytes = device_floats(2, 0);
+  DeviceFloats bytes(2, 0);
   const std::string msg = race_in("read_a_byte_another_thread_writes", read_a_byte_another_thread_writes, 1, 3,
-                                  reinterpret_cast<unsigned char*>(bytes));
+                                  reinterpret_cast<unsigned char*>(bytes.p));
   INFO(msg);
   CHECK(msg.find("thread (2,0,0) reads byte 0 of a device allocation of 8 bytes, which thread (0,0,0) of the "
                  "same block wrote") != std::string::npos);
-  cudaFree(bytes);
 }
