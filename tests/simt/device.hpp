@@ -76,6 +76,8 @@ std::string shared_variable_at(const void* p, std::size_t* offset);
 // (empty if none); the shadow of an allocation being freed, dropped.
 std::string take_race();
 void forget_shadow(const void* base);
+// An atomic read-modify-write of n bytes at p by the running GPU thread (atomics.cpp).
+void note_atomic(const void* p, std::size_t n);
 
 // Fills the calling thread's copy of every __shared__ variable (a kernel's
 // static thread_local) with kPoison: what a block finds when it starts.

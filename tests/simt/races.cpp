@@ -26,10 +26,12 @@
 // The first race of a launch fails it (the simulator's error for a broken
 // rule), in one line naming both threads and the word.
 //
+// An atomic (atomics.cpp) is kept as a write marked atomic: it races with
+// another thread's plain read or write, and not with its atomics.
+//
 // Not checked: an access that races only with a third thread back (three
 // threads read a word, then the last two are ordered before its writer and
-// the first is not); atomics (no kernel of ours uses one; each would count as
-// a race); pinned host memory.
+// the first is not); pinned host memory.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -48,8 +50,9 @@ struct Access {
   std::uint32_t phase = 0;
   std::uint16_t thread = 0;
   std::uint8_t bytes = 0;  // which of the word's bytes (bit k: byte k)
+  bool atomic = false;     // an atomic read-modify-write (kept among the writes)
 };
-// A word's last two writes and last two reads, by two threads: [0] the latest.
+// A word's last two writes (atomics among them) and last two reads, by two threads: [0] the latest.
 struct Shadow {
   Access write[2], read[2];
 };
@@ -106,8 +109,11 @@ std::string triple(std::uint32_t linear, dim3 extent) {
          std::to_string(linear / (extent.x * extent.y)) + ")";
 }
 
-// The race: the running thread reads or writes byte p, which `other` accessed (`did`: "read" or "wrote").
-void report(const char* p, const Region& r, bool shared, const Access& other, const char* did, bool write) {
+// What an access does to a word.
+enum class Kind { read, write, atomic };
+
+// The race: the running thread's access (`kind`) of byte p, which `other` made (`did`: "read" or "wrote").
+void report(const char* p, const Region& r, bool shared, const Access& other, const char* did, Kind kind) {
   std::string what;
   if (shared) {
     std::size_t offset = 0;
@@ -116,19 +122,21 @@ void report(const char* p, const Region& r, bool shared, const Access& other, co
   } else {
     what = "byte " + std::to_string(p - r.base) + " of a device allocation of " + std::to_string(r.bytes) + " bytes";
   }
+  if (other.atomic) did = "updated atomically";
   const std::string by = other.block == place.block
                              ? "thread " + triple(other.thread, regs.block_dim) + " of the same block " +
                                    std::string(did) + ", with no __syncthreads between them"
                              : "thread " + triple(other.thread, regs.block_dim) + " of block " +
                                    triple(other.block, regs.grid_dim) + " " + did + " in the same launch";
+  const char* does = kind == Kind::read ? "reads " : kind == Kind::write ? "writes " : "atomically updates ";
   first_race = "kernel " + std::string(running_kernel() ? running_kernel() : "?") + ", block " +
                triple(place.block, regs.grid_dim) + ", thread " + triple(place.thread, regs.block_dim) + " " +
-               (write ? "writes " : "reads ") + what + ", which " + by +
+               does + what + ", which " + by +
                ": a data race (on a GPU the two run at once: a read sees either value, one of two updates is lost)";
 }
 
 // One access of n bytes at p by the running GPU thread.
-void check(const void* address, std::size_t n, bool write) {
+void check(const void* address, std::size_t n, Kind kind) {
   if (!place.active || !first_race.empty() || n == 0) return;
   const char* p = static_cast<const char*>(address);
   if (inside(p, place.stack, place.stack_bytes)) return;  // its own locals
@@ -142,19 +150,22 @@ void check(const void* address, std::size_t n, bool write) {
   for (std::size_t w = from / 4; w * 4 < to; ++w) {
     const std::size_t lo = std::max(from, w * 4), hi = std::min(to, w * 4 + 4);
     const auto mask = std::uint8_t(((1u << (hi - lo)) - 1) << (lo - w * 4));
-    // Another thread's access to these bytes in this launch, with no __syncthreads since.
+    // Another thread's access to these bytes in this launch, with no
+    // __syncthreads since (two atomics never race).
     const auto races = [&](const Access& a) {
       const bool ordered = a.block == place.block && a.phase != place.phase;
-      return a.epoch == epoch && (a.bytes & mask) && !mine(a) && !ordered;
+      const bool both_atomic = a.atomic && kind == Kind::atomic;
+      return a.epoch == epoch && (a.bytes & mask) && !mine(a) && !ordered && !both_atomic;
     };
     Shadow& s = r.shadow[w];
     for (const Access& a : s.write)
-      if (races(a)) return report(r.base + lo, r, shared, a, "wrote", write);
-    if (write)
+      if (races(a)) return report(r.base + lo, r, shared, a, "wrote", kind);
+    if (kind != Kind::read)
       for (const Access& a : s.read)
-        if (races(a)) return report(r.base + lo, r, shared, a, "read", write);
-    Access* last = write ? s.write : s.read;
-    if (last[0].epoch == epoch && mine(last[0]) && last[0].phase == place.phase) {
+        if (races(a)) return report(r.base + lo, r, shared, a, "read", kind);
+    const bool atomic = kind == Kind::atomic;
+    Access* last = kind == Kind::read ? s.read : s.write;
+    if (last[0].epoch == epoch && mine(last[0]) && last[0].phase == place.phase && last[0].atomic == atomic) {
       last[0].bytes |= mask;
       continue;
     }
@@ -162,7 +173,7 @@ void check(const void* address, std::size_t n, bool write) {
     // earlier phase if it holds bytes this one does not (other blocks may
     // still race with those); else this one stands for it.
     if (last[0].epoch == epoch && (!mine(last[0]) || (last[0].bytes & ~mask))) last[1] = last[0];
-    last[0] = {epoch, place.block, place.phase, std::uint16_t(place.thread), mask};
+    last[0] = {epoch, place.block, place.phase, std::uint16_t(place.thread), mask, atomic};
   }
 }
 
@@ -174,6 +185,8 @@ std::string take_race() {
   return race;
 }
 
+void note_atomic(const void* p, std::size_t n) { check(p, n, Kind::atomic); }
+
 void forget_shadow(const void* base) {
   device_shadows().erase(static_cast<const char*>(base));
   for (Region& r : recent)
@@ -182,22 +195,27 @@ void forget_shadow(const void* base) {
 
 }  // namespace simt::device
 
+namespace {
+using simt::device::check;
+using simt::device::Kind;
+}  // namespace
+
 // What g++'s -fsanitize=thread instrumentation calls (the subset the CUDA sources need).
 extern "C" {
 void __tsan_init() {}
-void __tsan_read1(void* p) { simt::device::check(p, 1, false); }
-void __tsan_read2(void* p) { simt::device::check(p, 2, false); }
-void __tsan_read4(void* p) { simt::device::check(p, 4, false); }
-void __tsan_read8(void* p) { simt::device::check(p, 8, false); }
-void __tsan_read16(void* p) { simt::device::check(p, 16, false); }
-void __tsan_write1(void* p) { simt::device::check(p, 1, true); }
-void __tsan_write2(void* p) { simt::device::check(p, 2, true); }
-void __tsan_write4(void* p) { simt::device::check(p, 4, true); }
-void __tsan_write8(void* p) { simt::device::check(p, 8, true); }
-void __tsan_write16(void* p) { simt::device::check(p, 16, true); }
-void __tsan_read_range(void* p, unsigned long n) { simt::device::check(p, n, false); }
-void __tsan_write_range(void* p, unsigned long n) { simt::device::check(p, n, true); }
+void __tsan_read1(void* p) { check(p, 1, Kind::read); }
+void __tsan_read2(void* p) { check(p, 2, Kind::read); }
+void __tsan_read4(void* p) { check(p, 4, Kind::read); }
+void __tsan_read8(void* p) { check(p, 8, Kind::read); }
+void __tsan_read16(void* p) { check(p, 16, Kind::read); }
+void __tsan_write1(void* p) { check(p, 1, Kind::write); }
+void __tsan_write2(void* p) { check(p, 2, Kind::write); }
+void __tsan_write4(void* p) { check(p, 4, Kind::write); }
+void __tsan_write8(void* p) { check(p, 8, Kind::write); }
+void __tsan_write16(void* p) { check(p, 16, Kind::write); }
+void __tsan_read_range(void* p, unsigned long n) { check(p, n, Kind::read); }
+void __tsan_write_range(void* p, unsigned long n) { check(p, n, Kind::write); }
 void __tsan_vptr_update(void**, void*) {}
-// A function-local static's guard (the only atomic in the CUDA sources).
+// A function-local static's guard (the only C++ atomic in the CUDA sources; CUDA's are in atomics.cpp).
 char __tsan_atomic8_load(const volatile char* a, int) { return __atomic_load_n(a, __ATOMIC_ACQUIRE); }
 }

@@ -80,6 +80,23 @@ __global__ void read_a_byte_another_thread_writes(unsigned char* bytes) {
   if (threadIdx.x == 2) bytes[4] = bytes[0];
 }
 
+// Every thread adds 1 to the block's total with atomicAdd, in shared memory
+// and then in global memory: atomics never race with each other.
+__global__ void add_atomically(float* sum) {
+  __shared__ float total;
+  if (threadIdx.x == 0) total = 0;
+  __syncthreads();
+  atomicAdd(&total, 1.0f);
+  __syncthreads();
+  if (threadIdx.x == 0) atomicAdd(sum, total);
+}
+
+// Thread 0 zeroes the sum with a plain store while the others add to it atomically.
+__global__ void zero_while_adding_atomically(float* sum) {
+  if (threadIdx.x == 0) *sum = 0;
+  else atomicAdd(sum, 1.0f);
+}
+
 // n floats of device memory set to value, freed when it goes.
 struct DeviceFloats {
   float* p = nullptr;
@@ -202,4 +219,25 @@ TEST_CASE("simt races: a read of a byte meets its writer after another thread wr
   INFO(msg);
   CHECK(msg.find("thread (2,0,0) reads byte 0 of a device allocation of 8 bytes, which thread (0,0,0) of the "
                  "same block wrote") != std::string::npos);
+}
+
+TEST_CASE("simt races: atomics to one word do not race with each other, in shared or global memory") {
+  DeviceFloats sum(1, 0);
+  CHECK(race_in("add_atomically", add_atomically, 4, 32, sum.p).empty());
+  float got = 0;
+  REQUIRE(cudaMemcpy(&got, sum.p, 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  CHECK(got == 128);
+}
+
+TEST_CASE("simt races: a plain store to a word others update atomically is a race, in any order") {
+  // Forward, thread 1's atomic meets thread 0's store; reversed, thread 0's store meets thread 1's atomic.
+  check_race_in_both_orders(
+      [] {
+        DeviceFloats sum(1, 0);
+        return race_in("zero_while_adding_atomically", zero_while_adding_atomically, 1, 32, sum.p);
+      },
+      "thread (1,0,0) atomically updates byte 0 of a device allocation of 4 bytes, which thread (0,0,0) of the "
+      "same block wrote",
+      "thread (0,0,0) writes byte 0 of a device allocation of 4 bytes, which thread (1,0,0) of the same block "
+      "updated atomically");
 }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -140,6 +141,20 @@ T* device_alloc(std::size_t n) {
   return static_cast<T*>(p);
 }
 
+// Every thread of every block takes a ticket (atomicAdd's old value), adds
+// 0.5 to a float, offers its index to a max and a min, swaps its index into
+// a slot, and tries to claim a word still 0 (atomicCAS). state: {tickets, max,
+// min, slot, claim, float sum as bits}.
+__global__ void take_tickets(int* tickets, unsigned* state, float* sum) {
+  const unsigned t = blockIdx.x * blockDim.x + threadIdx.x;
+  tickets[t] = atomicAdd(reinterpret_cast<int*>(&state[0]), 1);
+  atomicAdd(sum, 0.5f);
+  atomicMax(&state[1], t);
+  atomicMin(&state[2], t);
+  atomicExch(&state[3], t);
+  atomicCAS(&state[4], 0u, t + 1);
+}
+
 std::vector<float> sums(bool skip_first_barrier) {
   const int blocks = 3, threads = 256;
   std::vector<float> host(blocks * threads);
@@ -186,6 +201,42 @@ TEST_CASE("simt: the blocks of a grid run in the order named, so a race between 
   };
   CHECK(run(simt::Order::forward) == std::vector<float>{0, 1, 2, 3});
   CHECK(run(simt::Order::reverse) == std::vector<float>{0, 1, 1, 1});
+  simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt: atomics give every thread its own old value and lose no update, in any order") {
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
+    simt::set_order(o);
+    const unsigned n = 3 * 64;
+    int* tickets = device_alloc<int>(n);
+    unsigned* state = device_alloc<unsigned>(5);
+    float* sum = device_alloc<float>(1);
+    const std::vector<unsigned> start{0, 0, ~0u, 0, 0};
+    const float zero = 0;
+    REQUIRE(cudaMemcpy(state, start.data(), 20, cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(sum, &zero, 4, cudaMemcpyHostToDevice) == cudaSuccess);
+    EVOPLAST_LAUNCH(take_tickets, 3, 64, 0, nullptr, tickets, state, sum);
+    std::vector<int> got(n);
+    std::vector<unsigned> end(5);
+    float total = 0;
+    REQUIRE(cudaMemcpy(got.data(), tickets, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    REQUIRE(cudaMemcpy(end.data(), state, 20, cudaMemcpyDeviceToHost) == cudaSuccess);
+    REQUIRE(cudaMemcpy(&total, sum, 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    std::sort(got.begin(), got.end());
+    std::vector<int> each(n);
+    for (unsigned i = 0; i < n; ++i) each[i] = int(i);
+    CHECK(got == each);  // n tickets, each taken once
+    CHECK(end[0] == n);
+    CHECK(total == 0.5f * n);
+    CHECK(end[1] == n - 1);
+    CHECK(end[2] == 0);
+    CHECK(end[3] < n);   // the last thread to swap
+    CHECK(end[4] >= 1);  // one thread claimed it, and no later one overwrote it
+    CHECK(end[4] <= n);
+    cudaFree(tickets);
+    cudaFree(state);
+    cudaFree(sum);
+  }
   simt::set_order(simt::Order::forward);
 }
 

@@ -42,7 +42,8 @@
 // - in the second program, test_simt_races, every load and store a kernel
 //   makes goes to the race checker (races.cpp): a word that two threads
 //   touch with no __syncthreads between them, one of them writing (two
-//   blocks never have one between them), fails the launch in any order.
+//   blocks never have one between them), fails the launch in any order;
+//   atomics (below) race with plain accesses, not with each other.
 //
 // threadIdx, blockIdx, blockDim and gridDim are members of a thread_local
 // (regs below). GCC 12's UBSan null check of that thread_local, read after a
@@ -188,3 +189,20 @@ void clear_error();                       // forget a sticky error (a new contex
 #define blockDim (::simt::regs.block_dim)
 #define gridDim (::simt::regs.grid_dim)
 inline void __syncthreads(std::source_location site = std::source_location::current()) { ::simt::barrier(site); }
+
+// Atomics, as CUDA declares them (atomics.cpp): each returns the word's old
+// value. Not instrumented: they tell the race checker of an atomic access.
+int atomicAdd(int* address, int val);
+unsigned atomicAdd(unsigned* address, unsigned val);
+unsigned long long atomicAdd(unsigned long long* address, unsigned long long val);
+float atomicAdd(float* address, float val);
+int atomicMax(int* address, int val);
+unsigned atomicMax(unsigned* address, unsigned val);
+int atomicMin(int* address, int val);
+unsigned atomicMin(unsigned* address, unsigned val);
+int atomicExch(int* address, int val);
+unsigned atomicExch(unsigned* address, unsigned val);
+float atomicExch(float* address, float val);
+int atomicCAS(int* address, int compare, int val);
+unsigned atomicCAS(unsigned* address, unsigned compare, unsigned val);
+unsigned long long atomicCAS(unsigned long long* address, unsigned long long compare, unsigned long long val);
