@@ -155,6 +155,55 @@ __global__ void take_tickets(int* tickets, unsigned* state, float* sum) {
   atomicCAS(&state[4], 0u, t + 1);
 }
 
+// Each warp shuffles and votes on its threads' linear indices t (two warps a
+// block); out holds 9 results a thread: from lane 3; from the lane below
+// within groups of 8 (delta 2); from the lane above (delta 1); from the lane
+// with bit 0 flipped; the warp's sum by a butterfly of xor shuffles (float);
+// a ballot of t % 3 == 0; any lane 5; all lanes < 31; and all lanes.
+__global__ void shuffle_and_vote(int* out) {
+  const int t = int(blockIdx.x * blockDim.x + threadIdx.x), lane = int(threadIdx.x % 32);
+  int* mine = out + 9 * t;
+  const unsigned full = 0xFFFFFFFFu;
+  mine[0] = __shfl_sync(full, t, 3);
+  mine[1] = __shfl_up_sync(full, t, 2, 8);
+  mine[2] = __shfl_down_sync(full, t, 1);
+  mine[3] = __shfl_xor_sync(full, t, 1);
+  float sum = float(t);
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(full, sum, offset);
+  mine[4] = int(sum);
+  mine[5] = int(__ballot_sync(full, t % 3 == 0));
+  mine[6] = __any_sync(full, lane == 5);
+  mine[7] = __all_sync(full, lane < 31);
+  mine[8] = __all_sync(full, 1);
+}
+
+// A shuffle over half a warp: not simulated.
+__global__ void shuffle_half_a_warp(int* out) { out[threadIdx.x] = __shfl_sync(0xFFFFu, int(threadIdx.x), 0); }
+
+// Runs body in a child process (which the simulator is to stop): the child's
+// wait status, and what it wrote to stderr.
+template <typename Body>
+std::pair<int, std::string> stderr_of_child(const Body& body) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    body();
+    _exit(0);  // not reached when the simulator stops it
+  }
+  close(fds[1]);
+  std::string report;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) report.append(buffer, std::size_t(n));
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  return {status, report};
+}
+
 std::vector<float> sums(bool skip_first_barrier) {
   const int blocks = 3, threads = 256;
   std::vector<float> host(blocks * threads);
@@ -240,6 +289,51 @@ TEST_CASE("simt: atomics give every thread its own old value and lose no update,
   simt::set_order(simt::Order::forward);
 }
 
+TEST_CASE("simt: warp shuffles and votes give each lane the value CUDA names, in any order") {
+  const int blocks = 2, threads = 64, n = blocks * threads;
+  std::vector<int> want(9 * n);
+  for (int t = 0; t < n; ++t) {
+    const int lane = t % 32, warp0 = t - lane;
+    int* w = &want[std::size_t(9 * t)];
+    w[0] = warp0 + 3;
+    w[1] = lane % 8 >= 2 ? t - 2 : t;
+    w[2] = lane < 31 ? t + 1 : t;
+    w[3] = t ^ 1;
+    w[4] = 32 * warp0 + 31 * 32 / 2;
+    unsigned ballot = 0;
+    for (int l = 0; l < 32; ++l) ballot |= unsigned((warp0 + l) % 3 == 0) << l;
+    w[5] = int(ballot);
+    w[6] = 1;
+    w[7] = 0;
+    w[8] = 1;
+  }
+  for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
+    simt::set_order(o);
+    int* out = device_alloc<int>(want.size());
+    EVOPLAST_LAUNCH(shuffle_and_vote, blocks, threads, 0, nullptr, out);
+    std::vector<int> got(want.size());
+    REQUIRE(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    CHECK(got == want);
+    cudaFree(out);
+  }
+  simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt: a shuffle over part of a warp stops, naming the kernel, the intrinsic and the mask") {
+  const auto [status, report] = stderr_of_child([] {
+    void* out = nullptr;
+    if (cudaMalloc(&out, 128) == cudaSuccess) {
+      EVOPLAST_LAUNCH(shuffle_half_a_warp, 1, 32, 0, nullptr, static_cast<int*>(out));
+      (void)cudaDeviceSynchronize();
+    }
+  });
+  CHECK((WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)));
+  INFO(report);
+  CHECK(report.find("simt: kernel shuffle_half_a_warp, thread 0: __shfl_sync at test_simulator.cpp:") !=
+        std::string::npos);
+  CHECK(report.find("with mask 0x0000ffff: only the full warp's (0xffffffff) is simulated") != std::string::npos);
+}
+
 TEST_CASE("simt: launches beyond an H100's limits are refused, naming the kernel") {
   float* y = device_alloc<float>(4096);
   try {
@@ -306,29 +400,15 @@ TEST_CASE("simt: the bytes around a __shared__ variable are poisoned for ASan, a
   cudaFree(out);
 }
 
-// The child process runs the kernel and dies of ASan's report; its stderr is read back.
+// ASan's report of a kernel reaching past a shared array stops the child process.
 TEST_CASE("simt: a kernel reaching past a __shared__ array stops, naming the kernel, the thread and the variable") {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  const pid_t child = fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    close(fds[0]);
-    dup2(fds[1], 2);
+  const auto [status, report] = stderr_of_child([] {
     void* out = nullptr;
     if (cudaMalloc(&out, 4) == cudaSuccess) {
       EVOPLAST_LAUNCH(write_past_shared_row, 1, 6, 0, nullptr, static_cast<float*>(out));
       (void)cudaDeviceSynchronize();
     }
-    _exit(0);  // not reached when ASan stops the write
-  }
-  close(fds[1]);
-  std::string report;
-  char buffer[4096];
-  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) report.append(buffer, std::size_t(n));
-  close(fds[0]);
-  int status = 0;
-  REQUIRE(waitpid(child, &status, 0) == child);
+  });
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) != 0));
   INFO(report);
   CHECK(report.find("simt: kernel write_past_shared_row, block (0,0,0), thread (5,0,0): shared memory out of "

@@ -1,10 +1,13 @@
-// Warp collectives of the SIMT simulator: the lanes of a warp leave their
-// fragments in the warp's slot, meet at the warp's barrier, each computes its
-// own part of the result from every lane's fragments, and meet again before
-// the slot is reused.
+// Warp collectives of the SIMT simulator (tensor-core mma, shuffles and
+// votes): the lanes of a warp leave their fragments or values in the warp's
+// slot, meet at the warp's barrier, each computes its own part of the result
+// from every lane's, and meet again before the slot is reused.
 #include <bit>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
+#include "device.hpp"
 #include "simt.hpp"
 
 namespace simt {
@@ -54,7 +57,50 @@ void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], co
 // The value of one bf16 (the top half of a float).
 float bf16_value(std::uint32_t half) { return std::bit_cast<float>((half & 0xFFFFu) << 16); }
 
+// Each warp's lanes' shuffle operands or vote predicates.
+thread_local std::uint64_t t_lane_values[kMaxWarps][kWarpSize];
+
+void require_full_warp(std::uint32_t mask, const char* what, std::source_location site) {
+  if (mask == 0xFFFFFFFFu) return;
+  const char* kernel = device::running_kernel();
+  const char* slash = std::strrchr(site.file_name(), '/');
+  std::fprintf(stderr,
+               "simt: kernel %s, thread %u: %s at %s:%u with mask 0x%08x: only the full warp's (0xffffffff) is "
+               "simulated\n",
+               kernel ? kernel : "?", linear_thread(), what, slash ? slash + 1 : site.file_name(), site.line(), mask);
+  std::abort();
+}
+
+// Leaves this lane's value in its warp's slot, meets the warp, and returns
+// every lane's values (valid until the second meeting).
+const std::uint64_t* leave_and_meet(std::uint64_t value, std::source_location site) {
+  const unsigned tid = linear_thread();
+  std::uint64_t* slot = t_lane_values[tid / kWarpSize];
+  slot[tid % kWarpSize] = value;
+  warp_barrier(site, 1);
+  return slot;
+}
+
 }  // namespace
+
+unsigned lane_id() { return linear_thread() % kWarpSize; }
+
+std::uint64_t warp_shuffle(std::uint32_t mask, std::uint64_t value, unsigned src, const char* what,
+                           std::source_location site) {
+  require_full_warp(mask, what, site);
+  const std::uint64_t got = leave_and_meet(value, site)[src % kWarpSize];
+  warp_barrier(site, 2);  // every lane has read the slot before any writes it again
+  return got;
+}
+
+std::uint32_t warp_ballot(std::uint32_t mask, bool predicate, const char* what, std::source_location site) {
+  require_full_warp(mask, what, site);
+  const std::uint64_t* lanes = leave_and_meet(predicate, site);
+  std::uint32_t bits = 0;
+  for (int l = 0; l < kWarpSize; ++l) bits |= std::uint32_t(lanes[l] != 0) << l;
+  warp_barrier(site, 2);
+  return bits;
+}
 
 void mma_m16n8k8_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
                       std::source_location site) {

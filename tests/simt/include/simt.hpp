@@ -12,7 +12,8 @@
 //   A kernel whose first launch reached no barrier runs its later launches
 //   without fibers (the same execution, minus the switches; a barrier reached
 //   there after all is an error; EVOPLAST_SIMT_FIBERS=always turns this off);
-// - a warp collective (tensor-core mma) is a barrier of the warp's 32 lanes:
+// - a warp collective (tensor-core mma, a shuffle or a vote over the full
+//   warp) is a barrier of the warp's 32 lanes:
 //   every lane must meet the same one (else an error naming the kernel and
 //   the warp), and the warp then runs on at once, ahead of the other warps,
 //   so a __syncthreads missing between warps shows;
@@ -145,6 +146,32 @@ void mma_m16n8k8_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t 
 void mma_m16n8k16_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
                        std::source_location site = std::source_location::current());
 
+// The calling thread's lane in its warp.
+unsigned lane_id();
+// A shuffle over the calling warp: every lane leaves its value, meets the
+// warp, and gets the value lane src left. `what` names the intrinsic in errors.
+// Only the full mask (0xffffffff) is simulated; another is an error naming
+// the kernel (the process stops, as a broken barrier would hang a GPU).
+std::uint64_t warp_shuffle(std::uint32_t mask, std::uint64_t value, unsigned src, const char* what,
+                           std::source_location site);
+// A vote over the calling warp: bit l of the result is lane l's predicate.
+std::uint32_t warp_ballot(std::uint32_t mask, bool predicate, const char* what, std::source_location site);
+
+// The value of a shuffle's 4- or 8-byte operand, and back.
+template <typename T>
+std::uint64_t shuffle_bits(T v) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "a shuffle moves 4 or 8 bytes");
+  std::uint64_t bits = 0;
+  __builtin_memcpy(&bits, &v, sizeof(T));
+  return bits;
+}
+template <typename T>
+T shuffle_value(std::uint64_t bits) {
+  T v;
+  __builtin_memcpy(&v, &bits, sizeof(T));
+  return v;
+}
+
 template <typename T>
 bool argument_ok(const char* kernel, int index, const T& v) {
   if constexpr (std::is_pointer_v<T>) return device_pointer_ok(kernel, index, static_cast<const void*>(v));
@@ -206,3 +233,47 @@ float atomicExch(float* address, float val);
 int atomicCAS(int* address, int compare, int val);
 unsigned atomicCAS(unsigned* address, unsigned compare, unsigned val);
 unsigned long long atomicCAS(unsigned long long* address, unsigned long long compare, unsigned long long val);
+
+// Warp shuffles and votes, as CUDA declares them (width: a power of two ≤ 32
+// splitting the warp into groups; warp.cpp).
+template <typename T>
+T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32,
+              std::source_location site = std::source_location::current()) {
+  const unsigned lane = ::simt::lane_id(), group = lane & ~unsigned(width - 1);
+  const unsigned src = group | (unsigned(src_lane) & unsigned(width - 1));
+  return ::simt::shuffle_value<T>(::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_sync", site));
+}
+template <typename T>
+T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32,
+                 std::source_location site = std::source_location::current()) {
+  const unsigned lane = ::simt::lane_id();
+  const unsigned src = lane % unsigned(width) >= delta ? lane - delta : lane;
+  return ::simt::shuffle_value<T>(::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_up_sync", site));
+}
+template <typename T>
+T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32,
+                   std::source_location site = std::source_location::current()) {
+  const unsigned lane = ::simt::lane_id();
+  const unsigned src = lane % unsigned(width) + delta < unsigned(width) ? lane + delta : lane;
+  return ::simt::shuffle_value<T>(
+      ::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_down_sync", site));
+}
+// A lane of a later group than the caller's gives the caller its own value.
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32,
+                  std::source_location site = std::source_location::current()) {
+  const unsigned lane = ::simt::lane_id(), other = lane ^ unsigned(lane_mask);
+  const unsigned src = other < (lane / unsigned(width) + 1) * unsigned(width) ? other : lane;
+  return ::simt::shuffle_value<T>(::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_xor_sync", site));
+}
+inline unsigned __ballot_sync(unsigned mask, int predicate,
+                              std::source_location site = std::source_location::current()) {
+  return ::simt::warp_ballot(mask, predicate != 0, "__ballot_sync", site);
+}
+inline int __any_sync(unsigned mask, int predicate, std::source_location site = std::source_location::current()) {
+  return ::simt::warp_ballot(mask, predicate != 0, "__any_sync", site) != 0;
+}
+inline int __all_sync(unsigned mask, int predicate, std::source_location site = std::source_location::current()) {
+  return ::simt::warp_ballot(mask, predicate != 0, "__all_sync", site) == 0xFFFFFFFFu;
+}
+inline unsigned __activemask() { return 0xFFFFFFFFu; }  // every lane of a full warp runs each collective
