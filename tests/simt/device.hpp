@@ -49,6 +49,8 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
 
 // The kernel whose grid this host thread runs; null between grids.
 const char* running_kernel();
+// A source place as errors name it: "file.cpp:123".
+std::string site_name(const std::source_location& s);
 
 // Where the GPU thread running on this host thread is, kept by the scheduler
 // for the race checker (races.cpp).
@@ -72,9 +74,14 @@ std::pair<char*, std::size_t> tls_block_range();
 // in it ("" if none).
 std::string shared_variable_at(const void* p, std::size_t* offset);
 
-// The race checker (races.cpp): the first race of the running grid, taken
-// (empty if none); the shadow of an allocation being freed, dropped.
-std::string take_race();
+// A rule a GPU thread broke without stopping (a race, a warp collective over
+// part of a warp): the grid's first such line is kept, and fails the launch
+// when the block ends (scheduler.cpp); taken, it is empty again.
+void fail_launch(std::string line);
+bool launch_failing();
+std::string take_launch_failure();
+
+// The race checker (races.cpp): the shadow of an allocation being freed, dropped.
 void forget_shadow(const void* base);
 // An atomic read-modify-write of n bytes at p by the running GPU thread (atomics.cpp).
 void note_atomic(const void* p, std::size_t n);

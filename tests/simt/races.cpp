@@ -75,8 +75,6 @@ constexpr int kRecent = 4;
 Region recent[kRecent];
 unsigned next_recent = 0;
 
-std::string first_race;  // of the running launch
-
 bool inside(const char* p, const char* base, std::size_t bytes) {
   return std::uintptr_t(p) - std::uintptr_t(base) < bytes;
 }
@@ -129,15 +127,15 @@ void report(const char* p, const Region& r, bool shared, const Access& other, co
                              : "thread " + triple(other.thread, regs.block_dim) + " of block " +
                                    triple(other.block, regs.grid_dim) + " " + did + " in the same launch";
   const char* does = kind == Kind::read ? "reads " : kind == Kind::write ? "writes " : "atomically updates ";
-  first_race = "kernel " + std::string(running_kernel() ? running_kernel() : "?") + ", block " +
-               triple(place.block, regs.grid_dim) + ", thread " + triple(place.thread, regs.block_dim) + " " +
-               does + what + ", which " + by +
-               ": a data race (on a GPU the two run at once: a read sees either value, one of two updates is lost)";
+  fail_launch("kernel " + std::string(running_kernel() ? running_kernel() : "?") + ", block " +
+              triple(place.block, regs.grid_dim) + ", thread " + triple(place.thread, regs.block_dim) + " " + does +
+              what + ", which " + by +
+              ": a data race (on a GPU the two run at once: a read sees either value, one of two updates is lost)");
 }
 
 // One access of n bytes at p by the running GPU thread.
 void check(const void* address, std::size_t n, Kind kind) {
-  if (!place.active || !first_race.empty() || n == 0) return;
+  if (!place.active || launch_failing() || n == 0) return;
   const char* p = static_cast<const char*>(address);
   if (inside(p, place.stack, place.stack_bytes)) return;  // its own locals
   Region r = shared_region();
@@ -178,12 +176,6 @@ void check(const void* address, std::size_t n, Kind kind) {
 }
 
 }  // namespace
-
-std::string take_race() {
-  std::string race;
-  race.swap(first_race);
-  return race;
-}
 
 void note_atomic(const void* p, std::size_t n) { check(p, n, Kind::atomic); }
 

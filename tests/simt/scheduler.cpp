@@ -19,6 +19,7 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "device.hpp"
@@ -35,11 +36,17 @@ thread_local Registers regs;
 
 namespace device {
 thread_local ThreadPlace place;
+
+std::string site_name(const std::source_location& s) {
+  const char* slash = std::strrchr(s.file_name(), '/');
+  return std::string(slash ? slash + 1 : s.file_name()) + ":" + std::to_string(s.line());
 }
+}  // namespace device
 
 namespace {
 
 using device::place;
+using device::site_name;
 
 namespace bc = boost::context;
 
@@ -200,10 +207,6 @@ void enter_block(dim3 grid, uint3 bid) {
   place.phase = 0;
 }
 
-std::string site_name(const std::source_location& s) {
-  const char* slash = std::strrchr(s.file_name(), '/');
-  return std::string(slash ? slash + 1 : s.file_name()) + ":" + std::to_string(s.line());
-}
 std::string triple(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
 }
@@ -424,8 +427,8 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
   for (const uint3& bid : block_order(grid, rng)) {
     bool ok = direct ? run_block_direct(kernel, grid, block, bid, body, rng, error)
                      : run_block(kernel, grid, block, bid, body, rng, error);
-    if (std::string race = take_race(); ok && !race.empty()) {
-      error = std::move(race);
+    if (std::string failure = take_launch_failure(); ok && !failure.empty()) {
+      error = std::move(failure);
       ok = false;
     }
     if (!ok) {
@@ -439,6 +442,15 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
 }
 
 const char* running_kernel() { return t_kernel; }
+
+namespace {
+std::string t_launch_failure;  // the running grid's first broken rule (one host thread drives the device)
+}
+void fail_launch(std::string line) {
+  if (t_launch_failure.empty()) t_launch_failure = std::move(line);
+}
+bool launch_failing() { return !t_launch_failure.empty(); }
+std::string take_launch_failure() { return std::exchange(t_launch_failure, {}); }
 
 }  // namespace device
 }  // namespace simt

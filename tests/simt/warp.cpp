@@ -2,9 +2,9 @@
 // votes): the lanes of a warp leave their fragments or values in the warp's
 // slot, meet at the warp's barrier, each computes its own part of the result
 // from every lane's, and meet again before the slot is reused.
+#include <fmt/format.h>
+
 #include <bit>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include "device.hpp"
@@ -60,15 +60,16 @@ float bf16_value(std::uint32_t half) { return std::bit_cast<float>((half & 0xFFF
 // Each warp's lanes' shuffle operands or vote predicates.
 thread_local std::uint64_t t_lane_values[kMaxWarps][kWarpSize];
 
+// A mask other than the full warp's fails the launch; the lanes still meet, so
+// the block runs to its end.
 void require_full_warp(std::uint32_t mask, const char* what, std::source_location site) {
   if (mask == 0xFFFFFFFFu) return;
   const char* kernel = device::running_kernel();
-  const char* slash = std::strrchr(site.file_name(), '/');
-  std::fprintf(stderr,
-               "simt: kernel %s, thread %u: %s at %s:%u with mask 0x%08x: only the full warp's (0xffffffff) is "
-               "simulated\n",
-               kernel ? kernel : "?", linear_thread(), what, slash ? slash + 1 : site.file_name(), site.line(), mask);
-  std::abort();
+  const uint3 b = regs.block_idx, t = regs.thread_idx;
+  device::fail_launch(fmt::format("kernel {}, block ({},{},{}), thread ({},{},{}): {} at {} with mask {:#010x}: only "
+                                  "the full warp's (0xffffffff) is simulated",
+                                  kernel ? kernel : "?", b.x, b.y, b.z, t.x, t.y, t.z, what,
+                                  device::site_name(site), mask));
 }
 
 // Leaves this lane's value in its warp's slot, meets the warp, and returns

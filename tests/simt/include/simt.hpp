@@ -150,26 +150,22 @@ void mma_m16n8k16_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t
 unsigned lane_id();
 // A shuffle over the calling warp: every lane leaves its value, meets the
 // warp, and gets the value lane src left. `what` names the intrinsic in errors.
-// Only the full mask (0xffffffff) is simulated; another is an error naming
-// the kernel (the process stops, as a broken barrier would hang a GPU).
+// Only the full mask (0xffffffff) is simulated; another fails the launch,
+// naming the kernel, the thread, the intrinsic and the mask.
 std::uint64_t warp_shuffle(std::uint32_t mask, std::uint64_t value, unsigned src, const char* what,
                            std::source_location site);
 // A vote over the calling warp: bit l of the result is lane l's predicate.
 std::uint32_t warp_ballot(std::uint32_t mask, bool predicate, const char* what, std::source_location site);
 
-// The value of a shuffle's 4- or 8-byte operand, and back.
+// warp_shuffle of a 4- or 8-byte value of any type.
 template <typename T>
-std::uint64_t shuffle_bits(T v) {
+T shuffle(std::uint32_t mask, T var, unsigned src, const char* what, std::source_location site) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "a shuffle moves 4 or 8 bytes");
   std::uint64_t bits = 0;
-  __builtin_memcpy(&bits, &v, sizeof(T));
-  return bits;
-}
-template <typename T>
-T shuffle_value(std::uint64_t bits) {
-  T v;
-  __builtin_memcpy(&v, &bits, sizeof(T));
-  return v;
+  __builtin_memcpy(&bits, &var, sizeof(T));
+  bits = warp_shuffle(mask, bits, src, what, site);
+  __builtin_memcpy(&var, &bits, sizeof(T));
+  return var;
 }
 
 template <typename T>
@@ -241,22 +237,21 @@ T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32,
               std::source_location site = std::source_location::current()) {
   const unsigned lane = ::simt::lane_id(), group = lane & ~unsigned(width - 1);
   const unsigned src = group | (unsigned(src_lane) & unsigned(width - 1));
-  return ::simt::shuffle_value<T>(::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_sync", site));
+  return ::simt::shuffle(mask, var, src, "__shfl_sync", site);
 }
 template <typename T>
 T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32,
                  std::source_location site = std::source_location::current()) {
   const unsigned lane = ::simt::lane_id();
   const unsigned src = lane % unsigned(width) >= delta ? lane - delta : lane;
-  return ::simt::shuffle_value<T>(::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_up_sync", site));
+  return ::simt::shuffle(mask, var, src, "__shfl_up_sync", site);
 }
 template <typename T>
 T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32,
                    std::source_location site = std::source_location::current()) {
   const unsigned lane = ::simt::lane_id();
   const unsigned src = lane % unsigned(width) + delta < unsigned(width) ? lane + delta : lane;
-  return ::simt::shuffle_value<T>(
-      ::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_down_sync", site));
+  return ::simt::shuffle(mask, var, src, "__shfl_down_sync", site);
 }
 // A lane of a later group than the caller's gives the caller its own value.
 template <typename T>
@@ -264,7 +259,7 @@ T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32,
                   std::source_location site = std::source_location::current()) {
   const unsigned lane = ::simt::lane_id(), other = lane ^ unsigned(lane_mask);
   const unsigned src = other < (lane / unsigned(width) + 1) * unsigned(width) ? other : lane;
-  return ::simt::shuffle_value<T>(::simt::warp_shuffle(mask, ::simt::shuffle_bits(var), src, "__shfl_xor_sync", site));
+  return ::simt::shuffle(mask, var, src, "__shfl_xor_sync", site);
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate,
                               std::source_location site = std::source_location::current()) {
