@@ -595,19 +595,14 @@ __global__ void gather_dy_kernel(ConvShape s, const float* __restrict__ dy, floa
   }
 }
 
-// db[p, c] = Σ over the row of dyc: one block per (p, c), a tree reduction.
+// db[p, c] = Σ over the row of dyc: one block per (p, c).
 __global__ void row_sum_kernel(int rows, std::size_t len, const float* __restrict__ m, float* __restrict__ out) {
   __shared__ float part[kThreads];
   const int r = blockIdx.x;
   float acc = 0;
   for (std::size_t j = threadIdx.x; j < len; j += blockDim.x) acc += m[std::size_t(r) * len + j];
-  part[threadIdx.x] = acc;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0 && r < rows) out[r] = part[0];
+  const float total = block_sum(acc, part);
+  if (threadIdx.x == 0 && r < rows) out[r] = total;
 }
 
 // dx (P, N, Cin, H, W) = col2im(dcols (P, KK, N·HW)): each input pixel gathers

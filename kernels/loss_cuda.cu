@@ -24,13 +24,8 @@ __global__ void mean_rows_kernel(int N, const float* __restrict__ rows, float* _
   const int p = blockIdx.x;
   double acc = 0;
   for (int n = threadIdx.x; n < N; n += blockDim.x) acc += rows[std::size_t(p) * N + n];
-  part[threadIdx.x] = acc;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[p] = float(part[0] / N);
+  const double total = block_sum(acc, part);
+  if (threadIdx.x == 0) out[p] = float(total / N);
 }
 
 __global__ void nll_backward_kernel(int P, int N, int C, const float* __restrict__ logp,
@@ -54,13 +49,8 @@ __global__ void correct_kernel(int N, int C, const float* __restrict__ z, const 
       if (zr[c] > zr[best]) best = c;
     hits += best == labels[n];
   }
-  part[threadIdx.x] = hits;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[p] = part[0];
+  const int total = block_sum(hits, part);
+  if (threadIdx.x == 0) out[p] = total;
 }
 
 }  // namespace

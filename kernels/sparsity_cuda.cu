@@ -34,18 +34,7 @@ __global__ void kwta_forward_kernel(int P, int N, int units, const KwtaParams* _
       const int begin = tid * chunk, end = begin + chunk < units ? begin + chunk : units;
       int ties = 0;
       for (int i = begin; i < end; ++i) ties += kwta_key(r[i]) == T;
-      count_part[tid] = ties;
-      __syncthreads();
-      if (tid == 0) {  // exclusive prefix over the threads' tie counts
-        int run = 0;
-        for (int t = 0; t < threads; ++t) {
-          const int c = count_part[t];
-          count_part[t] = run;
-          run += c;
-        }
-      }
-      __syncthreads();
-      int rank = count_part[tid];  // ties before this thread's chunk (its own slot: no barrier after)
+      int rank = block_exclusive_scan(ties, count_part);  // ties before this thread's chunk
       for (int i = begin; i < end; ++i) {
         const std::uint32_t k = kwta_key(r[i]);
         bool wins = k > T;

@@ -720,8 +720,9 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.gpu->mask_logits(P, N, 10, mask.g.ptr(), logits.g.ptr());
   h.same(logits, 0, 0, "masked logits");
   // Divergence flags: per_net 100 (net 2 with three non-finite values, each
-  // seen by its own thread), 1 (the loss check) and 1 000 (more values than a
-  // block's threads, the bad one last).
+  // seen by its own thread), 1 (the loss check), 5 (a block of 8 threads, less
+  // than a warp: block_sum's tree) and 1 000 (more values than a block's
+  // threads, the bad one last).
   const auto flagged = [&](std::size_t per_net, const std::vector<std::size_t>& bad) {
     std::vector<float> vals(std::size_t(P) * per_net, 1.0f);
     for (std::size_t i : bad) vals[i] = i % 2 ? INFINITY : NAN;
@@ -735,6 +736,7 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   };
   CHECK(flagged(100, {250, 251, 299, 777}) == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 1, 0, 0});
   CHECK(flagged(1, {1, 4}) == std::vector<std::uint8_t>{0, 1, 0, 0, 1, 0, 0, 0, 0, 0});
+  CHECK(flagged(5, {14, 45}) == std::vector<std::uint8_t>{0, 0, 1, 0, 0, 0, 0, 0, 0, 1});
   CHECK(flagged(1000, {1999, 9000}) == std::vector<std::uint8_t>{0, 1, 0, 0, 0, 0, 0, 0, 0, 1});
 }
 
