@@ -1,34 +1,58 @@
 // k-winners-take-all on the GPU (kernels/sparsity.hpp): one block per sample
-// row. The keep-th largest key is found by a bitwise radix select (32 block
-// counts, no sort, no scratch); ties at it go to the lower indices through a
-// prefix over contiguous chunks, so the winners equal the CPU's exactly.
+// row. The keep-th largest key is found by a radix select a byte at a time
+// (four passes over the row, each a 256-bin count in shared memory; no sort,
+// no global scratch); ties at it go to the lower indices through a prefix over
+// contiguous chunks, so the winners equal the CPU's exactly.
 #include "kernels/cuda_util.cuh"
 #include "kernels/sparsity.hpp"
 
 namespace evoplast::kernels::cuda {
 namespace {
 
+// One bin a byte value, one thread a bin (the bins' scan is a block scan).
+constexpr int kDigits = 256;
+static_assert(kThreads == kDigits, "kwta_forward_kernel runs one thread per byte value");
+
 __global__ void kwta_forward_kernel(int P, int N, int units, const KwtaParams* __restrict__ params,
                                     float* __restrict__ y, float* __restrict__ scale) {
   __shared__ int count_part[kThreads];
   __shared__ float sum_part[kThreads];
+  __shared__ int digit_count[kDigits];  // keys with T's bytes so far, by their next byte
+  __shared__ int chosen[2];             // that byte of T, and how many keys have a larger one
   const int tid = int(threadIdx.x), threads = int(blockDim.x);
   for (std::size_t row = blockIdx.x; row < std::size_t(P) * N; row += gridDim.x) {
     const KwtaParams kp = params[row / std::size_t(N)];
     const int keep = kp.keep < 1 ? 1 : (kp.keep > units ? units : kp.keep);
     float* r = y + row * units;
     if (keep < units) {
-      // The largest key T with #{key ≥ T} ≥ keep is the keep-th largest key.
+      // T, the keep-th largest key, a byte at a time from the top. need: how
+      // many of the keys sharing T's bytes so far are ≥ T (keep, then keep
+      // less the keys whose byte was larger at each step); at the end, the
+      // ties at T that win (keep − #{key > T}, ≥ 1).
       std::uint32_t T = 0;
-      for (int bit = 31; bit >= 0; --bit) {
-        const std::uint32_t cand = T | (1u << bit);
-        int c = 0;
-        for (int i = tid; i < units; i += threads) c += kwta_key(r[i]) >= cand;
-        if (block_sum(c, count_part) >= keep) T = cand;
+      int need = keep;
+      for (int shift = 24; shift >= 0; shift -= 8) {
+        const std::uint32_t known = shift == 24 ? 0u : ~0u << (shift + 8);  // T's bytes chosen so far
+        digit_count[tid] = 0;
+        __syncthreads();
+        for (int i = tid; i < units; i += threads) {
+          const std::uint32_t k = kwta_key(r[i]);
+          if ((k & known) == T) atomicAdd(&digit_count[(k >> shift) & 0xFFu], 1);
+        }
+        __syncthreads();
+        // Thread t takes byte 255 − t, so its exclusive prefix counts the keys
+        // with a larger byte; T's byte is the largest whose count from the top
+        // reaches need (one thread finds it).
+        const int digit = kDigits - 1 - tid, here = digit_count[digit];
+        const int larger = block_exclusive_scan(here, count_part);
+        if (larger < need && larger + here >= need) {
+          chosen[0] = digit;
+          chosen[1] = larger;
+        }
+        __syncthreads();
+        T |= std::uint32_t(chosen[0]) << shift;
+        need -= chosen[1];
       }
-      int greater = 0;
-      for (int i = tid; i < units; i += threads) greater += kwta_key(r[i]) > T;
-      const int need = keep - block_sum(greater, count_part);  // ties at T that win, ≥ 1
       // Ties in index order: thread t owns units [t·chunk, (t+1)·chunk).
       const int chunk = (units + threads - 1) / threads;
       const int begin = tid * chunk, end = begin + chunk < units ? begin + chunk : units;

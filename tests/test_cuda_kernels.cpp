@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -775,6 +776,30 @@ TEST_CASE("cuda: k-winners-take-all forward and backward match the CPU, ties and
     h.gpu->kwta_backward(c.P, c.N, c.units, c.params.data(), y.g.ptr(), scale.g.ptr(), dy.g.ptr(), dy.g.ptr());
     h.same(dy, 1e-6, 1e-5, "k-WTA dx in place");
   }
+  // Keys of both signs, with the values a diverged net holds (±0, ±Inf, NaN)
+  // tied many times over: unnormalised, a winner keeps its value and a loser
+  // is +0, so the two sides must agree bit for bit.
+  const int P = 2, N = 3, units = 300;
+  const std::vector<KwtaParams> params = {{30, 0}, {150, 0}};
+  const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f};
+  const std::size_t n = std::size_t(P) * N * units;
+  std::vector<float> values(n);
+  for (std::size_t i = 0; i < n; ++i)
+    values[i] = i % 7 == 0 ? specials[h.rng() % 5] : float(int(h.rng() % 200001) - 100000) * 1e-3f;
+  auto y = h.from(values);
+  auto scale = h.out(std::size_t(P) * N);
+  h.cpu.kwta_forward(P, N, units, params.data(), y.c.ptr(), scale.c.ptr());
+  h.gpu->kwta_forward(P, N, units, params.data(), y.g.ptr(), scale.g.ptr());
+  const auto yc = y.c.body(), yg = y.g.body();
+  std::size_t differ = 0, nonzero = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    differ += std::bit_cast<std::uint32_t>(yc[i]) != std::bit_cast<std::uint32_t>(yg[i]);
+    nonzero += yg[i] != 0.0f;  // NaN too
+  }
+  CHECK(differ == 0);
+  // Every winner but a ±0 one is nonzero: at least keep of each row, less the row's zeros.
+  const auto zeros = std::size_t(std::count(values.begin(), values.end(), 0.0f));
+  CHECK(nonzero + zeros >= std::size_t(N) * (30 + 150));
 }
 
 TEST_CASE("cuda: the stacking statistics of a conv layer (S > 1 positions) match the CPU") {
