@@ -281,6 +281,24 @@ int main(int argc, char** argv) {
         0, double(conv1.x_size()) * 4);
     row("⟨x⟩ conv2", "ours", time_it(*be, "mean x conv2", [&] { be->pre_mean_conv(conv2, y1.data(), mx2.data()); }),
         0, double(conv2.x_size()) * 4);
+    // k-WTA on the fly's expansion layer (5% of 2 000 units kept, normalised),
+    // a row per image, after its ReLU (half the units 0, all in one bin of the
+    // select's first byte): it works in place, so each run starts from a copy
+    // of the same activations, and the copy's own time is taken off. GB/s
+    // counts the layer read and written once, the least any selection moves.
+    const int units = 2000;
+    const std::size_t kwta_n = std::size_t(P) * N * units;
+    auto kwta_src = random_buffer(*be, kwta_n, rng);
+    be->relu_forward(kwta_n, kwta_src.data(), kwta_src.data());
+    engine::Buffer<float> kwta_y(*be, kwta_n), kwta_scale(*be, std::size_t(P) * N);
+    const std::vector<kernels::KwtaParams> kwta_params(std::size_t(P), kernels::KwtaParams{units / 20, 1});
+    const auto refresh = [&] { be->copy(kwta_y.data(), kwta_src.data(), kwta_n * sizeof(float)); };
+    const double t_refresh = time_it(*be, "k-WTA refresh", refresh);
+    const double t_kwta = time_it(*be, "k-WTA fly layer", [&] {
+      refresh();
+      be->kwta_forward(P, N, units, kwta_params.data(), kwta_y.data(), kwta_scale.data());
+    });
+    row("k-WTA fwd 5% of 2000 (fly)", "ours", t_kwta - t_refresh, 0, double(kwta_n) * 4 * 2);
   } catch (const std::exception& e) {
     fmt::print(stderr, "bench_kernels: error: {}\n", e.what());
     return 1;
