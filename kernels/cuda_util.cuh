@@ -55,10 +55,10 @@ constexpr unsigned kFullWarp = 0xFFFFFFFFu;  // every lane of a warp: the mask o
 // A block of whole warps sums each warp by shuffles (lane 0 ends with its 32
 // lanes summed as a tree), leaves the warps' sums in part and adds them in
 // warp order in every thread: two barriers, where a tree in shared memory
-// takes log2(blockDim) + 1 (nine at 256 threads; the k-WTA select runs 32 sums
-// a row). A block smaller than a warp has lanes that do not exist, which a
-// full-warp shuffle must not name: it sums by the tree. The order is fixed
-// either way, so every thread and every run gets the same bits.
+// takes log2(blockDim) + 1 (nine at 256 threads). A block smaller than a warp
+// has lanes that do not exist, which a full-warp shuffle must not name: it
+// sums by the tree. The order is fixed either way, so every thread and every
+// run gets the same bits.
 template <typename V>
 __device__ V block_sum(V v, V* part) {
   const int tid = int(threadIdx.x), threads = int(blockDim.x);
