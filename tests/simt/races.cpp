@@ -22,16 +22,26 @@
 // write by a word's last reader still meets the reader before it (every
 // thread reads a flag, then one overwrites it with no barrier: in reverse
 // order the writer reads last), and a read of byte 0 still meets its writer
-// after another thread wrote byte 1.
+// after another thread wrote byte 1. Reads never race with reads, nor atomics
+// with atomics, so a block's threads can push every other block's accesses
+// out of those two; one more reader and one more writer are kept for that:
+// the latest access pushed out of them by a block other than the one that
+// made it. Blocks run one at a time, so when a block writes a word that the
+// blocks before it read, one of their reads is still kept (every thread of
+// every block reads a word, then the last block's thread 0 overwrites it
+// after a barrier: that block's own reads, ordered before the write, came
+// after the others'). Within a block a second reader is
+// enough: its threads pass each barrier together, so what the two latest
+// accesses pushed out was of the same phase as they, or earlier.
 // The first race of a launch fails it (the simulator's error for a broken
 // rule), in one line naming both threads and the word.
 //
 // An atomic (atomics.cpp) is kept as a write marked atomic: it races with
 // another thread's plain read or write, and not with its atomics.
 //
-// Not checked: an access that races only with a third thread back (three
-// threads read a word, then the last two are ordered before its writer and
-// the first is not); pinned host memory.
+// Not checked: pinned host memory (no kernel reads it); a race on one byte of
+// a word with a thread whose access other threads' accesses to the word's
+// other bytes pushed out of the shadow.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -52,9 +62,11 @@ struct Access {
   std::uint8_t bytes = 0;  // which of the word's bytes (bit k: byte k)
   bool atomic = false;     // an atomic read-modify-write (kept among the writes)
 };
-// A word's last two writes (atomics among them) and last two reads, by two threads: [0] the latest.
+// A word's last two writes (atomics among them) and last two reads, by two threads: [0] the latest; and
+// the latest of each pushed out of those that another block than the one that pushed it out made.
 struct Shadow {
   Access write[2], read[2];
+  Access write_elsewhere, read_elsewhere;
 };
 
 // The shadow of each device allocation a kernel has touched: a word each.
@@ -156,13 +168,14 @@ void check(const void* address, std::size_t n, Kind kind) {
       return a.epoch == epoch && (a.bytes & mask) && !mine(a) && !ordered && !both_atomic;
     };
     Shadow& s = r.shadow[w];
-    for (const Access& a : s.write)
+    for (const Access& a : {s.write[0], s.write[1], s.write_elsewhere})
       if (races(a)) return report(r.base + lo, r, shared, a, "wrote", kind);
     if (kind != Kind::read)
-      for (const Access& a : s.read)
+      for (const Access& a : {s.read[0], s.read[1], s.read_elsewhere})
         if (races(a)) return report(r.base + lo, r, shared, a, "read", kind);
     const bool atomic = kind == Kind::atomic;
     Access* last = kind == Kind::read ? s.read : s.write;
+    Access& elsewhere = kind == Kind::read ? s.read_elsewhere : s.write_elsewhere;
     if (last[0].epoch == epoch && mine(last[0]) && last[0].phase == place.phase && last[0].atomic == atomic) {
       last[0].bytes |= mask;
       continue;
@@ -170,7 +183,10 @@ void check(const void* address, std::size_t n, Kind kind) {
     // Another thread's access moves back a slot, and so does my own of an
     // earlier phase if it holds bytes this one does not (other blocks may
     // still race with those); else this one stands for it.
-    if (last[0].epoch == epoch && (!mine(last[0]) || (last[0].bytes & ~mask))) last[1] = last[0];
+    if (last[0].epoch == epoch && (!mine(last[0]) || (last[0].bytes & ~mask))) {
+      if (last[1].epoch == epoch && last[1].block != place.block) elsewhere = last[1];
+      last[1] = last[0];
+    }
     last[0] = {epoch, place.block, place.phase, std::uint16_t(place.thread), mask, atomic};
   }
 }

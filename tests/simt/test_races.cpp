@@ -97,6 +97,25 @@ __global__ void zero_while_adding_atomically(float* sum) {
   else atomicAdd(sum, 1.0f);
 }
 
+// Every thread of every block reads word 0; after a barrier the last block's
+// thread 0 overwrites it, while on a GPU the other blocks may still be reading.
+// In forward order the last block's own reads, which the barrier orders before
+// the write, come after the other blocks' reads.
+__global__ void last_block_overwrites_what_all_read(float* x) {
+  x[1 + blockIdx.x * blockDim.x + threadIdx.x] = x[0];
+  __syncthreads();
+  if (blockIdx.x == gridDim.x - 1 && threadIdx.x == 0) x[0] = 2;
+}
+
+// Every thread counts itself into a word atomically; after a barrier the last
+// block's thread 0 reads the count with a plain load, while on a GPU the other
+// blocks may still be counting.
+__global__ void last_block_reads_a_count_still_rising(float* count, float* out) {
+  atomicAdd(count, 1.0f);
+  __syncthreads();
+  if (blockIdx.x == gridDim.x - 1 && threadIdx.x == 0) *out = *count;
+}
+
 // n floats of device memory set to value, freed when it goes.
 struct DeviceFloats {
   float* p = nullptr;
@@ -240,4 +259,32 @@ TEST_CASE("simt races: a plain store to a word others update atomically is a rac
       "same block wrote",
       "thread (0,0,0) writes byte 0 of a device allocation of 4 bytes, which thread (1,0,0) of the same block "
       "updated atomically");
+}
+
+TEST_CASE("simt races: a write to a word every block read meets another block's reader after its own block's") {
+  // Forward, the last block's 32 reads come between block 2's and the write;
+  // reversed, block 2 reads the word block 3 wrote.
+  check_race_in_both_orders(
+      [] {
+        DeviceFloats x(1 + 4 * 32, 1);
+        return race_in("last_block_overwrites_what_all_read", last_block_overwrites_what_all_read, 4, 32, x.p);
+      },
+      "block (3,0,0), thread (0,0,0) writes byte 0 of a device allocation of 516 bytes, which thread (31,0,0) of "
+      "block (2,0,0) read in the same launch",
+      "block (2,0,0), thread (31,0,0) reads byte 0 of a device allocation of 516 bytes, which thread (0,0,0) of "
+      "block (3,0,0) wrote in the same launch");
+}
+
+TEST_CASE("simt races: a plain read of a count other blocks update atomically is a race, after its block's own") {
+  check_race_in_both_orders(
+      [] {
+        DeviceFloats count(1, 0);
+        DeviceFloats out(1, 0);
+        return race_in("last_block_reads_a_count_still_rising", last_block_reads_a_count_still_rising, 4, 32,
+                       count.p, out.p);
+      },
+      "block (3,0,0), thread (0,0,0) reads byte 0 of a device allocation of 4 bytes, which thread (31,0,0) of "
+      "block (2,0,0) updated atomically in the same launch",
+      "block (2,0,0), thread (31,0,0) atomically updates byte 0 of a device allocation of 4 bytes, which "
+      "thread (0,0,0) of block (3,0,0) read in the same launch");
 }
