@@ -145,15 +145,9 @@ Rule named_rule(const std::string& name) {
 
 namespace {
 
-#define EVOPLAST_LAYER_FIELDS(X) \
-  X(alpha) X(A) X(B) X(C) X(D) X(omega) X(lambda) X(bcm) X(kappa) X(rho_omega) X(s_g) X(s_h) \
-  X(gamma_h) X(rho_star) X(k_active) X(k_normalise) X(label_mix) X(w_norm)
-
 json layer_json(const LayerRule& l) {
   json j;
-#define X(f) j[#f] = exact_decimal(l.f);
-  EVOPLAST_LAYER_FIELDS(X)
-#undef X
+  for (const LayerField& f : kLayerFields) j[f.name] = exact_decimal(l.*f.member);
   return j;
 }
 
@@ -171,15 +165,10 @@ LayerRule layer_from(const json& j, const std::string& origin, const std::string
   LayerRule l;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string key = where + "." + it.key();
-    bool known = false;
-#define X(f)                                          \
-  if (it.key() == #f) {                               \
-    l.f = finite_number(it.value(), origin, key);     \
-    known = true;                                     \
-  }
-    EVOPLAST_LAYER_FIELDS(X)
-#undef X
-    if (!known) throw EngineError(fmt::format("{}: unknown key '{}'", origin, key));
+    const auto f = std::find_if(std::begin(kLayerFields), std::end(kLayerFields),
+                                [&](const LayerField& k) { return it.key() == k.name; });
+    if (f == std::end(kLayerFields)) throw EngineError(fmt::format("{}: unknown key '{}'", origin, key));
+    l.*f->member = finite_number(it.value(), origin, key);
   }
   if (l.bcm < 0 || l.bcm > 1) throw EngineError(fmt::format("{}: {}.bcm must be in [0, 1]", origin, where));
   if (!(l.k_active > 0 && l.k_active <= 1))

@@ -38,6 +38,27 @@ struct LayerRule {
   bool operator==(const LayerRule&) const = default;
 };
 
+// Every coefficient of a LayerRule, in the order declared, by the name rule
+// files, genes ("hidden0.A") and reports give it: the one list a new term
+// joins (docs/extending.md).
+struct LayerField {
+  const char* name;
+  float LayerRule::*member;
+};
+inline constexpr LayerField kLayerFields[] = {
+    {"alpha", &LayerRule::alpha},     {"A", &LayerRule::A},
+    {"B", &LayerRule::B},             {"C", &LayerRule::C},
+    {"D", &LayerRule::D},             {"omega", &LayerRule::omega},
+    {"lambda", &LayerRule::lambda},   {"bcm", &LayerRule::bcm},
+    {"kappa", &LayerRule::kappa},     {"rho_omega", &LayerRule::rho_omega},
+    {"s_g", &LayerRule::s_g},         {"s_h", &LayerRule::s_h},
+    {"gamma_h", &LayerRule::gamma_h}, {"rho_star", &LayerRule::rho_star},
+    {"k_active", &LayerRule::k_active}, {"k_normalise", &LayerRule::k_normalise},
+    {"label_mix", &LayerRule::label_mix}, {"w_norm", &LayerRule::w_norm},
+};
+static_assert(sizeof(LayerRule) == sizeof(kLayerFields) / sizeof(kLayerFields[0]) * sizeof(float),
+              "a LayerRule field is missing from kLayerFields");
+
 struct Rule {
   std::string name = "custom";
   Feedback feedback = Feedback::backprop;

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string_view>
 
 namespace evoplast::ga {
 namespace {
 
-// The per-layer genes, in the order of engine::LayerRule.
+// The per-layer genes: each coefficient of engine::kLayerFields, in its order,
+// with the codec and range the GA searches it over.
 struct LayerGene {
   const char* name;
   Codec codec;
@@ -30,13 +32,16 @@ constexpr LayerGene kLayerGenes[] = {
     {"w_norm", Codec::positive_log, -1, 2},
 };
 
-float* field(engine::LayerRule& l, int k) {
-  float* f[] = {&l.alpha,    &l.A,           &l.B,         &l.C,      &l.D,   &l.omega,
-                &l.lambda,   &l.bcm,         &l.kappa,     &l.rho_omega, &l.s_g, &l.s_h,
-                &l.gamma_h,  &l.rho_star,    &l.k_active,  &l.k_normalise, &l.label_mix, &l.w_norm};
-  static_assert(sizeof(f) / sizeof(f[0]) == std::size(kLayerGenes));
-  return f[k];
+static_assert(std::size(kLayerGenes) == std::size(engine::kLayerFields));
+// Each gene's name is its coefficient's, in the same order.
+constexpr bool genes_name_the_fields() {
+  for (std::size_t k = 0; k < std::size(kLayerGenes); ++k)
+    if (std::string_view(kLayerGenes[k].name) != engine::kLayerFields[k].name) return false;
+  return true;
 }
+static_assert(genes_name_the_fields(), "kLayerGenes must follow engine::kLayerFields, name for name");
+
+float* field(engine::LayerRule& l, int k) { return &(l.*engine::kLayerFields[k].member); }
 
 // 10^e, exact at whole decades (so 1, 0.01, 1e-4 decode to their float exactly).
 double pow10_snapped(double e) {
