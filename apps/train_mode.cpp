@@ -99,6 +99,7 @@ int run_train(const TrainOptions& o) {
   const auto dir = io::resolve_data_dir(o.data_dir);
   const io::Dataset data = io::load_dataset(o.dataset, dir, !o.no_verify);
   const auto& c = o.config;
+  engine::validate(c, data);  // a bad setting is the only line printed
   fmt::print("evolve train: {} on {} ({}), backend {} ({} threads, {}), P={}, batch {}, {} epochs, "
              "{} lr {} γ {}\n",
              c.net, o.dataset, dir.string(), backend->name(), kernels::cpu::cpu_threads(), kernels::cpu::blas_description(),

@@ -26,6 +26,8 @@ template <typename... Args>
   throw EngineError(fmt::format(f, std::forward<Args>(args)...));
 }
 
+}  // namespace
+
 void validate(const TrainConfig& c, const io::Dataset& data) {
   if (c.population < 1) fail("--population {}: must be at least 1", c.population);
   if (c.epochs < 1) fail("--epochs {}: must be at least 1", c.epochs);
@@ -42,10 +44,8 @@ void validate(const TrainConfig& c, const io::Dataset& data) {
          c.validation, data.train.count, data.train.count);
   if (c.train_limit < 0) fail("--train-limit {}: must be 0 (all) or positive", c.train_limit);
   if (c.test_limit < 0) fail("--test-limit {}: must be 0 (all) or positive", c.test_limit);
+  (void)NetSpec::parse(c.net);  // throws naming the net
 }
-
-}  // namespace
-
 
 TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConfig& c,
                       const std::function<void(const EpochRecord&)>& on_epoch) {

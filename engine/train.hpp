@@ -46,6 +46,11 @@ struct TrainResult {
   double seconds = 0;
 };
 
+// Throws EngineError naming the first setting out of range (the net's name
+// included), before anything is printed, allocated or written; train_iid
+// checks it again.
+void validate(const TrainConfig& config, const io::Dataset& data);
+
 TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConfig& config,
                       const std::function<void(const EpochRecord&)>& on_epoch = {});
 
