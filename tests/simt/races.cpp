@@ -33,9 +33,9 @@
 // blocks before it read, one of their reads is still kept (every thread of
 // every block reads a word, then the last block's thread 0 overwrites it
 // after a barrier: that block's own reads, ordered before the write, came
-// after the others'). Within a block a second reader is
-// enough: its threads pass each barrier together, so what the two latest
-// accesses pushed out was of the same phase as they, or earlier.
+// after the others'). Within a block two suffice: its threads pass each
+// barrier together, so what the two latest accesses pushed out was of the
+// same phase as they, or earlier.
 // The first race of a launch fails it (the simulator's error for a broken
 // rule), in one line naming both threads and the word.
 //
@@ -65,8 +65,8 @@ struct Access {
   std::uint8_t bytes = 0;  // which of the word's bytes (bit k: byte k)
   bool atomic = false;     // an atomic read-modify-write (kept among the writes)
 };
-// A word's last two writes (atomics among them) and last two reads, by two threads: [0] the latest; and
-// the latest of each pushed out of those that another block than the one that pushed it out made.
+// A word's last two writes (atomics among them) and last two reads, by two threads: [0] the latest;
+// and of each kind the latest access pushed out of those two by a block other than the one that made it.
 struct Shadow {
   Access write[2], read[2];
   Access write_elsewhere, read_elsewhere;
