@@ -12,6 +12,9 @@
 
 #include <algorithm>
 #include <boost/context/fiber.hpp>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -61,6 +64,23 @@ Order order_from_env() {
   std::exit(2);
 }
 Order g_order = order_from_env();
+
+// The shuffled order's seed: EVOPLAST_SIMT_SEED, else 12345 (CI's). Every
+// launch starts from it, so a failure in shuffled order repeats under the
+// same seed; other seeds try other orders.
+std::uint32_t seed_from_env() {
+  const char* e = std::getenv("EVOPLAST_SIMT_SEED");
+  if (!e || !*e) return 12345;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(e, &end, 10);
+  if (*end != '\0' || errno != 0 || v > 0xFFFFFFFFull || e[0] == '-') {
+    std::fprintf(stderr, "simt: EVOPLAST_SIMT_SEED=%s: use a whole number from 0 to 4294967295\n", e);
+    std::exit(2);
+  }
+  return std::uint32_t(v);
+}
+std::uint32_t g_seed = seed_from_env();
 
 // ---- fiber stacks: mmap'ed with a guard page below (an overflow faults), reused ----
 
@@ -406,6 +426,8 @@ void barrier(std::source_location site) { wait_at(site, 0); }
 void warp_barrier(std::source_location site, int step) { wait_at(site, step); }
 
 void set_order(Order order) { g_order = order; }
+void set_seed(std::uint32_t seed) { g_seed = seed; }
+std::uint32_t seed() { return g_seed; }
 
 namespace device {
 
@@ -419,7 +441,7 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
   }();
   const auto known = reaches_barrier.find(fn);
   const bool direct = !always_fibers && known != reaches_barrier.end() && !known->second;
-  std::mt19937 rng(12345);
+  std::mt19937 rng(g_seed);
   static std::uint32_t launches = 0;
   place.launch = ++launches;
   t_reached_barrier = false;

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -263,6 +265,37 @@ TEST_CASE("simt: atomics give every thread its own old value and lose no update,
     cudaFree(sum);
   }
   simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt: a shuffled order repeats under its seed, and another seed shuffles otherwise") {
+  // Each thread's ticket is its place in the order the threads and blocks ran.
+  const auto tickets = [](std::uint32_t seed) {
+    simt::set_seed(seed);
+    const unsigned n = 3 * 64;
+    int* got = device_alloc<int>(n);
+    unsigned* state = device_alloc<unsigned>(5);
+    float* sum = device_alloc<float>(1);
+    REQUIRE(cudaMemsetAsync(state, 0, 20, nullptr) == cudaSuccess);
+    EVOPLAST_LAUNCH(take_tickets, 3, 64, 0, nullptr, got, state, sum);
+    std::vector<int> order(n);
+    REQUIRE(cudaMemcpy(order.data(), got, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    cudaFree(got);
+    cudaFree(state);
+    cudaFree(sum);
+    return order;
+  };
+  const std::uint32_t before = simt::seed();
+  simt::set_order(simt::Order::forward);
+  std::vector<int> forward(3 * 64);
+  std::iota(forward.begin(), forward.end(), 0);
+  CHECK(tickets(7) == forward);  // the seed moves no other order
+  simt::set_order(simt::Order::shuffle);
+  const std::vector<int> a = tickets(7), again = tickets(7), b = tickets(8);
+  CHECK(a == again);
+  CHECK(a != b);
+  CHECK(a != forward);
+  simt::set_order(simt::Order::forward);
+  simt::set_seed(before);
 }
 
 TEST_CASE("simt: warp shuffles and votes give each lane the value CUDA names, in any order") {

@@ -20,7 +20,9 @@
 // - between barriers the fibers run in the order EVOPLAST_SIMT_ORDER names
 //   (forward, reverse or shuffle), and so do the blocks of a grid, so a
 //   missing barrier or a race (between threads, or between blocks of one
-//   launch) changes the result in one of the orders;
+//   launch) changes the result in one of the orders; every launch shuffles
+//   from EVOPLAST_SIMT_SEED (default 12345), so a shuffled failure repeats
+//   under its seed and other seeds try other orders;
 // - __shared__ variables are per block (thread_local to the host thread
 //   that runs the block), and filled with 0xFF bytes before every block, as
 //   device memory is: a read of shared memory no thread of the block wrote
@@ -191,6 +193,8 @@ void launch(const char* kernel, void (*fn)(Params...), dim3 grid, dim3 block, st
 // Test controls.
 enum class Order { forward, reverse, shuffle };
 void set_order(Order order);              // default: $EVOPLAST_SIMT_ORDER or forward
+void set_seed(std::uint32_t seed);        // the shuffled order's; default: $EVOPLAST_SIMT_SEED or 12345
+std::uint32_t seed();
 void set_device_memory(std::size_t bytes);  // the card's size (default 80 GiB, an H100's)
 std::size_t launches();                   // kernels launched so far
 std::size_t graph_launches();             // cudaGraphLaunch calls so far
