@@ -65,11 +65,10 @@ struct Access {
   std::uint8_t bytes = 0;  // which of the word's bytes (bit k: byte k)
   bool atomic = false;     // an atomic read-modify-write (kept among the writes)
 };
-// A word's last two writes (atomics among them) and last two reads, by two threads: [0] the latest;
-// and of each kind the latest access pushed out of those two by a block other than the one that made it.
+// A word's writes (atomics among them) and reads: [0] and [1] the last two, by two threads ([0] the latest);
+// [2] the latest pushed out of those two by a block other than the one that made it.
 struct Shadow {
-  Access write[2], read[2];
-  Access write_elsewhere, read_elsewhere;
+  Access write[3], read[3];
 };
 
 // The shadow of each device allocation a kernel has touched: a word each.
@@ -171,14 +170,13 @@ void check(const void* address, std::size_t n, Kind kind) {
       return a.epoch == epoch && (a.bytes & mask) && !mine(a) && !ordered && !both_atomic;
     };
     Shadow& s = r.shadow[w];
-    for (const Access& a : {s.write[0], s.write[1], s.write_elsewhere})
+    for (const Access& a : s.write)
       if (races(a)) return report(r.base + lo, r, shared, a, "wrote", kind);
     if (kind != Kind::read)
-      for (const Access& a : {s.read[0], s.read[1], s.read_elsewhere})
+      for (const Access& a : s.read)
         if (races(a)) return report(r.base + lo, r, shared, a, "read", kind);
     const bool atomic = kind == Kind::atomic;
     Access* last = kind == Kind::read ? s.read : s.write;
-    Access& elsewhere = kind == Kind::read ? s.read_elsewhere : s.write_elsewhere;
     if (last[0].epoch == epoch && mine(last[0]) && last[0].phase == place.phase && last[0].atomic == atomic) {
       last[0].bytes |= mask;
       continue;
@@ -187,7 +185,7 @@ void check(const void* address, std::size_t n, Kind kind) {
     // earlier phase if it holds bytes this one does not (other blocks may
     // still race with those); else this one stands for it.
     if (last[0].epoch == epoch && (!mine(last[0]) || (last[0].bytes & ~mask))) {
-      if (last[1].epoch == epoch && last[1].block != place.block) elsewhere = last[1];
+      if (last[1].epoch == epoch && last[1].block != place.block) last[2] = last[1];
       last[1] = last[0];
     }
     last[0] = {epoch, place.block, place.phase, std::uint16_t(place.thread), mask, atomic};

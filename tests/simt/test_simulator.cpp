@@ -231,24 +231,46 @@ TEST_CASE("simt: the blocks of a grid run in the order named, so a race between 
   simt::set_order(simt::Order::forward);
 }
 
+namespace {
+
+// take_tickets over 3 blocks of 64 threads in the current order: each
+// thread's ticket (its place in the order the threads ran), the final state
+// and the float sum.
+struct Tickets {
+  std::vector<int> tickets;
+  std::vector<unsigned> state;
+  float total = 0;
+};
+Tickets take_all_tickets() {
+  const unsigned n = 3 * 64;
+  int* tickets = device_alloc<int>(n);
+  unsigned* state = device_alloc<unsigned>(5);
+  float* sum = device_alloc<float>(1);
+  const std::vector<unsigned> start{0, 0, ~0u, 0, 0};
+  const float zero = 0;
+  REQUIRE(cudaMemcpy(state, start.data(), 20, cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(cudaMemcpy(sum, &zero, 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  EVOPLAST_LAUNCH(take_tickets, 3, 64, 0, nullptr, tickets, state, sum);
+  Tickets got{std::vector<int>(n), std::vector<unsigned>(5), 0};
+  REQUIRE(cudaMemcpy(got.tickets.data(), tickets, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  REQUIRE(cudaMemcpy(got.state.data(), state, 20, cudaMemcpyDeviceToHost) == cudaSuccess);
+  REQUIRE(cudaMemcpy(&got.total, sum, 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  cudaFree(tickets);
+  cudaFree(state);
+  cudaFree(sum);
+  return got;
+}
+
+}  // namespace
+
 TEST_CASE("simt: atomics give every thread its own old value and lose no update, in any order") {
   for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
     simt::set_order(o);
     const unsigned n = 3 * 64;
-    int* tickets = device_alloc<int>(n);
-    unsigned* state = device_alloc<unsigned>(5);
-    float* sum = device_alloc<float>(1);
-    const std::vector<unsigned> start{0, 0, ~0u, 0, 0};
-    const float zero = 0;
-    REQUIRE(cudaMemcpy(state, start.data(), 20, cudaMemcpyHostToDevice) == cudaSuccess);
-    REQUIRE(cudaMemcpy(sum, &zero, 4, cudaMemcpyHostToDevice) == cudaSuccess);
-    EVOPLAST_LAUNCH(take_tickets, 3, 64, 0, nullptr, tickets, state, sum);
-    std::vector<int> got(n);
-    std::vector<unsigned> end(5);
-    float total = 0;
-    REQUIRE(cudaMemcpy(got.data(), tickets, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
-    REQUIRE(cudaMemcpy(end.data(), state, 20, cudaMemcpyDeviceToHost) == cudaSuccess);
-    REQUIRE(cudaMemcpy(&total, sum, 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    Tickets all = take_all_tickets();
+    std::vector<int>& got = all.tickets;
+    const std::vector<unsigned>& end = all.state;
+    const float total = all.total;
     std::sort(got.begin(), got.end());
     std::vector<int> each(n);
     for (unsigned i = 0; i < n; ++i) each[i] = int(i);
@@ -260,9 +282,6 @@ TEST_CASE("simt: atomics give every thread its own old value and lose no update,
     CHECK(end[3] < n);   // the last thread to swap
     CHECK(end[4] >= 1);  // one thread claimed it, and no later one overwrote it
     CHECK(end[4] <= n);
-    cudaFree(tickets);
-    cudaFree(state);
-    cudaFree(sum);
   }
   simt::set_order(simt::Order::forward);
 }
@@ -271,18 +290,7 @@ TEST_CASE("simt: a shuffled order repeats under its seed, and another seed shuff
   // Each thread's ticket is its place in the order the threads and blocks ran.
   const auto tickets = [](std::uint32_t seed) {
     simt::set_seed(seed);
-    const unsigned n = 3 * 64;
-    int* got = device_alloc<int>(n);
-    unsigned* state = device_alloc<unsigned>(5);
-    float* sum = device_alloc<float>(1);
-    REQUIRE(cudaMemsetAsync(state, 0, 20, nullptr) == cudaSuccess);
-    EVOPLAST_LAUNCH(take_tickets, 3, 64, 0, nullptr, got, state, sum);
-    std::vector<int> order(n);
-    REQUIRE(cudaMemcpy(order.data(), got, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
-    cudaFree(got);
-    cudaFree(state);
-    cudaFree(sum);
-    return order;
+    return take_all_tickets().tickets;
   };
   const std::uint32_t before = simt::seed();
   simt::set_order(simt::Order::forward);
