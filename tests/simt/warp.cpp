@@ -18,6 +18,9 @@ constexpr int kWarpSize = 32, kMaxWarps = 1024 / kWarpSize;
 struct MmaSlot {
   std::uint32_t a[kWarpSize][4];
   std::uint32_t b[kWarpSize][2];
+  float c[kWarpSize][4];
+  float d[kWarpSize][4];
+  bool done;  // the warp's D is in d: the first lane past the meeting made it for all
 };
 // A block runs on one host thread, so its warps' slots are that thread's.
 thread_local MmaSlot t_mma[kMaxWarps];
@@ -31,8 +34,10 @@ unsigned linear_thread() {
 float tf32_value(std::uint32_t bits) { return std::bit_cast<float>(bits & 0xFFFFE000u); }
 
 // Leaves this lane's fragments in its warp's slot, meets the warp, and
-// returns the lane's four outputs from every lane's fragments: `unpack`
-// builds the warp's A (16×K) and B (K×8) from the slot.
+// returns the lane's four outputs. The first lane past the meeting builds the
+// warp's A (16×K) and B (K×8) from the slot with `unpack` and makes every
+// lane's outputs, each in the order a lane alone would sum them; the others
+// read theirs (once a warp, not once a lane: the simulator's hottest loop).
 template <int K, class Unpack>
 void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
               std::source_location site, const Unpack& unpack) {
@@ -40,17 +45,24 @@ void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], co
   MmaSlot& slot = t_mma[tid / kWarpSize];
   std::memcpy(slot.a[lane], a, sizeof slot.a[lane]);
   std::memcpy(slot.b[lane], b, sizeof slot.b[lane]);
-  const float c_in[4] = {c[0], c[1], c[2], c[3]};  // d may alias c
+  std::memcpy(slot.c[lane], c, sizeof slot.c[lane]);
+  slot.done = false;
   warp_barrier(site, 1);
-  float A[16][K], B[K][8];
-  for (int l = 0; l < kWarpSize; ++l) unpack(slot.a[l], slot.b[l], l / 4, l % 4, A, B);
-  const int g = int(lane) / 4, t = int(lane) % 4;
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
-    float sum = c_in[i];
-    for (int k = 0; k < K; ++k) sum += A[row][k] * B[k][col];
-    d[i] = sum;
+  if (!slot.done) {
+    float A[16][K], B[K][8];
+    for (int l = 0; l < kWarpSize; ++l) unpack(slot.a[l], slot.b[l], l / 4, l % 4, A, B);
+    for (int l = 0; l < kWarpSize; ++l) {
+      const int g = l / 4, t = l % 4;
+      for (int i = 0; i < 4; ++i) {
+        const int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+        float sum = slot.c[l][i];
+        for (int k = 0; k < K; ++k) sum += A[row][k] * B[k][col];
+        slot.d[l][i] = sum;
+      }
+    }
+    slot.done = true;
   }
+  std::memcpy(d, slot.d[lane], sizeof slot.d[lane]);  // d may alias c: c was copied before the meeting
   warp_barrier(site, 2);  // every lane has read the slot before any writes it again
 }
 
