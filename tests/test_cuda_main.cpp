@@ -9,9 +9,12 @@
 #include <cstring>
 
 #include "engine/cuda_device.hpp"
+#include "kernels/cpu_threads.hpp"
 #include "kernels/cuda.hpp"
 
 int main(int argc, char** argv) {
+  // The CPU reference's threads wait as evolve's do (kernels/cpu_threads.hpp).
+  evoplast::kernels::cpu::restart_with_short_spin_waits(argv);
   if (evoplast::engine::cuda_device_count() == 0) {
     std::printf("skipped: no CUDA device visible\n");
     return 77;

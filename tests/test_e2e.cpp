@@ -10,6 +10,7 @@
 #include "engine/backend.hpp"
 #include "engine/train.hpp"
 #include "io/dataset.hpp"
+#include "kernels/cpu_threads.hpp"
 
 using namespace evoplast;
 
@@ -37,6 +38,10 @@ TEST_CASE("the seed CNN reaches 93% test accuracy after 2 epochs on 6 000 MNIST 
 }
 
 int main(int argc, char** argv) {
+  // Short spins, as evolve's (kernels/cpu_threads.hpp): beside the simulator's
+  // tests under `ctest -j2`, libgomp's default spin doubled this test's time
+  // (80 s, against 41 s).
+  evoplast::kernels::cpu::restart_with_short_spin_waits(argv);
   const auto dir = data_dir() / "mnist";
   if (!std::filesystem::exists(dir / "train-images-idx3-ubyte") &&
       !std::filesystem::exists(dir / "train-images-idx3-ubyte.gz")) {
