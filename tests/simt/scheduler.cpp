@@ -319,20 +319,34 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
   regs.block_dim = block;
   regs.grid_dim = grid;
   std::vector<unsigned> seq = thread_order(n, rng);
+  const unsigned warps = (n + 31) / 32;
+  // seq's threads grouped by warp, each warp's lanes in seq's order: warp w's at [32w, 32w + 32).
+  std::vector<unsigned> warp_seq(n), next(warps);
+  // Of each warp, the lanes now waiting at a warp collective: a warp is
+  // checked for a met collective only when all 32 are (a check a lane was
+  // 32 times the work, a scan of seq for the warp's lanes up to 1 024).
+  std::vector<unsigned> at_collective(warps);
+  const auto resume_counting = [&](unsigned i) {
+    resume(fibers[i]);
+    if (fibers[i].state == Fiber::waiting && fibers[i].warp_wait) ++at_collective[i / 32];
+  };
   for (;;) {
     if (g_order == Order::shuffle) std::shuffle(seq.begin(), seq.end(), rng);
+    for (unsigned w = 0; w < warps; ++w) next[w] = 32 * w;
+    for (unsigned i : seq) warp_seq[next[i / 32]++] = i;
+    std::fill(at_collective.begin(), at_collective.end(), 0u);
     for (unsigned i : seq) {
       if (fibers[i].state != Fiber::ready) continue;
-      resume(fibers[i]);
+      resume_counting(i);
       // A warp whose last lane just met its collective runs on at once, ahead
       // of the other warps (up to a __syncthreads, the end, or a collective
       // some lane has not met), as a warp may on a GPU: a barrier missing
       // between warps shows.
-      const unsigned lo = i / 32 * 32, hi = std::min(n, lo + 32);
-      while (hi - lo == 32 && warp_complete(fibers, lo)) {
-        for (unsigned k = lo; k < hi; ++k) fibers[k].state = Fiber::ready;
-        for (unsigned k : seq)
-          if (k >= lo && k < hi) resume(fibers[k]);
+      const unsigned w = i / 32, lo = 32 * w;
+      while (at_collective[w] == 32 && warp_complete(fibers, lo)) {
+        for (unsigned k = lo; k < lo + 32; ++k) fibers[k].state = Fiber::ready;
+        at_collective[w] = 0;
+        for (unsigned k = lo; k < lo + 32; ++k) resume_counting(warp_seq[k]);
       }
     }
     // A warp still waiting at a collective: some lane never met it (an error below).
