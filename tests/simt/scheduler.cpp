@@ -323,8 +323,8 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
   // seq's threads grouped by warp, each warp's lanes in seq's order: warp w's at [32w, 32w + 32).
   std::vector<unsigned> warp_seq(n), next(warps);
   // Of each warp, the lanes now waiting at a warp collective: a warp is
-  // checked for a met collective only when all 32 are (a check a lane was
-  // 32 times the work, a scan of seq for the warp's lanes up to 1 024).
+  // checked for a met collective only once all 32 are, not after each lane's
+  // turn, and its lanes are found in warp_seq, not by a scan of all of seq.
   std::vector<unsigned> at_collective(warps);
   const auto resume_counting = [&](unsigned i) {
     resume(fibers[i]);

@@ -1,7 +1,8 @@
 // Warp collectives of the SIMT simulator (tensor-core mma, shuffles and
 // votes): the lanes of a warp leave their fragments or values in the warp's
-// slot, meet at the warp's barrier, each computes its own part of the result
-// from every lane's, and meet again before the slot is reused.
+// slot, meet at the warp's barrier, each takes its own part of the result
+// from every lane's (an mma's, made once for the warp by the first lane past
+// the meeting), and meet again before the slot is reused.
 #include <fmt/format.h>
 
 #include <bit>
