@@ -322,6 +322,11 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
   const unsigned warps = (n + 31) / 32;
   // seq's threads grouped by warp, each warp's lanes in seq's order: warp w's at [32w, 32w + 32).
   std::vector<unsigned> warp_seq(n), next(warps);
+  const auto group_by_warp = [&] {
+    for (unsigned w = 0; w < warps; ++w) next[w] = 32 * w;
+    for (unsigned i : seq) warp_seq[next[i / 32]++] = i;
+  };
+  group_by_warp();
   // Of each warp, the lanes now waiting at a warp collective: a warp is
   // checked for a met collective only once all 32 are, not after each lane's
   // turn, and its lanes are found in warp_seq, not by a scan of all of seq.
@@ -331,9 +336,10 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
     if (fibers[i].state == Fiber::waiting && fibers[i].warp_wait) ++at_collective[i / 32];
   };
   for (;;) {
-    if (g_order == Order::shuffle) std::shuffle(seq.begin(), seq.end(), rng);
-    for (unsigned w = 0; w < warps; ++w) next[w] = 32 * w;
-    for (unsigned i : seq) warp_seq[next[i / 32]++] = i;
+    if (g_order == Order::shuffle) {  // seq changes only here
+      std::shuffle(seq.begin(), seq.end(), rng);
+      group_by_warp();
+    }
     std::fill(at_collective.begin(), at_collective.end(), 0u);
     for (unsigned i : seq) {
       if (fibers[i].state != Fiber::ready) continue;

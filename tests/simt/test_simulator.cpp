@@ -267,10 +267,7 @@ TEST_CASE("simt: atomics give every thread its own old value and lose no update,
   for (simt::Order o : {simt::Order::forward, simt::Order::reverse, simt::Order::shuffle}) {
     simt::set_order(o);
     const unsigned n = 3 * 64;
-    Tickets all = take_all_tickets();
-    std::vector<int>& got = all.tickets;
-    const std::vector<unsigned>& end = all.state;
-    const float total = all.total;
+    auto [got, end, total] = take_all_tickets();
     std::sort(got.begin(), got.end());
     std::vector<int> each(n);
     for (unsigned i = 0; i < n; ++i) each[i] = int(i);
