@@ -130,7 +130,8 @@ struct Fiber {
   std::uint32_t index = 0;  // tid, linear
   State state = ready;
   std::source_location site;  // the barrier it waits at
-  int warp_wait = 0;          // 0: at __syncthreads; k > 0: at step k of a warp collective
+  bool at_warp = false;       // waits at a warp collective, not at __syncthreads
+  unsigned warp_barriers = 0;  // warp barriers passed in this block
   const void* stack_bottom = nullptr;
   std::size_t stack_size = 0;
   void* fake_stack = nullptr;  // ASan's, while switched out
@@ -241,10 +242,10 @@ bool same_site(const std::source_location& a, const std::source_location& b) {
 // Every lane of the full warp starting at thread lo waits at the same step of the same warp collective.
 bool warp_complete(const std::vector<Fiber>& fibers, unsigned lo) {
   const Fiber& first = fibers[lo];
-  if (first.state != Fiber::waiting || first.warp_wait == 0) return false;
+  if (first.state != Fiber::waiting || !first.at_warp) return false;
   for (unsigned k = lo + 1; k < lo + 32; ++k) {
     const Fiber& f = fibers[k];
-    if (f.state != Fiber::waiting || f.warp_wait != first.warp_wait || !same_site(f.site, first.site))
+    if (f.state != Fiber::waiting || !f.at_warp || !same_site(f.site, first.site))
       return false;
   }
   return true;
@@ -333,7 +334,7 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
   std::vector<unsigned> at_collective(warps);
   const auto resume_counting = [&](unsigned i) {
     resume(fibers[i]);
-    if (fibers[i].state == Fiber::waiting && fibers[i].warp_wait) ++at_collective[i / 32];
+    if (fibers[i].state == Fiber::waiting && fibers[i].at_warp) ++at_collective[i / 32];
   };
   for (;;) {
     if (g_order == Order::shuffle) {  // seq changes only here
@@ -360,11 +361,11 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
       const unsigned lo = w * 32, hi = std::min(n, lo + 32);
       const Fiber* at = nullptr;
       for (unsigned i = lo; i < hi && !at; ++i)
-        if (fibers[i].state == Fiber::waiting && fibers[i].warp_wait) at = &fibers[i];
+        if (fibers[i].state == Fiber::waiting && fibers[i].at_warp) at = &fibers[i];
       if (!at) continue;
       const Fiber* off = nullptr;
       for (unsigned i = lo; i < hi && !off; ++i)
-        if (fibers[i].state != Fiber::waiting || fibers[i].warp_wait != at->warp_wait ||
+        if (fibers[i].state != Fiber::waiting || !fibers[i].at_warp ||
             !same_site(fibers[i].site, at->site))
           off = &fibers[i];
       error = "kernel " + std::string(kernel) + ", block " + triple(bid) + ", warp " + std::to_string(w) +
@@ -420,7 +421,7 @@ bool run_block(const char* kernel, dim3 grid, dim3 block, uint3 bid, const Threa
 namespace {
 
 // Stops the running GPU thread at a barrier (of the block, or of its warp) until the scheduler opens it.
-void wait_at(std::source_location site, int warp) {
+void wait_at(std::source_location site, bool warp) {
   Fiber* f = t_running;
   if (!f && t_direct) {
     t_direct_site = site;
@@ -433,17 +434,19 @@ void wait_at(std::source_location site, int warp) {
   t_reached_barrier = true;
   f->state = Fiber::waiting;
   f->site = site;
-  f->warp_wait = warp;
+  f->at_warp = warp;
   asan_start(&f->fake_stack, t_host_bottom, t_host_size);
   f->scheduler = std::move(f->scheduler).resume();
   asan_finish(f->fake_stack, &t_host_bottom, &t_host_size);
   if (t_abort) throw AbortThread{};
+  if (warp) ++f->warp_barriers;
 }
 
 }  // namespace
 
-void barrier(std::source_location site) { wait_at(site, 0); }
-void warp_barrier(std::source_location site, int step) { wait_at(site, step); }
+void barrier(std::source_location site) { wait_at(site, false); }
+void warp_barrier(std::source_location site) { wait_at(site, true); }
+unsigned warp_barriers_passed() { return t_running ? t_running->warp_barriers : 0; }
 
 void set_order(Order order) { g_order = order; }
 void set_seed(std::uint32_t seed) { g_seed = seed; }

@@ -1,8 +1,15 @@
 // Warp collectives of the SIMT simulator (tensor-core mma, shuffles and
 // votes): the lanes of a warp leave their fragments or values in the warp's
-// slot, meet at the warp's barrier, each takes its own part of the result
-// from every lane's (an mma's, made once for the warp by the first lane past
-// the meeting), and meet again before the slot is reused.
+// slot, meet once at the warp's barrier, and each takes its own part of the
+// result from every lane's (an mma's, made once for the warp by the first
+// lane past the meeting).
+//
+// Each warp has two slots, used in turn: collective k of a block's warp uses
+// slot k % 2. A lane that has read collective k's slot may run on to k + 1
+// and write the other one while its warp-mates still read k's; it reaches
+// k + 2, which writes k's slot again, only after all 32 lanes met at k + 1,
+// so after each had read k's. (One slot needed a second meeting, after the
+// reads, at every collective: a third of the simulator's time was switching.)
 #include <fmt/format.h>
 
 #include <bit>
@@ -24,7 +31,7 @@ struct MmaSlot {
   bool done;  // the warp's D is in d: the first lane past the meeting made it for all
 };
 // A block runs on one host thread, so its warps' slots are that thread's.
-thread_local MmaSlot t_mma[kMaxWarps];
+thread_local MmaSlot t_mma[2][kMaxWarps];
 
 unsigned linear_thread() {
   const Registers& r = regs;
@@ -43,12 +50,12 @@ template <int K, class Unpack>
 void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
               std::source_location site, const Unpack& unpack) {
   const unsigned tid = linear_thread(), lane = tid % kWarpSize;
-  MmaSlot& slot = t_mma[tid / kWarpSize];
+  MmaSlot& slot = t_mma[warp_barriers_passed() % 2][tid / kWarpSize];
   std::memcpy(slot.a[lane], a, sizeof slot.a[lane]);
   std::memcpy(slot.b[lane], b, sizeof slot.b[lane]);
   std::memcpy(slot.c[lane], c, sizeof slot.c[lane]);
   slot.done = false;
-  warp_barrier(site, 1);
+  warp_barrier(site);
   if (!slot.done) {
     float A[16][K], B[K][8];
     for (int l = 0; l < kWarpSize; ++l) unpack(slot.a[l], slot.b[l], l / 4, l % 4, A, B);
@@ -64,14 +71,13 @@ void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], co
     slot.done = true;
   }
   std::memcpy(d, slot.d[lane], sizeof slot.d[lane]);  // d may alias c: c was copied before the meeting
-  warp_barrier(site, 2);  // every lane has read the slot before any writes it again
 }
 
 // The value of one bf16 (the top half of a float).
 float bf16_value(std::uint32_t half) { return std::bit_cast<float>((half & 0xFFFFu) << 16); }
 
-// Each warp's lanes' shuffle operands or vote predicates.
-thread_local std::uint64_t t_lane_values[kMaxWarps][kWarpSize];
+// Each warp's lanes' shuffle operands or vote predicates, in two slots.
+thread_local std::uint64_t t_lane_values[2][kMaxWarps][kWarpSize];
 
 // A mask other than the full warp's fails the launch; the lanes still meet, so
 // the block runs to its end.
@@ -86,12 +92,12 @@ void require_full_warp(std::uint32_t mask, const char* what, std::source_locatio
 }
 
 // Leaves this lane's value in its warp's slot, meets the warp, and returns
-// every lane's values (valid until the second meeting).
+// every lane's values (valid until this lane's next collective).
 const std::uint64_t* leave_and_meet(std::uint64_t value, std::source_location site) {
   const unsigned tid = linear_thread();
-  std::uint64_t* slot = t_lane_values[tid / kWarpSize];
+  std::uint64_t* slot = t_lane_values[warp_barriers_passed() % 2][tid / kWarpSize];
   slot[tid % kWarpSize] = value;
-  warp_barrier(site, 1);
+  warp_barrier(site);
   return slot;
 }
 
@@ -102,9 +108,7 @@ unsigned lane_id() { return linear_thread() % kWarpSize; }
 std::uint64_t warp_shuffle(std::uint32_t mask, std::uint64_t value, unsigned src, const char* what,
                            std::source_location site) {
   require_full_warp(mask, what, site);
-  const std::uint64_t got = leave_and_meet(value, site)[src % kWarpSize];
-  warp_barrier(site, 2);  // every lane has read the slot before any writes it again
-  return got;
+  return leave_and_meet(value, site)[src % kWarpSize];
 }
 
 std::uint32_t warp_ballot(std::uint32_t mask, bool predicate, const char* what, std::source_location site) {
@@ -112,7 +116,6 @@ std::uint32_t warp_ballot(std::uint32_t mask, bool predicate, const char* what, 
   const std::uint64_t* lanes = leave_and_meet(predicate, site);
   std::uint32_t bits = 0;
   for (int l = 0; l < kWarpSize; ++l) bits |= std::uint32_t(lanes[l] != 0) << l;
-  warp_barrier(site, 2);
   return bits;
 }
 

@@ -127,8 +127,10 @@ void barrier(std::source_location site);
 // The barrier of the calling thread's warp (threads 32w…32w + 31 of the block
 // in linear order): a warp collective. Every lane must reach the same one, in
 // a full warp of 32; anything else is an error naming the kernel and the warp.
-// step (≥ 1) tells apart the barriers of one collective at one site.
-void warp_barrier(std::source_location site, int step);
+void warp_barrier(std::source_location site);
+// How many warp barriers the calling thread has passed in this block: the
+// same number for every lane of its warp (they pass each one together).
+unsigned warp_barriers_passed();
 
 // mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 over the calling warp:
 // D (16×8) = A (16×8) · B (8×8) + C, each lane holding its fragments in the
