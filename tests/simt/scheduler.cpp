@@ -27,7 +27,9 @@
 
 #include "device.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
+// This file is built without the sanitizers (CMakeLists.txt) into programs
+// that have them: SIMT_IN_ASAN_PROGRAM says to announce the switches all the same.
+#if defined(__SANITIZE_ADDRESS__) || defined(SIMT_IN_ASAN_PROGRAM)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define SIMT_ASAN 1
