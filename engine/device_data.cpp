@@ -9,7 +9,7 @@
 namespace evoplast::engine {
 
 DeviceData::DeviceData(Backend& backend, const Protocol& p, int max_batch)
-    : backend_(backend), protocol_(p), classes_(p.classes), max_batch_(max_batch) {
+    : backend_(backend), classes_(p.classes), max_batch_(max_batch) {
   const io::ImageSet& first = p.tasks.at(0).data->train;
   pixels_ = first.rows * first.cols;
   // Every (data set, split) once, in task order.

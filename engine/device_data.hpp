@@ -41,7 +41,6 @@ class DeviceData {
 
  private:
   Backend& backend_;
-  const Protocol& protocol_;
   int pixels_ = 0, classes_ = 10, max_batch_ = 0;
   bool has_heads_ = false;
   std::map<std::pair<const io::Dataset*, int>, std::int32_t> base_;  // (data set, split) → first image
