@@ -48,26 +48,35 @@ NetSpec NetSpec::parse(std::string_view text) {
   if (!text.starts_with("mlp")) throw bad();
   std::string_view rest = text.substr(3);
   if (rest.starts_with("-")) rest.remove_prefix(1);
-  const auto number = [&](std::string_view& s) {
+  constexpr int kMaxWidth = 1 << 16, kMaxDepth = 64;
+  const auto too_big = [&](std::string_view what, std::string_view value, int limit) {
+    return EngineError(fmt::format("--net '{}': {} {} is over the limit of {}", text, what, value, limit));
+  };
+  // A positive count, at most `limit`; `what` names it in the error.
+  const auto number = [&](std::string_view& s, std::string_view what, int limit) {
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
     int v = 0;
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || v <= 0 || v > 1 << 16) throw bad();
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + digits, v);
+    if (ec == std::errc::result_out_of_range || (ec == std::errc() && v > limit))
+      throw too_big(what, s.substr(0, digits), limit);
+    if (ec != std::errc() || v <= 0) throw bad();
     s.remove_prefix(std::size_t(ptr - s.data()));
     return v;
   };
   std::vector<int> hidden;
-  const int first = number(rest);
+  const int first = number(rest, "a layer of width", kMaxWidth);
   if (rest.starts_with("x")) {  // mlp400x2: width × depth
     rest.remove_prefix(1);
-    const int depth = number(rest);
-    if (!rest.empty() || depth > 64) throw bad();
+    const int depth = number(rest, "a depth of", kMaxDepth);
+    if (!rest.empty()) throw bad();
     hidden.assign(std::size_t(depth), first);
   } else {  // mlp256-128: explicit widths
     hidden.push_back(first);
     while (!rest.empty()) {
       if (!rest.starts_with("-")) throw bad();
       rest.remove_prefix(1);
-      hidden.push_back(number(rest));
+      hidden.push_back(number(rest, "a layer of width", kMaxWidth));
     }
   }
   return mlp(hidden);

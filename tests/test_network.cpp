@@ -63,6 +63,15 @@ TEST_CASE("NetSpec: the seed CNN has the PyTorch example's 1 199 882 parameters"
   CHECK_THROWS_AS(NetSpec::parse("resnet"), EngineError);
   CHECK_THROWS_AS(NetSpec::parse("mlp0x2"), EngineError);
   CHECK_THROWS_AS(NetSpec::parse("mlp400x"), EngineError);
+  // A size over the engine's limits names the limit, not the syntax.
+  CHECK_THROWS_WITH_AS(NetSpec::parse("mlp99999999x1"),
+                       "--net 'mlp99999999x1': a layer of width 99999999 is over the limit of 65536", EngineError);
+  CHECK_THROWS_WITH_AS(NetSpec::parse("mlp256-99999999999999"),
+                       "--net 'mlp256-99999999999999': a layer of width 99999999999999 is over the limit of 65536",
+                       EngineError);
+  CHECK_THROWS_WITH_AS(NetSpec::parse("mlp400x65"), "--net 'mlp400x65': a depth of 65 is over the limit of 64",
+                       EngineError);
+  CHECK(NetSpec::parse("mlp65536x1").layers.size() == 4);
   CHECK_THROWS_AS(PopulationNet(be, NetSpec::seed_cnn(), 0, 4), EngineError);
 }
 
