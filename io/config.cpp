@@ -181,6 +181,10 @@ const std::vector<Key>& keys() {
 const Key& find_key(const std::string& name) {
   for (const auto& k : keys())
     if (k.name == name) return k;
+  for (const auto& k : keys())  // `ga = 5`: a section given a value
+    if (k.name.starts_with(name + "."))
+      throw ConfigError(fmt::format("config key '{}' is a section, not a value: set its keys, such as '{}'", name,
+                                    k.name));
   throw ConfigError(fmt::format("unknown config key '{}' (did you mean '{}'?)", name, nearest_key(name)));
 }
 

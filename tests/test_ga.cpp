@@ -160,6 +160,9 @@ TEST_CASE("run config: presets · TOML · --set · validation and the nearest va
   CHECK_THROWS_WITH_AS(io::apply_toml(c, "[ga]\npopulaton = 3\n", "x.toml"),
                        doctest::Contains("did you mean 'ga.population'"), io::ConfigError);
   CHECK_THROWS_WITH_AS(io::apply_setting(c, "mutation=0.2"), doctest::Contains("ga.mutation_rate"), io::ConfigError);
+  CHECK_THROWS_WITH_AS(io::apply_toml(c, "ga = 5\n", "section.toml"),
+                       doctest::Contains("config key 'ga' is a section, not a value: set its keys, such as 'ga."),
+                       io::ConfigError);
   CHECK_THROWS_WITH_AS(io::apply_setting(c, "ga.population=ten"), doctest::Contains("not a number"), io::ConfigError);
   CHECK_THROWS_WITH_AS(io::apply_toml(c, "[ga\n", "broken.toml"), doctest::Contains("broken.toml:"), io::ConfigError);
   for (const char* bad : {"ga.population=1", "ga.tournament=99", "ga.crossover_rate=1.2", "ga.mutation_rate=-1",
