@@ -241,7 +241,7 @@ bool same_site(const std::source_location& a, const std::source_location& b) {
   return a.line() == b.line() && (a.file_name() == b.file_name() || std::strcmp(a.file_name(), b.file_name()) == 0);
 }
 
-// Every lane of the full warp starting at thread lo waits at the same step of the same warp collective.
+// Every lane of the full warp starting at thread lo waits at the same warp collective.
 bool warp_complete(const std::vector<Fiber>& fibers, unsigned lo) {
   const Fiber& first = fibers[lo];
   if (first.state != Fiber::waiting || !first.at_warp) return false;
