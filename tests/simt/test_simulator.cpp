@@ -179,6 +179,21 @@ __global__ void shuffle_and_vote(int* out) {
   mine[8] = __all_sync(full, 1);
 }
 
+// A sum into an accumulator never zeroed (a kernel's bug): its register
+// starts as garbage on a GPU, and here as the 0xFE bytes of the pattern every
+// uninitialised local starts with in a CUDA source (tests/simt/CMakeLists.txt),
+// never as the zeros of a fresh fiber stack.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__global__ void sum_without_zero(const float* x, float* out) {
+  float acc;
+  for (int i = 0; i < 4; ++i) acc += x[4 * threadIdx.x + i];
+  __syncthreads();  // on fibers
+  out[threadIdx.x] = acc;
+}
+#pragma GCC diagnostic pop
+
 // A shuffle over half a warp: not simulated.
 __global__ void shuffle_half_a_warp(int* out) { out[threadIdx.x] = __shfl_sync(0xFFFFu, int(threadIdx.x), 0); }
 
@@ -384,6 +399,22 @@ TEST_CASE("simt: new device memory reads as NaN, and host memory is not device m
   CHECK(cudaFree(y) == cudaSuccess);
   CHECK(cudaFree(y) == cudaErrorInvalidValue);  // twice
   (void)cudaGetLastError();
+}
+
+TEST_CASE("simt: a local variable never initialised starts as garbage, in every launch") {
+  const std::vector<float> host(4 * 64, 1.0f);
+  float* x = device_alloc<float>(host.size());
+  float* out = device_alloc<float>(64);
+  REQUIRE(cudaMemcpy(x, host.data(), host.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  for (int launch = 0; launch < 2; ++launch) {  // fresh fiber stacks, then reused ones
+    CAPTURE(launch);
+    EVOPLAST_LAUNCH(sum_without_zero, 1, 64, 0, nullptr, static_cast<const float*>(x), out);
+    std::vector<float> got(64);
+    REQUIRE(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (float v : got) CHECK(v < -1e38f);  // 0xFEFEFEFE is −1.69e38; the sum of the four ones would be 4
+  }
+  cudaFree(x);
+  cudaFree(out);
 }
 
 TEST_CASE("simt: shared memory no thread of the block wrote reads as NaN, not as an earlier block left it") {
