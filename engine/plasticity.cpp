@@ -268,121 +268,148 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     }
     LayerState& s = layers_[std::size_t(--k)];
     const bool is_output = k == plastic_count - 1;
-    const std::size_t units = std::size_t(s.out) * s.positions;
     float* e = net_.gradient(L.act_out);  // (P, N, Out, S)
     const float* y = net_.activation(L.act_out);
     const float* x = net_.activation(L.act_in);
-
-    // The error each hidden layer sees, by the feedback mode of each net (one pass for all).
-    if (!is_output && routes_error_) {  // a population that only passes errors down leaves e as it is
-      // Each DFA net's e_out through its fixed random matrix: (P, N, Out·S), the other nets' slices untouched.
-      for (const auto& [first, count] : dfa_runs_)
-        backend_.dense_forward(DenseShape{count, N, C, int(units), false}, e_out + std::size_t(first) * N * C,
-                               s.dfa_w.data() + std::size_t(first) * units * C,
-                               s.dfa_b.data() + std::size_t(first) * units,
-                               s.dfa_out.data() + std::size_t(first) * N * units);
-      if (pooled) {  // routed as the error is read
-        pooled->mode = hidden_error_.data();
-        pooled->dfa_e = any_dfa_ ? s.dfa_out.data() : nullptr;
-      } else {
-        backend_.route_hidden_error(P, std::size_t(N) * units, hidden_error_.data(),
-                                    any_dfa_ ? s.dfa_out.data() : nullptr, y, s.relu_after, e);
-      }
-    }
+    // A population that only passes errors down leaves each hidden layer's e as it is.
+    if (!is_output && routes_error_) route_error(s, N, e_out, y, e, pooled);
     if (pooled) pooled->act = y;
-
-    // Error to the layer below, through W (backprop) or the fixed B (FA), before W changes.
-    const float* w = net_.params()[std::size_t(L.w)].value.data();
     const bool through_relu = dx && net_.input_relu_at(i);  // the ReLU below then needs no pass
-    if (dx) {
-      // Every net by FA: its fixed B as it is; a mix: each net's W or B, read where it lies where the backend fuses.
-      const float* wfb = all_fa_ ? s.fa_w.data() : w;
-      const bool mixed = any_fa_ && !all_fa_;
-      if (L.spec.kind == LayerKind::conv) {
-        const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input, through_relu};
-        if (pooled)
-          backend_.conv2d_input_grad_pooled(cs, *pooled, mixed ? uses_fa_.data() : nullptr, x, wfb, s.fa_w.data(), e,
-                                            mixed ? picked_feedback(s) : nullptr, dx);
-        else if (mixed)
-          backend_.conv2d_input_grad_picked(cs, uses_fa_.data(), x, w, s.fa_w.data(), e, picked_feedback(s), dx);
-        else
-          backend_.conv2d_backward(cs, x, wfb, e, dx, nullptr, nullptr);
-      } else {
-        const DenseShape ds{P, N, s.in, s.out, L.shared_input};
-        // Where the backend fuses, every population's dx comes from one kernel (a net's sums, and so its
-        // records, do not depend on its neighbours' feedback: what MPI ranks' slices rely on), and the nets
-        // on DFA or none get none (nothing reads it).
-        const bool fuses = backend_.fuses_conv_steps(), skips = routes_error_ && fuses;
-        if (mixed || fuses)
-          backend_.dense_input_grad_picked(ds, skips ? hidden_error_.data() : nullptr,
-                                           mixed ? uses_fa_.data() : nullptr, x, wfb, s.fa_w.data(), e,
-                                           mixed ? picked_feedback(s) : nullptr, dx);
-        else
-          backend_.dense_backward(ds, x, wfb, e, dx, nullptr, nullptr);
-      }
-    }
-
-    // One pass over x gives g (error rows) and h (Hebbian rows).
+    if (dx) pass_error_down(L, s, N, pooled, x, e, through_relu, dx);  // before W changes
     for (int p = 0; p < P; ++p) {
       coeffs[std::size_t(p)] = rules_[std::size_t(p)].coeffs(k, plastic_count, lr, epoch, rho_, eps_);
       coeffs[std::size_t(p)].frozen = diverged_[std::size_t(p)];
     }
-    bool label_gated = false, bounded = false, reads_pre_mean = false;
-    for (const auto& c : coeffs) {
-      label_gated |= c.label_mix != 0;
-      bounded |= c.w_norm > 0;
-      reads_pre_mean |= c.B != 0;  // ⟨x⟩ enters only as B·⟨x⟩: where every B is 0 it is not taken (stays 0)
-    }
-    if (s.conv) {  // [g; h] and the stacked rows' sums, the rows made as they are read where the backend fuses
-      const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input};
-      if (pooled)
-        backend_.plasticity_conv_grads_pooled(cs, *pooled, coeffs.data(), x, y, s.theta.data(), e, stacked_rows(s),
-                                              s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
-                                              s.mean_y2.data());
-      else
-        backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s),
-                                       s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
-                                       s.mean_y2.data());
-      if (reads_pre_mean) backend_.pre_mean_conv(cs, x, s.mean_x.data());
-    } else {  // the bias rows only here: the weights' [g; h] comes with their update below
-      // The label enters the Hebbian post factor at the readout only (its units are the classes).
-      backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y,
-                                    is_output && label_gated ? labels : nullptr, s.theta.data(),
-                                    s.error_hebb.data(), s.mean_y.data(), s.mean_y2.data());
-      const DenseShape ds{P, N, s.in, 2 * s.out, L.shared_input};
-      backend_.dense_backward(ds, x, nullptr, s.error_hebb.data(), nullptr, nullptr, s.grad_hebb_bias.data());
-      if (reads_pre_mean) backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
-    }
-
-    // The fused epilogue: every term, the optimiser state, Ω, the clip, once per synapse.
-    Param& pw = net_.params()[std::size_t(L.w)];
-    Param& pb = net_.params()[std::size_t(L.b)];
-    if (L.spec.kind == LayerKind::conv)
-      backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.grad_hebb.data(), s.mean_x.data(),
-                                 s.mean_y.data(), s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(),
-                                 s.sq_delta_w.data(), s.omega.data());
-    else  // [g; h] and the update together (one kernel on the GPU)
-      backend_.plasticity_update_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, coeffs.data(), x,
-                                       s.error_hebb.data(), s.grad_hebb.data(), s.mean_x.data(), s.mean_y.data(),
-                                       s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(), s.sq_delta_w.data(),
-                                       s.omega.data());
-    if (bounded) backend_.plasticity_bound_rows(P, s.out, s.in, coeffs.data(), pw.value.data());
-    backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
-                                    pb.value.data(), s.sq_grad_b.data(), s.sq_delta_b.data());
-
-    // EWC pulls the nets that use it back toward the last task's weights.
-    if (ewc_enabled()) {
-      std::vector<float> strength(static_cast<std::size_t>(P));
-      for (int p = 0; p < P; ++p)
-        strength[std::size_t(p)] = diverged_[std::size_t(p)] ? 0.0f : coeffs[std::size_t(p)].eta * ewc_lambda_[std::size_t(p)];
-      for (const Param* prm : {&pw, &pb}) {
-        const std::size_t i = std::size_t(prm == &pw ? L.w : L.b);
-        backend_.ewc_proximal_step(P, prm->per_net, strength.data(), fisher_[i].data(),
-                                   anchor_[i].data(), params_value(i));
-      }
-    }
+    if (s.conv)
+      conv_hebbian_sums(L, s, N, pooled, coeffs, x, y, e);
+    else
+      dense_hebbian_sums(L, s, N, coeffs, is_output ? labels : nullptr, x, y, e);
+    update_layer(L, s, N, coeffs, x);
     if (through_relu) --i;  // the ReLU below this conv: its backward was the conv's
     pooled.reset();
+  }
+}
+
+// One pass for all nets, each by its own feedback mode (hidden_error_).
+void Plasticity::route_error(LayerState& s, int N, const float* e_out, const float* y, float* e,
+                             std::optional<PooledConvError>& pooled) {
+  const int P = net_.population(), C = net_.spec().classes;
+  const std::size_t units = std::size_t(s.out) * s.positions;
+  // Each DFA net's e_out through its fixed random matrix: (P, N, Out·S), the other nets' slices untouched.
+  for (const auto& [first, count] : dfa_runs_)
+    backend_.dense_forward(DenseShape{count, N, C, int(units), false}, e_out + std::size_t(first) * N * C,
+                           s.dfa_w.data() + std::size_t(first) * units * C, s.dfa_b.data() + std::size_t(first) * units,
+                           s.dfa_out.data() + std::size_t(first) * N * units);
+  if (pooled) {  // routed as the error is read
+    pooled->mode = hidden_error_.data();
+    pooled->dfa_e = any_dfa_ ? s.dfa_out.data() : nullptr;
+  } else {
+    backend_.route_hidden_error(P, std::size_t(N) * units, hidden_error_.data(), any_dfa_ ? s.dfa_out.data() : nullptr,
+                                y, s.relu_after, e);
+  }
+}
+
+void Plasticity::pass_error_down(const PopulationNet::Layer& L, LayerState& s, int N,
+                                 const std::optional<PooledConvError>& pooled, const float* x, float* e,
+                                 bool through_relu, float* dx) {
+  const int P = net_.population();
+  const float* w = net_.params()[std::size_t(L.w)].value.data();
+  // Every net by FA: its fixed B as it is; a mix: each net's W or B, read where it lies where the backend fuses.
+  const float* wfb = all_fa_ ? s.fa_w.data() : w;
+  const bool mixed = any_fa_ && !all_fa_;
+  if (L.spec.kind == LayerKind::conv) {
+    const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input, through_relu};
+    if (pooled)
+      backend_.conv2d_input_grad_pooled(cs, *pooled, mixed ? uses_fa_.data() : nullptr, x, wfb, s.fa_w.data(), e,
+                                        mixed ? picked_feedback(s) : nullptr, dx);
+    else if (mixed)
+      backend_.conv2d_input_grad_picked(cs, uses_fa_.data(), x, w, s.fa_w.data(), e, picked_feedback(s), dx);
+    else
+      backend_.conv2d_backward(cs, x, wfb, e, dx, nullptr, nullptr);
+    return;
+  }
+  const DenseShape ds{P, N, s.in, s.out, L.shared_input};
+  // Where the backend fuses, every population's dx comes from one kernel (a net's sums, and so its
+  // records, do not depend on its neighbours' feedback: what MPI ranks' slices rely on), and the nets
+  // on DFA or none get none (nothing reads it).
+  const bool fuses = backend_.fuses_conv_steps(), skips = routes_error_ && fuses;
+  if (mixed || fuses)
+    backend_.dense_input_grad_picked(ds, skips ? hidden_error_.data() : nullptr, mixed ? uses_fa_.data() : nullptr,
+                                     x, wfb, s.fa_w.data(), e, mixed ? picked_feedback(s) : nullptr, dx);
+  else
+    backend_.dense_backward(ds, x, wfb, e, dx, nullptr, nullptr);
+}
+
+namespace {
+// ⟨x⟩ enters only as B·⟨x⟩: where every net's B is 0 it is not taken (stays 0).
+bool reads_pre_mean(const std::vector<kernels::PlasticityCoeffs>& coeffs) {
+  return std::any_of(coeffs.begin(), coeffs.end(), [](const kernels::PlasticityCoeffs& c) { return c.B != 0; });
+}
+}  // namespace
+
+void Plasticity::conv_hebbian_sums(const PopulationNet::Layer& L, LayerState& s, int N,
+                                   const std::optional<PooledConvError>& pooled,
+                                   const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x, const float* y,
+                                   float* e) {
+  // The stacked rows made as they are read where the backend fuses.
+  const ConvShape cs{net_.population(), N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input};
+  if (pooled)
+    backend_.plasticity_conv_grads_pooled(cs, *pooled, coeffs.data(), x, y, s.theta.data(), e, stacked_rows(s),
+                                          s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
+                                          s.mean_y2.data());
+  else
+    backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s), s.grad_hebb.data(),
+                                   s.grad_hebb_bias.data(), s.mean_y.data(), s.mean_y2.data());
+  if (reads_pre_mean(coeffs)) backend_.pre_mean_conv(cs, x, s.mean_x.data());
+}
+
+void Plasticity::dense_hebbian_sums(const PopulationNet::Layer& L, LayerState& s, int N,
+                                    const std::vector<kernels::PlasticityCoeffs>& coeffs,
+                                    const std::int32_t* readout_labels, const float* x, const float* y,
+                                    const float* e) {
+  // The bias rows only here: the weights' [g; h] comes with their update (update_layer).
+  const int P = net_.population();
+  const bool label_gated = std::any_of(coeffs.begin(), coeffs.end(),
+                                       [](const kernels::PlasticityCoeffs& c) { return c.label_mix != 0; });
+  // The label enters the Hebbian post factor at the readout only (its units are the classes).
+  backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y, label_gated ? readout_labels : nullptr,
+                                s.theta.data(), s.error_hebb.data(), s.mean_y.data(), s.mean_y2.data());
+  const DenseShape ds{P, N, s.in, 2 * s.out, L.shared_input};
+  backend_.dense_backward(ds, x, nullptr, s.error_hebb.data(), nullptr, nullptr, s.grad_hebb_bias.data());
+  if (reads_pre_mean(coeffs))
+    backend_.pre_mean_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, x, s.mean_x.data());
+}
+
+void Plasticity::update_layer(const PopulationNet::Layer& L, LayerState& s, int N,
+                              const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x) {
+  // The fused epilogue: every term, the optimiser state, Ω, the clip, once per synapse.
+  const int P = net_.population();
+  Param& pw = net_.params()[std::size_t(L.w)];
+  Param& pb = net_.params()[std::size_t(L.b)];
+  if (L.spec.kind == LayerKind::conv)
+    backend_.plasticity_update(P, s.out, s.in, coeffs.data(), s.grad_hebb.data(), s.mean_x.data(), s.mean_y.data(),
+                               s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(), s.sq_delta_w.data(),
+                               s.omega.data());
+  else  // [g; h] and the update together (one kernel on the GPU)
+    backend_.plasticity_update_dense(DenseShape{P, N, s.in, s.out, L.shared_input}, coeffs.data(), x,
+                                     s.error_hebb.data(), s.grad_hebb.data(), s.mean_x.data(), s.mean_y.data(),
+                                     s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(), s.sq_delta_w.data(),
+                                     s.omega.data());
+  const bool bounded = std::any_of(coeffs.begin(), coeffs.end(),
+                                   [](const kernels::PlasticityCoeffs& c) { return c.w_norm > 0; });
+  if (bounded) backend_.plasticity_bound_rows(P, s.out, s.in, coeffs.data(), pw.value.data());
+  backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.grad_hebb_bias.data(), s.mean_y.data(), pb.value.data(),
+                                  s.sq_grad_b.data(), s.sq_delta_b.data());
+  if (!ewc_enabled()) return;
+  // EWC pulls the nets that use it back toward the last task's weights.
+  std::vector<float> strength(static_cast<std::size_t>(P));
+  for (int p = 0; p < P; ++p)
+    strength[std::size_t(p)] =
+        diverged_[std::size_t(p)] ? 0.0f : coeffs[std::size_t(p)].eta * ewc_lambda_[std::size_t(p)];
+  for (const Param* prm : {&pw, &pb}) {
+    const std::size_t i = std::size_t(prm == &pw ? L.w : L.b);
+    backend_.ewc_proximal_step(P, prm->per_net, strength.data(), fisher_[i].data(), anchor_[i].data(),
+                               params_value(i));
   }
 }
 

@@ -6,6 +6,7 @@
 // random feedback weights, EWC's Fisher and anchor, and divergence isolation.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -65,6 +66,31 @@ class Plasticity {
                                          // dx uses, where the backend does not fuse (picked_feedback)
     Buffer<float> dfa_w, dfa_b, dfa_out;  // DFA: (P, Out·S, classes), zeros, (P, N, Out·S)
   };
+
+  // The steps of one plastic layer in step_async, in order. e: the layer's
+  // error (P, N, Out, S; where pooled is set, working space its error is made
+  // in unless the backend fuses), y its output, x its input; pooled: the
+  // error of a conv under a ReLU and 2×2 pool, read from the pool's.
+  // The error a hidden layer learns from, by each net's feedback mode (into e, or into pooled).
+  void route_error(LayerState& s, int N, const float* e_out, const float* y, float* e,
+                   std::optional<PooledConvError>& pooled);
+  // The error to the layer below, dx (P, N, In…), through W (backprop) or B (FA), before W changes.
+  void pass_error_down(const PopulationNet::Layer& L, LayerState& s, int N,
+                       const std::optional<PooledConvError>& pooled, const float* x, float* e,
+                       bool through_relu, float* dx);
+  // The error and Hebbian sums the update reads: [g; h] (conv) or the stacked
+  // rows and bias sums (dense, whose [g; h] comes with its update), ⟨y⟩, ⟨y²⟩, θ, ⟨x⟩.
+  void conv_hebbian_sums(const PopulationNet::Layer& L, LayerState& s, int N,
+                         const std::optional<PooledConvError>& pooled,
+                         const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x, const float* y,
+                         float* e);
+  // readout_labels: the batch's labels at the readout (label-gated rules), else null.
+  void dense_hebbian_sums(const PopulationNet::Layer& L, LayerState& s, int N,
+                          const std::vector<kernels::PlasticityCoeffs>& coeffs, const std::int32_t* readout_labels,
+                          const float* x, const float* y, const float* e);
+  // The fused update of W (every term, the optimiser state, Ω), the row bound, the bias, EWC's pull.
+  void update_layer(const PopulationNet::Layer& L, LayerState& s, int N,
+                    const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x);
 
   void freeze(int p);
   // error_hebb, allocated where the stacked rows are stored: every dense layer,
