@@ -503,9 +503,17 @@ fs::path write_report(const fs::path& dir) {
 }
 
 namespace {
-fs::path write_report_unchecked(const fs::path& dir) {
-  const std::string config = fs::exists(dir / "config.toml") ? read_text(dir / "config.toml") : "";
-  std::vector<json> rows;
+
+// What a run directory holds for its report; any part may be missing, not all.
+struct RunRecords {
+  std::string config;      // config.toml's text
+  std::vector<json> rows;  // generations.jsonl, a row a generation
+  json best;               // best_rule.json
+};
+
+RunRecords read_run_records(const fs::path& dir) {
+  RunRecords r;
+  if (fs::exists(dir / "config.toml")) r.config = read_text(dir / "config.toml");
   if (fs::exists(dir / "generations.jsonl")) {
     std::istringstream in(read_text(dir / "generations.jsonl"));
     int line_no = 0;
@@ -513,25 +521,122 @@ fs::path write_report_unchecked(const fs::path& dir) {
       ++line_no;
       if (line.empty()) continue;
       try {
-        rows.push_back(json::parse(line));
+        r.rows.push_back(json::parse(line));
       } catch (const json::exception&) {
         throw IoError(fmt::format("{}:{}: not a JSON line; the file is damaged",
                                   (dir / "generations.jsonl").string(), line_no));
       }
     }
   }
-  json best;
   if (fs::exists(dir / "best_rule.json")) {
     try {
-      best = json::parse(read_text(dir / "best_rule.json"));
+      r.best = json::parse(read_text(dir / "best_rule.json"));
     } catch (const json::exception&) {
       throw IoError(fmt::format("{}: not valid JSON", (dir / "best_rule.json").string()));
     }
   }
-  if (rows.empty() && best.is_null())
+  if (r.rows.empty() && r.best.is_null())
     throw IoError(fmt::format("{}: no generations.jsonl or best_rule.json — not a run directory, or "
                               "no generation finished yet",
                               dir.string()));
+  return r;
+}
+
+// The run's configuration, where it reads (an old or edited one: the report
+// goes on without the fitness formula and the effective coefficients).
+std::optional<RunConfig> readable_config(const std::string& config) {
+  if (config.empty()) return std::nullopt;
+  try {
+    RunConfig c;
+    apply_toml(c, config, "config.toml");
+    return c;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// The champion (or the best rule so far) and its fitness beside the controls', and its test metrics.
+std::string champion_html(const json& best) {
+  std::string html;
+  const auto interval = [](const json& ci) {
+    return ci.is_array() && ci.size() == 2 && ci[0].is_number()
+               ? fmt::format(" (95% CI {:.4f} to {:.4f})", ci[0].get<double>(), ci[1].get<double>())
+               : std::string();
+  };
+  const std::string origin = best.contains("origin") && best["origin"].is_object()
+                                 ? best["origin"].value("text", std::string("?"))
+                                 : std::string("?");
+  if (best.value("provisional", true))
+    html += fmt::format("<p>Best rule so far (provisional: the champion is chosen when the run ends): generation {}, "
+                        "individual {} ({}), mean fitness <b>{:.4f}</b> over {} evaluation(s); protocol {}.</p>",
+                        best.value("generation", -1), best.value("individual", -1), esc(origin),
+                        best.value("fitness", 0.0), best.value("evaluations", 1),
+                        esc(best.value("protocol", std::string("?"))));
+  else
+    html += fmt::format("<p>Champion: first seen in generation {} as individual {} ({}). Fitness on {} fresh "
+                        "validation streams <b>{:.4f}</b>{}; protocol {}.</p>",
+                        best.value("generation", -1), best.value("individual", -1), esc(origin),
+                        best.value("fitness_streams", json::array()).size(), best.value("fitness", 0.0),
+                        interval(best.value("fitness_ci95", json())), esc(best.value("protocol", std::string("?"))));
+  if (best.contains("controls") && best["controls"].is_object() && !best["controls"].empty()) {
+    html += "<table><tr><th>on the same streams</th><th>fitness</th><th>95% CI</th></tr>";
+    html += fmt::format("<tr><td>champion</td><td>{:.4f}</td><td>{}</td></tr>", best.value("fitness", 0.0),
+                        interval(best.value("fitness_ci95", json())));
+    for (auto it = best["controls"].begin(); it != best["controls"].end(); ++it)
+      html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(it.key()),
+                          it.value()["fitness"].is_number() ? fmt::format("{:.4f}", it.value()["fitness"].get<double>())
+                                                            : std::string("diverged"),
+                          interval(it.value().value("fitness_ci95", json())));
+    html += "</table>";
+  }
+  if (best.contains("test"))
+    html += fmt::format("<p>Test: ACC {:.2f}%, BWT {:.2f}%, FWT {:.2f}%, forgetting {:.2f}%.</p>",
+                        100 * best["test"].value("acc", 0.0), 100 * best["test"].value("bwt", 0.0),
+                        100 * best["test"].value("fwt", 0.0), 100 * best["test"].value("forgetting", 0.0));
+  return html;
+}
+
+std::string fitness_formula_html(const RunConfig& cfg) {
+  return cfg.fitness == "seed"
+             ? fmt::format("<p class=formula>fitness = −({:g}·best validation loss + {:g}·final training loss + "
+                           "{:g}·training minutes)</p>",
+                           cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes)
+             : fmt::format("<p class=formula>fitness = {:g}·ACC + {:g}·BWT on validation data, the mean over "
+                           "{} stream(s) × the protocols {}</p>",
+                           cfg.w_acc, cfg.w_bwt, cfg.streams, esc(cfg.protocol));
+}
+
+// The rule's feedback, optimiser, formula per layer and coefficients (lr: the run's, 0 where unknown).
+std::string rule_html(const json& r, double lr) {
+  std::string html =
+      fmt::format("<p>feedback <b>{}</b>, optimiser {}, lr scale {:.4g}, step γ {:.3g}, w_max {:.3g}</p>",
+                  esc(r.value("feedback", std::string("?"))), esc(r.value("optimizer", std::string("?"))),
+                  r.value("lr_scale", 0.0), r.value("step_gamma", 0.0), r.value("w_max", 0.0));
+  if (r.contains("formula"))
+    for (auto it = r["formula"].begin(); it != r["formula"].end(); ++it)
+      html += fmt::format("<p class=formula>{}: {}</p>", esc(it.key()), esc(it.value().get<std::string>()));
+  return html + coefficient_table(r, lr);
+}
+
+// The held-out evaluation's table and bar charts (written beside the report), or nothing.
+std::string heldout_html(const fs::path& dir) {
+  if (!fs::exists(dir / "heldout" / "summary.json")) return {};
+  const json summary = json::parse(read_text(dir / "heldout" / "summary.json"));
+  std::string html = heldout_table(summary);
+  for (const auto& [name, key, title] :
+       {std::tuple{"heldout_acc.svg", "acc_mean", "Held-out test ACC (%), mean over seeds"},
+        std::tuple{"heldout_forgetting.svg", "forgetting_mean", "Held-out forgetting (%), mean over seeds"}}) {
+    const std::string svg = heldout_bars_svg(summary, key, title);
+    write_atomically(dir / name, svg);
+    html += svg;
+  }
+  return html;
+}
+
+fs::path write_report_unchecked(const fs::path& dir) {
+  const RunRecords run = read_run_records(dir);
+  const std::vector<json>& rows = run.rows;
+  const json& best = run.best;
   int generations = 0;
   for (const auto& r : rows) generations = std::max(generations, r.at("generation").get<int>() + 1);
 
@@ -552,65 +657,10 @@ fs::path write_report_unchecked(const fs::path& dir) {
 h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-family:monospace;font-size:13px}</style></head><body>)";
   html += fmt::format("<h1>evoplast run: {}</h1>", esc(dir.filename().string()));
-  if (!best.is_null()) {
-    const auto interval = [](const json& ci) {
-      return ci.is_array() && ci.size() == 2 && ci[0].is_number()
-                 ? fmt::format(" (95% CI {:.4f} to {:.4f})", ci[0].get<double>(), ci[1].get<double>())
-                 : std::string();
-    };
-    const std::string origin = best.contains("origin") && best["origin"].is_object()
-                                   ? best["origin"].value("text", std::string("?"))
-                                   : std::string("?");
-    if (best.value("provisional", true))
-      html += fmt::format("<p>Best rule so far (provisional: the champion is chosen when the run ends): generation {}, "
-                          "individual {} ({}), mean fitness <b>{:.4f}</b> over {} evaluation(s); protocol {}.</p>",
-                          best.value("generation", -1), best.value("individual", -1), esc(origin),
-                          best.value("fitness", 0.0), best.value("evaluations", 1),
-                          esc(best.value("protocol", std::string("?"))));
-    else
-      html += fmt::format("<p>Champion: first seen in generation {} as individual {} ({}). Fitness on {} fresh "
-                          "validation streams <b>{:.4f}</b>{}; protocol {}.</p>",
-                          best.value("generation", -1), best.value("individual", -1), esc(origin),
-                          best.value("fitness_streams", json::array()).size(), best.value("fitness", 0.0),
-                          interval(best.value("fitness_ci95", json())), esc(best.value("protocol", std::string("?"))));
-    if (best.contains("controls") && best["controls"].is_object() && !best["controls"].empty()) {
-      html += "<table><tr><th>on the same streams</th><th>fitness</th><th>95% CI</th></tr>";
-      html += fmt::format("<tr><td>champion</td><td>{:.4f}</td><td>{}</td></tr>", best.value("fitness", 0.0),
-                          interval(best.value("fitness_ci95", json())));
-      for (auto it = best["controls"].begin(); it != best["controls"].end(); ++it)
-        html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(it.key()),
-                            it.value()["fitness"].is_number() ? fmt::format("{:.4f}", it.value()["fitness"].get<double>())
-                                                              : std::string("diverged"),
-                            interval(it.value().value("fitness_ci95", json())));
-      html += "</table>";
-    }
-    if (best.contains("test"))
-      html += fmt::format("<p>Test: ACC {:.2f}%, BWT {:.2f}%, FWT {:.2f}%, forgetting {:.2f}%.</p>",
-                          100 * best["test"].value("acc", 0.0), 100 * best["test"].value("bwt", 0.0),
-                          100 * best["test"].value("fwt", 0.0), 100 * best["test"].value("forgetting", 0.0));
-  }
-  // The run's configuration, where it reads (an old or edited one: the
-  // report goes on without the fitness formula and the effective coefficients).
-  std::optional<RunConfig> run_config;
-  if (!config.empty()) {
-    try {
-      RunConfig c;
-      apply_toml(c, config, "config.toml");
-      run_config = c;
-    } catch (const std::exception&) {
-    }
-  }
+  if (!best.is_null()) html += champion_html(best);
+  const std::optional<RunConfig> run_config = readable_config(run.config);
   html += "<h2>Fitness per generation</h2>";
-  if (run_config) {
-    const RunConfig& cfg = *run_config;
-    html += cfg.fitness == "seed"
-                ? fmt::format("<p class=formula>fitness = −({:g}·best validation loss + {:g}·final training loss + "
-                              "{:g}·training minutes)</p>",
-                              cfg.w_val_loss, cfg.w_train_loss, cfg.w_minutes)
-                : fmt::format("<p class=formula>fitness = {:g}·ACC + {:g}·BWT on validation data, the mean over "
-                              "{} stream(s) × the protocols {}</p>",
-                              cfg.w_acc, cfg.w_bwt, cfg.streams, esc(cfg.protocol));
-  }
+  if (run_config) html += fitness_formula_html(*run_config);
   html += svgs[0].second;
   html += "<h2>Validation loss during training</h2>" + svgs[1].second;
   html += "<h2>Accuracy matrix of the best rule</h2>" + svgs[2].second;
@@ -623,35 +673,14 @@ pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.formula{font-
       write_atomically(dir / fmt::format("matrix_{}.svg", q + 1), svg);
       html += svg;
     }
-  {
-    const std::string curves = task_curves_svg(best);
-    write_atomically(dir / "task_curves.svg", curves);
-    html += "<h2>Accuracy per task across training</h2>" + curves;
-  }
+  const std::string curves = task_curves_svg(best);
+  write_atomically(dir / "task_curves.svg", curves);
+  html += "<h2>Accuracy per task across training</h2>" + curves;
   html += "<h2>The best rule</h2>" + svgs[3].second;
-  if (best.contains("rule")) {
-    const json& r = best["rule"];
-    html += fmt::format("<p>feedback <b>{}</b>, optimiser {}, lr scale {:.4g}, step γ {:.3g}, w_max {:.3g}</p>",
-                        esc(r.value("feedback", std::string("?"))), esc(r.value("optimizer", std::string("?"))),
-                        r.value("lr_scale", 0.0), r.value("step_gamma", 0.0), r.value("w_max", 0.0));
-    if (r.contains("formula"))
-      for (auto it = r["formula"].begin(); it != r["formula"].end(); ++it)
-        html += fmt::format("<p class=formula>{}: {}</p>", esc(it.key()), esc(it.value().get<std::string>()));
-    html += coefficient_table(r, run_config ? run_config->lr : 0.0);
-  }
-  if (fs::exists(dir / "heldout" / "summary.json")) {
-    const json summary = json::parse(read_text(dir / "heldout" / "summary.json"));
-    html += heldout_table(summary);
-    for (const auto& [name, key, title] :
-         {std::tuple{"heldout_acc.svg", "acc_mean", "Held-out test ACC (%), mean over seeds"},
-          std::tuple{"heldout_forgetting.svg", "forgetting_mean", "Held-out forgetting (%), mean over seeds"}}) {
-      const std::string svg = heldout_bars_svg(summary, key, title);
-      write_atomically(dir / name, svg);
-      html += svg;
-    }
-  }
+  if (best.contains("rule")) html += rule_html(best["rule"], run_config ? run_config->lr : 0.0);
+  html += heldout_html(dir);
   html += throughput_table(rows);
-  html += "<h2>Configuration</h2><pre>" + esc(config) + "</pre></body></html>\n";
+  html += "<h2>Configuration</h2><pre>" + esc(run.config) + "</pre></body></html>\n";
   write_atomically(dir / "report.html", html);
   return dir / "report.html";
 }
