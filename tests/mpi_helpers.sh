@@ -4,7 +4,9 @@
 # same A B         fails unless two run directories hold the same records
 #                  (generations.jsonl without its timings, and best_rule.json);
 # rank1_after_checkpoint DIR
-#                  prints rank 1's process id once DIR's first checkpoint exists;
+#                  prints rank 1's process id once DIR's first checkpoint exists
+#                  (rank 1 of the run writing DIR: ctest may run another MPI test
+#                  beside this one, whose rank 1 is not to be signalled);
 # signal_rank1 SIGNAL DIR COMMAND...
 #                  runs COMMAND --out DIR in the background (stderr to DIR.err),
 #                  sends SIGNAL to rank 1 after the first checkpoint, and fails
@@ -37,7 +39,7 @@ PY
 rank1_after_checkpoint() {
   for _ in $(seq 1 3000); do [ -f "$1/checkpoint.json" ] && break; sleep 0.1; done  # up to 5 minutes
   [ -f "$1/checkpoint.json" ] || { echo "no checkpoint in $1" >&2; exit 1; }
-  for p in $(pgrep -f "$evolve run"); do
+  for p in $(pgrep -f -- "$evolve run .*--out $1\$"); do  # signal_rank1 puts --out DIR last
     if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then echo "$p"; return; fi
   done
   echo "no rank 1 found" >&2; exit 1
