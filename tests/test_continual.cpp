@@ -1,6 +1,8 @@
 // Protocols (views, seeds, scenarios), metrics against hand-computed
 // matrices, fitness, rule files and genomes.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -145,7 +147,7 @@ TEST_CASE("rules: every named rule survives a JSON round trip — bad files say 
   const std::string best = R"({"generation": 3, "fitness": 0.7, "genome": [0.5], "rule": )" + rule_to_json(hebb) + "}";
   CHECK(rule_from_json(best, "best_rule.json") == hebb);
   CHECK_THROWS_AS(named_rule("nope"), EngineError);
-  const auto path = std::filesystem::temp_directory_path() / "evoplast-rule-test.json";
+  const auto path = std::filesystem::temp_directory_path() / fmt::format("evoplast-rule-test-{}.json", ::getpid());
   save_rule(named_rule("local"), path.string());
   CHECK(rule_by_name_or_file(path.string()) == named_rule("local"));
   std::filesystem::remove(path);

@@ -1,5 +1,7 @@
 // The genetic algorithm's operators and state, and the run configuration.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -177,7 +179,7 @@ TEST_CASE("run config: presets · TOML · --set · validation and the nearest va
 TEST_CASE("an unwritable run directory is refused with its name") {
   CHECK_THROWS_WITH_AS(io::prepare_run_dir("/proc/evoplast-cannot-be-here"), doctest::Contains("/proc/evoplast"),
                        io::IoError);
-  const auto dir = std::filesystem::temp_directory_path() / "evoplast-rundir-test";
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("evoplast-rundir-test-{}", ::getpid());
   io::prepare_run_dir(dir);
   io::write_atomically(dir / "a.txt", "hello");
   CHECK(io::read_text(dir / "a.txt") == "hello");
