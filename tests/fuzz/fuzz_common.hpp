@@ -11,13 +11,20 @@
 
 namespace fuzz {
 
+// Removed when the process exits normally (libFuzzer's run ending at its
+// time limit), so CI leaves nothing in /tmp; a crash leaves it for a look.
+struct Scratch {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("evoplast-fuzz-" + std::to_string(::getpid()));
+  Scratch() { std::filesystem::create_directories(dir); }
+  ~Scratch() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+};
+
 inline const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("evoplast-fuzz-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  static const Scratch s;
+  return s.dir;
 }
 
 inline void write_file(const std::filesystem::path& p, const std::uint8_t* data, std::size_t size) {
