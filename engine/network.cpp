@@ -49,9 +49,6 @@ NetSpec NetSpec::parse(std::string_view text) {
   std::string_view rest = text.substr(3);
   if (rest.starts_with("-")) rest.remove_prefix(1);
   constexpr int kMaxWidth = 1 << 16, kMaxDepth = 64;
-  const auto too_big = [&](std::string_view what, std::string_view value, int limit) {
-    return EngineError(fmt::format("--net '{}': {} {} is over the limit of {}", text, what, value, limit));
-  };
   // A positive count, at most `limit`; `what` names it in the error.
   const auto number = [&](std::string_view& s, std::string_view what, int limit) {
     std::size_t digits = 0;
@@ -59,7 +56,8 @@ NetSpec NetSpec::parse(std::string_view text) {
     int v = 0;
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + digits, v);
     if (ec == std::errc::result_out_of_range || (ec == std::errc() && v > limit))
-      throw too_big(what, s.substr(0, digits), limit);
+      throw EngineError(
+          fmt::format("--net '{}': {} {} is over the limit of {}", text, what, s.substr(0, digits), limit));
     if (ec != std::errc() || v <= 0) throw bad();
     s.remove_prefix(std::size_t(ptr - s.data()));
     return v;

@@ -341,9 +341,13 @@ void Plasticity::pass_error_down(const PopulationNet::Layer& L, LayerState& s, i
 }
 
 namespace {
+// Some net's coefficient `term` is not 0: the step it enables is taken for the population.
+bool any_net_has(const std::vector<kernels::PlasticityCoeffs>& coeffs, float kernels::PlasticityCoeffs::*term) {
+  return std::any_of(coeffs.begin(), coeffs.end(), [term](const kernels::PlasticityCoeffs& c) { return c.*term != 0; });
+}
 // ⟨x⟩ enters only as B·⟨x⟩: where every net's B is 0 it is not taken (stays 0).
 bool reads_pre_mean(const std::vector<kernels::PlasticityCoeffs>& coeffs) {
-  return std::any_of(coeffs.begin(), coeffs.end(), [](const kernels::PlasticityCoeffs& c) { return c.B != 0; });
+  return any_net_has(coeffs, &kernels::PlasticityCoeffs::B);
 }
 }  // namespace
 
@@ -369,8 +373,7 @@ void Plasticity::dense_hebbian_sums(const PopulationNet::Layer& L, LayerState& s
                                     const float* e) {
   // The bias rows only here: the weights' [g; h] comes with their update (update_layer).
   const int P = net_.population();
-  const bool label_gated = std::any_of(coeffs.begin(), coeffs.end(),
-                                       [](const kernels::PlasticityCoeffs& c) { return c.label_mix != 0; });
+  const bool label_gated = any_net_has(coeffs, &kernels::PlasticityCoeffs::label_mix);
   // The label enters the Hebbian post factor at the readout only (its units are the classes).
   backend_.stack_error_and_hebb(P, N, s.out, s.positions, coeffs.data(), e, y, label_gated ? readout_labels : nullptr,
                                 s.theta.data(), s.error_hebb.data(), s.mean_y.data(), s.mean_y2.data());
@@ -395,9 +398,8 @@ void Plasticity::update_layer(const PopulationNet::Layer& L, LayerState& s, int 
                                      s.error_hebb.data(), s.grad_hebb.data(), s.mean_x.data(), s.mean_y.data(),
                                      s.mean_y2.data(), pw.value.data(), s.sq_grad_w.data(), s.sq_delta_w.data(),
                                      s.omega.data());
-  const bool bounded = std::any_of(coeffs.begin(), coeffs.end(),
-                                   [](const kernels::PlasticityCoeffs& c) { return c.w_norm > 0; });
-  if (bounded) backend_.plasticity_bound_rows(P, s.out, s.in, coeffs.data(), pw.value.data());
+  if (any_net_has(coeffs, &kernels::PlasticityCoeffs::w_norm))
+    backend_.plasticity_bound_rows(P, s.out, s.in, coeffs.data(), pw.value.data());
   backend_.plasticity_bias_update(P, s.out, coeffs.data(), s.grad_hebb_bias.data(), s.mean_y.data(), pb.value.data(),
                                   s.sq_grad_b.data(), s.sq_delta_b.data());
   if (!ewc_enabled()) return;

@@ -33,6 +33,9 @@ struct MmaSlot {
 // A block runs on one host thread, so its warps' slots are that thread's.
 thread_local MmaSlot t_mma[2][kMaxWarps];
 
+// Which of its warp's two slots the calling lane's next collective uses.
+unsigned slot_turn() { return warp_barriers_passed() % 2; }
+
 unsigned linear_thread() {
   const Registers& r = regs;
   return r.thread_idx.x + r.block_dim.x * (r.thread_idx.y + r.block_dim.y * r.thread_idx.z);
@@ -50,7 +53,7 @@ template <int K, class Unpack>
 void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
               std::source_location site, const Unpack& unpack) {
   const unsigned tid = linear_thread(), lane = tid % kWarpSize;
-  MmaSlot& slot = t_mma[warp_barriers_passed() % 2][tid / kWarpSize];
+  MmaSlot& slot = t_mma[slot_turn()][tid / kWarpSize];
   std::memcpy(slot.a[lane], a, sizeof slot.a[lane]);
   std::memcpy(slot.b[lane], b, sizeof slot.b[lane]);
   std::memcpy(slot.c[lane], c, sizeof slot.c[lane]);
@@ -95,7 +98,7 @@ void require_full_warp(std::uint32_t mask, const char* what, std::source_locatio
 // every lane's values (valid until this lane's next collective).
 const std::uint64_t* leave_and_meet(std::uint64_t value, std::source_location site) {
   const unsigned tid = linear_thread();
-  std::uint64_t* slot = t_lane_values[warp_barriers_passed() % 2][tid / kWarpSize];
+  std::uint64_t* slot = t_lane_values[slot_turn()][tid / kWarpSize];
   slot[tid % kWarpSize] = value;
   warp_barrier(site);
   return slot;
