@@ -484,26 +484,28 @@ int run_eval(const EvalOptions& o) {
     pc.dataset = item.dataset;
     (void)engine::load_protocol_datasets(pc, io::resolve_data_dir(o.data_dir), false);
   }
-  // A new folder per invocation (never an earlier evaluation's), or --out if empty or new.
-  fs::path out_dir = o.out;
-  if (o.out.empty())
-    out_dir = io::create_stamped_run_dir(fmt::format("eval-{}", items.size() == 1 ? items[0].name : "heldout"));
-  else io::prepare_empty_out_dir(out_dir);
+  // A new folder per invocation (never an earlier evaluation's), or --out if
+  // empty or new; left as it was found until a protocol's results are in it.
+  io::OutputDir out(o.out, fmt::format("eval-{}", items.size() == 1 ? items[0].name : "heldout"));
+  const fs::path& out_dir = out.path();
   try {
     if (items.size() == 1) {
       evaluate_protocol(o, entries, *backend, items[0], out_dir);
+      out.keep();
       return 0;
     }
     std::vector<json> evals;
     for (const auto& item : items) {
       fmt::print("\n== {} ==\n", item.label());
       evals.push_back(evaluate_protocol(o, entries, *backend, item, out_dir / item.label()));
+      out.keep();
     }
     write_summary(out_dir, items, evals);
   } catch (const engine::PopulationTooLarge& e) {
-    throw engine::EngineError(fmt::format("{}; evaluate fewer rules at once (--rule), or lower --batch, or a "
-                                          "smaller --net",
-                                          e.what()));
+    // Fewer rules only help where one net fits.
+    throw engine::EngineError(fmt::format("{}; {}", e.what(),
+                                          e.fits >= 1 ? "evaluate fewer rules at once (--rule), or lower --batch"
+                                                      : "lower --batch, or a smaller --net"));
   }
   return 0;
 }

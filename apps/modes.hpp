@@ -3,6 +3,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -18,6 +19,20 @@ namespace evoplast::apps {
 inline const CLI::Validator kSeed(
     [](std::string& v) { return v.starts_with('-') ? std::string("must be a whole number ≥ 0") : std::string(); },
     "SEED");
+
+// A whole number ≥ least, the refusal in words (CLI11's own ranges print
+// their bound as a 300-digit double). A value that is not a number is left
+// to CLI11's conversion, which names it.
+inline CLI::Validator at_least(long long least, const std::string& meaning) {
+  return CLI::Validator(
+      [least, meaning](std::string& v) {
+        long long n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec == std::errc() && end == v.data() + v.size() && n < least) return v + " — must be " + meaning;
+        return std::string();
+      },
+      "INT");
+}
 
 // --backend and --precision as train and eval take them (run's name the
 // config keys they set).

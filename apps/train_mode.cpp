@@ -33,6 +33,7 @@ struct TrainOptions {
   bool no_verify = false;
   int threads = 0;
   std::string out;  // empty: a new runs/train-<net>-seed<seed>-<time>
+  bool quiet = false;
 };
 
 void add_train_options(CLI::App& app, TrainOptions& o) {
@@ -81,10 +82,13 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   cmd->add_option("--eval-batch", c.eval_batch, "Minibatch size for evaluation")
       ->capture_default_str();
   add_device_options(cmd, o.backend, o.precision);
-  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")
+      ->check(at_least(0, "0 (all cores) or more"))
+      ->capture_default_str();
   cmd->add_option("-o,--out", o.out,
                   "Run directory, empty or new (default: a new runs/train-<net>-seed<seed>-<time>): config.json, "
                   "epochs.csv, test.csv");
+  cmd->add_flag("-q,--quiet", o.quiet, "Only the test result (the epochs still go to epochs.csv)");
 }
 
 float mean_of(const std::vector<float>& v) {
@@ -100,33 +104,18 @@ int run_train(const TrainOptions& o) {
   const io::Dataset data = io::load_dataset(o.dataset, dir, !o.no_verify);
   const auto& c = o.config;
   engine::validate(c, data);  // a bad setting is the only line printed
-  fmt::print("evolve train: {} on {} ({}), backend {} ({} threads, {}), P={}, batch {}, {} epochs, "
-             "{} lr {} γ {}\n",
-             c.net, o.dataset, dir.string(), backend->name(), kernels::cpu::cpu_threads(), kernels::cpu::blas_description(),
-             c.population, c.batch, c.epochs, c.optimizer.kind, c.lr, c.gamma);
+  if (!o.quiet)
+    fmt::print("evolve train: {} on {} ({}), backend {} ({} threads, {}), P={}, batch {}, {} epochs, "
+               "{} lr {} γ {}\n",
+               c.net, o.dataset, dir.string(), backend->name(), kernels::cpu::cpu_threads(),
+               kernels::cpu::blas_description(), c.population, c.batch, c.epochs, c.optimizer.kind, c.lr, c.gamma);
   std::fflush(stdout);
   const int P = c.population;
-  // The run directory: what was run, and one row per epoch and net as it finishes.
-  fs::path run_dir = o.out;
-  bool created = true;
-  if (o.out.empty()) {
-    run_dir = io::create_stamped_run_dir(fmt::format("train-{}-seed{}", c.net, c.seed));
-  } else {
-    created = !fs::exists(run_dir);
-    io::prepare_empty_out_dir(run_dir);
-  }
-  // A training refused or failed before its first epoch leaves nothing behind.
-  struct Cleanup {
-    fs::path dir;
-    bool created, armed = true;
-    ~Cleanup() {
-      std::error_code ec;
-      if (!armed) return;
-      if (created) fs::remove_all(dir, ec);
-      else
-        for (const char* f : {"config.json", "epochs.csv"}) fs::remove(dir / f, ec);
-    }
-  } cleanup{run_dir, created};
+  // The run directory: what was run, and one row per epoch and net as it
+  // finishes. A training refused or failed before its first epoch leaves
+  // nothing behind.
+  io::OutputDir out(o.out, fmt::format("train-{}-seed{}", c.net, c.seed));
+  const fs::path& run_dir = out.path();
   const nlohmann::json config = {
       {"program", {{"name", "evolve train"}, {"version", program_version()}, {"commit", program_commit()}}},
       {"net", c.net},           {"dataset", o.dataset},         {"population", c.population},
@@ -139,12 +128,13 @@ int run_train(const TrainOptions& o) {
   io::write_atomically(run_dir / "epochs.csv",
                        "epoch,net,lr,train_loss,val_loss,val_acc,seconds,train_seconds,network_images_per_s\n");
   auto on_epoch = [&](const engine::EpochRecord& r) {
-    cleanup.armed = false;
+    out.keep();
     for (int p = 0; p < P; ++p)
       io::append_line(run_dir / "epochs.csv",
                       fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.3f},{:.3f},{:.0f}", r.epoch, p, r.lr,
                                   r.train_loss[std::size_t(p)], r.val_loss[std::size_t(p)], r.val_acc[std::size_t(p)],
                                   r.seconds, r.train_seconds, r.network_images_per_s));
+    if (o.quiet) return;
     const auto best = std::max_element(r.val_acc.begin(), r.val_acc.end()) - r.val_acc.begin();
     fmt::print("epoch {:2d}  lr {:.4f}  train loss {:.4f}  val loss {:.4f}  val acc {:.2f}%  "
                "time {:.1f}s (train {:.1f}s)  {:.0f} network-images/s{}\n",

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <system_error>
+#include <vector>
 
 namespace evoplast::io {
 
@@ -60,9 +61,41 @@ bool is_empty_dir(const fs::path& dir) {
 }
 
 void prepare_empty_out_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw IoError(fmt::format("--out {}: a file, not a folder; choose another --out", dir.string()));
   if (!is_empty_dir(dir))
     throw IoError(fmt::format("--out {}: the folder is not empty; choose an empty or new folder", dir.string()));
   prepare_run_dir(dir);
+}
+
+OutputDir::OutputDir(const fs::path& out, const std::string& stamp_name) {
+  if (out.empty()) {
+    dir_ = create_stamped_run_dir(stamp_name);
+    try {
+      prepare_run_dir(dir_);
+    } catch (const IoError&) {  // the destructor of a half-made object does not run
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      throw;
+    }
+    return;
+  }
+  dir_ = out;
+  created_ = !fs::exists(dir_);
+  prepare_empty_out_dir(dir_);
+}
+
+OutputDir::~OutputDir() {
+  if (kept_) return;
+  std::error_code ec;
+  if (created_) {
+    fs::remove_all(dir_, ec);
+    return;
+  }
+  std::vector<fs::path> entries;  // collected first: removing while iterating skips entries
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
+  for (const auto& entry : entries) fs::remove_all(entry, ec);
 }
 
 RunLock::RunLock(const fs::path& dir) {

@@ -26,6 +26,27 @@ bool is_empty_dir(const std::filesystem::path& dir);
 // run's or the user's files); then created and proven writable.
 void prepare_empty_out_dir(const std::filesystem::path& dir);
 
+// The output folder of one piece of work (a run, a training, an
+// evaluation): `out` where given (refused unless empty or new:
+// prepare_empty_out_dir), else a new runs/<stamp_name>-<time>. It was new or
+// empty when the work began, so until keep() — once the work has written a
+// result worth keeping — a failure puts it back as it was: removed where it
+// was made here, emptied where it was an empty folder.
+class OutputDir {
+ public:
+  OutputDir(const std::filesystem::path& out, const std::string& stamp_name);
+  ~OutputDir();
+  OutputDir(const OutputDir&) = delete;
+  OutputDir& operator=(const OutputDir&) = delete;
+
+  const std::filesystem::path& path() const { return dir_; }
+  void keep() { kept_ = true; }
+
+ private:
+  std::filesystem::path dir_;
+  bool created_ = true, kept_ = false;
+};
+
 // The one writer of a run directory: an OS lock (flock on DIR/.lock) held
 // until this object is destroyed or the process ends, however it ends. A
 // second writer — another run, or a --resume of a live run — is refused

@@ -3,7 +3,8 @@
 # second get two folders; a second writer (or a --resume of a live run) is
 # refused by the directory's lock; --out into a folder with someone else's
 # files is refused and leaves them alone; a run that fails before its first
-# generation leaves nothing behind.
+# generation, and a training or an evaluation that fails before its first
+# result, leave nothing behind.
 set -uo pipefail
 source "$(dirname "$0")/with_mnist.sh" "$1" "$2"
 pids=()
@@ -62,6 +63,28 @@ rm -rf runs
 if [[ -d runs ]] && [[ -n $(ls runs) ]]; then fail "a failed run left $(ls runs) behind"; fi
 "$evolve" "${small[@]}" --out "$tmp/new" --data-dir "$tmp/nothing-here" 2>/dev/null
 [[ -e $tmp/new ]] && fail "a failed run left --out $tmp/new behind"
+
+# 5. A training or an evaluation that fails once its folder is made (a net of
+#    about 1 TB: refused before anything is allocated, on any machine) leaves
+#    no folder under runs/, removes the --out it made, and empties the empty
+#    --out it was given.
+huge=(--net mlp65536x64 --data-dir "$data_dir")
+fails_after_folder() {  # NAME, then the evolve command line without --out
+  local name=$1 before=$failures
+  shift
+  rm -rf runs "$tmp/made" "$tmp/given" && mkdir "$tmp/given"
+  "$evolve" "$@" 2>"$tmp/err" >/dev/null && fail "$name of a 1 TB net succeeded"
+  grep -q "memory" "$tmp/err" || fail "$name of a 1 TB net: $(cat "$tmp/err")"
+  if [[ -d runs ]] && [[ -n $(ls runs) ]]; then fail "a failed $name left runs/$(ls runs) behind"; fi
+  "$evolve" "$@" --out "$tmp/made" 2>/dev/null >/dev/null
+  [[ -e $tmp/made ]] && fail "a failed $name left the --out it made behind"
+  "$evolve" "$@" --out "$tmp/given" 2>/dev/null >/dev/null
+  [[ -d $tmp/given && -z $(ls -A "$tmp/given") ]] ||
+    fail "a failed $name left $(ls -A "$tmp/given" | paste -sd' ') in the empty --out"
+  ((failures == before)) && printf '%-22s nothing left behind\n' "failed $name:"
+}
+fails_after_folder train train --epochs 1 "${huge[@]}"
+fails_after_folder eval eval --rule fly --protocol split-class --seeds 1 "${huge[@]}"
 
 if ((failures)); then echo "$failures failure(s)"; exit 1; fi
 echo "run directories: all cases passed"
