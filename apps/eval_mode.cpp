@@ -97,6 +97,7 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
       ->capture_default_str();
   cmd->add_option("--seed-base", o.seed_base,
                   "First seed; evaluation uses 1000+ so it never repeats evolution's seeds")
+      ->check(kSeed)
       ->capture_default_str();
   cmd->add_option("--net", o.config.net, "Architecture: mlp400x2 (the literature's), cnn, …")
       ->capture_default_str();
@@ -109,17 +110,21 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--train-per-task", o.train_per_task, "Training images per task (0: all)")
+      ->check(at_least(0, "0 (all) or more"))
       ->capture_default_str();
   cmd->add_option("--val-per-task", o.val_per_task, "Validation images per task (0: all)")
+      ->check(at_least(0, "0 (all) or more"))
       ->capture_default_str();
   cmd->add_option("--test-per-task", o.test_per_task, "Test images per task (0: all)")
+      ->check(at_least(0, "0 (all) or more"))
       ->capture_default_str();
   cmd->add_option("--validation", o.validation, "Images held out from each training split")
+      ->check(at_least(1, "at least 1"))
       ->capture_default_str();
   cmd->add_option("--data-dir", o.data_dir, "Folder holding mnist/ and fashion/");
   cmd->add_flag("--no-verify", o.no_verify, "Skip the MD5 check of the data files");
   add_device_options(cmd, o.backend, o.precision);
-  cmd->add_option("--out", o.out, "Output folder, empty or new (default: a new runs/eval-<protocol>-<time>)");
+  cmd->add_option("-o,--out", o.out, "Output folder, empty or new (default: a new runs/eval-<protocol>-<time>)");
   cmd->add_flag("-q,--quiet", o.quiet, "Only the final tables");
   cmd->add_option("--run", o.run,
                   "A run directory: evaluate its best rule on its net, first protocol and data set, beside "
@@ -129,7 +134,9 @@ CLI::App* add_eval_options(CLI::App& app, EvalOptions& o) {
                 "-layer.term; k_active back to 1, the others to 0), so the paired differences show which terms matter");
   cmd->add_flag("--broadcast-rule", o.broadcast_rule,
                 "Apply a rule file's last hidden-layer rule to the extra hidden layers of a deeper net");
-  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "CPU threads (0: all cores)")
+      ->check(at_least(0, "0 (all cores) or more"))
+      ->capture_default_str();
   return cmd;
 }
 

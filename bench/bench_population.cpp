@@ -69,7 +69,11 @@ int main(int argc, char** argv) {
   std::string net_name = "cnn", rule = "backprop", backend_name = "auto", precision = "fp32";
   int batch = 64, steps = 20, warmup = 3;
   bool mixed_fa = false, mixed_feedback = false;
-  app.add_option("-P,--population", populations, "Population sizes")->delimiter(',')->capture_default_str();
+  // Sizes below 1 would print nothing or NaN figures: refused by name.
+  app.add_option("-P,--population", populations, "Population sizes")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   app.add_option("--net", net_name, "Architecture")->capture_default_str();
   app.add_option("--rule", rule, "backprop (plain Adadelta step) or a named rule through the plasticity path")
       ->capture_default_str();
@@ -85,8 +89,10 @@ int main(int argc, char** argv) {
                "feedback alignment (1), by direct feedback alignment (2) or from none (3), as an evolved "
                "population holds all four")
       ->excludes("--mixed-fa");
-  app.add_option("-b,--batch", batch, "Minibatch")->capture_default_str();
-  app.add_option("--steps", steps, "Timed steps per population size")->capture_default_str();
+  app.add_option("-b,--batch", batch, "Minibatch")->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--steps", steps, "Timed steps per population size")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "bench_population")) return *exit_code;
   try {
     if (ranks.distributed() && !apps::built_with_mpi())
@@ -94,6 +100,9 @@ int main(int argc, char** argv) {
     kernels::cpu::set_cpu_threads(apps::rank_threads(0, ranks));
     ranks.pin_device();
     auto backend = engine::make_backend(backend_name, precision);
+    // A bad net or rule is the only line printed, before the table's header.
+    const engine::NetSpec spec = engine::NetSpec::parse(net_name);
+    if (rule != "backprop") (void)engine::named_rule(rule);
     fmt::print("bench_population: {} on {}, batch {}, rule {}{}, {} timed steps{}\n", net_name, backend->name(), batch,
                rule,
                mixed_fa         ? " (every other net by feedback alignment)"
@@ -107,7 +116,6 @@ int main(int argc, char** argv) {
                "network-images/s", ranks.distributed() ? "   per rank (its nets)" : "");
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> u(-0.4f, 2.8f);
-    const engine::NetSpec spec = engine::NetSpec::parse(net_name);
     for (int P_all : populations) {
       // This rank's share of the population (all of it in one process).
       const apps::Share share = apps::share_of(P_all, ranks.rank(), ranks.size());

@@ -58,7 +58,9 @@ NetSpec NetSpec::parse(std::string_view text) {
     if (ec == std::errc::result_out_of_range || (ec == std::errc() && v > limit))
       throw EngineError(
           fmt::format("--net '{}': {} {} is over the limit of {}", text, what, s.substr(0, digits), limit));
-    if (ec != std::errc() || v <= 0) throw bad();
+    if (ec == std::errc() && v == 0)
+      throw EngineError(fmt::format("--net '{}': {} 0: must be at least 1", text, what));
+    if (ec != std::errc() || v < 0) throw bad();
     s.remove_prefix(std::size_t(ptr - s.data()));
     return v;
   };

@@ -42,8 +42,8 @@ void validate(const TrainConfig& c, const io::Dataset& data) {
   if (c.validation < 1 || c.validation >= data.train.count)
     fail("--validation {}: must be in [1, {}) (images held out from the {} training images)",
          c.validation, data.train.count, data.train.count);
-  if (c.train_limit < 0) fail("--train-limit {}: must be 0 (all) or positive", c.train_limit);
-  if (c.test_limit < 0) fail("--test-limit {}: must be 0 (all) or positive", c.test_limit);
+  if (c.train_limit < 0) fail("--train-per-task {}: must be 0 (all) or positive", c.train_limit);
+  if (c.test_limit < 0) fail("--test-per-task {}: must be 0 (all) or positive", c.test_limit);
   (void)NetSpec::parse(c.net);  // throws naming the net
 }
 

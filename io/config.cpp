@@ -315,6 +315,7 @@ void validate(const RunConfig& c) {
        fmt::format("{} — must be in [1, 65536]", c.eval_batch));
   need(std::isfinite(c.lr) && c.lr > 0, "train.lr", fmt::format("{} — must be positive", c.lr));
   need(c.validation >= 1, "train.validation", fmt::format("{} — must be at least 1", c.validation));
+  need(c.threads >= 0, "train.threads", fmt::format("{} — 0 (all cores) or more", c.threads));
   for (auto [key, v] : {std::pair{"train.train_per_task", c.train_per_task},
                         std::pair{"train.val_per_task", c.val_per_task},
                         std::pair{"train.test_per_task", c.test_per_task}})

@@ -36,6 +36,11 @@ check() {
   fi
 }
 
+# says TEXT: the last error line must say TEXT (where what it names matters).
+says() {
+  grep -qF -- "$1" "$tmp/err" || { echo "FAIL the line above does not say '$1'"; failures=$((failures + 1)); }
+}
+
 # expect NAME ARGS...: `evolve train` on a tiny MLP with ARGS.
 expect() {
   local name="$1"; shift
@@ -130,6 +135,29 @@ expect_eval() {
 }
 expect_eval "rule file {}" --rule "$tmp/empty-rule.json"
 expect_eval "fisher samples 0" --rule ewc --fisher-samples 0
+# Counts below their range are refused by name, never wrapped or read as "all".
+expect_eval "eval seed base -1" --rule fly --seed-base -1
+says "--seed-base"
+expect_eval "eval val per task -2" --rule fly --val-per-task -2
+says "-2 — must be 0 (all) or more"
+expect_eval "eval validation 0" --rule fly --validation 0
+says "0 — must be at least 1"
+expect_eval "eval threads -3" --rule fly --threads -3
+says "-3 — must be 0 (all cores) or more"
+expect "train threads -1" --data-dir "$tmp/d" --no-verify --threads -1
+says "-1 — must be 0 (all cores) or more"
+expect_run "run threads -2" --set train.threads=-2 --out "$tmp/r1"
+says "'train.threads': -2"
+# A rule named twice would have its results merged under one label.
+expect_eval "eval a rule twice" --rule fly,finetune,fly
+says "'fly' is given twice"
+touch "$tmp/a-file"
+expect_eval "eval --out a file" --rule fly --out "$tmp/a-file"
+says "a file, not a folder"
+expect "train --out a file" --data-dir "$tmp/d" --no-verify --out "$tmp/a-file"
+says "a file, not a folder"
+expect_run "run --out a file" --out "$tmp/a-file"
+says "a file, not a folder"
 rm -rf "$tmp/d"; make_set "$tmp/d"
 small=(-P 2 -g 1 --data-dir "$tmp/d" --no-verify --set train.validation=10 --set train.train_per_task=20
        --set train.val_per_task=5 --set train.test_per_task=5 --set ga.seed_rules=baseline

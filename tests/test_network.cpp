@@ -61,7 +61,11 @@ TEST_CASE("NetSpec: the seed CNN has the PyTorch example's 1 199 882 parameters"
   CHECK(mlp.params_per_net() == 784 * 400 + 400 + 400 * 400 + 400 + 400 * 10 + 10);
   CHECK(NetSpec::parse("mlp256-128").layers.size() == 6);
   CHECK_THROWS_AS(NetSpec::parse("resnet"), EngineError);
-  CHECK_THROWS_AS(NetSpec::parse("mlp0x2"), EngineError);
+  // A size of 0 is a size error, not a spelling one.
+  CHECK_THROWS_WITH_AS(NetSpec::parse("mlp0x2"), "--net 'mlp0x2': a layer of width 0: must be at least 1", EngineError);
+  CHECK_THROWS_WITH_AS(NetSpec::parse("mlp400x0"), "--net 'mlp400x0': a depth of 0: must be at least 1", EngineError);
+  CHECK_THROWS_WITH_AS(NetSpec::parse("mlp256-0"), "--net 'mlp256-0': a layer of width 0: must be at least 1",
+                       EngineError);
   CHECK_THROWS_AS(NetSpec::parse("mlp400x"), EngineError);
   // A size over the engine's limits names the limit, not the syntax.
   CHECK_THROWS_WITH_AS(NetSpec::parse("mlp99999999x1"),
