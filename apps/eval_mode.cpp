@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -215,12 +217,43 @@ std::vector<Entry> ablations(const Entry& base) {
   return out;
 }
 
+// A run's best_rule.json written before the run ended ("provisional": true).
+bool is_provisional(const std::string& file) {
+  const json j = json::parse(io::read_text(file), nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("provisional") && j.at("provisional") == true;
+}
+
+// A label keys its rule's results (the tables, eval.json, the CSVs): two
+// rules of one label would be merged. A named rule given twice is refused; a
+// rule file whose label is taken (two files of one name, a run folder named
+// like a baseline) becomes label-2, label-3, …, with a note.
+// files: [entries] the rule file each came from ("" for a named rule).
+void make_labels_unique(std::vector<Entry>& entries, const std::vector<std::string>& files, bool joint) {
+  std::set<std::string> taken;
+  if (joint) taken.insert("joint");
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (files[i].empty() && !taken.insert(entries[i].label).second)
+      throw engine::EngineError(fmt::format("--rule: '{}' is given twice; name each rule once", entries[i].label));
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (files[i].empty()) continue;
+    std::string label = entries[i].label;
+    for (int k = 2; taken.count(label); ++k) label = fmt::format("{}-{}", entries[i].label, k);
+    if (label != entries[i].label)
+      std::fprintf(stderr, "evolve: note: the rule file %s is labelled '%s' ('%s' is taken)\n", files[i].c_str(),
+                   label.c_str(), entries[i].label.c_str());
+    taken.insert(label);
+    entries[i].label = label;
+  }
+}
+
 // The rules of --rule as the population trains them, labelled as printed.
 std::vector<Entry> make_entries(const EvalOptions& o) {
   std::vector<Entry> entries;
+  std::vector<std::string> files;  // [entries] the rule file of each, "" for a named rule
   for (const auto& name : o.rules) {
     if (name == "ewc") {
       entries.push_back({fmt::format("ewc(λ={:g})", o.ewc_lambda), engine::named_rule("finetune"), o.ewc_lambda});
+      files.push_back("");
       continue;
     }
     engine::Rule r = engine::rule_by_name_or_file(name);
@@ -238,8 +271,14 @@ std::vector<Entry> make_entries(const EvalOptions& o) {
       label = p.filename() == "best_rule.json" && p.has_parent_path() ? p.parent_path().filename().string()
                                                                         : p.stem().string();
     }
+    if (from_file && is_provisional(name))
+      std::fprintf(stderr,
+                   "evolve: note: %s is provisional: its run has not chosen its champion yet (the best rule so far)\n",
+                   name.c_str());
     entries.push_back({label, r, 0.0f});
+    files.push_back(from_file ? name : std::string());
   }
+  make_labels_unique(entries, files, o.joint);
   if (o.ablate) {
     if (entries.empty()) throw engine::EngineError("--ablate: name the rule to ablate first in --rule");
     const Entry first = entries.front();

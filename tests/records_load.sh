@@ -9,8 +9,22 @@ source "$(dirname "$0")/with_mnist.sh" "$1" "$2"
 trap 'rm -rf "$tmp"' EXIT
 "$evolve" run --quiet --data-dir "$data_dir" -P 3 -g 2 --set train.net=mlp32x1 --set train.train_per_task=150 \
   --set train.val_per_task=50 --set train.test_per_task=50 --out "$tmp/run" >/dev/null
-"$evolve" eval --quiet --data-dir "$data_dir" --rule finetune,ewc,"$tmp/run/best_rule.json" --net mlp32x1 \
-  --protocol split-domain --seeds 2 --train-per-task 150 --out "$tmp/eval" >/dev/null
+# Two rule files of one label (two runs' folders named "run"): the second is labelled run-2, with a note;
+# the copy stands for a run still going (its best rule provisional), which a note names too.
+mkdir -p "$tmp/copy/run"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); r["provisional"] = True; json.dump(r, open(sys.argv[2], "w"))' \
+  "$tmp/run/best_rule.json" "$tmp/copy/run/best_rule.json"
+"$evolve" eval --quiet --data-dir "$data_dir" --rule finetune,ewc,"$tmp/run/best_rule.json" \
+  --rule "$tmp/copy/run/best_rule.json" --net mlp32x1 --protocol split-domain --seeds 2 --train-per-task 150 \
+  --out "$tmp/eval" >/dev/null 2>"$tmp/eval.err"
+grep -q "labelled 'run-2' ('run' is taken)" "$tmp/eval.err" || { echo "no note of the label run-2:"; cat "$tmp/eval.err"; exit 1; }
+grep -q "copy/run/best_rule.json is provisional" "$tmp/eval.err" || { echo "no provisional note:"; cat "$tmp/eval.err"; exit 1; }
+if grep -q "$tmp/run/best_rule.json is provisional" "$tmp/eval.err"; then echo "a final champion called provisional"; exit 1; fi
+# A run's champion on the held-out protocols (several: a folder each and the summary), with its ablations,
+# into the run's heldout/ as the continual preset's run does at full data; then its report shows them.
+"$evolve" eval --quiet --data-dir "$data_dir" --run "$tmp/run" --heldout --ablate --seeds 2 --epochs 1 \
+  --train-per-task 100 --val-per-task 50 --test-per-task 50 --out "$tmp/run/heldout" >/dev/null
+"$evolve" report "$tmp/run" >/dev/null
 "$evolve" train --data-dir "$data_dir" --net mlp32x1 -P 2 --epochs 2 --train-per-task 1000 --validation 300 \
   --test-per-task 300 --out "$tmp/train" >/dev/null
 # Records name the commit the binary was built from (stamped at build time).
@@ -44,6 +58,7 @@ ck = json.load(open(f"{d}/run/checkpoint.json"))
 need(ck, ["config", "ga", "jsonl_bytes", "generations_done"], "checkpoint.json")
 ev = json.load(open(f"{d}/eval/eval.json"))
 need(ev, ["rules", "program", "dataset", "protocol", "net", "lr", "batch", "ewc", "metrics", "seeds"], "eval.json")
+assert sorted(ev["rules"]) == sorted(["finetune", "ewc(λ=100)", "run", "run-2", "joint"]), sorted(ev["rules"])
 for label, jr in ev["rules"].items():
     need(jr, ["definition", "acc", "bwt", "forgetting", "runs"], f"eval.json rules.{label}")
 assert ev["ewc"]["lambda"] > 0 and ev["program"]["version"] and ev["program"]["commit"] == commit
@@ -75,5 +90,29 @@ need(ep[0], ["epoch", "net", "lr", "train_loss", "val_loss", "val_acc", "seconds
 assert len(ep) == 4, f"epochs.csv: {len(ep)} rows, want 2 epochs × 2 nets"
 te = list(csv.DictReader(open(f"{d}/train/test.csv")))
 need(te[0], ["net", "test_loss", "test_acc", "test_images"], "test.csv")
+# The held-out evaluation: one folder per protocol, each a whole evaluation, and the summary over them.
+summary = json.load(open(f"{d}/run/heldout/summary.json"))
+folders = [p["folder"] for p in summary["protocols"]]
+assert folders == ["split-domain-fashion", "split-class-fashion", "permuted-mnist", "sequence"], folders
+for p in summary["protocols"]:
+    ev_p = json.load(open(f"{d}/run/heldout/{p['folder']}/eval.json"))
+    assert p["labels"] == ev_p["labels"], (p["labels"], ev_p["labels"])
+    assert p["labels"][:4] == ["run", "finetune", "ewc(λ=100)", "si"] and p["labels"][-1] == "joint", p["labels"]
+    ablated = [l for l in p["labels"] if l.startswith("-")]
+    assert ablated, f"{p['folder']}: --ablate added no rule: {p['labels']}"
+    for label in p["labels"]:
+        row = p["rules"][label]
+        assert math.isclose(row["acc_mean"], sum(ev_p["rules"][label]["acc"]) / 2, rel_tol=1e-9), (label, row)
+        assert ("paired_acc_difference" in row) == (label != "run"), (label, row)
+srows = list(csv.DictReader(open(f"{d}/run/heldout/summary.csv")))
+need(srows[0], ["protocol", "rule", "acc_mean", "acc_std", "forgetting_mean", "paired_acc_diff_mean",
+                "paired_acc_diff_lo", "paired_acc_diff_hi"], "summary.csv")
+assert len(srows) == sum(len(p["labels"]) for p in summary["protocols"]), len(srows)
+report = open(f"{d}/run/report.html").read()
+for svg, title in [("heldout_acc.svg", "Held-out test ACC"), ("heldout_forgetting.svg", "Held-out forgetting")]:
+    assert title in report, f"report.html does not show the chart '{title}'"
+    bars = sum(len(p["labels"]) for p in summary["protocols"])  # one a rule and protocol, besides the legend's
+    assert open(f"{d}/run/{svg}").read().count("<rect") >= bars, f"{svg}: fewer than {bars} bars"
+assert all(f">{p['folder']}<" in report for p in summary["protocols"]), "report.html lacks a held-out protocol row"
 print(f"records load: {len(rows)} generations rows, {len(long)} long rows, {len(avalanche)} Avalanche CSVs — columns as documented")
 PY
