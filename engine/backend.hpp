@@ -49,6 +49,9 @@ class Backend {
   virtual std::size_t memory_available() const = 0;
   // Whether ops draw on a grow-only scratch arena (MemoryPlan::scratch).
   virtual bool has_scratch_arena() const { return false; }
+  // False where buffers are only counted (CountingBackend): no upload reaches
+  // them, so their host-side initial values need not be made at all.
+  virtual bool holds_values() const { return true; }
 
   // One training step on a minibatch of `batch`: step() queues its work on
   // this backend and nothing else (no read to the host, no wait), and may be

@@ -24,6 +24,7 @@ class CountingBackend final : public Backend {
   void to_host(void*, const void*, std::size_t) override {}
   void copy(void*, const void*, std::size_t) override {}
   std::size_t memory_available() const override { return SIZE_MAX; }
+  bool holds_values() const override { return false; }
   bool fuses_conv_steps() const override { return fused_conv_steps; }
 
   void conv2d_forward(const ConvShape&, const float*, const float*, const float*, float*) override {}

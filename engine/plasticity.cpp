@@ -112,15 +112,17 @@ Plasticity::Plasticity(Backend& backend, PopulationNet& net, std::vector<Rule> r
     if (any_fa_) {
       // Fixed random feedback, scaled like the forward weights.
       s.fa_w = Buffer<float>(backend_, w);
-      s.fa_w.upload(feedback_weights(P, std::size_t(s.out) * s.in, 1.0f / std::sqrt(float(s.in)), feedback_seed,
-                                     int(i), net_.first_net()));
+      if (backend_.holds_values())  // a net counted, not held: its values would be 4 bytes a weight for nothing
+        s.fa_w.upload(feedback_weights(P, std::size_t(s.out) * s.in, 1.0f / std::sqrt(float(s.in)), feedback_seed,
+                                       int(i), net_.first_net()));
       if (!all_fa_) picked_feedback(s);  // a mixed population: each net's W or B
     }
     if (any_dfa_) {
       const std::size_t units = std::size_t(s.out) * s.positions;
       s.dfa_w = Buffer<float>(backend_, std::size_t(P) * units * classes);
-      s.dfa_w.upload(feedback_weights(P, units * classes, 1.0f / std::sqrt(float(classes)), feedback_seed,
-                                      int(i) + 1000, net_.first_net()));
+      if (backend_.holds_values())
+        s.dfa_w.upload(feedback_weights(P, units * classes, 1.0f / std::sqrt(float(classes)), feedback_seed,
+                                        int(i) + 1000, net_.first_net()));
       s.dfa_b = zeros(std::size_t(P) * units);
       s.dfa_out = zeros(std::size_t(P) * max_batch * units);
     }

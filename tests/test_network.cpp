@@ -272,6 +272,19 @@ TEST_CASE("memory plan: 1 024 MLP nets and 256 CNN nets fit an H100's 80 GB, scr
   }
 }
 
+TEST_CASE("memory plan: a net larger than the machine is counted, never made") {
+  // 63 hidden layers of 65536² weights: 17 GiB each per net, 1.1 TB a net.
+  // Counting makes none of it (not even the host-side feedback weights of
+  // FA/DFA, which it once drew: 32 GiB for the first two nets).
+  const NetSpec huge = NetSpec::parse("mlp65536x64").adapted(28, 28, 10);
+  const MemoryPlan plan(huge, 256, 64, true);
+  const double weights = 63.0 * 65536 * 65536;
+  CAPTURE(plan.per_net());
+  CHECK(double(plan.per_net()) >= 4 * sizeof(float) * weights);  // W, Adadelta's two accumulators, Ω
+  TinyMemoryBackend be(std::size_t(1) << 30);
+  CHECK_THROWS_AS(admit_population(be, plan, 1, 256), PopulationTooLarge);
+}
+
 TEST_CASE("a backend that fuses conv steps spares their working space, and only then") {
   // The seed CNN's conv2 (64 × 24 × 24 per image) is followed by a ReLU and a 2×2 pool; conv1 is not.
   const std::size_t conv2 = std::size_t(64) * 24 * 24, batch = 64, P = 3;
