@@ -69,33 +69,58 @@ void prepare_empty_out_dir(const fs::path& dir) {
   prepare_run_dir(dir);
 }
 
-OutputDir::OutputDir(const fs::path& out, const std::string& stamp_name) {
-  if (out.empty()) {
-    dir_ = create_stamped_run_dir(stamp_name);
-    try {
-      prepare_run_dir(dir_);
-    } catch (const IoError&) {  // the destructor of a half-made object does not run
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-      throw;
-    }
-    return;
+namespace {
+
+// The folders above `path` that do not exist yet, innermost first: what
+// making `path` will make besides it.
+std::vector<fs::path> missing_parents(const fs::path& path) {
+  std::vector<fs::path> missing;
+  std::error_code ec;
+  for (fs::path p = path.parent_path(); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.parent_path()) break;  // a root that does not exist
   }
-  dir_ = out;
-  created_ = !fs::exists(dir_);
-  prepare_empty_out_dir(dir_);
+  return missing;
+}
+
+}  // namespace
+
+OutputDir::OutputDir(const fs::path& out, const std::string& stamp_name)
+    : made_parents_(missing_parents(out.empty() ? fs::path("runs") / stamp_name : out)) {
+  try {
+    if (out.empty()) {
+      dir_ = create_stamped_run_dir(stamp_name);
+      prepare_run_dir(dir_);
+      return;
+    }
+    dir_ = out;
+    created_ = !fs::exists(dir_);
+    prepare_empty_out_dir(dir_);
+  } catch (const IoError&) {  // the destructor of a half-made object does not run
+    if (created_) remove_what_was_made();
+    throw;
+  }
 }
 
 OutputDir::~OutputDir() {
   if (kept_) return;
-  std::error_code ec;
   if (created_) {
-    fs::remove_all(dir_, ec);
+    remove_what_was_made();
     return;
   }
+  std::error_code ec;
   std::vector<fs::path> entries;  // collected first: removing while iterating skips entries
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
   for (const auto& entry : entries) fs::remove_all(entry, ec);
+}
+
+void OutputDir::remove_what_was_made() const {
+  std::error_code ec;
+  if (!dir_.empty()) fs::remove_all(dir_, ec);
+  // A parent made for it goes too, only while empty: another run may have
+  // put its own folder there meanwhile (fs::remove leaves a full one).
+  for (const auto& parent : made_parents_)
+    if (!fs::remove(parent, ec)) break;
 }
 
 RunLock::RunLock(const fs::path& dir) {

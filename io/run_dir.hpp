@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "io/errors.hpp"
 
@@ -31,7 +32,8 @@ void prepare_empty_out_dir(const std::filesystem::path& dir);
 // prepare_empty_out_dir), else a new runs/<stamp_name>-<time>. It was new or
 // empty when the work began, so until keep() — once the work has written a
 // result worth keeping — a failure puts it back as it was: removed where it
-// was made here, emptied where it was an empty folder.
+// was made here (and so are folders made above it, runs/ for one, while
+// they are empty), emptied where it was an empty folder.
 class OutputDir {
  public:
   OutputDir(const std::filesystem::path& out, const std::string& stamp_name);
@@ -43,6 +45,9 @@ class OutputDir {
   void keep() { kept_ = true; }
 
  private:
+  void remove_what_was_made() const;
+
+  std::vector<std::filesystem::path> made_parents_;  // innermost first
   std::filesystem::path dir_;
   bool created_ = true, kept_ = false;
 };

@@ -66,8 +66,8 @@ if [[ -d runs ]] && [[ -n $(ls runs) ]]; then fail "a failed run left $(ls runs)
 
 # 5. A training or an evaluation that fails once its folder is made (a net of
 #    about 1 TB: refused before anything is allocated, on any machine) leaves
-#    no folder under runs/, removes the --out it made, and empties the empty
-#    --out it was given.
+#    no runs/ (not even empty), removes the --out it made with the folder it
+#    made above it, and empties the empty --out it was given.
 huge=(--net mlp65536x64 --data-dir "$data_dir")
 fails_after_folder() {  # NAME, then the evolve command line without --out
   local name=$1 before=$failures
@@ -75,9 +75,9 @@ fails_after_folder() {  # NAME, then the evolve command line without --out
   rm -rf runs "$tmp/made" "$tmp/given" && mkdir "$tmp/given"
   "$evolve" "$@" 2>"$tmp/err" >/dev/null && fail "$name of a 1 TB net succeeded"
   grep -q "memory" "$tmp/err" || fail "$name of a 1 TB net: $(cat "$tmp/err")"
-  if [[ -d runs ]] && [[ -n $(ls runs) ]]; then fail "a failed $name left runs/$(ls runs) behind"; fi
-  "$evolve" "$@" --out "$tmp/made" 2>/dev/null >/dev/null
-  [[ -e $tmp/made ]] && fail "a failed $name left the --out it made behind"
+  [[ -e runs ]] && fail "a failed $name left runs/ behind: $(ls -A runs | paste -sd' ')"
+  "$evolve" "$@" --out "$tmp/made/deeper" 2>/dev/null >/dev/null
+  [[ -e $tmp/made ]] && fail "a failed $name left the --out it made behind: $(find "$tmp/made" | paste -sd' ')"
   "$evolve" "$@" --out "$tmp/given" 2>/dev/null >/dev/null
   [[ -d $tmp/given && -z $(ls -A "$tmp/given") ]] ||
     fail "a failed $name left $(ls -A "$tmp/given" | paste -sd' ') in the empty --out"
