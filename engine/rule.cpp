@@ -257,6 +257,10 @@ void save_rule(const Rule& r, const std::string& path) {
 }
 
 Rule load_rule(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))  // a run's folder, most likely: its rule is a file in it
+    throw EngineError(fmt::format("{}: a folder, not a rule file; give a rule file such as its best_rule.json",
+                                  path));
   std::ifstream in(path);
   if (!in) throw EngineError(fmt::format("{}: cannot read the rule file", path));
   std::stringstream ss;

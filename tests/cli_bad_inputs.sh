@@ -134,6 +134,8 @@ expect_eval() {
   check "$name" $?
 }
 expect_eval "rule file {}" --rule "$tmp/empty-rule.json"
+expect_eval "rule a folder" --rule "$tmp"
+says "a folder, not a rule file"
 expect_eval "fisher samples 0" --rule ewc --fisher-samples 0
 # Counts below their range are refused by name, never wrapped or read as "all".
 expect_eval "eval seed base -1" --rule fly --seed-base -1
@@ -144,6 +146,12 @@ expect_eval "eval validation 0" --rule fly --validation 0
 says "0 — must be at least 1"
 expect_eval "eval threads -3" --rule fly --threads -3
 says "-3 — must be 0 (all cores) or more"
+expect_eval "eval epochs 0" --rule fly --epochs 0
+says "--epochs 0: must be at least 1"
+expect_eval "eval lr nan" --rule fly --lr nan
+says "--lr nan: must be a positive number"
+expect_eval "eval batch 0" --rule fly -b 0
+says "--batch 0: must be in [1, 65536]"
 expect "train threads -1" --data-dir "$tmp/d" --no-verify --threads -1
 says "-1 — must be 0 (all cores) or more"
 expect_run "run threads -2" --set train.threads=-2 --out "$tmp/r1"
