@@ -28,6 +28,7 @@
 #include "engine/metrics.hpp"
 #include "engine/network.hpp"
 #include "engine/rule.hpp"
+#include "engine/train.hpp"
 #include "io/config.hpp"
 #include "io/dataset.hpp"
 #include "io/records.hpp"
@@ -520,13 +521,9 @@ int run_eval(const EvalOptions& o) {
   use_cpu_threads(o.threads);
   if (o.seeds < 1) throw engine::EngineError(fmt::format("--seeds {}: must be at least 1", o.seeds));
   if (!(o.ewc_lambda >= 0)) throw engine::EngineError("--ewc-lambda: must be ≥ 0");
-  // The training settings, named as typed and refused before a folder is made.
-  if (o.config.epochs < 1) throw engine::EngineError(fmt::format("--epochs {}: must be at least 1", o.config.epochs));
-  if (o.config.batch < 1 || o.config.batch > 65536)
-    throw engine::EngineError(fmt::format("--batch {}: must be in [1, 65536]", o.config.batch));
-  if (!(std::isfinite(o.config.lr) && o.config.lr > 0))
-    throw engine::EngineError(fmt::format("--lr {}: must be a positive number", o.config.lr));
-  (void)engine::NetSpec::parse(o.config.net);  // throws naming the net
+  // Refused before a folder is made (run_continual checks again, too late for that).
+  const auto& c = o.config;
+  engine::validate_training(c.epochs, c.batch, c.eval_batch, c.lr, c.net);
   const std::vector<Entry> entries = make_entries(o);
   if (entries.empty() && !o.joint) throw engine::EngineError("--rule: name at least one rule");
   const auto items = protocol_items(o.protocol, o.dataset);

@@ -11,6 +11,7 @@
 #include "engine/errors.hpp"
 #include "engine/network.hpp"
 #include "engine/plasticity.hpp"
+#include "engine/train.hpp"
 
 namespace evoplast::engine {
 namespace {
@@ -37,9 +38,7 @@ ContinualResult run_continual(Backend& backend, const Protocol& proto,
   const int P = int(rules.size());
   if (P < 1) throw EngineError("run_continual: no rules");
   if (int(ewc_lambda.size()) != P) throw EngineError("run_continual: one EWC λ per rule");
-  if (c.epochs < 1 || c.batch < 1 || c.eval_batch < 1 || !(c.lr > 0))
-    throw EngineError(fmt::format("epochs {}, batch {}, eval batch {}, lr {}: all must be positive",
-                                  c.epochs, c.batch, c.eval_batch, c.lr));
+  validate_training(c.epochs, c.batch, c.eval_batch, c.lr, c.net);
   const io::ImageSet& first = proto.tasks[0].data->train;
   const NetSpec spec = NetSpec::parse(c.net).adapted(first.rows, first.cols, proto.classes);
   const int max_batch = std::max(c.batch, c.eval_batch);

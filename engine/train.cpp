@@ -28,13 +28,17 @@ template <typename... Args>
 
 }  // namespace
 
+void validate_training(int epochs, int batch, int eval_batch, float lr, const std::string& net) {
+  if (epochs < 1) fail("--epochs {}: must be at least 1", epochs);
+  if (batch < 1 || batch > 65536) fail("--batch {}: must be in [1, 65536]", batch);
+  if (eval_batch < 1 || eval_batch > 65536) fail("--eval-batch {}: must be in [1, 65536]", eval_batch);
+  if (!(std::isfinite(lr) && lr > 0)) fail("--lr {}: must be a positive number", lr);
+  (void)NetSpec::parse(net);  // throws naming the net
+}
+
 void validate(const TrainConfig& c, const io::Dataset& data) {
   if (c.population < 1) fail("--population {}: must be at least 1", c.population);
-  if (c.epochs < 1) fail("--epochs {}: must be at least 1", c.epochs);
-  if (c.batch < 1 || c.batch > 65536) fail("--batch {}: must be in [1, 65536]", c.batch);
-  if (c.eval_batch < 1 || c.eval_batch > 65536)
-    fail("--eval-batch {}: must be in [1, 65536]", c.eval_batch);
-  if (!(std::isfinite(c.lr) && c.lr > 0)) fail("--lr {}: must be a positive number", c.lr);
+  validate_training(c.epochs, c.batch, c.eval_batch, c.lr, c.net);
   if (!(c.gamma > 0 && c.gamma <= 1)) fail("--gamma {}: must be in (0, 1]", c.gamma);
   if (!(c.optimizer.rho >= 0 && c.optimizer.rho < 1))
     fail("--rho {}: must be in [0, 1)", c.optimizer.rho);
@@ -44,7 +48,6 @@ void validate(const TrainConfig& c, const io::Dataset& data) {
          c.validation, data.train.count, data.train.count);
   if (c.train_limit < 0) fail("--train-per-task {}: must be 0 (all) or positive", c.train_limit);
   if (c.test_limit < 0) fail("--test-per-task {}: must be 0 (all) or positive", c.test_limit);
-  (void)NetSpec::parse(c.net);  // throws naming the net
 }
 
 TrainResult train_iid(Backend& backend, const io::Dataset& data, const TrainConfig& c,

@@ -46,6 +46,10 @@ struct TrainResult {
   double seconds = 0;
 };
 
+// The settings every training has — epochs, minibatch sizes, learning rate,
+// the net — each refused by the option that sets it (EngineError).
+void validate_training(int epochs, int batch, int eval_batch, float lr, const std::string& net);
+
 // Throws EngineError naming the first setting out of range (the net's name
 // included), before anything is printed, allocated or written; train_iid
 // checks it again.
