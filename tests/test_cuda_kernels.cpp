@@ -281,7 +281,11 @@ TEST_CASE("cuda: dense forward and backward match the CPU") {
 // Plus 4u·mag for the bias and α/β steps. The test also requires tf32's and
 // bf16's largest errors to show their rounding (above 2^-16·mag and
 // 2^-12·mag somewhere: the tensor path ran at that precision) and tf32x3's to
-// stay below 2^-18·mag (fp32-level, as promised).
+// stay below 2^-20·mag: fp32-level, as promised (an fp32 sum rounded to
+// nearest of these shapes' terms stays below about 2^-23·mag). With the
+// three mmas chained into one accumulator an H200 gave 1.09e-6 (2^-19.8) and
+// the simulator 3.4e-6: the tensor core cuts its sums toward zero
+// (kernels/mma.cuh); summed per k-step and added in fp32, 2.4e-7 here.
 double tensor_bound(kernels::cuda::Precision precision, double K) {
   const double u = std::ldexp(1.0, -24);
   switch (precision) {
@@ -347,7 +351,7 @@ TEST_CASE("cuda: dense layers on tensor cores stay within each precision's error
       }
     }
     MESSAGE(std::string(kc::precision_name(precision)) << ": largest error " << worst << " of Σ|a·b|");
-    if (precision == kc::Precision::tf32x3) CHECK(worst < std::ldexp(1.0, -18));
+    if (precision == kc::Precision::tf32x3) CHECK(worst < std::ldexp(1.0, -20));
     else CHECK(worst > std::ldexp(1.0, precision == kc::Precision::bf16 ? -12 : -16));
   });
 }
@@ -651,7 +655,7 @@ TEST_CASE("cuda: the plasticity kernels match the CPU for every named rule") {
   h.same(om, 1e-7, 1e-5, "Ω");
   // [g; h] and the update in one call, from the same stacked rows and statistics on both backends: the GPU's
   // GEMM-then-update in fp32, and its fused kernel on tensor cores in split TF32. g and h are sums of N = 37
-  // products in another order (split TF32: within 2^-18 of Σ|a·b|, see the tensor-core tests), so W and its
+  // products in another order (split TF32: within 2^-20 of Σ|a·b|, see the tensor-core tests), so W and its
   // state agree to a few fp32 ulps relative, and Adadelta's √ ratio can grow that tenfold: 1e-5 absolute, 1e-4 relative.
   {
     namespace kc = evoplast::kernels::cuda;

@@ -482,9 +482,35 @@ float tf32_reference(float x) {
   return float(std::copysign(std::floor(scaled + 0.5) / m, double(x)));
 }
 
+// c + Σ products as the simulated tensor core sums them (simt.hpp), by other
+// means: each addend a whole number of units (cut toward zero), the units
+// summed as integers, and the sum cut toward zero to fp32.
+float tensor_core_reference(double c, const std::vector<double>& products) {
+  double largest = std::fabs(c);
+  for (double p : products) largest = std::max(largest, std::fabs(p));
+  if (largest == 0) return 0.0f;
+  const double unit = std::ldexp(1.0, std::ilogb(largest) - (simt::kTensorCoreBits - 1));
+  auto units = std::int64_t(c / unit);  // the conversion cuts toward zero
+  for (double p : products) units += std::int64_t(p / unit);
+  const double sum = double(units) * unit;
+  float d = float(sum);
+  if (std::fabs(double(d)) > std::fabs(sum)) d = std::nextafter(d, 0.0f);
+  return d;
+}
+
+TEST_CASE("simt: the tensor core sum the mma tests hold the simulator to cuts toward zero, losing small addends") {
+  // 2^22 + 0.75: fp32 rounds to nearest, 2^22 + 1 (its ulp there is 0.5, the tie to even); the tensor core's 22
+  // bits below 2^22 end at 2, so 0.75 is cut away. And −(2^22 + 0.75) is cut toward zero too.
+  CHECK(float(0x1p22 + 0.75) == 0x1p22f + 1.0f);
+  CHECK(tensor_core_reference(0x1p22, {0.75}) == 0x1p22f);
+  CHECK(tensor_core_reference(-0x1p22, {-0.75}) == -0x1p22f);
+  CHECK(tensor_core_reference(1.0, {0x1p-30}) == 1.0f);
+}
+
 // One warp's D = A·B + C (A 16×K and B K×8 row-major, C and D 16×8) through
 // `launch(A, B, C, D)`, in every thread order: each D must be the exact
-// products of the operands as `round` rounds them, summed in k order from C.
+// products of the operands as `round` rounds them, summed with C as the
+// tensor core sums them (tensor_core_reference).
 template <class Launch>
 void check_warp_mma(int K, float (*round)(float), const Launch& launch) {
   std::vector<float> a(std::size_t(16 * K)), b(std::size_t(K * 8)), c(16 * 8);
@@ -503,8 +529,10 @@ void check_warp_mma(int K, float (*round)(float), const Launch& launch) {
     REQUIRE(cudaMemcpy(got.data(), D, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
     for (int m = 0; m < 16; ++m)
       for (int n = 0; n < 8; ++n) {
-        float want = c[std::size_t(m * 8 + n)];  // products of tf32 or bf16 values are exact in fp32
-        for (int k = 0; k < K; ++k) want += round(a[std::size_t(m * K + k)]) * round(b[std::size_t(k * 8 + n)]);
+        std::vector<double> products;  // of tf32 or bf16 values: exact in a double
+        for (int k = 0; k < K; ++k)
+          products.push_back(double(round(a[std::size_t(m * K + k)])) * double(round(b[std::size_t(k * 8 + n)])));
+        const float want = tensor_core_reference(c[std::size_t(m * 8 + n)], products);
         CHECK_MESSAGE(got[std::size_t(m * 8 + n)] == want, "D[" << m << "][" << n << "]");
       }
   }

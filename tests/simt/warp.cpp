@@ -12,7 +12,9 @@
 // reads, at every collective: a third of the simulator's time was switching.)
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "device.hpp"
@@ -44,6 +46,44 @@ unsigned linear_thread() {
 // The value of a tf32 operand register: its top 19 bits.
 float tf32_value(std::uint32_t bits) { return std::bit_cast<float>(bits & 0xFFFFE000u); }
 
+// The tensor core's d = c + Σ_k a_k·b_k is not an fp32 sum rounded to
+// nearest. Modelled on what Fasi, Higham, Mikaitis and Pranesh measured on
+// V100, T4 and A100 ("Numerical behavior of NVIDIA tensor cores", PeerJ CS
+// 2021): the products are exact, every addend (c too) is aligned to the
+// largest one's exponent and cut toward zero to a fixed number of bits
+// there, the cut addends are summed, and the sum is cut toward zero to fp32.
+// Every cut is toward zero, so errors add up instead of cancelling, and small
+// products beside a large accumulator lose most of their bits. An H200 showed
+// it (2026-12-04): split TF32 with one accumulator chained through the 7 000
+// products of a conv's weight gradient put 16 of its 288 weights more than
+// 1.1e-3 off the CPU's (4 in 100 here with 22 bits; with the paper's 24, a
+// tenth of that error, and with an fp32 sum, as this simulator had, none);
+// with 22, tf32's largest error in the dense-layer test is the H200's to six
+// digits (2.48589e-4; 2.48559e-4 with 24). kTensorCoreBits is in simt.hpp.
+float tensor_core_sum(float c, const double* products, int K) {
+  double largest = std::fabs(double(c));
+  bool finite = std::isfinite(c);
+  for (int k = 0; k < K; ++k) {
+    largest = std::max(largest, std::fabs(products[k]));
+    finite = finite && std::isfinite(products[k]);
+  }
+  if (!finite || largest == 0) {  // NaN and ∞ go through as in any sum; zeros stay exact
+    double sum = c;
+    for (int k = 0; k < K; ++k) sum += products[k];
+    return float(sum);
+  }
+  int exponent = 0;
+  std::frexp(largest, &exponent);  // largest = f·2^exponent, f in [0.5, 1): its leading bit is 2^(exponent − 1)
+  // The last of kTensorCoreBits bits from that leading bit: each cut addend is a multiple of unit below
+  // 2^kTensorCoreBits units, so the sum of 17 is exact in a double.
+  const double unit = std::ldexp(1.0, exponent - kTensorCoreBits);
+  double sum = std::trunc(double(c) / unit) * unit;
+  for (int k = 0; k < K; ++k) sum += std::trunc(products[k] / unit) * unit;
+  float d = float(sum);
+  if (std::fabs(double(d)) > std::fabs(sum)) d = std::nextafter(d, 0.0f);  // toward zero, not to nearest
+  return d;
+}
+
 // Leaves this lane's fragments in its warp's slot, meets the warp, and
 // returns the lane's four outputs. The first lane past the meeting builds the
 // warp's A (16×K) and B (K×8) from the slot with `unpack` and makes every
@@ -66,9 +106,9 @@ void warp_mma(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], co
       const int g = l / 4, t = l % 4;
       for (int i = 0; i < 4; ++i) {
         const int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
-        float sum = slot.c[l][i];
-        for (int k = 0; k < K; ++k) sum += A[row][k] * B[k][col];
-        slot.d[l][i] = sum;
+        double products[K];  // each exact: tf32 or bf16 operands have at most 11 significant bits
+        for (int k = 0; k < K; ++k) products[k] = double(A[row][k]) * double(B[k][col]);
+        slot.d[l][i] = tensor_core_sum(slot.c[l][i], products, K);
       }
     }
     slot.done = true;

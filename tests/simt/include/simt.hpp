@@ -139,14 +139,18 @@ unsigned warp_barriers_passed();
 //   b[0..1]: B[t][g], B[t+4][g]                            (tf32 bit patterns)
 //   c, d[0..3]: C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]
 // Only the tf32 bits of a and b count (the low 13 of each are ignored, as the
-// tensor core ignores them); products are exact and summed in fp32 in k order.
+// tensor core ignores them); products are exact, and summed with C as the
+// tensor core sums: each addend cut toward zero to kTensorCoreBits bits below
+// the largest one's leading bit, the cut sum cut toward zero to fp32
+// (tests/simt/warp.cpp says why).
+constexpr int kTensorCoreBits = 22;
 void mma_m16n8k8_tf32(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
                       std::source_location site = std::source_location::current());
 // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: D (16×8) = A (16×16) ·
 // B (16×8) + C, two bf16 per register (the lower index in the low half):
 //   a[0..3]: A[g][2t..2t+1], A[g+8][2t..2t+1], A[g][2t+8..2t+9], A[g+8][2t+8..2t+9]
 //   b[0..1]: B[2t..2t+1][g], B[2t+8..2t+9][g]
-//   c, d: as for m16n8k8. Products are exact and summed in fp32 in k order.
+//   c, d: as for m16n8k8. Products are exact and summed as for m16n8k8.
 void mma_m16n8k16_bf16(float d[4], const std::uint32_t a[4], const std::uint32_t b[2], const float c[4],
                        std::source_location site = std::source_location::current());
 
