@@ -85,12 +85,11 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
     });
     return;
   }
+  // The batched call even for one matrix: a net alone (an MPI rank's slice of one net) must get the bits it
+  // gets among others, and cublasSgemm summed it otherwise on an H200 (2026-12-04).
   const cublasOperation_t opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-  if (batch == 1)
-    EVOPLAST_CUBLAS(cublasSgemm(h, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
-  else
-    EVOPLAST_CUBLAS(cublasSgemmStridedBatched(h, opB, opA, N, M, K, &alpha, B, ldb, strideB, A, lda, strideA,
-                                              &beta, C, ldc, strideC, batch));
+  EVOPLAST_CUBLAS(cublasSgemmStridedBatched(h, opB, opA, N, M, K, &alpha, B, ldb, strideB, A, lda, strideA, &beta, C,
+                                            ldc, strideC, batch));
 }
 
 }  // namespace evoplast::kernels::cuda

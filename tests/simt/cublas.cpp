@@ -88,8 +88,25 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
   return CUBLAS_STATUS_SUCCESS;
 }
 
+// cuBLAS picks its kernel by the call and the problem's size, so a plain
+// SGEMM need not sum as the same matrices inside a batched call: on an H200
+// (2026-12-04) a net trained alone through cublasSgemm lost other bits than
+// the same net among 6 through cublasSgemmStridedBatched. The stand-in sums
+// a plain SGEMM's k in two halves (as a split-k kernel would), so code that
+// expects the batched call's bits from it shows here too.
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float* alpha, const float* A, int lda, const float* B, int ldb, const float* beta,
                            float* C, int ldc) {
-  return cublasSgemmStridedBatched(handle, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+  if (k < 2) return cublasSgemmStridedBatched(handle, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+  // Column-major: op(A) is m×k and op(B) k×n; the first h of k start at the same place, the rest h columns of
+  // op(A) (h·lda elements on, or h when transposed) and h rows of op(B) (h, or h·ldb when transposed) further.
+  const int h = k / 2;
+  const long long a_rest = ta == CUBLAS_OP_T ? h : (long long)h * lda;
+  const long long b_rest = tb == CUBLAS_OP_T ? (long long)h * ldb : h;
+  const float one = 1.0f;
+  if (const cublasStatus_t s =
+          cublasSgemmStridedBatched(handle, ta, tb, m, n, h, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1))
+    return s;
+  return cublasSgemmStridedBatched(handle, ta, tb, m, n, k - h, alpha, A + a_rest, lda, 0, B + b_rest, ldb, 0, &one,
+                                   C, ldc, 0, 1);
 }
