@@ -80,7 +80,16 @@ expect "population 0" --data-dir "$tmp/d" --no-verify --population 0
 expect "validation too large" --data-dir "$tmp/d" --no-verify --validation 40
 expect "malformed number" --data-dir "$tmp/d" --no-verify --epochs three
 expect "unknown net" --data-dir "$tmp/d" --no-verify --net resnet50
-expect "cuda without kernels" --data-dir "$tmp/d" --no-verify --backend cuda --population 1
+# --backend cuda is refused by a build without CUDA kernels and on a machine without a device; a CUDA build
+# on a GPU runs it (bench/gpu-check.sh runs this script there), into a folder of its own.
+timeout 60 "$evolve" train --epochs 1 --validation 10 --net mlp16x1 --data-dir "$tmp/d" --no-verify --backend cuda \
+  --population 1 --out "$tmp/cuda-run" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [[ $rc -eq 0 ]] && nvidia-smi -L >/dev/null 2>&1; then
+  printf '%-28s %s\n' "cuda backend" "runs (a CUDA build on a machine with a GPU)"
+else
+  check "cuda without kernels" $rc
+fi
 # Sizes the machine cannot hold: refused before anything is allocated, under an address-space limit too.
 expect "population 10^9" --data-dir "$tmp/d" --no-verify --population 1000000000
 expect_limited() {
