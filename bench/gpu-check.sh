@@ -5,7 +5,9 @@
 # telling first, each bounded in time, so one call of the device tool (600 s)
 # ends with the table printed, whatever hangs or is slow:
 #   1. the CUDA tests (the defaults: fp32, convolutions and fused steps on our
-#      tile kernel by FMAs, plain GEMMs on cuBLAS),
+#      tile kernel by FMAs, plain GEMMs on cuBLAS), and compute-sanitizer
+#      (memcheck, racecheck, synccheck) over the CUDA kernel tests (the
+#      trainings left out: minutes under the sanitizer),
 #   2. bench_population (backprop and the hebb rule, fp32, TF32, split TF32,
 #      bf16; steps as CUDA graphs; fp32 also as im2col + cuBLAS with the steps
 #      composed, the fp32 path before the tile kernel ran in fp32) beside
@@ -14,13 +16,12 @@
 #   3. the CUDA tests again with every GEMM on our tile kernel (fp32), with
 #      cuDNN, and with every GEMM on our tile kernel's tensor cores (tf32x3); the CPU tests, end-to-end MNIST, the
 #      bad-input CLI and kill-and-resume tests,
-#   4. compute-sanitizer (memcheck, racecheck, synccheck) over the CUDA kernel
-#      tests (the trainings left out: minutes under the sanitizer),
-#   5. what fusion, graphs, cuDNN, our tiled GEMM and mixed populations change
+#   4. what fusion, graphs, cuDNN, our tiled GEMM and mixed populations change
 #      (EVOPLAST_FUSION=0 composes the fused steps; EVOPLAST_CUDA_GRAPHS=0
 #      launches kernel by kernel); a short train on each backend,
-#   6. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1),
-#   7. Nsight Compute's top three kernels (optional: GPU_CHECK_NCU=1).
+#   5. the seed preset end to end, timed (optional: GPU_CHECK_SEED=1; about 100 s a
+#      generation on an H200 in fp32, 2026-12-04: give it the budget alone),
+#   6. Nsight Compute's top three kernels (optional: GPU_CHECK_NCU=1).
 # GPU_CHECK_BUDGET_S (default 520) bounds the whole: a step that would start
 # with less than 15 s left is skipped, and one that starts runs at most until
 # the budget ends (its log says so). GPU_CHECK_STEPS, an extended regex,
@@ -78,30 +79,9 @@ few=(-P 1,10,64 --steps 20)
 bench="$build/bench_population"
 torch=(env PYTHONUNBUFFERED=1 python3 bench/torch_reference.py --population 1,10,64,256,1024 --steps 20)
 
-# 1. Correctness first: the test executables directly (ctest's files hold the build machine's absolute paths).
+# 1. Correctness first: the test executables directly (ctest's files hold the build machine's absolute paths),
+# then under the sanitizers (about 65 s in all on an H200, 2026-12-04).
 step test_cuda 150 "$build/tests/test_cuda"
-# 2. The figures the targets are about.
-step bench_backprop 60 "$bench" "${populations[@]}"
-step bench_hebb 60 "$bench" "${populations[@]}" --rule hebb
-# fp32 by im2col + cuBLAS, every step composed: which fp32 path should be the default.
-step bench_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}"
-step bench_hebb_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}" --rule hebb
-step torch 90 "${torch[@]}"
-step bench_tf32 45 "$bench" "${populations[@]}" --precision tf32
-step torch_tf32 90 "${torch[@]}" --tf32
-step bench_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3
-step bench_hebb_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3 --rule hebb
-step bench_bf16 45 "$bench" "${populations[@]}" --precision bf16
-step bench_kernels 90 "$build/bench_kernels"
-# 3. The other test runs: every GEMM on our tiled kernel, cuDNN's convolutions, split TF32 at fp32 tolerances.
-step test_cuda_tiled 120 env EVOPLAST_GEMM=tiled "$build/tests/test_cuda"
-step test_cuda_cudnn 120 env EVOPLAST_CONV=cudnn "$build/tests/test_cuda"
-step test_cuda_tf32x3 120 env EVOPLAST_PRECISION=tf32x3 "$build/tests/test_cuda"
-step test_e2e 120 "$build/tests/test_e2e"
-step test_cpu 120 "$build/tests/test_cpu"
-step cli 60 bash tests/cli_bad_inputs.sh "$build/evolve"
-step resume 90 bash tests/resume_after_kill.sh "$build/evolve" "${EVOPLAST_DATA_DIR:-data}"
-# 4. The sanitizers.
 if command -v compute-sanitizer >/dev/null; then
   # EVOPLAST_CUDA_SYNC=1 makes a fault name its launch; the trainings are minutes under the sanitizer.
   trainings="*training*,*populations of 4*,*accuracy matrix*,*diverging*,*slice of the population*"
@@ -112,7 +92,28 @@ if command -v compute-sanitizer >/dev/null; then
 else
   for tool in memcheck racecheck synccheck; do ended[sanitizer_$tool]="compute-sanitizer not on the PATH"; done
 fi
-# 5. What each choice buys.
+# 2. The figures the targets are about.
+step bench_backprop 60 "$bench" "${populations[@]}"
+step bench_hebb 60 "$bench" "${populations[@]}" --rule hebb
+# fp32 by im2col + cuBLAS, every step composed: which fp32 path should be the default.
+step bench_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}"
+step bench_hebb_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}" --rule hebb
+step torch 90 "${torch[@]}"
+step bench_tf32 45 "$bench" "${populations[@]}" --precision tf32
+step torch_tf32 90 "${torch[@]}" --tf32
+step bench_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3
+step bench_hebb_tf32x3 60 "$bench" "${populations[@]}" --precision tf32x3 --rule hebb
+step bench_bf16 60 "$bench" "${populations[@]}" --precision bf16
+step bench_kernels 90 "$build/bench_kernels"
+# 3. The other test runs: every GEMM on our tiled kernel, cuDNN's convolutions, split TF32 at fp32 tolerances.
+step test_cuda_tiled 120 env EVOPLAST_GEMM=tiled "$build/tests/test_cuda"
+step test_cuda_cudnn 120 env EVOPLAST_CONV=cudnn "$build/tests/test_cuda"
+step test_cuda_tf32x3 120 env EVOPLAST_PRECISION=tf32x3 "$build/tests/test_cuda"
+step test_e2e 120 "$build/tests/test_e2e"
+step test_cpu 120 "$build/tests/test_cpu"
+step cli 60 bash tests/cli_bad_inputs.sh "$build/evolve"
+step resume 90 bash tests/resume_after_kill.sh "$build/evolve" "${EVOPLAST_DATA_DIR:-data}"
+# 4. What each choice buys.
 step bench_cudnn 45 env EVOPLAST_CONV=cudnn "$bench" "${populations[@]}"
 step bench_tiled 45 env EVOPLAST_GEMM=tiled "$bench" "${populations[@]}"
 # Every step launched kernel by kernel instead of as one CUDA graph (what the graph saves).
@@ -144,7 +145,7 @@ fi
 # A short train on each backend, side by side.
 step train_cuda 60 "$build/evolve" train --backend cuda --epochs 1 --train-limit 20000 --validation 2000
 step train_cpu 90 "$build/evolve" train --backend cpu --epochs 1 --train-limit 20000 --validation 2000 --threads 16
-# 6 and 7, optional: minutes of device time each.
+# 5 and 6, optional: minutes of device time each.
 if [[ "${GPU_CHECK_SEED:-0}" == 1 ]]; then
   seed_start=$(date +%s)
   seed_dir="$(mktemp -d)/seed-run"  # its checkpoints stay here: only the small records travel back
