@@ -56,8 +56,9 @@ float tf32_value(std::uint32_t bits) { return std::bit_cast<float>(bits & 0xFFFF
 // products beside a large accumulator lose most of their bits. An H200 showed
 // it (2026-12-04): split TF32 with one accumulator chained through the 7 000
 // products of a conv's weight gradient put 16 of its 288 weights more than
-// 1.1e-3 off the CPU's (4 in 100 here with 22 bits; with the paper's 24, a
-// tenth of that error, and with an fp32 sum, as this simulator had, none);
+// 1.1e-3 off the CPU's (this model with 22 bits, run on such sums, puts 4 in
+// 100 that far off; with the paper's 24 it errs a tenth as much, and an fp32
+// sum, which this simulator had, puts none there);
 // with 22, tf32's largest error in the dense-layer test is the H200's to six
 // digits (2.48589e-4; 2.48559e-4 with 24). kTensorCoreBits is in simt.hpp.
 float tensor_core_sum(float c, const double* products, int K) {
