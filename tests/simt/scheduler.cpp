@@ -484,7 +484,12 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
     }
   }
   t_kernel = nullptr;
-  if (!direct) reaches_barrier[fn] = t_reached_barrier;
+  // Once a launch reached one, every later launch gets fibers: a launch whose blocks all return early
+  // (a chunk of nets with nothing to do) says nothing of the next.
+  if (!direct) {
+    const bool before = known != reaches_barrier.end() && known->second;
+    reaches_barrier[fn] = before || t_reached_barrier;
+  }
   return true;
 }
 
