@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     fmt::print("ceilings: fp32 SGEMM {:.1f} TFLOP/s, TF32 SGEMM {:.1f} TFLOP/s, bf16 GEMM (fp32 accumulation) {:.1f} "
                "TFLOP/s (cuBLAS, 8192³), device copy {:.0f} GB/s (read + write)\n\n",
                peak_tflops, peak_tf32, peak_bf16, peak_gbs);
-    fmt::print("{:<34} {:<13} {:>9} {:>10} {:>9} {:>8}\n", "kernel (P = 64, batch 64)", "impl", "ms", "TFLOP/s", "GB/s",
+    fmt::print("{:<34} {:<20} {:>9} {:>10} {:>9} {:>8}\n", "kernel (P = 64, batch 64)", "impl", "ms", "TFLOP/s", "GB/s",
                "% ceil");
 
     const int P = 64, N = 64;
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
                              : kc::gemm_precision() == kc::Precision::bf16 ? peak_bf16
                                                                            : peak_tf32;
       const double pct = flops > 0 ? 100 * tf / ceiling : 100 * gbs / peak_gbs;
-      fmt::print("{:<34} {:<13} {:>9.3f} {:>10.2f} {:>9.0f} {:>7.1f}%\n", name, impl, 1e3 * t, tf, gbs, pct);
+      fmt::print("{:<34} {:<20} {:>9.3f} {:>10.2f} {:>9.0f} {:>7.1f}%\n", name, impl, 1e3 * t, tf, gbs, pct);
       std::fflush(stdout);
     };
     struct Impl {
@@ -205,10 +205,16 @@ int main(int argc, char** argv) {
                                                       py.data(), argmax.data());
             }),
             flops_conv(conv2), 0);
-        engine::ConvShape through = conv2;
-        through.input_relu = true;
-        row("conv2→ReLU→pool bwd (dx, dw, db)", impl, time_it(*be, "conv2 relu pool bwd", [&] {
-              if (fused)
+      }
+      engine::ConvShape through = conv2;
+      through.input_relu = true;
+      // Backward: the pool's error staged (the default) or gathered as the tiles load (kc::PooledErrorRead).
+      for (const char* impl : {"staged", "gathered", "composed"}) {
+        const bool composed = std::string(impl) == "composed";
+        kc::set_pooled_error_read(std::string(impl) == "gathered" ? kc::PooledErrorRead::gathered
+                                                                  : kc::PooledErrorRead::staged);
+        row("conv2→ReLU→pool bwd (dx, dw, db)", impl + at, time_it(*be, "conv2 relu pool bwd", [&] {
+              if (!composed)
                 be->conv2d_relu_pool_backward(through, no_dropout, y1.data(), w2.data(), nullptr, py.data(),
                                               argmax.data(), pdy.data(), nullptr, dx2.data(), dw2.data(), db2.data());
               else
@@ -218,6 +224,7 @@ int main(int argc, char** argv) {
             }),
             2 * flops_conv(conv2), 0);
       }
+      kc::set_pooled_error_read(kc::PooledErrorRead::staged);
       // conv2 is plastic layer 1 of 4.
       const std::vector<kernels::PlasticityCoeffs> rule2(
           std::size_t(P), engine::named_rule("hebb").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));
@@ -226,10 +233,11 @@ int main(int argc, char** argv) {
       auto theta2 = random_buffer(*be, units, rng), my_2 = random_buffer(*be, units, rng);
       auto my2_2 = random_buffer(*be, units, rng), rows2 = random_buffer(*be, 2 * conv2.y_size(), rng);
       const engine::PooledConvError from_pool{pdy.data(), py.data(), argmax.data(), nullptr, nullptr, act.data()};
-      engine::ConvShape through = conv2;
-      through.input_relu = true;
-      for (const bool fused : {true, false}) {
-        row("plastic conv2 dx + [g; h]", (fused ? "pooled" : "stored") + at, time_it(*be, "plastic conv2", [&] {
+      for (const char* impl : {"pooled staged", "pooled gathered", "stored"}) {
+        const bool fused = std::string(impl) != "stored";
+        kc::set_pooled_error_read(std::string(impl) == "pooled gathered" ? kc::PooledErrorRead::gathered
+                                                                         : kc::PooledErrorRead::staged);
+        row("plastic conv2 dx + [g; h]", impl + at, time_it(*be, "plastic conv2", [&] {
               if (fused) {
                 be->conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr, nullptr,
                                              nullptr, dx2.data());
@@ -245,10 +253,11 @@ int main(int argc, char** argv) {
             }),
             3 * flops_conv(conv2), 0);
       }
+      kc::set_pooled_error_read(kc::PooledErrorRead::staged);
       // A backprop-like rule (A = s_h = 0) reads no h: its Hebbian rows' tile is written as 0 without the GEMM.
       const std::vector<kernels::PlasticityCoeffs> baseline2(
           std::size_t(P), engine::named_rule("baseline").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));
-      row("plastic conv2 dx + [g] (baseline: no h)", "pooled" + at, time_it(*be, "plastic conv2 no h", [&] {
+      row("plastic conv2 dx + [g] (baseline: no h)", "pooled staged" + at, time_it(*be, "plastic conv2 no h", [&] {
             be->conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr, nullptr, nullptr,
                                          dx2.data());
             be->plasticity_conv_grads_pooled(conv2, from_pool, baseline2.data(), y1.data(), act.data(),

@@ -602,6 +602,7 @@ void check_switches() {
                              {"EVOPLAST_CONV", {"implicit", "im2col", "cudnn"}},
                              {"EVOPLAST_GEMM", {"cublas", "tiled"}},
                              {"EVOPLAST_FUSION", {"0", "1"}},
+                             {"EVOPLAST_POOLED_ERROR", {"staged", "gathered"}},
                              {"EVOPLAST_CUDA_GRAPHS", {"0", "1"}},
                              {"EVOPLAST_CUDA_SYNC", {"0", "1"}},
                              {"EVOPLAST_POISON_SCRATCH", {"0", "1"}}};

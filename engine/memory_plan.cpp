@@ -81,6 +81,7 @@ std::size_t MemoryPlan::scratch(int P) const {
       dcols = std::max(dcols, c.dcols);
     }
     cols = std::max(cols, kernels::weight_grad_partial_floats(s));  // the implicit GEMM's in slot 0
+    out = std::max(out, kernels::staged_error_floats(s));  // the fused backward's staged error in slot 1
   }
   const std::size_t loss_rows = std::size_t(P) * max_batch_;
   // The CUDA backend's fixed buffers beside the arena: pinned-upload staging

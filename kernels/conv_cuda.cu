@@ -27,6 +27,11 @@ ConvImpl initial_conv_impl() {
   return ConvImpl::implicit_gemm;
 }
 ConvImpl g_conv = initial_conv_impl();
+PooledErrorRead initial_pooled_error_read() {
+  const char* e = std::getenv("EVOPLAST_POOLED_ERROR");
+  return e && std::strcmp(e, "gathered") == 0 ? PooledErrorRead::gathered : PooledErrorRead::staged;
+}
+PooledErrorRead g_pooled_read = initial_pooled_error_read();
 
 // cols (B, Cin·K·K, N·Ho·Wo) from x (B, N, Cin, H, W); B = P, or 1 when shared.
 __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, float* __restrict__ cols) {
@@ -269,6 +274,27 @@ RoutedPooledError routed_pooled_error(const ConvShape& s, const PooledConvError&
                            HiddenError::keep};
 }
 
+// A routed error staged (stored as RoutedPooledError reads it), each net's
+// feedback mode kept beside it for what skips work by it (passes_down,
+// error_vanishes below).
+struct RoutedStoredError {
+  StoredError stored;       // (P, N, Cout, Ho, Wo)
+  const HiddenError* mode;  // (P), device; null: every net keeps
+  __device__ float at(std::size_t p, int n, int co, int oy, int ox) const { return stored.at(p, n, co, oy, ox); }
+};
+__device__ inline bool passes_down(const RoutedStoredError& e, std::size_t p) {
+  return !e.mode || e.mode[p] == HiddenError::keep;
+}
+
+// An error routed by each net's feedback mode: it reaches dW and db only
+// inside a plastic layer's stacked rows.
+template <class Error>
+constexpr bool is_routed = false;
+template <>
+constexpr bool is_routed<RoutedPooledError> = true;
+template <>
+constexpr bool is_routed<RoutedStoredError> = true;
+
 // The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
 // read (stack_error_and_hebb's values, no labels): row co < Out is the
 // error (stored, or made from the pool above: Error), row Out + o the
@@ -312,6 +338,9 @@ __device__ inline bool error_vanishes(const StoredError&, std::size_t) {
   return false;
 }
 __device__ inline bool error_vanishes(const RoutedPooledError& e, std::size_t p) {
+  return e.mode && e.mode[p] == HiddenError::none;
+}
+__device__ inline bool error_vanishes(const RoutedStoredError& e, std::size_t p) {
   return e.mode && e.mode[p] == HiddenError::none;
 }
 template <class Error>
@@ -704,7 +733,7 @@ void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const flo
                            float* dx, float* dw, float* db) {
   // A plastic layer's routed error reaches dW and db only inside its stacked
   // rows: its own weight-gradient kernels are not instantiated.
-  if constexpr (!std::is_same_v<Error, RoutedPooledError>) {
+  if constexpr (!is_routed<Error>) {
     const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
     // Stacked rows' sums come with the units' statistics (stacked_sums_kernel): no bias kernel for them.
     if constexpr (!is_stacked_rows<Error>)
@@ -819,7 +848,52 @@ __global__ void __launch_bounds__(kTileThreads)
   }
 }
 
+// e (P, N, Cout, Ho, Wo) of nets [first, first + count), as the gathering
+// loaders read it, stored in out (count, N, Cout, Ho, Wo): one elementwise pass.
+template <class Error>
+__global__ void stage_error_kernel(ConvShape s, int first, int count, Error e, float* __restrict__ out) {
+  const int Ho = s.Ho(), Wo = s.Wo();
+  const std::size_t plane = std::size_t(Ho) * Wo;
+  EVOPLAST_GRID_STRIDE(i, std::size_t(count) * s.N * s.Cout * plane) {
+    const int ox = int(i % Wo), oy = int(i / Wo % Ho), co = int(i / plane % s.Cout);
+    const std::size_t image = i / (plane * s.Cout), p = first + image / s.N;
+    out[i] = for_net(e, p).at(p, int(image % s.N), co, oy, ox);
+  }
+}
+
+// Where net p0 of s's population starts in its per-net arrays (floats).
+struct NetStart {
+  std::size_t x, w, y, b;  // input (0 when shared), weights, conv output, biases
+  NetStart(const ConvShape& s, int p0)
+      : x(s.shared_input ? 0 : std::size_t(p0) * s.N * s.Cin * s.H * s.W),
+        w(std::size_t(p0) * s.Cout * s.Cin * s.K * s.K),
+        y(std::size_t(p0) * s.N * s.Cout * s.Ho() * s.Wo()),
+        b(std::size_t(p0) * s.Cout) {}
+};
+template <class T>
+T* offset(T* ptr, std::size_t n) {  // null stays null
+  return ptr ? ptr + n : nullptr;
+}
+
+// run(c, p0, staged) for each chunk of staged_error_nets(s) nets from p0: c
+// is s with the chunk's P, staged the chunk's e (nets p0…) stored in scratch
+// slot 1 and read as a StoredError (its nets from 0).
+template <class Error, class Run>
+void for_each_staged_chunk(Stream st, Scratch& ws, const ConvShape& s, const Error& e, const Run& run) {
+  const int chunk = staged_error_nets(s);
+  for (int p0 = 0; p0 < s.P; p0 += chunk) {
+    ConvShape c = s;
+    c.P = std::min(chunk, s.P - p0);
+    float* staged = ws.floats(1, c.y_size());
+    EVOPLAST_LAUNCH(stage_error_kernel<Error>, blocks_for(c.y_size()), kThreads, 0, st, s, p0, c.P, e, staged);
+    run(c, p0, StoredError{staged, s.N, s.Cout, s.Ho(), s.Wo()});
+  }
+}
+
 }  // namespace
+
+void set_pooled_error_read(PooledErrorRead read) { g_pooled_read = read; }
+PooledErrorRead pooled_error_read() { return g_pooled_read; }
 
 void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams& dropout, const float* x,
                               const float* w, const float* b, float* act, float* y, std::int32_t* argmax) {
@@ -838,9 +912,16 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
                                const float* x, const float* w, const float* y, const std::int32_t* argmax,
                                const float* dy, float* dx, float* dw, float* db) {
   if (s.shared_input && dx) throw std::invalid_argument("conv2d_relu_pool_backward: no input gradient for a shared input");
+  const PooledError e = pooled_error(s, dy, y, argmax, dropout);
   with_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tile_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w),
-                                                pooled_error(s, dy, y, argmax, dropout), dx, dw, db);
+    constexpr Precision kP = decltype(p)::value;
+    if (g_pooled_read == PooledErrorRead::gathered)
+      return conv_backward_tile_at<kP>(st, ws, s, x, picked_weights(s, w), e, dx, dw, db);
+    for_each_staged_chunk(st, ws, s, e, [&](const ConvShape& c, int p0, const StoredError& staged) {
+      const NetStart at(s, p0);
+      conv_backward_tile_at<kP>(st, ws, c, x + at.x, picked_weights(c, w + at.w), staged, offset(dx, at.x),
+                                offset(dw, at.w), offset(db, at.b));
+    });
   });
 }
 
@@ -886,16 +967,32 @@ void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const P
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
                              const float* x, const PooledConvError& e, const float* y, float* theta,
                              float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {
-  conv2d_plasticity_grads_at(st, ws, s, coeffs, x, routed_pooled_error(s, e), y, theta, grad_hebb, grad_hebb_bias,
-                             mean_y, mean_y2);
+  if (g_pooled_read == PooledErrorRead::gathered)
+    return conv2d_plasticity_grads_at(st, ws, s, coeffs, x, routed_pooled_error(s, e), y, theta, grad_hebb,
+                                      grad_hebb_bias, mean_y, mean_y2);
+  // Net by net, θ is read by the stacked rows and then moved: chunks of nets keep that order.
+  for_each_staged_chunk(st, ws, s, routed_pooled_error(s, e), [&](const ConvShape& c, int p0, const StoredError& staged) {
+    const NetStart at(s, p0);
+    conv2d_plasticity_grads_at(st, ws, c, coeffs + p0, x + at.x, RoutedStoredError{staged, offset(e.mode, p0)},
+                               y + at.y, theta + at.b, grad_hebb + 2 * at.w, grad_hebb_bias + 2 * at.b,
+                               mean_y + at.b, mean_y2 + at.b);
+  });
 }
 
 void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
                               const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx) {
   if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_pooled: no input gradient for a shared input");
+  const RoutedPooledError routed = routed_pooled_error(s, e);
   with_precision(gemm_precision(), [&](auto p) {
-    conv_backward_tile_at<decltype(p)::value>(st, ws, s, x, picked_weights(s, w, fb, use_fb),
-                                                routed_pooled_error(s, e), dx, nullptr, nullptr);
+    constexpr Precision kP = decltype(p)::value;
+    if (g_pooled_read == PooledErrorRead::gathered)
+      return conv_backward_tile_at<kP>(st, ws, s, x, picked_weights(s, w, fb, use_fb), routed, dx, nullptr,
+                                       nullptr);
+    for_each_staged_chunk(st, ws, s, routed, [&](const ConvShape& c, int p0, const StoredError& staged) {
+      const NetStart at(s, p0);
+      conv_backward_tile_at<kP>(st, ws, c, x + at.x, picked_weights(c, w + at.w, offset(fb, at.w), offset(use_fb, p0)),
+                                RoutedStoredError{staged, offset(e.mode, p0)}, dx + at.x, nullptr, nullptr);
+    });
   });
 }
 

@@ -73,4 +73,16 @@ inline std::size_t weight_grad_partial_floats(const ConvShape& s) {
   return std::size_t(weight_grad_splits_per_launch(s, splits)) * s.P * s.Cout * s.Cin * s.K * s.K;
 }
 
+// The fused backward's error staged for a chunk of nets (kernels/conv_cuda.cu,
+// scratch slot 1): nets per chunk so that one chunk's (chunk, N, Cout, Ho,
+// Wo) stays within the budget, at least one; and the floats a chunk takes.
+inline int staged_error_nets(const ConvShape& s) {
+  const std::size_t per_net = std::max<std::size_t>(std::size_t(s.N) * s.Cout * s.Ho() * s.Wo(), 1);
+  const std::size_t nets = conv_scratch_budget() / sizeof(float) / per_net;
+  return int(std::clamp<std::size_t>(nets, 1, std::size_t(std::max(s.P, 1))));
+}
+inline std::size_t staged_error_floats(const ConvShape& s) {
+  return std::size_t(staged_error_nets(s)) * s.N * s.Cout * s.Ho() * s.Wo();
+}
+
 }  // namespace evoplast::kernels

@@ -103,6 +103,20 @@ void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams
 void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const DropoutParams& dropout,
                                const float* x, const float* w, const float* y, const std::int32_t* argmax,
                                const float* dy, float* dx, float* dw, float* db);
+// How the fused backward passes (conv2d_relu_pool_backward,
+// conv2d_input_grad_pooled, the pooled conv2d_plasticity_grads) read a
+// conv's error made from the pool above it: staged (the default) — one
+// elementwise pass stores it for a chunk of nets in scratch (slot 1;
+// conv_plan.hpp's staged_error_nets), then the implicit GEMMs read it as a
+// stored error — or gathered as each tile loads (three loads and a compare
+// per element, each element read K² times by the input gradient's windows).
+// The same values summed in the same order: the same bits either way. On an
+// H200 (2026-12-04) the gathered conv2 backward at P = 64 took 21.0 ms, the
+// three steps composed 15.0. $EVOPLAST_POOLED_ERROR=staged|gathered or
+// set_pooled_error_read chooses.
+enum class PooledErrorRead { staged, gathered };
+void set_pooled_error_read(PooledErrorRead read);
+PooledErrorRead pooled_error_read();
 // Feedback alignment in a mixed population, as an implicit GEMM: dx through each
 // net's own weights w or, where use_fb[p] (device, P), its fixed feedback
 // matrix fb (both (P, Out, In) / (P, Cout, Cin, K, K)), read where they lie.

@@ -182,6 +182,44 @@ void at_precisions(std::initializer_list<kc::Precision> precisions, Body body) {
   }
 }
 
+// The ways the fused backward passes read a conv's error from the pool
+// above it (kc::PooledErrorRead): gathered as the tiles load, staged for
+// the whole population at once, and staged in two chunks of nets (the
+// second the shorter where P is odd).
+enum class ErrorRead { gathered, staged, staged_in_two };
+const char* read_name(ErrorRead read) {
+  return read == ErrorRead::gathered ? "gathered" : read == ErrorRead::staged ? "staged" : "staged in two chunks";
+}
+// body(read) with each way set; staged with the scratch budget as it was after, however it ends.
+// staged_in_two sets the budget only through chunk_in_two, shape by shape.
+template <class Body>
+void at_pooled_error_reads(Body body) {
+  struct Restore {
+    std::size_t budget = kernels::conv_scratch_budget();
+    ~Restore() {
+      kc::set_pooled_error_read(kc::PooledErrorRead::staged);
+      kernels::set_conv_scratch_budget(budget);
+    }
+  } restore;
+  for (ErrorRead read : {ErrorRead::gathered, ErrorRead::staged, ErrorRead::staged_in_two}) {
+    const std::string name = read_name(read);
+    CAPTURE(name);
+    kc::set_pooled_error_read(read == ErrorRead::gathered ? kc::PooledErrorRead::gathered
+                                                          : kc::PooledErrorRead::staged);
+    body(read);
+    kernels::set_conv_scratch_budget(restore.budget);
+  }
+}
+// Where read is staged_in_two: the scratch budget that stages s's error in
+// chunks of ⌈P/2⌉ nets (checked: a test of chunks must have them).
+void chunk_in_two(ErrorRead read, const ConvShape& s) {
+  if (read != ErrorRead::staged_in_two) return;
+  const int nets = (s.P + 1) / 2;
+  kernels::set_conv_scratch_budget(std::size_t(nets) * s.N * s.Cout * s.Ho() * s.Wo() * sizeof(float));
+  REQUIRE(kernels::staged_error_nets(s) == nets);
+  REQUIRE(nets < s.P);
+}
+
 // A GPU buffer of NaNs: an element a kernel writes shows, and one it should not have.
 Guarded<float> unwritten(Backend& gpu, std::size_t n) {
   return Guarded<float>(gpu, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
@@ -370,7 +408,8 @@ TEST_CASE("cuda: a switch set to a value it does not know is refused in one line
   };
   const std::pair<const char*, const char*> bad[] = {{"EVOPLAST_CONV", "im2co1"}, {"EVOPLAST_FUSION", "off"},
                                                      {"EVOPLAST_PRECISION", "fp16"}, {"EVOPLAST_GEMM", "cuBLAS"},
-                                                     {"EVOPLAST_CUDA_GRAPHS", "no"}};
+                                                     {"EVOPLAST_CUDA_GRAPHS", "no"},
+                                                     {"EVOPLAST_POOLED_ERROR", "gather"}};
   for (const auto& [name, value] : bad) {
     CAPTURE(name);
     const std::string said = std::string(name) + "=" + value + ": choose";
@@ -1151,12 +1190,14 @@ TEST_CASE("cuda: training steps replayed from CUDA graphs give the weights of st
 TEST_CASE("cuda: conv → ReLU → 2×2 pool fused gives what the three layers give one by one") {
   const FastPathsOn fast_paths;
   Harness h;
-  at_precisions(kEveryPrecision, [&](kc::Precision) {
+  at_precisions(kEveryPrecision, [&](kc::Precision) { at_pooled_error_reads([&](ErrorRead read) {
     const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 9, 5, 3, false}, 0.25f},
                                                  {ConvShape{2, 2, 1, 12, 12, 32, 3, true}, 0.0f},
                                                  {ConvShape{1, 2, 3, 14, 14, 70, 3, false}, 0.5f}};
     for (const auto& [s, rate] : cases) {
       CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input); CAPTURE(rate);
+      if (read == ErrorRead::staged_in_two && s.P == 1) continue;  // one net: one chunk
+      chunk_in_two(read, s);
       const DropoutParams dropout{rate, 9, 4, 2, 1};  // seed, layer, step, first net
       const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
       auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3), dy = h.in(pooled);
@@ -1201,7 +1242,7 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused gives what the three layers g
         CHECK(untouched(*never));
       }
     }
-  });
+  }); });
 }
 
 // conv → ReLU with the ReLU applied as y is written equals the two layers
@@ -1446,11 +1487,12 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
   using kernels::HiddenError;
   const std::vector<HiddenError> modes = {HiddenError::keep, HiddenError::dfa, HiddenError::none};
   const std::vector<std::uint8_t> use_fb = {1, 0, 0};
-  at_precisions(kEveryPrecision, [&](kc::Precision) {
+  at_precisions(kEveryPrecision, [&](kc::Precision) { at_pooled_error_reads([&](ErrorRead read) {
     // 64 outputs: the none net's error rows fill a tile, whose g is written as 0 without the GEMM.
     for (const ConvShape& s : {ConvShape{3, 2, 3, 10, 10, 5, 3, false, true}, ConvShape{3, 1, 1, 9, 8, 64, 3, false}}) {
       CAPTURE(s.H);
       REQUIRE(h.gpu->fuses_conv_steps());
+      chunk_in_two(read, s);  // nets 0 and 1 (keep, DFA), then 2 (none)
       const int Hp = s.Ho() / 2, Wp = s.Wo() / 2;
       const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * Hp * Wp, units = std::size_t(s.P) * s.Cout;
       auto x = h.in(s.x_size(), -0.5, 1), w = h.in(s.w_size()), fb = h.in(s.w_size()), dy = h.in(pooled);
@@ -1530,7 +1572,7 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
         CHECK(untouched(unused_e));
       }
     }
-  });
+  }); });
 }
 
 // The plasticity engine's wiring: a CNN whose nets learn by hebb, bcm, and
