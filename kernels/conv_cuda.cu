@@ -56,6 +56,29 @@ __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, f
 // sizes were most of a loader's instructions, per element.
 constexpr int kRowStepB = kTileThreads / kTileN, kRowStepA = kTileThreads / kTileK;
 static_assert(kTileThreads % kTileN == 0 && kTileThreads % kTileK == 0, "a thread keeps one column of its tile");
+static_assert(kTileK / kRowStepB == kPerThread && kTileM / kRowStepA == kPerThread && kTileN / kRowStepA == kPerThread,
+              "a thread's rows are its share of the tile");
+
+// Where a thread's share goes (the loaders' put): a B tile's column
+// threadIdx % kTileN, rows kRowStepB apart; an A tile's column threadIdx %
+// kTileK, rows kRowStepA apart; a B tile's row threadIdx % kTileK, columns
+// kRowStepA apart (the weight gradient's B, whose long sum runs down the
+// output's columns).
+__device__ __forceinline__ void put_b_column(float (&tile)[kTileK][kTileN + 8], const TileShare& v) {
+  const int c = int(threadIdx.x) % kTileN, r0 = int(threadIdx.x) / kTileN;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) tile[r0 + i * kRowStepB][c] = v[i];
+}
+__device__ __forceinline__ void put_a_column(float (&tile)[kTileM][kTileK + 4], const TileShare& v) {
+  const int c = int(threadIdx.x) % kTileK, r0 = int(threadIdx.x) / kTileK;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) tile[r0 + i * kRowStepA][c] = v[i];
+}
+__device__ __forceinline__ void put_b_row(float (&tile)[kTileK][kTileN + 8], const TileShare& v) {
+  const int r = int(threadIdx.x) % kTileK, c0 = int(threadIdx.x) / kTileK;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) tile[r][c0 + i * kRowStepA] = v[i];
+}
 
 // Row k = (c, ky, kx) of a patch or window matrix (c an input channel, or
 // an output channel for an error window), stepped along k without dividing.
@@ -101,23 +124,18 @@ struct PatchGeometry {
   }
 };
 
-// visit(r, v) for the kPerThread rows r = r0, r0 + step, …, row holding the
-// (c, ky, kx) of k_base + r0 (and left past the last): v = element k_base + r
-// of the patch at corner, x[n][ci][oy + ky][ox + kx], or 0 where corner is
-// null (a column past the matrix) or past Cin·K². Every value is read before
-// any is visited (fetch_then_put).
-template <class Visit>
-__device__ __forceinline__ void visit_patch_rows(const float* corner, PatchRow& row, const PatchGeometry& g,
-                                                 int k_base, int r0, int step, const Visit& visit) {
+// v[i] = element k_base + r of the patch at corner, x[n][ci][oy + ky][ox +
+// kx], for the kPerThread rows r = r0 + i·step, row holding the (c, ky, kx)
+// of k_base + r0 (and left past the last); 0 where corner is null (a column
+// past the matrix) or past Cin·K².
+__device__ __forceinline__ void fetch_patch_rows(TileShare& v, const float* corner, PatchRow& row,
+                                                 const PatchGeometry& g, int k_base, int r0, int step) {
   const int rows = g.rows();
-  fetch_then_put<kPerThread>(
-      [&](int i) {
-        const int r = r0 + i * step;
-        const float v = corner && k_base + r < rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f;
-        row.advance(step, g.K);
-        return v;
-      },
-      [&](int i, float v) { visit(r0 + i * step, v); });
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    v[i] = corner && k_base + r0 + i * step < rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f;
+    row.advance(step, g.K);
+  }
 }
 
 // The patch under column col of the patch matrix (Cin·K², N·Ho·Wo), or null past its columns.
@@ -126,15 +144,13 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
   return col < s.N * s.Ho() * s.Wo() ? PatchGeometry(s).corner(x, at.n, at.oy, at.ox) : nullptr;
 }
 
-// Column threadIdx % kTileN of a B tile from the patch at corner: its rows
-// k0 + r, r = threadIdx / kTileN, kRowStepB apart, row holding the (c, ky,
-// kx) of the first and left at the next slice's first (slices follow each
-// other kTileK apart, as gemm_tile walks them).
-__device__ __forceinline__ void fill_patch_column(float (&tile)[kTileK][kTileN + 8], const float* corner,
-                                                  PatchRow& row, const PatchGeometry& g, int k0) {
-  const int c = threadIdx.x % kTileN;
-  static_assert(kTileK / kRowStepB == kPerThread, "a thread's rows are its share of the tile");
-  visit_patch_rows(corner, row, g, k0, threadIdx.x / kTileN, kRowStepB, [&](int r, float v) { tile[r][c] = v; });
+// Column threadIdx % kTileN of a B tile (put_b_column) from the patch at
+// corner: its rows k0 + r, r = threadIdx / kTileN, kRowStepB apart, row
+// holding the (c, ky, kx) of the first and left at the next slice's first
+// (slices follow each other kTileK apart, as gemm_tile walks them).
+__device__ __forceinline__ void fetch_patch_column(TileShare& v, const float* corner, PatchRow& row,
+                                                   const PatchGeometry& g, int k0) {
+  fetch_patch_rows(v, corner, row, g, k0, int(threadIdx.x) / kTileN, kRowStepB);
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
@@ -149,9 +165,10 @@ struct ImageColumns {
       : g(s),
         corner(column_patch(x, s, n0 + int(threadIdx.x) % kTileN)),
         row(k_begin + int(threadIdx.x) / kTileN, s.K) {}
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
-    fill_patch_column(tile, corner, row, g, k0);
+  __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
+    fetch_patch_column(v, corner, row, g, k0);
   }
+  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
 };
 
 // A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co], through the ReLU
@@ -171,7 +188,7 @@ struct ConvOutput {
 // The forward convolution of every net at once as an implicit GEMM: block (x, y)
 // is a 64×64 tile of (Cout, N·Ho·Wo), block z the net.
 template <Precision kP>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_forward_tile(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
                       const float* __restrict__ b, bool relu, float* __restrict__ y) {
   const std::size_t p = blockIdx.z;
@@ -374,17 +391,17 @@ struct OutputErrorRows {
         cols(s.N * s.Ho() * s.Wo()),
         col(k_begin + int(threadIdx.x) % kTileK),
         at(col, Ho, Wo) {}
-  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int /*k0: carried*/) {
-    const int kk = threadIdx.x % kTileK, mm0 = threadIdx.x / kTileK;
-    fetch_then_put<kPerThread>(
-        [&](int i) {
-          const int co = m0 + mm0 + i * kRowStepA;
-          return co < Cout && col < cols ? dy.at(p, at.n, co, at.oy, at.ox) : 0.0f;
-        },
-        [&](int i, float v) { tile[mm0 + i * kRowStepA][kk] = v; });
+  __device__ void fetch(TileShare& v, int m0, int /*k0: carried*/) {
+    const int mm0 = threadIdx.x / kTileK;
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int co = m0 + mm0 + i * kRowStepA;
+      v[i] = co < Cout && col < cols ? dy.at(p, at.n, co, at.oy, at.ox) : 0.0f;
+    }
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
+  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const { put_a_column(tile, v); }
 };
 
 // B(col, k) = element k of the patch under output column col: ImageColumns
@@ -408,33 +425,32 @@ struct ImagePatches {
         col(k_begin + int(threadIdx.x) % kTileK),
         at(col, Ho, Wo),
         first(n0 + int(threadIdx.x) / kTileK, s.K) {}
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int /*k0: carried*/, int n0) {
-    const int kk = threadIdx.x % kTileK;
+  __device__ void fetch(TileShare& v, int /*k0: carried*/, int n0) {
     PatchRow row = first;
-    static_assert(kTileN / kRowStepA == kPerThread, "a thread's rows are its share of the tile");
-    visit_patch_rows(col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0, threadIdx.x / kTileK,
-                     kRowStepA, [&](int nn, float v) { tile[kk][nn] = v; });
+    fetch_patch_rows(v, col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0,
+                     int(threadIdx.x) / kTileK, kRowStepA);
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
+  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_row(tile, v); }
 };
 
 // A(ci, k) = W[co][ci][ky][kx], k = (co, ky, kx): Wᵀ for the input gradient.
 struct TransposedWeights {
   const float* w;  // (Cout, Cin, K, K)
   int Cin, Cout, K;
-  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
-    const int KK = K * K, kk = threadIdx.x % kTileK, k = k0 + kk;
+  __device__ void fetch(TileShare& v, int m0, int k0) const {
+    const int KK = K * K, k = k0 + int(threadIdx.x) % kTileK;
     // W[co][·][ky][kx] for this thread's k: consecutive ci lie KK apart.
     const float* column = k < Cout * KK ? w + std::size_t(k / KK) * Cin * KK + k % KK : nullptr;
     const int mm0 = threadIdx.x / kTileK;
-    fetch_then_put<kPerThread>(
-        [&](int i) {
-          const int ci = m0 + mm0 + i * kRowStepA;
-          return column && ci < Cin ? column[std::size_t(ci) * KK] : 0.0f;
-        },
-        [&](int i, float v) { tile[mm0 + i * kRowStepA][kk] = v; });
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int ci = m0 + mm0 + i * kRowStepA;
+      v[i] = column && ci < Cin ? column[std::size_t(ci) * KK] : 0.0f;
+    }
   }
+  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const { put_a_column(tile, v); }
 };
 
 // B(k, col) = dy[n][co][iy − ky][ix − kx] (0 outside the output), k = (co, ky, kx),
@@ -455,20 +471,17 @@ struct ErrorWindows {
     n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
     in_matrix = col < s.N * HWin;
   }
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
-    const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, nn = threadIdx.x % kTileN;
-    const int kk0 = threadIdx.x / kTileN;
-    fetch_then_put<kPerThread>(
-        [&](int i) {
-          const int kk = kk0 + i * kRowStepB, oy = iy - row.ky, ox = ix - row.kx;
-          const float v = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo
-                              ? dy.at(p, n, row.c, oy, ox)
-                              : 0.0f;
-          row.advance(kRowStepB, s.K);
-          return v;
-        },
-        [&](int i, float v) { tile[kk0 + i * kRowStepB][nn] = v; });
+  __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
+    const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, kk0 = threadIdx.x / kTileN;
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int kk = kk0 + i * kRowStepB, oy = iy - row.ky, ox = ix - row.kx;
+      v[i] = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo ? dy.at(p, n, row.c, oy, ox)
+                                                                                      : 0.0f;
+      row.advance(kRowStepB, s.K);
+    }
   }
+  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
 };
 
 // dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel); where relu_x is
@@ -487,7 +500,7 @@ struct InputGradStore {
 // dx (N, Cin, H, W) of net z = Wᵀ·(error windows), W that net's weights or
 // feedback matrix: block (x, y) a tile of (Cin, N·H·W).
 template <Precision kP, class Error>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_input_grad_tile(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
                          float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
@@ -504,7 +517,7 @@ __global__ void __launch_bounds__(kTileThreads)
 // takes split first_split + g and writes its partial (Cout, KK) tile into
 // partial[g][p].
 template <Precision kP, class Error>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_weight_grad_tile(ConvShape s, int split_len, int first_split, const float* __restrict__ x, Error dy,
                           float* __restrict__ partial) {
   const std::size_t p = blockIdx.z % unsigned(s.P), g = blockIdx.z / unsigned(s.P);
@@ -798,9 +811,10 @@ struct WindowColumns {
     const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
     if (col < s.N * Hp * Wp * 4) corner = g.corner(x, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
   }
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int /*n0: the constructor's*/) {
-    fill_patch_column(tile, corner, row, g, k0);
+  __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
+    fetch_patch_column(v, corner, row, g, k0);
   }
+  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
 };
 
 // conv → ReLU → 2×2 max-pool of every net at once: block (x, y) a tile of
@@ -811,7 +825,7 @@ struct WindowColumns {
 // argmax reach global memory, and the ReLU's output only where act is not
 // null (then Ho and Wo are even: every output lies in a window).
 template <Precision kP>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_relu_pool_forward_tile(ConvShape s, DropoutParams dropout, const float* __restrict__ x,
                                 const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ act,
                                 float* __restrict__ y, std::int32_t* __restrict__ argmax) {

@@ -46,7 +46,7 @@ struct AdadeltaStore {
 // GEMM's (so the same sums), each stepped where it is made: block (x, y) a
 // 64×64 tile of a net's weights, block z the net.
 template <Precision kP>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     dense_weight_adadelta_kernel(DenseShape s, const float* __restrict__ lr, float rho, float eps,
                                  const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ w,
                                  float* __restrict__ sq_avg, float* __restrict__ acc_delta) {
@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(kTileThreads)
 // feedback matrix: the strided GEMM's tiles and loaders, so the same sums.
 // A net not on keep (mode; null: all keep) gets none: nothing reads it.
 template <Precision kP>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     dense_input_grad_picked_kernel(DenseShape s, const HiddenError* __restrict__ mode, PickedWeights w,
                                    const float* __restrict__ dy, float* __restrict__ dx) {
   const std::size_t p = blockIdx.z;

@@ -40,14 +40,16 @@ struct GemmStore {
   }
 };
 
-template <Precision kP>
-__global__ void __launch_bounds__(kTileThreads)
-    sgemm_tile(bool ta, bool tb, int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
-               long long sA, const float* __restrict__ B, int ldb, long long sB, float beta,
-               float* __restrict__ C, int ldc, long long sC) {
+// The layouts are template arguments: ptxas then computes one layout's
+// addresses (with both possible, it kept both, and spilled at 128 registers).
+template <Precision kP, bool kTA, bool kTB>
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
+    sgemm_tile(int M, int N, int K, float alpha, const float* __restrict__ A, int lda, long long sA,
+               const float* __restrict__ B, int ldb, long long sB, float beta, float* __restrict__ C, int ldc,
+               long long sC) {
   gemm_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{M, N}, 0, K,
-                      StridedA{A + blockIdx.z * sA, lda, M, K, ta}, StridedB{B + blockIdx.z * sB, ldb, K, N, tb},
-                      GemmStore{C + blockIdx.z * sC, ldc, M, N, alpha, beta});
+                StridedA{A + blockIdx.z * sA, lda, M, K, kTA}, StridedB{B + blockIdx.z * sB, ldb, K, N, kTB},
+                GemmStore{C + blockIdx.z * sC, ldc, M, N, alpha, beta});
 }
 
 }  // namespace
@@ -80,8 +82,19 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
     EVOPLAST_CUBLAS(cublasGetStream(h, &st));
     const dim3 grid((N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM, batch);
     with_precision(g_precision, [&](auto p) {
-      EVOPLAST_LAUNCH(sgemm_tile<decltype(p)::value>, grid, kTileThreads, 0, st, ta, tb, M, N, K, alpha, A, lda,
-                      strideA, B, ldb, strideB, beta, C, ldc, strideC);
+      constexpr Precision kP = decltype(p)::value;
+      if (ta && tb)
+        EVOPLAST_LAUNCH(sgemm_tile<kP, true, true>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
+                        ldb, strideB, beta, C, ldc, strideC);
+      else if (ta)
+        EVOPLAST_LAUNCH(sgemm_tile<kP, true, false>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
+                        ldb, strideB, beta, C, ldc, strideC);
+      else if (tb)
+        EVOPLAST_LAUNCH(sgemm_tile<kP, false, true>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
+                        ldb, strideB, beta, C, ldc, strideC);
+      else
+        EVOPLAST_LAUNCH(sgemm_tile<kP, false, false>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
+                        ldb, strideB, beta, C, ldc, strideC);
     });
     return;
   }

@@ -1,7 +1,7 @@
 // One 64×64 output tile of C = A·B, for any operand layout and at any
 // precision: the caller's loaders fill the shared A and B tiles (16-deep k
-// slices, zeros outside the matrices), and its store takes each finished
-// C(m, n). 128 threads, four warps in 2 × 2, each warp 32×32 outputs as 2 × 4
+// slices, zeros outside the matrices; the next slice's loads in flight while
+// the warps multiply this one), and its store takes each finished C(m, n). 128 threads, four warps in 2 × 2, each warp 32×32 outputs as 2 × 4
 // m16n8 tiles: on tensor cores as mma.sync m16n8k8 (m16n8k16 in bf16;
 // kernels/mma.cuh), or in fp32 by each lane's FMAs over the outputs the same
 // fragment layout gives it. Used by the GEMM kernel (strided operands), the
@@ -16,25 +16,27 @@
 namespace evoplast::kernels::cuda {
 
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 128;
+// The tile kernels' __launch_bounds__: 4 blocks an SM (at most 128
+// registers a thread; 16 warps to hide what the double buffer does not).
+// Left to itself ptxas kept every share's addresses live across the slices,
+// up to 242 registers (2 blocks an SM) for the strided GEMM. The dense
+// plasticity step's two accumulators take 3 (168 registers, as before the
+// double buffer).
+constexpr int kTileBlocksPerSM = 4, kPairTileBlocksPerSM = 3;
 
 // Each thread's share of an A (kTileM × kTileK) or a B (kTileK × kTileN) tile.
 constexpr int kPerThread = kTileM * kTileK / kTileThreads;
 static_assert(kTileM * kTileK == kTileK * kTileN && kTileM * kTileK % kTileThreads == 0,
               "every thread loads the same number of elements of either tile");
 
-// A loader's share of a tile, every value fetched before any is stored:
-// v[r] = fetch(r) for r = 0…kCount−1 in turn (fetch may step a place it
-// carries), then put(r, v[r]). A load is waited for only where its value is
-// used, so the kCount loads are in flight together; a store after each load
-// would wait out each load's latency in turn.
-template <int kCount, class Fetch, class Put>
-__device__ __forceinline__ void fetch_then_put(const Fetch& fetch, const Put& put) {
-  float v[kCount];
-#pragma unroll
-  for (int r = 0; r < kCount; ++r) v[r] = fetch(r);
-#pragma unroll
-  for (int r = 0; r < kCount; ++r) put(r, v[r]);
-}
+// A thread's share of an A or a B tile between its loads from global memory
+// and its stores to shared memory. A loader has two steps: fetch(share, …)
+// reads the share of the slice at (m0, k0) for A or (k0, n0) for B (and may
+// step a place it carries from one slice to the next), put(tile, share)
+// stores it. gemm_tile fetches slice i + 1 before the warps multiply slice
+// i and puts it after: a load is waited for only where its value is used,
+// so the loads are in flight during the multiplications.
+using TileShare = float[kPerThread];
 
 // The shared tiles, padded so that a warp's fragment loads fall in 32
 // different banks; aligned so that fp32's pairs of B values (an even column
@@ -173,26 +175,46 @@ __device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, c
   return m0 + p.wm < c.M && n0 + p.wn < c.N;
 }
 
-// load_a.fill(tiles.a, m0, k0) and load_b.fill(tiles.b, k0, n0) are called by
-// every thread of the block (each fills its share), slice after slice (a
+// load_a's and load_b's fetch and put (TileShare) are called by every
+// thread of the block (each takes its share), slice after slice in order (a
 // loader may carry its place from one to the next: they are this thread's
 // copies); store(m, n, value) once
 // per output inside the tile (the caller checks the bounds). The sum runs over
 // k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
 // multiple of kTileK; the loaders give zeros past their K).
+//
+// Two shared tiles take turns: slice i is multiplied from one while slice
+// i + 1 is put in the other, and one barrier a slice separates the two
+// (after it, slice i + 1 is whole and every warp is done reading slice i,
+// whose tile slice i + 2 then fills).
 template <Precision kP, class LoadA, class LoadB, class Store>
 __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, LoadA load_a, LoadB load_b,
                           const Store& store) {
-  __shared__ GemmTiles tiles;
+  __shared__ GemmTiles tiles[2];
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
   float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
-  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-    load_a.fill(tiles.a, m0, k0);
-    load_b.fill(tiles.b, k0, n0);
+  TileShare va, vb;
+  if (k_begin < k_end) {
+    load_a.fetch(va, m0, k_begin);
+    load_b.fetch(vb, k_begin, n0);
+    load_a.put(tiles[0].a, va);
+    load_b.put(tiles[0].b, vb);
     __syncthreads();
-    if (busy) warp_slice<kP>(acc, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
-    __syncthreads();  // every warp has read the slice before it is overwritten
+  }
+  int turn = 0;
+  for (int k0 = k_begin; k0 < k_end; k0 += kTileK, turn ^= 1) {
+    const bool next = k0 + kTileK < k_end;  // the same for the whole block
+    if (next) {
+      load_a.fetch(va, m0, k0 + kTileK);
+      load_b.fetch(vb, k0 + kTileK, n0);
+    }
+    if (busy) warp_slice<kP>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+    if (next) {
+      load_a.put(tiles[turn ^ 1].a, va);
+      load_b.put(tiles[turn ^ 1].b, vb);
+    }
+    __syncthreads();
   }
   for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
 }
@@ -203,41 +225,72 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
 // A product whose rows are all 0 (with_first or with_second false: the same
 // for the whole block) is neither loaded nor multiplied: it is stored as
 // the 0 it would sum to.
+// The slices take turns in two sets of tiles, as in gemm_tile.
 template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
 __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_first, bool with_second,
                                LoadA1 load_a1, LoadA2 load_a2, LoadB load_b, const Store& store) {
-  __shared__ GemmTiles tiles;
-  alignas(16) __shared__ float a2[kTileM][kTileK + 4];  // aligned as GemmTiles
+  __shared__ GemmTiles tiles[2];
+  alignas(16) __shared__ float a2[2][kTileM][kTileK + 4];  // aligned as GemmTiles
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
   if (!with_first && !with_second) K = 0;  // nothing to sum: B is not read either
-  for (int k0 = 0; k0 < K; k0 += kTileK) {
-    if (with_first) load_a1.fill(tiles.a, m0, k0);
-    if (with_second) load_a2.fill(a2, m0, k0);
-    load_b.fill(tiles.b, k0, n0);
+  TileShare v1, v2, vb;
+  const auto fetch = [&](int k0) {
+    if (with_first) load_a1.fetch(v1, m0, k0);
+    if (with_second) load_a2.fetch(v2, m0, k0);
+    load_b.fetch(vb, k0, n0);
+  };
+  const auto put = [&](int turn) {
+    if (with_first) load_a1.put(tiles[turn].a, v1);
+    if (with_second) load_a2.put(a2[turn], v2);
+    load_b.put(tiles[turn].b, vb);
+  };
+  if (K > 0) {
+    fetch(0);
+    put(0);
     __syncthreads();
+  }
+  int turn = 0;
+  for (int k0 = 0; k0 < K; k0 += kTileK, turn ^= 1) {
+    const bool next = k0 + kTileK < K;  // the same for the whole block
+    if (next) fetch(k0 + kTileK);
     if (busy) {
-      if (with_first) warp_slice<kP>(acc1, tiles.a, tiles.b, p.wm, p.wn, p.g, p.t);
-      if (with_second) warp_slice<kP>(acc2, a2, tiles.b, p.wm, p.wn, p.g, p.t);
+      if (with_first) warp_slice<kP>(acc1, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+      if (with_second) warp_slice<kP>(acc2, a2[turn], tiles[turn].b, p.wm, p.wn, p.g, p.t);
     }
+    if (next) put(turn ^ 1);
     __syncthreads();
   }
   for_each_fragment(m0, n0, p,
                     [&](int m, int n, int i, int j, int q) { store(m, n, acc1[i][j][q], acc2[i][j][q]); });
 }
 
-// A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k) of a tile.
+// A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k)
+// of a tile: element i = thread + 128·r of the thread's share at (mm, kk)
+// (of_a) or (kk, nn) (of_b), consecutive threads on consecutive addresses
+// in either layout.
 struct StridedA {
   const float* A;
   int lda, M, K;
   bool ta;  // A is stored (K, M)
-  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
-    for (int i = threadIdx.x; i < kTileK * kTileM; i += kTileThreads) {
-      // Consecutive threads read consecutive addresses in either layout.
-      const int kk = ta ? i / kTileM : i % kTileK, mm = ta ? i % kTileM : i / kTileK;
-      const int gm = m0 + mm, gk = k0 + kk;
-      tile[mm][kk] = (gm < M && gk < K) ? (ta ? A[(long long)gk * lda + gm] : A[(long long)gm * lda + gk]) : 0.0f;
+  __device__ int mm(int i) const { return ta ? i % kTileM : i / kTileK; }
+  __device__ int kk(int i) const { return ta ? i / kTileM : i % kTileK; }
+  // Element r lies r·(8, 0) (stored (M, K)) or r·(0, 2) (stored (K, M)) from element 0: one pointer
+  // stepped from element to element (eight addresses kept apart cost the registers of a block).
+  __device__ void fetch(TileShare& v, int m0, int k0) const {
+    const int gm = m0 + mm(int(threadIdx.x)), gk = k0 + kk(int(threadIdx.x));
+    const int dm = ta ? 0 : kTileThreads / kTileK, dk = ta ? kTileThreads / kTileM : 0;
+    const float* at = ta ? A + (long long)gk * lda + gm : A + (long long)gm * lda + gk;
+    const long long step = (long long)lda * (ta ? dk : dm);
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r, at += step) v[r] = gm + r * dm < M && gk + r * dk < K ? *at : 0.0f;
+  }
+  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const {
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) {
+      const int i = int(threadIdx.x) + r * kTileThreads;
+      tile[mm(i)][kk(i)] = v[r];
     }
   }
 };
@@ -245,11 +298,22 @@ struct StridedB {
   const float* B;
   int ldb, K, N;
   bool tb;  // B is stored (N, K)
-  __device__ void fill(float (&tile)[kTileK][kTileN + 8], int k0, int n0) const {
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kTileThreads) {
-      const int kk = tb ? i % kTileK : i / kTileN, nn = tb ? i / kTileK : i % kTileN;
-      const int gn = n0 + nn, gk = k0 + kk;
-      tile[kk][nn] = (gn < N && gk < K) ? (tb ? B[(long long)gn * ldb + gk] : B[(long long)gk * ldb + gn]) : 0.0f;
+  __device__ int kk(int i) const { return tb ? i % kTileK : i / kTileN; }
+  __device__ int nn(int i) const { return tb ? i / kTileK : i % kTileN; }
+  // Element r lies r·(0, 8) (stored (N, K)) or r·(2, 0) (stored (K, N)) from element 0, as StridedA's.
+  __device__ void fetch(TileShare& v, int k0, int n0) const {
+    const int gk = k0 + kk(int(threadIdx.x)), gn = n0 + nn(int(threadIdx.x));
+    const int dk = tb ? 0 : kTileThreads / kTileN, dn = tb ? kTileThreads / kTileK : 0;
+    const float* at = tb ? B + (long long)gn * ldb + gk : B + (long long)gk * ldb + gn;
+    const long long step = (long long)ldb * (tb ? dn : dk);
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r, at += step) v[r] = gk + r * dk < K && gn + r * dn < N ? *at : 0.0f;
+  }
+  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const {
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) {
+      const int i = int(threadIdx.x) + r * kTileThreads;
+      tile[kk(i)][nn(i)] = v[r];
     }
   }
 };

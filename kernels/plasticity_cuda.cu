@@ -111,17 +111,20 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
 struct StackedRows {
   const float* error_hebb;  // (N, 2·Out) of this net
   int N, Out, offset;
-  __device__ void fill(float (&tile)[kTileM][kTileK + 4], int m0, int k0) const {
-    const int i0 = int(threadIdx.x);  // element i = i0 + r·kTileThreads at (i % kTileM, i / kTileM)
-    fetch_then_put<kPerThread>(
-        [&](int r) {
-          const int i = i0 + r * kTileThreads, o = m0 + i % kTileM, n = k0 + i / kTileM;
-          return o < Out && n < N ? error_hebb[std::size_t(n) * 2 * Out + offset + o] : 0.0f;
-        },
-        [&](int r, float v) {
-          const int i = i0 + r * kTileThreads;
-          tile[i % kTileM][i / kTileM] = v;
-        });
+  // Element i = threadIdx + r·kTileThreads of the thread's share at (i % kTileM, i / kTileM).
+  __device__ void fetch(TileShare& v, int m0, int k0) const {
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) {
+      const int i = int(threadIdx.x) + r * kTileThreads, o = m0 + i % kTileM, n = k0 + i / kTileM;
+      v[r] = o < Out && n < N ? error_hebb[std::size_t(n) * 2 * Out + offset + o] : 0.0f;
+    }
+  }
+  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const {
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) {
+      const int i = int(threadIdx.x) + r * kTileThreads;
+      tile[i % kTileM][i / kTileM] = v[r];
+    }
   }
 };
 
@@ -145,7 +148,7 @@ struct SynapseUpdate {
 // The dense plasticity step by our tile kernel: block (x, y) a 64×64 tile of a
 // net's (Out, In) synapses, block z the net; g and h from one pass over x.
 template <Precision kP>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, kPairTileBlocksPerSM)
     plasticity_dense_fused_kernel(DenseShape s, const PlasticityCoeffs* __restrict__ coeffs,
                                   const float* __restrict__ x, const float* __restrict__ error_hebb,
                                   const float* __restrict__ mean_x, const float* __restrict__ mean_y,
