@@ -49,13 +49,17 @@ inline ConvScratch conv_scratch(const ConvShape& s, bool forward, bool want_dw, 
 
 // The implicit-GEMM weight gradient's sum over N·Ho·Wo (kernels/conv_cuda.cu)
 // is split so that a small population still gives every SM blocks: about
-// 4 096 terms per split, at most 64. The split depends on the net's shape
+// 1 024 terms per split, at most 64. (At 4 096, conv2's dW of one net at
+// batch 64 was 45 blocks for an H200's 132 SMs, each 256 slices long; at
+// P = 1 our step took 2.4× im2col's. The partial sums cost one write and
+// read of splits × P × Cout·Cin·K² floats: 170 MB for conv2 at P = 64.)
+// The split depends on the net's shape
 // alone, never on P, so a net's dW has the same bits in any population around
 // it (a slice of it on an MPI rank); the scratch budget and the grid's z limit
 // bound how many splits one launch takes. This is the most splits (rounding
 // each to the tile's depth may leave fewer).
 inline int weight_grad_splits(const ConvShape& s) {
-  return std::clamp((s.N * s.Ho() * s.Wo() + 4095) / 4096, 1, 64);
+  return std::clamp((s.N * s.Ho() * s.Wo() + 1023) / 1024, 1, 64);
 }
 
 // Splits one launch takes (of `splits`): their partial sums within the
