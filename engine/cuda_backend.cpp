@@ -335,11 +335,11 @@ class CudaBackend final : public Backend {
                                  w, fb, dx);
   }
   void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) override {
-    kc::dense_forward(stream_, blas_, s, x, w, b, y);
+    kc::dense_forward(stream_, blas_, *arena_, s, x, w, b, y);
   }
   void dense_backward(const DenseShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                       float* db) override {
-    kc::dense_backward(stream_, blas_, s, x, w, dy, dx, dw, db);
+    kc::dense_backward(stream_, blas_, *arena_, s, x, w, dy, dx, dw, db);
   }
   // Our tile kernel's weight-gradient epilogue steps each weight
   // ($EVOPLAST_FUSION=0 composes: the gradient stored, then stepped).
@@ -348,7 +348,7 @@ class CudaBackend final : public Backend {
                                float* acc_delta) override {
     if (!fuses_epilogues())
       return Backend::dense_backward_adadelta(s, lr, rho, eps, x, w, dy, dx, dw, db, sq_avg, acc_delta);
-    kc::dense_backward(stream_, blas_, s, x, w, dy, dx, nullptr, db);  // dx from w before it moves
+    kc::dense_backward(stream_, blas_, *arena_, s, x, w, dy, dx, nullptr, db);  // dx from w before it moves
     kc::dense_weight_adadelta(stream_, s, table(lr, s.P), rho, eps, x, dy, w, sq_avg, acc_delta);
   }
   void maxpool2d_forward(const PoolShape& s, const float* x, float* y, std::int32_t* argmax) override {

@@ -12,6 +12,7 @@
 #include "engine/plasticity.hpp"
 #include "engine/rule.hpp"
 #include "kernels/conv_plan.hpp"
+#include "kernels/gemm_plan.hpp"
 
 namespace evoplast::engine {
 namespace {
@@ -65,11 +66,13 @@ MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool
   for (const auto& l : net.layers())
     if (l.spec.kind == LayerKind::conv)
       convs_.push_back({1, max_batch, l.in_c, l.in_h, l.in_w, l.out_c, l.spec.k, l.shared_input});
+    else if (l.spec.kind == LayerKind::dense)
+      denses_.push_back({1, max_batch, int(l.in_per_image()), l.out_c, l.shared_input});
 }
 
 std::size_t MemoryPlan::scratch(int P) const {
   // The arena's regions persist, each at the largest request it has seen:
-  // slots 0–2 are the convolutions', 3 the loss rows; plus staging and the
+  // slots 0–2 are the convolutions', 3 the loss rows, 8 the dense GEMMs'; plus staging and the
   // epoch shuffle's keys (two floats per sample of a 70 000-image phase).
   std::size_t cols = 0, out = 0, dcols = 0;
   for (kernels::ConvShape s : convs_) {
@@ -83,11 +86,17 @@ std::size_t MemoryPlan::scratch(int P) const {
     cols = std::max(cols, kernels::weight_grad_partial_floats(s));  // the implicit GEMM's in slot 0
     out = std::max(out, kernels::staged_error_floats(s));  // the fused backward's staged error in slot 1
   }
+  // Slot 8: a dense layer's GEMM split over blocks (our tiled GEMM; forward, dx and dW).
+  std::size_t gemm_partials = 0;
+  for (const kernels::DenseShape& d : denses_)
+    gemm_partials = std::max({gemm_partials, kernels::gemm_partial_floats(d.N, d.Out, d.In, P),
+                              kernels::gemm_partial_floats(d.N, d.In, d.Out, P),
+                              kernels::gemm_partial_floats(d.Out, d.In, d.N, P)});
   const std::size_t loss_rows = std::size_t(P) * max_batch_;
   // The CUDA backend's fixed buffers beside the arena: pinned-upload staging
   // and per-net tables (1 + 4 MiB) and cuBLAS's workspace (32 MiB).
   const std::size_t staging = std::size_t(37) << 20, shuffle = 2 * 70000;
-  return (cols + out + dcols + loss_rows + shuffle) * sizeof(float) + staging;
+  return (cols + out + dcols + gemm_partials + loss_rows + shuffle) * sizeof(float) + staging;
 }
 
 std::size_t MemoryPlan::bytes(int P, bool with_scratch) const {

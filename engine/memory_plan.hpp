@@ -36,6 +36,7 @@ class MemoryPlan {
  private:
   int max_batch_;
   std::vector<kernels::ConvShape> convs_;  // the net's convolutions at P = 1, max_batch
+  std::vector<kernels::DenseShape> denses_;  // its dense layers at P = 1, max_batch
   std::size_t per_net_ = 0, fixed_ = 0;
 };
 

@@ -57,9 +57,11 @@ void set_gemm_precision(Precision precision);
 Precision gemm_precision();
 const char* precision_name(Precision precision);  // "fp32", "tf32", "tf32x3", "bf16"
 std::optional<Precision> parse_precision(const char* name);  // by precision_name; nullopt for others
+// ws: where our tiled GEMM may split a long sum over blocks (scratch slot 8;
+// kernels/gemm_plan.hpp); null: it does not.
 void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
-          long long strideC, int batch);
+          long long strideC, int batch, Scratch* ws = nullptr);
 
 // Convolution: ours as an implicit GEMM over all P nets (the default: the
 // tile kernel at the GEMM precision, patches gathered as tiles are loaded),
@@ -134,15 +136,15 @@ void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const 
 // device, P; null: all) get their dx written.
 void dense_input_grad_picked(Stream st, const DenseShape& s, const HiddenError* mode, const std::uint8_t* use_fb,
                              const float* w, const float* fb, const float* dy, float* dx);
-void dense_forward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* b,
-                   float* y);
+void dense_forward(Stream st, Blas h, Scratch& ws, const DenseShape& s, const float* x, const float* w,
+                   const float* b, float* y);
 // Each net's weights w (P, Out, In) stepped by Adadelta (rates lr: P, device) as
 // their gradient dyᵀ·x leaves our tile GEMM's accumulators; sq_avg and
 // acc_delta (P, Out, In) its state.
 void dense_weight_adadelta(Stream st, const DenseShape& s, const float* lr, float rho, float eps, const float* x,
                            const float* dy, float* w, float* sq_avg, float* acc_delta);
-void dense_backward(Stream st, Blas h, const DenseShape& s, const float* x, const float* w, const float* dy,
-                    float* dx, float* dw, float* db);
+void dense_backward(Stream st, Blas h, Scratch& ws, const DenseShape& s, const float* x, const float* w,
+                    const float* dy, float* dx, float* dw, float* db);
 void maxpool2d_forward(Stream st, const PoolShape& s, const float* x, float* y, std::int32_t* argmax);
 void maxpool2d_backward(Stream st, const PoolShape& s, const float* dy, const std::int32_t* argmax, float* dx);
 // The pool's backward and the ReLU's before it in one pass: dx as

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kernels/cuda_util.cuh"
+#include "kernels/gemm_plan.hpp"
 #include "kernels/gemm_tile.cuh"
 
 namespace evoplast::kernels::cuda {
@@ -52,6 +53,56 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
                 GemmStore{C + blockIdx.z * sC, ldc, M, N, alpha, beta});
 }
 
+// One split of the sums of `count` products: block z = g·count + b takes
+// terms [g·len, (g + 1)·len) of product b (len a multiple of the slice
+// depth, so no slice crosses into the next split) and writes its (M, N)
+// partial sum into partial[g][b].
+template <Precision kP, bool kTA, bool kTB>
+__global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
+    sgemm_tile_split(int M, int N, int K, int len, int count, const float* __restrict__ A, int lda, long long sA,
+                     const float* __restrict__ B, int ldb, long long sB, float* __restrict__ partial) {
+  const int b = int(blockIdx.z) % count, g = int(blockIdx.z) / count;
+  const int k_begin = g * len, k_end = k_begin + len < K ? k_begin + len : K;
+  gemm_tile<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{M, N}, k_begin, k_end,
+                StridedA{A + b * sA, lda, M, K, kTA}, StridedB{B + b * sB, ldb, K, N, kTB},
+                RowMajorStore{partial + (std::size_t(g) * count + b) * M * N, M, N, N});
+}
+
+// C_b = α·Σ_g partial[g][b] + β·C_b for the count products, the splits in
+// order (the same bits every run); β = 0 never reads C.
+__global__ void sum_gemm_splits_kernel(int splits, int count, int M, int N, const float* __restrict__ partial,
+                                       float alpha, float beta, float* __restrict__ C, int ldc, long long sC) {
+  const std::size_t MN = std::size_t(M) * N;
+  EVOPLAST_GRID_STRIDE(i, std::size_t(count) * MN) {
+    const std::size_t b = i / MN, at = i % MN;
+    float acc = 0;
+    for (int g = 0; g < splits; ++g) acc += partial[(std::size_t(g) * count + b) * MN + at];
+    float* c = C + b * sC + (long long)(at / N) * ldc + at % N;
+    *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+  }
+}
+
+// The tiled GEMM with its sums split (gemm_plan.hpp): the batch a few
+// products at a time within the scratch budget, each launch's partial sums
+// added into C after it.
+template <Precision kP, bool kTA, bool kTB>
+void sgemm_split(cudaStream_t st, Scratch& ws, int M, int N, int K, float alpha, const float* A, int lda,
+                 long long sA, const float* B, int ldb, long long sB, float beta, float* C, int ldc, long long sC,
+                 int batch) {
+  const int splits = gemm_k_splits(M, N, K), per_launch = gemm_split_batch(M, N, K, batch);
+  const int len = ((K + splits - 1) / splits + kTileK - 1) / kTileK * kTileK;
+  const int used = (K + len - 1) / len;  // rounding len up may leave fewer
+  float* partial = ws.floats(8, gemm_partial_floats(M, N, K, batch));
+  for (int b0 = 0; b0 < batch; b0 += per_launch) {
+    const int count = std::min(per_launch, batch - b0);
+    const dim3 grid((N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM, unsigned(used * count));
+    EVOPLAST_LAUNCH(sgemm_tile_split<kP, kTA, kTB>, grid, kTileThreads, 0, st, M, N, K, len, count, A + b0 * sA,
+                    lda, sA, B + b0 * sB, ldb, sB, partial);
+    EVOPLAST_LAUNCH(sum_gemm_splits_kernel, blocks_for(std::size_t(count) * M * N), kThreads, 0, st, used, count, M,
+                    N, partial, alpha, beta, C + b0 * sC, ldc, sC);
+  }
+}
+
 }  // namespace
 
 void set_gemm_precision(Precision precision) { g_precision = precision; }
@@ -76,13 +127,23 @@ GemmImpl gemm_impl() { return g_impl; }
 
 void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
-          long long strideC, int batch) {
+          long long strideC, int batch, Scratch* ws) {
   if (g_precision != Precision::fp32 || g_impl == GemmImpl::tiled) {
     cudaStream_t st = nullptr;
     EVOPLAST_CUBLAS(cublasGetStream(h, &st));
     const dim3 grid((N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM, batch);
     with_precision(g_precision, [&](auto p) {
       constexpr Precision kP = decltype(p)::value;
+      if (ws && gemm_k_splits(M, N, K) > 1) {
+        const auto split = [&](auto kernel) {
+          kernel(st, *ws, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch);
+        };
+        if (ta && tb) split(sgemm_split<kP, true, true>);
+        else if (ta) split(sgemm_split<kP, true, false>);
+        else if (tb) split(sgemm_split<kP, false, true>);
+        else split(sgemm_split<kP, false, false>);
+        return;
+      }
       if (ta && tb)
         EVOPLAST_LAUNCH(sgemm_tile<kP, true, true>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
                         ldb, strideB, beta, C, ldc, strideC);

@@ -28,6 +28,7 @@
 #include "engine/plasticity.hpp"
 #include "engine/precision.hpp"
 #include "kernels/conv_plan.hpp"
+#include "kernels/gemm_plan.hpp"
 #include "kernels/cuda.hpp"
 #include "kernels/cuda_check.hpp"
 #include "net_independence.hpp"
@@ -301,6 +302,30 @@ TEST_CASE("cuda: dense forward and backward match the CPU") {
       check_layer_matches(h, s, &Backend::dense_forward, &Backend::dense_backward, 1e-4);
     }
   });
+}
+
+// A forward whose sum is long and whose outputs are few (fc1's shape, small):
+// our tiled GEMM splits the sum over blocks (kernels/gemm_plan.hpp), the
+// whole batch in one launch or, within a budget that small, one net a launch.
+TEST_CASE("cuda: a dense layer whose sum the tiled GEMM splits matches the CPU") {
+  Harness h;
+  const kc::GemmImpl impl = kc::gemm_impl();
+  kc::set_gemm_impl(kc::GemmImpl::tiled);
+  const std::size_t budget = kernels::conv_scratch_budget();
+  at_precisions(kFp32Level, [&](kc::Precision) {
+    for (DenseShape s : {DenseShape{3, 5, 2100, 9, false}, DenseShape{2, 66, 3000, 17, true}}) {
+      CAPTURE(s.N); CAPTURE(s.In); CAPTURE(s.Out);
+      REQUIRE(kernels::gemm_k_splits(s.N, s.Out, s.In) == 3);
+      for (std::size_t limit : {budget, std::size_t(1)}) {
+        CAPTURE(limit);
+        kernels::set_conv_scratch_budget(limit);
+        CHECK(kernels::gemm_split_batch(s.N, s.Out, s.In, s.P) == (limit == 1 ? 1 : s.P));
+        check_layer_matches(h, s, &Backend::dense_forward, &Backend::dense_backward, 1e-4);
+      }
+      kernels::set_conv_scratch_budget(budget);
+    }
+  });
+  kc::set_gemm_impl(impl);
 }
 
 // Dense layers with every GEMM on tensor cores: each output within the
