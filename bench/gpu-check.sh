@@ -10,7 +10,8 @@
 #      trainings left out: minutes under the sanitizer),
 #   2. bench_population (backprop and the hebb rule, fp32, TF32, split TF32,
 #      bf16; steps as CUDA graphs; fp32 also as im2col + cuBLAS with the steps
-#      composed, the fp32 path before the tile kernel ran in fp32) beside
+#      composed, the fp32 path before the tile kernel ran in fp32; and with
+#      the pool's error gathered as the tiles load, the way before 2026-12-05) beside
 #      torch_reference.py (TF32 off and on) in the same call, on the same
 #      card; bench_kernels per kernel,
 #   3. the CUDA tests again with every GEMM on our tile kernel (fp32), with
@@ -95,6 +96,9 @@ fi
 # 2. The figures the issue's targets are about.
 step bench_backprop 60 "$bench" "${populations[@]}"
 step bench_hebb 60 "$bench" "${populations[@]}" --rule hebb
+# The pool's error made as the tiles load (the first way) beside staged (the default, above): the same call.
+step bench_gathered 30 env EVOPLAST_POOLED_ERROR=gathered "$bench" "${few[@]}"
+step bench_hebb_gathered 30 env EVOPLAST_POOLED_ERROR=gathered "$bench" "${few[@]}" --rule hebb
 # fp32 by im2col + cuBLAS, every step composed: which fp32 path should be the default.
 step bench_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}"
 step bench_hebb_im2col 30 env EVOPLAST_CONV=im2col EVOPLAST_FUSION=0 "$bench" "${few[@]}" --rule hebb
@@ -203,14 +207,18 @@ hebb_fa, hebb_fa_unfused = table(f"{d}/bench_hebb_fa_tf32x3.log"), table(f"{d}/b
 hebb_mixed = table(f"{d}/bench_hebb_mixed_tf32x3.log")
 hebb_mixed_unfused = table(f"{d}/bench_hebb_mixed_tf32x3_unfused.log")
 im2col, hebb_im2col = table(f"{d}/bench_im2col.log"), table(f"{d}/bench_hebb_im2col.log")
+gathered, hebb_gathered = table(f"{d}/bench_gathered.log"), table(f"{d}/bench_hebb_gathered.log")
 print("network-images/s, seed CNN, batch 64, fp32 (ours: implicit-GEMM conv and fused steps by FMAs, cuBLAS for")
-print("the other GEMMs, unless named; 'im2col': im2col conv + cuBLAS, every step composed)")
-print(f"{'P':>5} {'backprop':>10} {'hebb':>10} {'bp im2col':>10} {'hebb im2col':>12} {'cuDNN conv':>11} "
-      f"{'tiled GEMM':>11} {'PyTorch':>10} {'bp/PyTorch':>11} {'hebb/PyTorch':>13}")
+print("the other GEMMs, unless named; 'im2col': im2col conv + cuBLAS, every step composed; 'gathered': the pool's")
+print("error made as the tiles load, EVOPLAST_POOLED_ERROR=gathered, where ours stages it)")
+print(f"{'P':>5} {'backprop':>10} {'hebb':>10} {'bp gathered':>12} {'hebb gath.':>11} {'bp im2col':>10} "
+      f"{'hebb im2col':>12} {'cuDNN conv':>11} {'tiled GEMM':>11} {'PyTorch':>10} {'bp/PyTorch':>11} "
+      f"{'hebb/PyTorch':>13}")
 for P in sorted(set(ours) | set(torch)):
     o, h, t = ours.get(P), hebb.get(P), torch.get(P)
     r = lambda a: f"{a / t:.2f}x" if a and t else "—"
-    print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {im2col.get(P, 0):>10.0f} {hebb_im2col.get(P, 0):>12.0f} "
+    print(f"{P:>5} {o or 0:>10.0f} {h or 0:>10.0f} {gathered.get(P, 0):>12.0f} {hebb_gathered.get(P, 0):>11.0f} "
+          f"{im2col.get(P, 0):>10.0f} {hebb_im2col.get(P, 0):>12.0f} "
           f"{dnn.get(P, 0):>11.0f} {tiled.get(P, 0):>11.0f} {t or 0:>10.0f} {r(o):>11} {r(h):>13}")
 print("tensor cores (ours, backprop) beside PyTorch with TF32 allowed")
 print(f"{'P':>5} {'tf32':>10} {'tf32x3':>10} {'bf16':>10} {'x3 no graph':>12} {'x3 unfused':>11} {'hebb tf32x3':>12} "
