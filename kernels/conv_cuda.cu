@@ -89,6 +89,15 @@ struct PatchRow {
     for (kx += by; kx >= K; kx -= K)
       if (++ky == K) ky = 0, ++c;
   }
+  // As advance, keeping `at`, the row's place (c·H + ky)·W + kx in an image
+  // (H, W), in step: a patch loader adds, where it multiplied in 64 bits per element.
+  __device__ void advance(int by, int K, int H, int W, int& at) {
+    at += by;
+    for (kx += by; kx >= K; kx -= K) {
+      at += W - K;
+      if (++ky == K) ky = 0, ++c, at += (H - K) * W;
+    }
+  }
 };
 
 // An output position (n, oy, ox) among a convolution's N·Ho·Wo columns,
@@ -131,10 +140,11 @@ struct PatchGeometry {
 __device__ __forceinline__ void fetch_patch_rows(TileShare& v, const float* corner, PatchRow& row,
                                                  const PatchGeometry& g, int k_base, int r0, int step) {
   const int rows = g.rows();
+  int at = (row.c * g.H + row.ky) * g.W + row.kx;  // within one image: fits an int
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
-    v[i] = corner && k_base + r0 + i * step < rows ? corner[(std::size_t(row.c) * g.H + row.ky) * g.W + row.kx] : 0.0f;
-    row.advance(step, g.K);
+    v[i] = corner && k_base + r0 + i * step < rows ? corner[at] : 0.0f;
+    row.advance(step, g.K, g.H, g.W, at);
   }
 }
 
