@@ -995,7 +995,8 @@ void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const P
     return conv2d_plasticity_grads_at(st, ws, s, coeffs, x, routed_pooled_error(s, e), y, theta, grad_hebb,
                                       grad_hebb_bias, mean_y, mean_y2);
   // Net by net, θ is read by the stacked rows and then moved: chunks of nets keep that order.
-  for_each_staged_chunk(st, ws, s, routed_pooled_error(s, e), [&](const ConvShape& c, int p0, const StoredError& staged) {
+  const RoutedPooledError routed = routed_pooled_error(s, e);
+  for_each_staged_chunk(st, ws, s, routed, [&](const ConvShape& c, int p0, const StoredError& staged) {
     const NetStart at(s, p0);
     conv2d_plasticity_grads_at(st, ws, c, coeffs + p0, x + at.x, RoutedStoredError{staged, offset(e.mode, p0)},
                                y + at.y, theta + at.b, grad_hebb + 2 * at.w, grad_hebb_bias + 2 * at.b,

@@ -1,8 +1,9 @@
 // One 64×64 output tile of C = A·B, for any operand layout and at any
 // precision: the caller's loaders fill the shared A and B tiles (16-deep k
 // slices, zeros outside the matrices; the next slice's loads in flight while
-// the warps multiply this one), and its store takes each finished C(m, n). 128 threads, four warps in 2 × 2, each warp 32×32 outputs as 2 × 4
-// m16n8 tiles: on tensor cores as mma.sync m16n8k8 (m16n8k16 in bf16;
+// the warps multiply this one), and its store takes each finished C(m, n).
+// 128 threads, four warps in 2 × 2, each warp 32×32 outputs as 2 × 4 m16n8
+// tiles: on tensor cores as mma.sync m16n8k8 (m16n8k16 in bf16;
 // kernels/mma.cuh), or in fp32 by each lane's FMAs over the outputs the same
 // fragment layout gives it. Used by the GEMM kernel (strided operands), the
 // implicit-GEMM convolution (B gathered from the image as it is loaded: no
