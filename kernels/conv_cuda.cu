@@ -508,8 +508,10 @@ struct InputGradStore {
 };
 
 // dx (N, Cin, H, W) of net z = Wᵀ·(error windows), W that net's weights or
-// feedback matrix: block (x, y) a tile of (Cin, N·H·W).
-template <Precision kP, class Error>
+// feedback matrix: block (x, y) a tile of (Cin, N·H·W). kHalves where Cin ≤
+// 32 (conv2's input gradient): the tile's four warps share its 32 rows, each
+// pair half of every slice (gemm_tile), where two warps would sit idle.
+template <Precision kP, class Error, bool kHalves>
 __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_input_grad_tile(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
                          float* __restrict__ dx) {
@@ -517,7 +519,7 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
   if (!passes_down(dy, p)) return;  // the whole block: its net's dx is never read
   const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
   using Down = std::decay_t<decltype(passed_down(dy))>;
-  gemm_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
+  gemm_tile<kP, kHalves>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
                 s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
                 ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
                 InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
@@ -790,7 +792,10 @@ void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const flo
     if (dx) {
       const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
                       unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
-      EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
+      if (s.Cin <= kTileM / 2)
+        EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error, true>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
+      else
+        EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error, false>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
     }
   }
 }

@@ -58,12 +58,16 @@ struct alignas(16) GemmTiles {
 // its 32 FMAs: no bank conflicts, and about 5 loads a k (one wavefront
 // each) keep pace with the FMAs (4 warp instructions a clock on an SM, its
 // shared memory one wavefront).
-template <Precision kP>
+// Only k in [kLo, kHi) of the slice where a half-tile's warps share it
+// (gemm_tile's kHalves; bf16's one 16-deep step cannot be halved).
+template <Precision kP, int kLo = 0, int kHi = kTileK>
 __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&ta)[kTileM][kTileK + 4],
                                            const float (&tb)[kTileK][kTileN + 8], int wm, int wn, int g, int t) {
+  static_assert(kLo % 8 == 0 && kHi % 8 == 0 && (kP != Precision::bf16 || (kLo == 0 && kHi == kTileK)),
+                "a slice splits at tf32's 8-deep steps, bf16's not at all");
   if constexpr (kP == Precision::fp32) {
 #pragma unroll
-    for (int k = 0; k < kTileK; ++k) {
+    for (int k = kLo; k < kHi; ++k) {
       float a[2][2], b[4][2];  // a[i][h]: row wm + 16i + g + 8h; b[j][h]: column wn + 8j + 2t + h
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
@@ -105,7 +109,7 @@ __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&
       for (int j = 0; j < 4; ++j) mma_bf16(acc[i][j], a[i], b[j], acc[i][j]);
   } else {
 #pragma unroll
-    for (int kk = 0; kk < kTileK; kk += 8) {
+    for (int kk = kLo; kk < kHi; kk += 8) {
       float a[2][4], b[4][2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
@@ -188,11 +192,22 @@ __device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, c
 // i + 1 is put in the other, and one barrier a slice separates the two
 // (after it, slice i + 1 is whole and every warp is done reading slice i,
 // whose tile slice i + 2 then fills).
-template <Precision kP, class LoadA, class LoadB, class Store>
+//
+// kHalves, for a product of at most 32 rows (C.M ≤ 32, m0 = 0: conv2's
+// input gradient, Cin = 32), where warps 2 and 3 would hold only rows past
+// it: all four warps take rows 0–31, warps 0 and 1 the first half of each
+// slice's k, warps 2 and 3 the second, and at the end 2 and 3 hand their
+// sums to 0 and 1 through shared memory (the same outputs, the same
+// fragment layout), which add them and store. The sum's order is fixed: the
+// same bits every run. bf16 (one 16-deep mma a slice) ignores it.
+template <Precision kP, bool kHalves = false, class LoadA, class LoadB, class Store>
 __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, LoadA load_a, LoadB load_b,
                           const Store& store) {
+  constexpr bool halves = kHalves && kP != Precision::bf16;
   __shared__ GemmTiles tiles[2];
-  const WarpPlace p = warp_place();
+  WarpPlace p = warp_place();
+  const bool upper = halves && threadIdx.x >= 2 * 32;  // warps 2 and 3: the slices' second halves
+  if (halves) p.wm = 0;
   const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
   float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
   TileShare va, vb;
@@ -210,14 +225,27 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
       load_a.fetch(va, m0, k0 + kTileK);
       load_b.fetch(vb, k0 + kTileK, n0);
     }
-    if (busy) warp_slice<kP>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+    if (busy) {
+      if constexpr (!halves) warp_slice<kP>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+      else if (upper) warp_slice<kP, kTileK / 2, kTileK>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+      else warp_slice<kP, 0, kTileK / 2>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+    }
     if (next) {
       load_a.put(tiles[turn ^ 1].a, va);
       load_b.put(tiles[turn ^ 1].b, vb);
     }
     __syncthreads();
   }
-  for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
+  if constexpr (halves) {  // the tiles are free: the loop's last barrier is behind every read of them
+    static_assert(2 * 32 * 32 * sizeof(float) <= sizeof(tiles), "the upper warps' sums fit in the tiles");
+    // [element][lane of warps 2, 3]: a warp's lanes write one element at once into 32 banks.
+    float* handed = reinterpret_cast<float*>(tiles) + int(threadIdx.x) % 64;
+    const auto at = [](int i, int j, int q) { return (i * 16 + j * 4 + q) * 64; };
+    if (upper) for_each_fragment(m0, n0, p, [&](int, int, int i, int j, int q) { handed[at(i, j, q)] = acc[i][j][q]; });
+    __syncthreads();
+    if (!upper) for_each_fragment(m0, n0, p, [&](int, int, int i, int j, int q) { acc[i][j][q] += handed[at(i, j, q)]; });
+  }
+  if (!upper) for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
 }
 
 // Two products with the same right operand, A1·B and A2·B, in one pass over

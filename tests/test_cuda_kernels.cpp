@@ -242,9 +242,12 @@ std::vector<float> sums_half(Guarded<float>& sums, int P, int Out, bool hebbian)
   return half;
 }
 
+// dx over at most 32 input channels by a tile's four warps sharing its rows
+// (each pair half the sum), over 40 by the tile's 2 × 2 warps.
 const ConvShape kConv[] = {{1, 1, 1, 5, 5, 1, 1, false},  {3, 5, 2, 7, 6, 4, 3, false},
                            {3, 7, 1, 28, 28, 32, 3, true}, {2, 3, 3, 9, 7, 2, 5, false},
-                           {3, 70, 4, 12, 12, 8, 3, false}};
+                           {3, 70, 4, 12, 12, 8, 3, false}, {2, 2, 32, 7, 6, 5, 3, false},
+                           {2, 2, 40, 6, 5, 3, 3, false}};
 
 
 // Forward and backward of one layer (Shape: ConvShape or DenseShape, with
