@@ -890,14 +890,15 @@ __global__ void stage_error_kernel(ConvShape s, int first, int count, Error e, f
   }
 }
 
-// Where net p0 of s's population starts in its per-net arrays (floats).
+// Where net p0 of s's population starts in its per-net arrays (floats):
+// the sizes of the p0 nets before it.
 struct NetStart {
   std::size_t x, w, y, b;  // input (0 when shared), weights, conv output, biases
-  NetStart(const ConvShape& s, int p0)
-      : x(s.shared_input ? 0 : std::size_t(p0) * s.N * s.Cin * s.H * s.W),
-        w(std::size_t(p0) * s.Cout * s.Cin * s.K * s.K),
-        y(std::size_t(p0) * s.N * s.Cout * s.Ho() * s.Wo()),
-        b(std::size_t(p0) * s.Cout) {}
+  NetStart(ConvShape before, int p0) {
+    before.P = p0;
+    x = before.shared_input ? 0 : before.x_size();
+    w = before.w_size(), y = before.y_size(), b = before.b_size();
+  }
 };
 template <class T>
 T* offset(T* ptr, std::size_t n) {  // null stays null

@@ -62,12 +62,18 @@ inline int weight_grad_splits(const ConvShape& s) {
   return std::clamp((s.N * s.Ho() * s.Wo() + 1023) / 1024, 1, 64);
 }
 
-// Splits one launch takes (of `splits`): their partial sums within the
-// scratch budget, grid z = splits · P within 65 535, at least one.
+// Of `items` whose partial sums take item_floats each and z_per_item blocks
+// of a grid's z, how many one launch takes: their partial sums within the
+// scratch budget, grid z within 65 535, at least one. (A conv's dW splits
+// here; our tiled GEMM's split products, kernels/gemm_plan.hpp.)
+inline int items_per_launch(std::size_t item_floats, int items, int z_per_item) {
+  const std::size_t room = conv_scratch_budget() / std::max<std::size_t>(item_floats * sizeof(float), 1);
+  return std::max(1, std::min({items, int(std::min<std::size_t>(room, 65535)), 65535 / std::max(z_per_item, 1)}));
+}
+
+// Splits one launch takes (of `splits`): one split of every net's dW, P blocks of z, each.
 inline int weight_grad_splits_per_launch(const ConvShape& s, int splits) {
-  const std::size_t per_split = std::size_t(s.P) * s.Cout * s.Cin * s.K * s.K * sizeof(float);
-  const std::size_t room = conv_scratch_budget() / std::max<std::size_t>(per_split, 1);
-  return std::max(1, std::min({splits, int(std::min<std::size_t>(room, 64)), 65535 / std::max(s.P, 1)}));
+  return items_per_launch(std::size_t(s.P) * s.Cout * s.Cin * s.K * s.K, splits, s.P);
 }
 
 // Floats of scratch (slot 0) the partial sums of one launch take, at most.

@@ -53,6 +53,18 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
                 GemmStore{C + blockIdx.z * sC, ldc, M, N, alpha, beta});
 }
 
+// launch(integral_constant<bool, ta>, integral_constant<bool, tb>): the one
+// place the run-time layouts pick a kernel's template arguments.
+template <class Launch>
+void with_layouts(bool ta, bool tb, const Launch& launch) {
+  using Yes = std::true_type;
+  using No = std::false_type;
+  if (ta && tb) launch(Yes{}, Yes{});
+  else if (ta) launch(Yes{}, No{});
+  else if (tb) launch(No{}, Yes{});
+  else launch(No{}, No{});
+}
+
 // One split of the sums of `count` products: block z = g·count + b takes
 // terms [g·len, (g + 1)·len) of product b (len a multiple of the slice
 // depth, so no slice crosses into the next split) and writes its (M, N)
@@ -134,28 +146,15 @@ void gemm(Blas h, bool ta, bool tb, int M, int N, int K, float alpha, const floa
     const dim3 grid((N + kTileN - 1) / kTileN, (M + kTileM - 1) / kTileM, batch);
     with_precision(g_precision, [&](auto p) {
       constexpr Precision kP = decltype(p)::value;
-      if (ws && gemm_k_splits(M, N, K) > 1) {
-        const auto split = [&](auto kernel) {
-          kernel(st, *ws, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch);
-        };
-        if (ta && tb) split(sgemm_split<kP, true, true>);
-        else if (ta) split(sgemm_split<kP, true, false>);
-        else if (tb) split(sgemm_split<kP, false, true>);
-        else split(sgemm_split<kP, false, false>);
-        return;
-      }
-      if (ta && tb)
-        EVOPLAST_LAUNCH(sgemm_tile<kP, true, true>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
-                        ldb, strideB, beta, C, ldc, strideC);
-      else if (ta)
-        EVOPLAST_LAUNCH(sgemm_tile<kP, true, false>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
-                        ldb, strideB, beta, C, ldc, strideC);
-      else if (tb)
-        EVOPLAST_LAUNCH(sgemm_tile<kP, false, true>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
-                        ldb, strideB, beta, C, ldc, strideC);
-      else
-        EVOPLAST_LAUNCH(sgemm_tile<kP, false, false>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
-                        ldb, strideB, beta, C, ldc, strideC);
+      with_layouts(ta, tb, [&](auto a, auto b) {
+        constexpr bool kTA = decltype(a)::value, kTB = decltype(b)::value;
+        if (ws && gemm_k_splits(M, N, K) > 1)
+          sgemm_split<kP, kTA, kTB>(st, *ws, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                                    strideC, batch);
+        else
+          EVOPLAST_LAUNCH(sgemm_tile<kP, kTA, kTB>, grid, kTileThreads, 0, st, M, N, K, alpha, A, lda, strideA, B,
+                          ldb, strideB, beta, C, ldc, strideC);
+      });
     });
     return;
   }

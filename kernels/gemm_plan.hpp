@@ -22,14 +22,11 @@ inline int gemm_k_splits(int M, int N, int K) {
   return std::clamp((K + 1023) / 1024, 1, 16);
 }
 
-// Products of a batch one split launch takes: their partial sums (splits ×
-// M × N floats each) within the budget, grid z = splits × count ≤ 65 535,
-// at least one.
+// Products of a batch one split launch takes: splits × M × N partial floats
+// and splits blocks of z each (items_per_launch).
 inline int gemm_split_batch(int M, int N, int K, int batch) {
   const int splits = gemm_k_splits(M, N, K);
-  const std::size_t per_product = std::size_t(splits) * std::size_t(M) * std::size_t(N) * sizeof(float);
-  const std::size_t room = conv_scratch_budget() / std::max<std::size_t>(per_product, 1);
-  return std::max(1, std::min({batch, int(std::min<std::size_t>(room, 65535)), 65535 / splits}));
+  return items_per_launch(std::size_t(splits) * std::size_t(M) * std::size_t(N), batch, splits);
 }
 
 // Floats of scratch the partial sums of one launch take (0: no split).

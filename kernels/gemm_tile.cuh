@@ -295,25 +295,32 @@ __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_fi
                     [&](int m, int n, int i, int j, int q) { store(m, n, acc1[i][j][q], acc2[i][j][q]); });
 }
 
+// v[r] = X[row + r·step][col] of a row-major matrix X (rows, cols; leading
+// dimension ld), 0 outside it: one pointer stepped from element to element
+// (eight addresses kept apart cost the registers of a block).
+__device__ __forceinline__ void fetch_rows(TileShare& v, const float* X, int ld, int rows, int cols, int row, int col,
+                                           int step) {
+  const float* at = X + (long long)row * ld + col;
+#pragma unroll
+  for (int r = 0; r < kPerThread; ++r, at += (long long)step * ld)
+    v[r] = row + r * step < rows && col < cols ? *at : 0.0f;
+}
+
 // A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k)
 // of a tile: element i = thread + 128·r of the thread's share at (mm, kk)
-// (of_a) or (kk, nn) (of_b), consecutive threads on consecutive addresses
-// in either layout.
+// or (kk, nn), consecutive threads on consecutive addresses in either
+// layout; in both, element r lies r rows of the stored matrix (8 or 2) from
+// element 0.
 struct StridedA {
   const float* A;
   int lda, M, K;
   bool ta;  // A is stored (K, M)
   __device__ int mm(int i) const { return ta ? i % kTileM : i / kTileK; }
   __device__ int kk(int i) const { return ta ? i / kTileM : i % kTileK; }
-  // Element r lies r·(8, 0) (stored (M, K)) or r·(0, 2) (stored (K, M)) from element 0: one pointer
-  // stepped from element to element (eight addresses kept apart cost the registers of a block).
   __device__ void fetch(TileShare& v, int m0, int k0) const {
     const int gm = m0 + mm(int(threadIdx.x)), gk = k0 + kk(int(threadIdx.x));
-    const int dm = ta ? 0 : kTileThreads / kTileK, dk = ta ? kTileThreads / kTileM : 0;
-    const float* at = ta ? A + (long long)gk * lda + gm : A + (long long)gm * lda + gk;
-    const long long step = (long long)lda * (ta ? dk : dm);
-#pragma unroll
-    for (int r = 0; r < kPerThread; ++r, at += step) v[r] = gm + r * dm < M && gk + r * dk < K ? *at : 0.0f;
+    if (ta) fetch_rows(v, A, lda, K, M, gk, gm, kTileThreads / kTileM);
+    else fetch_rows(v, A, lda, M, K, gm, gk, kTileThreads / kTileK);
   }
   __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const {
 #pragma unroll
@@ -329,14 +336,10 @@ struct StridedB {
   bool tb;  // B is stored (N, K)
   __device__ int kk(int i) const { return tb ? i % kTileK : i / kTileN; }
   __device__ int nn(int i) const { return tb ? i / kTileK : i % kTileN; }
-  // Element r lies r·(0, 8) (stored (N, K)) or r·(2, 0) (stored (K, N)) from element 0, as StridedA's.
   __device__ void fetch(TileShare& v, int k0, int n0) const {
     const int gk = k0 + kk(int(threadIdx.x)), gn = n0 + nn(int(threadIdx.x));
-    const int dk = tb ? 0 : kTileThreads / kTileN, dn = tb ? kTileThreads / kTileK : 0;
-    const float* at = tb ? B + (long long)gn * ldb + gk : B + (long long)gk * ldb + gn;
-    const long long step = (long long)ldb * (tb ? dn : dk);
-#pragma unroll
-    for (int r = 0; r < kPerThread; ++r, at += step) v[r] = gk + r * dk < K && gn + r * dn < N ? *at : 0.0f;
+    if (tb) fetch_rows(v, B, ldb, N, K, gn, gk, kTileThreads / kTileK);
+    else fetch_rows(v, B, ldb, K, N, gk, gn, kTileThreads / kTileN);
   }
   __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const {
 #pragma unroll
