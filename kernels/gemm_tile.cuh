@@ -17,12 +17,26 @@
 namespace evoplast::kernels::cuda {
 
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 128;
+
+// Shared tile sets the slices take turns in (for_each_slice): 2, the next
+// slice's loads in flight while the warps multiply this one. 1 (CMake's
+// EVOPLAST_TILE_BUFFERS=1) builds the loop of before 2026-12-05 (load, wait,
+// multiply, wait) under the same launch bounds, only so that one GPU call
+// can time what the second set buys (bench/pack-gpu-build.sh builds bench
+// binaries of each, bench/gpu-check.sh runs them side by side).
+#ifndef EVOPLAST_TILE_BUFFERS
+#define EVOPLAST_TILE_BUFFERS 2
+#endif
+constexpr int kTileBuffers = EVOPLAST_TILE_BUFFERS;
+static_assert(kTileBuffers == 1 || kTileBuffers == 2, "EVOPLAST_TILE_BUFFERS is 1 or 2");
+
 // The tile kernels' __launch_bounds__: 4 blocks an SM (at most 128
 // registers a thread; 16 warps to hide what the double buffer does not).
 // Left to itself ptxas kept every share's addresses live across the slices,
 // up to 242 registers (2 blocks an SM) for the strided GEMM. The dense
 // plasticity step's two accumulators take 3 (168 registers, as before the
-// double buffer).
+// double buffer). Single-buffered, the same bounds (at 5 or 6 blocks ptxas
+// spills up to 272 bytes; unbounded, it takes up to 216 registers).
 constexpr int kTileBlocksPerSM = 4, kPairTileBlocksPerSM = 3;
 
 // Each thread's share of an A (kTileM × kTileK) or a B (kTileK × kTileN) tile.
@@ -180,6 +194,42 @@ __device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, c
   return m0 + p.wm < c.M && n0 + p.wn < c.N;
 }
 
+// The slices k0 = k_begin, k_begin + kTileK, … < k_end of a tile's sum, in
+// the block's kTileBuffers shared tile sets: fetch(k0) reads slice k0's
+// shares into registers, put(turn) stores them in tile set `turn`,
+// multiply(turn) runs the warps' mmas on it. Every thread calls it alike.
+// Two sets take turns: slice i is multiplied from one while slice i + 1 is
+// put in the other, and one barrier a slice separates the two (after it,
+// slice i + 1 is whole and every warp is done reading slice i, whose set
+// slice i + 2 then fills). One set: load, barrier, multiply, barrier.
+template <class Fetch, class Put, class Multiply>
+__device__ __forceinline__ void for_each_slice(int k_begin, int k_end, const Fetch& fetch, const Put& put,
+                                               const Multiply& multiply) {
+  if constexpr (kTileBuffers == 1) {
+    for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
+      fetch(k0);
+      put(0);
+      __syncthreads();
+      multiply(0);
+      __syncthreads();  // every warp has read the slice before the next overwrites it
+    }
+  } else {
+    if (k_begin < k_end) {
+      fetch(k_begin);
+      put(0);
+      __syncthreads();
+    }
+    int turn = 0;
+    for (int k0 = k_begin; k0 < k_end; k0 += kTileK, turn ^= 1) {
+      const bool next = k0 + kTileK < k_end;  // the same for the whole block
+      if (next) fetch(k0 + kTileK);
+      multiply(turn);
+      if (next) put(turn ^ 1);
+      __syncthreads();
+    }
+  }
+}
+
 // load_a's and load_b's fetch and put (TileShare) are called by every
 // thread of the block (each takes its share), slice after slice in order (a
 // loader may carry its place from one to the next: they are this thread's
@@ -187,11 +237,6 @@ __device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, c
 // per output inside the tile (the caller checks the bounds). The sum runs over
 // k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
 // multiple of kTileK; the loaders give zeros past their K).
-//
-// Two shared tiles take turns: slice i is multiplied from one while slice
-// i + 1 is put in the other, and one barrier a slice separates the two
-// (after it, slice i + 1 is whole and every warp is done reading slice i,
-// whose tile slice i + 2 then fills).
 //
 // kHalves, for a product of at most 32 rows (C.M ≤ 32, m0 = 0: conv2's
 // input gradient, Cin = 32), where warps 2 and 3 would hold only rows past
@@ -204,38 +249,29 @@ template <Precision kP, bool kHalves = false, class LoadA, class LoadB, class St
 __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, LoadA load_a, LoadB load_b,
                           const Store& store) {
   constexpr bool halves = kHalves && kP != Precision::bf16;
-  __shared__ GemmTiles tiles[2];
+  __shared__ GemmTiles tiles[kTileBuffers];
   WarpPlace p = warp_place();
   const bool upper = halves && threadIdx.x >= 2 * 32;  // warps 2 and 3: the slices' second halves
   if (halves) p.wm = 0;
   const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
   float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
   TileShare va, vb;
-  if (k_begin < k_end) {
-    load_a.fetch(va, m0, k_begin);
-    load_b.fetch(vb, k_begin, n0);
-    load_a.put(tiles[0].a, va);
-    load_b.put(tiles[0].b, vb);
-    __syncthreads();
-  }
-  int turn = 0;
-  for (int k0 = k_begin; k0 < k_end; k0 += kTileK, turn ^= 1) {
-    const bool next = k0 + kTileK < k_end;  // the same for the whole block
-    if (next) {
-      load_a.fetch(va, m0, k0 + kTileK);
-      load_b.fetch(vb, k0 + kTileK, n0);
-    }
-    if (busy) {
-      if constexpr (!halves) warp_slice<kP>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
-      else if (upper) warp_slice<kP, kTileK / 2, kTileK>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
-      else warp_slice<kP, 0, kTileK / 2>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
-    }
-    if (next) {
-      load_a.put(tiles[turn ^ 1].a, va);
-      load_b.put(tiles[turn ^ 1].b, vb);
-    }
-    __syncthreads();
-  }
+  for_each_slice(
+      k_begin, k_end,
+      [&](int k0) {
+        load_a.fetch(va, m0, k0);
+        load_b.fetch(vb, k0, n0);
+      },
+      [&](int turn) {
+        load_a.put(tiles[turn].a, va);
+        load_b.put(tiles[turn].b, vb);
+      },
+      [&](int turn) {
+        if (!busy) return;
+        if constexpr (!halves) warp_slice<kP>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+        else if (upper) warp_slice<kP, kTileK / 2, kTileK>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+        else warp_slice<kP, 0, kTileK / 2>(acc, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+      });
   if constexpr (halves) {  // the tiles are free: the loop's last barrier is behind every read of them
     static_assert(2 * 32 * 32 * sizeof(float) <= sizeof(tiles), "the upper warps' sums fit in the tiles");
     // [element][lane of warps 2, 3]: a warp's lanes write one element at once into 32 banks.
@@ -254,12 +290,12 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
 // A product whose rows are all 0 (with_first or with_second false: the same
 // for the whole block) is neither loaded nor multiplied: it is stored as
 // the 0 it would sum to.
-// The slices take turns in two sets of tiles, as in gemm_tile.
+// The slices take turns in the tile sets as in gemm_tile (for_each_slice).
 template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
 __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_first, bool with_second,
                                LoadA1 load_a1, LoadA2 load_a2, LoadB load_b, const Store& store) {
-  __shared__ GemmTiles tiles[2];
-  alignas(16) __shared__ float a2[2][kTileM][kTileK + 4];  // aligned as GemmTiles
+  __shared__ GemmTiles tiles[kTileBuffers];
+  alignas(16) __shared__ float a2[kTileBuffers][kTileM][kTileK + 4];  // aligned as GemmTiles
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
@@ -275,22 +311,11 @@ __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_fi
     if (with_second) load_a2.put(a2[turn], v2);
     load_b.put(tiles[turn].b, vb);
   };
-  if (K > 0) {
-    fetch(0);
-    put(0);
-    __syncthreads();
-  }
-  int turn = 0;
-  for (int k0 = 0; k0 < K; k0 += kTileK, turn ^= 1) {
-    const bool next = k0 + kTileK < K;  // the same for the whole block
-    if (next) fetch(k0 + kTileK);
-    if (busy) {
-      if (with_first) warp_slice<kP>(acc1, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
-      if (with_second) warp_slice<kP>(acc2, a2[turn], tiles[turn].b, p.wm, p.wn, p.g, p.t);
-    }
-    if (next) put(turn ^ 1);
-    __syncthreads();
-  }
+  for_each_slice(0, K, fetch, put, [&](int turn) {
+    if (!busy) return;
+    if (with_first) warp_slice<kP>(acc1, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
+    if (with_second) warp_slice<kP>(acc2, a2[turn], tiles[turn].b, p.wm, p.wn, p.g, p.t);
+  });
   for_each_fragment(m0, n0, p,
                     [&](int m, int n, int i, int j, int q) { store(m, n, acc1[i][j][q], acc2[i][j][q]); });
 }
