@@ -62,6 +62,9 @@ double time_on_device(const char* name, const std::function<void()>& fn, int war
 int main(int argc, char** argv) {
   CLI::App app{"bench_kernels: each CUDA kernel beside cuBLAS/cuDNN on the seed CNN's shapes (P = 64, batch 64), "
                "against this card's measured ceilings"};
+  bool tiles_only = false;
+  app.add_flag("--tiles-only", tiles_only,
+               "Only our tile kernels' rows (convolutions, GEMM, fused steps): no cuBLAS, cuDNN or elementwise rows");
   if (const auto exit_code = evoplast::apps::parse_command_line(app, argc, argv, "bench_kernels")) return *exit_code;
   try {
     auto be = engine::make_cuda_backend();
@@ -150,13 +153,15 @@ int main(int argc, char** argv) {
     std::vector<Impl> impls = {{"ours fp32", kc::GemmImpl::tiled, implicit},
                                {"ours tf32", kc::GemmImpl::tiled, implicit, kc::Precision::tf32},
                                {"ours tf32x3", kc::GemmImpl::tiled, implicit, kc::Precision::tf32x3},
-                               {"ours bf16", kc::GemmImpl::tiled, implicit, kc::Precision::bf16},
-                               {"im2col+cuBLAS", kc::GemmImpl::cublas, kc::ConvImpl::im2col}};
-    try {
-      kc::set_conv_impl(kc::ConvImpl::cudnn);
-      impls.push_back({"cuDNN", kc::GemmImpl::cublas, kc::ConvImpl::cudnn});
-    } catch (const std::exception&) {
-      fmt::print("(no cuDNN in this build: its rows are left out)\n");
+                               {"ours bf16", kc::GemmImpl::tiled, implicit, kc::Precision::bf16}};
+    if (!tiles_only) {
+      impls.push_back({"im2col+cuBLAS", kc::GemmImpl::cublas, kc::ConvImpl::im2col});
+      try {
+        kc::set_conv_impl(kc::ConvImpl::cudnn);
+        impls.push_back({"cuDNN", kc::GemmImpl::cublas, kc::ConvImpl::cudnn});
+      } catch (const std::exception&) {
+        fmt::print("(no cuDNN in this build: its rows are left out)\n");
+      }
     }
     for (const Impl& im : impls) {
       kc::set_gemm_impl(im.gemm);
@@ -267,6 +272,7 @@ int main(int argc, char** argv) {
           2 * flops_conv(conv2), 0);
     }
     kc::set_gemm_precision(kc::Precision::fp32);
+    if (tiles_only) return 0;
 
     // The fused plasticity update of fc1: bandwidth-bound.
     const int Out = 128, In = 9216;

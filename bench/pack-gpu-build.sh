@@ -13,6 +13,12 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF >/dev/null
 cmake --build build-gpu
+# The two bench binaries again with single-buffered tile kernels (EVOPLAST_TILE_BUFFERS=1), beside the
+# others as *_1buf: gpu-check.sh times both in one call (what the double buffer buys).
+cmake -S . -B build-gpu-1buf -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF -DEVOPLAST_TILE_BUFFERS=1 >/dev/null
+cmake --build build-gpu-1buf --target bench_population bench_kernels
+for bin in bench_population bench_kernels; do cp build-gpu-1buf/$bin build-gpu/${bin}_1buf; done
 # Only what runs travels: binaries, ctest files, libraries (64 MiB in all).
 rm -rf build-gpu/CMakeFiles build-gpu/*.a build-gpu/tests/CMakeFiles
 mkdir -p build-gpu/lib
