@@ -113,12 +113,8 @@ step bench_kernels 90 "$build/bench_kernels"
 # double buffer above: what the second tile set buys, in one call.
 if [[ -x "$build/bench_kernels_1buf" ]]; then
   step bench_kernels_1buf 60 "$build/bench_kernels_1buf" --tiles-only
-  step bench_1buf 30 "$build/bench_population_1buf" "${few[@]}"
-  step bench_tf32_1buf 30 "$build/bench_population_1buf" "${few[@]}" --precision tf32
 else
-  for k in bench_kernels_1buf bench_1buf bench_tf32_1buf; do
-    ended[$k]="not in this build (bench/pack-gpu-build.sh)"
-  done
+  ended[bench_kernels_1buf]="not in this build (bench/pack-gpu-build.sh)"
 fi
 # 3. The other test runs: every GEMM on our tiled kernel, cuDNN's convolutions, split TF32 at fp32 tolerances.
 step test_cuda_tiled 120 env EVOPLAST_GEMM=tiled "$build/tests/test_cuda"
@@ -219,7 +215,6 @@ hebb_mixed = table(f"{d}/bench_hebb_mixed_tf32x3.log")
 hebb_mixed_unfused = table(f"{d}/bench_hebb_mixed_tf32x3_unfused.log")
 im2col, hebb_im2col = table(f"{d}/bench_im2col.log"), table(f"{d}/bench_hebb_im2col.log")
 gathered, hebb_gathered = table(f"{d}/bench_gathered.log"), table(f"{d}/bench_hebb_gathered.log")
-one_buf, tf32_one_buf = table(f"{d}/bench_1buf.log"), table(f"{d}/bench_tf32_1buf.log")
 print("network-images/s, seed CNN, batch 64, fp32 (ours: implicit-GEMM conv and fused steps by FMAs, cuBLAS for")
 print("the other GEMMs, unless named; 'im2col': im2col conv + cuBLAS, every step composed; 'gathered': the pool's")
 print("error made as the tiles load, EVOPLAST_POOLED_ERROR=gathered, where ours stages it)")
@@ -246,12 +241,6 @@ print(f"{'P':>5} {'mixed FA':>10} {'unfused':>10} {'mixed all':>10} {'unfused':>
 for P in sorted(set(hebb_fa) | set(hebb_mixed)):
     print(f"{P:>5} {hebb_fa.get(P, 0):>10.0f} {hebb_fa_unfused.get(P, 0):>10.0f} {hebb_mixed.get(P, 0):>10.0f} "
           f"{hebb_mixed_unfused.get(P, 0):>10.0f}")
-print("backprop with the tile kernels double-buffered (the default) and single-buffered (EVOPLAST_TILE_BUFFERS=1)")
-print(f"{'P':>5} {'fp32':>10} {'fp32 1buf':>10} {'ratio':>6} {'tf32':>10} {'tf32 1buf':>10} {'ratio':>6}")
-for P in sorted(set(one_buf) | set(tf32_one_buf)):
-    r = lambda a, b: f"{a / b:.2f}" if a and b else "—"
-    print(f"{P:>5} {ours.get(P, 0):>10.0f} {one_buf.get(P, 0):>10.0f} {r(ours.get(P), one_buf.get(P)):>6} "
-          f"{tf32.get(P, 0):>10.0f} {tf32_one_buf.get(P, 0):>10.0f} {r(tf32.get(P), tf32_one_buf.get(P)):>6}")
 PY
 echo; cat "$logs/bench_kernels.log" 2>/dev/null || echo "bench_kernels: $(how bench_kernels)"
 echo; echo "single-buffered tile kernels ($(how bench_kernels_1buf)):"

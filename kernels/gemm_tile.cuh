@@ -22,8 +22,8 @@ constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 128;
 // slice's loads in flight while the warps multiply this one. 1 (CMake's
 // EVOPLAST_TILE_BUFFERS=1) builds the loop of before 2026-12-05 (load, wait,
 // multiply, wait) under the same launch bounds, only so that one GPU call
-// can time what the second set buys (bench/pack-gpu-build.sh builds bench
-// binaries of each, bench/gpu-check.sh runs them side by side).
+// can time what the second set buys (bench/pack-gpu-build.sh builds
+// bench_kernels both ways, bench/gpu-check.sh runs the two).
 #ifndef EVOPLAST_TILE_BUFFERS
 #define EVOPLAST_TILE_BUFFERS 2
 #endif
