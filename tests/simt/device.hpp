@@ -86,6 +86,12 @@ void forget_shadow(const void* base);
 // An atomic read-modify-write of n bytes at p by the running GPU thread (atomics.cpp).
 void note_atomic(const void* p, std::size_t n);
 
+// The memory profile (memory_profile.cpp): the kernel function of the grid
+// about to run, and one load or store of n bytes at address by the running GPU
+// thread, made at `pc` in the kernel's code (counted while a profile runs).
+void profile_grid(const void* fn);
+void profile_access(const void* pc, const void* address, std::size_t n, bool shared, bool write);
+
 // Fills the calling thread's copy of every __shared__ variable (a kernel's
 // static thread_local) with kPoison: what a block finds when it starts.
 // Under AddressSanitizer the bytes around them are poisoned too (once per

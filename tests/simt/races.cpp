@@ -147,8 +147,8 @@ void report(const char* p, const Region& r, bool shared, const Access& other, co
               ": a data race (on a GPU the two run at once: a read sees either value, one of two updates is lost)");
 }
 
-// One access of n bytes at p by the running GPU thread.
-void check(const void* address, std::size_t n, Kind kind) {
+// One access of n bytes at p by the running GPU thread, made at `pc` (null: an atomic).
+void check(const void* address, std::size_t n, Kind kind, const void* pc) {
   if (!place.active || launch_failing() || n == 0) return;
   const char* p = static_cast<const char*>(address);
   if (inside(p, place.stack, place.stack_bytes)) return;  // its own locals
@@ -156,6 +156,7 @@ void check(const void* address, std::size_t n, Kind kind) {
   const bool shared = inside(p, r.base, r.bytes);
   if (!shared) r = device_region(p);
   if (!r.shadow) return;  // host memory
+  if (kind != Kind::atomic) profile_access(pc, p, n, shared, kind == Kind::write);
   const std::uint32_t epoch = shared ? place.block_run : place.launch;
   const std::size_t from = std::size_t(p - r.base), to = std::min(from + n, r.bytes);
   const auto mine = [](const Access& a) { return a.block == place.block && a.thread == place.thread; };
@@ -194,7 +195,7 @@ void check(const void* address, std::size_t n, Kind kind) {
 
 }  // namespace
 
-void note_atomic(const void* p, std::size_t n) { check(p, n, Kind::atomic); }
+void note_atomic(const void* p, std::size_t n) { check(p, n, Kind::atomic, nullptr); }
 
 void forget_shadow(const void* base) {
   device_shadows().erase(static_cast<const char*>(base));
@@ -209,21 +210,22 @@ using simt::device::check;
 using simt::device::Kind;
 }  // namespace
 
-// What g++'s -fsanitize=thread instrumentation calls (the subset the CUDA sources need).
+// What g++'s -fsanitize=thread instrumentation calls (the subset the CUDA sources need); the
+// return address is the place in the kernel that made the access (for the memory profile).
 extern "C" {
 void __tsan_init() {}
-void __tsan_read1(void* p) { check(p, 1, Kind::read); }
-void __tsan_read2(void* p) { check(p, 2, Kind::read); }
-void __tsan_read4(void* p) { check(p, 4, Kind::read); }
-void __tsan_read8(void* p) { check(p, 8, Kind::read); }
-void __tsan_read16(void* p) { check(p, 16, Kind::read); }
-void __tsan_write1(void* p) { check(p, 1, Kind::write); }
-void __tsan_write2(void* p) { check(p, 2, Kind::write); }
-void __tsan_write4(void* p) { check(p, 4, Kind::write); }
-void __tsan_write8(void* p) { check(p, 8, Kind::write); }
-void __tsan_write16(void* p) { check(p, 16, Kind::write); }
-void __tsan_read_range(void* p, unsigned long n) { check(p, n, Kind::read); }
-void __tsan_write_range(void* p, unsigned long n) { check(p, n, Kind::write); }
+void __tsan_read1(void* p) { check(p, 1, Kind::read, __builtin_return_address(0)); }
+void __tsan_read2(void* p) { check(p, 2, Kind::read, __builtin_return_address(0)); }
+void __tsan_read4(void* p) { check(p, 4, Kind::read, __builtin_return_address(0)); }
+void __tsan_read8(void* p) { check(p, 8, Kind::read, __builtin_return_address(0)); }
+void __tsan_read16(void* p) { check(p, 16, Kind::read, __builtin_return_address(0)); }
+void __tsan_write1(void* p) { check(p, 1, Kind::write, __builtin_return_address(0)); }
+void __tsan_write2(void* p) { check(p, 2, Kind::write, __builtin_return_address(0)); }
+void __tsan_write4(void* p) { check(p, 4, Kind::write, __builtin_return_address(0)); }
+void __tsan_write8(void* p) { check(p, 8, Kind::write, __builtin_return_address(0)); }
+void __tsan_write16(void* p) { check(p, 16, Kind::write, __builtin_return_address(0)); }
+void __tsan_read_range(void* p, unsigned long n) { check(p, n, Kind::read, __builtin_return_address(0)); }
+void __tsan_write_range(void* p, unsigned long n) { check(p, n, Kind::write, __builtin_return_address(0)); }
 void __tsan_vptr_update(void**, void*) {}
 // A function-local static's guard (the only C++ atomic in the CUDA sources; CUDA's are in atomics.cpp).
 char __tsan_atomic8_load(const volatile char* a, int) { return __atomic_load_n(a, __ATOMIC_ACQUIRE); }

@@ -471,6 +471,7 @@ bool run_grid(const char* kernel, const void* fn, dim3 grid, dim3 block, const T
   place.launch = ++launches;
   t_reached_barrier = false;
   t_kernel = kernel;
+  profile_grid(fn);
   for (const uint3& bid : block_order(grid, rng)) {
     bool ok = direct ? run_block_direct(kernel, grid, block, bid, body, rng, error)
                      : run_block(kernel, grid, block, bid, body, rng, error);

@@ -63,6 +63,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <source_location>
 #include <string>
 #include <tuple>
@@ -205,6 +206,23 @@ void set_device_memory(std::size_t bytes);  // the card's size (default 80 GiB, 
 std::size_t launches();                   // kernels launched so far
 std::size_t graph_launches();             // cudaGraphLaunch calls so far
 void clear_error();                       // forget a sticky error (a new context, for tests)
+
+// The memory profile (memory_profile.cpp): how each kernel's warps use the
+// memory system, counted as Nsight Compute counts it. Only where the kernels
+// report their accesses (test_simt_races, simt_memory_profile); elsewhere
+// nothing is counted.
+struct MemoryTraffic {
+  std::uint64_t requests = 0;  // warp-wide loads or stores (one instruction for a warp)
+  std::uint64_t units = 0;     // device memory: 32-byte sectors; shared memory: wavefronts (bank passes)
+  std::uint64_t ideal = 0;     // the fewest units that serve the same bytes
+};
+struct KernelMemory {
+  std::uint64_t blocks = 0;  // blocks that accessed memory
+  MemoryTraffic global_load, global_store, shared_load, shared_store;
+};
+void start_memory_profile();  // counts from now (what an earlier profile counted is dropped)
+// Stops counting; each kernel's counts, by its name with template arguments.
+std::map<std::string, KernelMemory> stop_memory_profile();
 
 }  // namespace simt
 
