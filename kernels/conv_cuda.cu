@@ -56,28 +56,28 @@ __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, f
 // sizes were most of a loader's instructions, per element.
 constexpr int kRowStepB = kTileThreads / kTileN, kRowStepA = kTileThreads / kTileK;
 static_assert(kTileThreads % kTileN == 0 && kTileThreads % kTileK == 0, "a thread keeps one column of its tile");
-static_assert(kTileK / kRowStepB == kPerThread && kTileM / kRowStepA == kPerThread && kTileN / kRowStepA == kPerThread,
+static_assert(kTileK / kRowStepB == kPerThread && kTileM / kRowStepA == kPerThread && kTileN / kDownStep == kPerThread,
               "a thread's rows are its share of the tile");
 
 // Where a thread's share goes (the loaders' put): a B tile's column
 // threadIdx % kTileN, rows kRowStepB apart; an A tile's column threadIdx %
-// kTileK, rows kRowStepA apart; a B tile's row threadIdx % kTileK, columns
-// kRowStepA apart (the weight gradient's B, whose long sum runs down the
-// output's columns).
+// kTileK, rows kRowStepA apart from a_tile_row0; a B tile's row
+// down_b_k(threadIdx), columns kDownStep apart from down_b_n(threadIdx) (the
+// weight gradient's B, whose long sum runs down the output's columns).
 __device__ __forceinline__ void put_b_column(float (&tile)[kTileK][kTileN + 8], const TileShare& v) {
   const int c = int(threadIdx.x) % kTileN, r0 = int(threadIdx.x) / kTileN;
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) tile[r0 + i * kRowStepB][c] = v[i];
 }
 __device__ __forceinline__ void put_a_column(float (&tile)[kTileM][kTileK + 4], const TileShare& v) {
-  const int c = int(threadIdx.x) % kTileK, r0 = int(threadIdx.x) / kTileK;
+  const int c = int(threadIdx.x) % kTileK, r0 = a_tile_row0(int(threadIdx.x) / kTileK);
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) tile[r0 + i * kRowStepA][c] = v[i];
 }
 __device__ __forceinline__ void put_b_row(float (&tile)[kTileK][kTileN + 8], const TileShare& v) {
-  const int r = int(threadIdx.x) % kTileK, c0 = int(threadIdx.x) / kTileK;
+  const int k = down_b_k(int(threadIdx.x)), n0 = down_b_n(int(threadIdx.x));
 #pragma unroll
-  for (int i = 0; i < kPerThread; ++i) tile[r][c0 + i * kRowStepA] = v[i];
+  for (int i = 0; i < kPerThread; ++i) tile[k][n0 + i * kDownStep] = v[i];
 }
 
 // Row k = (c, ky, kx) of a patch or window matrix (c an input channel, or
@@ -402,7 +402,7 @@ struct OutputErrorRows {
         col(k_begin + int(threadIdx.x) % kTileK),
         at(col, Ho, Wo) {}
   __device__ void fetch(TileShare& v, int m0, int /*k0: carried*/) {
-    const int mm0 = threadIdx.x / kTileK;
+    const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK);
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int co = m0 + mm0 + i * kRowStepA;
@@ -423,22 +423,22 @@ struct ImagePatches {
   const float* x;  // (N, Cin, H, W)
   PatchGeometry g;
   int Ho, Wo, cols;
-  int col;            // this thread's column of the slice: k0 + threadIdx % kTileK
+  int col;            // this thread's column of the slice: k0 + down_b_k(threadIdx)
   OutputPosition at;  // its (n, oy, ox)
-  PatchRow first;     // the (ci, ky, kx) of its first patch row, n0 + threadIdx / kTileK
+  PatchRow first;     // the (ci, ky, kx) of its first patch row, n0 + down_b_n(threadIdx)
   __device__ ImagePatches(const float* x, const ConvShape& s, int k_begin, int n0)
       : x(x),
         g(s),
         Ho(s.Ho()),
         Wo(s.Wo()),
         cols(s.N * s.Ho() * s.Wo()),
-        col(k_begin + int(threadIdx.x) % kTileK),
+        col(k_begin + down_b_k(int(threadIdx.x))),
         at(col, Ho, Wo),
-        first(n0 + int(threadIdx.x) / kTileK, s.K) {}
+        first(n0 + down_b_n(int(threadIdx.x)), s.K) {}
   __device__ void fetch(TileShare& v, int /*k0: carried*/, int n0) {
     PatchRow row = first;
     fetch_patch_rows(v, col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0,
-                     int(threadIdx.x) / kTileK, kRowStepA);
+                     down_b_n(int(threadIdx.x)), kDownStep);
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
@@ -453,7 +453,7 @@ struct TransposedWeights {
     const int KK = K * K, k = k0 + int(threadIdx.x) % kTileK;
     // W[co][·][ky][kx] for this thread's k: consecutive ci lie KK apart.
     const float* column = k < Cout * KK ? w + std::size_t(k / KK) * Cin * KK + k % KK : nullptr;
-    const int mm0 = threadIdx.x / kTileK;
+    const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK);
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int ci = m0 + mm0 + i * kRowStepA;

@@ -44,6 +44,27 @@ constexpr int kPerThread = kTileM * kTileK / kTileThreads;
 static_assert(kTileM * kTileK == kTileK * kTileN && kTileM * kTileK % kTileThreads == 0,
               "every thread loads the same number of elements of either tile");
 
+// The first of the rows kTileThreads / kTileK apart that threads q·kTileK
+// to q·kTileK + 15 put in an A tile, k along the lanes (q = threadIdx /
+// kTileK; row-major A). A warp's two half-warps take rows 4 apart: rows of
+// kTileK + 4 floats 1 apart share 4 of the 32 banks (a 2-way conflict on
+// every put, seen in simt_memory_profile), 4 apart none (4·20 = 80 ≡ 16).
+__device__ __forceinline__ int a_tile_row0(int q) { return q / 2 + 4 * (q % 2); }
+
+// Where element i = thread + kTileThreads·r of a thread's share lies in a
+// tile filled with the lanes down its columns (A stored (K, M), or the B of
+// a weight gradient, whose long sum runs down its rows), at (m, k) of an A
+// tile or (k, n) of a B tile. A warp's request is 8 m by 4 k, or 4 k by 8 n:
+// 32 different banks (20·m + k of the 20-float A rows, 8·k + n of the
+// 72-float B rows), where 32 m of one k, or 16 k of two n, hit each bank
+// they use 4 times (seen in simt_memory_profile). A thread keeps its k (its
+// row of a stored Aᵀ, its image pixel) and steps 8 along m or n.
+__device__ __forceinline__ int down_a_m(int i) { return i % 8 + 8 * (i / kTileThreads); }
+__device__ __forceinline__ int down_a_k(int i) { return i % 32 / 8 + 4 * (i / 32 % 4); }
+__device__ __forceinline__ int down_b_k(int i) { return i % 4 + 4 * (i / 32 % 4); }
+__device__ __forceinline__ int down_b_n(int i) { return i % 32 / 4 + 8 * (i / kTileThreads); }
+constexpr int kDownStep = 8;  // down_a_m and down_b_n from element r to r + 1
+
 // A thread's share of an A or a B tile between its loads from global memory
 // and its stores to shared memory. A loader has two steps: fetch(share, …)
 // reads the share of the slice at (m0, k0) for A or (k0, n0) for B (and may
@@ -331,20 +352,33 @@ __device__ __forceinline__ void fetch_rows(TileShare& v, const float* X, int ld,
     v[r] = row + r * step < rows && col < cols ? *at : 0.0f;
 }
 
+// v[r] = X[row][col + r·step] of a row-major matrix X (rows, cols; leading
+// dimension ld), 0 outside it.
+__device__ __forceinline__ void fetch_columns(TileShare& v, const float* X, int ld, int rows, int cols, int row,
+                                              int col, int step) {
+  const float* at = X + (long long)row * ld + col;
+#pragma unroll
+  for (int r = 0; r < kPerThread; ++r, at += step) v[r] = row < rows && col + r * step < cols ? *at : 0.0f;
+}
+
 // A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k)
 // of a tile: element i = thread + 128·r of the thread's share at (mm, kk)
-// or (kk, nn), consecutive threads on consecutive addresses in either
-// layout; in both, element r lies r rows of the stored matrix (8 or 2) from
-// element 0.
+// or (kk, nn), consecutive threads on consecutive addresses: A stored (M, K)
+// within a half-warp, whose rows a_tile_row0 picks; A stored (K, M) in runs
+// of 8 (down_a_m, down_a_k); B in either layout. Element r lies r rows of
+// the stored matrix (8 or 2) from element 0, or (A stored (K, M)) 8 columns.
 struct StridedA {
   const float* A;
   int lda, M, K;
   bool ta;  // A is stored (K, M)
-  __device__ int mm(int i) const { return ta ? i % kTileM : i / kTileK; }
-  __device__ int kk(int i) const { return ta ? i / kTileM : i % kTileK; }
+  __device__ int mm(int i) const {
+    const int q = i / kTileK % (kTileThreads / kTileK);  // A stored (M, K): i's row, by a_tile_row0
+    return ta ? down_a_m(i) : a_tile_row0(q) + i / kTileThreads * (kTileThreads / kTileK);
+  }
+  __device__ int kk(int i) const { return ta ? down_a_k(i) : i % kTileK; }
   __device__ void fetch(TileShare& v, int m0, int k0) const {
     const int gm = m0 + mm(int(threadIdx.x)), gk = k0 + kk(int(threadIdx.x));
-    if (ta) fetch_rows(v, A, lda, K, M, gk, gm, kTileThreads / kTileM);
+    if (ta) fetch_columns(v, A, lda, K, M, gk, gm, kDownStep);
     else fetch_rows(v, A, lda, M, K, gm, gk, kTileThreads / kTileK);
   }
   __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const {

@@ -107,15 +107,15 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
 
 // A(o, n) = the stacked [e | ŷ] of one net at unit offset + o, sample n:
 // its error rows (offset 0) or its Hebbian rows (offset Out), transposed as
-// the tile loads (consecutive threads take consecutive units).
+// the tile loads (runs of 8 consecutive units: down_a_m, down_a_k).
 struct StackedRows {
   const float* error_hebb;  // (N, 2·Out) of this net
   int N, Out, offset;
-  // Element i = threadIdx + r·kTileThreads of the thread's share at (i % kTileM, i / kTileM).
+  // Element i = threadIdx + r·kTileThreads of the thread's share at (down_a_m(i), down_a_k(i)).
   __device__ void fetch(TileShare& v, int m0, int k0) const {
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) {
-      const int i = int(threadIdx.x) + r * kTileThreads, o = m0 + i % kTileM, n = k0 + i / kTileM;
+      const int i = int(threadIdx.x) + r * kTileThreads, o = m0 + down_a_m(i), n = k0 + down_a_k(i);
       v[r] = o < Out && n < N ? error_hebb[std::size_t(n) * 2 * Out + offset + o] : 0.0f;
     }
   }
@@ -123,7 +123,7 @@ struct StackedRows {
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) {
       const int i = int(threadIdx.x) + r * kTileThreads;
-      tile[i % kTileM][i / kTileM] = v[r];
+      tile[down_a_m(i)][down_a_k(i)] = v[r];
     }
   }
 };
