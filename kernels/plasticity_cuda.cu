@@ -111,20 +111,16 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
 struct StackedRows {
   const float* error_hebb;  // (N, 2·Out) of this net
   int N, Out, offset;
-  // Element i = threadIdx + r·kTileThreads of the thread's share at (down_a_m(i), down_a_k(i)).
+  // Element r of the thread's share at (down_a_m(threadIdx) + kDownStep·r, down_a_k(threadIdx)): one sample
+  // n, units kDownStep apart (worked out per element, ptxas spilled 28-212 bytes in the pair kernel).
   __device__ void fetch(TileShare& v, int m0, int k0) const {
-#pragma unroll
-    for (int r = 0; r < kPerThread; ++r) {
-      const int i = int(threadIdx.x) + r * kTileThreads, o = m0 + down_a_m(i), n = k0 + down_a_k(i);
-      v[r] = o < Out && n < N ? error_hebb[std::size_t(n) * 2 * Out + offset + o] : 0.0f;
-    }
+    const int t = int(threadIdx.x);
+    fetch_columns(v, error_hebb + offset, 2 * Out, N, Out, k0 + down_a_k(t), m0 + down_a_m(t), kDownStep);
   }
   __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const {
+    const int t = int(threadIdx.x), m = down_a_m(t), k = down_a_k(t);
 #pragma unroll
-    for (int r = 0; r < kPerThread; ++r) {
-      const int i = int(threadIdx.x) + r * kTileThreads;
-      tile[down_a_m(i)][down_a_k(i)] = v[r];
-    }
+    for (int r = 0; r < kPerThread; ++r) tile[m + r * kDownStep][k] = v[r];
   }
 };
 
