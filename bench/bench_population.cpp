@@ -17,6 +17,7 @@
 #include "apps/command_line.hpp"
 #include "apps/ranks.hpp"
 #include "bench/nvtx.hpp"
+#include "bench/synthetic_batch.hpp"
 #include "engine/backend.hpp"
 #include "engine/errors.hpp"
 #include "engine/memory_plan.hpp"
@@ -114,8 +115,7 @@ int main(int argc, char** argv) {
                                    : std::string());
     fmt::print("{:>5} {:>10} {:>10} {:>10} {:>12} {:>20}{}\n", "P", "fwd ms", "bwd+upd ms", "step ms", "images/s",
                "network-images/s", ranks.distributed() ? "   per rank (its nets)" : "");
-    std::mt19937 rng(1);
-    std::uniform_real_distribution<float> u(-0.4f, 2.8f);
+    std::mt19937 rng(1);  // one stream over the population sizes
     for (int P_all : populations) {
       // This rank's share of the population (all of it in one process).
       const apps::Share share = apps::share_of(P_all, ranks.rank(), ranks.size());
@@ -151,14 +151,9 @@ int main(int argc, char** argv) {
         for (int p = 0; mixed_feedback && p < P; ++p) rules[std::size_t(p)].feedback = turns[(share.first + p) % 4];
         plastic.emplace(*backend, net, rules, 1);
       }
-      std::vector<float> xh(std::size_t(batch) * spec.in_c * spec.in_h * spec.in_w);
-      for (auto& v : xh) v = u(rng);
-      std::vector<std::int32_t> yh(static_cast<std::size_t>(batch));
-      for (int n = 0; n < batch; ++n) yh[std::size_t(n)] = n % spec.classes;
-      engine::Buffer<float> x(*backend, xh.size());
-      engine::Buffer<std::int32_t> y(*backend, yh.size());
-      x.upload(xh);
-      y.upload(yh);
+      bench::SyntheticBatch input(*backend, spec, batch, rng);
+      auto& x = input.x;
+      auto& y = input.y;
       const std::vector<float> lr(std::size_t(P), 1.0f);
       const auto learn = [&] {
         if (opt) {

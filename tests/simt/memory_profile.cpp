@@ -249,14 +249,7 @@ std::map<std::string, KernelMemory> stop_memory_profile() {
   device::profiling = false;
   std::map<std::string, KernelMemory> out;
   for (const auto& [fn, k] : device::totals) {
-    KernelMemory& o = out[device::kernel_name(fn)];
-    o.blocks += k.blocks;
-    for (auto [mine, theirs] : {std::pair{&o.global_load, &k.global_load}, {&o.global_store, &k.global_store},
-                                {&o.shared_load, &k.shared_load}, {&o.shared_store, &k.shared_store}}) {
-      mine->requests += theirs->requests;
-      mine->units += theirs->units;
-      mine->ideal += theirs->ideal;
-    }
+    out[device::kernel_name(fn)] += k;
   }
   device::totals.clear();
   return out;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "apps/command_line.hpp"
+#include "bench/synthetic_batch.hpp"
 #include "engine/backend.hpp"
 #include "engine/network.hpp"
 #include "engine/optimizer.hpp"
@@ -48,12 +49,7 @@ void print_profile(const std::map<std::string, simt::KernelMemory>& profile) {
                k.global_load.requests + k.global_store.requests, per_request(k.global_load),
                per_request(k.global_store), k.shared_load.requests + k.shared_store.requests,
                per_request(k.shared_load), per_request(k.shared_store), name);
-    for (auto [mine, theirs] : {std::pair{&all.global_load, &k.global_load}, {&all.global_store, &k.global_store},
-                                {&all.shared_load, &k.shared_load}, {&all.shared_store, &k.shared_store}}) {
-      mine->requests += theirs->requests;
-      mine->units += theirs->units;
-      mine->ideal += theirs->ideal;
-    }
+    all += k;
   }
   fmt::print("all kernels: device sectors {} (fewest {}), shared wavefronts {} (fewest {})\n",
              all.global_load.units + all.global_store.units, all.global_load.ideal + all.global_store.ideal,
@@ -92,15 +88,9 @@ int main(int argc, char** argv) {
     if (rule == "backprop") opt.emplace(*backend, net, engine::OptimizerConfig{});
     else plastic.emplace(*backend, net, std::vector<engine::Rule>(std::size_t(P), engine::named_rule(rule)), 1);
     std::mt19937 rng(1);
-    std::uniform_real_distribution<float> u(-0.4f, 2.8f);
-    std::vector<float> xh(std::size_t(batch) * spec.in_c * spec.in_h * spec.in_w);
-    for (auto& v : xh) v = u(rng);
-    std::vector<std::int32_t> yh(static_cast<std::size_t>(batch));
-    for (int n = 0; n < batch; ++n) yh[std::size_t(n)] = n % spec.classes;
-    engine::Buffer<float> x(*backend, xh.size());
-    engine::Buffer<std::int32_t> y(*backend, yh.size());
-    x.upload(xh);
-    y.upload(yh);
+    bench::SyntheticBatch input(*backend, spec, batch, rng);
+    auto& x = input.x;
+    auto& y = input.y;
     const std::vector<float> lr(std::size_t(P), 1.0f);
     const auto step = [&](int s) {
       backend->run_step(batch, [&] {

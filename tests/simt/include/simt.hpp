@@ -219,6 +219,16 @@ struct MemoryTraffic {
 struct KernelMemory {
   std::uint64_t blocks = 0;  // blocks that accessed memory
   MemoryTraffic global_load, global_store, shared_load, shared_store;
+  KernelMemory& operator+=(const KernelMemory& o) {
+    blocks += o.blocks;
+    for (auto [mine, theirs] : {std::pair{&global_load, &o.global_load}, {&global_store, &o.global_store},
+                                {&shared_load, &o.shared_load}, {&shared_store, &o.shared_store}}) {
+      mine->requests += theirs->requests;
+      mine->units += theirs->units;
+      mine->ideal += theirs->ideal;
+    }
+    return *this;
+  }
 };
 void start_memory_profile();  // counts from now (what an earlier profile counted is dropped)
 // Stops counting; each kernel's counts, by its name with template arguments.
