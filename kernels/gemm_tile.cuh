@@ -123,20 +123,26 @@ __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&
           for (int q = 0; q < 4; ++q) acc[i][j][q] = fmaf(a[i][q / 2], b[j][q % 2], acc[i][j][q]);
     }
   } else if constexpr (kP == Precision::bf16) {
+    // The mma's k = 2t + h + 8s (its fragment's pair h of half s) takes the
+    // slice's column t + 4h + 8s, for A and B alike, so the 16 products are
+    // the same, summed as the tensor core sums them. Read as the PTX layout
+    // pairs them (columns 2t, 2t + 1), rows g of the 20-float A rows and
+    // rows 2t of the 72-float B rows share banks: 2 passes a load (seen in
+    // simt_memory_profile); lanes t apart in k, as TF32 reads them, none.
     std::uint32_t a[2][4], b[4][2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int r = wm + i * 16 + g;
-      a[i][0] = to_bf16x2(ta[r][2 * t], ta[r][2 * t + 1]);
-      a[i][1] = to_bf16x2(ta[r + 8][2 * t], ta[r + 8][2 * t + 1]);
-      a[i][2] = to_bf16x2(ta[r][2 * t + 8], ta[r][2 * t + 9]);
-      a[i][3] = to_bf16x2(ta[r + 8][2 * t + 8], ta[r + 8][2 * t + 9]);
+      a[i][0] = to_bf16x2(ta[r][t], ta[r][t + 4]);
+      a[i][1] = to_bf16x2(ta[r + 8][t], ta[r + 8][t + 4]);
+      a[i][2] = to_bf16x2(ta[r][t + 8], ta[r][t + 12]);
+      a[i][3] = to_bf16x2(ta[r + 8][t + 8], ta[r + 8][t + 12]);
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int c = wn + j * 8 + g;
-      b[j][0] = to_bf16x2(tb[2 * t][c], tb[2 * t + 1][c]);
-      b[j][1] = to_bf16x2(tb[2 * t + 8][c], tb[2 * t + 9][c]);
+      b[j][0] = to_bf16x2(tb[t][c], tb[t + 4][c]);
+      b[j][1] = to_bf16x2(tb[t + 8][c], tb[t + 12][c]);
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i)
