@@ -209,6 +209,22 @@ __device__ __forceinline__ void for_each_fragment(int m0, int n0, const WarpPlac
         visit(m0 + p.wm + i * 16 + p.g + (q >= 2 ? 8 : 0), n0 + p.wn + j * 8 + 2 * p.t + (q & 1), i, j, q);
 }
 
+// A gemm_tile store that takes a thread's outputs two at a time:
+// store(m, n, C(m, n), C(m, n + 1)), n even (a fragment's neighbours), so
+// that a tile staged in shared memory is written as 8-byte pairs.
+template <class Store>
+struct ColumnPairs {
+  Store store;
+};
+template <class T>
+constexpr bool is_column_pairs = false;
+template <class Store>
+constexpr bool is_column_pairs<ColumnPairs<Store>> = true;
+template <class Store>
+__device__ __forceinline__ ColumnPairs<Store> column_pairs(const Store& store) {  // C++17: no aggregate deduction
+  return {store};
+}
+
 // The product C's rows and columns (M, N). A warp whose 32×32 outputs all
 // lie past them (rows 32–63 where M = 32: conv1's outputs, conv2's input
 // gradient; most of a 10-class head's tile) skips its mma, leaving the
@@ -308,7 +324,14 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
     __syncthreads();
     if (!upper) for_each_fragment(m0, n0, p, [&](int, int, int i, int j, int q) { acc[i][j][q] += handed[at(i, j, q)]; });
   }
-  if (!upper) for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
+  if constexpr (is_column_pairs<Store>) {
+    if (!upper)
+      for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) {
+        if (q % 2 == 0) store.store(m, n, acc[i][j][q], acc[i][j][q + 1]);
+      });
+  } else {
+    if (!upper) for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
+  }
 }
 
 // Two products with the same right operand, A1·B and A2·B, in one pass over

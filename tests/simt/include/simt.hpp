@@ -73,10 +73,13 @@
 struct uint3 {
   unsigned x = 0, y = 0, z = 0;
 };
-// CUDA's vector type, 8-byte aligned as there (UBSan checks the alignment of
+// CUDA's vector types, 8- and 16-byte aligned as there (UBSan checks the alignment of
 // every load through it).
 struct alignas(8) float2 {
   float x, y;
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
 };
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
