@@ -418,12 +418,16 @@ struct StridedA {
     }
   }
 };
+// B stored (N, K): a warp's request is 8 k of 4 rows n (32-byte runs: the
+// sectors of 16 k of 2 rows), 2 passes a put (8·k + n of the 72-float B
+// rows: k and k + 4 share a bank) where 16 k of 2 rows took 4; only runs of
+// 4 k (twice the sectors) would take 1.
 struct StridedB {
   const float* B;
   int ldb, K, N;
   bool tb;  // B is stored (N, K)
-  __device__ int kk(int i) const { return tb ? i % kTileK : i / kTileN; }
-  __device__ int nn(int i) const { return tb ? i / kTileK : i % kTileN; }
+  __device__ int kk(int i) const { return tb ? i % 8 + 8 * (i / 32 % 2) : i / kTileN; }
+  __device__ int nn(int i) const { return tb ? i % 32 / 8 + 4 * (i / 64 % 2) + 8 * (i / kTileThreads) : i % kTileN; }
   __device__ void fetch(TileShare& v, int k0, int n0) const {
     const int gk = k0 + kk(int(threadIdx.x)), gn = n0 + nn(int(threadIdx.x));
     if (tb) fetch_rows(v, B, ldb, N, K, gn, gk, kTileThreads / kTileK);
