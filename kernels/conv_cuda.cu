@@ -188,10 +188,24 @@ struct ConvOutput {
   const float* b;
   int Cout, cols, HW;
   bool relu;
-  __device__ void operator()(int co, int col, float v) const {
-    if (co >= Cout || col >= cols) return;
+  __device__ float* at(int co, int col) const { return y + (std::size_t(col / HW) * Cout + co) * HW + col % HW; }
+  __device__ float output(int co, float v) const {
     const float z = v + b[co];
-    y[(std::size_t(col / HW) * Cout + co) * HW + col % HW] = relu ? (z > 0.0f ? z : 0.0f) : z;
+    return relu ? (z > 0.0f ? z : 0.0f) : z;
+  }
+  __device__ void operator()(int co, int col, float v) const {
+    if (co < Cout && col < cols) *at(co, col) = output(co, v);
+  }
+  // col and col + 1 are neighbours in y where they lie in one image.
+  __device__ void operator()(int co, int col, float v0, float v1) const {
+    if (co >= Cout || col >= cols) return;
+    float* first = at(co, col);
+    if (as_float2(first, col + 1 < cols && col % HW + 1 < HW)) {
+      store_float2(first, output(co, v0), output(co, v1));
+    } else {
+      *first = output(co, v0);
+      (*this)(co, col + 1, v1);
+    }
   }
 };
 
@@ -500,10 +514,30 @@ struct InputGradStore {
   float* dx;            // (N, Cin, H·W)
   const float* relu_x;  // (N, Cin, H·W): this net's input, or null
   int Cin, HWin, cols;
+  __device__ std::size_t place(int ci, int col) const {
+    return (std::size_t(col / HWin) * Cin + ci) * HWin + col % HWin;
+  }
   __device__ void operator()(int ci, int col, float v) const {
     if (ci >= Cin || col >= cols) return;
-    const std::size_t i = (std::size_t(col / HWin) * Cin + ci) * HWin + col % HWin;
+    const std::size_t i = place(ci, col);
     dx[i] = relu_x && !(relu_x[i] > 0.0f) ? 0.0f : v;
+  }
+  // col and col + 1 are neighbours in dx (and x) where they lie in one image.
+  __device__ void operator()(int ci, int col, float v0, float v1) const {
+    if (ci >= Cin || col >= cols) return;
+    const std::size_t i = place(ci, col);
+    const bool adjacent = col + 1 < cols && col % HWin + 1 < HWin;
+    if (as_float2(dx + i, adjacent) && (!relu_x || as_float2(relu_x + i, adjacent))) {
+      if (relu_x) {
+        const float2 x = *reinterpret_cast<const float2*>(relu_x + i);
+        if (!(x.x > 0.0f)) v0 = 0.0f;
+        if (!(x.y > 0.0f)) v1 = 0.0f;
+      }
+      store_float2(dx + i, v0, v1);
+    } else {
+      (*this)(ci, col, v0);
+      (*this)(ci, col + 1, v1);
+    }
   }
 };
 
@@ -845,7 +879,7 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
                                 const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ act,
                                 float* __restrict__ y, std::int32_t* __restrict__ argmax) {
   // The tile's convolution outputs, 4 per window. Rows 72 floats long: the
-  // warps' pairs of outputs (ColumnPairs; rows g, columns 2t of a fragment)
+  // warps' pairs of outputs (takes_pairs; rows g, columns 2t of a fragment)
   // and a window's 4 (one float4, 16 windows a row) each fall in 32 banks.
   // Stored one at a time in rows 65 floats long, (g, 2t) and (g + 2, 2t - 2)
   // took the same bank (simt_memory_profile: 1.30 passes a store overall).
@@ -855,10 +889,7 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
   gemm_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
                 WindowColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp, n0),
-                column_pairs([&](int m, int n, float v0, float v1) {
-                  const float2 pair{v0, v1};
-                  *reinterpret_cast<float2*>(&out[m - m0][n - n0]) = pair;
-                }));
+                [&](int m, int n, float v0, float v1) { store_float2(&out[m - m0][n - n0], v0, v1); });
   __syncthreads();  // every warp's outputs are in `out`
   for (int i = threadIdx.x; i < kTileM * (kTileN / 4); i += kTileThreads) {
     const int r = i / (kTileN / 4), c = i % (kTileN / 4), co = m0 + r, win = n0 / 4 + c;

@@ -40,6 +40,26 @@ struct AdadeltaStore {
     acc_delta[k] = u;
     w[k] -= lr * delta;
   }
+  // Weights (o, i) and (o, i + 1): each of the three arrays read and written
+  // as one float2 where all three allow it.
+  __device__ void operator()(int o, int i, float g0, float g1) const {
+    if (o >= Out || i >= In) return;
+    const std::size_t k = std::size_t(o) * In + i;
+    const bool adjacent = i + 1 < In;
+    if (!(as_float2(w + k, adjacent) && as_float2(sq_avg + k, adjacent) && as_float2(acc_delta + k, adjacent))) {
+      (*this)(o, i, g0);
+      (*this)(o, i + 1, g1);
+      return;
+    }
+    float2 v = *reinterpret_cast<const float2*>(sq_avg + k), u = *reinterpret_cast<const float2*>(acc_delta + k);
+    float2 wk = *reinterpret_cast<const float2*>(w + k);
+    const float delta0 = adadelta_delta(g0, rho, eps, v.x, u.x), delta1 = adadelta_delta(g1, rho, eps, v.y, u.y);
+    wk.x -= lr * delta0;
+    wk.y -= lr * delta1;
+    *reinterpret_cast<float2*>(sq_avg + k) = v;
+    *reinterpret_cast<float2*>(acc_delta + k) = u;
+    *reinterpret_cast<float2*>(w + k) = wk;
+  }
 };
 
 // dW_p (Out, In) = dy_pᵀ · x_p, the same tiles and loaders as the strided

@@ -39,6 +39,21 @@ struct GemmStore {
     float* c = C + (long long)m * ldc + n;
     *c = beta == 0.0f ? alpha * v : alpha * v + beta * *c;
   }
+  __device__ void operator()(int m, int n, float v0, float v1) const {
+    if (m >= M || n >= N) return;
+    float* c = C + (long long)m * ldc + n;
+    if (!as_float2(c, n + 1 < N)) {
+      (*this)(m, n, v0);
+      (*this)(m, n + 1, v1);
+      return;
+    }
+    float2 out{alpha * v0, alpha * v1};
+    if (beta != 0.0f) {  // as the single store sums
+      const float2 old = *reinterpret_cast<const float2*>(c);
+      out = float2{alpha * v0 + beta * old.x, alpha * v1 + beta * old.y};
+    }
+    *reinterpret_cast<float2*>(c) = out;
+  }
 };
 
 // The layouts are template arguments: ptxas then computes one layout's

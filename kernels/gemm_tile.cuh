@@ -10,6 +10,7 @@
 // im2col matrix in global memory) and the fused steps' epilogues, so every
 // one of them runs at every precision.
 #pragma once
+#include <cstdint>
 #include <type_traits>
 
 #include "kernels/mma.cuh"
@@ -209,20 +210,27 @@ __device__ __forceinline__ void for_each_fragment(int m0, int n0, const WarpPlac
         visit(m0 + p.wm + i * 16 + p.g + (q >= 2 ? 8 : 0), n0 + p.wn + j * 8 + 2 * p.t + (q & 1), i, j, q);
 }
 
-// A gemm_tile store that takes a thread's outputs two at a time:
-// store(m, n, C(m, n), C(m, n + 1)), n even (a fragment's neighbours), so
-// that a tile staged in shared memory is written as 8-byte pairs.
+// A store that also takes a thread's outputs two at a time,
+// store(m, n, C(m, n), C(m, n + 1)) with n even (a fragment's neighbours),
+// gets them so: a row's pair can then leave as one 8-byte access (a warp's
+// request 8 rows of 8 floats, not 8 rows of every other float: half the
+// requests and, in row-major memory, every sector whole).
 template <class Store>
-struct ColumnPairs {
-  Store store;
-};
-template <class T>
-constexpr bool is_column_pairs = false;
-template <class Store>
-constexpr bool is_column_pairs<ColumnPairs<Store>> = true;
-template <class Store>
-__device__ __forceinline__ ColumnPairs<Store> column_pairs(const Store& store) {  // C++17: no aggregate deduction
-  return {store};
+constexpr bool takes_pairs = std::is_invocable_v<const Store&, int, int, float, float>;
+
+// Whether two neighbours, at[0] and at[1], go as one float2: the second is
+// wanted and follows the first in memory (`adjacent`), and `at` is 8-byte
+// aligned (an odd row length or offset leaves some pairs unaligned; they go
+// as two floats).
+__device__ __forceinline__ bool as_float2(const float* at, bool adjacent) {
+  return adjacent && reinterpret_cast<std::uintptr_t>(at) % alignof(float2) == 0;
+}
+// at[0] = first, at[1] = second as one 8-byte store (`at` 8-byte aligned).
+// Through a named float2: g++ (the simulator) stores a temporary's members
+// one at a time, and would count two 4-byte stores.
+__device__ __forceinline__ void store_float2(float* at, float first, float second) {
+  const float2 pair{first, second};
+  *reinterpret_cast<float2*>(at) = pair;
 }
 
 // The product C's rows and columns (M, N). A warp whose 32×32 outputs all
@@ -324,10 +332,10 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
     __syncthreads();
     if (!upper) for_each_fragment(m0, n0, p, [&](int, int, int i, int j, int q) { acc[i][j][q] += handed[at(i, j, q)]; });
   }
-  if constexpr (is_column_pairs<Store>) {
+  if constexpr (takes_pairs<Store>) {
     if (!upper)
       for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) {
-        if (q % 2 == 0) store.store(m, n, acc[i][j][q], acc[i][j][q + 1]);
+        if (q % 2 == 0) store(m, n, acc[i][j][q], acc[i][j][q + 1]);
       });
   } else {
     if (!upper) for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
@@ -448,6 +456,16 @@ struct RowMajorStore {
   int M, N, ld;
   __device__ void operator()(int m, int n, float v) const {
     if (m < M && n < N) out[std::size_t(m) * ld + n] = v;
+  }
+  __device__ void operator()(int m, int n, float v0, float v1) const {
+    if (m >= M || n >= N) return;
+    float* at = out + std::size_t(m) * ld + n;
+    if (as_float2(at, n + 1 < N)) {
+      store_float2(at, v0, v1);
+    } else {
+      at[0] = v0;
+      if (n + 1 < N) at[1] = v1;
+    }
   }
 };
 
