@@ -529,7 +529,7 @@ struct InputGradStore {
     const bool adjacent = col + 1 < cols && col % HWin + 1 < HWin;
     if (as_float2(dx + i, adjacent) && (!relu_x || as_float2(relu_x + i, adjacent))) {
       if (relu_x) {
-        const float2 x = *reinterpret_cast<const float2*>(relu_x + i);
+        const float2 x = load_float2(relu_x + i);
         if (!(x.x > 0.0f)) v0 = 0.0f;
         if (!(x.y > 0.0f)) v1 = 0.0f;
       }

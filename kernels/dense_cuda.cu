@@ -51,14 +51,14 @@ struct AdadeltaStore {
       (*this)(o, i + 1, g1);
       return;
     }
-    float2 v = *reinterpret_cast<const float2*>(sq_avg + k), u = *reinterpret_cast<const float2*>(acc_delta + k);
-    float2 wk = *reinterpret_cast<const float2*>(w + k);
+    float2 v = load_float2(sq_avg + k), u = load_float2(acc_delta + k);
+    float2 wk = load_float2(w + k);
     const float delta0 = adadelta_delta(g0, rho, eps, v.x, u.x), delta1 = adadelta_delta(g1, rho, eps, v.y, u.y);
     wk.x -= lr * delta0;
     wk.y -= lr * delta1;
-    *reinterpret_cast<float2*>(sq_avg + k) = v;
-    *reinterpret_cast<float2*>(acc_delta + k) = u;
-    *reinterpret_cast<float2*>(w + k) = wk;
+    store_float2(sq_avg + k, v.x, v.y);
+    store_float2(acc_delta + k, u.x, u.y);
+    store_float2(w + k, wk.x, wk.y);
   }
 };
 

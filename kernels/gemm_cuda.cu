@@ -49,10 +49,10 @@ struct GemmStore {
     }
     float2 out{alpha * v0, alpha * v1};
     if (beta != 0.0f) {  // as the single store sums
-      const float2 old = *reinterpret_cast<const float2*>(c);
+      const float2 old = load_float2(c);
       out = float2{alpha * v0 + beta * old.x, alpha * v1 + beta * old.y};
     }
-    *reinterpret_cast<float2*>(c) = out;
+    store_float2(c, out.x, out.y);
   }
 };
 

@@ -232,6 +232,8 @@ __device__ __forceinline__ void store_float2(float* at, float first, float secon
   const float2 pair{first, second};
   *reinterpret_cast<float2*>(at) = pair;
 }
+// {at[0], at[1]} as one 8-byte load (`at` 8-byte aligned).
+__device__ __forceinline__ float2 load_float2(const float* at) { return *reinterpret_cast<const float2*>(at); }
 
 // The product C's rows and columns (M, N). A warp whose 32×32 outputs all
 // lie past them (rows 32–63 where M = 32: conv1's outputs, conv2's input
@@ -342,6 +344,13 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
   }
 }
 
+// A gemm_tile_pair store that also takes a thread's neighbouring outputs
+// of both products at once, store(m, n, {first(m, n), first(m, n + 1)},
+// {second(m, n), second(m, n + 1)}) with n even, gets them so (as
+// takes_pairs: one 8-byte access for a row's two, where memory allows).
+template <class Store>
+constexpr bool takes_pair_columns = std::is_invocable_v<const Store&, int, int, float2, float2>;
+
 // Two products with the same right operand, A1·B and A2·B, in one pass over
 // B: store(m, n, first, second) once per output. For the plasticity step,
 // where A1 holds the error rows and A2 the Hebbian rows of the same units.
@@ -374,8 +383,15 @@ __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_fi
     if (with_first) warp_slice<kP>(acc1, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
     if (with_second) warp_slice<kP>(acc2, a2[turn], tiles[turn].b, p.wm, p.wn, p.g, p.t);
   });
-  for_each_fragment(m0, n0, p,
-                    [&](int m, int n, int i, int j, int q) { store(m, n, acc1[i][j][q], acc2[i][j][q]); });
+  if constexpr (takes_pair_columns<Store>) {
+    for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) {
+      if (q % 2 == 0)
+        store(m, n, float2{acc1[i][j][q], acc1[i][j][q + 1]}, float2{acc2[i][j][q], acc2[i][j][q + 1]});
+    });
+  } else {
+    for_each_fragment(m0, n0, p,
+                      [&](int m, int n, int i, int j, int q) { store(m, n, acc1[i][j][q], acc2[i][j][q]); });
+  }
 }
 
 // v[r] = X[row + r·step][col] of a row-major matrix X (rows, cols; leading

@@ -139,6 +139,28 @@ struct SynapseUpdate {
     update_synapse(*c, g, h, mean_x[i], mean_y[o], mean_y2[o], wk, v, u, om);
     w[k] = wk, sq[k] = v, acc[k] = u, omega[k] = om;
   }
+  // Synapses (o, i) and (o, i + 1): W, its three states and mean_x read and
+  // written as float2 where all five allow it.
+  __device__ void operator()(int o, int i, float2 g, float2 h) const {
+    if (o >= Out || i >= In) return;
+    const std::size_t k = std::size_t(o) * In + i;
+    const bool adjacent = i + 1 < In;
+    if (!(as_float2(w + k, adjacent) && as_float2(sq + k, adjacent) && as_float2(acc + k, adjacent) &&
+          as_float2(omega + k, adjacent) && as_float2(mean_x + i, adjacent))) {
+      (*this)(o, i, g.x, h.x);
+      (*this)(o, i + 1, g.y, h.y);
+      return;
+    }
+    float2 wk = load_float2(w + k), v = load_float2(sq + k), u = load_float2(acc + k), om = load_float2(omega + k);
+    const float2 mx = load_float2(mean_x + i);
+    const float my = mean_y[o], my2 = mean_y2[o];
+    update_synapse(*c, g.x, h.x, mx.x, my, my2, wk.x, v.x, u.x, om.x);
+    update_synapse(*c, g.y, h.y, mx.y, my, my2, wk.y, v.y, u.y, om.y);
+    store_float2(w + k, wk.x, wk.y);
+    store_float2(sq + k, v.x, v.y);
+    store_float2(acc + k, u.x, u.y);
+    store_float2(omega + k, om.x, om.y);
+  }
 };
 
 // The dense plasticity step by our tile kernel: block (x, y) a 64×64 tile of a
