@@ -902,13 +902,22 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
             : nullptr;
     const float4 window = *reinterpret_cast<const float4*>(&out[r][4 * c]);
     const float conv[4] = {window.x, window.y, window.z, window.w};
-    float best = 0.0f;
+    float best = 0.0f, relu[4];
     int best_slot = 0;
     for (int slot = 0; slot < 4; ++slot) {
       const float z = conv[slot] + bias;
-      const float v = z > 0.0f ? z : 0.0f;
-      if (slot == 0 || v > best) best = v, best_slot = slot;
-      if (act_window) act_window[(slot / 2) * Wo + slot % 2] = v;
+      relu[slot] = z > 0.0f ? z : 0.0f;
+      if (slot == 0 || relu[slot] > best) best = relu[slot], best_slot = slot;
+    }
+    // The window's two rows of act, each a pair (Wo is even: aligned where act is).
+    for (int row = 0; act_window && row < 2; ++row) {
+      float* at = act_window + row * Wo;
+      if (as_float2(at, true)) {
+        store_float2(at, relu[2 * row], relu[2 * row + 1]);
+      } else {
+        at[0] = relu[2 * row];
+        at[1] = relu[2 * row + 1];
+      }
     }
     const std::size_t in_net = (std::size_t(n) * s.Cout + co) * std::size_t(Hp) * Wp + std::size_t(ph) * Wp + pw;
     const std::size_t j = p * std::size_t(s.N) * s.Cout * Hp * Wp + in_net;
