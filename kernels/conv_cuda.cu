@@ -910,15 +910,8 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
       if (slot == 0 || relu[slot] > best) best = relu[slot], best_slot = slot;
     }
     // The window's two rows of act, each a pair (Wo is even: aligned where act is).
-    for (int row = 0; act_window && row < 2; ++row) {
-      float* at = act_window + row * Wo;
-      if (as_float2(at, true)) {
-        store_float2(at, relu[2 * row], relu[2 * row + 1]);
-      } else {
-        at[0] = relu[2 * row];
-        at[1] = relu[2 * row + 1];
-      }
-    }
+    for (int row = 0; act_window && row < 2; ++row)
+      store_pair(act_window + row * Wo, true, relu[2 * row], relu[2 * row + 1]);
     const std::size_t in_net = (std::size_t(n) * s.Cout + co) * std::size_t(Hp) * Wp + std::size_t(ph) * Wp + pw;
     const std::size_t j = p * std::size_t(s.N) * s.Cout * Hp * Wp + in_net;
     if (dropout.rate > 0) best = dropout_keeps(dropout, int(p), in_net) ? best * dropout_scale(dropout) : 0.0f;

@@ -234,6 +234,16 @@ __device__ __forceinline__ void store_float2(float* at, float first, float secon
 }
 // {at[0], at[1]} as one 8-byte load (`at` 8-byte aligned).
 __device__ __forceinline__ float2 load_float2(const float* at) { return *reinterpret_cast<const float2*>(at); }
+// at[0] = first and, where `adjacent`, at[1] = second: one 8-byte store where
+// as_float2 allows, else one float at a time.
+__device__ __forceinline__ void store_pair(float* at, bool adjacent, float first, float second) {
+  if (as_float2(at, adjacent)) {
+    store_float2(at, first, second);
+  } else {
+    at[0] = first;
+    if (adjacent) at[1] = second;
+  }
+}
 
 // The product C's rows and columns (M, N). A warp whose 32×32 outputs all
 // lie past them (rows 32–63 where M = 32: conv1's outputs, conv2's input
@@ -334,13 +344,13 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
     __syncthreads();
     if (!upper) for_each_fragment(m0, n0, p, [&](int, int, int i, int j, int q) { acc[i][j][q] += handed[at(i, j, q)]; });
   }
+  if (upper) return;  // their sums are in the lower warps' acc
   if constexpr (takes_pairs<Store>) {
-    if (!upper)
-      for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) {
-        if (q % 2 == 0) store(m, n, acc[i][j][q], acc[i][j][q + 1]);
-      });
+    for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) {
+      if (q % 2 == 0) store(m, n, acc[i][j][q], acc[i][j][q + 1]);
+    });
   } else {
-    if (!upper) for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
+    for_each_fragment(m0, n0, p, [&](int m, int n, int i, int j, int q) { store(m, n, acc[i][j][q]); });
   }
 }
 
@@ -475,13 +485,7 @@ struct RowMajorStore {
   }
   __device__ void operator()(int m, int n, float v0, float v1) const {
     if (m >= M || n >= N) return;
-    float* at = out + std::size_t(m) * ld + n;
-    if (as_float2(at, n + 1 < N)) {
-      store_float2(at, v0, v1);
-    } else {
-      at[0] = v0;
-      if (n + 1 < N) at[1] = v1;
-    }
+    store_pair(out + std::size_t(m) * ld + n, n + 1 < N, v0, v1);
   }
 };
 
