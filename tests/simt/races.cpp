@@ -42,6 +42,10 @@
 // An atomic (atomics.cpp) is kept as a write marked atomic: it races with
 // another thread's plain read or write, and not with its atomics.
 //
+// And, before any of that, an access's alignment: a float2 or a float4 at an
+// address not 8 or 16 bytes aligned fails the launch on a GPU (x86 loads it
+// gladly), so it fails the simulator's launch too, named as a race is.
+//
 // Not checked: pinned host memory (no kernel reads it); a race on one byte of
 // a word with a thread whose access other threads' accesses to the word's
 // other bytes pushed out of the shadow.
@@ -124,31 +128,42 @@ std::string triple(std::uint32_t linear, dim3 extent) {
 // What an access does to a word.
 enum class Kind { read, write, atomic };
 
-// The race: the running thread's access (`kind`) of byte p, which `other` made (`did`: "read" or "wrote").
-void report(const char* p, const Region& r, bool shared, const Access& other, const char* did, Kind kind) {
-  std::string what;
+// Where byte p of region r lies, for a message: in which __shared__
+// variable, or how far into which device allocation.
+std::string where(const char* p, const Region& r, bool shared) {
   if (shared) {
     std::size_t offset = 0;
     const std::string name = shared_variable_at(p, &offset);
-    what = "byte " + std::to_string(offset) + " of __shared__ " + (name.empty() ? "?" : name);
-  } else {
-    what = "byte " + std::to_string(p - r.base) + " of a device allocation of " + std::to_string(r.bytes) + " bytes";
+    return "byte " + std::to_string(offset) + " of __shared__ " + (name.empty() ? "?" : name);
   }
+  return "byte " + std::to_string(p - r.base) + " of a device allocation of " + std::to_string(r.bytes) + " bytes";
+}
+
+// The running thread's kernel, block and thread, to begin a message.
+std::string running_thread() {
+  return "kernel " + std::string(running_kernel() ? running_kernel() : "?") + ", block " +
+         triple(place.block, regs.grid_dim) + ", thread " + triple(place.thread, regs.block_dim);
+}
+
+const char* verb(Kind kind) {
+  return kind == Kind::read ? "reads " : kind == Kind::write ? "writes " : "atomically updates ";
+}
+
+// The race: the running thread's access (`kind`) of byte p, which `other` made (`did`: "read" or "wrote").
+void report(const char* p, const Region& r, bool shared, const Access& other, const char* did, Kind kind) {
   if (other.atomic) did = "updated atomically";
   const std::string by = other.block == place.block
                              ? "thread " + triple(other.thread, regs.block_dim) + " of the same block " +
                                    std::string(did) + ", with no __syncthreads between them"
                              : "thread " + triple(other.thread, regs.block_dim) + " of block " +
                                    triple(other.block, regs.grid_dim) + " " + did + " in the same launch";
-  const char* does = kind == Kind::read ? "reads " : kind == Kind::write ? "writes " : "atomically updates ";
-  fail_launch("kernel " + std::string(running_kernel() ? running_kernel() : "?") + ", block " +
-              triple(place.block, regs.grid_dim) + ", thread " + triple(place.thread, regs.block_dim) + " " + does +
-              what + ", which " + by +
+  fail_launch(running_thread() + " " + verb(kind) + where(p, r, shared) + ", which " + by +
               ": a data race (on a GPU the two run at once: a read sees either value, one of two updates is lost)");
 }
 
-// One access of n bytes at p by the running GPU thread, made at `pc` (null: an atomic).
-void check(const void* address, std::size_t n, Kind kind, const void* pc) {
+// One access of n bytes at p by the running GPU thread, made at `pc` (null:
+// an atomic); `range`: n bytes moved by several accesses (a memcpy).
+void check(const void* address, std::size_t n, Kind kind, const void* pc, bool range = false) {
   if (!place.active || launch_failing() || n == 0) return;
   const char* p = static_cast<const char*>(address);
   if (inside(p, place.stack, place.stack_bytes)) return;  // its own locals
@@ -156,6 +171,13 @@ void check(const void* address, std::size_t n, Kind kind, const void* pc) {
   const bool shared = inside(p, r.base, r.bytes);
   if (!shared) r = device_region(p);
   if (!r.shadow) return;  // host memory
+  // A GPU loads and stores 2, 4, 8 or 16 bytes (a float2, a float4) at once
+  // only from an address that many bytes aligned, and fails the launch
+  // otherwise (cudaErrorMisalignedAddress); x86 does not mind, so this says it.
+  if (!range && std::uintptr_t(p) % n != 0)
+    return fail_launch(running_thread() + " " + verb(kind) + std::to_string(n) + " bytes at once at " +
+                       where(p, r, shared) + ", not " + std::to_string(n) +
+                       "-byte aligned: a misaligned address (on a GPU the launch fails)");
   if (kind != Kind::atomic) profile_access(pc, p, n, shared, kind == Kind::write);
   const std::uint32_t epoch = shared ? place.block_run : place.launch;
   const std::size_t from = std::size_t(p - r.base), to = std::min(from + n, r.bytes);
@@ -224,8 +246,8 @@ void __tsan_write2(void* p) { check(p, 2, Kind::write, __builtin_return_address(
 void __tsan_write4(void* p) { check(p, 4, Kind::write, __builtin_return_address(0)); }
 void __tsan_write8(void* p) { check(p, 8, Kind::write, __builtin_return_address(0)); }
 void __tsan_write16(void* p) { check(p, 16, Kind::write, __builtin_return_address(0)); }
-void __tsan_read_range(void* p, unsigned long n) { check(p, n, Kind::read, __builtin_return_address(0)); }
-void __tsan_write_range(void* p, unsigned long n) { check(p, n, Kind::write, __builtin_return_address(0)); }
+void __tsan_read_range(void* p, unsigned long n) { check(p, n, Kind::read, __builtin_return_address(0), true); }
+void __tsan_write_range(void* p, unsigned long n) { check(p, n, Kind::write, __builtin_return_address(0), true); }
 void __tsan_vptr_update(void**, void*) {}
 // A function-local static's guard (the only C++ atomic in the CUDA sources; CUDA's are in atomics.cpp).
 char __tsan_atomic8_load(const volatile char* a, int) { return __atomic_load_n(a, __ATOMIC_ACQUIRE); }

@@ -116,6 +116,25 @@ __global__ void last_block_reads_a_count_still_rising(float* count, float* out) 
   if (blockIdx.x == gridDim.x - 1 && threadIdx.x == 0) *out = *count;
 }
 
+// Thread 0 copies a float2 from x + from to x + to, whole (a named float2:
+// g++ moves a temporary's members one at a time), as the tile stores do.
+__global__ void copy_float2(float* x, int from, int to) {
+  if (threadIdx.x != 0) return;
+  const float2 pair = *reinterpret_cast<const float2*>(x + from);
+  *reinterpret_cast<float2*>(x + to) = pair;
+}
+
+// Thread 0 reads a float4 of a 16-byte aligned shared array at element `at` into out.
+__global__ void read_shared_float4(const float* x, float* out, int at) {
+  alignas(16) __shared__ float staged[8];
+  if (threadIdx.x == 0)
+    for (int i = 0; i < 8; ++i) staged[i] = x[i];
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  const float4 four = *reinterpret_cast<const float4*>(staged + at);
+  *reinterpret_cast<float4*>(out) = four;
+}
+
 // n floats of device memory set to value, freed when it goes.
 struct DeviceFloats {
   float* p = nullptr;
@@ -287,4 +306,21 @@ TEST_CASE("simt races: a plain read of a count other blocks update atomically is
       "block (2,0,0) updated atomically in the same launch",
       "block (2,0,0), thread (31,0,0) atomically updates byte 0 of a device allocation of 4 bytes, which "
       "thread (0,0,0) of block (3,0,0) read in the same launch");
+}
+
+TEST_CASE("simt races: a float2 or a float4 at an address not 8 or 16 bytes aligned fails the launch, named") {
+  DeviceFloats x(8, 1), out(4, 0);
+  // Aligned: runs clean and moves both floats.
+  CHECK(race_in("copy_float2", copy_float2, 1, 32, x.p, 2, 4) == "");
+  CHECK(race_in("read_shared_float4", read_shared_float4, 1, 32, x.p, out.p, 4) == "");
+  std::string msg = race_in("copy_float2", copy_float2, 1, 32, x.p, 1, 4);
+  INFO(msg);
+  CHECK(msg.find("kernel copy_float2, block (0,0,0), thread (0,0,0) reads 8 bytes at once at byte 4 of a device "
+                 "allocation of 32 bytes, not 8-byte aligned: a misaligned address") != std::string::npos);
+  msg = race_in("copy_float2", copy_float2, 1, 32, x.p, 0, 3);
+  CHECK(msg.find("writes 8 bytes at once at byte 12 of a device allocation of 32 bytes, not 8-byte aligned") !=
+        std::string::npos);
+  msg = race_in("read_shared_float4", read_shared_float4, 1, 32, x.p, out.p, 2);
+  CHECK(msg.find("reads 16 bytes at once at byte 8 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+                 "read_shared_float4(float const*, float*, int)::staged, not 16-byte aligned") != std::string::npos);
 }
