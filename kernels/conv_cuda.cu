@@ -98,6 +98,15 @@ struct PatchRow {
       if (++ky == K) ky = 0, ++c, at += (H - K) * W;
     }
   }
+  // As advance, keeping `at`, the place (c·H + y − ky)·W + x − kx of an
+  // error window's row in an error image (H, W) under pixel (y, x), in step.
+  __device__ void advance_window(int by, int K, int H, int W, int& at) {
+    at -= by;
+    for (kx += by; kx >= K; kx -= K) {
+      at += K - W;
+      if (++ky == K) ky = 0, ++c, at += (H + K) * W;
+    }
+  }
 };
 
 // An output position (n, oy, ox) among a convolution's N·Ho·Wo columns,
@@ -460,19 +469,26 @@ struct ImagePatches {
 };
 
 // A(ci, k) = W[co][ci][ky][kx], k = (co, ky, kx): Wᵀ for the input gradient.
+// Made once per block (the sum from k_begin): this thread's k, carried as
+// (co, ky·K + kx) from slice to slice without dividing (a division by KK a
+// slice was a tenth of the loop's instructions besides the FMAs).
 struct TransposedWeights {
-  const float* w;  // (Cout, Cin, K, K)
-  int Cin, Cout, K;
-  __device__ void fetch(TileShare& v, int m0, int k0) const {
-    const int KK = K * K, k = k0 + int(threadIdx.x) % kTileK;
+  const float* w;  // (Cout, Cin, K, K): one net's, so offsets in it fit an int
+  int Cin, Cout, KK;
+  int co, kk;  // this thread's next k = co·KK + kk
+  __device__ TransposedWeights(const float* w, int Cin, int Cout, int K, int k_begin)
+      : w(w), Cin(Cin), Cout(Cout), KK(K * K) {
+    const int k = k_begin + int(threadIdx.x) % kTileK;
+    co = k / KK, kk = k % KK;
+  }
+  __device__ void fetch(TileShare& v, int m0, int /*k0: carried*/) {
     // W[co][·][ky][kx] for this thread's k: consecutive ci lie KK apart.
-    const float* column = k < Cout * KK ? w + std::size_t(k / KK) * Cin * KK + k % KK : nullptr;
-    const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK);
+    const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK), ci0 = m0 + mm0;
+    const float* column = w + (co * Cin + ci0) * KK + kk;
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int ci = m0 + mm0 + i * kRowStepA;
-      v[i] = column && ci < Cin ? column[std::size_t(ci) * KK] : 0.0f;
-    }
+    for (int i = 0; i < kPerThread; ++i)
+      v[i] = co < Cout && ci0 + i * kRowStepA < Cin ? column[i * kRowStepA * KK] : 0.0f;
+    for (kk += kTileK; kk >= KK; kk -= KK) ++co;
   }
   __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const { put_a_column(tile, v); }
 };
@@ -497,12 +513,26 @@ struct ErrorWindows {
   }
   __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
     const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, kk0 = threadIdx.x / kTileN;
+    if constexpr (std::is_same_v<Error, StoredError>) {
+      // A stored error is read at a place in its image stepped with the row
+      // (dy.at's 64-bit index, a handful of multiplies an element, was most
+      // of this loader's instructions).
+      const float* image = dy.dy + (p * dy.N + n) * std::size_t(dy.Cout) * dy.Ho * dy.Wo;
+      int at = (row.c * dy.Ho + iy - row.ky) * dy.Wo + ix - row.kx;  // within one image: fits an int
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int kk = kk0 + i * kRowStepB, oy = iy - row.ky, ox = ix - row.kx;
-      v[i] = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo ? dy.at(p, n, row.c, oy, ox)
-                                                                                      : 0.0f;
-      row.advance(kRowStepB, s.K);
+      for (int i = 0; i < kPerThread; ++i) {
+        const bool inside = unsigned(iy - row.ky) < unsigned(Ho) && unsigned(ix - row.kx) < unsigned(Wo);
+        v[i] = in_matrix && k0 + kk0 + i * kRowStepB < rows && inside ? image[at] : 0.0f;
+        row.advance_window(kRowStepB, s.K, dy.Ho, dy.Wo, at);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        const int kk = kk0 + i * kRowStepB, oy = iy - row.ky, ox = ix - row.kx;
+        v[i] = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo ? dy.at(p, n, row.c, oy, ox)
+                                                                                        : 0.0f;
+        row.advance(kRowStepB, s.K);
+      }
     }
   }
   __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
@@ -554,7 +584,7 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
   const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
   using Down = std::decay_t<decltype(passed_down(dy))>;
   gemm_tile<kP, kHalves>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
-                s.Cout * s.K * s.K, TransposedWeights{w.of(p), s.Cin, s.Cout, s.K},
+                s.Cout * s.K * s.K, TransposedWeights(w.of(p), s.Cin, s.Cout, s.K, 0),
                 ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
                 InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
 }
