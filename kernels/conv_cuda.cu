@@ -244,6 +244,31 @@ struct StoredError {
     return dy[(((p * N + n) * Cout + co) * Ho + oy) * std::size_t(Wo) + ox];
   }
 };
+
+// An error's values at one output position (n, oy, ox) of net p, by channel:
+// at(co) = e.at(p, n, co, oy, ox). The weight gradient's A loader reads a
+// column's rows this way; a stored error's column finds its place once and
+// steps a channel's plane from it (64-bit index math per element was more
+// of that loader's instructions than its loads).
+template <class Error>
+struct ErrorColumn {
+  Error e;
+  std::size_t p;
+  int n, oy, ox;
+  __device__ float at(int co) const { return e.at(p, n, co, oy, ox); }
+};
+template <class Error>
+__device__ ErrorColumn<Error> column_of(const Error& e, std::size_t p, int n, int oy, int ox) {
+  return {e, p, n, oy, ox};
+}
+struct StoredColumn {
+  const float* pixel;  // dy[p][n][0][oy][ox]
+  int plane;           // Ho·Wo: one image's channels lie this far apart (an int)
+  __device__ float at(int co) const { return pixel[co * plane]; }
+};
+__device__ inline StoredColumn column_of(const StoredError& e, std::size_t p, int n, int oy, int ox) {
+  return {e.dy + ((p * e.N + n) * e.Cout * std::size_t(e.Ho) + oy) * e.Wo + ox, e.Ho * e.Wo};
+}
 // conv → ReLU → 2×2 max-pool, backward: an output gets the pooled error where
 // it was its window's maximum and that maximum passed the ReLU (> 0), else 0;
 // outputs outside every window get 0. What maxpool2d_backward then
@@ -332,6 +357,9 @@ struct RoutedStoredError {
   const HiddenError* mode;  // (P), device; null: every net keeps
   __device__ float at(std::size_t p, int n, int co, int oy, int ox) const { return stored.at(p, n, co, oy, ox); }
 };
+__device__ inline StoredColumn column_of(const RoutedStoredError& e, std::size_t p, int n, int oy, int ox) {
+  return column_of(e.stored, p, n, oy, ox);
+}
 __device__ inline bool passes_down(const RoutedStoredError& e, std::size_t p) {
   return !e.mode || e.mode[p] == HiddenError::keep;
 }
@@ -358,13 +386,29 @@ struct StackedError {
   const PlasticityCoeffs* coeffs;  // (P)
   int N, Out, Ho, Wo;
   float inv;  // 1 / (N·Ho·Wo)
-  __device__ float at(std::size_t p, int n, int co, int oy, int ox) const {
-    if (co < Out) return e.at(p, n, co, oy, ox);
+};
+// The stacked rows' column at one output position (column_of): the error's
+// rows, then the Hebbian rows from y's column, with the net's θ and BCM share.
+template <class Column>
+struct StackedColumn {
+  Column error;        // rows co < Out
+  const float* y;      // y[p][n][0][oy][ox]
+  const float* theta;  // θ[p][0]
+  int Out, plane;      // plane: Ho·Wo
+  float bcm, inv;
+  __device__ float at(int co) const {
+    if (co < Out) return error.at(co);
     const int o = co - Out;
-    const std::size_t i = ((p * N + n) * Out + o) * std::size_t(Ho) * Wo + std::size_t(oy) * Wo + ox;
-    return hebb_post(y[i], theta[p * Out + o], coeffs[p].bcm) * inv;
+    return hebb_post(y[o * plane], theta[o], bcm) * inv;
   }
 };
+template <class Error>
+__device__ auto column_of(const StackedError<Error>& rows, std::size_t p, int n, int oy, int ox) {
+  const int plane = rows.Ho * rows.Wo;
+  return StackedColumn<decltype(column_of(rows.e, p, n, oy, ox))>{
+      column_of(rows.e, p, n, oy, ox), rows.y + ((p * rows.N + n) * rows.Out * std::size_t(plane) + oy * rows.Wo + ox),
+      rows.theta + p * rows.Out, rows.Out, plane, rows.coeffs[p].bcm, rows.inv};
+}
 template <class Error>
 __device__ StackedError<Error> for_net(StackedError<Error> rows, std::size_t p) {
   rows.e = for_net(rows.e, p);
@@ -426,10 +470,11 @@ struct OutputErrorRows {
         at(col, Ho, Wo) {}
   __device__ void fetch(TileShare& v, int m0, int /*k0: carried*/) {
     const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK);
+    const auto column = column_of(dy, p, at.n, at.oy, at.ox);
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int co = m0 + mm0 + i * kRowStepA;
-      v[i] = co < Cout && col < cols ? dy.at(p, at.n, co, at.oy, at.ox) : 0.0f;
+      v[i] = co < Cout && col < cols ? column.at(co) : 0.0f;
     }
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
