@@ -363,6 +363,10 @@ __device__ inline StoredColumn column_of(const RoutedStoredError& e, std::size_t
 __device__ inline bool passes_down(const RoutedStoredError& e, std::size_t p) {
   return !e.mode || e.mode[p] == HiddenError::keep;
 }
+// A net that passes it down kept the pool's error: what was staged is it.
+__device__ inline const StoredError& passed_down(const RoutedStoredError& e) {
+  return e.stored;
+}
 
 // An error routed by each net's feedback mode: it reaches dW and db only
 // inside a plastic layer's stacked rows.
