@@ -167,10 +167,14 @@ __device__ __forceinline__ void warp_slice(float (&acc)[2][4][4], const float (&
         b[j][0] = tb[kk + t][c];
         b[j][1] = tb[kk + t + 4][c];
       }
+      using FragmentA = Tf32Fragment<kP == Precision::tf32x3, 4>;
+      using FragmentB = Tf32Fragment<kP == Precision::tf32x3, 2>;
+      const FragmentA fa[2] = {FragmentA(a[0]), FragmentA(a[1])};
+      const FragmentB fb[4] = {FragmentB(b[0]), FragmentB(b[1]), FragmentB(b[2]), FragmentB(b[3])};
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) mma_fp32_operands<kP == Precision::tf32x3>(acc[i][j], a[i], b[j]);
+        for (int j = 0; j < 4; ++j) mma_tf32_fragments<kP == Precision::tf32x3>(acc[i][j], fa[i], fb[j]);
     }
   }
 }

@@ -106,10 +106,26 @@ __device__ __forceinline__ void mma_tf32(float d[4], const std::uint32_t a[4], c
 }
 #endif
 
-// acc += A·B at TF32 (one mma), or at about fp32 accuracy with three
-// (split TF32: x = big + small, both tf32; A·B ≈ As·Bb + Ab·Bs + Ab·Bb, the
-// small products first; the dropped As·Bs and the splits' remainders are
-// below 2^-21 of |A||B|). a, b: this lane's fp32 fragment values.
+// A lane's TF32 fragment of n fp32 values: big, each rounded to TF32, and
+// in split TF32 (kSplit) small, what the rounding left, rounded again (x =
+// big + small; the remainder is below 2^-21 of |x|). Made once per fragment
+// for every mma that reads it: made per mma (an A fragment is read by 4,
+// a B by 2), the conversions were a fifth of tf32's loop, 96 a slice.
+template <bool kSplit, int n>
+struct Tf32Fragment {
+  std::uint32_t big[n], small[kSplit ? n : 1];
+  __device__ explicit Tf32Fragment(const float (&x)[n]) {
+#pragma unroll
+    for (int q = 0; q < n; ++q) {
+      big[q] = to_tf32(x[q]);
+      if constexpr (kSplit) small[q] = to_tf32(x[q] - tf32_value(big[q]));
+    }
+  }
+};
+
+// acc += A·B at TF32 (one mma), or at about fp32 accuracy with three (split
+// TF32: A·B ≈ As·Bb + Ab·Bs + Ab·Bb, the small products first; the dropped
+// As·Bs and the splits' remainders are below 2^-21 of |A||B|).
 // Split TF32 sums its three mmas into a fresh fragment and adds that to acc
 // by an fp32 add (rounded to nearest): the tensor core aligns every addend to
 // the largest and cuts toward zero, so with acc chained through the mmas the
@@ -117,26 +133,17 @@ __device__ __forceinline__ void mma_tf32(float d[4], const std::uint32_t a[4], c
 // H200, 2026-12-04: 7 000 products of a conv's weight gradient 1.3e-3 off the
 // CPU, above the fp32-level promise).
 template <bool kSplit>
-__device__ __forceinline__ void mma_fp32_operands(float acc[4], const float a[4], const float b[2]) {
-  std::uint32_t ab[4], bb[2];
-#pragma unroll
-  for (int q = 0; q < 4; ++q) ab[q] = to_tf32(a[q]);
-#pragma unroll
-  for (int q = 0; q < 2; ++q) bb[q] = to_tf32(b[q]);
+__device__ __forceinline__ void mma_tf32_fragments(float acc[4], const Tf32Fragment<kSplit, 4>& a,
+                                                   const Tf32Fragment<kSplit, 2>& b) {
   if constexpr (kSplit) {
-    std::uint32_t as[4], bs[2];
-#pragma unroll
-    for (int q = 0; q < 4; ++q) as[q] = to_tf32(a[q] - tf32_value(ab[q]));
-#pragma unroll
-    for (int q = 0; q < 2; ++q) bs[q] = to_tf32(b[q] - tf32_value(bb[q]));
     float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    mma_tf32(part, as, bb, part);
-    mma_tf32(part, ab, bs, part);
-    mma_tf32(part, ab, bb, part);
+    mma_tf32(part, a.small, b.big, part);
+    mma_tf32(part, a.big, b.small, part);
+    mma_tf32(part, a.big, b.big, part);
 #pragma unroll
     for (int q = 0; q < 4; ++q) acc[q] += part[q];
   } else {
-    mma_tf32(acc, ab, bb, acc);
+    mma_tf32(acc, a.big, b.big, acc);
   }
 }
 
