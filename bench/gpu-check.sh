@@ -13,7 +13,7 @@
 #      composed, the fp32 path before the tile kernel ran in fp32; and with
 #      the pool's error gathered as the tiles load, the way before 2026-12-05) beside
 #      torch_reference.py (TF32 off and on) in the same call, on the same
-#      card; bench_kernels per kernel,
+#      card; bench_kernels per kernel; the tile loops' SASS counted (bench/ptx_mix.py --sass),
 #   3. the CUDA tests again with every GEMM on our tile kernel (fp32), with
 #      cuDNN, and with every GEMM on our tile kernel's tensor cores (tf32x3); the CPU tests, end-to-end MNIST, the
 #      bad-input CLI and kill-and-resume tests,
@@ -116,6 +116,9 @@ if [[ -x "$build/bench_kernels_1buf" ]]; then
 else
   ended[bench_kernels_1buf]="not in this build (bench/pack-gpu-build.sh)"
 fi
+# The machine code of the tile kernels' main loops, counted (seconds, no GPU): what bench/ptx_mix.py
+# estimates from PTX on machines without cuobjdump.
+step sass_mix 30 python3 bench/ptx_mix.py --sass "$build/bench_kernels"
 # 3. The other test runs: every GEMM on our tiled kernel, cuDNN's convolutions, split TF32 at fp32 tolerances.
 step test_cuda_tiled 120 env EVOPLAST_GEMM=tiled "$build/tests/test_cuda"
 step test_cuda_cudnn 120 env EVOPLAST_CONV=cudnn "$build/tests/test_cuda"
@@ -245,6 +248,8 @@ PY
 echo; cat "$logs/bench_kernels.log" 2>/dev/null || echo "bench_kernels: $(how bench_kernels)"
 echo; echo "single-buffered tile kernels ($(how bench_kernels_1buf)):"
 cat "$logs/bench_kernels_1buf.log" 2>/dev/null
+echo; echo "SASS of the fp32 tile loops, one 16-deep slice ($(how sass_mix); every precision in sass_mix.log):"
+grep -E 'rest/work|\(Precision\)0[,>]' "$logs/sass_mix.log" 2>/dev/null | cut -c1-200 | head -16
 echo; echo "ncu (P = 64, hebb, tf32x3; $(how ncu)): top kernels by time"
 python3 - "$logs/ncu.log" <<'PY'
 import re, sys, collections
