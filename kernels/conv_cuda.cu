@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace evoplast::kernels::cuda {
 namespace {
@@ -85,11 +86,7 @@ __device__ __forceinline__ void put_b_row(float (&tile)[kTileK][kTileN + 8], con
 struct PatchRow {
   int c, ky, kx;
   __device__ PatchRow(int k, int K) : c(k / (K * K)), ky(k / K % K), kx(k % K) {}
-  __device__ void advance(int by, int K) {
-    for (kx += by; kx >= K; kx -= K)
-      if (++ky == K) ky = 0, ++c;
-  }
-  // As advance, keeping `at`, the row's place (c·H + ky)·W + kx in an image
+  // k + by, keeping `at`, the row's place (c·H + ky)·W + kx in an image
   // (H, W), in step: a patch loader adds, where it multiplied in 64 bits per element.
   __device__ void advance(int by, int K, int H, int W, int& at) {
     at += by;
@@ -98,7 +95,7 @@ struct PatchRow {
       if (++ky == K) ky = 0, ++c, at += (H - K) * W;
     }
   }
-  // As advance, keeping `at`, the place (c·H + y − ky)·W + x − kx of an
+  // k + by, keeping `at`, the place (c·H + y − ky)·W + x − kx of an
   // error window's row in an error image (H, W) under pixel (y, x), in step.
   __device__ void advance_window(int by, int K, int H, int W, int& at) {
     at -= by;
@@ -266,8 +263,33 @@ struct StoredColumn {
   int plane;           // Ho·Wo: one image's channels lie this far apart (an int)
   __device__ float at(int co) const { return pixel[co * plane]; }
 };
+
+// One image (net p, image n) of an error, by output channel and pixel:
+// at(c, oy, ox, place), place = (c·Ho + oy)·Wo + ox its offset in the image,
+// which the input gradient's loader steps with its window's row. A stored
+// image reads image[place] (dy.at's 64-bit index, a handful of multiplies
+// an element, was most of that loader's instructions); others make the
+// value from (c, oy, ox).
+template <class Error>
+struct ErrorImage {
+  Error e;
+  std::size_t p;
+  int n;
+  __device__ float at(int c, int oy, int ox, int /*place*/) const { return e.at(p, n, c, oy, ox); }
+};
+template <class Error>
+__device__ ErrorImage<Error> image_of(const Error& e, std::size_t p, int n) {
+  return {e, p, n};
+}
+struct StoredImage {
+  const float* image;  // dy[p][n]: (Cout, Ho, Wo), so a place in it fits an int
+  __device__ float at(int /*c*/, int /*oy*/, int /*ox*/, int place) const { return image[place]; }
+};
+__device__ inline StoredImage image_of(const StoredError& e, std::size_t p, int n) {
+  return {e.dy + (p * e.N + n) * std::size_t(e.Cout) * e.Ho * e.Wo};
+}
 __device__ inline StoredColumn column_of(const StoredError& e, std::size_t p, int n, int oy, int ox) {
-  return {e.dy + ((p * e.N + n) * e.Cout * std::size_t(e.Ho) + oy) * e.Wo + ox, e.Ho * e.Wo};
+  return {image_of(e, p, n).image + oy * e.Wo + ox, e.Ho * e.Wo};
 }
 // conv → ReLU → 2×2 max-pool, backward: an output gets the pooled error where
 // it was its window's maximum and that maximum passed the ReLU (> 0), else 0;
@@ -547,41 +569,33 @@ struct TransposedWeights {
 // error in place of col2im's scattered sum.
 template <class Error>
 struct ErrorWindows {
-  Error dy;
-  std::size_t p;
-  ConvShape s;
-  int n, iy, ix;   // this thread's column: input pixel (n, iy, ix)
+  using Image = decltype(image_of(std::declval<Error>(), std::size_t{}, 0));
+  Image image;     // the error image of this thread's column's n
+  int K, Ho, Wo, rows;
+  int iy, ix;      // this thread's column: input pixel (n, iy, ix)
   bool in_matrix;  // the column lies inside the matrix (N·H·W)
   PatchRow row;    // the (co, ky, kx) of its next row
   // Made once per block (its tile's first column n0, the sum from k_begin): each thread's column is its own.
   __device__ ErrorWindows(const Error& dy, std::size_t p, const ConvShape& s, int k_begin, int n0)
-      : dy(for_net(dy, p)), p(p), s(s), row(k_begin + int(threadIdx.x) / kTileN, s.K) {
+      : image(image_of(for_net(dy, p), p, (n0 + int(threadIdx.x) % kTileN) / (s.H * s.W))),
+        K(s.K),
+        Ho(s.Ho()),
+        Wo(s.Wo()),
+        rows(s.Cout * s.K * s.K),
+        row(k_begin + int(threadIdx.x) / kTileN, s.K) {
     const int HWin = s.H * s.W, col = n0 + int(threadIdx.x) % kTileN;
-    n = col / HWin, iy = col % HWin / s.W, ix = col % s.W;
+    iy = col % HWin / s.W, ix = col % s.W;
     in_matrix = col < s.N * HWin;
   }
   __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
-    const int Ho = s.Ho(), Wo = s.Wo(), rows = s.Cout * s.K * s.K, kk0 = threadIdx.x / kTileN;
-    if constexpr (std::is_same_v<Error, StoredError>) {
-      // A stored error is read at a place in its image stepped with the row
-      // (dy.at's 64-bit index, a handful of multiplies an element, was most
-      // of this loader's instructions).
-      const float* image = dy.dy + (p * dy.N + n) * std::size_t(dy.Cout) * dy.Ho * dy.Wo;
-      int at = (row.c * dy.Ho + iy - row.ky) * dy.Wo + ix - row.kx;  // within one image: fits an int
+    const int kk0 = threadIdx.x / kTileN;
+    int place = (row.c * Ho + iy - row.ky) * Wo + ix - row.kx;
 #pragma unroll
-      for (int i = 0; i < kPerThread; ++i) {
-        const bool inside = unsigned(iy - row.ky) < unsigned(Ho) && unsigned(ix - row.kx) < unsigned(Wo);
-        v[i] = in_matrix && k0 + kk0 + i * kRowStepB < rows && inside ? image[at] : 0.0f;
-        row.advance_window(kRowStepB, s.K, dy.Ho, dy.Wo, at);
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < kPerThread; ++i) {
-        const int kk = kk0 + i * kRowStepB, oy = iy - row.ky, ox = ix - row.kx;
-        v[i] = in_matrix && k0 + kk < rows && oy >= 0 && oy < Ho && ox >= 0 && ox < Wo ? dy.at(p, n, row.c, oy, ox)
-                                                                                        : 0.0f;
-        row.advance(kRowStepB, s.K);
-      }
+    for (int i = 0; i < kPerThread; ++i) {
+      const int oy = iy - row.ky, ox = ix - row.kx;
+      const bool inside = unsigned(oy) < unsigned(Ho) && unsigned(ox) < unsigned(Wo);
+      v[i] = in_matrix && k0 + kk0 + i * kRowStepB < rows && inside ? image.at(row.c, oy, ox, place) : 0.0f;
+      row.advance_window(kRowStepB, K, Ho, Wo, place);
     }
   }
   __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
