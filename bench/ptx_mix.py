@@ -73,15 +73,15 @@ def kind(opcode):
     return "other"
 
 
-def instructions(lines):
-    """The opcodes among PTX lines (labels, directives, braces and comments left out)."""
-    for line in lines:
-        s = line.strip()
-        if not s.endswith(";") or s.startswith((".", "//")) or LABEL.match(s):
-            continue
-        if s.startswith("@"):  # a predicate guard: @%p1 or @!%p1
-            s = s.split(None, 1)[1] if " " in s else s
-        yield s.split()[0].rstrip(";")
+def opcode(line):
+    """The opcode of one PTX line, or None where it holds no instruction (a
+    label, directive, brace or comment)."""
+    s = line.strip()
+    if not s.endswith(";") or s.startswith((".", "//")) or LABEL.match(s):
+        return None
+    if s.startswith("@"):  # a predicate guard: @%p1 or @!%p1
+        s = s.split(None, 1)[1] if " " in s else s
+    return s.split()[0].rstrip(";")
 
 
 class Listing:
@@ -101,11 +101,13 @@ def ptx_listing(body):
         if m:
             listing.labels[m.group(1)] = len(listing.ops)
             continue
-        for op in instructions([line]):
-            m = BRANCH.search(line)
-            if m:
-                listing.branches.append((len(listing.ops), m.group(1)))
-            listing.ops.append(op)
+        op = opcode(line)
+        if op is None:
+            continue
+        m = BRANCH.search(line)
+        if m:
+            listing.branches.append((len(listing.ops), m.group(1)))
+        listing.ops.append(op)
     return listing
 
 
