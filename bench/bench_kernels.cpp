@@ -287,6 +287,14 @@ int main(int argc, char** argv) {
                                 sq.data(), acc.data(), om.data());
         }),
         0, double(n) * 4 * (2 + 4 + 4));  // reads g, h, W, v, u, Ω; writes W, v, u, Ω
+    // fc1's whole plasticity step as evolve runs it (fusion on): [g; h] = [e | ŷ]ᵀ·x by the tile kernel, W and its
+    // state updated in the GEMM's epilogue (g and h never stored). % of the fp32 SGEMM ceiling.
+    auto stacked = random_buffer(*be, std::size_t(P) * N * 2 * Out, rng);
+    row("plasticity step fc1 (GEMM+update)", "ours fp32", time_it(*be, "plasticity step", [&] {
+          be->plasticity_update_dense(fc1, coeffs.data(), xf.data(), stacked.data(), gh.data(), mx.data(), my.data(),
+                                      my2.data(), w.data(), sq.data(), acc.data(), om.data());
+        }),
+        2.0 * P * N * 2.0 * Out * In, double(n) * 4 * (4 + 4) + double(fc1.x_size()) * 4);
     // ⟨x_patch⟩ (the rule's B·⟨x⟩ term): one read of the layer's input.
     auto mx1 = random_buffer(*be, std::size_t(P) * conv1.Cin * 9, rng);
     auto mx2 = random_buffer(*be, std::size_t(P) * conv2.Cin * 9, rng);
