@@ -176,14 +176,15 @@ __global__ void __launch_bounds__(kTileThreads, kPairTileBlocksPerSM)
                                   const float* __restrict__ mean_y2, float* __restrict__ w, float* __restrict__ sq,
                                   float* __restrict__ acc, float* __restrict__ omega) {
   const std::size_t p = blockIdx.z, synapses = std::size_t(s.Out) * s.In;
-  if (!moves_weights(coeffs[p])) return;  // ΔW = 0 (or a frozen net): nothing to sum or update
+  const PlasticityCoeffs c = coeffs[p];  // this net's rule, read once
+  if (!moves_weights(c)) return;         // ΔW = 0 (or a frozen net): nothing to sum or update
   const float* eh = error_hebb + p * s.N * 2 * s.Out;
   // A half of the rows the net's rule does not read is 0 (stack_kernel): g or h is 0 without the GEMM.
   gemm_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, s.N,
-                           reads_error_rows(coeffs[p]), reads_hebbian_rows(coeffs[p]),
+                           reads_error_rows(c), reads_hebbian_rows(c),
                            StackedRows{eh, s.N, s.Out, 0}, StackedRows{eh, s.N, s.Out, s.Out},
                            StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},
-                           SynapseUpdate{coeffs[p], mean_x + p * s.In, mean_y + p * s.Out, mean_y2 + p * s.Out,
+                           SynapseUpdate{c, mean_x + p * s.In, mean_y + p * s.Out, mean_y2 + p * s.Out,
                                          w + p * synapses, sq + p * synapses, acc + p * synapses,
                                          omega + p * synapses, s.Out, s.In});
 }
