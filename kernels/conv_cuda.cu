@@ -13,6 +13,7 @@
 #include "kernels/cuda_util.cuh"
 #include "kernels/gemm_tile.cuh"
 #include "kernels/unit_stats.cuh"
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -1014,15 +1015,25 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
 }
 
 // e (P, N, Cout, Ho, Wo) of nets [first, first + count), as the gathering
-// loaders read it, stored in out (count, N, Cout, Ho, Wo): one elementwise pass.
+// loaders read it, stored in out (count, N, Cout, Ho, Wo): one elementwise
+// pass. Block row y takes the planes (image, channel) y, y + gridDim.y, …,
+// its threads the plane's pixels: a plane's net, image and channel worked
+// out once, a pixel's (oy, ox) by one 32-bit division. (From the flat 64-bit
+// index, four divisions an element, ~100 of the pass's instructions for 3
+// loads and a store, and RoutedPooledError's net mode looked up per element.)
 template <class Error>
 __global__ void stage_error_kernel(ConvShape s, int first, int count, Error e, float* __restrict__ out) {
-  const int Ho = s.Ho(), Wo = s.Wo();
-  const std::size_t plane = std::size_t(Ho) * Wo;
-  EVOPLAST_GRID_STRIDE(i, std::size_t(count) * s.N * s.Cout * plane) {
-    const int ox = int(i % Wo), oy = int(i / Wo % Ho), co = int(i / plane % s.Cout);
-    const std::size_t image = i / (plane * s.Cout), p = first + image / s.N;
-    out[i] = for_net(e, p).at(p, int(image % s.N), co, oy, ox);
+  const int Wo = s.Wo(), plane = s.Ho() * Wo;
+  const std::size_t planes = std::size_t(count) * s.N * s.Cout;
+  for (std::size_t q = blockIdx.y; q < planes; q += gridDim.y) {
+    const std::size_t image = q / s.Cout, p = first + image / s.N;
+    const int n = int(image % s.N), co = int(q % s.Cout);
+    const Error net = for_net(e, p);
+    float* out_plane = out + q * plane;
+    for (int j = int(blockIdx.x * blockDim.x + threadIdx.x); j < plane; j += int(gridDim.x * blockDim.x)) {
+      const int oy = int(unsigned(j) / unsigned(Wo));  // unsigned: the shorter division
+      out_plane[j] = net.at(p, n, co, oy, j - oy * Wo);
+    }
   }
 }
 
@@ -1051,7 +1062,11 @@ void for_each_staged_chunk(Stream st, Scratch& ws, const ConvShape& s, const Err
     ConvShape c = s;
     c.P = std::min(chunk, s.P - p0);
     float* staged = ws.floats(1, c.y_size());
-    EVOPLAST_LAUNCH(stage_error_kernel<Error>, blocks_for(c.y_size()), kThreads, 0, st, s, p0, c.P, e, staged);
+    // A plane's pixels across x (3 blocks for conv2's 24·24), its planes down y (a grid's y is at most 65535).
+    const unsigned x = std::min(blocks_for(std::size_t(s.Ho()) * s.Wo()), 65535u);
+    const std::size_t planes = std::size_t(c.P) * s.N * s.Cout;
+    const unsigned y = unsigned(std::min<std::size_t>({planes, 65535, std::max<std::size_t>(max_blocks() / x, 1)}));
+    EVOPLAST_LAUNCH(stage_error_kernel<Error>, dim3(x, y), kThreads, 0, st, s, p0, c.P, e, staged);
     run(c, p0, StoredError{staged, s.N, s.Cout, s.Ho(), s.Wo()});
   }
 }

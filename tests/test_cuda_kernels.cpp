@@ -1118,6 +1118,43 @@ TEST_CASE("cuda: with the block cap at 2, grid-stride loops still cover every el
   kernels::cuda::set_max_blocks(65535u * 32u);
 }
 
+// The pool's error staged for a conv's backward (stage_error_kernel: planes
+// down the grid's y, a plane's pixels across x) with the block cap at 2: one
+// block row walks all 16 planes and each thread more than one pixel of the
+// 24 × 24 planes (576 > 512 threads); the fused backward still gives the
+// composition's bits.
+TEST_CASE("cuda: the pool's error staged with the block cap at 2 still covers every plane and pixel") {
+  const FastPathsOn fast_paths;
+  Harness h;
+  struct Restore {
+    ~Restore() {
+      kernels::cuda::set_max_blocks(65535u * 32u);
+      kc::set_pooled_error_read(kc::PooledErrorRead::staged);
+    }
+  } restore;
+  kc::set_pooled_error_read(kc::PooledErrorRead::staged);
+  kernels::cuda::set_max_blocks(2);
+  const ConvShape s{2, 2, 3, 26, 26, 4, 3, false};
+  const std::size_t pooled = std::size_t(s.P) * s.N * s.Cout * (s.Ho() / 2) * (s.Wo() / 2);
+  const DropoutParams no_dropout{};
+  auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size(), -0.3, 0.3), dy = h.in(pooled);
+  Guarded<float> dy1(*h.gpu, dy.g.body()), dy2(*h.gpu, dy.g.body());
+  const auto gpu = [&](std::size_t n) { return unwritten(*h.gpu, n); };
+  auto conv_out = gpu(s.y_size()), conv_grad = gpu(s.y_size()), unused_grad = gpu(s.y_size());
+  auto y = gpu(pooled), dw1 = gpu(s.w_size()), dw2 = gpu(s.w_size()), db1 = gpu(s.b_size()), db2 = gpu(s.b_size());
+  auto dx1 = gpu(s.x_size()), dx2 = gpu(s.x_size());
+  Guarded<std::int32_t> argmax(*h.gpu, std::vector<std::int32_t>(pooled, -7));
+  h.gpu->Backend::conv2d_relu_pool_forward(s, no_dropout, x.g.ptr(), w.g.ptr(), b.g.ptr(), conv_out.ptr(), y.ptr(),
+                                           argmax.ptr());
+  h.gpu->Backend::conv2d_relu_pool_backward(s, no_dropout, x.g.ptr(), w.g.ptr(), conv_out.ptr(), y.ptr(),
+                                            argmax.ptr(), dy1.ptr(), conv_grad.ptr(), dx1.ptr(), dw1.ptr(), db1.ptr());
+  h.gpu->conv2d_relu_pool_backward(s, no_dropout, x.g.ptr(), w.g.ptr(), conv_out.ptr(), y.ptr(), argmax.ptr(),
+                                   dy2.ptr(), unused_grad.ptr(), dx2.ptr(), dw2.ptr(), db2.ptr());
+  CHECK(dx2.body() == dx1.body());
+  CHECK(dw2.body() == dw1.body());
+  CHECK(db2.body() == db1.body());
+}
+
 TEST_CASE("cuda: with scratch poisoned at every use, no kernel reads scratch it did not write") {
   Harness h;
   kernels::cuda::set_poison_scratch(true);
