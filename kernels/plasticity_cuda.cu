@@ -130,7 +130,7 @@ struct StackedRows {
 struct SynapseUpdate {
   // This net's rule, read once a thread: through a pointer nvcc read its ~17
   // fields again at every pair of synapses (the float stores to W between
-  // them may alias them): 892 global loads in the kernel's PTX, now 395.
+  // them may alias them): 892 global loads in the kernel's PTX, now 369.
   PlasticityCoeffs c;
   const float *mean_x, *mean_y, *mean_y2;
   float *w, *sq, *acc, *omega;  // (Out, In) each, this net's
