@@ -576,57 +576,59 @@ float tf32_rounded(float x) {
   return std::bit_cast<float>(bits & 0xFFFFE000u);
 }
 
-// At tf32 every mma operand is rounded to nearest once, wherever the kernels
-// round it (a fragment as a warp reads it, or a share as it is stored): the
-// same layers run on operands rounded beforehand give the same bits. The
-// error bounds above cannot tell that rounding from the tensor core's own
-// cut of an unrounded operand's low 13 bits; this test can.
-TEST_CASE("cuda: tf32 rounds each operand to nearest once: operands rounded beforehand give the same bits") {
-  Harness h;
+// A layer's y, dW and dx from one forward and backward pass.
+struct LayerOutputs {
+  std::vector<float> y, dw, dx;
+};
+
+// run(x, w, dy) (device pointers, s's shapes) on operands as drawn and on
+// the same operands rounded to TF32 on the host: the same bits.
+template <class Shape, class Run>
+void check_rounded_operands_change_nothing(Harness& h, const Shape& s, const Run& run) {
+  auto x = h.in(s.x_size()), w = h.in(s.w_size()), dy = h.in(s.y_size());
   const auto rounded = [&](Pair<float>& v) {
     std::vector<float> r = v.c.body();
     for (float& e : r) e = tf32_rounded(e);
     return h.from(r);
   };
+  auto xr = rounded(x), wr = rounded(w), dyr = rounded(dy);
+  const LayerOutputs drawn = run(x.g.ptr(), w.g.ptr(), dy.g.ptr()), as_tf32 = run(xr.g.ptr(), wr.g.ptr(), dyr.g.ptr());
+  CHECK(drawn.y == as_tf32.y);
+  CHECK(drawn.dw == as_tf32.dw);
+  CHECK(drawn.dx == as_tf32.dx);
+}
+
+// At tf32 every mma operand is rounded to nearest once, wherever the kernels
+// round it (a fragment as a warp reads it, or a share as it is stored): the
+// same layers run on operands rounded beforehand give the same bits. The
+// error bounds above cannot tell that rounding from the tensor core's own
+// cut of an unrounded operand's low 13 bits; this test can. (The biases are
+// not mma operands: the same in both runs.)
+TEST_CASE("cuda: tf32 rounds each operand to nearest once: operands rounded beforehand give the same bits") {
+  Harness h;
   at_precisions({kc::Precision::tf32}, [&](kc::Precision) {
     for (const DenseShape& s : {DenseShape{2, 37, 70, 45, false}, DenseShape{3, 65, 100, 40, true}}) {
       CAPTURE(s.P); CAPTURE(s.In); CAPTURE(s.Out);
-      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), dy = h.in(s.y_size());
-      auto xr = rounded(x), wr = rounded(w), dyr = rounded(dy);
-      std::vector<float> got[2][4];  // [operands as drawn, rounded][y, dw, db, dx]
-      for (int r = 0; r < 2; ++r) {
+      auto b = h.in(s.b_size());
+      check_rounded_operands_change_nothing(h, s, [&](const float* x, const float* w, const float* dy) {
         auto y = h.out(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
         auto dx = h.out(s.shared_input ? 1 : s.x_size());
-        const float* xs = (r ? xr : x).g.ptr();
-        h.gpu->dense_forward(s, xs, (r ? wr : w).g.ptr(), b.g.ptr(), y.g.ptr());
-        h.gpu->dense_backward(s, xs, (r ? wr : w).g.ptr(), (r ? dyr : dy).g.ptr(),
-                              s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(), db.g.ptr());
-        got[r][0] = y.g.body(), got[r][1] = dw.g.body(), got[r][2] = db.g.body();
-        if (!s.shared_input) got[r][3] = dx.g.body();
-      }
-      CHECK(got[0][0] == got[1][0]);  // y
-      CHECK(got[0][1] == got[1][1]);  // dw
-      CHECK(got[0][3] == got[1][3]);  // dx
+        h.gpu->dense_forward(s, x, w, b.g.ptr(), y.g.ptr());
+        h.gpu->dense_backward(s, x, w, dy, s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(), db.g.ptr());
+        return LayerOutputs{y.g.body(), dw.g.body(), s.shared_input ? std::vector<float>() : dx.g.body()};
+      });
     }
     for (const ConvShape& s : {ConvShape{2, 3, 3, 9, 7, 70, 5, false}, ConvShape{2, 3, 1, 28, 28, 32, 3, true},
                                ConvShape{1, 2, 32, 12, 12, 64, 3, false}}) {
       CAPTURE(s.P); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
-      auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), dy = h.in(s.y_size());
-      auto xr = rounded(x), wr = rounded(w), dyr = rounded(dy);
-      std::vector<float> got[2][3];  // [operands as drawn, rounded][y, dw, dx]
-      for (int r = 0; r < 2; ++r) {
+      auto b = h.in(s.b_size());
+      check_rounded_operands_change_nothing(h, s, [&](const float* x, const float* w, const float* dy) {
         auto y = h.out(s.y_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
         auto dx = h.out(s.shared_input ? 1 : s.x_size());
-        const float* xs = (r ? xr : x).g.ptr();
-        h.gpu->conv2d_forward(s, xs, (r ? wr : w).g.ptr(), b.g.ptr(), y.g.ptr());
-        h.gpu->conv2d_backward(s, xs, (r ? wr : w).g.ptr(), (r ? dyr : dy).g.ptr(),
-                               s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(), db.g.ptr());
-        got[r][0] = y.g.body(), got[r][1] = dw.g.body();
-        if (!s.shared_input) got[r][2] = dx.g.body();
-      }
-      CHECK(got[0][0] == got[1][0]);  // y
-      CHECK(got[0][1] == got[1][1]);  // dw
-      CHECK(got[0][2] == got[1][2]);  // dx
+        h.gpu->conv2d_forward(s, x, w, b.g.ptr(), y.g.ptr());
+        h.gpu->conv2d_backward(s, x, w, dy, s.shared_input ? nullptr : dx.g.ptr(), dw.g.ptr(), db.g.ptr());
+        return LayerOutputs{y.g.body(), dw.g.body(), s.shared_input ? std::vector<float>() : dx.g.body()};
+      });
     }
   });
 }
