@@ -239,6 +239,32 @@ def find_tool(name):
     return path
 
 
+def print_kernel(name, listing, kind_of, match):
+    """One row for a kernel whose name matches and whose code holds a GEMM loop."""
+    if match and not re.search(match, name):
+        return
+    ops = main_loop(listing, kind_of)
+    if ops is not None:
+        print_row(ops, name)
+
+
+def sass_text(args):
+    """The cuobjdump -sass listing --sass-listing names, or that of the binary --sass names."""
+    if args.sass_listing:
+        try:
+            with open(args.sass_listing) as f:
+                return f.read()
+        except OSError as e:
+            sys.exit(f"ptx_mix: {args.sass_listing}: {e.strerror} (give a saved cuobjdump -sass listing)")
+    cuobjdump = find_tool("cuobjdump")
+    if cuobjdump is None:
+        sys.exit("ptx_mix: cuobjdump not found: --sass needs the CUDA toolkit's binary utilities")
+    done = subprocess.run([cuobjdump, "-sass", args.sass], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"ptx_mix: cuobjdump -sass {args.sass} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="*", help="CUDA sources (default: the kernels with tile loops)")
@@ -249,31 +275,14 @@ def main():
     args = parser.parse_args()
     header = " ".join(f"{h:>9}" for h in ["instr", *COLUMNS, "rest/work"]) + "  kernel"
     if args.sass or args.sass_listing:
-        if args.sass_listing:
-            try:
-                with open(args.sass_listing) as f:
-                    text = f.read()
-            except OSError as e:
-                sys.exit(f"ptx_mix: {args.sass_listing}: {e.strerror} (give a saved cuobjdump -sass listing)")
-        else:
-            cuobjdump = find_tool("cuobjdump")
-            if cuobjdump is None:
-                sys.exit("ptx_mix: cuobjdump not found: --sass needs the CUDA toolkit's binary utilities")
-            done = subprocess.run([cuobjdump, "-sass", args.sass], capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"ptx_mix: cuobjdump -sass {args.sass} failed: {done.stderr.strip()}")
-            text = done.stdout
+        text = sass_text(args)
         print(f"ptx_mix: SASS of each kernel's busiest loop, one iteration ({args.sass or args.sass_listing})")
         print(header)
-        seen = set()
+        seen = set()  # a binary may carry a kernel more than once (one per architecture)
         for mangled, listing in sass_listings(text):
-            name = short_name(mangled)
-            if (args.match and not re.search(args.match, name)) or mangled in seen:
-                continue  # a binary may carry a kernel more than once (one per architecture)
-            seen.add(mangled)
-            ops = main_loop(listing, sass_kind)
-            if ops is not None:
-                print_row(ops, name)
+            if mangled not in seen:
+                seen.add(mangled)
+                print_kernel(short_name(mangled), listing, sass_kind, args.match)
         return
     nvcc = find_tool("nvcc")
     if nvcc is None:
@@ -289,13 +298,8 @@ def main():
             ptx = ptx_of(nvcc, source, args.arch, workdir)
             entries = list(ENTRY.finditer(ptx))
             for i, e in enumerate(entries):
-                name = short_name(e.group(1))
-                if args.match and not re.search(args.match, name):
-                    continue
                 body = ptx[e.start():entries[i + 1].start() if i + 1 < len(entries) else len(ptx)]
-                ops = main_loop(ptx_listing(body), kind)
-                if ops is not None:
-                    print_row(ops, name)
+                print_kernel(short_name(e.group(1)), ptx_listing(body), kind, args.match)
 
 
 if __name__ == "__main__":
