@@ -6,6 +6,8 @@
 
 #include <cuda_runtime.h>
 
+#include "kernels/async_copy.cuh"
+
 #include <string>
 #include <vector>
 
@@ -25,6 +27,20 @@ __global__ void add_into_one_shared_word(float* sum) {
   total += 1;
   __syncthreads();
   if (threadIdx.x == 0) *sum = total;
+}
+
+// Each thread copies x[t] into its shared slot asynchronously, waits for
+// it, and (with the barrier after the wait missing where `barrier` is
+// false) reads its neighbour's slot.
+__global__ void read_neighbours_async_copy(bool barrier, const float* x, float* out) {
+  __shared__ float slot[32];
+  const unsigned t = threadIdx.x;
+  AsyncCopies<1> copies;
+  copies.copy(&slot[t], x + t);
+  copies.commit();
+  copies.wait<0>();
+  if (barrier) __syncthreads();
+  out[t] = slot[(t + 1) % 32];
 }
 
 // Block b > 0 reads the word block b − 1 writes in the same launch.
@@ -234,6 +250,20 @@ TEST_CASE("simt races: barriers order a block's threads, in shared and in global
     CHECK(got == std::vector<float>(128, 2.0f / 128));
   }
   simt::set_order(simt::Order::forward);
+}
+
+TEST_CASE("simt races: an asynchronous copy is its thread's write at the wait: read before a barrier, a race") {
+  DeviceFloats x(32, 3);
+  DeviceFloats out(32, 0);
+  CHECK(race_in("read_neighbours_async_copy", read_neighbours_async_copy, 1, 32, true, x.p, out.p).empty());
+  // Forward, thread 1's copy lands in slot 1 after thread 0 read it; reversed, thread 30 reads slot 31 after
+  // thread 31's copy landed there.
+  check_race_in_both_orders(
+      [&] { return race_in("read_neighbours_async_copy", read_neighbours_async_copy, 1, 32, false, x.p, out.p); },
+      "thread (1,0,0) writes byte 4 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+      "read_neighbours_async_copy(bool, float const*, float*)::slot, which thread (0,0,0) of the same block read",
+      "thread (30,0,0) reads byte 124 of __shared__ evoplast::kernels::cuda::(anonymous namespace)::"
+      "read_neighbours_async_copy(bool, float const*, float*)::slot, which thread (31,0,0) of the same block wrote");
 }
 
 TEST_CASE("simt races: a write after several threads read meets a reader other than itself, in any order") {

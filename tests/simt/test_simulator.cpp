@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/async_copy.cuh"
 #include "kernels/cuda_check.hpp"
 #include "kernels/mma.cuh"
 
@@ -38,6 +39,28 @@ __global__ void block_sum(bool skip_first_barrier, const float* x, float* out) {
     __syncthreads();
   }
   if (threadIdx.x == 0) out[blockIdx.x] = part[0];
+}
+
+// Each thread copies x[t] and x[32 + t] into its two shared slots as two
+// groups of asynchronous copies (and a null source, a 0, into a third
+// with the second), reading its slots before any wait, after the wait that
+// leaves the newest group in flight, and after the wait for all: out[8t…8t + 7].
+__global__ void async_copies_landing(const float* x, float* out) {
+  __shared__ float slot[3][32];
+  const unsigned t = threadIdx.x;
+  for (auto& s : slot) s[t] = -1;
+  AsyncCopies<3> copies;
+  copies.copy(&slot[0][t], x + t);
+  copies.commit();
+  copies.copy(&slot[1][t], x + 32 + t);
+  copies.copy(&slot[2][t], nullptr);
+  copies.commit();
+  float* mine = out + 8 * t;
+  mine[0] = slot[0][t], mine[1] = slot[1][t], mine[2] = slot[2][t];
+  copies.wait<1>();
+  mine[3] = slot[0][t], mine[4] = slot[1][t];
+  copies.wait<0>();
+  mine[5] = slot[0][t], mine[6] = slot[1][t], mine[7] = slot[2][t];
 }
 
 // Half of the threads leave before the barrier.
@@ -228,6 +251,24 @@ TEST_CASE("simt: a block reduction is right with its barriers, wrong without one
   }
   simt::set_order(simt::Order::forward);
   CHECK(wrong_in_some_order);
+}
+
+TEST_CASE("simt: an asynchronous copy lands only in the wait that lets it, so a slice read early shows") {
+  std::vector<float> x(64);
+  std::iota(x.begin(), x.end(), 1.0f);
+  float* dx = device_alloc<float>(64);
+  float* out = device_alloc<float>(8 * 32);
+  REQUIRE(cudaMemcpy(dx, x.data(), 64 * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  EVOPLAST_LAUNCH(async_copies_landing, 1, 32, 0, nullptr, dx, out);
+  std::vector<float> got(8 * 32);
+  REQUIRE(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (int t = 0; t < 32; ++t) {
+    const float first = x[std::size_t(t)], second = x[std::size_t(32 + t)];
+    const std::vector<float> want = {-1, -1, -1, first, -1, first, second, 0};
+    CHECK(std::vector<float>(got.begin() + 8 * t, got.begin() + 8 * t + 8) == want);
+  }
+  cudaFree(dx);
+  cudaFree(out);
 }
 
 TEST_CASE("simt: the blocks of a grid run in the order named, so a race between blocks shows") {
