@@ -61,25 +61,28 @@ static_assert(kTileThreads % kTileN == 0 && kTileThreads % kTileK == 0, "a threa
 static_assert(kTileK / kRowStepB == kPerThread && kTileM / kRowStepA == kPerThread && kTileN / kDownStep == kPerThread,
               "a thread's rows are its share of the tile");
 
-// Where a thread's share goes (the loaders' put): a B tile's column
+// Where element r of a thread's share goes (a copying loader's slot; a
+// computing loader's put stores its share there): a B tile's column
 // threadIdx % kTileN, rows kRowStepB apart; an A tile's column threadIdx %
 // kTileK, rows kRowStepA apart from a_tile_row0; a B tile's row
 // down_b_k(threadIdx), columns kDownStep apart from down_b_n(threadIdx) (the
 // weight gradient's B, whose long sum runs down the output's columns).
+__device__ __forceinline__ float& b_column_slot(float (&tile)[kTileK][kTileN + 8], int r) {
+  return tile[int(threadIdx.x) / kTileN + r * kRowStepB][int(threadIdx.x) % kTileN];
+}
+__device__ __forceinline__ float& a_column_slot(float (&tile)[kTileM][kTileK + 4], int r) {
+  return tile[a_tile_row0(int(threadIdx.x) / kTileK) + r * kRowStepA][int(threadIdx.x) % kTileK];
+}
+__device__ __forceinline__ float& b_row_slot(float (&tile)[kTileK][kTileN + 8], int r) {
+  return tile[down_b_k(int(threadIdx.x))][down_b_n(int(threadIdx.x)) + r * kDownStep];
+}
 __device__ __forceinline__ void put_b_column(float (&tile)[kTileK][kTileN + 8], const TileShare& v) {
-  const int c = int(threadIdx.x) % kTileN, r0 = int(threadIdx.x) / kTileN;
 #pragma unroll
-  for (int i = 0; i < kPerThread; ++i) tile[r0 + i * kRowStepB][c] = v[i];
+  for (int r = 0; r < kPerThread; ++r) b_column_slot(tile, r) = v[r];
 }
 __device__ __forceinline__ void put_a_column(float (&tile)[kTileM][kTileK + 4], const TileShare& v) {
-  const int c = int(threadIdx.x) % kTileK, r0 = a_tile_row0(int(threadIdx.x) / kTileK);
 #pragma unroll
-  for (int i = 0; i < kPerThread; ++i) tile[r0 + i * kRowStepA][c] = v[i];
-}
-__device__ __forceinline__ void put_b_row(float (&tile)[kTileK][kTileN + 8], const TileShare& v) {
-  const int k = down_b_k(int(threadIdx.x)), n0 = down_b_n(int(threadIdx.x));
-#pragma unroll
-  for (int i = 0; i < kPerThread; ++i) tile[k][n0 + i * kDownStep] = v[i];
+  for (int r = 0; r < kPerThread; ++r) a_column_slot(tile, r) = v[r];
 }
 
 // Row k = (c, ky, kx) of a patch or window matrix (c an input channel, or
@@ -140,17 +143,18 @@ struct PatchGeometry {
   }
 };
 
-// v[i] = element k_base + r of the patch at corner, x[n][ci][oy + ky][ox +
-// kx], for the kPerThread rows r = r0 + i·step, row holding the (c, ky, kx)
-// of k_base + r0 (and left past the last); 0 where corner is null (a column
-// past the matrix) or past Cin·K².
-__device__ __forceinline__ void fetch_patch_rows(TileShare& v, const float* corner, PatchRow& row,
-                                                 const PatchGeometry& g, int k_base, int r0, int step) {
+// sink(i, &x[n][ci][oy + ky][ox + kx]), element k_base + r of the patch at
+// corner, for the kPerThread rows r = r0 + i·step, row holding the (c, ky,
+// kx) of k_base + r0 (and left past the last); null where corner is null (a
+// column past the matrix) or past Cin·K².
+template <class Sink>
+__device__ __forceinline__ void patch_sources(const float* corner, PatchRow& row, const PatchGeometry& g, int k_base,
+                                              int r0, int step, const Sink& sink) {
   const int rows = g.rows();
   int at = (row.c * g.H + row.ky) * g.W + row.kx;  // within one image: fits an int
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
-    v[i] = corner && k_base + r0 + i * step < rows ? corner[at] : 0.0f;
+    sink(i, corner && k_base + r0 + i * step < rows ? corner + at : nullptr);
     row.advance(step, g.K, g.H, g.W, at);
   }
 }
@@ -161,13 +165,14 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
   return col < s.N * s.Ho() * s.Wo() ? PatchGeometry(s).corner(x, at.n, at.oy, at.ox) : nullptr;
 }
 
-// Column threadIdx % kTileN of a B tile (put_b_column) from the patch at
+// Column threadIdx % kTileN of a B tile (b_column_slot) from the patch at
 // corner: its rows k0 + r, r = threadIdx / kTileN, kRowStepB apart, row
 // holding the (c, ky, kx) of the first and left at the next slice's first
 // (slices follow each other kTileK apart, as gemm_tile walks them).
-__device__ __forceinline__ void fetch_patch_column(TileShare& v, const float* corner, PatchRow& row,
-                                                   const PatchGeometry& g, int k0) {
-  fetch_patch_rows(v, corner, row, g, k0, int(threadIdx.x) / kTileN, kRowStepB);
+template <class Sink>
+__device__ __forceinline__ void patch_column_sources(const float* corner, PatchRow& row, const PatchGeometry& g,
+                                                     int k0, const Sink& sink) {
+  patch_sources(corner, row, g, k0, int(threadIdx.x) / kTileN, kRowStepB, sink);
 }
 
 // The B operand of a net's convolution GEMM, gathered from its image as a
@@ -175,6 +180,7 @@ __device__ __forceinline__ void fetch_patch_column(TileShare& v, const float* co
 // once per block (its tile's first column n0, the sum from k_begin): each
 // thread's column is its own for the whole sum.
 struct ImageColumns {
+  static constexpr bool kCopies = true;
   PatchGeometry g;
   const float* corner;  // this thread's column's patch, or null past the matrix
   PatchRow row;         // the (ci, ky, kx) of its next row
@@ -182,10 +188,11 @@ struct ImageColumns {
       : g(s),
         corner(column_patch(x, s, n0 + int(threadIdx.x) % kTileN)),
         row(k_begin + int(threadIdx.x) / kTileN, s.K) {}
-  __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
-    fetch_patch_column(v, corner, row, g, k0);
+  template <class Sink>
+  __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
+    patch_column_sources(corner, row, g, k0, sink);
   }
-  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
+  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_column_slot(tile, r); }
 };
 
 // A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co], through the ReLU
@@ -262,15 +269,24 @@ __device__ ErrorColumn<Error> column_of(const Error& e, std::size_t p, int n, in
 struct StoredColumn {
   const float* pixel;  // dy[p][n][0][oy][ox]
   int plane;           // Ho·Wo: one image's channels lie this far apart (an int)
-  __device__ float at(int co) const { return pixel[co * plane]; }
+  __device__ float at(int co) const { return *place_of(co); }
+  __device__ const float* place_of(int co) const { return pixel + co * plane; }
 };
+// Whether a column's (or an image's) values lie in memory as they are
+// (place_of gives where): its loaders then copy them (gemm_tile's copying
+// loaders), where a made value is fetched and put.
+template <class View>
+constexpr bool is_stored = false;
+template <>
+constexpr bool is_stored<StoredColumn> = true;
 
 // One image (net p, image n) of an error, by output channel and pixel:
 // at(c, oy, ox, place), place = (c·Ho + oy)·Wo + ox its offset in the image,
 // which the input gradient's loader steps with its window's row. A stored
-// image reads image[place] (dy.at's 64-bit index, a handful of multiplies
-// an element, was most of that loader's instructions); others make the
-// value from (c, oy, ox).
+// image gives the element's address instead, place_of(place) = image +
+// place, and its loader copies it (dy.at's 64-bit index, a handful of
+// multiplies an element, was most of that loader's instructions); others
+// make the value from (c, oy, ox).
 template <class Error>
 struct ErrorImage {
   Error e;
@@ -284,8 +300,10 @@ __device__ ErrorImage<Error> image_of(const Error& e, std::size_t p, int n) {
 }
 struct StoredImage {
   const float* image;  // dy[p][n]: (Cout, Ho, Wo), so a place in it fits an int
-  __device__ float at(int /*c*/, int /*oy*/, int /*ox*/, int place) const { return image[place]; }
+  __device__ const float* place_of(int place) const { return image + place; }
 };
+template <>
+constexpr bool is_stored<StoredImage> = true;
 __device__ inline StoredImage image_of(const StoredError& e, std::size_t p, int n) {
   return {e.dy + (p * e.N + n) * std::size_t(e.Cout) * e.Ho * e.Wo};
 }
@@ -495,18 +513,34 @@ struct OutputErrorRows {
         cols(s.N * s.Ho() * s.Wo()),
         col(k_begin + int(threadIdx.x) % kTileK),
         at(col, Ho, Wo) {}
+  using Column = decltype(column_of(std::declval<Error>(), std::size_t{}, 0, 0, 0));
+  static constexpr bool kCopies = is_stored<Column>;  // else fetched and put
+  template <class Sink>
+  __device__ void sources(int m0, int /*k0: carried*/, const Sink& sink) {
+    visit(m0, [&](int i, const Column& column, int co, bool inside) {
+      sink(i, inside ? column.place_of(co) : nullptr);
+    });
+  }
+  __device__ float& slot(float (&tile)[kTileM][kTileK + 4], int r) const { return a_column_slot(tile, r); }
   __device__ void fetch(TileShare& v, int m0, int /*k0: carried*/) {
+    visit(m0, [&](int i, const Column& column, int co, bool inside) { v[i] = inside ? column.at(co) : 0.0f; });
+  }
+  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const { put_a_column(tile, v); }
+
+ private:
+  // f(i, column, co, inside) for element i of the share, channel co of this thread's column.
+  template <class F>
+  __device__ void visit(int m0, const F& f) {
     const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK);
-    const auto column = column_of(dy, p, at.n, at.oy, at.ox);
+    const Column column = column_of(dy, p, at.n, at.oy, at.ox);
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int co = m0 + mm0 + i * kRowStepA;
-      v[i] = co < Cout && col < cols ? column.at(co) : 0.0f;
+      f(i, column, co, co < Cout && col < cols);
     }
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
-  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const { put_a_column(tile, v); }
 };
 
 // B(col, k) = element k of the patch under output column col: ImageColumns
@@ -515,6 +549,7 @@ struct OutputErrorRows {
 // n0, the sum from k_begin): each thread keeps its patch rows, and each
 // slice moves its column kTileK on.
 struct ImagePatches {
+  static constexpr bool kCopies = true;
   const float* x;  // (N, Cin, H, W)
   PatchGeometry g;
   int Ho, Wo, cols;
@@ -530,14 +565,15 @@ struct ImagePatches {
         col(k_begin + down_b_k(int(threadIdx.x))),
         at(col, Ho, Wo),
         first(n0 + down_b_n(int(threadIdx.x)), s.K) {}
-  __device__ void fetch(TileShare& v, int /*k0: carried*/, int n0) {
+  template <class Sink>
+  __device__ void sources(int /*k0: carried*/, int n0, const Sink& sink) {
     PatchRow row = first;
-    fetch_patch_rows(v, col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0,
-                     down_b_n(int(threadIdx.x)), kDownStep);
+    patch_sources(col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0, down_b_n(int(threadIdx.x)),
+                  kDownStep, sink);
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
-  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_row(tile, v); }
+  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_row_slot(tile, r); }
 };
 
 // A(ci, k) = W[co][ci][ky][kx], k = (co, ky, kx): Wᵀ for the input gradient.
@@ -545,6 +581,7 @@ struct ImagePatches {
 // (co, ky·K + kx) from slice to slice without dividing (a division by KK a
 // slice was a tenth of the loop's instructions besides the FMAs).
 struct TransposedWeights {
+  static constexpr bool kCopies = true;
   const float* w;  // (Cout, Cin, K, K): one net's, so offsets in it fit an int
   int Cin, Cout, KK;
   int co, kk;  // this thread's next k = co·KK + kk
@@ -553,16 +590,17 @@ struct TransposedWeights {
     const int k = k_begin + int(threadIdx.x) % kTileK;
     co = k / KK, kk = k % KK;
   }
-  __device__ void fetch(TileShare& v, int m0, int /*k0: carried*/) {
+  template <class Sink>
+  __device__ void sources(int m0, int /*k0: carried*/, const Sink& sink) {
     // W[co][·][ky][kx] for this thread's k: consecutive ci lie KK apart.
     const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK), ci0 = m0 + mm0;
     const float* column = w + (co * Cin + ci0) * KK + kk;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i)
-      v[i] = co < Cout && ci0 + i * kRowStepA < Cin ? column[i * kRowStepA * KK] : 0.0f;
+      sink(i, co < Cout && ci0 + i * kRowStepA < Cin ? column + i * kRowStepA * KK : nullptr);
     for (kk += kTileK; kk >= KK; kk -= KK) ++co;
   }
-  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const { put_a_column(tile, v); }
+  __device__ float& slot(float (&tile)[kTileM][kTileK + 4], int r) const { return a_column_slot(tile, r); }
 };
 
 // B(k, col) = dy[n][co][iy − ky][ix − kx] (0 outside the output), k = (co, ky, kx),
@@ -588,18 +626,34 @@ struct ErrorWindows {
     iy = col % HWin / s.W, ix = col % s.W;
     in_matrix = col < s.N * HWin;
   }
+  static constexpr bool kCopies = is_stored<Image>;  // else fetched and put
+  template <class Sink>
+  __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
+    visit(k0, [&](int i, int, int, int, int place, bool inside) { sink(i, inside ? image.place_of(place) : nullptr); });
+  }
+  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_column_slot(tile, r); }
   __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
+    visit(k0, [&](int i, int c, int oy, int ox, int place, bool inside) {
+      v[i] = inside ? image.at(c, oy, ox, place) : 0.0f;
+    });
+  }
+  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
+
+ private:
+  // f(i, c, oy, ox, place, inside) for element i of the share: the error at (c, oy, ox), place in its image,
+  // inside the matrix and the image.
+  template <class F>
+  __device__ void visit(int k0, const F& f) {
     const int kk0 = threadIdx.x / kTileN;
     int place = (row.c * Ho + iy - row.ky) * Wo + ix - row.kx;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int oy = iy - row.ky, ox = ix - row.kx;
       const bool inside = unsigned(oy) < unsigned(Ho) && unsigned(ox) < unsigned(Wo);
-      v[i] = in_matrix && k0 + kk0 + i * kRowStepB < rows && inside ? image.at(row.c, oy, ox, place) : 0.0f;
+      f(i, row.c, oy, ox, place, in_matrix && k0 + kk0 + i * kRowStepB < rows && inside);
       row.advance_window(kRowStepB, K, Ho, Wo, place);
     }
   }
-  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
 };
 
 // dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel); where relu_x is
@@ -944,6 +998,7 @@ void conv_backward_tile(Stream st, Scratch& ws, const ConvShape& s, const float*
 // order, so a tile's 64 columns hold 16 whole windows. Outputs outside every
 // window (an odd last row or column) are not computed.
 struct WindowColumns {
+  static constexpr bool kCopies = true;
   PatchGeometry g;
   const float* corner;  // this thread's column's patch, or null past the matrix
   PatchRow row;         // the (ci, ky, kx) of its next row
@@ -954,10 +1009,11 @@ struct WindowColumns {
     const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
     if (col < s.N * Hp * Wp * 4) corner = g.corner(x, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
   }
-  __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
-    fetch_patch_column(v, corner, row, g, k0);
+  template <class Sink>
+  __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
+    patch_column_sources(corner, row, g, k0, sink);
   }
-  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
+  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_column_slot(tile, r); }
 };
 
 // conv → ReLU → 2×2 max-pool of every net at once: block (x, y) a tile of

@@ -13,23 +13,26 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/async_copy.cuh"
 #include "kernels/mma.cuh"
 
 namespace evoplast::kernels::cuda {
 
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 128;
 
-// Shared tile sets the slices take turns in (for_each_slice): 2, the next
-// slice's loads in flight while the warps multiply this one. 1 (CMake's
-// EVOPLAST_TILE_BUFFERS=1) builds the loop of before 2026-12-05 (load, wait,
-// multiply, wait) under the same launch bounds, only so that one GPU call
-// can time what the second set buys (bench/pack-gpu-build.sh builds
-// bench_kernels both ways, bench/gpu-check.sh runs the two).
+// Shared tile sets the slices take turns in (for_each_slice): 3, two
+// slices' loads in flight while the warps multiply a third (the loads on
+// tensor cores take longer than a slice's mmas: one slice ahead, as from
+// 2026-12-05 to 12-07, left conv2's forward at 7% of an H200's TF32 GEMM).
+// 2 keeps one slice in flight, 1 (load, wait, multiply, wait) none: CMake's
+// EVOPLAST_TILE_BUFFERS builds them, under the same launch bounds, only so
+// that one GPU call can time what the sets buy (bench/pack-gpu-build.sh
+// builds bench_kernels each way, bench/gpu-check.sh runs them side by side).
 #ifndef EVOPLAST_TILE_BUFFERS
-#define EVOPLAST_TILE_BUFFERS 2
+#define EVOPLAST_TILE_BUFFERS 3
 #endif
 constexpr int kTileBuffers = EVOPLAST_TILE_BUFFERS;
-static_assert(kTileBuffers == 1 || kTileBuffers == 2, "EVOPLAST_TILE_BUFFERS is 1 or 2");
+static_assert(kTileBuffers >= 1 && kTileBuffers <= 3, "EVOPLAST_TILE_BUFFERS is 1, 2 or 3");
 
 // The tile kernels' __launch_bounds__: 4 blocks an SM (at most 128
 // registers a thread; 16 warps to hide what the double buffer does not).
@@ -66,13 +69,21 @@ __device__ __forceinline__ int down_b_k(int i) { return i % 4 + 4 * (i / 32 % 4)
 __device__ __forceinline__ int down_b_n(int i) { return i % 32 / 4 + 8 * (i / kTileThreads); }
 constexpr int kDownStep = 8;  // down_a_m and down_b_n from element r to r + 1
 
-// A thread's share of an A or a B tile between its loads from global memory
-// and its stores to shared memory. A loader has two steps: fetch(share, …)
-// reads the share of the slice at (m0, k0) for A or (k0, n0) for B (and may
-// step a place it carries from one slice to the next), put(tile, share)
-// stores it. gemm_tile fetches slice i + 1 before the warps multiply slice
-// i and puts it after: a load is waited for only where its value is used,
-// so the loads are in flight during the multiplications.
+// A loader fills its thread's share of each slice's A tile (at (m0, k0)) or
+// B tile (at (k0, n0)), slice after slice in order (it may step a place it
+// carries from one slice to the next), in one of two ways:
+// - copying (kCopies = true; the share's elements lie in global memory as
+//   they are): sources(a, b, sink) calls sink(r, src) for each element r <
+//   kPerThread of the share, src its place or null for a 0, and slot(tile,
+//   r) is where element r goes. The elements are copied by cp.async
+//   (async_copy.cuh): kTileBuffers − 1 slices in flight, no register held
+//   for them;
+// - computing (a value made from several reads, or tested, as it loads: a
+//   pooled error, a window of an error that lies outside its image):
+//   fetch(share, a, b) reads the share into registers (TileShare) and
+//   put(tile, share) stores it; gemm_tile fetches a slice before the warps
+//   multiply the one before it and puts it after, so its loads are in
+//   flight during one slice's multiplications.
 using TileShare = float[kPerThread];
 
 // The shared tiles, padded so that a warp's fragment loads fall in 32
@@ -261,46 +272,89 @@ __device__ __forceinline__ bool warp_has_outputs(int m0, int n0, TileExtent c, c
   return m0 + p.wm < c.M && n0 + p.wn < c.N;
 }
 
+// Whether a loader copies its share (kCopies; see TileShare).
+template <class Load, class = void>
+struct copies_share : std::false_type {};
+template <class Load>
+struct copies_share<Load, std::void_t<decltype(Load::kCopies)>> : std::bool_constant<Load::kCopies> {};
+
+// The copies one thread may have in flight, kOperands loaders' shares a
+// slice: at most kTileBuffers − 1 slices' (one where the sets are 1).
+template <int kOperands>
+using TileCopies = AsyncCopies<kOperands * kPerThread * (kTileBuffers > 1 ? kTileBuffers - 1 : 1)>;
+
+// Starts loading a loader's share of the slice at (a, b) into tile: a
+// copying loader's copies are issued, a computing loader's values fetched
+// into share.
+template <class Load, class Tile, class Copies>
+__device__ __forceinline__ void start_share(Load& load, TileShare& share, Tile& tile, int a, int b, Copies& copies) {
+  if constexpr (copies_share<Load>::value) {
+    load.sources(a, b, [&](int r, const float* src) { copies.copy(&load.slot(tile, r), src); });
+  } else {
+    load.fetch(share, a, b);
+  }
+}
+// Finishes it: a computing loader's values stored in tile (a copying
+// loader's land by the copies' wait).
+template <class Load, class Tile>
+__device__ __forceinline__ void finish_share(const Load& load, Tile& tile, const TileShare& share) {
+  if constexpr (!copies_share<Load>::value) load.put(tile, share);
+}
+
 // The slices k0 = k_begin, k_begin + kTileK, … < k_end of a tile's sum, in
-// the block's kTileBuffers shared tile sets: fetch(k0) reads slice k0's
-// shares into registers, put(turn) stores them in tile set `turn`,
-// multiply(turn) runs the warps' mmas on it. Every thread calls it alike.
-// Two sets take turns: slice i is multiplied from one while slice i + 1 is
-// put in the other, and one barrier a slice separates the two (after it,
-// slice i + 1 is whole and every warp is done reading slice i, whose set
-// slice i + 2 then fills). One set: load, barrier, multiply, barrier.
-template <class Fetch, class Put, class Multiply>
-__device__ __forceinline__ void for_each_slice(int k_begin, int k_end, const Fetch& fetch, const Put& put,
-                                               const Multiply& multiply) {
+// the block's kTileBuffers shared tile sets: start(k0, set) issues slice
+// k0's copies into tile set `set` and fetches its computed shares,
+// finish(set) puts those, multiply(set) runs the warps' mmas on the set.
+// Every thread calls it alike. With S sets, slice i + S − 1 is started
+// while slice i is multiplied: each slice begins with a wait for this
+// thread's copies of it and a barrier, after which the slice is whole in
+// its set and every warp is done reading slice i − 1, whose set slice i +
+// S − 1 then fills. One set: load, barrier, multiply, barrier. The tile
+// sets are free again on return (a barrier behind the last multiply).
+template <class Copies, class Start, class Finish, class Multiply>
+__device__ __forceinline__ void for_each_slice(int k_begin, int k_end, Copies& copies, const Start& start,
+                                               const Finish& finish, const Multiply& multiply) {
   if constexpr (kTileBuffers == 1) {
     for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-      fetch(k0);
-      put(0);
+      start(k0, 0);
+      copies.commit();
+      finish(0);
+      copies.template wait<0>();
       __syncthreads();
       multiply(0);
       __syncthreads();  // every warp has read the slice before the next overwrites it
     }
   } else {
-    if (k_begin < k_end) {
-      fetch(k_begin);
-      put(0);
-      __syncthreads();
+    constexpr int S = kTileBuffers;
+    const int slices = k_begin < k_end ? (k_end - k_begin + kTileK - 1) / kTileK : 0;
+#pragma unroll
+    for (int s = 0; s < S - 1; ++s) {
+      if (s < slices) {
+        start(k_begin + s * kTileK, s);
+        finish(s);
+      }
+      copies.commit();  // a group even when empty: the waits count groups
     }
-    int turn = 0;
-    for (int k0 = k_begin; k0 < k_end; k0 += kTileK, turn ^= 1) {
-      const bool next = k0 + kTileK < k_end;  // the same for the whole block
-      if (next) fetch(k0 + kTileK);
+    int turn = 0, fill = S - 1;  // the sets of slice i and of slice i + S − 1
+    for (int i = 0; i < slices; ++i) {
+      copies.template wait<S - 2>();  // this thread's copies of slice i have landed
+      __syncthreads();
+      const bool next = i + S - 1 < slices;  // the same for the whole block
+      if (next) start(k_begin + (i + S - 1) * kTileK, fill);
+      copies.commit();
       multiply(turn);
-      if (next) put(turn ^ 1);
-      __syncthreads();
+      if (next) finish(fill);
+      turn = turn + 1 == S ? 0 : turn + 1;
+      fill = fill + 1 == S ? 0 : fill + 1;
     }
+    __syncthreads();
   }
 }
 
-// load_a's and load_b's fetch and put (TileShare) are called by every
-// thread of the block (each takes its share), slice after slice in order (a
-// loader may carry its place from one to the next: they are this thread's
-// copies); store(m, n, value) once
+// load_a and load_b (copying or computing: see TileShare) are called by
+// every thread of the block (each takes its share), slice after slice in
+// order (a loader may carry its place from one to the next: they are this
+// thread's copies); store(m, n, value) once
 // per output inside the tile (the caller checks the bounds). The sum runs over
 // k in [k_begin, k_end): all of K, or one split of a long reduction (k_begin a
 // multiple of kTileK; the loaders give zeros past their K).
@@ -322,16 +376,17 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
   if (halves) p.wm = 0;
   const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
   float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
-  TileShare va, vb;
+  TileShare va, vb;  // a computing loader's share between its fetch and its put
+  TileCopies<2> copies;
   for_each_slice(
-      k_begin, k_end,
-      [&](int k0) {
-        load_a.fetch(va, m0, k0);
-        load_b.fetch(vb, k0, n0);
+      k_begin, k_end, copies,
+      [&](int k0, int set) {
+        start_share(load_a, va, tiles[set].a, m0, k0, copies);
+        start_share(load_b, vb, tiles[set].b, k0, n0, copies);
       },
-      [&](int turn) {
-        load_a.put(tiles[turn].a, va);
-        load_b.put(tiles[turn].b, vb);
+      [&](int set) {
+        finish_share(load_a, tiles[set].a, va);
+        finish_share(load_b, tiles[set].b, vb);
       },
       [&](int turn) {
         if (!busy) return;
@@ -381,18 +436,19 @@ __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_fi
   const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
   if (!with_first && !with_second) K = 0;  // nothing to sum: B is not read either
-  TileShare v1, v2, vb;
-  const auto fetch = [&](int k0) {
-    if (with_first) load_a1.fetch(v1, m0, k0);
-    if (with_second) load_a2.fetch(v2, m0, k0);
-    load_b.fetch(vb, k0, n0);
+  TileShare v1, v2, vb;  // computing loaders' shares between their fetch and their put
+  TileCopies<3> copies;
+  const auto start = [&](int k0, int set) {
+    if (with_first) start_share(load_a1, v1, tiles[set].a, m0, k0, copies);
+    if (with_second) start_share(load_a2, v2, a2[set], m0, k0, copies);
+    start_share(load_b, vb, tiles[set].b, k0, n0, copies);
   };
-  const auto put = [&](int turn) {
-    if (with_first) load_a1.put(tiles[turn].a, v1);
-    if (with_second) load_a2.put(a2[turn], v2);
-    load_b.put(tiles[turn].b, vb);
+  const auto finish = [&](int set) {
+    if (with_first) finish_share(load_a1, tiles[set].a, v1);
+    if (with_second) finish_share(load_a2, a2[set], v2);
+    finish_share(load_b, tiles[set].b, vb);
   };
-  for_each_slice(0, K, fetch, put, [&](int turn) {
+  for_each_slice(0, K, copies, start, finish, [&](int turn) {
     if (!busy) return;
     if (with_first) warp_slice<kP>(acc1, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
     if (with_second) warp_slice<kP>(acc2, a2[turn], tiles[turn].b, p.wm, p.wn, p.g, p.t);
@@ -408,33 +464,37 @@ __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_fi
   }
 }
 
-// v[r] = X[row + r·step][col] of a row-major matrix X (rows, cols; leading
-// dimension ld), 0 outside it: one pointer stepped from element to element
-// (eight addresses kept apart cost the registers of a block).
-__device__ __forceinline__ void fetch_rows(TileShare& v, const float* X, int ld, int rows, int cols, int row, int col,
-                                           int step) {
+// sink(r, &X[row + r·step][col]) of a row-major matrix X (rows, cols;
+// leading dimension ld), null outside it: one pointer stepped from element
+// to element (eight addresses kept apart cost the registers of a block).
+template <class Sink>
+__device__ __forceinline__ void row_sources(const float* X, int ld, int rows, int cols, int row, int col, int step,
+                                            const Sink& sink) {
   const float* at = X + (long long)row * ld + col;
 #pragma unroll
   for (int r = 0; r < kPerThread; ++r, at += (long long)step * ld)
-    v[r] = row + r * step < rows && col < cols ? *at : 0.0f;
+    sink(r, row + r * step < rows && col < cols ? at : nullptr);
 }
 
-// v[r] = X[row][col + r·step] of a row-major matrix X (rows, cols; leading
-// dimension ld), 0 outside it.
-__device__ __forceinline__ void fetch_columns(TileShare& v, const float* X, int ld, int rows, int cols, int row,
-                                              int col, int step) {
+// sink(r, &X[row][col + r·step]) of a row-major matrix X (rows, cols;
+// leading dimension ld), null outside it.
+template <class Sink>
+__device__ __forceinline__ void column_sources(const float* X, int ld, int rows, int cols, int row, int col, int step,
+                                               const Sink& sink) {
   const float* at = X + (long long)row * ld + col;
 #pragma unroll
-  for (int r = 0; r < kPerThread; ++r, at += step) v[r] = row < rows && col + r * step < cols ? *at : 0.0f;
+  for (int r = 0; r < kPerThread; ++r, at += step) sink(r, row < rows && col + r * step < cols ? at : nullptr);
 }
 
 // A strided matrix operand, op(M) = M or Mᵀ, as the A (rows m) or B (rows k)
-// of a tile: element i = thread + 128·r of the thread's share at (mm, kk)
-// or (kk, nn), consecutive threads on consecutive addresses: A stored (M, K)
-// within a half-warp, whose rows a_tile_row0 picks; A stored (K, M) in runs
-// of 8 (down_a_m, down_a_k); B in either layout. Element r lies r rows of
-// the stored matrix (8 or 2) from element 0, or (A stored (K, M)) 8 columns.
+// of a tile, copied: element i = thread + 128·r of the thread's share at
+// (mm, kk) or (kk, nn), consecutive threads on consecutive addresses: A
+// stored (M, K) within a half-warp, whose rows a_tile_row0 picks; A stored
+// (K, M) in runs of 8 (down_a_m, down_a_k); B in either layout. Element r
+// lies r rows of the stored matrix (8 or 2) from element 0, or (A stored
+// (K, M)) 8 columns.
 struct StridedA {
+  static constexpr bool kCopies = true;
   const float* A;
   int lda, M, K;
   bool ta;  // A is stored (K, M)
@@ -443,17 +503,15 @@ struct StridedA {
     return ta ? down_a_m(i) : a_tile_row0(q) + i / kTileThreads * (kTileThreads / kTileK);
   }
   __device__ int kk(int i) const { return ta ? down_a_k(i) : i % kTileK; }
-  __device__ void fetch(TileShare& v, int m0, int k0) const {
+  template <class Sink>
+  __device__ void sources(int m0, int k0, const Sink& sink) const {
     const int gm = m0 + mm(int(threadIdx.x)), gk = k0 + kk(int(threadIdx.x));
-    if (ta) fetch_columns(v, A, lda, K, M, gk, gm, kDownStep);
-    else fetch_rows(v, A, lda, M, K, gm, gk, kTileThreads / kTileK);
+    if (ta) column_sources(A, lda, K, M, gk, gm, kDownStep, sink);
+    else row_sources(A, lda, M, K, gm, gk, kTileThreads / kTileK, sink);
   }
-  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const {
-#pragma unroll
-    for (int r = 0; r < kPerThread; ++r) {
-      const int i = int(threadIdx.x) + r * kTileThreads;
-      tile[mm(i)][kk(i)] = v[r];
-    }
+  __device__ float& slot(float (&tile)[kTileM][kTileK + 4], int r) const {
+    const int i = int(threadIdx.x) + r * kTileThreads;
+    return tile[mm(i)][kk(i)];
   }
 };
 // B stored (N, K): a warp's request is 8 k of 4 rows n (32-byte runs: the
@@ -461,22 +519,21 @@ struct StridedA {
 // rows: k and k + 4 share a bank) where 16 k of 2 rows took 4; only runs of
 // 4 k (twice the sectors) would take 1.
 struct StridedB {
+  static constexpr bool kCopies = true;
   const float* B;
   int ldb, K, N;
   bool tb;  // B is stored (N, K)
   __device__ int kk(int i) const { return tb ? i % 8 + 8 * (i / 32 % 2) : i / kTileN; }
   __device__ int nn(int i) const { return tb ? i % 32 / 8 + 4 * (i / 64 % 2) + 8 * (i / kTileThreads) : i % kTileN; }
-  __device__ void fetch(TileShare& v, int k0, int n0) const {
+  template <class Sink>
+  __device__ void sources(int k0, int n0, const Sink& sink) const {
     const int gk = k0 + kk(int(threadIdx.x)), gn = n0 + nn(int(threadIdx.x));
-    if (tb) fetch_rows(v, B, ldb, N, K, gn, gk, kTileThreads / kTileK);
-    else fetch_rows(v, B, ldb, K, N, gk, gn, kTileThreads / kTileN);
+    if (tb) row_sources(B, ldb, N, K, gn, gk, kTileThreads / kTileK, sink);
+    else row_sources(B, ldb, K, N, gk, gn, kTileThreads / kTileN, sink);
   }
-  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const {
-#pragma unroll
-    for (int r = 0; r < kPerThread; ++r) {
-      const int i = int(threadIdx.x) + r * kTileThreads;
-      tile[kk(i)][nn(i)] = v[r];
-    }
+  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const {
+    const int i = int(threadIdx.x) + r * kTileThreads;
+    return tile[kk(i)][nn(i)];
   }
 };
 

@@ -109,18 +109,19 @@ __global__ void plasticity_kernel(int P, int Out, int In, const PlasticityCoeffs
 // its error rows (offset 0) or its Hebbian rows (offset Out), transposed as
 // the tile loads (runs of 8 consecutive units: down_a_m, down_a_k).
 struct StackedRows {
+  static constexpr bool kCopies = true;
   const float* error_hebb;  // (N, 2·Out) of this net
   int N, Out, offset;
   // Element r of the thread's share at (down_a_m(threadIdx) + kDownStep·r, down_a_k(threadIdx)): one sample
   // n, units kDownStep apart (worked out per element, ptxas spilled 28-212 bytes in the pair kernel).
-  __device__ void fetch(TileShare& v, int m0, int k0) const {
+  template <class Sink>
+  __device__ void sources(int m0, int k0, const Sink& sink) const {
     const int t = int(threadIdx.x);
-    fetch_columns(v, error_hebb + offset, 2 * Out, N, Out, k0 + down_a_k(t), m0 + down_a_m(t), kDownStep);
+    column_sources(error_hebb + offset, 2 * Out, N, Out, k0 + down_a_k(t), m0 + down_a_m(t), kDownStep, sink);
   }
-  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const {
-    const int t = int(threadIdx.x), m = down_a_m(t), k = down_a_k(t);
-#pragma unroll
-    for (int r = 0; r < kPerThread; ++r) tile[m + r * kDownStep][k] = v[r];
+  __device__ float& slot(float (&tile)[kTileM][kTileK + 4], int r) const {
+    const int t = int(threadIdx.x);
+    return tile[down_a_m(t) + r * kDownStep][down_a_k(t)];
   }
 };
 
