@@ -109,13 +109,16 @@ step bench_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3
 step bench_hebb_tf32x3 60 "$bench" "${populations[@]}" --precision tf32x3 --rule hebb
 step bench_bf16 60 "$bench" "${populations[@]}" --precision bf16
 step bench_kernels 90 "$build/bench_kernels"
-# The tile kernels single-buffered (EVOPLAST_TILE_BUFFERS=1, the loop before 2026-12-05) beside the
-# double buffer above: what the second tile set buys, in one call.
-if [[ -x "$build/bench_kernels_1buf" ]]; then
-  step bench_kernels_1buf 60 "$build/bench_kernels_1buf" --tiles-only
-else
-  ended[bench_kernels_1buf]="not in this build (bench/pack-gpu-build.sh)"
-fi
+# The tile kernels with one shared tile set (EVOPLAST_TILE_BUFFERS=1: load, wait, multiply, wait; the loop
+# before 2026-12-05) and with two (one slice in flight; until 2026-12-07) beside the default three above:
+# what each set buys, in one call.
+for sets in 1 2; do
+  if [[ -x "$build/bench_kernels_${sets}buf" ]]; then
+    step "bench_kernels_${sets}buf" 60 "$build/bench_kernels_${sets}buf" --tiles-only
+  else
+    ended[bench_kernels_${sets}buf]="not in this build (bench/pack-gpu-build.sh)"
+  fi
+done
 # The machine code of the tile kernels' main loops, counted (seconds, no GPU): what bench/ptx_mix.py
 # estimates from PTX on machines without cuobjdump.
 step sass_mix 30 python3 bench/ptx_mix.py --sass "$build/bench_kernels"
@@ -246,8 +249,10 @@ for P in sorted(set(hebb_fa) | set(hebb_mixed)):
           f"{hebb_mixed_unfused.get(P, 0):>10.0f}")
 PY
 echo; cat "$logs/bench_kernels.log" 2>/dev/null || echo "bench_kernels: $(how bench_kernels)"
-echo; echo "single-buffered tile kernels ($(how bench_kernels_1buf)):"
-cat "$logs/bench_kernels_1buf.log" 2>/dev/null
+for sets in 1 2; do
+  echo; echo "tile kernels with $sets shared tile set(s) ($(how "bench_kernels_${sets}buf")):"
+  cat "$logs/bench_kernels_${sets}buf.log" 2>/dev/null
+done
 echo; echo "SASS of the fp32 tile loops, one 16-deep slice ($(how sass_mix); every precision in sass_mix.log):"
 grep -E 'rest/work|\(Precision\)0[,>]' "$logs/sass_mix.log" 2>/dev/null | cut -c1-200 | head -16
 echo; echo "ncu (P = 64, hebb, tf32x3; $(how ncu)): top kernels by time"

@@ -15,13 +15,16 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
   -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF >/dev/null
 cmake --build build-gpu
-# bench_kernels again with single-buffered tile kernels (EVOPLAST_TILE_BUFFERS=1), as bench_kernels_1buf:
-# gpu-check.sh times both in one call (what the double buffer buys). Not bench_population too: with it the
-# archive and the tracked files came to 64 MiB, over what travels (2026-12-05).
-cmake -S . -B build-gpu-1buf -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
-  -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF -DEVOPLAST_TILE_BUFFERS=1 >/dev/null
-cmake --build build-gpu-1buf --target bench_kernels
-cp build-gpu-1buf/bench_kernels build-gpu/bench_kernels_1buf
+# bench_kernels again with 1 and 2 shared tile sets (EVOPLAST_TILE_BUFFERS; the default is 3), as
+# bench_kernels_1buf and bench_kernels_2buf: gpu-check.sh times them beside the default in one call (what each
+# set buys). Not bench_population too: with it the archive and the tracked files came to 64 MiB, over what
+# travels (2026-12-05).
+for sets in 1 2; do
+  cmake -S . -B "build-gpu-${sets}buf" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
+    -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF -DEVOPLAST_TILE_BUFFERS="$sets" >/dev/null
+  cmake --build "build-gpu-${sets}buf" --target bench_kernels
+  cp "build-gpu-${sets}buf/bench_kernels" "build-gpu/bench_kernels_${sets}buf"
+done
 # Only what runs travels: binaries, ctest files, libraries (64 MiB in all).
 rm -rf build-gpu/CMakeFiles build-gpu/*.a build-gpu/tests/CMakeFiles
 mkdir -p build-gpu/lib
