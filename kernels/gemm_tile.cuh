@@ -35,12 +35,14 @@ constexpr int kTileBuffers = EVOPLAST_TILE_BUFFERS;
 static_assert(kTileBuffers >= 1 && kTileBuffers <= 3, "EVOPLAST_TILE_BUFFERS is 1, 2 or 3");
 
 // The tile kernels' __launch_bounds__: 4 blocks an SM (at most 128
-// registers a thread; 16 warps to hide what the double buffer does not).
-// Left to itself ptxas kept every share's addresses live across the slices,
-// up to 242 registers (2 blocks an SM) for the strided GEMM. The dense
-// plasticity step's two accumulators take 3 (168 registers, as before the
-// double buffer). Single-buffered, the same bounds (at 5 or 6 blocks ptxas
-// spills up to 272 bytes; unbounded, it takes up to 216 registers).
+// registers a thread; 16 warps to hide what the slices in flight do not;
+// three tile sets, 29 KiB, are 117 KiB of an SM's 228). Left to itself
+// ptxas kept every share's addresses live across the slices, up to 242
+// registers (2 blocks an SM) for the strided GEMM, with registers holding
+// the next slice (2026-12-05 to 12-07). The dense plasticity step's two
+// accumulators take 3 (168 registers, as before the next slice was held).
+// With one tile set, the same bounds (at 5 or 6 blocks ptxas spilled up to
+// 272 bytes; unbounded, it took up to 216 registers).
 constexpr int kTileBlocksPerSM = 4, kPairTileBlocksPerSM = 3;
 
 // Each thread's share of an A (kTileM × kTileK) or a B (kTileK × kTileN) tile.
