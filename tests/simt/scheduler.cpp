@@ -38,6 +38,10 @@
 namespace simt {
 
 thread_local Registers regs;
+uint3 thread_index() { return regs.thread_idx; }
+uint3 block_index() { return regs.block_idx; }
+dim3 block_dims() { return regs.block_dim; }
+dim3 grid_dims() { return regs.grid_dim; }
 
 namespace device {
 thread_local ThreadPlace place;

@@ -49,12 +49,8 @@
 //   atomics (below) race with plain accesses, not with each other.
 //
 // threadIdx, blockIdx, blockDim and gridDim are members of a thread_local
-// (regs below). GCC 12's UBSan null check of that thread_local, read after a
-// call not inlined in the same loop (a grid-stride loop over units whose body
-// calls a __device__ function with barriers), reused stale flags and
-// reported "member access within null pointer of type 'struct Registers'"
-// though the address is not null (seen in the objdump); such a kernel reads
-// gridDim once before its loop.
+// (regs below), read through calls (thread_index() and the others: see
+// there why).
 #pragma once
 #define EVOPLAST_SIMT 1
 
@@ -114,6 +110,17 @@ struct Registers {
   dim3 block_dim, grid_dim;
 };
 extern thread_local Registers regs;
+// What threadIdx, blockIdx, blockDim and gridDim read: regs, through calls
+// compiled apart from the kernels (scheduler.cpp). Read in place, GCC 12's
+// UBSan null check of the thread_local, after a call not inlined in the
+// same loop (a barrier, a fiber switch), reused stale flags and reported
+// "member access within null pointer of type 'struct Registers'" though
+// the address is not null (seen in the objdump of a grid-stride loop, and
+// of a tile loop reading threadIdx after its barrier).
+uint3 thread_index();
+uint3 block_index();
+dim3 block_dims();
+dim3 grid_dims();
 
 // One GPU thread's run of a kernel: the kernel called with its arguments.
 using ThreadBody = std::function<void()>;
@@ -248,10 +255,10 @@ std::map<std::string, KernelMemory> stop_memory_profile();
 // 64 KiB: more than a kernel's 48 KiB of static shared memory, so every
 // variable is followed by at least 16 KiB that no other shared variable holds.
 #define __shared__ __attribute__((aligned(65536))) static thread_local
-#define threadIdx (::simt::regs.thread_idx)
-#define blockIdx (::simt::regs.block_idx)
-#define blockDim (::simt::regs.block_dim)
-#define gridDim (::simt::regs.grid_dim)
+#define threadIdx (::simt::thread_index())
+#define blockIdx (::simt::block_index())
+#define blockDim (::simt::block_dims())
+#define gridDim (::simt::grid_dims())
 inline void __syncthreads(std::source_location site = std::source_location::current()) { ::simt::barrier(site); }
 
 // Atomics, as CUDA declares them (atomics.cpp): each returns the word's old
