@@ -15,8 +15,6 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include <cstdint>
-
 #if defined(EVOPLAST_SIMT)
 #include <cstdio>
 #include <cstdlib>
