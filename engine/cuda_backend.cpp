@@ -190,7 +190,9 @@ class CudaBackend final : public Backend {
                              : kc::conv_impl() == kc::ConvImpl::im2col ? "im2col"
                                                                        : "implicit GEMM";
     name_ = "cuda (" + cuda_device_name(device) + "; GEMM " + gemm + ", conv " + conv +
-            (kc::tile_buffers() != 3 ? "; tile kernels in " + std::to_string(kc::tile_buffers()) + " tile set(s)" : "") +
+            (kc::tile_buffers() != kc::kDefaultTileBuffers
+                 ? "; tile kernels in " + std::to_string(kc::tile_buffers()) + " tile set(s)"
+                 : "") +
             (graphs_ ? "; steps as CUDA graphs" : "") + ")";
   }
   ~CudaBackend() override {

@@ -61,8 +61,7 @@ static_assert(kTileThreads % kTileN == 0 && kTileThreads % kTileK == 0, "a threa
 static_assert(kTileK / kRowStepB == kPerThread && kTileM / kRowStepA == kPerThread && kTileN / kDownStep == kPerThread,
               "a thread's rows are its share of the tile");
 
-// Where element r of a thread's share goes (a copying loader's slot; a
-// computing loader's put stores its share there): a B tile's column
+// Where element r of a thread's share goes (every loader's slot): a B tile's column
 // threadIdx % kTileN, rows kRowStepB apart; an A tile's column threadIdx %
 // kTileK, rows kRowStepA apart from a_tile_row0; a B tile's row
 // down_b_k(threadIdx), columns kDownStep apart from down_b_n(threadIdx) (the
@@ -76,15 +75,6 @@ __device__ __forceinline__ float& a_column_slot(float (&tile)[kTileM][kTileK + 4
 __device__ __forceinline__ float& b_row_slot(float (&tile)[kTileK][kTileN + 8], int r) {
   return tile[down_b_k(int(threadIdx.x))][down_b_n(int(threadIdx.x)) + r * kDownStep];
 }
-__device__ __forceinline__ void put_b_column(float (&tile)[kTileK][kTileN + 8], const TileShare& v) {
-#pragma unroll
-  for (int r = 0; r < kPerThread; ++r) b_column_slot(tile, r) = v[r];
-}
-__device__ __forceinline__ void put_a_column(float (&tile)[kTileM][kTileK + 4], const TileShare& v) {
-#pragma unroll
-  for (int r = 0; r < kPerThread; ++r) a_column_slot(tile, r) = v[r];
-}
-
 // Row k = (c, ky, kx) of a patch or window matrix (c an input channel, or
 // an output channel for an error window), stepped along k without dividing.
 struct PatchRow {
@@ -274,7 +264,7 @@ struct StoredColumn {
 };
 // Whether a column's (or an image's) values lie in memory as they are
 // (place_of gives where): its loaders then copy them (gemm_tile's copying
-// loaders), where a made value is fetched and put.
+// loaders), where a made value is fetched.
 template <class View>
 constexpr bool is_stored = false;
 template <>
@@ -514,7 +504,7 @@ struct OutputErrorRows {
         col(k_begin + int(threadIdx.x) % kTileK),
         at(col, Ho, Wo) {}
   using Column = decltype(column_of(std::declval<Error>(), std::size_t{}, 0, 0, 0));
-  static constexpr bool kCopies = is_stored<Column>;  // else fetched and put
+  static constexpr bool kCopies = is_stored<Column>;  // else fetched
   template <class Sink>
   __device__ void sources(int m0, int /*k0: carried*/, const Sink& sink) {
     visit(m0, [&](int i, const Column& column, int co, bool inside) {
@@ -525,7 +515,6 @@ struct OutputErrorRows {
   __device__ void fetch(TileShare& v, int m0, int /*k0: carried*/) {
     visit(m0, [&](int i, const Column& column, int co, bool inside) { v[i] = inside ? column.at(co) : 0.0f; });
   }
-  __device__ void put(float (&tile)[kTileM][kTileK + 4], const TileShare& v) const { put_a_column(tile, v); }
 
  private:
   // f(i, column, co, inside) for element i of the share, channel co of this thread's column.
@@ -626,7 +615,7 @@ struct ErrorWindows {
     iy = col % HWin / s.W, ix = col % s.W;
     in_matrix = col < s.N * HWin;
   }
-  static constexpr bool kCopies = is_stored<Image>;  // else fetched and put
+  static constexpr bool kCopies = is_stored<Image>;  // else fetched
   template <class Sink>
   __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
     visit(k0, [&](int i, int, int, int, int place, bool inside) { sink(i, inside ? image.place_of(place) : nullptr); });
@@ -637,7 +626,6 @@ struct ErrorWindows {
       v[i] = inside ? image.at(c, oy, ox, place) : 0.0f;
     });
   }
-  __device__ void put(float (&tile)[kTileK][kTileN + 8], const TileShare& v) const { put_b_column(tile, v); }
 
  private:
   // f(i, c, oy, ox, place, inside) for element i of the share: the error at (c, oy, ox), place in its image,

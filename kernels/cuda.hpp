@@ -58,6 +58,7 @@ Precision gemm_precision();
 const char* precision_name(Precision precision);  // "fp32", "tf32", "tf32x3", "bf16"
 // The shared tile sets this build's tile kernels take turns in: 3, or 2 or 1
 // in a build for timing what the sets buy (kernels/gemm_tile.cuh).
+constexpr int kDefaultTileBuffers = 3;
 int tile_buffers();
 std::optional<Precision> parse_precision(const char* name);  // by precision_name; nullopt for others
 // ws: where our tiled GEMM may split a long sum over blocks (scratch slot 8;

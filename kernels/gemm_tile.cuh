@@ -28,10 +28,11 @@ constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 128;
 // EVOPLAST_TILE_BUFFERS builds them, under the same launch bounds, only so
 // that one GPU call can time what the sets buy (bench/pack-gpu-build.sh
 // builds bench_kernels each way, bench/gpu-check.sh runs them side by side).
-#ifndef EVOPLAST_TILE_BUFFERS
-#define EVOPLAST_TILE_BUFFERS 3
-#endif
+#ifdef EVOPLAST_TILE_BUFFERS
 constexpr int kTileBuffers = EVOPLAST_TILE_BUFFERS;
+#else
+constexpr int kTileBuffers = kDefaultTileBuffers;
+#endif
 static_assert(kTileBuffers >= 1 && kTileBuffers <= 3, "EVOPLAST_TILE_BUFFERS is 1, 2 or 3");
 
 // The tile kernels' __launch_bounds__: 4 blocks an SM (at most 128
@@ -73,19 +74,18 @@ constexpr int kDownStep = 8;  // down_a_m and down_b_n from element r to r + 1
 
 // A loader fills its thread's share of each slice's A tile (at (m0, k0)) or
 // B tile (at (k0, n0)), slice after slice in order (it may step a place it
-// carries from one slice to the next), in one of two ways:
+// carries from one slice to the next); slot(tile, r) is where element r <
+// kPerThread of the share goes. It reads the share in one of two ways:
 // - copying (kCopies = true; the share's elements lie in global memory as
-//   they are): sources(a, b, sink) calls sink(r, src) for each element r <
-//   kPerThread of the share, src its place or null for a 0, and slot(tile,
-//   r) is where element r goes. The elements are copied by cp.async
+//   they are): sources(a, b, sink) calls sink(r, src) for each element r,
+//   src its place or null for a 0. The elements are copied by cp.async
 //   (async_copy.cuh): kTileBuffers − 1 slices in flight, no register held
 //   for them;
-// - computing (a value made from several reads, or tested, as it loads: a
-//   pooled error, a window of an error that lies outside its image):
-//   fetch(share, a, b) reads the share into registers (TileShare) and
-//   put(tile, share) stores it; gemm_tile fetches a slice before the warps
-//   multiply the one before it and puts it after, so its loads are in
-//   flight during one slice's multiplications.
+// - computing (a value made from several reads as it loads: a pooled
+//   error, a conv's Hebbian rows): fetch(share, a, b) reads the share into
+//   registers (TileShare); gemm_tile fetches a slice before the warps
+//   multiply the one before it and stores the share in its slots after, so
+//   its loads are in flight during one slice's multiplications.
 using TileShare = float[kPerThread];
 
 // The shared tiles, padded so that a warp's fragment loads fall in 32
@@ -296,17 +296,20 @@ __device__ __forceinline__ void start_share(Load& load, TileShare& share, Tile& 
     load.fetch(share, a, b);
   }
 }
-// Finishes it: a computing loader's values stored in tile (a copying
+// Finishes it: a computing loader's values stored in their slots (a copying
 // loader's land by the copies' wait).
 template <class Load, class Tile>
 __device__ __forceinline__ void finish_share(const Load& load, Tile& tile, const TileShare& share) {
-  if constexpr (!copies_share<Load>::value) load.put(tile, share);
+  if constexpr (!copies_share<Load>::value) {
+#pragma unroll
+    for (int r = 0; r < kPerThread; ++r) load.slot(tile, r) = share[r];
+  }
 }
 
 // The slices k0 = k_begin, k_begin + kTileK, … < k_end of a tile's sum, in
 // the block's kTileBuffers shared tile sets: start(k0, set) issues slice
 // k0's copies into tile set `set` and fetches its computed shares,
-// finish(set) puts those, multiply(set) runs the warps' mmas on the set.
+// finish(set) stores those, multiply(set) runs the warps' mmas on the set.
 // Every thread calls it alike. With S sets, slice i + S − 1 is started
 // while slice i is multiplied: each slice begins with a wait for this
 // thread's copies of it and a barrier, after which the slice is whole in
@@ -378,7 +381,7 @@ __device__ void gemm_tile(int m0, int n0, TileExtent c, int k_begin, int k_end, 
   if (halves) p.wm = 0;
   const bool busy = warp_has_outputs(m0, n0, c, p);  // the same for every lane of the warp
   float acc[2][4][4] = {};  // [m16 tile][n8 tile][fragment]
-  TileShare va, vb;  // a computing loader's share between its fetch and its put
+  TileShare va, vb;  // a computing loader's share between its fetch and its store
   TileCopies<2> copies;
   for_each_slice(
       k_begin, k_end, copies,
@@ -438,7 +441,7 @@ __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_fi
   const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
   if (!with_first && !with_second) K = 0;  // nothing to sum: B is not read either
-  TileShare v1, v2, vb;  // computing loaders' shares between their fetch and their put
+  TileShare v1, v2, vb;  // computing loaders' shares between their fetch and their store
   TileCopies<3> copies;
   const auto start = [&](int k0, int set) {
     if (with_first) start_share(load_a1, v1, tiles[set].a, m0, k0, copies);
