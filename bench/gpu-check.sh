@@ -109,14 +109,14 @@ step bench_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3
 step bench_hebb_tf32x3 60 "$bench" "${populations[@]}" --precision tf32x3 --rule hebb
 step bench_bf16 60 "$bench" "${populations[@]}" --precision bf16
 step bench_kernels 90 "$build/bench_kernels"
-# The tile kernels with one shared tile set (EVOPLAST_TILE_BUFFERS=1: load, wait, multiply, wait; the loop
-# before 2026-12-05) and with two (one slice in flight; until 2026-12-07) beside the default three above:
-# what each set buys, in one call.
-for sets in 1 2; do
-  if [[ -x "$build/bench_kernels_${sets}buf" ]]; then
-    step "bench_kernels_${sets}buf" 60 "$build/bench_kernels_${sets}buf" --tiles-only
+# The tile kernels with two shared tile sets (one slice in flight) beside the default three above, copied by
+# cp.async (2buf) and through registers (2regs, EVOPLAST_TILE_COPIES=OFF: the loop of 2026-12-05 to 12-07):
+# what the third set buys and what cp.async buys, in one call.
+for variant in 2buf 2regs; do
+  if [[ -x "$build/bench_kernels_$variant" ]]; then
+    step "bench_kernels_$variant" 60 "$build/bench_kernels_$variant" --tiles-only
   else
-    ended[bench_kernels_${sets}buf]="not in this build (bench/pack-gpu-build.sh)"
+    ended[bench_kernels_$variant]="not in this build (bench/pack-gpu-build.sh)"
   fi
 done
 # The machine code of the tile kernels' main loops, counted (seconds, no GPU): what bench/ptx_mix.py

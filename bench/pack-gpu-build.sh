@@ -15,15 +15,18 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
   -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF >/dev/null
 cmake --build build-gpu
-# bench_kernels again with 1 and 2 shared tile sets (EVOPLAST_TILE_BUFFERS; the default is 3), as
-# bench_kernels_1buf and bench_kernels_2buf: gpu-check.sh times them beside the default in one call (what each
-# set buys). Not bench_population too: with it the archive and the tracked files came to 64 MiB, over what
-# travels (2026-12-05).
-for sets in 1 2; do
-  cmake -S . -B "build-gpu-${sets}buf" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
-    -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF -DEVOPLAST_TILE_BUFFERS="$sets" >/dev/null
-  cmake --build "build-gpu-${sets}buf" --target bench_kernels
-  cp "build-gpu-${sets}buf/bench_kernels" "build-gpu/bench_kernels_${sets}buf"
+# bench_kernels again with 2 shared tile sets (the default is 3), by cp.async (bench_kernels_2buf) and through
+# registers (bench_kernels_2regs, EVOPLAST_TILE_COPIES=OFF: the loop of 2026-12-05 to 12-07): gpu-check.sh
+# times them beside the default in one call (what the third set buys, what cp.async buys). Not more variants
+# (one set, 2026-12-07: no room left) nor bench_population: with it the archive and the tracked files came to
+# 64 MiB, over what travels (2026-12-05).
+for variant in "2buf -DEVOPLAST_TILE_BUFFERS=2" "2regs -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=OFF"; do
+  read -r name flags <<<"$variant"
+  # shellcheck disable=SC2086 # flags: several arguments
+  cmake -S . -B "build-gpu-$name" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
+    -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF $flags >/dev/null
+  cmake --build "build-gpu-$name" --target bench_kernels
+  cp "build-gpu-$name/bench_kernels" "build-gpu/bench_kernels_$name"
 done
 # Only what runs travels: binaries, ctest files, libraries (64 MiB in all).
 rm -rf build-gpu/CMakeFiles build-gpu/*.a build-gpu/tests/CMakeFiles

@@ -193,6 +193,7 @@ class CudaBackend final : public Backend {
             (kc::tile_buffers() != kc::kDefaultTileBuffers
                  ? "; tile kernels in " + std::to_string(kc::tile_buffers()) + " tile set(s)"
                  : "") +
+            (kc::tile_copies_async() ? "" : "; tile slices loaded through registers") +
             (graphs_ ? "; steps as CUDA graphs" : "") + ")";
   }
   ~CudaBackend() override {

@@ -57,9 +57,12 @@ void set_gemm_precision(Precision precision);
 Precision gemm_precision();
 const char* precision_name(Precision precision);  // "fp32", "tf32", "tf32x3", "bf16"
 // The shared tile sets this build's tile kernels take turns in: 3, or 2 or 1
-// in a build for timing what the sets buy (kernels/gemm_tile.cuh).
+// in a build for timing what the sets buy; and whether their slices are
+// copied by cp.async (the default) or loaded through registers
+// (kernels/gemm_tile.cuh).
 constexpr int kDefaultTileBuffers = 3;
 int tile_buffers();
+bool tile_copies_async();
 std::optional<Precision> parse_precision(const char* name);  // by precision_name; nullopt for others
 // ws: where our tiled GEMM may split a long sum over blocks (scratch slot 8;
 // kernels/gemm_plan.hpp); null: it does not.

@@ -135,6 +135,7 @@ void sgemm_split(cudaStream_t st, Scratch& ws, int M, int N, int K, float alpha,
 void set_gemm_precision(Precision precision) { g_precision = precision; }
 Precision gemm_precision() { return g_precision; }
 int tile_buffers() { return kTileBuffers; }
+bool tile_copies_async() { return kAsyncTileCopies; }
 std::optional<Precision> parse_precision(const char* name) {
   for (auto p : {Precision::fp32, Precision::tf32, Precision::tf32x3, Precision::bf16})
     if (std::strcmp(name, precision_name(p)) == 0) return p;

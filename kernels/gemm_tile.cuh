@@ -35,6 +35,17 @@ constexpr int kTileBuffers = kDefaultTileBuffers;
 #endif
 static_assert(kTileBuffers >= 1 && kTileBuffers <= 3, "EVOPLAST_TILE_BUFFERS is 1, 2 or 3");
 
+// Whether a copying loader's elements travel by cp.async (the default) or,
+// where CMake's EVOPLAST_TILE_COPIES is OFF, through registers as a
+// computing loader's do (see TileShare): a build with no cp.async at all,
+// to fall back on should it misbehave on a card, and to time what it buys
+// (with 2 sets, the loop of 2026-12-05 to 12-07, under today's bounds).
+#ifdef EVOPLAST_TILE_COPIES
+constexpr bool kAsyncTileCopies = EVOPLAST_TILE_COPIES;
+#else
+constexpr bool kAsyncTileCopies = true;
+#endif
+
 // The tile kernels' __launch_bounds__: 4 blocks an SM (at most 128
 // registers a thread; 16 warps to hide what the slices in flight do not;
 // three tile sets, 29 KiB, are 117 KiB of an SM's 228). Left to itself
@@ -80,7 +91,8 @@ constexpr int kDownStep = 8;  // down_a_m and down_b_n from element r to r + 1
 //   they are): sources(a, b, sink) calls sink(r, src) for each element r,
 //   src its place or null for a 0. The elements are copied by cp.async
 //   (async_copy.cuh): kTileBuffers − 1 slices in flight, no register held
-//   for them;
+//   for them (read through registers, as below, in a build without
+//   kAsyncTileCopies);
 // - computing (a value made from several reads as it loads: a pooled
 //   error, a conv's Hebbian rows): fetch(share, a, b) reads the share into
 //   registers (TileShare); gemm_tile fetches a slice before the warps
@@ -280,27 +292,43 @@ struct copies_share : std::false_type {};
 template <class Load>
 struct copies_share<Load, std::void_t<decltype(Load::kCopies)>> : std::bool_constant<Load::kCopies> {};
 
+// Whether a loader's share travels by cp.async: a copying loader's, unless
+// the build loads every share through registers (kAsyncTileCopies).
+template <class Load>
+constexpr bool copies_async = kAsyncTileCopies && copies_share<Load>::value;
+
+// No copies in flight, where the build issues none: nothing to commit or wait for.
+struct NoAsyncCopies {
+  __device__ __forceinline__ void commit() {}
+  template <int>
+  __device__ __forceinline__ void wait() {}
+};
+
 // The copies one thread may have in flight, kOperands loaders' shares a
 // slice: at most kTileBuffers − 1 slices' (one where the sets are 1).
 template <int kOperands>
-using TileCopies = AsyncCopies<kOperands * kPerThread * (kTileBuffers > 1 ? kTileBuffers - 1 : 1)>;
+using TileCopies = std::conditional_t<kAsyncTileCopies,
+                                      AsyncCopies<kOperands * kPerThread * (kTileBuffers > 1 ? kTileBuffers - 1 : 1)>,
+                                      NoAsyncCopies>;
 
 // Starts loading a loader's share of the slice at (a, b) into tile: a
-// copying loader's copies are issued, a computing loader's values fetched
-// into share.
+// copying loader's copies are issued (or, without cp.async, its elements
+// read into share), a computing loader's values fetched into share.
 template <class Load, class Tile, class Copies>
 __device__ __forceinline__ void start_share(Load& load, TileShare& share, Tile& tile, int a, int b, Copies& copies) {
-  if constexpr (copies_share<Load>::value) {
+  if constexpr (copies_async<Load>) {
     load.sources(a, b, [&](int r, const float* src) { copies.copy(&load.slot(tile, r), src); });
+  } else if constexpr (copies_share<Load>::value) {
+    load.sources(a, b, [&](int r, const float* src) { share[r] = src ? *src : 0.0f; });
   } else {
     load.fetch(share, a, b);
   }
 }
-// Finishes it: a computing loader's values stored in their slots (a copying
-// loader's land by the copies' wait).
+// Finishes it: the values read into share stored in their slots (copies
+// land by the copies' wait).
 template <class Load, class Tile>
 __device__ __forceinline__ void finish_share(const Load& load, Tile& tile, const TileShare& share) {
-  if constexpr (!copies_share<Load>::value) {
+  if constexpr (!copies_async<Load>) {
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) load.slot(tile, r) = share[r];
   }
