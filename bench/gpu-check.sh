@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2054 # -P and --population take one comma-separated list
 # The GPU check, run on the device machine from the repository root with the
 # archive of bench/pack-gpu-build.sh carried in gpu-pack/ (or a build in
 # build-gpu/; see the README, "Checking on a GPU"). Steps, most

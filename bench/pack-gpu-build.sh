@@ -36,7 +36,7 @@ cp -L "$blas" build-gpu/lib/libopenblas.so.0
 for bin in build-gpu/evolve build-gpu/tests/test_cpu build-gpu/tests/test_cuda build-gpu/bench_population build-gpu/bench_kernels "$blas"; do
   ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
-      libc.so*|libm.so*|ld-linux*|libpthread*|libdl.so*|librt.so*|libcuda*|libcublas*|libcudart*|libcudnn*) ;;
+      libc.so*|libm.so*|ld-linux*|libpthread*|libdl.so*|librt.so*|libcuda*|libcublas*|libcudnn*) ;;  # libcuda* holds libcudart
       libstdc++*|libgcc_s*|libz.so*) ;;  # present wherever PyTorch runs
       *) cp -Lu "$lib" build-gpu/lib/ ;;
     esac
