@@ -10,17 +10,25 @@
 # travels and the archive (54 MiB, 62 with the tracked files, 2026-12-07) is not. Then, on the device (gpu-check.sh
 # unpacks the archive first):
 #   run(command="bash bench/gpu-check.sh", carry=["gpu-pack"], timeout_s=600)
+# PACK_TILE_COPIES=OFF builds it all without cp.async (EVOPLAST_TILE_COPIES): the pack to fall back on should
+# the tile kernels fail on a card with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+copies=${PACK_TILE_COPIES:-ON}
+if [[ $copies != ON && $copies != OFF ]]; then
+  echo "pack-gpu-build: PACK_TILE_COPIES is '$copies': give ON (cp.async, the default) or OFF" >&2
+  exit 2
+fi
+# Given every time, so that an OFF kept in the cache never outlives the call that asked for it.
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
-  -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF >/dev/null
+  -DEVOPLAST_NATIVE_CPU=OFF -DEVOPLAST_SIMT=OFF -DEVOPLAST_TILE_COPIES="$copies" >/dev/null
 cmake --build build-gpu
 # bench_kernels again with 2 shared tile sets (the default is 3), by cp.async (bench_kernels_2buf) and through
 # registers (bench_kernels_2regs, EVOPLAST_TILE_COPIES=OFF: the loop of 2026-12-05 to 12-07): gpu-check.sh
 # times them beside the default in one call (what the third set buys, what cp.async buys). Not more variants
 # (one set, 2026-12-07: no room left) nor bench_population: with it the archive and the tracked files came to
 # 64 MiB, over what travels (2026-12-05).
-for variant in "2buf -DEVOPLAST_TILE_BUFFERS=2" "2regs -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=OFF"; do
+for variant in "2buf -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=ON" "2regs -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=OFF"; do
   read -r name flags <<<"$variant"
   # shellcheck disable=SC2086 # flags: several arguments
   cmake -S . -B "build-gpu-$name" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
