@@ -27,7 +27,8 @@ cmake --build build-gpu
 # registers (bench_kernels_2regs, EVOPLAST_TILE_COPIES=OFF: the loop of 2026-12-05 to 12-07): gpu-check.sh
 # times them beside the default in one call (what the third set buys, what cp.async buys). Not more variants
 # (one set, 2026-12-07: no room left) nor bench_population: with it the archive and the tracked files came to
-# 64 MiB, over what travels (2026-12-05).
+# 64 MiB, over what travels (2026-12-05). A variant an earlier pack built and this one does not would travel too.
+rm -f build-gpu/bench_kernels_*
 for variant in "2buf -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=ON" "2regs -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=OFF"; do
   read -r name flags <<<"$variant"
   # shellcheck disable=SC2086 # flags: several arguments
