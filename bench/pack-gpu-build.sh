@@ -7,7 +7,7 @@
 # there already), object files dropped, and MNIST gzipped in data-gpu/; both
 # packed into one archive, gpu-pack/build.tar.gz, since the two folders
 # together (about 100 MiB, a third of it OpenBLAS) are over the 64 MiB that
-# travels and the archive (54 MiB, 62 with the tracked files, 2026-12-07) is not. Then, on the device (gpu-check.sh
+# travels and the archive (55 MiB, 62.9 with the tracked files, 2026-12-07) is not. Then, on the device (gpu-check.sh
 # unpacks the archive first):
 #   run(command="bash bench/gpu-check.sh", carry=["gpu-pack"], timeout_s=600)
 # PACK_TILE_COPIES=OFF builds it all without cp.async (EVOPLAST_TILE_COPIES): the pack to fall back on should
