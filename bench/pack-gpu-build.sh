@@ -29,7 +29,8 @@ cmake --build build-gpu
 # (one set, 2026-12-07: no room left) nor bench_population: with it the archive and the tracked files came to
 # 64 MiB, over what travels (2026-12-05). A variant an earlier pack built and this one does not would travel too.
 rm -f build-gpu/bench_kernels_*
-for variant in "2buf -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=ON" "2regs -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=OFF"; do
+for variant in "2buf -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=ON" \
+  "2regs -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=OFF"; do
   read -r name flags <<<"$variant"
   # shellcheck disable=SC2086 # flags: several arguments
   cmake -S . -B "build-gpu-$name" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90-real \
@@ -45,7 +46,8 @@ cp -L "$blas" build-gpu/lib/libopenblas.so.0
 for bin in build-gpu/evolve build-gpu/tests/test_cpu build-gpu/tests/test_cuda build-gpu/bench_population build-gpu/bench_kernels "$blas"; do
   ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
-      libc.so*|libm.so*|ld-linux*|libpthread*|libdl.so*|librt.so*|libcuda*|libcublas*|libcudnn*) ;;  # libcuda* holds libcudart
+      # (libcuda* covers libcudart too)
+      libc.so*|libm.so*|ld-linux*|libpthread*|libdl.so*|librt.so*|libcuda*|libcublas*|libcudnn*) ;;
       libstdc++*|libgcc_s*|libz.so*) ;;  # present wherever PyTorch runs
       *) cp -Lu "$lib" build-gpu/lib/ ;;
     esac
