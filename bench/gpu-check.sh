@@ -110,15 +110,11 @@ step bench_tf32x3 45 "$bench" "${populations[@]}" --precision tf32x3
 step bench_hebb_tf32x3 60 "$bench" "${populations[@]}" --precision tf32x3 --rule hebb
 step bench_bf16 60 "$bench" "${populations[@]}" --precision bf16
 step bench_kernels 90 "$build/bench_kernels"
-# The tile kernels with two shared tile sets (one slice in flight) beside the default three above, copied by
-# cp.async (2buf) and through registers (2regs, EVOPLAST_TILE_COPIES=OFF: the loop of 2026-12-05 to 12-07):
-# what the third set buys and what cp.async buys, in one call.
-for variant in 2buf 2regs; do
-  if [[ -x "$build/bench_kernels_$variant" ]]; then
-    step "bench_kernels_$variant" 60 "$build/bench_kernels_$variant" --tiles-only
-  else
-    ended[bench_kernels_$variant]="not in this build (bench/pack-gpu-build.sh)"
-  fi
+# The tile kernels as the pack's other bench_kernels_* builds them (bench/pack-gpu-build.sh says which: two
+# shared tile sets, copied by cp.async and through registers) beside the default three sets above: what the
+# third set buys and what cp.async buys, in one call.
+for variant in "$build"/bench_kernels_*; do
+  [[ -x "$variant" ]] && step "$(basename "$variant")" 60 "$variant" --tiles-only
 done
 # The machine code of the tile kernels' main loops, counted (seconds, no GPU): what bench/ptx_mix.py
 # estimates from PTX on machines without cuobjdump.
