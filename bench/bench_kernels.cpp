@@ -238,10 +238,13 @@ int main(int argc, char** argv) {
       auto theta2 = random_buffer(*be, units, rng), my_2 = random_buffer(*be, units, rng);
       auto my2_2 = random_buffer(*be, units, rng), rows2 = random_buffer(*be, 2 * conv2.y_size(), rng);
       const engine::PooledConvError from_pool{pdy.data(), py.data(), argmax.data(), nullptr, nullptr, act.data()};
-      for (const char* impl : {"pooled staged", "pooled gathered", "stored"}) {
-        const bool fused = std::string(impl) != "stored";
-        kc::set_pooled_error_read(std::string(impl) == "pooled gathered" ? kc::PooledErrorRead::gathered
-                                                                         : kc::PooledErrorRead::staged);
+      // [g; h] as a pair of products over one pass of the patches (the default), or as stacked tiles (the A/B).
+      const std::string as_tiles = "pooled staged, [g; h] as stacked tiles";
+      for (const std::string impl : {"pooled staged", as_tiles.c_str(), "pooled gathered", "stored"}) {
+        const bool fused = impl != "stored";
+        kc::set_pooled_error_read(impl == "pooled gathered" ? kc::PooledErrorRead::gathered
+                                                            : kc::PooledErrorRead::staged);
+        kc::set_stacked_rows_sum(impl == as_tiles ? kc::StackedRowsSum::tiles : kc::StackedRowsSum::pair);
         row("plastic conv2 dx + [g; h]", impl + at, time_it(*be, "plastic conv2", [&] {
               if (fused) {
                 be->conv2d_input_grad_pooled(through, from_pool, nullptr, y1.data(), w2.data(), nullptr, nullptr,
@@ -259,6 +262,7 @@ int main(int argc, char** argv) {
             3 * flops_conv(conv2), 0);
       }
       kc::set_pooled_error_read(kc::PooledErrorRead::staged);
+      kc::set_stacked_rows_sum(kc::StackedRowsSum::pair);
       // A backprop-like rule (A = s_h = 0) reads no h: its Hebbian rows' tile is written as 0 without the GEMM.
       const std::vector<kernels::PlasticityCoeffs> baseline2(
           std::size_t(P), engine::named_rule("baseline").coeffs(1, 4, 1e-3f, 0, 0.9f, 1e-6f));

@@ -34,6 +34,7 @@ PooledErrorRead initial_pooled_error_read() {
   return e && std::strcmp(e, "gathered") == 0 ? PooledErrorRead::gathered : PooledErrorRead::staged;
 }
 PooledErrorRead g_pooled_read = initial_pooled_error_read();
+StackedRowsSum g_stacked_sum = StackedRowsSum::pair;
 
 // cols (B, Cin·K·K, N·Ho·Wo) from x (B, N, Cin, H, W); B = P, or 1 when shared.
 __global__ void im2col_kernel(ConvShape s, int B, const float* __restrict__ x, float* __restrict__ cols) {
@@ -408,41 +409,53 @@ constexpr bool is_routed<RoutedPooledError> = true;
 template <>
 constexpr bool is_routed<RoutedStoredError> = true;
 
-// The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
-// read (stack_error_and_hebb's values, no labels): row co < Out is the
-// error (stored, or made from the pool above: Error), row Out + o the
-// Hebbian post factor of y_o with θ as it is (a half the net's rule does not
-// read is 0: read_rows leaves it out, see conv_weight_grad_tile).
-template <class Error>
-struct StackedError {
-  Error e;                         // (P, N, Out, Ho, Wo) as the kernels read it
+// The Hebbian half of a conv plastic layer's stacked rows made as they are
+// read: row o the post factor of y_o with θ as it is, over N·Ho·Wo
+// (stack_error_and_hebb's values).
+struct HebbianRows {
   const float* y;                  // (P, N, Out, Ho, Wo)
   const float* theta;              // (P, Out)
   const PlasticityCoeffs* coeffs;  // (P)
   int N, Out, Ho, Wo;
   float inv;  // 1 / (N·Ho·Wo)
 };
-// The stacked rows' column at one output position (column_of): the error's
-// rows, then the Hebbian rows from y's column, with the net's θ and BCM share.
-template <class Column>
-struct StackedColumn {
-  Column error;        // rows co < Out
+// The Hebbian rows' column at one output position (column_of): from y's
+// column, with the net's θ and BCM share.
+struct HebbianColumn {
   const float* y;      // y[p][n][0][oy][ox]
   const float* theta;  // θ[p][0]
-  int Out, plane;      // plane: Ho·Wo
+  int plane;           // Ho·Wo
   float bcm, inv;
-  __device__ float at(int co) const {
-    if (co < Out) return error.at(co);
-    const int o = co - Out;
-    return hebb_post(y[o * plane], theta[o], bcm) * inv;
-  }
+  __device__ float at(int o) const { return hebb_post(y[o * plane], theta[o], bcm) * inv; }
+};
+__device__ inline HebbianColumn column_of(const HebbianRows& rows, std::size_t p, int n, int oy, int ox) {
+  const int plane = rows.Ho * rows.Wo;
+  return {rows.y + ((p * rows.N + n) * rows.Out * std::size_t(plane) + oy * rows.Wo + ox), rows.theta + p * rows.Out,
+          plane, rows.coeffs[p].bcm, rows.inv};
+}
+
+// The stacked rows [e | ŷ/(N·S)] of a conv plastic layer made as they are
+// read (no labels): row co < Out is the error (stored, or made from the pool
+// above: Error), row Out + o the Hebbian row o (a half the net's rule does
+// not read is 0: read_rows leaves it out, see conv_weight_grad_tile).
+template <class Error>
+struct StackedError {
+  Error e;              // (P, N, Out, Ho, Wo) as the kernels read it
+  HebbianRows hebbian;  // the rows after it
+};
+// The stacked rows' column at one output position (column_of): the error's
+// rows, then the Hebbian rows'.
+template <class Column>
+struct StackedColumn {
+  Column error;           // rows co < Out
+  HebbianColumn hebbian;  // rows co ≥ Out
+  int Out;
+  __device__ float at(int co) const { return co < Out ? error.at(co) : hebbian.at(co - Out); }
 };
 template <class Error>
 __device__ auto column_of(const StackedError<Error>& rows, std::size_t p, int n, int oy, int ox) {
-  const int plane = rows.Ho * rows.Wo;
   return StackedColumn<decltype(column_of(rows.e, p, n, oy, ox))>{
-      column_of(rows.e, p, n, oy, ox), rows.y + ((p * rows.N + n) * rows.Out * std::size_t(plane) + oy * rows.Wo + ox),
-      rows.theta + p * rows.Out, rows.Out, plane, rows.coeffs[p].bcm, rows.inv};
+      column_of(rows.e, p, n, oy, ox), column_of(rows.hebbian, p, n, oy, ox), rows.hebbian.Out};
 }
 template <class Error>
 __device__ StackedError<Error> for_net(StackedError<Error> rows, std::size_t p) {
@@ -472,11 +485,20 @@ __device__ inline bool error_vanishes(const RoutedPooledError& e, std::size_t p)
 __device__ inline bool error_vanishes(const RoutedStoredError& e, std::size_t p) {
   return e.mode && e.mode[p] == HiddenError::none;
 }
+// Whether net p's error rows (its rule reads them, and its error is not 0
+// by its feedback mode) and its Hebbian rows are read, not 0 by construction.
+template <class Error>
+__device__ bool reads_errors(const StackedError<Error>& rows, std::size_t p) {
+  return reads_error_rows(rows.hebbian.coeffs[p]) && !error_vanishes(rows.e, p);
+}
+template <class Error>
+__device__ bool reads_hebbian(const StackedError<Error>& rows, std::size_t p) {
+  return reads_hebbian_rows(rows.hebbian.coeffs[p]);
+}
 template <class Error>
 __device__ RowRange read_rows(const StackedError<Error>& rows, std::size_t p, int /*Cout: 2·Out*/) {
-  const PlasticityCoeffs& c = rows.coeffs[p];
-  const bool errors = reads_error_rows(c) && !error_vanishes(rows.e, p);
-  return {errors ? 0 : rows.Out, reads_hebbian_rows(c) ? 2 * rows.Out : rows.Out};
+  const int Out = rows.hebbian.Out;
+  return {reads_errors(rows, p) ? 0 : Out, reads_hebbian(rows, p) ? 2 * Out : Out};
 }
 
 template <class Error>
@@ -716,6 +738,40 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
                 ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0), store);
 }
 
+// The two halves of a stacked (2·M, N) row-major matrix stored by a pair of
+// products (gemm_tile_pair): first's rows, then second's.
+struct StackedHalvesStore {
+  RowMajorStore first, second;
+  __device__ void operator()(int m, int n, float2 a, float2 b) const {
+    first(m, n, a.x, a.y);
+    second(m, n, b.x, b.y);
+  }
+};
+
+// One split of a conv plastic layer's [g; h] (s.Cout = Out) where its 2·Out
+// stacked rows take more than one tile: block (x, y) a tile of rows of both
+// halves, g's from the error and h's from the Hebbian rows, as a pair of
+// products over one pass of the image patches (gemm_tile_pair), which
+// conv_weight_grad_tile would load once per half. Each output is the same
+// sum, in the same order, as there. Split as there: block z = g · P + p
+// writes partial[g][p], (2·Out, KK); a half net p does not read is 0.
+template <Precision kP, class Error>
+__global__ void __launch_bounds__(kTileThreads, kPairTileBlocksPerSM)
+    conv_plastic_weight_grad_pair(ConvShape s, int split_len, int first_split, const float* __restrict__ x,
+                                  StackedError<Error> rows, float* __restrict__ partial) {
+  const std::size_t p = blockIdx.z % unsigned(s.P), g = blockIdx.z / unsigned(s.P);
+  const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
+  const int k_begin = (first_split + int(g)) * split_len;
+  const int k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
+  float* const out = partial + (g * s.P + p) * 2 * s.Cout * KK;
+  gemm_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cout, KK}, k_begin, k_end,
+                     reads_errors(rows, p), reads_hebbian(rows, p), OutputErrorRows<Error>(rows.e, p, s, k_begin),
+                     OutputErrorRows<HebbianRows>(rows.hebbian, p, s, k_begin),
+                     ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin,
+                                  int(blockIdx.x) * kTileN),
+                     StackedHalvesStore{{out, s.Cout, KK, KK}, {out + std::size_t(s.Cout) * KK, s.Cout, KK, KK}});
+}
+
 // dw (P, Cout, KK): the rows outside each net's read_rows set to the 0 their
 // zero rows sum to, after a tile that held rows on both sides of the range
 // (conv1's 2·32 stacked rows) summed them all. (A range test on every load,
@@ -786,7 +842,7 @@ __global__ void stacked_sums_kernel(ConvShape s, StackedError<Error> rows, float
     const std::size_t p = r / (2 * Out);
     const int co = int(r % (2 * Out));
     if (co >= Out) {  // the same for the whole block, as is the test below (block_sum's barriers)
-      unit_stats(p, co - Out, s.N, Out, s.Ho() * s.Wo(), rows.y, part, theta, mean_y, mean_y2);
+      unit_stats(p, co - Out, s.N, Out, s.Ho() * s.Wo(), rows.hebbian.y, part, theta, mean_y, mean_y2);
       continue;
     }
     float acc = 0;
@@ -923,13 +979,31 @@ PickedWeights picked_weights(const ConvShape& s, const float* w, const float* fb
   return PickedWeights{w, fb, use_fb, std::size_t(s.Cout) * s.Cin * s.K * s.K};
 }
 
+// dw (P, Cout, KK) as the sum of its weight_grad_split_len-long splits:
+// launch(first, count, len, partial) writes splits [first, first + count)
+// into partial (count, P, Cout, KK) (dw itself where there is one split),
+// per_launch of them at a time, each launch's partial sums added to dw
+// after it: the same additions, in the same order, as one launch.
+template <class Launch>
+void sum_weight_grad_splits(Stream st, Scratch& ws, const ConvShape& s, float* dw, const Launch& launch) {
+  const int cols = s.N * s.Ho() * s.Wo(), len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
+  const int per_launch = weight_grad_splits_per_launch(s, splits);
+  const std::size_t n = std::size_t(s.P) * s.Cout * s.Cin * s.K * s.K;
+  float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(per_launch) * n);
+  for (int first = 0; first < splits; first += per_launch) {
+    const int count = std::min(per_launch, splits - first);
+    launch(first, count, len, partial);
+    if (splits > 1) EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, count, first > 0, n, partial, dw);
+  }
+}
+
 template <Precision kP, class Error>
 void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, PickedWeights w, Error dy,
                            float* dx, float* dw, float* db) {
   // A plastic layer's routed error reaches dW and db only inside its stacked
   // rows: its own weight-gradient kernels are not instantiated.
   if constexpr (!is_routed<Error>) {
-    const int KK = s.Cin * s.K * s.K, cols = s.N * s.Ho() * s.Wo();
+    const int KK = s.Cin * s.K * s.K;
     // Stacked rows' sums come with the units' statistics (stacked_sums_kernel): no bias kernel for them.
     if constexpr (!is_stacked_rows<Error>)
       if (db) {
@@ -938,23 +1012,15 @@ void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const flo
                         st, s, dy, db);
       }
     if (dw) {
-      const int len = weight_grad_split_len(s), splits = (cols + len - 1) / len;
-      const int per_launch = weight_grad_splits_per_launch(s, splits);
-      const std::size_t n = std::size_t(s.P) * s.Cout * KK;
-      float* partial = splits == 1 ? dw : ws.floats(0, std::size_t(per_launch) * n);
-      // The splits in order, per_launch at a time, each launch's partial sums
-      // added to dW after it: the same additions, in the same order, as one.
-      for (int first = 0; first < splits; first += per_launch) {
-        const int count = std::min(per_launch, splits - first);
+      sum_weight_grad_splits(st, ws, s, dw, [&](int first, int count, int len, float* partial) {
         const dim3 grid(unsigned((KK + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                         unsigned(count * s.P));
         EVOPLAST_LAUNCH(conv_weight_grad_tile<kP, Error>, grid, kTileThreads, 0, st, s, len, first, x, dy, partial);
-        if (splits > 1)
-          EVOPLAST_LAUNCH(sum_splits_kernel, blocks_for(n), kThreads, 0, st, count, first > 0, n, partial, dw);
-      }
+      });
       if constexpr (is_stacked_rows<Error>)
         if (s.Cout % (2 * kTileM) != 0)  // a tile may hold rows on both sides of a half
-          EVOPLAST_LAUNCH(zero_unread_rows_kernel<Error>, blocks_for(n), kThreads, 0, st, s, dy, dw);
+          EVOPLAST_LAUNCH(zero_unread_rows_kernel<Error>, blocks_for(std::size_t(s.P) * s.Cout * KK), kThreads, 0,
+                          st, s, dy, dw);
     }
   }
   // A plastic layer's stacked rows have no input gradient: its kernel is not instantiated for them.
@@ -1119,6 +1185,8 @@ void for_each_staged_chunk(Stream st, Scratch& ws, const ConvShape& s, const Err
 
 void set_pooled_error_read(PooledErrorRead read) { g_pooled_read = read; }
 PooledErrorRead pooled_error_read() { return g_pooled_read; }
+void set_stacked_rows_sum(StackedRowsSum sum) { g_stacked_sum = sum; }
+StackedRowsSum stacked_rows_sum() { return g_stacked_sum; }
 
 void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams& dropout, const float* x,
                               const float* w, const float* b, float* act, float* y, std::int32_t* argmax) {
@@ -1166,14 +1234,21 @@ template <class Error>
 void conv2d_plasticity_grads_at(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
                                 const float* x, Error e, const float* y, float* theta, float* grad_hebb,
                                 float* grad_hebb_bias, float* mean_y, float* mean_y2) {
-  const StackedError<Error> rows{e,      y,      theta,  coeffs,
-                                 s.N,    s.Cout, s.Ho(), s.Wo(),
-                                 1.0f / (float(s.N) * float(s.Ho() * s.Wo()))};
+  const StackedError<Error> rows{
+      e, HebbianRows{y, theta, coeffs, s.N, s.Cout, s.Ho(), s.Wo(), 1.0f / (float(s.N) * float(s.Ho() * s.Wo()))}};
   ConvShape stacked = s;
   stacked.Cout = 2 * s.Cout;
   with_precision(gemm_precision(), [&](auto p) {  // [g; h], reading θ as it is
-    conv_backward_tile_at<decltype(p)::value>(st, ws, stacked, x, PickedWeights{}, rows, nullptr, grad_hebb,
-                                                nullptr);
+    constexpr Precision kP = decltype(p)::value;
+    if (stacked.Cout <= kTileM || g_stacked_sum == StackedRowsSum::tiles)  // (one tile holds both halves)
+      return conv_backward_tile_at<kP>(st, ws, stacked, x, PickedWeights{}, rows, nullptr, grad_hebb, nullptr);
+    // Split as the stacked rows would be (the same sums in the same order).
+    sum_weight_grad_splits(st, ws, stacked, grad_hebb, [&](int first, int count, int len, float* partial) {
+      const dim3 grid(unsigned((s.Cin * s.K * s.K + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
+                      unsigned(count * s.P));
+      EVOPLAST_LAUNCH(conv_plastic_weight_grad_pair<kP, Error>, grid, kTileThreads, 0, st, s, len, first, x, rows,
+                      partial);
+    });
   });
   const std::size_t blocks = std::size_t(s.P) * 2 * s.Cout;  // then the sums, moving θ
   EVOPLAST_LAUNCH(stacked_sums_kernel<Error>, unsigned(blocks < max_blocks() ? blocks : max_blocks()), kThreads, 0,

@@ -126,6 +126,15 @@ void conv2d_relu_pool_backward(Stream st, Scratch& ws, const ConvShape& s, const
 enum class PooledErrorRead { staged, gathered };
 void set_pooled_error_read(PooledErrorRead read);
 PooledErrorRead pooled_error_read();
+// How a conv plastic layer's [g; h] is summed where its 2·Out stacked rows
+// take more than one 64-row tile (conv2d_plasticity_grads): as a pair of
+// products, the error rows and the Hebbian rows, over one pass of the image
+// patches (the default), or as stacked tiles that each load the patches (how
+// a layer of at most 32 units is always summed). The same sums in the same
+// order: the same bits either way. For bench_kernels' A/B and the tests.
+enum class StackedRowsSum { pair, tiles };
+void set_stacked_rows_sum(StackedRowsSum sum);
+StackedRowsSum stacked_rows_sum();
 // Feedback alignment in a mixed population, as an implicit GEMM: dx through each
 // net's own weights w or, where use_fb[p] (device, P), its fixed feedback
 // matrix fb (both (P, Out, In) / (P, Cout, Cin, K, K)), read where they lie.

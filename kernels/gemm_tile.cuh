@@ -458,17 +458,17 @@ constexpr bool takes_pair_columns = std::is_invocable_v<const Store&, int, int, 
 // where A1 holds the error rows and A2 the Hebbian rows of the same units.
 // A product whose rows are all 0 (with_first or with_second false: the same
 // for the whole block) is neither loaded nor multiplied: it is stored as
-// the 0 it would sum to.
-// The slices take turns in the tile sets as in gemm_tile (for_each_slice).
+// the 0 it would sum to. The sum runs over k in [k_begin, k_end), as in
+// gemm_tile; the slices take turns in the tile sets as there (for_each_slice).
 template <Precision kP, class LoadA1, class LoadA2, class LoadB, class Store>
-__device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_first, bool with_second,
-                               LoadA1 load_a1, LoadA2 load_a2, LoadB load_b, const Store& store) {
+__device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int k_begin, int k_end, bool with_first,
+                               bool with_second, LoadA1 load_a1, LoadA2 load_a2, LoadB load_b, const Store& store) {
   __shared__ GemmTiles tiles[kTileBuffers];
   alignas(16) __shared__ float a2[kTileBuffers][kTileM][kTileK + 4];  // aligned as GemmTiles
   const WarpPlace p = warp_place();
   const bool busy = warp_has_outputs(m0, n0, c, p);
   float acc1[2][4][4] = {}, acc2[2][4][4] = {};
-  if (!with_first && !with_second) K = 0;  // nothing to sum: B is not read either
+  if (!with_first && !with_second) k_end = k_begin;  // nothing to sum: B is not read either
   TileShare v1, v2, vb;  // computing loaders' shares between their fetch and their store
   TileCopies<3> copies;
   const auto start = [&](int k0, int set) {
@@ -481,7 +481,7 @@ __device__ void gemm_tile_pair(int m0, int n0, TileExtent c, int K, bool with_fi
     if (with_second) finish_share(load_a2, a2[set], v2);
     finish_share(load_b, tiles[set].b, vb);
   };
-  for_each_slice(0, K, copies, start, finish, [&](int turn) {
+  for_each_slice(k_begin, k_end, copies, start, finish, [&](int turn) {
     if (!busy) return;
     if (with_first) warp_slice<kP>(acc1, tiles[turn].a, tiles[turn].b, p.wm, p.wn, p.g, p.t);
     if (with_second) warp_slice<kP>(acc2, a2[turn], tiles[turn].b, p.wm, p.wn, p.g, p.t);

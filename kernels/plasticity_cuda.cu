@@ -181,7 +181,7 @@ __global__ void __launch_bounds__(kTileThreads, kPairTileBlocksPerSM)
   if (!moves_weights(c)) return;         // ΔW = 0 (or a frozen net): nothing to sum or update
   const float* eh = error_hebb + p * s.N * 2 * s.Out;
   // A half of the rows the net's rule does not read is 0 (stack_kernel): g or h is 0 without the GEMM.
-  gemm_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, s.N,
+  gemm_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Out, s.In}, 0, s.N,
                            reads_error_rows(c), reads_hebbian_rows(c),
                            StackedRows{eh, s.N, s.Out, 0}, StackedRows{eh, s.N, s.Out, s.Out},
                            StridedB{x + (s.shared_input ? 0 : p * s.N * s.In), s.In, s.N, s.In, false},

@@ -1546,14 +1546,28 @@ TEST_CASE("cuda: a mixed population's error through W or B read where they lie e
 // one with 2·Out over one 64-row tile, BCM shares 0, ½ and 1 against a
 // non-zero θ. The statistics and θ's move too; the rows' buffer is never
 // touched. Nets whose rule reads g and h, g only (A = 0) and h only (α = 0):
-// the half a rule does not read is 0 (where it fills a tile, written without
-// the GEMM: 70 outputs put g rows 0–63 and h rows 76–139 in tiles of their own).
+// the half a rule does not read is 0. The 2·70 rows, over a tile, are summed
+// both ways (kc::StackedRowsSum): as a pair of products over one pass of the
+// patches (a half not read is neither loaded nor multiplied), and as stacked
+// tiles (a tile of rows all in such a half is written without the GEMM: g
+// rows 0–63 and h rows 76–139; a tile across the border, a pass zeroes).
 TEST_CASE("cuda: a conv plastic layer's [g; h] from stacked rows made as they are read equals the stored rows' pass") {
   const FastPathsOn fast_paths;
+  struct Restore {
+    ~Restore() { kc::set_stacked_rows_sum(kc::StackedRowsSum::pair); }
+  } restore;
   Harness h;
   at_precisions(kEveryPrecision, [&](kc::Precision) {
-    for (const ConvShape& s : {ConvShape{3, 3, 1, 9, 8, 5, 3, true}, ConvShape{3, 4, 3, 12, 11, 70, 3, false}}) {
-      CAPTURE(s.Cout); CAPTURE(s.shared_input);
+    struct Case {
+      ConvShape s;
+      kc::StackedRowsSum sum;
+    };
+    const ConvShape shared{3, 3, 1, 9, 8, 5, 3, true}, wide{3, 4, 3, 12, 11, 70, 3, false};
+    for (const Case& c : {Case{shared, kc::StackedRowsSum::pair}, Case{wide, kc::StackedRowsSum::pair},
+                          Case{wide, kc::StackedRowsSum::tiles}}) {
+      const ConvShape& s = c.s;
+      kc::set_stacked_rows_sum(c.sum);
+      CAPTURE(s.Cout); CAPTURE(s.shared_input); CAPTURE(c.sum == kc::StackedRowsSum::pair);
       REQUIRE(h.gpu->fuses_conv_steps());
       std::vector<PlasticityCoeffs> coeffs(std::size_t(s.P));
       for (int p = 0; p < s.P; ++p) {
