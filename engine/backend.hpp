@@ -228,6 +228,19 @@ class Backend {
     pooled_conv_error(s, err, e);
     plasticity_conv_grads(s, coeffs, x, e, y, theta, error_hebb, grad_hebb, grad_hebb_bias, mean_y, mean_y2);
   }
+  // Both of a conv plastic layer's passes above: its input gradient (where
+  // dx is not null) and its [g; h] with the sums, in that order; a backend
+  // that makes the error from the pool's as it is read makes it once for
+  // both.
+  virtual void plastic_conv_backward_pooled(const ConvShape& s, const PooledConvError& err,
+                                            const std::uint8_t* use_fb, const float* w, const float* fb,
+                                            float* picked, float* dx, const PlasticityCoeffs* coeffs, const float* x,
+                                            const float* y, float* theta, float* e, float* error_hebb,
+                                            float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {
+    if (dx) conv2d_input_grad_pooled(s, err, use_fb, x, w, fb, e, picked, dx);
+    plasticity_conv_grads_pooled(s, err, coeffs, x, y, theta, e, error_hebb, grad_hebb, grad_hebb_bias, mean_y,
+                                 mean_y2);
+  }
   virtual void pre_mean_dense(const DenseShape& s, const float* x, float* mean_x) = 0;
   virtual void pre_mean_conv(const ConvShape& s, const float* x, float* mean_x) = 0;
   virtual void plasticity_update(int P, int Out, int In, const PlasticityCoeffs* coeffs,

@@ -419,6 +419,18 @@ class CudaBackend final : public Backend {
     fused_conv_plasticity_grads(s, coeffs, x, on_device(err, s.P), y, theta, grad_hebb, grad_hebb_bias, mean_y,
                                 mean_y2);
   }
+  void plastic_conv_backward_pooled(const ConvShape& s, const PooledConvError& err, const std::uint8_t* use_fb,
+                                    const float* w, const float* fb, float* picked, float* dx,
+                                    const PlasticityCoeffs* coeffs, const float* x, const float* y, float* theta,
+                                    float* e, float* error_hebb, float* grad_hebb, float* grad_hebb_bias,
+                                    float* mean_y, float* mean_y2) override {
+    if (!fuses_conv_steps())
+      return Backend::plastic_conv_backward_pooled(s, err, use_fb, w, fb, picked, dx, coeffs, x, y, theta, e,
+                                                   error_hebb, grad_hebb, grad_hebb_bias, mean_y, mean_y2);
+    kc::conv2d_plastic_backward_pooled(stream_, *arena_, s, on_device(err, s.P), use_fb ? table(use_fb, s.P) : nullptr,
+                                       x, w, fb, dx,
+                                       {table(coeffs, s.P), y, theta, grad_hebb, grad_hebb_bias, mean_y, mean_y2});
+  }
   void plasticity_update_dense(const DenseShape& s, const PlasticityCoeffs* coeffs, const float* x,
                                const float* error_hebb, float* grad_hebb, const float* mean_x, const float* mean_y,
                                const float* mean_y2, float* w, float* sq_avg, float* acc_delta,

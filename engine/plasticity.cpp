@@ -277,15 +277,19 @@ void Plasticity::step_async(const std::int32_t* labels, int N, float lr, int epo
     if (!is_output && routes_error_) route_error(s, N, e_out, y, e, pooled);
     if (pooled) pooled->act = y;
     const bool through_relu = dx && net_.input_relu_at(i);  // the ReLU below then needs no pass
-    if (dx) pass_error_down(L, s, N, pooled, x, e, through_relu, dx);  // before W changes
     for (int p = 0; p < P; ++p) {
       coeffs[std::size_t(p)] = rules_[std::size_t(p)].coeffs(k, plastic_count, lr, epoch, rho_, eps_);
       coeffs[std::size_t(p)].frozen = diverged_[std::size_t(p)];
     }
-    if (s.conv)
-      conv_hebbian_sums(L, s, N, pooled, coeffs, x, y, e);
-    else
-      dense_hebbian_sums(L, s, N, coeffs, is_output ? labels : nullptr, x, y, e);
+    if (pooled) {
+      conv_backward_pooled(L, s, N, *pooled, coeffs, x, y, e, through_relu, dx);
+    } else {
+      if (dx) pass_error_down(L, s, N, x, e, through_relu, dx);  // before W changes
+      if (s.conv)
+        conv_hebbian_sums(L, s, N, coeffs, x, y, e);
+      else
+        dense_hebbian_sums(L, s, N, coeffs, is_output ? labels : nullptr, x, y, e);
+    }
     update_layer(L, s, N, coeffs, x);
     if (through_relu) --i;  // the ReLU below this conv: its backward was the conv's
     pooled.reset();
@@ -311,20 +315,22 @@ void Plasticity::route_error(LayerState& s, int N, const float* e_out, const flo
   }
 }
 
-void Plasticity::pass_error_down(const PopulationNet::Layer& L, LayerState& s, int N,
-                                 const std::optional<PooledConvError>& pooled, const float* x, float* e,
+// The weights the error goes down through: every net by FA, its fixed B as
+// it is; otherwise W (a mix reads each net's W or B where it lies where the
+// backend fuses, picked by uses_fa_).
+const float* Plasticity::weights_down(const PopulationNet::Layer& L, LayerState& s) {
+  return all_fa_ ? s.fa_w.data() : net_.params()[std::size_t(L.w)].value.data();
+}
+
+void Plasticity::pass_error_down(const PopulationNet::Layer& L, LayerState& s, int N, const float* x, float* e,
                                  bool through_relu, float* dx) {
   const int P = net_.population();
   const float* w = net_.params()[std::size_t(L.w)].value.data();
-  // Every net by FA: its fixed B as it is; a mix: each net's W or B, read where it lies where the backend fuses.
-  const float* wfb = all_fa_ ? s.fa_w.data() : w;
+  const float* wfb = weights_down(L, s);
   const bool mixed = any_fa_ && !all_fa_;
   if (L.spec.kind == LayerKind::conv) {
     const ConvShape cs{P, N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input, through_relu};
-    if (pooled)
-      backend_.conv2d_input_grad_pooled(cs, *pooled, mixed ? uses_fa_.data() : nullptr, x, wfb, s.fa_w.data(), e,
-                                        mixed ? picked_feedback(s) : nullptr, dx);
-    else if (mixed)
+    if (mixed)
       backend_.conv2d_input_grad_picked(cs, uses_fa_.data(), x, w, s.fa_w.data(), e, picked_feedback(s), dx);
     else
       backend_.conv2d_backward(cs, x, wfb, e, dx, nullptr, nullptr);
@@ -354,18 +360,25 @@ bool reads_pre_mean(const std::vector<kernels::PlasticityCoeffs>& coeffs) {
 }  // namespace
 
 void Plasticity::conv_hebbian_sums(const PopulationNet::Layer& L, LayerState& s, int N,
-                                   const std::optional<PooledConvError>& pooled,
                                    const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x, const float* y,
                                    float* e) {
   // The stacked rows made as they are read where the backend fuses.
   const ConvShape cs{net_.population(), N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input};
-  if (pooled)
-    backend_.plasticity_conv_grads_pooled(cs, *pooled, coeffs.data(), x, y, s.theta.data(), e, stacked_rows(s),
-                                          s.grad_hebb.data(), s.grad_hebb_bias.data(), s.mean_y.data(),
-                                          s.mean_y2.data());
-  else
-    backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s), s.grad_hebb.data(),
-                                   s.grad_hebb_bias.data(), s.mean_y.data(), s.mean_y2.data());
+  backend_.plasticity_conv_grads(cs, coeffs.data(), x, e, y, s.theta.data(), stacked_rows(s), s.grad_hebb.data(),
+                                 s.grad_hebb_bias.data(), s.mean_y.data(), s.mean_y2.data());
+  if (reads_pre_mean(coeffs)) backend_.pre_mean_conv(cs, x, s.mean_x.data());
+}
+
+void Plasticity::conv_backward_pooled(const PopulationNet::Layer& L, LayerState& s, int N,
+                                      const PooledConvError& pooled,
+                                      const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x,
+                                      const float* y, float* e, bool through_relu, float* dx) {
+  const bool mixed = any_fa_ && !all_fa_;
+  const ConvShape cs{net_.population(), N, L.in_c, L.in_h, L.in_w, L.out_c, L.spec.k, L.shared_input, through_relu};
+  backend_.plastic_conv_backward_pooled(cs, pooled, mixed ? uses_fa_.data() : nullptr, weights_down(L, s),
+                                        s.fa_w.data(), mixed ? picked_feedback(s) : nullptr, dx, coeffs.data(), x, y,
+                                        s.theta.data(), e, stacked_rows(s), s.grad_hebb.data(),
+                                        s.grad_hebb_bias.data(), s.mean_y.data(), s.mean_y2.data());
   if (reads_pre_mean(coeffs)) backend_.pre_mean_conv(cs, x, s.mean_x.data());
 }
 

@@ -75,15 +75,21 @@ class Plasticity {
   void route_error(LayerState& s, int N, const float* e_out, const float* y, float* e,
                    std::optional<PooledConvError>& pooled);
   // The error to the layer below, dx (P, N, In…), through W (backprop) or B (FA), before W changes.
-  void pass_error_down(const PopulationNet::Layer& L, LayerState& s, int N,
-                       const std::optional<PooledConvError>& pooled, const float* x, float* e,
+  void pass_error_down(const PopulationNet::Layer& L, LayerState& s, int N, const float* x, float* e,
                        bool through_relu, float* dx);
   // The error and Hebbian sums the update reads: [g; h] (conv) or the stacked
   // rows and bias sums (dense, whose [g; h] comes with its update), ⟨y⟩, ⟨y²⟩, θ, ⟨x⟩.
   void conv_hebbian_sums(const PopulationNet::Layer& L, LayerState& s, int N,
-                         const std::optional<PooledConvError>& pooled,
                          const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x, const float* y,
                          float* e);
+  // A conv under a ReLU and pool: both steps above from the pool's error
+  // (pass_error_down where dx is not null, then conv_hebbian_sums) in one
+  // backend call, which makes that error once for both.
+  void conv_backward_pooled(const PopulationNet::Layer& L, LayerState& s, int N, const PooledConvError& pooled,
+                            const std::vector<kernels::PlasticityCoeffs>& coeffs, const float* x, const float* y,
+                            float* e, bool through_relu, float* dx);
+  // The weights the error goes down through as it lies (W, or every net's B where all learn by FA).
+  const float* weights_down(const PopulationNet::Layer& L, LayerState& s);
   // readout_labels: the batch's labels at the readout (label-gated rules), else null.
   void dense_hebbian_sums(const PopulationNet::Layer& L, LayerState& s, int N,
                           const std::vector<kernels::PlasticityCoeffs>& coeffs, const std::int32_t* readout_labels,

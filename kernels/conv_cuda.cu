@@ -1264,37 +1264,56 @@ void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const P
                              grad_hebb_bias, mean_y, mean_y2);
 }
 
+namespace {
+
+// dx (where not null: conv2d_input_grad_pooled's) and a plastic layer's [g;
+// h] with its sums (where grads is not null: the pooled
+// conv2d_plasticity_grads'), from the error made from the pool above: staged
+// once per chunk of nets for both, or gathered by each as it loads. Net by
+// net, θ is read by the stacked rows and then moved: chunks of nets keep
+// that order.
+void pooled_backward(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e, const std::uint8_t* use_fb,
+                     const float* x, const float* w, const float* fb, float* dx, const ConvPlasticGrads* grads) {
+  if (dx && s.shared_input) throw std::invalid_argument("conv2d_input_grad_pooled: no input gradient for a shared input");
+  const RoutedPooledError routed = routed_pooled_error(s, e);
+  // Nets [p0, p0 + c.P) from their error as `error` reads it (its nets from 0).
+  const auto chunk = [&](const ConvShape& c, int p0, const auto& error) {
+    const NetStart at(s, p0);
+    if (dx)
+      with_precision(gemm_precision(), [&](auto p) {
+        conv_backward_tile_at<decltype(p)::value>(
+            st, ws, c, x + at.x, picked_weights(c, w + at.w, offset(fb, at.w), offset(use_fb, p0)), error, dx + at.x,
+            nullptr, nullptr);
+      });
+    if (grads)
+      conv2d_plasticity_grads_at(st, ws, c, grads->coeffs + p0, x + at.x, error, grads->y + at.y,
+                                 grads->theta + at.b, grads->grad_hebb + 2 * at.w, grads->grad_hebb_bias + 2 * at.b,
+                                 grads->mean_y + at.b, grads->mean_y2 + at.b);
+  };
+  if (g_pooled_read == PooledErrorRead::gathered) return chunk(s, 0, routed);
+  for_each_staged_chunk(st, ws, s, routed, [&](const ConvShape& c, int p0, const StoredError& staged) {
+    chunk(c, p0, RoutedStoredError{staged, offset(e.mode, p0)});
+  });
+}
+
+}  // namespace
+
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
                              const float* x, const PooledConvError& e, const float* y, float* theta,
                              float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {
-  if (g_pooled_read == PooledErrorRead::gathered)
-    return conv2d_plasticity_grads_at(st, ws, s, coeffs, x, routed_pooled_error(s, e), y, theta, grad_hebb,
-                                      grad_hebb_bias, mean_y, mean_y2);
-  // Net by net, θ is read by the stacked rows and then moved: chunks of nets keep that order.
-  const RoutedPooledError routed = routed_pooled_error(s, e);
-  for_each_staged_chunk(st, ws, s, routed, [&](const ConvShape& c, int p0, const StoredError& staged) {
-    const NetStart at(s, p0);
-    conv2d_plasticity_grads_at(st, ws, c, coeffs + p0, x + at.x, RoutedStoredError{staged, offset(e.mode, p0)},
-                               y + at.y, theta + at.b, grad_hebb + 2 * at.w, grad_hebb_bias + 2 * at.b,
-                               mean_y + at.b, mean_y2 + at.b);
-  });
+  const ConvPlasticGrads grads{coeffs, y, theta, grad_hebb, grad_hebb_bias, mean_y, mean_y2};
+  pooled_backward(st, ws, s, e, nullptr, x, nullptr, nullptr, nullptr, &grads);
 }
 
 void conv2d_input_grad_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
                               const std::uint8_t* use_fb, const float* x, const float* w, const float* fb, float* dx) {
-  if (s.shared_input) throw std::invalid_argument("conv2d_input_grad_pooled: no input gradient for a shared input");
-  const RoutedPooledError routed = routed_pooled_error(s, e);
-  with_precision(gemm_precision(), [&](auto p) {
-    constexpr Precision kP = decltype(p)::value;
-    if (g_pooled_read == PooledErrorRead::gathered)
-      return conv_backward_tile_at<kP>(st, ws, s, x, picked_weights(s, w, fb, use_fb), routed, dx, nullptr,
-                                       nullptr);
-    for_each_staged_chunk(st, ws, s, routed, [&](const ConvShape& c, int p0, const StoredError& staged) {
-      const NetStart at(s, p0);
-      conv_backward_tile_at<kP>(st, ws, c, x + at.x, picked_weights(c, w + at.w, offset(fb, at.w), offset(use_fb, p0)),
-                                RoutedStoredError{staged, offset(e.mode, p0)}, dx + at.x, nullptr, nullptr);
-    });
-  });
+  pooled_backward(st, ws, s, e, use_fb, x, w, fb, dx, nullptr);
+}
+
+void conv2d_plastic_backward_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
+                                    const std::uint8_t* use_fb, const float* x, const float* w, const float* fb,
+                                    float* dx, const ConvPlasticGrads& grads) {
+  pooled_backward(st, ws, s, e, use_fb, x, w, fb, dx, &grads);
 }
 
 void conv2d_backward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const float* x, const float* w,

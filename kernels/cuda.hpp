@@ -204,6 +204,23 @@ void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const P
 void conv2d_plasticity_grads(Stream st, Scratch& ws, const ConvShape& s, const PlasticityCoeffs* coeffs,
                              const float* x, const PooledConvError& e, const float* y, float* theta,
                              float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2);
+// Both of a conv plastic layer's backward passes under a ReLU and pool:
+// conv2d_input_grad_pooled's dx (none where dx is null) and the pooled
+// conv2d_plasticity_grads' outputs (grads), with the error staged once per
+// chunk of nets for both where each pass alone stages it (the same values:
+// the same bits as the two calls).
+struct ConvPlasticGrads {
+  const PlasticityCoeffs* coeffs;  // (P), device
+  const float* y;                  // (P, N, Out, Ho, Wo)
+  float* theta;                    // (P, Out): read by the rows, then moved
+  float* grad_hebb;                // (P, 2·Out, Cin, K, K)
+  float* grad_hebb_bias;           // (P, 2·Out): the error half written
+  float* mean_y;                   // (P, Out)
+  float* mean_y2;                  // (P, Out)
+};
+void conv2d_plastic_backward_pooled(Stream st, Scratch& ws, const ConvShape& s, const PooledConvError& e,
+                                    const std::uint8_t* use_fb, const float* x, const float* w, const float* fb,
+                                    float* dx, const ConvPlasticGrads& grads);
 void plasticity_bound_rows(Stream st, int P, int Out, int In, const PlasticityCoeffs* coeffs, float* w);
 // The dense plasticity step with g and h computed by our tile kernel and the
 // update fused into that GEMM's epilogue:

@@ -1714,6 +1714,31 @@ TEST_CASE("cuda: a conv plastic layer's error read from the pool above it equals
         CHECK(q2.body() == q1.body());
         CHECK(theta2.body() == theta1.body());
         CHECK(untouched(unused_e));
+        // Both passes in one call, the error made once for both: the two calls' dx (the same bits, unwritten
+        // where they left it so) and [g; h], sums and θ; without dx, [g; h] alone.
+        for (const std::uint8_t* picks : {static_cast<const std::uint8_t*>(nullptr), use_fb.data()}) {
+          for (const bool with_dx : {true, false}) {
+            CAPTURE(picks != nullptr); CAPTURE(with_dx);
+            auto dx2 = gpu(s.x_size()), dx3 = gpu(s.x_size());
+            h.gpu->conv2d_input_grad_pooled(s, fused, picks, x.g.ptr(), w.g.ptr(), fb.g.ptr(), unused_e.ptr(),
+                                            nullptr, dx2.ptr());
+            Guarded<float> theta3(*h.gpu, theta.g.body());
+            auto g3 = gpu(gh), b3 = gpu(2 * units), m3 = gpu(units), q3 = gpu(units);
+            h.gpu->plastic_conv_backward_pooled(s, fused, picks, w.g.ptr(), fb.g.ptr(), nullptr,
+                                                with_dx ? dx3.ptr() : nullptr, coeffs.data(), x.g.ptr(), act.g.ptr(),
+                                                theta3.ptr(), unused_e.ptr(), nullptr, g3.ptr(), b3.ptr(), m3.ptr(),
+                                                q3.ptr());
+            const auto DX2 = dx2.body(), DX3 = dx3.body();
+            if (with_dx) CHECK(std::memcmp(DX3.data(), DX2.data(), DX2.size() * sizeof(float)) == 0);
+            else CHECK(untouched(dx3));
+            CHECK(g3.body() == g2.body());
+            CHECK(sums_half(b3, s.P, s.Cout, false) == sums_half(b2, s.P, s.Cout, false));
+            CHECK(m3.body() == m2.body());
+            CHECK(q3.body() == q2.body());
+            CHECK(theta3.body() == theta2.body());
+            CHECK(untouched(unused_e));
+          }
+        }
       }
     }
   }); });
