@@ -33,9 +33,14 @@
 # also printed last.
 set -uo pipefail
 # The build and data as bench/pack-gpu-build.sh packed them (one archive: the folders are over what travels).
-if [[ -f gpu-pack/build.tar.gz ]]; then
+# xz where the machine has it, else python3's tarfile and lzma (the device's python3 is PyTorch's).
+if [[ -f gpu-pack/build.tar.xz ]]; then
   rm -rf build-gpu data-gpu
-  tar -xzf gpu-pack/build.tar.gz || { echo "gpu-check: gpu-pack/build.tar.gz does not unpack" >&2; exit 1; }
+  if command -v xz >/dev/null; then
+    tar -xJf gpu-pack/build.tar.xz
+  else
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(filter="data")' gpu-pack/build.tar.xz
+  fi || { echo "gpu-check: gpu-pack/build.tar.xz does not unpack" >&2; exit 1; }
 fi
 build="${BUILD:-build-gpu}"
 out="${OUT:-gpu-check-out}"
