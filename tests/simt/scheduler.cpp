@@ -6,6 +6,7 @@
 // is; anything else is an error naming the kernel, the barrier and the block.
 // Under AddressSanitizer every switch is announced to it, so the fibers'
 // stacks are checked like any other.
+#include <link.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -87,6 +88,37 @@ std::uint32_t seed_from_env() {
   return std::uint32_t(v);
 }
 std::uint32_t g_seed = seed_from_env();
+
+// ---- host threads: room for the __shared__ variables' thread-local block ----
+
+// Every __shared__ variable is a thread_local on its own 64 KiB (simt.hpp), so
+// the program's static TLS block grows 64 KiB or more with each one: 8.25 MiB in
+// test_simt_races on 2026-12-07. glibc places that block inside every new
+// thread's stack, and a thread made with the default stack (RLIMIT_STACK, 8
+// MiB: OpenBLAS's OpenMP workers) failed to start once the block outgrew it
+// ("libgomp: Thread creation failed: Invalid argument"). So every thread made
+// after start-up (libgomp's, ours) gets the block's size on top of the default.
+std::size_t static_tls_bytes() {
+  std::size_t bytes = 0;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* total) {
+        for (int i = 0; i < info->dlpi_phnum; ++i)
+          if (info->dlpi_phdr[i].p_type == PT_TLS) *static_cast<std::size_t*>(total) += info->dlpi_phdr[i].p_memsz;
+        return 0;
+      },
+      &bytes);
+  return bytes;
+}
+const bool g_thread_stacks_hold_tls = [] {
+  pthread_attr_t attr;
+  std::size_t stack = 0;
+  if (pthread_getattr_default_np(&attr) != 0) return false;
+  pthread_attr_getstacksize(&attr, &stack);
+  const bool set = pthread_attr_setstacksize(&attr, std::max<std::size_t>(stack, 8 << 20) + static_tls_bytes()) == 0 &&
+                   pthread_setattr_default_np(&attr) == 0;
+  pthread_attr_destroy(&attr);
+  return set;
+}();
 
 // ---- fiber stacks: mmap'ed with a guard page below (an overflow faults), reused ----
 
