@@ -72,9 +72,9 @@ MemoryPlan::MemoryPlan(const NetSpec& spec, int max_batch, int train_batch, bool
 
 std::size_t MemoryPlan::scratch(int P) const {
   // The arena's regions persist, each at the largest request it has seen:
-  // slots 0–2 are the convolutions', 3 the loss rows, 8 the dense GEMMs'; plus staging and the
-  // epoch shuffle's keys (two floats per sample of a 70 000-image phase).
-  std::size_t cols = 0, out = 0, dcols = 0;
+  // slots 0–2 are the convolutions', 3 the loss rows, 8 the dense GEMMs', 9 a conv input gradient's Wᵀ; plus
+  // staging and the epoch shuffle's keys (two floats per sample of a 70 000-image phase).
+  std::size_t cols = 0, out = 0, dcols = 0, transposed = 0;
   for (kernels::ConvShape s : convs_) {
     s.P = P;
     for (const auto& c : {kernels::conv_scratch(s, true, false, false),
@@ -85,6 +85,7 @@ std::size_t MemoryPlan::scratch(int P) const {
     }
     cols = std::max(cols, kernels::weight_grad_partial_floats(s));  // the implicit GEMM's in slot 0
     out = std::max(out, kernels::staged_error_floats(s));  // the fused backward's staged error in slot 1
+    if (!s.shared_input) transposed = std::max(transposed, kernels::transposed_weights_floats(s));
   }
   // Slot 8: a dense layer's GEMM split over blocks (our tiled GEMM; forward, dx and dW).
   std::size_t gemm_partials = 0;
@@ -96,7 +97,7 @@ std::size_t MemoryPlan::scratch(int P) const {
   // The CUDA backend's fixed buffers beside the arena: pinned-upload staging
   // and per-net tables (1 + 4 MiB) and cuBLAS's workspace (32 MiB).
   const std::size_t staging = std::size_t(37) << 20, shuffle = 2 * 70000;
-  return (cols + out + dcols + gemm_partials + loss_rows + shuffle) * sizeof(float) + staging;
+  return (cols + out + dcols + transposed + gemm_partials + loss_rows + shuffle) * sizeof(float) + staging;
 }
 
 std::size_t MemoryPlan::bytes(int P, bool with_scratch) const {

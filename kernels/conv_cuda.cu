@@ -587,32 +587,20 @@ struct ImagePatches {
   __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_row_slot(tile, r); }
 };
 
-// A(ci, k) = W[co][ci][ky][kx], k = (co, ky, kx): Wᵀ for the input gradient.
-// Made once per block (the sum from k_begin): this thread's k, carried as
-// (co, ky·K + kx) from slice to slice without dividing (a division by KK a
-// slice was a tenth of the loop's instructions besides the FMAs).
-struct TransposedWeights {
-  static constexpr bool kCopies = true;
-  const float* w;  // (Cout, Cin, K, K): one net's, so offsets in it fit an int
-  int Cin, Cout, KK;
-  int co, kk;  // this thread's next k = co·KK + kk
-  __device__ TransposedWeights(const float* w, int Cin, int Cout, int K, int k_begin)
-      : w(w), Cin(Cin), Cout(Cout), KK(K * K) {
-    const int k = k_begin + int(threadIdx.x) % kTileK;
-    co = k / KK, kk = k % KK;
+// wt (P, Cin, Cout·K·K): each net's W (Cout, Cin, K·K), or its feedback
+// matrix (w.of), as Wᵀ's rows, A(ci, k) = W[co][ci][ky][kx] at k = (co, ky,
+// kx): the input gradient's A operand, read as a StridedA. Each of its blocks
+// reads all of A, where W's own layout holds a row's k in runs of K·K floats
+// Cin·K·K apart (6.88 device sectors a load request of conv2's input
+// gradient against 5.30 so, in the simulator's count); here W is read once
+// in those runs and Wᵀ written coalesced.
+__global__ void transpose_weights_kernel(ConvShape s, PickedWeights w, float* __restrict__ wt) {
+  const int KK = s.K * s.K, row = s.Cout * KK, per_net = s.Cin * row;
+  EVOPLAST_GRID_STRIDE(i, std::size_t(s.P) * per_net) {
+    const int at = int(i % per_net), ci = at / row, k = at % row;
+    wt[i] = w.of(i / per_net)[(k / KK * s.Cin + ci) * KK + k % KK];
   }
-  template <class Sink>
-  __device__ void sources(int m0, int /*k0: carried*/, const Sink& sink) {
-    // W[co][·][ky][kx] for this thread's k: consecutive ci lie KK apart.
-    const int mm0 = a_tile_row0(int(threadIdx.x) / kTileK), ci0 = m0 + mm0;
-    const float* column = w + (co * Cin + ci0) * KK + kk;
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i)
-      sink(i, co < Cout && ci0 + i * kRowStepA < Cin ? column + i * kRowStepA * KK : nullptr);
-    for (kk += kTileK; kk >= KK; kk -= KK) ++co;
-  }
-  __device__ float& slot(float (&tile)[kTileM][kTileK + 4], int r) const { return a_column_slot(tile, r); }
-};
+}
 
 // B(k, col) = dy[n][co][iy − ky][ix − kx] (0 outside the output), k = (co, ky, kx),
 // col = (n, iy, ix) over the input's pixels: the input gradient gathers its
@@ -699,22 +687,24 @@ struct InputGradStore {
   }
 };
 
-// dx (N, Cin, H, W) of net z = Wᵀ·(error windows), W that net's weights or
-// feedback matrix: block (x, y) a tile of (Cin, N·H·W). kHalves where Cin ≤
-// 32 (conv2's input gradient): the tile's four warps share its 32 rows, each
-// pair half of every slice (gemm_tile), where two warps would sit idle.
+// dx (N, Cin, H, W) of net z = Wᵀ·(error windows), wt (P, Cin, Cout·K·K)
+// the nets' Wᵀ (transpose_weights_kernel): block (x, y) a tile of (Cin,
+// N·H·W). kHalves where Cin ≤ 32 (conv2's input gradient): the tile's four
+// warps share its 32 rows, each pair half of every slice (gemm_tile), where
+// two warps would sit idle.
 template <Precision kP, class Error, bool kHalves>
 __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
-    conv_input_grad_tile(ConvShape s, const float* __restrict__ x, PickedWeights w, Error dy,
+    conv_input_grad_tile(ConvShape s, const float* __restrict__ x, const float* __restrict__ wt, Error dy,
                          float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   if (!passes_down(dy, p)) return;  // the whole block: its net's dx is never read
-  const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN;
+  const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN, depth = s.Cout * s.K * s.K;
   using Down = std::decay_t<decltype(passed_down(dy))>;
-  gemm_tile<kP, kHalves>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0,
-                s.Cout * s.K * s.K, TransposedWeights(w.of(p), s.Cin, s.Cout, s.K, 0),
-                ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
-                InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin});
+  gemm_tile<kP, kHalves>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0, depth,
+                         StridedA{wt + p * s.Cin * depth, depth, s.Cin, depth, false},
+                         ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
+                         InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin,
+                                        s.N * HWin});
 }
 
 // One split of the weight gradient's N·Ho·Wo-long sum: block z = g · P + p
@@ -1026,12 +1016,14 @@ void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const flo
   // A plastic layer's stacked rows have no input gradient: its kernel is not instantiated for them.
   if constexpr (!is_stacked_rows<Error>) {
     if (dx) {
+      float* wt = ws.floats(kTransposedWeightsSlot, transposed_weights_floats(s));
+      EVOPLAST_LAUNCH(transpose_weights_kernel, blocks_for(transposed_weights_floats(s)), kThreads, 0, st, s, w, wt);
       const dim3 grid(unsigned((std::size_t(s.N) * s.H * s.W + kTileN - 1) / kTileN),
                       unsigned((s.Cin + kTileM - 1) / kTileM), unsigned(s.P));
       if (s.Cin <= kTileM / 2)
-        EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error, true>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
+        EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error, true>, grid, kTileThreads, 0, st, s, x, wt, dy, dx);
       else
-        EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error, false>, grid, kTileThreads, 0, st, s, x, w, dy, dx);
+        EVOPLAST_LAUNCH(conv_input_grad_tile<kP, Error, false>, grid, kTileThreads, 0, st, s, x, wt, dy, dx);
     }
   }
 }

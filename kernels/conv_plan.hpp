@@ -83,6 +83,13 @@ inline std::size_t weight_grad_partial_floats(const ConvShape& s) {
   return std::size_t(weight_grad_splits_per_launch(s, splits)) * s.P * s.Cout * s.Cin * s.K * s.K;
 }
 
+// The implicit-GEMM input gradient's Wᵀ, (P, Cin, Cout·K·K) (kernels/conv_cuda.cu):
+// its scratch slot, and the floats it takes there.
+constexpr int kTransposedWeightsSlot = 9;
+inline std::size_t transposed_weights_floats(const ConvShape& s) {
+  return std::size_t(s.P) * s.Cin * s.Cout * s.K * s.K;
+}
+
 // The fused backward's error staged for a chunk of nets (kernels/conv_cuda.cu,
 // scratch slot 1): nets per chunk so that one chunk's (chunk, N, Cout, Ho,
 // Wo) stays within the budget, at least one; and the floats a chunk takes.
