@@ -587,20 +587,22 @@ struct ImagePatches {
   __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_row_slot(tile, r); }
 };
 
-// wt (P, Cin, Cout·K·K): each net's W (Cout, Cin, K·K), or its feedback
-// matrix (w.of), as Wᵀ's rows, A(ci, k) = W[co][ci][ky][kx] at k = (co, ky,
-// kx): the input gradient's A operand, read as a StridedA. Each of its blocks
-// reads all of A, where W's own layout holds a row's k in runs of K·K floats
-// Cin·K·K apart (6.88 device sectors a load request of conv2's input
-// gradient against 5.30 so, in the simulator's count); here W is read once
-// in those runs and Wᵀ written coalesced.
+// wt (P, Cin, ld = transposed_weights_ld(s)): each net's W (Cout, Cin,
+// K·K), or its feedback matrix (w.of), as Wᵀ's rows, A(ci, k) =
+// W[co][ci][ky][kx] at k = (co, ky, kx) < Cout·K·K, 0 after: the input
+// gradient's A operand, read as a PaddedRowsA. Each of its blocks reads all
+// of A, where W's own layout holds a row's k in runs of K·K floats Cin·K·K
+// apart (6.88 device sectors a load request of conv2's input gradient
+// against 5.30 so, in the simulator's count); here W is read once in those
+// runs and Wᵀ written coalesced.
 __global__ void transpose_weights_kernel(ConvShape s, PickedWeights w, float* __restrict__ wt) {
-  const int KK = s.K * s.K, row = s.Cout * KK, per_net = s.Cin * row;
+  const int KK = s.K * s.K, row = s.Cout * KK, ld = transposed_weights_ld(s), per_net = s.Cin * ld;
   EVOPLAST_GRID_STRIDE(i, std::size_t(s.P) * per_net) {
-    const int at = int(i % per_net), ci = at / row, k = at % row;
-    wt[i] = w.of(i / per_net)[(k / KK * s.Cin + ci) * KK + k % KK];
+    const int at = int(i % per_net), ci = at / ld, k = at % ld;
+    wt[i] = k < row ? w.of(i / per_net)[(k / KK * s.Cin + ci) * KK + k % KK] : 0.0f;
   }
 }
+static_assert(kTileK == 16, "transposed_weights_ld pads Wᵀ's rows to the slice depth, 16");
 
 // B(k, col) = dy[n][co][iy − ky][ix − kx] (0 outside the output), k = (co, ky, kx),
 // col = (n, iy, ix) over the input's pixels: the input gradient gathers its
@@ -687,8 +689,8 @@ struct InputGradStore {
   }
 };
 
-// dx (N, Cin, H, W) of net z = Wᵀ·(error windows), wt (P, Cin, Cout·K·K)
-// the nets' Wᵀ (transpose_weights_kernel): block (x, y) a tile of (Cin,
+// dx (N, Cin, H, W) of net z = Wᵀ·(error windows), wt (P, Cin, ld) the
+// nets' Wᵀ (transpose_weights_kernel): block (x, y) a tile of (Cin,
 // N·H·W). kHalves where Cin ≤ 32 (conv2's input gradient): the tile's four
 // warps share its 32 rows, each pair half of every slice (gemm_tile), where
 // two warps would sit idle.
@@ -698,10 +700,10 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
                          float* __restrict__ dx) {
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   if (!passes_down(dy, p)) return;  // the whole block: its net's dx is never read
-  const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN, depth = s.Cout * s.K * s.K;
+  const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN, ld = transposed_weights_ld(s);
   using Down = std::decay_t<decltype(passed_down(dy))>;
-  gemm_tile<kP, kHalves>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0, depth,
-                         StridedA{wt + p * s.Cin * depth, depth, s.Cin, depth, false},
+  gemm_tile<kP, kHalves>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0, s.Cout * s.K * s.K,
+                         PaddedRowsA{wt + p * s.Cin * ld, ld, s.Cin},
                          ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
                          InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin,
                                         s.N * HWin});

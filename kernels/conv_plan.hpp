@@ -83,11 +83,14 @@ inline std::size_t weight_grad_partial_floats(const ConvShape& s) {
   return std::size_t(weight_grad_splits_per_launch(s, splits)) * s.P * s.Cout * s.Cin * s.K * s.K;
 }
 
-// The implicit-GEMM input gradient's Wᵀ, (P, Cin, Cout·K·K) (kernels/conv_cuda.cu):
-// its scratch slot, and the floats it takes there.
+// The implicit-GEMM input gradient's Wᵀ (kernels/conv_cuda.cu), (P, Cin,
+// ld): its rows Cout·K·K long, zero-padded to a multiple of 16 (the tile
+// kernels' slice depth, kTileK: a slice never leaves a row, and each row
+// starts on 64 bytes); its scratch slot, and the floats it takes there.
 constexpr int kTransposedWeightsSlot = 9;
+EVOPLAST_HD int transposed_weights_ld(const ConvShape& s) { return (s.Cout * s.K * s.K + 15) / 16 * 16; }
 inline std::size_t transposed_weights_floats(const ConvShape& s) {
-  return std::size_t(s.P) * s.Cin * s.Cout * s.K * s.K;
+  return std::size_t(s.P) * s.Cin * transposed_weights_ld(s);
 }
 
 // The fused backward's error staged for a chunk of nets (kernels/conv_cuda.cu,

@@ -292,6 +292,17 @@ struct copies_share : std::false_type {};
 template <class Load>
 struct copies_share<Load, std::void_t<decltype(Load::kCopies)>> : std::bool_constant<Load::kCopies> {};
 
+// Whether a copying loader names its share as runs of 4 consecutive
+// elements, 16 bytes aligned in global and shared memory (kCopiesRuns):
+// sources(a, b, sink) calls sink(j, src) for each run j < kRunsPerThread,
+// run_slot(tile, j) is where run j goes. One 16-byte copy a run where a
+// plain copying loader issues four.
+template <class Load, class = void>
+struct copies_runs : std::false_type {};
+template <class Load>
+struct copies_runs<Load, std::void_t<decltype(Load::kCopiesRuns)>> : std::bool_constant<Load::kCopiesRuns> {};
+constexpr int kRunsPerThread = kPerThread / 4;
+
 // Whether a loader's share travels by cp.async: a copying loader's, unless
 // the build loads every share through registers (kAsyncTileCopies).
 template <class Load>
@@ -316,8 +327,15 @@ using TileCopies = std::conditional_t<kAsyncTileCopies,
 // read into share), a computing loader's values fetched into share.
 template <class Load, class Tile, class Copies>
 __device__ __forceinline__ void start_share(Load& load, TileShare& share, Tile& tile, int a, int b, Copies& copies) {
-  if constexpr (copies_async<Load>) {
+  if constexpr (copies_async<Load> && copies_runs<Load>::value) {
+    load.sources(a, b, [&](int j, const float* src) { copies.copy4(load.run_slot(tile, j), src); });
+  } else if constexpr (copies_async<Load>) {
     load.sources(a, b, [&](int r, const float* src) { copies.copy(&load.slot(tile, r), src); });
+  } else if constexpr (copies_runs<Load>::value) {
+    load.sources(a, b, [&](int j, const float* src) {
+      const float4 v = src ? *reinterpret_cast<const float4*>(src) : float4{0.0f, 0.0f, 0.0f, 0.0f};
+      share[4 * j] = v.x, share[4 * j + 1] = v.y, share[4 * j + 2] = v.z, share[4 * j + 3] = v.w;
+    });
   } else if constexpr (copies_share<Load>::value) {
     load.sources(a, b, [&](int r, const float* src) { share[r] = src ? *src : 0.0f; });
   } else {
@@ -328,7 +346,12 @@ __device__ __forceinline__ void start_share(Load& load, TileShare& share, Tile& 
 // land by the copies' wait).
 template <class Load, class Tile>
 __device__ __forceinline__ void finish_share(const Load& load, Tile& tile, const TileShare& share) {
-  if constexpr (!copies_async<Load>) {
+  if constexpr (copies_runs<Load>::value && !copies_async<Load>) {
+#pragma unroll
+    for (int j = 0; j < kRunsPerThread; ++j)
+      *reinterpret_cast<float4*>(load.run_slot(tile, j)) =
+          float4{share[4 * j], share[4 * j + 1], share[4 * j + 2], share[4 * j + 3]};
+  } else if constexpr (!copies_async<Load>) {
 #pragma unroll
     for (int r = 0; r < kPerThread; ++r) load.slot(tile, r) = share[r];
   }
@@ -547,6 +570,34 @@ struct StridedA {
     return tile[mm(i)][kk(i)];
   }
 };
+// A stored (M, ld) row-major, 16-byte aligned, ld a multiple of kTileK and
+// the columns from K to ld 0 (a layout made for it: the conv input
+// gradient's Wᵀ), copied in runs of 4 k: a slice's k0…k0 + 15 lie inside
+// every row, so only the rows are bounded. Run u = thread + 128·j of the
+// slice is row row_of(u / 4), k 4·(u % 4): a quarter-warp's 8 runs (one
+// shared-memory pass of 16-byte stores) are rows 4 apart, 80 floats, in
+// all 32 banks (rows 1 apart, 20 floats, would share 4); a warp reads 8
+// rows' 64 bytes, 16 sectors where ld·4 is a multiple of 64.
+struct PaddedRowsA {
+  static constexpr bool kCopies = true, kCopiesRuns = true;
+  const float* A;
+  int ld, M;
+  __device__ static int row_of(int q) { return q / 8 * 8 + a_tile_row0(q % 8); }
+  template <class Sink>
+  __device__ void sources(int m0, int k0, const Sink& sink) const {
+#pragma unroll
+    for (int j = 0; j < kRunsPerThread; ++j) {
+      const int u = int(threadIdx.x) + j * kTileThreads, m = m0 + row_of(u / 4);
+      sink(j, m < M ? A + (long long)m * ld + k0 + 4 * (u % 4) : nullptr);
+    }
+  }
+  __device__ float* run_slot(float (&tile)[kTileM][kTileK + 4], int j) const {
+    const int u = int(threadIdx.x) + j * kTileThreads;
+    return &tile[row_of(u / 4)][4 * (u % 4)];
+  }
+};
+static_assert(kTileM * kTileK == 4 * kRunsPerThread * kTileThreads, "PaddedRowsA: one run of 4 k a thread, twice");
+
 // B stored (N, K): a warp's request is 8 k of 4 rows n (32-byte runs: the
 // sectors of 16 k of 2 rows), 2 passes a put (8·k + n of the 72-float B
 // rows: k and k + 4 share a bank) where 16 k of 2 rows took 4; only runs of

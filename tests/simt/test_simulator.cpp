@@ -63,6 +63,30 @@ __global__ void async_copies_landing(const float* x, float* out) {
   mine[5] = slot[0][t], mine[6] = slot[1][t], mine[7] = slot[2][t];
 }
 
+// Each of 8 threads copies a run of 4 floats of x (16 bytes) as one group
+// and a run of four 0s (a null source) as a second, reading its slots
+// before any wait, after the wait that leaves the newest group in flight,
+// and after the wait for all: out[12t…12t + 11].
+__global__ void async_runs_landing(const float* x, float* out) {
+  alignas(16) __shared__ float slot[2][32];
+  const unsigned t = threadIdx.x;
+  for (auto& s : slot)
+    for (int i = 0; i < 4; ++i) s[4 * t + i] = -1;
+  AsyncCopies<8> copies;
+  copies.copy4(&slot[0][4 * t], x + 4 * t);
+  copies.commit();
+  copies.copy4(&slot[1][4 * t], nullptr);
+  copies.commit();
+  float* mine = out + 12 * t;
+  mine[0] = slot[0][4 * t + 3], mine[1] = slot[1][4 * t];
+  copies.wait<1>();
+  for (int i = 0; i < 4; ++i) mine[2 + i] = slot[0][4 * t + i];
+  mine[6] = slot[1][4 * t + 2];
+  copies.wait<0>();
+  for (int i = 0; i < 4; ++i) mine[7 + i] = slot[1][4 * t + i];
+  mine[11] = slot[0][4 * t];
+}
+
 // Half of the threads leave before the barrier.
 __global__ void early_exit(float* out) {
   if (threadIdx.x >= blockDim.x / 2) return;
@@ -266,6 +290,24 @@ TEST_CASE("simt: an asynchronous copy lands only in the wait that lets it, so a 
     const float first = x[std::size_t(t)], second = x[std::size_t(32 + t)];
     const std::vector<float> want = {-1, -1, -1, first, -1, first, second, 0};
     CHECK(std::vector<float>(got.begin() + 8 * t, got.begin() + 8 * t + 8) == want);
+  }
+  cudaFree(dx);
+  cudaFree(out);
+}
+
+TEST_CASE("simt: a 16-byte asynchronous copy lands whole only in the wait that lets it; a null source gives 0s") {
+  std::vector<float> x(32);
+  std::iota(x.begin(), x.end(), 1.0f);
+  float* dx = device_alloc<float>(32);
+  float* out = device_alloc<float>(12 * 8);
+  REQUIRE(cudaMemcpy(dx, x.data(), 32 * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  EVOPLAST_LAUNCH(async_runs_landing, 1, 8, 0, nullptr, dx, out);
+  std::vector<float> got(12 * 8);
+  REQUIRE(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (std::size_t t = 0; t < 8; ++t) {
+    const float* run = x.data() + 4 * t;
+    const std::vector<float> want = {-1, -1, run[0], run[1], run[2], run[3], -1, 0, 0, 0, 0, run[0]};
+    CHECK(std::vector<float>(got.begin() + std::ptrdiff_t(12 * t), got.begin() + std::ptrdiff_t(12 * t + 12)) == want);
   }
   cudaFree(dx);
   cudaFree(out);
