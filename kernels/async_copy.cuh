@@ -32,15 +32,7 @@ class AsyncCopies {
 #if defined(EVOPLAST_SIMT)
     issue(dst, float4{src ? *src : 0.0f, 0.0f, 0.0f, 0.0f}, 1);
 #else
-    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile(
-        "{\n"
-        "  .reg .pred ignore;\n"
-        "  setp.eq.u64 ignore, %1, 0;\n"
-        "  cp.async.ca.shared.global [%0], [%1], 4, ignore;\n"
-        "}\n" ::"r"(at),
-        "l"(src)
-        : "memory");
+    issue<4>(dst, src);
 #endif
   }
   // dst[0, 4) = src[0, 4), 16 bytes, landing by a later wait; dst and src
@@ -52,15 +44,7 @@ class AsyncCopies {
 #if defined(EVOPLAST_SIMT)
     issue(dst, src ? *reinterpret_cast<const float4*>(src) : float4{0.0f, 0.0f, 0.0f, 0.0f}, 4);
 #else
-    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile(
-        "{\n"
-        "  .reg .pred ignore;\n"
-        "  setp.eq.u64 ignore, %1, 0;\n"
-        "  cp.async.ca.shared.global [%0], [%1], 16, ignore;\n"
-        "}\n" ::"r"(at),
-        "l"(src)
-        : "memory");
+    issue<16>(dst, src);
 #endif
   }
   // Closes the group of the copies issued since the last commit (an empty
@@ -95,7 +79,21 @@ class AsyncCopies {
   }
 
  private:
-#if defined(EVOPLAST_SIMT)
+#if !defined(EVOPLAST_SIMT)
+  // cp.async of kBytes (4 or 16) from src to dst, zeros where src is null.
+  template <int kBytes>
+  __device__ __forceinline__ static void issue(float* dst, const float* src) {
+    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile(
+        "{\n"
+        "  .reg .pred ignore;\n"
+        "  setp.eq.u64 ignore, %1, 0;\n"
+        "  cp.async.ca.shared.global [%0], [%1], %2, ignore;\n"
+        "}\n" ::"r"(at),
+        "l"(src), "n"(kBytes)
+        : "memory");
+  }
+#else
   struct Pending {
     float* dst;
     float4 value;  // its first `width` floats

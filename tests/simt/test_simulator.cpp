@@ -190,6 +190,20 @@ T* device_alloc(std::size_t n) {
   return static_cast<T*>(p);
 }
 
+// kernel(x, out) run as one block of `threads`, x uploaded: out's n floats.
+template <class Kernel>
+std::vector<float> run_one_block(Kernel kernel, unsigned threads, const std::vector<float>& x, std::size_t n) {
+  float* dx = device_alloc<float>(x.size());
+  float* out = device_alloc<float>(n);
+  REQUIRE(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+  EVOPLAST_LAUNCH(kernel, 1, threads, 0, nullptr, dx, out);
+  std::vector<float> got(n);
+  REQUIRE(cudaMemcpy(got.data(), out, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  cudaFree(dx);
+  cudaFree(out);
+  return got;
+}
+
 // Every thread of every block takes a ticket (atomicAdd's old value), adds
 // 0.5 to a float, offers its index to a max and a min, swaps its index into
 // a slot, and tries to claim a word still 0 (atomicCAS). state: {tickets, max,
@@ -280,37 +294,23 @@ TEST_CASE("simt: a block reduction is right with its barriers, wrong without one
 TEST_CASE("simt: an asynchronous copy lands only in the wait that lets it, so a slice read early shows") {
   std::vector<float> x(64);
   std::iota(x.begin(), x.end(), 1.0f);
-  float* dx = device_alloc<float>(64);
-  float* out = device_alloc<float>(8 * 32);
-  REQUIRE(cudaMemcpy(dx, x.data(), 64 * 4, cudaMemcpyHostToDevice) == cudaSuccess);
-  EVOPLAST_LAUNCH(async_copies_landing, 1, 32, 0, nullptr, dx, out);
-  std::vector<float> got(8 * 32);
-  REQUIRE(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  const std::vector<float> got = run_one_block(async_copies_landing, 32, x, 8 * 32);
   for (int t = 0; t < 32; ++t) {
     const float first = x[std::size_t(t)], second = x[std::size_t(32 + t)];
     const std::vector<float> want = {-1, -1, -1, first, -1, first, second, 0};
     CHECK(std::vector<float>(got.begin() + 8 * t, got.begin() + 8 * t + 8) == want);
   }
-  cudaFree(dx);
-  cudaFree(out);
 }
 
 TEST_CASE("simt: a 16-byte asynchronous copy lands whole only in the wait that lets it; a null source gives 0s") {
   std::vector<float> x(32);
   std::iota(x.begin(), x.end(), 1.0f);
-  float* dx = device_alloc<float>(32);
-  float* out = device_alloc<float>(12 * 8);
-  REQUIRE(cudaMemcpy(dx, x.data(), 32 * 4, cudaMemcpyHostToDevice) == cudaSuccess);
-  EVOPLAST_LAUNCH(async_runs_landing, 1, 8, 0, nullptr, dx, out);
-  std::vector<float> got(12 * 8);
-  REQUIRE(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+  const std::vector<float> got = run_one_block(async_runs_landing, 8, x, 12 * 8);
   for (std::size_t t = 0; t < 8; ++t) {
     const float* run = x.data() + 4 * t;
     const std::vector<float> want = {-1, -1, run[0], run[1], run[2], run[3], -1, 0, 0, 0, 0, run[0]};
     CHECK(std::vector<float>(got.begin() + std::ptrdiff_t(12 * t), got.begin() + std::ptrdiff_t(12 * t + 12)) == want);
   }
-  cudaFree(dx);
-  cudaFree(out);
 }
 
 TEST_CASE("simt: the blocks of a grid run in the order named, so a race between blocks shows") {
