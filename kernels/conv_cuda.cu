@@ -76,28 +76,15 @@ __device__ __forceinline__ float& a_column_slot(float (&tile)[kTileM][kTileK + 4
 __device__ __forceinline__ float& b_row_slot(float (&tile)[kTileK][kTileN + 8], int r) {
   return tile[down_b_k(int(threadIdx.x))][down_b_n(int(threadIdx.x)) + r * kDownStep];
 }
-// Row k = (c, ky, kx) of a patch or window matrix (c an input channel, or
-// an output channel for an error window), stepped along k without dividing.
+// Row k = (c, ky, kx) of a window matrix (c an output channel), stepped
+// along k without dividing: the rows of a made error's windows (a stored
+// one's, and an image's patches, are found in a patch-row table).
 struct PatchRow {
   int c, ky, kx;
   __device__ PatchRow(int k, int K) : c(k / (K * K)), ky(k / K % K), kx(k % K) {}
-  // k + by, keeping `at`, the row's place (c·H + ky)·W + kx in an image
-  // (H, W), in step: a patch loader adds, where it multiplied in 64 bits per element.
-  __device__ void advance(int by, int K, int H, int W, int& at) {
-    at += by;
-    for (kx += by; kx >= K; kx -= K) {
-      at += W - K;
-      if (++ky == K) ky = 0, ++c, at += (H - K) * W;
-    }
-  }
-  // k + by, keeping `at`, the place (c·H + y − ky)·W + x − kx of an
-  // error window's row in an error image (H, W) under pixel (y, x), in step.
-  __device__ void advance_window(int by, int K, int H, int W, int& at) {
-    at -= by;
-    for (kx += by; kx >= K; kx -= K) {
-      at += K - W;
-      if (++ky == K) ky = 0, ++c, at += (H + K) * W;
-    }
+  __device__ void advance(int by, int K) {
+    for (kx += by; kx >= K; kx -= K)
+      if (++ky == K) ky = 0, ++c;
   }
 };
 
@@ -134,21 +121,81 @@ struct PatchGeometry {
   }
 };
 
-// sink(i, &x[n][ci][oy + ky][ox + kx]), element k_base + r of the patch at
-// corner, for the kPerThread rows r = r0 + i·step, row holding the (c, ky,
-// kx) of k_base + r0 (and left past the last); null where corner is null (a
-// column past the matrix) or past Cin·K².
-template <class Sink>
-__device__ __forceinline__ void patch_sources(const float* corner, PatchRow& row, const PatchGeometry& g, int k_base,
-                                              int r0, int step, const Sink& sink) {
-  const int rows = g.rows();
-  int at = (row.c * g.H + row.ky) * g.W + row.kx;  // within one image: fits an int
-#pragma unroll
-  for (int i = 0; i < kPerThread; ++i) {
-    sink(i, corner && k_base + r0 + i * step < rows ? corner + at : nullptr);
-    row.advance(step, g.K, g.H, g.W, at);
-  }
+// ---- patch-row tables ----
+//
+// The loaders that gather patches of an image (or windows of an error) find
+// where a patch row (c, ky, kx) lies from the patch's corner in a table in
+// shared memory that the block fills before its sum: stepping (c, ky, kx)
+// along the rows with carries (PatchRow) took ~30 instructions an element
+// for one cp.async, most of the loop besides the FMAs (bench/ptx_mix.py).
+// An entry packs the row's place with its ky·K + kx (6 bits: which of a
+// window's K² elements, for the input gradient's bounds).
+__device__ __forceinline__ int entry_place(int entry) { return entry >> 6; }  // arithmetic: a window's may be < 0
+__device__ __forceinline__ int entry_element(int entry) { return entry & 63; }
+
+// Row j = (c, ky, kx) of a patch of images (·, H, W): its place (c·H +
+// ky)·W + kx from the patch's corner; or, window, the place (c·H − ky)·W −
+// kx from pixel (y, x) of an error window's row, the error (·, H, W) at (c,
+// y − ky, x − kx). Its entry in a sum's table.
+__device__ __forceinline__ int patch_row_place(int j, int K, int H, int W, bool window) {
+  const int KK = K * K, c = j / KK, ky = j % KK / K, kx = j % K;
+  return window ? (c * H - ky) * W - kx : (c * H + ky) * W + kx;
 }
+__device__ __forceinline__ int patch_row_entry(int j, int K, int H, int W, bool window) {
+  const int element = j % (K * K);
+  return patch_row_place(j, K, H, W, window) * 64 + (element < 64 ? element : 63);  // past 63: a patch's, unread
+}
+
+// The rows a sum runs over, k = 0, 1, …, in periods of `period` =
+// patch_table_period(K, H·W) rows: entries 0 … period + kTileK − 1, so
+// that a slice's rows from any row of a period are in the table (row
+// period + j lies a period's L·H·W places after row j). Every thread of
+// the block calls it, before its loaders read the table.
+__device__ void fill_sum_table(int (&table)[kPatchTableRows], int period, int K, int H, int W, bool window) {
+  for (int j = int(threadIdx.x); j < period + kTileK; j += int(blockDim.x))
+    table[j] = patch_row_entry(j, K, H, W, window);
+  __syncthreads();
+}
+
+// The B operand (Cin·K², N·Ho·Wo) of a convolution's forward GEMM, or
+// (Cout·K², N·H·W) of its input gradient's, gathered as a tile is loaded,
+// the sum from row 0: each thread keeps its column, threadIdx % kTileN of
+// its tile, for the whole sum, and takes rows k0 + threadIdx / kTileN +
+// i·kRowStepB of each slice: B(k, col) = origin[place + place of entry k],
+// 0 past the rows and where entry k's window element is not `inside`.
+struct TabledColumns {
+  static constexpr bool kCopies = true;
+  const int* table;      // fill_sum_table's
+  const float* origin;   // this column's patch corner, or its error image; null past the matrix
+  std::uint64_t inside;  // bit ky·K + kx: that element of the column's window lies in the image (0 past the matrix)
+  int rows, period, period_places;  // the sum's rows; the table's period, and the places a period moves on
+  int at;     // this thread's next row, as a row of the table's period
+  int place;  // the place the period of `at` starts at
+  __device__ TabledColumns(const int* table, const float* origin, std::uint64_t inside, int rows, int period,
+                           int period_places, int place)
+      : table(table),
+        origin(origin),
+        inside(inside),
+        rows(rows),
+        period(period),
+        period_places(period_places),
+        at(int(threadIdx.x) / kTileN),
+        place(place) {}
+  template <class Sink>
+  __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
+    const int left = rows - k0 - int(threadIdx.x) / kTileN;  // this thread's rows from here
+    const int* entries = table + at;
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int entry = entries[i * kRowStepB];
+      const bool read = i * kRowStepB < left && (inside >> entry_element(entry) & 1u);
+      sink(i, read ? origin + (place + entry_place(entry)) : nullptr);
+    }
+    at += kTileK;
+    if (at >= period) at -= period, place += period_places;  // a period is at least a slice
+  }
+  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_column_slot(tile, r); }
+};
 
 // The patch under column col of the patch matrix (Cin·K², N·Ho·Wo), or null past its columns.
 __device__ __forceinline__ const float* column_patch(const float* x, const ConvShape& s, int col) {
@@ -156,35 +203,15 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
   return col < s.N * s.Ho() * s.Wo() ? PatchGeometry(s).corner(x, at.n, at.oy, at.ox) : nullptr;
 }
 
-// Column threadIdx % kTileN of a B tile (b_column_slot) from the patch at
-// corner: its rows k0 + r, r = threadIdx / kTileN, kRowStepB apart, row
-// holding the (c, ky, kx) of the first and left at the next slice's first
-// (slices follow each other kTileK apart, as gemm_tile walks them).
-template <class Sink>
-__device__ __forceinline__ void patch_column_sources(const float* corner, PatchRow& row, const PatchGeometry& g,
-                                                     int k0, const Sink& sink) {
-  patch_sources(corner, row, g, k0, int(threadIdx.x) / kTileN, kRowStepB, sink);
+// The forward GEMM's B: B(k, col) = element k of the patch under this
+// thread's column col, from its corner (null past the matrix). Every thread
+// of the block makes it: it fills the table.
+__device__ TabledColumns image_columns(int (&table)[kPatchTableRows], const ConvShape& s, const float* corner) {
+  const int period = patch_table_period(s.K, s.H * s.W);
+  fill_sum_table(table, period, s.K, s.H, s.W, false);
+  return TabledColumns(table, corner, corner ? ~std::uint64_t{0} : 0, s.Cin * s.K * s.K, period,
+                       period / (s.K * s.K) * s.H * s.W, 0);
 }
-
-// The B operand of a net's convolution GEMM, gathered from its image as a
-// tile is loaded: B(k, col) = element k of the patch under column col. Made
-// once per block (its tile's first column n0, the sum from k_begin): each
-// thread's column is its own for the whole sum.
-struct ImageColumns {
-  static constexpr bool kCopies = true;
-  PatchGeometry g;
-  const float* corner;  // this thread's column's patch, or null past the matrix
-  PatchRow row;         // the (ci, ky, kx) of its next row
-  __device__ ImageColumns(const float* x, const ConvShape& s, int k_begin, int n0)
-      : g(s),
-        corner(column_patch(x, s, n0 + int(threadIdx.x) % kTileN)),
-        row(k_begin + int(threadIdx.x) / kTileN, s.K) {}
-  template <class Sink>
-  __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
-    patch_column_sources(corner, row, g, k0, sink);
-  }
-  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_column_slot(tile, r); }
-};
 
 // A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co], through the ReLU
 // after it when relu (as relu_forward would leave it in place).
@@ -220,11 +247,13 @@ template <Precision kP>
 __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_forward_tile(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
                       const float* __restrict__ b, bool relu, float* __restrict__ y) {
+  __shared__ int table[kPatchTableRows];
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), n0 = int(blockIdx.x) * kTileN;
+  const float* image = x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W);
   gemm_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, s.N * HW}, 0, KK,
                       StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
-                      ImageColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, 0, n0),
+                      image_columns(table, s, column_patch(image, s, n0 + int(threadIdx.x) % kTileN)),
                       ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW, relu});
 }
 
@@ -272,18 +301,16 @@ template <>
 constexpr bool is_stored<StoredColumn> = true;
 
 // One image (net p, image n) of an error, by output channel and pixel:
-// at(c, oy, ox, place), place = (c·Ho + oy)·Wo + ox its offset in the image,
-// which the input gradient's loader steps with its window's row. A stored
-// image gives the element's address instead, place_of(place) = image +
-// place, and its loader copies it (dy.at's 64-bit index, a handful of
-// multiplies an element, was most of that loader's instructions); others
-// make the value from (c, oy, ox).
+// at(c, oy, ox). A stored image is where its elements lie instead: the
+// input gradient's loader copies them from there (error_windows), where a
+// made one's are made from (c, oy, ox) (dy.at's 64-bit index, a handful of
+// multiplies an element, was most of that loader's instructions).
 template <class Error>
 struct ErrorImage {
   Error e;
   std::size_t p;
   int n;
-  __device__ float at(int c, int oy, int ox, int /*place*/) const { return e.at(p, n, c, oy, ox); }
+  __device__ float at(int c, int oy, int ox) const { return e.at(p, n, c, oy, ox); }
 };
 template <class Error>
 __device__ ErrorImage<Error> image_of(const Error& e, std::size_t p, int n) {
@@ -291,7 +318,6 @@ __device__ ErrorImage<Error> image_of(const Error& e, std::size_t p, int n) {
 }
 struct StoredImage {
   const float* image;  // dy[p][n]: (Cout, Ho, Wo), so a place in it fits an int
-  __device__ const float* place_of(int place) const { return image + place; }
 };
 template <>
 constexpr bool is_stored<StoredImage> = true;
@@ -554,33 +580,41 @@ struct OutputErrorRows {
   }
 };
 
-// B(col, k) = element k of the patch under output column col: ImageColumns
-// transposed, the weight gradient's right operand (rows are columns of the
-// output, the long sum). Made once per block (its tile's first patch row
-// n0, the sum from k_begin): each thread keeps its patch rows, and each
-// slice moves its column kTileK on.
+// B(col, k) = element k of the patch under output column col: the
+// forward's patch rows as columns, the weight gradient's right operand (its
+// rows are the output's columns, the long sum). Made once per block by every
+// thread (its tile's patch rows n0 … n0 + kTileN − 1, the sum from
+// k_begin), which puts those rows' places in `table`: each thread keeps its
+// patch rows, and each slice moves its column kTileK on.
 struct ImagePatches {
   static constexpr bool kCopies = true;
-  const float* x;  // (N, Cin, H, W)
+  const float* x;     // (N, Cin, H, W)
+  const int* places;  // of this thread's first patch row (n0 + down_b_n(threadIdx)) in the table, the next kDownStep on
   PatchGeometry g;
   int Ho, Wo, cols;
+  int rows_left;      // the patch rows from this thread's first
   int col;            // this thread's column of the slice: k0 + down_b_k(threadIdx)
   OutputPosition at;  // its (n, oy, ox)
-  PatchRow first;     // the (ci, ky, kx) of its first patch row, n0 + down_b_n(threadIdx)
-  __device__ ImagePatches(const float* x, const ConvShape& s, int k_begin, int n0)
+  __device__ ImagePatches(int (&table)[kTileN], const float* x, const ConvShape& s, int k_begin, int n0)
       : x(x),
+        places(table + down_b_n(int(threadIdx.x))),
         g(s),
         Ho(s.Ho()),
         Wo(s.Wo()),
         cols(s.N * s.Ho() * s.Wo()),
+        rows_left(g.rows() - n0 - down_b_n(int(threadIdx.x))),
         col(k_begin + down_b_k(int(threadIdx.x))),
-        at(col, Ho, Wo),
-        first(n0 + down_b_n(int(threadIdx.x)), s.K) {}
+        at(col, Ho, Wo) {
+    for (int j = int(threadIdx.x); j < kTileN; j += int(blockDim.x))
+      table[j] = n0 + j < g.rows() ? patch_row_place(n0 + j, s.K, s.H, s.W, false) : 0;
+    __syncthreads();
+  }
   template <class Sink>
-  __device__ void sources(int /*k0: carried*/, int n0, const Sink& sink) {
-    PatchRow row = first;
-    patch_sources(col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr, row, g, n0, down_b_n(int(threadIdx.x)),
-                  kDownStep, sink);
+  __device__ void sources(int /*k0: carried*/, int /*n0: the constructor's*/, const Sink& sink) {
+    const float* corner = col < cols ? g.corner(x, at.n, at.oy, at.ox) : nullptr;
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i)
+      sink(i, corner && i * kDownStep < rows_left ? corner + places[i * kDownStep] : nullptr);
     col += kTileK;
     at.advance(kTileK, Ho, Wo);
   }
@@ -606,10 +640,15 @@ static_assert(kTileK == 16, "transposed_weights_ld pads Wᵀ's rows to the slice
 
 // B(k, col) = dy[n][co][iy − ky][ix − kx] (0 outside the output), k = (co, ky, kx),
 // col = (n, iy, ix) over the input's pixels: the input gradient gathers its
-// error in place of col2im's scattered sum.
+// error in place of col2im's scattered sum. A stored error's elements are
+// copied from where they lie (error_windows, by the patch-row table); a made
+// one's (a pool's error gathered as it is read) are made from (co, oy, ox)
+// here, each thread stepping its rows' (co, ky, kx).
 template <class Error>
 struct ErrorWindows {
   using Image = decltype(image_of(std::declval<Error>(), std::size_t{}, 0));
+  static_assert(!is_stored<Image>, "a stored error's windows are copied: error_windows");
+  static constexpr bool kCopies = false;
   Image image;     // the error image of this thread's column's n
   int K, Ho, Wo, rows;
   int iy, ix;      // this thread's column: input pixel (n, iy, ix)
@@ -627,34 +666,39 @@ struct ErrorWindows {
     iy = col % HWin / s.W, ix = col % s.W;
     in_matrix = col < s.N * HWin;
   }
-  static constexpr bool kCopies = is_stored<Image>;  // else fetched
-  template <class Sink>
-  __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
-    visit(k0, [&](int i, int, int, int, int place, bool inside) { sink(i, inside ? image.place_of(place) : nullptr); });
-  }
   __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_column_slot(tile, r); }
   __device__ void fetch(TileShare& v, int k0, int /*n0: the constructor's*/) {
-    visit(k0, [&](int i, int c, int oy, int ox, int place, bool inside) {
-      v[i] = inside ? image.at(c, oy, ox, place) : 0.0f;
-    });
-  }
-
- private:
-  // f(i, c, oy, ox, place, inside) for element i of the share: the error at (c, oy, ox), place in its image,
-  // inside the matrix and the image.
-  template <class F>
-  __device__ void visit(int k0, const F& f) {
     const int kk0 = threadIdx.x / kTileN;
-    int place = (row.c * Ho + iy - row.ky) * Wo + ix - row.kx;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int oy = iy - row.ky, ox = ix - row.kx;
       const bool inside = unsigned(oy) < unsigned(Ho) && unsigned(ox) < unsigned(Wo);
-      f(i, row.c, oy, ox, place, in_matrix && k0 + kk0 + i * kRowStepB < rows && inside);
-      row.advance_window(kRowStepB, K, Ho, Wo, place);
+      v[i] = in_matrix && k0 + kk0 + i * kRowStepB < rows && inside ? image.at(row.c, oy, ox) : 0.0f;
+      row.advance(kRowStepB, K);
     }
   }
 };
+
+// The input gradient's B from a stored error dy of net p, (N, Cout, Ho,
+// Wo), for the block's tile at column n0 of (Cout·K², N·H·W): each thread's
+// column (n, iy, ix) finds its error image and which of its window's K²
+// elements lie in it (K ≤ kMaxWindowK) once. Every thread of the block
+// makes it: it fills the table.
+__device__ TabledColumns error_windows(int (&table)[kPatchTableRows], const StoredError& dy, std::size_t p,
+                                       const ConvShape& s, int n0) {
+  const int Ho = s.Ho(), Wo = s.Wo(), HWin = s.H * s.W, col = n0 + int(threadIdx.x) % kTileN;
+  const int iy = col % HWin / s.W, ix = col % s.W;
+  const bool in_matrix = col < s.N * HWin;
+  std::uint64_t inside = 0;
+  for (int ky = 0; in_matrix && ky < s.K; ++ky)
+    for (int kx = 0; kx < s.K; ++kx)
+      if (unsigned(iy - ky) < unsigned(Ho) && unsigned(ix - kx) < unsigned(Wo))
+        inside |= std::uint64_t{1} << (ky * s.K + kx);
+  const int period = patch_table_period(s.K, Ho * Wo);
+  fill_sum_table(table, period, s.K, Ho, Wo, true);
+  return TabledColumns(table, in_matrix ? image_of(dy, p, col / HWin).image : nullptr, inside, s.Cout * s.K * s.K,
+                       period, period / (s.K * s.K) * Ho * Wo, iy * Wo + ix);
+}
 
 // dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel); where relu_x is
 // given (ConvShape::input_relu: x is a ReLU's output), through that ReLU's backward.
@@ -701,12 +745,18 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
   const std::size_t p = blockIdx.z, x_net = std::size_t(s.N) * s.Cin * s.H * s.W;
   if (!passes_down(dy, p)) return;  // the whole block: its net's dx is never read
   const int HWin = s.H * s.W, n0 = int(blockIdx.x) * kTileN, ld = transposed_weights_ld(s);
+  const PaddedRowsA weights{wt + p * s.Cin * ld, ld, s.Cin};
+  const InputGradStore store{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin, s.N * HWin};
+  const int m0 = int(blockIdx.y) * kTileM, rows = s.Cout * s.K * s.K;
   using Down = std::decay_t<decltype(passed_down(dy))>;
-  gemm_tile<kP, kHalves>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cin, s.N * HWin}, 0, s.Cout * s.K * s.K,
-                         PaddedRowsA{wt + p * s.Cin * ld, ld, s.Cin},
-                         ErrorWindows<Down>(passed_down(dy), p, s, 0, n0),
-                         InputGradStore{dx + p * x_net, s.input_relu ? x + p * x_net : nullptr, s.Cin, HWin,
-                                        s.N * HWin});
+  if constexpr (std::is_same_v<Down, StoredError>) {
+    __shared__ int table[kPatchTableRows];
+    gemm_tile<kP, kHalves>(m0, n0, TileExtent{s.Cin, s.N * HWin}, 0, rows, weights,
+                           error_windows(table, passed_down(dy), p, s, n0), store);
+  } else {
+    gemm_tile<kP, kHalves>(m0, n0, TileExtent{s.Cin, s.N * HWin}, 0, rows, weights,
+                           ErrorWindows<Down>(passed_down(dy), p, s, 0, n0), store);
+  }
 }
 
 // One split of the weight gradient's N·Ho·Wo-long sum: block z = g · P + p
@@ -726,8 +776,9 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     for (int i = threadIdx.x; i < kTileM * kTileN; i += kTileThreads) store(m0 + i / kTileN, n0 + i % kTileN, 0.0f);
     return;
   }
+  __shared__ int table[kTileN];  // ImagePatches': its patch rows' places
   gemm_tile<kP>(m0, n0, TileExtent{s.Cout, KK}, k_begin, k_end, OutputErrorRows<Error>(dy, p, s, k_begin),
-                ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0), store);
+                ImagePatches(table, x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin, n0), store);
 }
 
 // The two halves of a stacked (2·M, N) row-major matrix stored by a pair of
@@ -756,10 +807,11 @@ __global__ void __launch_bounds__(kTileThreads, kPairTileBlocksPerSM)
   const int k_begin = (first_split + int(g)) * split_len;
   const int k_end = k_begin + split_len < cols ? k_begin + split_len : cols;
   float* const out = partial + (g * s.P + p) * 2 * s.Cout * KK;
+  __shared__ int table[kTileN];  // ImagePatches': its patch rows' places
   gemm_tile_pair<kP>(int(blockIdx.y) * kTileM, int(blockIdx.x) * kTileN, TileExtent{s.Cout, KK}, k_begin, k_end,
                      reads_errors(rows, p), reads_hebbian(rows, p), OutputErrorRows<Error>(rows.e, p, s, k_begin),
                      OutputErrorRows<HebbianRows>(rows.hebbian, p, s, k_begin),
-                     ImagePatches(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin,
+                     ImagePatches(table, x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, k_begin,
                                   int(blockIdx.x) * kTileN),
                      StackedHalvesStore{{out, s.Cout, KK, KK}, {out + std::size_t(s.Cout) * KK, s.Cout, KK, KK}});
 }
@@ -900,6 +952,19 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ dcols, cons
   }
 }
 
+// The implicit GEMM's forward and input gradient find their patch rows in
+// a table of patch_table_period rows (the input gradient's windows also
+// keep K² bits): a shape past it is refused, in one line, before a launch.
+void check_patch_table(const char* what, const ConvShape& s, bool input_gradient) {
+  const int plane = input_gradient ? s.Ho() * s.Wo() : s.H * s.W;
+  if (patch_table_period(s.K, plane) > 0 && (!input_gradient || s.K <= kMaxWindowK)) return;
+  throw std::invalid_argument(std::string(what) + ": a " + std::to_string(s.K) + "×" + std::to_string(s.K) +
+                              " kernel over " + std::to_string(s.H) + "×" + std::to_string(s.W) +
+                              " images is past the implicit GEMM's patch-row table (K ≤ " +
+                              std::to_string(kMaxWindowK) + " for an input gradient, 31 otherwise; planes under a "
+                              "million pixels): set EVOPLAST_CONV=im2col");
+}
+
 }  // namespace
 
 void set_conv_impl(ConvImpl impl) {
@@ -917,6 +982,7 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
                     const float* b, bool relu, float* y) {
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo();
   if (g_conv != ConvImpl::im2col) {
+    check_patch_table("conv2d_forward", s, false);
     const dim3 grid(unsigned((std::size_t(s.N) * HW + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                     unsigned(s.P));
     with_precision(gemm_precision(), [&](auto p) {
@@ -992,6 +1058,7 @@ void sum_weight_grad_splits(Stream st, Scratch& ws, const ConvShape& s, float* d
 template <Precision kP, class Error>
 void conv_backward_tile_at(Stream st, Scratch& ws, const ConvShape& s, const float* x, PickedWeights w, Error dy,
                            float* dx, float* dw, float* db) {
+  if (dx) check_patch_table("conv2d input gradient", s, true);  // before any launch
   // A plastic layer's routed error reaches dW and db only inside its stacked
   // rows: its own weight-gradient kernels are not instantiated.
   if constexpr (!is_routed<Error>) {
@@ -1044,25 +1111,12 @@ void conv_backward_tile(Stream st, Scratch& ws, const ConvShape& s, const float*
 // The fused forward GEMM's columns, ordered by pool window: col = 4·win +
 // slot, win = (n, ph, pw), slot = the (dy, dx) of the 2×2 window in row
 // order, so a tile's 64 columns hold 16 whole windows. Outputs outside every
-// window (an odd last row or column) are not computed.
-struct WindowColumns {
-  static constexpr bool kCopies = true;
-  PatchGeometry g;
-  const float* corner;  // this thread's column's patch, or null past the matrix
-  PatchRow row;         // the (ci, ky, kx) of its next row
-  // Made once per block (its tile's first column n0; the sum from k = 0): each thread's column is its own.
-  __device__ WindowColumns(const float* x, const ConvShape& s, int Hp, int Wp, int n0)
-      : g(s), corner(nullptr), row(int(threadIdx.x) / kTileN, s.K) {
-    const int col = n0 + int(threadIdx.x) % kTileN, win = col / 4, slot = col % 4;
-    const int n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
-    if (col < s.N * Hp * Wp * 4) corner = g.corner(x, n, 2 * ph + slot / 2, 2 * pw + slot % 2);
-  }
-  template <class Sink>
-  __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
-    patch_column_sources(corner, row, g, k0, sink);
-  }
-  __device__ float& slot(float (&tile)[kTileK][kTileN + 8], int r) const { return b_column_slot(tile, r); }
-};
+// window (an odd last row or column) are not computed. The patch under
+// column col, or null past the columns.
+__device__ __forceinline__ const float* window_patch(const float* x, const ConvShape& s, int Hp, int Wp, int col) {
+  const int win = col / 4, slot = col % 4, n = win / (Hp * Wp), ph = win % (Hp * Wp) / Wp, pw = win % Wp;
+  return col < s.N * Hp * Wp * 4 ? PatchGeometry(s).corner(x, n, 2 * ph + slot / 2, 2 * pw + slot % 2) : nullptr;
+}
 
 // conv → ReLU → 2×2 max-pool of every net at once: block (x, y) a tile of
 // (Cout, 4·windows), block z the net. The tile's convolution outputs go to
@@ -1081,12 +1135,19 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
   // and a window's 4 (one float4, 16 windows a row) each fall in 32 banks.
   // Stored one at a time in rows 65 floats long, (g, 2t) and (g + 2, 2t - 2)
   // took the same bank (simt_memory_profile: 1.30 passes a store overall).
-  alignas(16) __shared__ float out[kTileM][kTileN + 8];
+  // The patch-row table is read only while the sum runs, the outputs stored only after it (gemm_tile's last
+  // barrier between them): one place for both keeps the kernel within 48 KiB of static shared memory.
+  __shared__ union {
+    alignas(16) float out[kTileM][kTileN + 8];
+    int table[kPatchTableRows];
+  } staging;
+  auto& out = staging.out;
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, Wo = s.Wo(), Hp = s.Ho() / 2, Wp = Wo / 2, windows = s.N * Hp * Wp;
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
+  const float* image = x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W);
   gemm_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
-                WindowColumns(x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W), s, Hp, Wp, n0),
+                image_columns(staging.table, s, window_patch(image, s, Hp, Wp, n0 + int(threadIdx.x) % kTileN)),
                 [&](int m, int n, float v0, float v1) { store_float2(&out[m - m0][n - n0], v0, v1); });
   __syncthreads();  // every warp's outputs are in `out`
   for (int i = threadIdx.x; i < kTileM * (kTileN / 4); i += kTileThreads) {
@@ -1187,6 +1248,7 @@ void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams
   if (act && (s.Ho() % 2 || s.Wo() % 2))
     throw std::invalid_argument("conv2d_relu_pool_forward: the ReLU's output is written for even output sizes only "
                                 "(an odd last row or column lies outside every window)");
+  check_patch_table("conv2d_relu_pool_forward", s, false);
   const std::size_t cols = std::size_t(s.N) * (s.Ho() / 2) * (s.Wo() / 2) * 4;
   const dim3 grid(unsigned((cols + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM), unsigned(s.P));
   with_precision(gemm_precision(), [&](auto p) {

@@ -93,6 +93,24 @@ inline std::size_t transposed_weights_floats(const ConvShape& s) {
   return std::size_t(s.P) * s.Cin * transposed_weights_ld(s);
 }
 
+// The implicit GEMM's loaders find a patch row's place in a table in shared
+// memory (kernels/conv_cuda.cu), kPatchTableRows entries. The rows a sum
+// runs over (the forward's patch rows, the input gradient's window rows)
+// take it in periods of L whole channels, L·K² rows: a period and one slice
+// (16 rows) past it fit the table, and their places, at most L + 2 planes
+// from a corner, 25 bits (an entry packs one with the row's ky·K + kx). The
+// rows of a period; 0 where no L fits (K > 31, or planes of a million
+// pixels and more): the implicit GEMM does not take the shape.
+constexpr int kPatchTableRows = 1024;
+EVOPLAST_HD int patch_table_period(int K, int plane) {
+  const int KK = K * K, by_table = (kPatchTableRows - 16) / KK, by_place = (1 << 25) / plane - 2;
+  const int L = by_table < by_place ? by_table : by_place;
+  return L >= 1 && L * KK >= 16 ? L * KK : 0;
+}
+// The input gradient's loader keeps which of a window's K² elements lie in
+// the error image as the bits of a 64-bit word: K ≤ 8.
+constexpr int kMaxWindowK = 8;
+
 // The fused backward's error staged for a chunk of nets (kernels/conv_cuda.cu,
 // scratch slot 1): nets per chunk so that one chunk's (chunk, N, Cout, Ho,
 // Wo) stays within the budget, at least one; and the floats a chunk takes.

@@ -48,7 +48,8 @@ constexpr bool kAsyncTileCopies = true;
 
 // The tile kernels' __launch_bounds__: 4 blocks an SM (at most 128
 // registers a thread; 16 warps to hide what the slices in flight do not;
-// three tile sets, 29 KiB, are 117 KiB of an SM's 228). Left to itself
+// three tile sets, 29 KiB, are 117 KiB of an SM's 228; 133 with a conv's
+// 4 KiB patch-row table). Left to itself
 // ptxas kept every share's addresses live across the slices, up to 242
 // registers (2 blocks an SM) for the strided GEMM, with registers holding
 // the next slice (2026-12-05 to 12-07). The dense plasticity step's two

@@ -248,7 +248,9 @@ std::vector<float> sums_half(Guarded<float>& sums, int P, int Out, bool hebbian)
 const ConvShape kConv[] = {{1, 1, 1, 5, 5, 1, 1, false},  {3, 5, 2, 7, 6, 4, 3, false},
                            {3, 7, 1, 28, 28, 32, 3, true}, {2, 3, 3, 9, 7, 2, 5, false},
                            {3, 70, 4, 12, 12, 8, 3, false}, {2, 2, 32, 7, 6, 5, 3, false},
-                           {2, 2, 40, 6, 5, 3, 3, false}};
+                           {2, 2, 40, 6, 5, 3, 3, false},
+                           // Forward and input-gradient sums past a period of the patch-row table (1 008 rows)
+                           {1, 2, 120, 6, 5, 115, 3, false}};
 
 
 // Forward and backward of one layer (Shape: ConvShape or DenseShape, with
@@ -294,6 +296,35 @@ TEST_CASE("cuda: conv2d forward and backward match the CPU") {
     at_conv_impls([&] {
       for (const ConvShape& s : kConv) check_conv_matches(h, s);
     });
+  });
+}
+
+// The implicit GEMM finds patch rows in a table (kernels/conv_plan.hpp's
+// patch_table_period): an input gradient over windows of more than 64
+// elements (K > 8) is past it, refused in one line naming the way that takes
+// it (im2col, where the shape matches the CPU), before any launch; the
+// forward and dW of that shape are not.
+TEST_CASE("cuda: an input gradient past the patch-row table is refused in one line; im2col takes it") {
+  Harness h;
+  const ConvShape s{1, 2, 2, 11, 10, 3, 9, false};
+  at_conv_impls([&] {
+    if (kernels::cuda::conv_impl() == kernels::cuda::ConvImpl::im2col) return check_conv_matches(h, s);
+    auto x = h.in(s.x_size()), w = h.in(s.w_size()), b = h.in(s.b_size()), y = h.out(s.y_size());
+    h.cpu.conv2d_forward(s, x.c.ptr(), w.c.ptr(), b.c.ptr(), y.c.ptr());
+    h.gpu->conv2d_forward(s, x.g.ptr(), w.g.ptr(), b.g.ptr(), y.g.ptr());
+    h.same(y, 1e-4, 1e-4, "y");
+    auto dy = h.in(s.y_size()), dx = h.out(s.x_size()), dw = h.out(s.w_size()), db = h.out(s.b_size());
+    CHECK_THROWS_WITH_AS(
+        h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx.g.ptr(), dw.g.ptr(), db.g.ptr()),
+        doctest::Contains("input gradient: a 9×9 kernel over 11×10 images is past the implicit GEMM's patch-row table"),
+        std::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), dx.g.ptr(), dw.g.ptr(), db.g.ptr()),
+        doctest::Contains("set EVOPLAST_CONV=im2col"), std::invalid_argument);
+    h.cpu.conv2d_backward(s, x.c.ptr(), w.c.ptr(), dy.c.ptr(), nullptr, dw.c.ptr(), db.c.ptr());
+    h.gpu->conv2d_backward(s, x.g.ptr(), w.g.ptr(), dy.g.ptr(), nullptr, dw.g.ptr(), db.g.ptr());
+    h.same(dw, 1e-3, 1e-4, "dw");
+    h.same(db, 1e-3, 1e-4, "db");
   });
 }
 
