@@ -241,9 +241,21 @@ struct ConvOutput {
   }
 };
 
+// The forward GEMM's A, net p's W (Cout, Cin·K²): copied in 16-byte runs
+// (PaddedRowsA: a quarter of the copies) where kRuns, which the launch sets
+// where its rows are whole slices long and it is 16-byte aligned
+// (weights_in_runs: conv2's rows of 288), else element by element (conv1's
+// rows of 9).
+template <bool kRuns>
+__device__ auto forward_weights(const float* w, const ConvShape& s, std::size_t p) {
+  const int KK = s.Cin * s.K * s.K;
+  if constexpr (kRuns) return PaddedRowsA{w + p * s.Cout * KK, KK, s.Cout};
+  else return StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false};
+}
+
 // The forward convolution of every net at once as an implicit GEMM: block (x, y)
 // is a 64×64 tile of (Cout, N·Ho·Wo), block z the net.
-template <Precision kP>
+template <Precision kP, bool kRuns>
 __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_forward_tile(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
                       const float* __restrict__ b, bool relu, float* __restrict__ y) {
@@ -251,10 +263,9 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
   const std::size_t p = blockIdx.z;
   const int KK = s.Cin * s.K * s.K, HW = s.Ho() * s.Wo(), n0 = int(blockIdx.x) * kTileN;
   const float* image = x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W);
-  gemm_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, s.N * HW}, 0, KK,
-                      StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
-                      image_columns(table, s, column_patch(image, s, n0 + int(threadIdx.x) % kTileN)),
-                      ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW, relu});
+  gemm_tile<kP>(int(blockIdx.y) * kTileM, n0, TileExtent{s.Cout, s.N * HW}, 0, KK, forward_weights<kRuns>(w, s, p),
+                image_columns(table, s, column_patch(image, s, n0 + int(threadIdx.x) % kTileN)),
+                ConvOutput{y + p * s.N * s.Cout * HW, b + p * s.Cout, s.Cout, s.N * HW, HW, relu});
 }
 
 // ---- the backward pass as implicit GEMMs ----
@@ -965,6 +976,11 @@ void check_patch_table(const char* what, const ConvShape& s, bool input_gradient
                               "million pixels): set EVOPLAST_CONV=im2col");
 }
 
+// Whether the forward copies each net's W (P, Cout, Cin·K²) in 16-byte runs (forward_weights).
+bool weights_in_runs(const ConvShape& s, const float* w) {
+  return s.Cin * s.K * s.K % kTileK == 0 && reinterpret_cast<std::uintptr_t>(w) % 16 == 0;
+}
+
 }  // namespace
 
 void set_conv_impl(ConvImpl impl) {
@@ -985,8 +1001,11 @@ void conv2d_forward(Stream st, Blas h, Scratch& ws, const ConvShape& s, const fl
     check_patch_table("conv2d_forward", s, false);
     const dim3 grid(unsigned((std::size_t(s.N) * HW + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM),
                     unsigned(s.P));
+    const bool runs = weights_in_runs(s, w);
     with_precision(gemm_precision(), [&](auto p) {
-      EVOPLAST_LAUNCH(conv_forward_tile<decltype(p)::value>, grid, kTileThreads, 0, st, s, x, w, b, relu, y);
+      constexpr Precision kP = decltype(p)::value;
+      if (runs) EVOPLAST_LAUNCH(conv_forward_tile<kP, true>, grid, kTileThreads, 0, st, s, x, w, b, relu, y);
+      else EVOPLAST_LAUNCH(conv_forward_tile<kP, false>, grid, kTileThreads, 0, st, s, x, w, b, relu, y);
     });
     return;
   }
@@ -1125,7 +1144,7 @@ __device__ __forceinline__ const float* window_patch(const float* x, const ConvS
 // wins), then dropout's mask where dropout.rate > 0; the pooled value and its
 // argmax reach global memory, and the ReLU's output only where act is not
 // null (then Ho and Wo are even: every output lies in a window).
-template <Precision kP>
+template <Precision kP, bool kRuns>
 __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
     conv_relu_pool_forward_tile(ConvShape s, DropoutParams dropout, const float* __restrict__ x,
                                 const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ act,
@@ -1146,7 +1165,7 @@ __global__ void __launch_bounds__(kTileThreads, kTileBlocksPerSM)
   const int KK = s.Cin * s.K * s.K, Wo = s.Wo(), Hp = s.Ho() / 2, Wp = Wo / 2, windows = s.N * Hp * Wp;
   const int m0 = int(blockIdx.y) * kTileM, n0 = int(blockIdx.x) * kTileN;
   const float* image = x + (s.shared_input ? 0 : p * s.N * s.Cin * s.H * s.W);
-  gemm_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, StridedA{w + p * s.Cout * KK, KK, s.Cout, KK, false},
+  gemm_tile<kP>(m0, n0, TileExtent{s.Cout, windows * 4}, 0, KK, forward_weights<kRuns>(w, s, p),
                 image_columns(staging.table, s, window_patch(image, s, Hp, Wp, n0 + int(threadIdx.x) % kTileN)),
                 [&](int m, int n, float v0, float v1) { store_float2(&out[m - m0][n - n0], v0, v1); });
   __syncthreads();  // every warp's outputs are in `out`
@@ -1251,9 +1270,15 @@ void conv2d_relu_pool_forward(Stream st, const ConvShape& s, const DropoutParams
   check_patch_table("conv2d_relu_pool_forward", s, false);
   const std::size_t cols = std::size_t(s.N) * (s.Ho() / 2) * (s.Wo() / 2) * 4;
   const dim3 grid(unsigned((cols + kTileN - 1) / kTileN), unsigned((s.Cout + kTileM - 1) / kTileM), unsigned(s.P));
+  const bool runs = weights_in_runs(s, w);
   with_precision(gemm_precision(), [&](auto p) {
-    EVOPLAST_LAUNCH(conv_relu_pool_forward_tile<decltype(p)::value>, grid, kTileThreads, 0, st, s, dropout, x, w,
-                    b, act, y, argmax);
+    constexpr Precision kP = decltype(p)::value;
+    if (runs)
+      EVOPLAST_LAUNCH(conv_relu_pool_forward_tile<kP, true>, grid, kTileThreads, 0, st, s, dropout, x, w, b, act, y,
+                      argmax);
+    else
+      EVOPLAST_LAUNCH(conv_relu_pool_forward_tile<kP, false>, grid, kTileThreads, 0, st, s, dropout, x, w, b, act, y,
+                      argmax);
   });
 }
 

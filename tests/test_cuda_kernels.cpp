@@ -506,6 +506,7 @@ TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error
   at_precisions(kTensorPrecisions, [&](kc::Precision precision) {
     for (const ConvShape& s : {ConvShape{3, 5, 2, 7, 6, 4, 3, false}, ConvShape{2, 3, 1, 28, 28, 32, 3, true},
                                ConvShape{2, 3, 3, 9, 7, 70, 5, false},
+                               ConvShape{2, 2, 16, 6, 7, 5, 3, false},      // W's rows in 16-byte runs (144)
                                ConvShape{1, 9, 1, 28, 28, 4, 3, false}}) {  // dW's sum in 2 splits
       CAPTURE(s.P); CAPTURE(s.N); CAPTURE(s.Cin); CAPTURE(s.Cout); CAPTURE(s.K);
       const int KK = s.Cin * s.K * s.K, Ho = s.Ho(), Wo = s.Wo();
@@ -1355,7 +1356,7 @@ TEST_CASE("cuda: conv → ReLU → 2×2 pool fused gives what the three layers g
   at_precisions(kEveryPrecision, [&](kc::Precision) { at_pooled_error_reads([&](ErrorRead read) {
     const std::pair<ConvShape, float> cases[] = {{ConvShape{2, 3, 2, 9, 9, 5, 3, false}, 0.25f},
                                                  {ConvShape{2, 2, 1, 12, 12, 32, 3, true}, 0.0f},
-                                                 {ConvShape{1, 2, 3, 14, 14, 70, 3, false}, 0.5f}};
+                                                 {ConvShape{1, 2, 16, 14, 14, 70, 3, false}, 0.5f}};  // W in runs
     for (const auto& [s, rate] : cases) {
       CAPTURE(s.H); CAPTURE(s.W); CAPTURE(s.Cout); CAPTURE(s.shared_input); CAPTURE(rate);
       if (read == ErrorRead::staged_in_two && s.P == 1) continue;  // one net: one chunk
