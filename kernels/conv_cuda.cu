@@ -146,14 +146,16 @@ __device__ __forceinline__ int patch_row_entry(int j, int K, int H, int W, bool 
   return patch_row_place(j, K, H, W, window) * 64 + (element < 64 ? element : 63);  // past 63: a patch's, unread
 }
 
-// The rows a sum runs over, k = 0, 1, …, in periods of `period` =
+// The `rows` a sum runs over, k = 0, 1, …, in periods of `period` =
 // patch_table_period(K, H·W) rows: entries 0 … period + kTileK − 1, so
 // that a slice's rows from any row of a period are in the table (row
-// period + j lies a period's L·H·W places after row j). Every thread of
-// the block calls it, before its loaders read the table.
-__device__ void fill_sum_table(int (&table)[kPatchTableRows], int period, int K, int H, int W, bool window) {
-  for (int j = int(threadIdx.x); j < period + kTileK; j += int(blockDim.x))
-    table[j] = patch_row_entry(j, K, H, W, window);
+// period + j lies a period's L·H·W places after row j), and none past the
+// rows (a sum shorter than a period reads no more). Every thread of the
+// block calls it, before its loaders read the table.
+__device__ void fill_sum_table(int (&table)[kPatchTableRows], int rows, int period, int K, int H, int W,
+                               bool window) {
+  const int entries = period + kTileK < rows ? period + kTileK : rows;
+  for (int j = int(threadIdx.x); j < entries; j += int(blockDim.x)) table[j] = patch_row_entry(j, K, H, W, window);
   __syncthreads();
 }
 
@@ -208,9 +210,10 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
 // of the block makes it: it fills the table.
 __device__ TabledColumns image_columns(int (&table)[kPatchTableRows], const ConvShape& s, const float* corner) {
   const int period = patch_table_period(s.K, s.H * s.W);
-  fill_sum_table(table, period, s.K, s.H, s.W, false);
-  return TabledColumns(table, corner, corner ? ~std::uint64_t{0} : 0, s.Cin * s.K * s.K, period,
-                       period / (s.K * s.K) * s.H * s.W, 0);
+  const int rows = s.Cin * s.K * s.K;
+  fill_sum_table(table, rows, period, s.K, s.H, s.W, false);
+  return TabledColumns(table, corner, corner ? ~std::uint64_t{0} : 0, rows, period, period / (s.K * s.K) * s.H * s.W,
+                       0);
 }
 
 // A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co], through the ReLU
@@ -706,9 +709,10 @@ __device__ TabledColumns error_windows(int (&table)[kPatchTableRows], const Stor
       if (unsigned(iy - ky) < unsigned(Ho) && unsigned(ix - kx) < unsigned(Wo))
         inside |= std::uint64_t{1} << (ky * s.K + kx);
   const int period = patch_table_period(s.K, Ho * Wo);
-  fill_sum_table(table, period, s.K, Ho, Wo, true);
-  return TabledColumns(table, in_matrix ? image_of(dy, p, col / HWin).image : nullptr, inside, s.Cout * s.K * s.K,
-                       period, period / (s.K * s.K) * Ho * Wo, iy * Wo + ix);
+  const int rows = s.Cout * s.K * s.K;
+  fill_sum_table(table, rows, period, s.K, Ho, Wo, true);
+  return TabledColumns(table, in_matrix ? image_of(dy, p, col / HWin).image : nullptr, inside, rows, period,
+                       period / (s.K * s.K) * Ho * Wo, iy * Wo + ix);
 }
 
 // dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel); where relu_x is
