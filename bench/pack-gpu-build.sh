@@ -27,7 +27,7 @@ cmake --build build-gpu
 # bench_kernels again with 2 shared tile sets (the default is 3), by cp.async (bench_kernels_2buf) and through
 # registers (bench_kernels_2regs, EVOPLAST_TILE_COPIES=OFF: the loop of 2026-12-05 to 12-07): gpu-check.sh
 # times them beside the default in one call (what the third set buys, what cp.async buys). With gzip there was no
-# room for more (a one-set variant, bench_population's); xz left about 15 MiB (2026-12-07), each variant about
+# room for more (a one-set variant, bench_population's); xz left about 13 MiB (2026-12-07), each variant about
 # 3. A variant an earlier pack built and this one does not would travel too.
 rm -f build-gpu/bench_kernels_*
 for variant in "2buf -DEVOPLAST_TILE_BUFFERS=2 -DEVOPLAST_TILE_COPIES=ON" \
