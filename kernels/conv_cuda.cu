@@ -146,43 +146,40 @@ __device__ __forceinline__ int patch_row_entry(int j, int K, int H, int W, bool 
   return patch_row_place(j, K, H, W, window) * 64 + (element < 64 ? element : 63);  // past 63: a patch's, unread
 }
 
-// The `rows` a sum runs over, k = 0, 1, …, in periods of `period` =
-// patch_table_period(K, H·W) rows: entries 0 … period + kTileK − 1, so
-// that a slice's rows from any row of a period are in the table (row
-// period + j lies a period's L·H·W places after row j), and none past the
-// rows (a sum shorter than a period reads no more). Every thread of the
-// block calls it, before its loaders read the table.
-__device__ void fill_sum_table(int (&table)[kPatchTableRows], int rows, int period, int K, int H, int W,
-                               bool window) {
-  const int entries = period + kTileK < rows ? period + kTileK : rows;
-  for (int j = int(threadIdx.x); j < entries; j += int(blockDim.x)) table[j] = patch_row_entry(j, K, H, W, window);
-  __syncthreads();
-}
-
 // The B operand (Cin·K², N·Ho·Wo) of a convolution's forward GEMM, or
 // (Cout·K², N·H·W) of its input gradient's, gathered as a tile is loaded,
 // the sum from row 0: each thread keeps its column, threadIdx % kTileN of
 // its tile, for the whole sum, and takes rows k0 + threadIdx / kTileN +
 // i·kRowStepB of each slice: B(k, col) = origin[place + place of entry k],
 // 0 past the rows and where entry k's window element is not `inside`.
+// Every thread of the block makes it, before its sum: it fills the table
+// with the sum's rows of images (·, H, W) (window: an error's windows, see
+// patch_row_place), in periods of patch_table_period(K, H·W) rows: entries
+// 0 … period + kTileK − 1, so that a slice's rows from any row of a period
+// are in the table (row period + j lies L·H·W places after row j), and
+// none past the rows.
 struct TabledColumns {
   static constexpr bool kCopies = true;
-  const int* table;      // fill_sum_table's
+  const int* table;
   const float* origin;   // this column's patch corner, or its error image; null past the matrix
   std::uint64_t inside;  // bit ky·K + kx: that element of the column's window lies in the image (0 past the matrix)
   int rows, period, period_places;  // the sum's rows; the table's period, and the places a period moves on
   int at;     // this thread's next row, as a row of the table's period
   int place;  // the place the period of `at` starts at
-  __device__ TabledColumns(const int* table, const float* origin, std::uint64_t inside, int rows, int period,
-                           int period_places, int place)
+  __device__ TabledColumns(int (&table)[kPatchTableRows], int rows, int K, int H, int W, bool window,
+                           const float* origin, std::uint64_t inside, int place)
       : table(table),
         origin(origin),
         inside(inside),
         rows(rows),
-        period(period),
-        period_places(period_places),
+        period(patch_table_period(K, H * W)),
+        period_places(period / (K * K) * H * W),
         at(int(threadIdx.x) / kTileN),
-        place(place) {}
+        place(place) {
+    const int entries = period + kTileK < rows ? period + kTileK : rows;
+    for (int j = int(threadIdx.x); j < entries; j += int(blockDim.x)) table[j] = patch_row_entry(j, K, H, W, window);
+    __syncthreads();
+  }
   template <class Sink>
   __device__ void sources(int k0, int /*n0: the constructor's*/, const Sink& sink) {
     const int left = rows - k0 - int(threadIdx.x) / kTileN;  // this thread's rows from here
@@ -207,13 +204,9 @@ __device__ __forceinline__ const float* column_patch(const float* x, const ConvS
 
 // The forward GEMM's B: B(k, col) = element k of the patch under this
 // thread's column col, from its corner (null past the matrix). Every thread
-// of the block makes it: it fills the table.
+// of the block makes it.
 __device__ TabledColumns image_columns(int (&table)[kPatchTableRows], const ConvShape& s, const float* corner) {
-  const int period = patch_table_period(s.K, s.H * s.W);
-  const int rows = s.Cin * s.K * s.K;
-  fill_sum_table(table, rows, period, s.K, s.H, s.W, false);
-  return TabledColumns(table, corner, corner ? ~std::uint64_t{0} : 0, rows, period, period / (s.K * s.K) * s.H * s.W,
-                       0);
+  return TabledColumns(table, s.Cin * s.K * s.K, s.K, s.H, s.W, false, corner, corner ? ~std::uint64_t{0} : 0, 0);
 }
 
 // A net's output y (N, Cout, Ho·Wo) = C(co, col) + b[co], through the ReLU
@@ -697,7 +690,7 @@ struct ErrorWindows {
 // Wo), for the block's tile at column n0 of (Cout·K², N·H·W): each thread's
 // column (n, iy, ix) finds its error image and which of its window's K²
 // elements lie in it (K ≤ kMaxWindowK) once. Every thread of the block
-// makes it: it fills the table.
+// makes it.
 __device__ TabledColumns error_windows(int (&table)[kPatchTableRows], const StoredError& dy, std::size_t p,
                                        const ConvShape& s, int n0) {
   const int Ho = s.Ho(), Wo = s.Wo(), HWin = s.H * s.W, col = n0 + int(threadIdx.x) % kTileN;
@@ -708,11 +701,8 @@ __device__ TabledColumns error_windows(int (&table)[kPatchTableRows], const Stor
     for (int kx = 0; kx < s.K; ++kx)
       if (unsigned(iy - ky) < unsigned(Ho) && unsigned(ix - kx) < unsigned(Wo))
         inside |= std::uint64_t{1} << (ky * s.K + kx);
-  const int period = patch_table_period(s.K, Ho * Wo);
-  const int rows = s.Cout * s.K * s.K;
-  fill_sum_table(table, rows, period, s.K, Ho, Wo, true);
-  return TabledColumns(table, in_matrix ? image_of(dy, p, col / HWin).image : nullptr, inside, rows, period,
-                       period / (s.K * s.K) * Ho * Wo, iy * Wo + ix);
+  return TabledColumns(table, s.Cout * s.K * s.K, s.K, Ho, Wo, true,
+                       in_matrix ? image_of(dy, p, col / HWin).image : nullptr, inside, iy * Wo + ix);
 }
 
 // dx[n][ci][pixel] of one net from C(ci, col), col = (n, pixel); where relu_x is

@@ -572,8 +572,8 @@ struct StridedA {
   }
 };
 // A stored (M, ld) row-major, 16-byte aligned, ld a multiple of kTileK and
-// the columns from K to ld 0 (a layout made for it: the conv input
-// gradient's Wᵀ), copied in runs of 4 k: a slice's k0…k0 + 15 lie inside
+// the columns from K to ld 0 (the conv input gradient's Wᵀ, padded for it;
+// a conv forward's W where Cin·K² is a multiple of 16), copied in runs of 4 k: a slice's k0…k0 + 15 lie inside
 // every row, so only the rows are bounded. Run u = thread + 128·j of the
 // slice is row row_of(u / 4), k 4·(u % 4): a quarter-warp's 8 runs (one
 // shared-memory pass of 16-byte stores) are rows 4 apart, 80 floats, in
