@@ -42,7 +42,7 @@ inline void add_device_options(CLI::App* cmd, std::string& backend, std::string&
       ->capture_default_str();
   cmd->add_option("--precision", precision,
                   "GEMM arithmetic: fp32, or on a GPU's tensor cores tf32, tf32x3 (split TF32, about fp32's accuracy) "
-                  "or bf16")
+                  "or bf16 (tf32 and bf16 emulated on the CPU: their accuracy, not their speed)")
       ->check(CLI::IsMember(engine::kPrecisions))
       ->capture_default_str();
 }

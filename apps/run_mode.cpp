@@ -511,7 +511,7 @@ std::function<int()> add_run_mode(CLI::App& app, Ranks& ranks) {
   cmd->add_option("--backend", o->backend, "= backend: cpu, cuda or auto");
   cmd->add_option("--precision", o->precision,
                   "= precision: fp32 (default), or on a GPU's tensor cores tf32, tf32x3 (split TF32, about fp32's "
-                  "accuracy) or bf16");
+                  "accuracy) or bf16 (tf32 and bf16 emulated on the CPU: their accuracy, not their speed)");
   cmd->add_option("-o,--out", o->out, "Run directory (default: a new runs/<preset>-seed<seed>-<time>)");
   cmd->add_option("--resume", o->resume,
                   "Continue the run in this directory with its own config (only --data-dir, --backend, --quiet "

@@ -11,12 +11,13 @@ namespace evoplast::engine {
 
 namespace {
 
+// fp32, or tf32 and bf16 emulated (CpuBackend). Split TF32 is fp32's
+// accuracy by design: on the CPU, fp32 is what it would emulate.
 std::unique_ptr<Backend> cpu_backend(const std::string& precision) {
-  if (!precision.empty() && precision != "fp32")
-    throw EngineError(fmt::format("precision {}: the CPU backend computes in fp32 only (tf32, tf32x3 and bf16 are "
-                                  "a GPU's tensor-core arithmetic); use precision fp32, or the cuda backend on a GPU",
-                                  precision));
-  return std::make_unique<CpuBackend>();
+  if (precision == "tf32x3")
+    throw EngineError("precision tf32x3: split TF32 is a GPU's way to fp32's accuracy; on the CPU backend use "
+                      "precision fp32 (tf32 and bf16 are emulated there, for their accuracy)");
+  return std::make_unique<CpuBackend>(precision.empty() ? "fp32" : precision);
 }
 
 }  // namespace

@@ -306,10 +306,11 @@ class Backend {
 
 // "cpu", "cuda" or "auto" (CUDA when built and a device is present), with
 // the arithmetic of its GEMMs: precision "fp32", or on the CUDA backend's
-// tensor cores "tf32" or "tf32x3" (split TF32, about fp32's accuracy); empty:
-// the process's setting ($EVOPLAST_PRECISION, else fp32). Throws EngineError
-// naming the choice and what to do when it cannot be honoured (the CPU
-// computes in fp32 only).
+// tensor cores "tf32", "tf32x3" (split TF32, about fp32's accuracy) or
+// "bf16"; empty: the CUDA backend's process setting ($EVOPLAST_PRECISION,
+// else fp32), the CPU's fp32. The CPU emulates tf32 and bf16 (CpuBackend)
+// and refuses tf32x3. Throws EngineError naming the choice and what to do
+// when it cannot be honoured.
 std::unique_ptr<Backend> make_backend(const std::string& choice, const std::string& precision = "");
 
 // An owning, move-only array of T in a backend's memory.

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "kernels/conv.hpp"
 #include "kernels/data.hpp"
 #include "kernels/dense.hpp"
+#include "kernels/gemm_cpu.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optim.hpp"
 #include "kernels/plasticity.hpp"
@@ -22,6 +24,22 @@
 namespace evoplast::engine {
 
 namespace k = kernels::cpu;
+using kernels::OperandRounding;
+
+namespace {
+
+OperandRounding rounding_of(const std::string& precision) {
+  if (precision == "fp32") return OperandRounding::none;
+  if (precision == "tf32") return OperandRounding::tf32;
+  if (precision == "bf16") return OperandRounding::bf16;
+  throw std::invalid_argument("CpuBackend: precision '" + precision + "' is not fp32, tf32 or bf16");
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(const std::string& precision)
+    : rounding_(rounding_of(precision)),
+      name_(precision == "fp32" ? "cpu" : "cpu (" + precision + " emulated: GEMM operands rounded as a tensor core's)") {}
 
 void* CpuBackend::allocate(std::size_t bytes) {
   // 64-byte alignment for AVX-512 loads; size rounded up as aligned_alloc requires.
@@ -40,20 +58,26 @@ void CpuBackend::copy(void* dst, const void* src, std::size_t bytes) {
   std::memcpy(dst, src, bytes);
 }
 
+// The GEMM-shaped steps below run their GEMMs with this backend's operand
+// rounding (none in fp32); the rest of a step is fp32, as on a card.
 void CpuBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
                                 const float* b, float* y) {
+  const k::ScopedOperandRounding rounded(rounding_);
   k::conv2d_forward(s, x, w, b, y);
 }
 void CpuBackend::conv2d_backward(const ConvShape& s, const float* x, const float* w,
                                  const float* dy, float* dx, float* dw, float* db) {
+  const k::ScopedOperandRounding rounded(rounding_);
   k::conv2d_backward(s, x, w, dy, dx, dw, db);
 }
 void CpuBackend::dense_forward(const DenseShape& s, const float* x, const float* w,
                                const float* b, float* y) {
+  const k::ScopedOperandRounding rounded(rounding_);
   k::dense_forward(s, x, w, b, y);
 }
 void CpuBackend::dense_backward(const DenseShape& s, const float* x, const float* w,
                                 const float* dy, float* dx, float* dw, float* db) {
+  const k::ScopedOperandRounding rounded(rounding_);
   k::dense_backward(s, x, w, dy, dx, dw, db);
 }
 void CpuBackend::maxpool2d_forward(const PoolShape& s, const float* x, float* y,
@@ -110,7 +134,10 @@ void CpuBackend::plasticity_update_dense(const DenseShape& s, const PlasticityCo
                                          const float* error_hebb, float* grad_hebb, const float* mean_x,
                                          const float* mean_y, const float* mean_y2, float* w, float* sq_avg,
                                          float* acc_delta, float* omega) {
-  k::plasticity_grads_dense(s, coeffs, x, error_hebb, grad_hebb);
+  {
+    const k::ScopedOperandRounding rounded(rounding_);
+    k::plasticity_grads_dense(s, coeffs, x, error_hebb, grad_hebb);
+  }
   plasticity_update(s.P, s.Out, s.In, coeffs, grad_hebb, mean_x, mean_y, mean_y2, w, sq_avg, acc_delta, omega);
 }
 void CpuBackend::plasticity_conv_grads(const ConvShape& s, const PlasticityCoeffs* coeffs, const float* x,
@@ -118,6 +145,7 @@ void CpuBackend::plasticity_conv_grads(const ConvShape& s, const PlasticityCoeff
                                        float* grad_hebb, float* grad_hebb_bias, float* mean_y, float* mean_y2) {
   k::stack_error_and_hebb(s.P, s.N, s.Cout, s.Ho() * s.Wo(), coeffs, e, y, nullptr, theta, error_hebb, mean_y,
                           mean_y2);
+  const k::ScopedOperandRounding rounded(rounding_);
   k::plasticity_grads_conv(s, coeffs, x, error_hebb, grad_hebb, grad_hebb_bias);  // the halves each rule reads
 }
 void CpuBackend::route_hidden_error(int P, std::size_t per_net, const kernels::HiddenError* mode,

@@ -1,12 +1,20 @@
 // The CPU backend: host memory and the kernels/*_cpu.cpp implementations.
 #pragma once
+#include <string>
+
 #include "engine/backend.hpp"
+#include "kernels/rounding.hpp"
 
 namespace evoplast::engine {
 
 class CpuBackend : public Backend {
  public:
-  std::string name() const override { return "cpu"; }
+  // precision "fp32" (the reference), or "tf32" or "bf16" emulated: every
+  // GEMM operand rounded as a GPU's tensor cores round theirs, the products
+  // summed in fp32 (kernels::OperandRounding) — a card's accuracy at
+  // that precision, not its speed. Throws std::invalid_argument for any other.
+  explicit CpuBackend(const std::string& precision = "fp32");
+  std::string name() const override { return name_; }
   void* allocate(std::size_t bytes) override;
   void release(void* ptr) noexcept override;
   void to_device(void* dst, const void* src, std::size_t bytes) override;
@@ -80,6 +88,10 @@ class CpuBackend : public Backend {
                     std::int32_t* y, std::uint8_t* allowed) override;
   void add_scaled(std::size_t n, float scale, const float* x, float* acc) override;
   void shuffle_order(std::size_t n, std::uint64_t seed, std::int32_t* order) override;
+
+ private:
+  kernels::OperandRounding rounding_;
+  std::string name_;
 };
 
 }  // namespace evoplast::engine

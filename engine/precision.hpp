@@ -9,7 +9,8 @@ namespace evoplast::engine {
 
 // fp32: the CPU reference's arithmetic (both backends). On the CUDA
 // backend's tensor cores: tf32 (operands rounded to 10 mantissa bits),
-// tf32x3 (split TF32, about fp32's accuracy) or bf16 (7 mantissa bits).
+// tf32x3 (split TF32, about fp32's accuracy) or bf16 (7 mantissa bits); the
+// CPU backend emulates tf32 and bf16 (engine/cpu_backend.hpp).
 inline const std::vector<std::string> kPrecisions = {"fp32", "tf32", "tf32x3", "bf16"};
 
 inline bool valid_precision(const std::string& precision) {

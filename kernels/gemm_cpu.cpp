@@ -12,10 +12,14 @@
 #include <dlfcn.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "kernels/rounding.hpp"
 
 namespace evoplast::kernels::cpu {
 namespace {
@@ -122,12 +126,39 @@ void blocked_gemm(Call call, bool ta, bool tb, int M, int N, int K, T alpha, con
   for (int b = 0; b < blocks; ++b) block(b);  // in an active region: each call on its thread alone
 }
 
+// ScopedOperandRounding's setting: written only outside parallel regions.
+OperandRounding g_rounding = OperandRounding::none;
+
+// The rows × cols matrix at `from` (leading dimension ld), each element
+// rounded as r says, packed (leading dimension cols) into `to`.
+void round_matrix(OperandRounding r, const float* from, int rows, int cols, int ld, std::vector<float>& to) {
+  to.resize(std::size_t(rows) * cols);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      const float x = from[std::size_t(i) * ld + j];
+      to[std::size_t(i) * cols + j] = r == OperandRounding::tf32 ? tf32_rounded(x) : bf16_rounded(x);
+    }
+}
+
 }  // namespace
+
+ScopedOperandRounding::ScopedOperandRounding(OperandRounding r) : before_(g_rounding) { g_rounding = r; }
+ScopedOperandRounding::~ScopedOperandRounding() { g_rounding = before_; }
 
 template <>
 void gemm<float>(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
                  const float* B, int ldb, float beta, float* C, int ldc) {
-  blocked_gemm(openblas().sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (g_rounding == OperandRounding::none) {
+    blocked_gemm(openblas().sgemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // The operands as stored (A: (M, K), or (K, M) where ta; B: (K, N), or (N, K) where tb), rounded into this
+  // thread's buffers (the nets' GEMMs may run on several threads at once: for_each_net).
+  thread_local std::vector<float> a, b;
+  round_matrix(g_rounding, A, ta ? K : M, ta ? M : K, lda, a);
+  round_matrix(g_rounding, B, tb ? N : K, tb ? K : N, ldb, b);
+  const int packed_lda = std::max(ta ? M : K, 1), packed_ldb = std::max(tb ? K : N, 1);  // BLAS wants ld ≥ 1
+  blocked_gemm(openblas().sgemm, ta, tb, M, N, K, alpha, a.data(), packed_lda, b.data(), packed_ldb, beta, C, ldc);
 }
 
 template <>

@@ -5,12 +5,38 @@
 
 #include <string>
 
+#include "kernels/rounding.hpp"
+
 namespace evoplast::kernels::cpu {
 
 // C (M, N) = alpha · op(A) · op(B) + beta · C; op(A) is (M, K), op(B) is (K, N).
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda,
           const T* B, int ldb, T beta, T* C, int ldc);
+
+// Makes every gemm<float> of the process, while it lives, round its
+// operands as r says (the setting before it put back at its end): not at
+// all (fp32, the reference), or as a GPU's tensor cores round theirs
+// (kernels/rounding.hpp), which emulates tf32 or bf16 on the CPU: products
+// of rounded operands (2^-11 of each in tf32, 2^-8 in bf16), summed in fp32
+// rounded to nearest. The tensor core's own summation is not emulated: it
+// aligns the addends to the largest and cuts them toward zero, so a long
+// sum chained through its accumulator drifts toward zero (~1e-3 of a conv
+// weight gradient's 7 000 products on an H200; tests/simt/warp.cpp models
+// it). C (beta's part of it) is not rounded, as a tile kernel's
+// accumulator and epilogue are not; gemm<double> never rounds.
+// Process-wide, as set_cpu_threads is (OpenMP's threads read it): one
+// backend's call sets it at a time (engine/cpu_backend.cpp).
+class ScopedOperandRounding {
+ public:
+  explicit ScopedOperandRounding(OperandRounding r);
+  ~ScopedOperandRounding();
+  ScopedOperandRounding(const ScopedOperandRounding&) = delete;
+  ScopedOperandRounding& operator=(const ScopedOperandRounding&) = delete;
+
+ private:
+  OperandRounding before_;
+};
 
 // Threads the CPU kernels may use (OpenMP loops and OpenBLAS); 0 = all cores.
 void set_cpu_threads(int threads);

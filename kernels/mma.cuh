@@ -26,6 +26,8 @@
 #if defined(EVOPLAST_SIMT)
 #include <bit>
 #include <source_location>
+
+#include "kernels/rounding.hpp"
 #endif
 
 namespace evoplast::kernels::cuda {
@@ -34,9 +36,7 @@ namespace evoplast::kernels::cuda {
 // the bit pattern an mma operand register holds (low 13 bits zero).
 __device__ __forceinline__ std::uint32_t to_tf32(float x) {
 #if defined(EVOPLAST_SIMT)
-  std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
-  if ((bits & 0x7F800000u) != 0x7F800000u) bits += 0x1000u;  // finite: half an ulp up in magnitude
-  return bits & 0xFFFFE000u;
+  return tf32_bits(x);
 #else
   std::uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
@@ -57,12 +57,7 @@ __device__ __forceinline__ float tf32_value(std::uint32_t bits) {
 // (cvt.rn.bf16x2.f32); lo in the low half. NaN stays NaN.
 __device__ __forceinline__ std::uint32_t to_bf16x2(float lo, float hi) {
 #if defined(EVOPLAST_SIMT)
-  const auto one = [](float x) -> std::uint32_t {
-    const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FFFu;  // NaN
-    return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;    // ties to even; overflow rounds to ∞
-  };
-  return one(lo) | (one(hi) << 16);
+  return std::uint32_t{bf16_bits(lo)} | std::uint32_t{bf16_bits(hi)} << 16;
 #else
   std::uint32_t r;
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));  // the first source goes high

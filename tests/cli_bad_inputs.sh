@@ -125,7 +125,7 @@ expect_run "rate outside [0, 1]" --set ga.crossover_rate=1.5 --out "$tmp/r1"
 expect_run "broken TOML" --config <(printf '[ga\n') --out "$tmp/r1"
 expect_run "unwritable run directory" --out /proc/evoplast-run
 expect_run "unknown precision" --set precision=fp16 --out "$tmp/r1"
-expect_run "tf32 on the CPU backend" --precision tf32 --backend cpu --population 4 --out "$tmp/r1"
+expect_run "tf32x3 on the CPU backend" --precision tf32x3 --backend cpu --population 4 --out "$tmp/r1"
 # Numbers and names parsed whole: no wrap-around, no prefix read as the whole.
 expect_run "epochs 2^32 + 1" --set train.epochs=4294967297 --out "$tmp/r1"
 expect_run "population 2^32 + 2" --set ga.population=4294967298 --out "$tmp/r1"

@@ -30,6 +30,7 @@
 #include "engine/precision.hpp"
 #include "kernels/conv_plan.hpp"
 #include "kernels/gemm_plan.hpp"
+#include "kernels/rounding.hpp"
 #include "kernels/cuda.hpp"
 #include "kernels/cuda_check.hpp"
 #include "net_independence.hpp"
@@ -601,14 +602,6 @@ TEST_CASE("cuda: convolutions on tensor cores stay within each precision's error
   });
 }
 
-// x rounded to TF32 as cvt.rna.tf32.f32 rounds it: to 10 mantissa bits, to
-// nearest, ties away from zero (∞ and NaN as they are).
-float tf32_rounded(float x) {
-  std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
-  if ((bits & 0x7F800000u) != 0x7F800000u) bits += 0x1000u;
-  return std::bit_cast<float>(bits & 0xFFFFE000u);
-}
-
 // A layer's y, dW and dx from one forward and backward pass.
 struct LayerOutputs {
   std::vector<float> y, dw, dx;
@@ -621,7 +614,7 @@ void check_rounded_operands_change_nothing(Harness& h, const Shape& s, const Run
   auto x = h.in(s.x_size()), w = h.in(s.w_size()), dy = h.in(s.y_size());
   const auto rounded = [&](Pair<float>& v) {
     std::vector<float> r = v.c.body();
-    for (float& e : r) e = tf32_rounded(e);
+    for (float& e : r) e = evoplast::kernels::tf32_rounded(e);  // as cvt.rna.tf32.f32 rounds it
     return h.from(r);
   };
   auto xr = rounded(x), wr = rounded(w), dyr = rounded(dy);

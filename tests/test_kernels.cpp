@@ -17,6 +17,7 @@
 #include "kernels/loss.hpp"
 #include "kernels/optim.hpp"
 #include "kernels/pool.hpp"
+#include "kernels/rounding.hpp"
 #include "naive.hpp"
 
 namespace k = evoplast::kernels::cpu;
@@ -96,6 +97,64 @@ TEST_CASE("gemm gives the same bits with 1, 2 and 3 threads, and matches the nai
         CHECK(C[0][std::size_t(m) * s.N + n] == doctest::Approx(want).epsilon(1e-4));
       }
   }
+}
+
+TEST_CASE("tf32 rounds to nearest with ties away from zero, bf16 with ties to even, as the PTX conversions") {
+  using evoplast::kernels::bf16_rounded;
+  using evoplast::kernels::tf32_rounded;
+  const float ulp_tf32 = std::ldexp(1.0f, -10), ulp_bf16 = std::ldexp(1.0f, -7);  // of [1, 2)
+  CHECK(tf32_rounded(1.0f + ulp_tf32 / 2) == 1.0f + ulp_tf32);  // a tie, away from zero
+  CHECK(tf32_rounded(-(1.0f + ulp_tf32 / 2)) == -(1.0f + ulp_tf32));
+  CHECK(tf32_rounded(std::nextafter(1.0f + ulp_tf32 / 2, 1.0f)) == 1.0f);
+  CHECK(tf32_rounded(1.0f + 3 * ulp_tf32 / 2) == 1.0f + 2 * ulp_tf32);
+  CHECK(bf16_rounded(1.0f + ulp_bf16 / 2) == 1.0f);  // a tie, to the even 1
+  CHECK(bf16_rounded(1.0f + 3 * ulp_bf16 / 2) == 1.0f + 2 * ulp_bf16);
+  CHECK(bf16_rounded(std::nextafter(1.0f + ulp_bf16 / 2, 2.0f)) == 1.0f + ulp_bf16);
+  CHECK(std::isinf(bf16_rounded(std::numeric_limits<float>::max())));
+  CHECK(std::isnan(tf32_rounded(kNaN)));
+  CHECK(std::isnan(bf16_rounded(kNaN)));
+  CHECK(tf32_rounded(-std::numeric_limits<float>::infinity()) == -std::numeric_limits<float>::infinity());
+  std::mt19937 rng(5);
+  for (float x : check::random_vector<float>(1000, rng, -100, 100)) {  // within half an ulp of 10 or 7 bits
+    CHECK(std::abs(tf32_rounded(x) - x) <= std::abs(x) * std::ldexp(1.0f, -11));
+    CHECK(std::abs(bf16_rounded(x) - x) <= std::abs(x) * std::ldexp(1.0f, -8));
+  }
+}
+
+TEST_CASE("gemm under an operand rounding is the fp32 product of the rounded operands, C not rounded") {
+  using evoplast::kernels::OperandRounding;
+  std::mt19937 rng(72);
+  struct Shape {
+    bool ta, tb;
+    int M, N, K;
+  };
+  for (const OperandRounding r : {OperandRounding::tf32, OperandRounding::bf16})
+    for (const Shape s : {Shape{false, false, 37, 21, 50}, Shape{true, false, 21, 37, 9},
+                          Shape{false, true, 300, 7, 33}, Shape{true, true, 5, 140, 64}}) {
+      CAPTURE(s.M);
+      CAPTURE(int(r));
+      // Stored with leading dimensions past their rows (a view into a wider matrix, as the conv's chunks are).
+      const int a_rows = s.ta ? s.K : s.M, a_cols = s.ta ? s.M : s.K, lda = a_cols + 3;
+      const int b_rows = s.tb ? s.N : s.K, b_cols = s.tb ? s.K : s.N, ldb = b_cols + 5;
+      const auto A = check::random_vector<float>(std::size_t(a_rows) * lda, rng, -1, 1);
+      const auto B = check::random_vector<float>(std::size_t(b_rows) * ldb, rng, -1, 1);
+      const auto C0 = check::random_vector<float>(std::size_t(s.M) * s.N, rng, -1, 1);
+      const auto round = [&](std::vector<float> v) {
+        for (float& x : v)
+          x = r == OperandRounding::tf32 ? evoplast::kernels::tf32_rounded(x) : evoplast::kernels::bf16_rounded(x);
+        return v;
+      };
+      std::vector<float> rounded = C0, want = C0, exact = C0;
+      {
+        const k::ScopedOperandRounding scope(r);
+        k::gemm<float>(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, rounded.data(), s.N);
+      }
+      const auto Ar = round(A), Br = round(B);
+      k::gemm<float>(s.ta, s.tb, s.M, s.N, s.K, 1.0f, Ar.data(), lda, Br.data(), ldb, 1.0f, want.data(), s.N);
+      k::gemm<float>(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, exact.data(), s.N);
+      CHECK(rounded == want);   // the scope's rounding, and only the operands' (C0 enters unrounded)
+      CHECK(rounded != exact);  // it rounded: the products of unrounded operands differ
+    }
 }
 
 TEST_CASE("conv2d_forward matches the naive convolution") {

@@ -401,3 +401,61 @@ TEST_CASE("weight-gradient splits: as many for a slice of the population as for 
   CHECK(k::weight_grad_partial_floats(s) == 0);
   k::set_conv_scratch_budget(saved);
 }
+
+TEST_CASE("the CPU backend emulates tf32 and bf16: GEMM operands rounded, bias sums not; tf32x3 refused") {
+  using evoplast::kernels::bf16_rounded;
+  using evoplast::kernels::tf32_rounded;
+  std::mt19937 rng(31);
+  const DenseShape d{2, 5, 19, 7, false};  // P, N, In, Out
+  const ConvShape c{2, 3, 2, 7, 6, 4, 3, false};  // P, N, Cin, H, W, Cout, K
+  const auto x = check::random_vector<float>(d.x_size(), rng, -1, 1);
+  const auto w = check::random_vector<float>(d.w_size(), rng, -1, 1);
+  const auto b = check::random_vector<float>(d.b_size(), rng, -1, 1);
+  const auto dy = check::random_vector<float>(d.y_size(), rng, -1, 1);
+  const auto cx = check::random_vector<float>(c.x_size(), rng, -1, 1);
+  const auto cw = check::random_vector<float>(c.w_size(), rng, -1, 1);
+  const auto cb = check::random_vector<float>(c.b_size(), rng, -1, 1);
+  const auto cdy = check::random_vector<float>(c.y_size(), rng, -1, 1);
+  for (const std::string precision : {"tf32", "bf16"}) {
+    CAPTURE(precision);
+    const auto round = [&](std::vector<float> v) {
+      for (float& e : v) e = precision == "tf32" ? tf32_rounded(e) : bf16_rounded(e);
+      return v;
+    };
+    CpuBackend emulated(precision), fp32;
+    CHECK(emulated.name() == "cpu (" + precision + " emulated: GEMM operands rounded as a tensor core's)");
+    CHECK(fp32.name() == "cpu");
+    // Each output of the emulating backend, and of fp32 with the GEMMs' operands rounded by hand.
+    std::vector<float> y1(d.y_size()), y2(d.y_size()), dx1(d.x_size()), dx2(d.x_size()), dw1(d.w_size()),
+        dw2(d.w_size()), db1(d.b_size()), db2(d.b_size());
+    emulated.dense_forward(d, x.data(), w.data(), b.data(), y1.data());
+    fp32.dense_forward(d, round(x).data(), round(w).data(), b.data(), y2.data());
+    CHECK(y1 == y2);
+    emulated.dense_backward(d, x.data(), w.data(), dy.data(), dx1.data(), dw1.data(), db1.data());
+    fp32.dense_backward(d, round(x).data(), round(w).data(), round(dy).data(), dx2.data(), dw2.data(), nullptr);
+    fp32.dense_backward(d, x.data(), w.data(), dy.data(), nullptr, nullptr, db2.data());  // Σ dy, unrounded
+    CHECK(dx1 == dx2);
+    CHECK(dw1 == dw2);
+    CHECK(db1 == db2);
+    std::vector<float> cy1(c.y_size()), cy2(c.y_size()), cdx1(c.x_size()), cdx2(c.x_size()), cdw1(c.w_size()),
+        cdw2(c.w_size()), cdb1(c.b_size()), cdb2(c.b_size());
+    emulated.conv2d_forward(c, cx.data(), cw.data(), cb.data(), cy1.data());
+    fp32.conv2d_forward(c, round(cx).data(), round(cw).data(), cb.data(), cy2.data());
+    CHECK(cy1 == cy2);
+    emulated.conv2d_backward(c, cx.data(), cw.data(), cdy.data(), cdx1.data(), cdw1.data(), cdb1.data());
+    fp32.conv2d_backward(c, round(cx).data(), round(cw).data(), round(cdy).data(), cdx2.data(), cdw2.data(),
+                         nullptr);
+    fp32.conv2d_backward(c, cx.data(), cw.data(), cdy.data(), nullptr, nullptr, cdb2.data());
+    CHECK(cdx1 == cdx2);
+    CHECK(cdw1 == cdw2);
+    CHECK(cdb1 == cdb2);
+    // After the emulating backend's calls, fp32's GEMMs round nothing.
+    std::vector<float> y3(d.y_size());
+    fp32.dense_forward(d, x.data(), w.data(), b.data(), y3.data());
+    CHECK(y3 != y1);
+  }
+  CHECK_THROWS_AS(CpuBackend("tf32x3"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_backend("cpu", "tf32x3"),
+                       doctest::Contains("on the CPU backend use precision fp32"), EngineError);
+  CHECK(make_backend("cpu", "bf16")->name().find("bf16 emulated") != std::string::npos);
+}
