@@ -24,7 +24,9 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
 // sum chained through its accumulator drifts toward zero (~1e-3 of a conv
 // weight gradient's 7 000 products on an H200; tests/simt/warp.cpp models
 // it). C (beta's part of it) is not rounded, as a tile kernel's
-// accumulator and epilogue are not; gemm<double> never rounds.
+// accumulator and epilogue are not; gemm<double> never rounds. The rounded
+// copies stay in each thread's buffers, as large as the largest operands
+// it rounded (a conv's chunked patch matrix at most: a chunk's scratch again).
 // Process-wide, as set_cpu_threads is (OpenMP's threads read it): one
 // backend's call sets it at a time (engine/cpu_backend.cpp).
 class ScopedOperandRounding {
