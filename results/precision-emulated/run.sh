@@ -3,7 +3,7 @@
 # 64, 14 epochs, full MNIST: 50 000 training and 10 000 validation images,
 # the 10 000 test images; seed 1) trained on the CPU in fp32 and with tf32 and
 # bf16 emulated (every GEMM operand rounded as a tensor core's conversion
-# rounds it, products summed in fp32). About 15 minutes a precision on 2 cores.
+# rounds it, products summed in fp32). 12 to 19 minutes a precision on 2 cores.
 # Usage: bash results/precision-emulated/run.sh [evolve binary] [data dir] [precision…]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
