@@ -130,19 +130,11 @@ void blocked_gemm(Call call, bool ta, bool tb, int M, int N, int K, T alpha, con
 OperandRounding g_rounding = OperandRounding::none;
 
 // The rows × cols matrix at `from` (leading dimension ld), each element
-// rounded as r says, packed (leading dimension cols) into `to`. One loop
-// per rounding, so that each vectorises.
+// rounded as r says, packed (leading dimension cols) into `to`.
 void round_matrix(OperandRounding r, const float* from, int rows, int cols, int ld, std::vector<float>& to) {
   to.resize(std::size_t(rows) * cols);
-  const auto each = [&](auto rounded) {
-    for (int i = 0; i < rows; ++i) {
-      const float* src = from + std::size_t(i) * ld;
-      float* dst = to.data() + std::size_t(i) * cols;
-      for (int j = 0; j < cols; ++j) dst[j] = rounded(src[j]);
-    }
-  };
-  if (r == OperandRounding::tf32) each([](float x) { return tf32_rounded(x); });
-  else each([](float x) { return bf16_rounded(x); });
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) to[std::size_t(i) * cols + j] = operand_rounded(r, from[std::size_t(i) * ld + j]);
 }
 
 }  // namespace

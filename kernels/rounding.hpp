@@ -35,4 +35,9 @@ constexpr std::uint16_t bf16_bits(float x) {
 constexpr float tf32_rounded(float x) { return std::bit_cast<float>(tf32_bits(x)); }
 constexpr float bf16_rounded(float x) { return std::bit_cast<float>(std::uint32_t{bf16_bits(x)} << 16); }
 
+// x as an operand rounded as r says (none: x itself).
+constexpr float operand_rounded(OperandRounding r, float x) {
+  return r == OperandRounding::tf32 ? tf32_rounded(x) : r == OperandRounding::bf16 ? bf16_rounded(x) : x;
+}
+
 }  // namespace evoplast::kernels

@@ -140,8 +140,7 @@ TEST_CASE("gemm under an operand rounding is the fp32 product of the rounded ope
       const auto B = check::random_vector<float>(std::size_t(b_rows) * ldb, rng, -1, 1);
       const auto C0 = check::random_vector<float>(std::size_t(s.M) * s.N, rng, -1, 1);
       const auto round = [&](std::vector<float> v) {
-        for (float& x : v)
-          x = r == OperandRounding::tf32 ? evoplast::kernels::tf32_rounded(x) : evoplast::kernels::bf16_rounded(x);
+        for (float& x : v) x = evoplast::kernels::operand_rounded(r, x);
         return v;
       };
       std::vector<float> rounded = C0, want = C0, exact = C0;

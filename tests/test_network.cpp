@@ -403,8 +403,7 @@ TEST_CASE("weight-gradient splits: as many for a slice of the population as for 
 }
 
 TEST_CASE("the CPU backend emulates tf32 and bf16: GEMM operands rounded, bias sums not; tf32x3 refused") {
-  using evoplast::kernels::bf16_rounded;
-  using evoplast::kernels::tf32_rounded;
+  using evoplast::kernels::OperandRounding;
   std::mt19937 rng(31);
   const DenseShape d{2, 5, 19, 7, false};  // P, N, In, Out
   const ConvShape c{2, 3, 2, 7, 6, 4, 3, false};  // P, N, Cin, H, W, Cout, K
@@ -418,8 +417,9 @@ TEST_CASE("the CPU backend emulates tf32 and bf16: GEMM operands rounded, bias s
   const auto cdy = check::random_vector<float>(c.y_size(), rng, -1, 1);
   for (const std::string precision : {"tf32", "bf16"}) {
     CAPTURE(precision);
+    const OperandRounding r = precision == "tf32" ? OperandRounding::tf32 : OperandRounding::bf16;
     const auto round = [&](std::vector<float> v) {
-      for (float& e : v) e = precision == "tf32" ? tf32_rounded(e) : bf16_rounded(e);
+      for (float& e : v) e = evoplast::kernels::operand_rounded(r, e);
       return v;
     };
     CpuBackend emulated(precision), fp32;
