@@ -1198,6 +1198,72 @@ TEST_CASE("cuda: with scratch poisoned at every use, no kernel reads scratch it 
   kernels::cuda::set_poison_scratch(false);
 }
 
+// The scratch arena (engine/cuda_backend.cpp) grows a region while kernels
+// queued before still read its old buffer, which goes back in stream order;
+// a growth the card cannot hold throws OutOfDeviceMemory, frees nothing
+// twice, and leaves the backend usable. The loss's per-row scratch (P·N
+// floats, one region) is the region grown here.
+TEST_CASE("cuda: the scratch arena grows behind queued kernels; a growth the card cannot hold fails cleanly") {
+#if defined(EVOPLAST_SIMT)
+  const std::size_t free_beside_a_backend = make_backend("cuda")->memory_available();
+#endif
+  {
+    const int C = 10;
+    Harness h;
+    struct Loss {
+      Pair<float> z, logp, loss;
+      Pair<std::int32_t> labels;
+    };
+    auto loss_inputs = [&](int P, int N) {
+      std::vector<std::int32_t> lab(static_cast<std::size_t>(N));
+      for (auto& l : lab) l = std::int32_t(h.rng() % unsigned(C));
+      return Loss{h.in(std::size_t(P) * N * C, -4, 4), h.out(std::size_t(P) * N * C), h.out(std::size_t(P)),
+                  h.from(lab)};
+    };
+    auto queue = [&](int P, int N, Loss& l) {
+      h.cpu.log_softmax_nll_forward(P, N, C, l.z.c.ptr(), l.labels.c.ptr(), l.logp.c.ptr(), l.loss.c.ptr());
+      h.gpu->log_softmax_nll_forward(P, N, C, l.z.g.ptr(), l.labels.g.ptr(), l.logp.g.ptr(), l.loss.g.ptr());
+    };
+    auto same = [&](Loss& l) {
+      h.same(l.loss, 1e-5, 1e-5, "loss");
+      h.same(l.logp, 1e-5, 1e-5, "log-probabilities");
+    };
+    Loss small = loss_inputs(2, 33), large = loss_inputs(3, 500), again = loss_inputs(3, 500),
+         huge = loss_inputs(3, 20000);
+    const std::size_t free_before = h.gpu->memory_available();
+    // Queued back to back, nothing waited for in between: the large call grows
+    // the region the small call's reduction has yet to read.
+    queue(2, 33, small);
+    queue(3, 500, large);
+    same(small);
+    same(large);
+#if defined(EVOPLAST_SIMT)
+    // The simulated card counts bytes exactly: the old region was given back.
+    CHECK(free_before - h.gpu->memory_available() == 3 * 500 * sizeof(float));
+    // A card with 1 KiB more than is now in use: the huge call's region (240 000 bytes) cannot fit.
+    std::size_t free = 0, total = 0;
+    REQUIRE(cudaMemGetInfo(&free, &total) == cudaSuccess);
+    simt::set_device_memory(total - free + 1024);
+    CHECK_THROWS_AS(queue(3, 20000, huge), OutOfDeviceMemory);
+    simt::set_device_memory(total);
+    CHECK(cudaGetLastError() == cudaSuccess);  // the failed allocation's error was taken, not left for the next check
+    // The region is empty now (its old buffer gone before the allocation was tried); it is allocated again.
+    CHECK(free_before - h.gpu->memory_available() == 0);
+#endif
+    queue(3, 500, again);
+    same(again);
+#if defined(EVOPLAST_SIMT)
+    CHECK(free_before - h.gpu->memory_available() == 3 * 500 * sizeof(float));
+#endif
+  }
+#if defined(EVOPLAST_SIMT)
+  // The backend is gone: each region was freed once (a second free is refused
+  // with an error left here) and none was left behind.
+  CHECK(cudaGetLastError() == cudaSuccess);
+  CHECK(make_backend("cuda")->memory_available() == free_beside_a_backend);
+#endif
+}
+
 // Per net: backprop (Adadelta), the hebb rule, hebb with feedback alignment,
 // and the local rule: every path of the plasticity engine, dense and conv.
 std::vector<Rule> four_learning_paths() {
