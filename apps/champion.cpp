@@ -14,6 +14,7 @@
 #include "engine/errors.hpp"
 #include "io/records.hpp"
 #include "io/run_dir.hpp"
+#include "io/text_file.hpp"
 
 namespace evoplast::apps {
 

@@ -33,6 +33,7 @@
 #include "io/dataset.hpp"
 #include "io/records.hpp"
 #include "io/run_dir.hpp"
+#include "io/text_file.hpp"
 #include "kernels/gemm_cpu.hpp"
 
 namespace evoplast::apps {

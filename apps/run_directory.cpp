@@ -11,6 +11,7 @@
 
 #include "engine/rule.hpp"
 #include "io/records.hpp"
+#include "io/text_file.hpp"
 
 namespace evoplast::apps {
 

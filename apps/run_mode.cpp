@@ -45,6 +45,7 @@
 #include "io/records.hpp"
 #include "io/report.hpp"
 #include "io/run_dir.hpp"
+#include "io/text_file.hpp"
 
 namespace evoplast::apps {
 namespace {

@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "engine/errors.hpp"
+#include "io/text_file.hpp"
 
 namespace evoplast::engine {
 
@@ -261,11 +261,7 @@ Rule load_rule(const std::string& path) {
   if (std::filesystem::is_directory(path, ec))  // a run's folder, most likely: its rule is a file in it
     throw EngineError(fmt::format("{}: a folder, not a rule file; give a rule file such as its best_rule.json",
                                   path));
-  std::ifstream in(path);
-  if (!in) throw EngineError(fmt::format("{}: cannot read the rule file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return rule_from_json(ss.str(), path);
+  return rule_from_json(io::read_text(path), path);
 }
 
 Rule rule_by_name_or_file(const std::string& s) {

@@ -16,6 +16,7 @@
 
 #include "io/errors.hpp"
 #include "io/run_dir.hpp"
+#include "io/text_file.hpp"
 
 namespace evoplast::io {
 namespace {

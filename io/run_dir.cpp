@@ -9,7 +9,6 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 #include <vector>
 
@@ -168,18 +167,6 @@ void write_atomically(const fs::path& path, const std::string& text) {
     fs::remove(tmp, ec);
     throw IoError(fmt::format("{}: cannot replace ({})", path.string(), ec.message()));
   }
-}
-
-std::string read_text(const fs::path& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw IoError(fmt::format("{}: a folder, not a file", path.string()));
-  if (!fs::exists(path, ec)) throw IoError(fmt::format("{}: no such file", path.string()));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("{}: cannot read", path.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(fmt::format("{}: cannot read", path.string()));
-  return ss.str();
 }
 
 std::uint64_t append_line(const fs::path& path, const std::string& line) {

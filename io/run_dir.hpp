@@ -68,7 +68,6 @@ class RunLock {
 };
 
 void write_atomically(const std::filesystem::path& path, const std::string& text);
-std::string read_text(const std::filesystem::path& path);  // throws IoError naming the file
 
 // Appends one line; returns the file's size afterwards.
 std::uint64_t append_line(const std::filesystem::path& path, const std::string& line);

@@ -136,6 +136,9 @@ expect_run "population 2.5" --set ga.population=2.5 --out "$tmp/r1"
 expect_run "population 1e9 (memory)" --set ga.population=1e9 --out "$tmp/r1"
 expect_run "protocol permuted3x" --set train.protocol=permuted3x --out "$tmp/r1"
 expect_run "--config a folder" --config "$tmp" --out "$tmp/r1"
+# A device that never ends is read up to a cap and refused, never until the memory runs out.
+expect_run "--config /dev/zero" --config /dev/zero --out "$tmp/r1"
+says "/dev/zero: more than 64 MiB from a pipe or device"
 printf '{}' >"$tmp/empty-rule.json"
 expect_eval() {
   local name="$1"; shift
@@ -145,6 +148,8 @@ expect_eval() {
 expect_eval "rule file {}" --rule "$tmp/empty-rule.json"
 expect_eval "rule a folder" --rule "$tmp"
 says "a folder, not a rule file"
+expect_eval "rule /dev/zero" --rule /dev/zero
+says "/dev/zero: more than 64 MiB from a pipe or device"
 expect_eval "fisher samples 0" --rule ewc --fisher-samples 0
 # Counts below their range are refused by name, never wrapped or read as "all".
 expect_eval "eval seed base -1" --rule fly --seed-base -1

@@ -1,15 +1,19 @@
 // The genetic algorithm's operators and state, and the run configuration.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <thread>
 
 #include "ga/ga.hpp"
 #include "io/config.hpp"
 #include "io/run_dir.hpp"
+#include "io/text_file.hpp"
 
 using namespace evoplast;
 
@@ -189,4 +193,22 @@ TEST_CASE("an unwritable run directory is refused with its name") {
   CHECK(io::read_text(dir / "l.txt") == "x\n");
   CHECK_THROWS_AS(io::truncate_to(dir / "l.txt", 10), io::IoError);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a text file read from a pipe is read whole; from an endless device, refused at the cap") {
+  // A process substitution's pipe (evolve run --config <(…)): a writer feeds it while it is read.
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("evoplast-fifo-test-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  const auto fifo = dir / "config.toml";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string text(200000, 'x');  // more than one chunk of the reader's
+  std::thread writer([&] { std::ofstream(fifo, std::ios::binary) << text; });
+  const std::string got = io::read_text(fifo);
+  writer.join();
+  CHECK(got == text);
+  std::filesystem::remove_all(dir);
+  // /dev/zero never ends: refused once the cap is passed, naming the file, never read until memory runs out.
+  CHECK_THROWS_WITH_AS(io::read_text("/dev/zero"), doctest::Contains("/dev/zero: more than 64 MiB from a pipe"),
+                       io::IoError);
+  CHECK(io::read_text("/dev/null").empty());
 }
