@@ -20,6 +20,14 @@ using nlohmann::json;
 
 namespace {
 
+// A count of the checkpoint (a JSON integer ≥ 0); anything else is named as
+// the file holds it, never read as another number (−5 as 2^64 − 5).
+std::uint64_t count_field(const json& ck, const char* key) {
+  const json& v = ck.at(key);
+  if (!v.is_number_unsigned()) throw std::invalid_argument(fmt::format("{} {} is not a count", key, v.dump()));
+  return v.get<std::uint64_t>();
+}
+
 // A checkpoint is used whole or not at all: every field must fit the run's
 // configuration and the generations file it points into (throws
 // std::invalid_argument naming the first field that does not).
@@ -34,10 +42,9 @@ void check_checkpoint(const ga::GeneticAlgorithm& ga, const ga::GaConfig& gc, co
                     gc.population));
   const int g = ga.generation();
   if (g > cfg.generations) bad(fmt::format("generation {} is beyond the run's {} generations", g, cfg.generations));
-  if (ck.at("generations_done").get<int>() != g)
-    bad(fmt::format("generations_done {} disagrees with the GA's generation {}", ck.at("generations_done").get<int>(),
-                    g));
-  const auto bytes = ck.at("jsonl_bytes").get<std::uint64_t>();
+  if (const std::uint64_t done = count_field(ck, "generations_done"); done != std::uint64_t(g))
+    bad(fmt::format("generations_done {} disagrees with the GA's generation {}", done, g));
+  const std::uint64_t bytes = count_field(ck, "jsonl_bytes");
   std::error_code ec;
   const std::uint64_t size = fs::exists(jsonl) ? fs::file_size(jsonl, ec) : 0;
   if (bytes > size) bad(fmt::format("jsonl_bytes {} is past the end of generations.jsonl ({} bytes)", bytes, size));

@@ -208,6 +208,11 @@ PY
   edit_checkpoint "checkpoint population ≠ config" "ck['ga']['config']['population'] = 3; ck['ga']['population'].append(ck['ga']['population'][0])"
   edit_checkpoint "checkpoint jsonl_bytes 0" "ck['jsonl_bytes'] = 0"
   edit_checkpoint "checkpoint jsonl_bytes mid-line" "ck['jsonl_bytes'] -= 3"
+  # A count that is no count is named as the file holds it, never wrapped into another number.
+  edit_checkpoint "checkpoint jsonl_bytes -5" "ck['jsonl_bytes'] = -5"
+  says "jsonl_bytes -5 is not a count"
+  edit_checkpoint "checkpoint generations_done 1e12" "ck['generations_done'] = 10**12"
+  says "generations_done 1000000000000 disagrees"
   edit_checkpoint "checkpoint NaN gene" "ck['ga']['population'][0]['genome'][0] = float('nan')"
   cp "$tmp/good-checkpoint.json" "$tmp/r4/checkpoint.json"
   expect_eval "rule evolved for another net" --rule "$tmp/r4/best_rule.json" --net mlp16x2 --data-dir "$tmp/d" --no-verify
