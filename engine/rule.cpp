@@ -222,7 +222,13 @@ Rule rule_from_json(const std::string& text, const std::string& origin) {
     const std::string& k = it.key();
     const json& v = it.value();
     if (k == "name" && v.is_string()) r.name = v.get<std::string>();
-    else if (k == "feedback" && v.is_string()) r.feedback = parse_feedback(v.get<std::string>());
+    else if (k == "feedback" && v.is_string()) {
+      try {
+        r.feedback = parse_feedback(v.get<std::string>());
+      } catch (const EngineError& e) {  // names the value; the file is named here
+        throw EngineError(fmt::format("{}: {}", origin, e.what()));
+      }
+    }
     else if (k == "optimizer" && v.is_string()) {
       const auto o = v.get<std::string>();
       if (o != "adadelta" && o != "sgd")

@@ -134,7 +134,7 @@ TEST_CASE("rules: every named rule survives a JSON round trip — bad files say 
     CHECK(rule_from_json(rule_to_json(r), "test") == r);
   }
   CHECK_THROWS_WITH_AS(rule_from_json(R"({"feedback": "telepathy"})", "f.json"),
-                       doctest::Contains("telepathy"), EngineError);
+                       doctest::Contains("f.json: feedback 'telepathy'"), EngineError);
   CHECK_THROWS_WITH_AS(rule_from_json(R"({"hidden": [{"alpah": 1}]})", "f.json"),
                        doctest::Contains("hidden[0].alpah"), EngineError);
   CHECK_THROWS_WITH_AS(rule_from_json("{", "f.json"), doctest::Contains("f.json"), EngineError);
