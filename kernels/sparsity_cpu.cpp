@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <cstdint>
+#include <cstring>
+#include <functional>
 #include <vector>
 
 #include "kernels/sparsity.hpp"
@@ -8,25 +10,33 @@
 namespace evoplast::kernels::cpu {
 namespace {
 
-std::uint32_t ordered_key(float v) { return kwta_key(v); }
-std::uint64_t ordered_key(double v) {  // the same construction on 64 bits
+// A unit's place in the selection as one unsigned word: its value's ordered
+// key in the high half, its index's complement in the low half, so a larger
+// word is a larger value or, at equal values, a lower index (ties to the
+// lower index). Every word of a row is distinct.
+std::uint64_t selection_word(float v, int i) {
+  return (std::uint64_t(kwta_key(v)) << 32) | std::uint32_t(~std::uint32_t(i));
+}
+unsigned __int128 selection_word(double v, int i) {  // the same construction on 64-bit keys
   std::uint64_t u;
   std::memcpy(&u, &v, sizeof u);
-  return (u >> 63) ? ~u : (u | (std::uint64_t(1) << 63));
+  const std::uint64_t key = (u >> 63) ? ~u : (u | (std::uint64_t(1) << 63));
+  return ((unsigned __int128)key << 64) | std::uint32_t(~std::uint32_t(i));
 }
-
-// Winners of one row: the `keep` largest keys, ties to the lower index.
 template <typename T>
-void select_winners(int units, int keep, const T* row, std::vector<int>& order, std::vector<char>& won) {
-  order.resize(std::size_t(units));
-  std::iota(order.begin(), order.end(), 0);
-  const auto before = [&](int a, int b) {
-    const auto ka = ordered_key(row[a]), kb = ordered_key(row[b]);
-    return ka > kb || (ka == kb && a < b);
-  };
-  std::nth_element(order.begin(), order.begin() + (keep - 1), order.end(), before);
-  won.assign(std::size_t(units), 0);
-  for (int i = 0; i < keep; ++i) won[std::size_t(order[std::size_t(i)])] = 1;
+using SelectionWord = decltype(selection_word(T{}, 0));
+
+// One row's losers set to 0: the winners are the `keep` largest words, the
+// keep-th largest found by nth_element over the row's words (integers
+// compared, no index array), `words` the thread's scratch.
+template <typename T>
+void zero_losers(int units, int keep, T* row, std::vector<SelectionWord<T>>& words) {
+  words.resize(std::size_t(units));
+  for (int i = 0; i < units; ++i) words[std::size_t(i)] = selection_word(row[i], i);
+  std::nth_element(words.begin(), words.begin() + (keep - 1), words.end(), std::greater<>());
+  const SelectionWord<T> last_winner = words[std::size_t(keep - 1)];
+  for (int i = 0; i < units; ++i)
+    if (selection_word(row[i], i) < last_winner) row[i] = T(0);
 }
 
 }  // namespace
@@ -42,11 +52,8 @@ void kwta_forward(int P, int N, int units, const KwtaParams* params, T* y, T* sc
       T& s = scale[std::size_t(p) * N + n];
       s = T(1);
       if (select) {
-        std::vector<int> order;
-        std::vector<char> won;
-        select_winners(units, keep, row, order, won);
-        for (int i = 0; i < units; ++i)
-          if (!won[std::size_t(i)]) row[i] = T(0);
+        thread_local std::vector<SelectionWord<T>> words;
+        zero_losers(units, keep, row, words);
       }
       if (normalise) {
         T sq = 0;
