@@ -228,8 +228,7 @@ Rule rule_from_json(const std::string& text, const std::string& origin) {
       } catch (const EngineError& e) {  // names the value; the file is named here
         throw EngineError(fmt::format("{}: {}", origin, e.what()));
       }
-    }
-    else if (k == "optimizer" && v.is_string()) {
+    } else if (k == "optimizer" && v.is_string()) {
       const auto o = v.get<std::string>();
       if (o != "adadelta" && o != "sgd")
         throw EngineError(fmt::format("{}: optimizer '{}': choose adadelta or sgd", origin, o));
