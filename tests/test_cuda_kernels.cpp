@@ -1243,9 +1243,14 @@ TEST_CASE("cuda: the scratch arena grows behind queued kernels; a growth the car
     // A card with 1 KiB more than is now in use: the huge call's region (240 000 bytes) cannot fit.
     std::size_t free = 0, total = 0;
     REQUIRE(cudaMemGetInfo(&free, &total) == cudaSuccess);
-    simt::set_device_memory(total - free + 1024);
-    CHECK_THROWS_AS(queue(3, 20000, huge), OutOfDeviceMemory);
-    simt::set_device_memory(total);
+    {
+      struct CardSizeBack {  // the card's size again however the check ends
+        std::size_t total;
+        ~CardSizeBack() { simt::set_device_memory(total); }
+      } back{total};
+      simt::set_device_memory(total - free + 1024);
+      CHECK_THROWS_AS(queue(3, 20000, huge), OutOfDeviceMemory);
+    }
     CHECK(cudaGetLastError() == cudaSuccess);  // the failed allocation's error was taken, not left for the next check
     // The region is empty now (its old buffer gone before the allocation was tried); it is allocated again.
     CHECK(free_before - h.gpu->memory_available() == 0);
