@@ -211,38 +211,11 @@ for b in cuda cpu; do
   echo "train 1 epoch (20k images), $b: $(how train_$b) $(grep -E '^epoch|^test' "$logs/train_$b.log" 2>/dev/null |
     tr -s ' ' | cut -c1-150 | paste -sd'|')"
 done
-# #14's four targets in one place, from the logs above (— where a step did not run).
-python3 - "$logs" "${seed_s:-}" "$(how seed_run)" <<'PY'
-import re, sys
-d, seed_s, seed_ended = sys.argv[1], sys.argv[2], sys.argv[3]
-def at64(name):
-    try:
-        for line in open(f"{d}/{name}.log", errors="replace"):
-            f = line.split()
-            if len(f) >= 3 and f[0] == "64" and f[1] != "does": return float(f[-1])
-    except FileNotFoundError: pass
-    return None
-def ratio(a, b, fmt):
-    return fmt.format(a / b) if a and b else "—"
-def accuracy(p):
-    try:
-        m = re.search(r"^test.*?acc ([0-9.]+)%", open(f"{d}/accuracy_{p}.log", errors="replace").read(), re.M)
-        return f"{m.group(1)}%" if m else "—"
-    except FileNotFoundError: return "—"
-bp, hebb, torch = at64("bench_backprop"), at64("bench_hebb"), at64("torch")
-tf32, torch_tf32 = at64("bench_tf32"), at64("torch_tf32")
-print("targets (#14), P = 64: backprop / PyTorch " + ratio(bp, torch, "{:.2f}x") + " fp32, " +
-      ratio(tf32, torch_tf32, "{:.2f}x") + " TF32 (target ≥ 4x); hebb's step / backprop's " +
-      ratio(bp, hebb, "{:.2f}") + " fp32 (target ≤ 1.25); seed preset " +
-      (f"{seed_s} s, {seed_ended}" if seed_s else "—") +
-      " (target < 60 s, GPU_CHECK_SEED=1); 14 epochs fp32 " + accuracy("fp32") + " (target ≥ 99.0%), tf32 " +
-      accuracy("tf32") + ", bf16 " + accuracy("bf16"))
-PY
 echo "not finished (skipped, timed out or failed): $(for k in "${steps[@]}"; do
   [[ "${ended[$k]}" == "exit 0" || "${ended[$k]}" == "not run (GPU_CHECK_STEPS)" ]] || echo -n "$k "; done)"
-python3 - "$logs" <<'PY'
+python3 - "$logs" "${seed_s:-}" "$(how seed_run)" <<'PY'
 import sys, re
-d = sys.argv[1]
+d, seed_s, seed_ended = sys.argv[1], sys.argv[2], sys.argv[3]
 def table(path):
     rows = {}
     try: lines = open(path, errors="replace").readlines()
@@ -289,6 +262,19 @@ print(f"{'P':>5} {'mixed FA':>10} {'unfused':>10} {'mixed all':>10} {'unfused':>
 for P in sorted(set(hebb_fa) | set(hebb_mixed)):
     print(f"{P:>5} {hebb_fa.get(P, 0):>10.0f} {hebb_fa_unfused.get(P, 0):>10.0f} {hebb_mixed.get(P, 0):>10.0f} "
           f"{hebb_mixed_unfused.get(P, 0):>10.0f}")
+# #14's four targets in one line (— where a step did not run).
+def ratio(a, b, fmt):
+    return fmt.format(a / b) if a and b else "—"
+def accuracy(p):
+    try: m = re.search(r"^test.*?acc ([0-9.]+)%", open(f"{d}/accuracy_{p}.log", errors="replace").read(), re.M)
+    except FileNotFoundError: return "—"
+    return f"{m.group(1)}%" if m else "—"
+print("targets (#14), P = 64: backprop / PyTorch " + ratio(ours.get(64), torch.get(64), "{:.2f}x") + " fp32, " +
+      ratio(tf32.get(64), torch_tf32.get(64), "{:.2f}x") + " TF32 (target ≥ 4x); hebb's step / backprop's " +
+      ratio(ours.get(64), hebb.get(64), "{:.2f}") + " fp32 (target ≤ 1.25); seed preset " +
+      (f"{seed_s} s, {seed_ended}" if seed_s else "—") +
+      " (target < 60 s, GPU_CHECK_SEED=1); 14 epochs fp32 " + accuracy("fp32") + " (target ≥ 99.0%), tf32 " +
+      accuracy("tf32") + ", bf16 " + accuracy("bf16"))
 PY
 echo; cat "$logs/bench_kernels.log" 2>/dev/null || echo "bench_kernels: $(how bench_kernels)"
 for sets in 1 2; do

@@ -27,10 +27,10 @@ const char* feedback_name(Feedback f) {
   return "?";
 }
 
-Feedback parse_feedback(const std::string& name) {
+Feedback parse_feedback(const std::string& name, const std::string& origin) {
   for (Feedback f : {Feedback::backprop, Feedback::fa, Feedback::dfa, Feedback::none})
     if (name == feedback_name(f)) return f;
-  throw EngineError(fmt::format("feedback '{}': choose backprop, fa, dfa or none", name));
+  throw EngineError(fmt::format("{}: feedback '{}': choose backprop, fa, dfa or none", origin, name));
 }
 
 const LayerRule& Rule::layer(int plastic_index, int plastic_count) const {
@@ -222,13 +222,8 @@ Rule rule_from_json(const std::string& text, const std::string& origin) {
     const std::string& k = it.key();
     const json& v = it.value();
     if (k == "name" && v.is_string()) r.name = v.get<std::string>();
-    else if (k == "feedback" && v.is_string()) {
-      try {
-        r.feedback = parse_feedback(v.get<std::string>());
-      } catch (const EngineError& e) {  // names the value; the file is named here
-        throw EngineError(fmt::format("{}: {}", origin, e.what()));
-      }
-    } else if (k == "optimizer" && v.is_string()) {
+    else if (k == "feedback" && v.is_string()) r.feedback = parse_feedback(v.get<std::string>(), origin);
+    else if (k == "optimizer" && v.is_string()) {
       const auto o = v.get<std::string>();
       if (o != "adadelta" && o != "sgd")
         throw EngineError(fmt::format("{}: optimizer '{}': choose adadelta or sgd", origin, o));

@@ -12,7 +12,8 @@ namespace evoplast::engine {
 
 enum class Feedback { backprop, fa, dfa, none };
 const char* feedback_name(Feedback f);
-Feedback parse_feedback(const std::string& name);  // throws EngineError naming the valid ones
+// throws EngineError naming the file (origin) and the valid ones
+Feedback parse_feedback(const std::string& name, const std::string& origin);
 
 // One plastic layer's coefficients (see kernels/plasticity.hpp for the update).
 struct LayerRule {

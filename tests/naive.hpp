@@ -70,6 +70,25 @@ std::vector<T> maxpool2d(const PoolShape& s, const std::vector<T>& x) {
   return y;
 }
 
+// Where each window's maximum lies in its plane: the first element, in row
+// order, above every one before it (ties to the earlier; NaN never wins a
+// comparison), the index the kernels' argmax holds.
+template <typename T>
+std::vector<std::int32_t> maxpool2d_argmax(const PoolShape& s, const std::vector<T>& x) {
+  std::vector<std::int32_t> at(s.y_size());
+  for (std::int64_t q = 0; q < s.planes; ++q)
+    for (int oy = 0; oy < s.Ho(); ++oy)
+      for (int ox = 0; ox < s.Wo(); ++ox) {
+        const T* plane = x.data() + std::size_t(q) * s.H * s.W;
+        int first = oy * s.k * s.W + ox * s.k;
+        for (int ky = 0; ky < s.k; ++ky)
+          for (int kx = 0; kx < s.k; ++kx)
+            if (const int i = (oy * s.k + ky) * s.W + ox * s.k + kx; plane[i] > plane[first]) first = i;
+        at[std::size_t(q) * s.Ho() * s.Wo() + oy * s.Wo() + ox] = first;
+      }
+  return at;
+}
+
 template <typename T>
 std::vector<T> relu(const std::vector<T>& x) {
   std::vector<T> y(x.size());
